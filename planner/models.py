@@ -1,0 +1,73 @@
+"""Load a model by profile name (`profiles/models/<name>.yaml`) or from a Hugging Face `config.json`
+(a file, or a folder that holds one). Both go through `model_spec_from_config`, so a profile and the
+config.json it copies give identical results.
+
+A profile is `{source, hf_repo, native_weights, config}` where `config` is the config.json mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from planner.errors import PlannerError
+from planner.quant import PROFILES, native_format_name
+from planner.spec import ModelSpec, model_spec_from_config
+from planner.yamlio import check_keys, get_str, load_document, require_mapping
+
+MODELS_DIR = PROFILES / "models"
+PROFILE_KEYS = ("source", "hf_repo", "native_weights", "config", "notes")
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded model: its spec, the raw config, and where it came from."""
+
+    name: str  # profile name, or the config's folder name
+    spec: ModelSpec  # architecture facts
+    native_weights: str  # format of the official checkpoint (from quantization_config)
+    source: str  # profile source line, or the config path
+    file: str  # file the config was read from
+
+
+def list_models() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=64)
+def load_model(ref: str) -> Model:
+    """`ref` is a profile name, a path to a config.json, or a folder holding config.json."""
+    path = Path(ref)
+    if path.is_dir():
+        path = path / "config.json"
+        if not path.is_file():
+            raise PlannerError("folder holds no config.json", file=ref)
+    if path.suffix.lower() == ".json" or path.name == "config.json":
+        file = str(path)
+        config = require_mapping(load_document(path), file)
+        name = path.parent.name or path.stem
+        spec = model_spec_from_config(config, name=name, file=file)
+        return Model(name, spec, native_format_name(config, spec), file, file)
+    profile = path if path.suffix in (".yaml", ".yml") else MODELS_DIR / f"{ref}.yaml"
+    if not profile.is_file():
+        raise PlannerError(f"unknown model {ref!r}: not a profile ({', '.join(list_models())}) "
+                           "nor a config.json file or folder", field="model")
+    file = str(profile)
+    doc = require_mapping(load_document(profile), file)
+    check_keys(doc, PROFILE_KEYS, file)
+    config = require_mapping(doc.get("config"), file, "config")
+    spec = model_spec_from_config(config, name=profile.stem, file=f"{file}: config")
+    native = native_format_name(config, spec)
+    stated = get_str(doc, "native_weights", file, default=native)
+    if stated != native:
+        raise PlannerError(f"says {stated!r} but config.quantization_config gives {native!r}",
+                           file=file, field="native_weights")
+    return Model(profile.stem, spec, native, get_str(doc, "source", file), file)
+
+
+def raw_config(model: Model) -> dict[str, Any]:
+    """The config.json mapping behind a loaded model (for cross-checks)."""
+    doc = require_mapping(load_document(model.file), model.file)
+    return dict(doc.get("config", doc))
