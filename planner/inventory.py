@@ -142,7 +142,8 @@ def _moonvit(out: list, s: ModelSpec) -> None:
     v, part, comp = s.vision, "vision", "vision"
     d = v.hidden
     pv = "vision_tower"
-    out.append(TensorGroup(f"{pv}.patch_embed.proj.weight", "v.patch_embd", comp, part, None, (d, 3 * v.patch * v.patch)))
+    patch_in = 3 * v.patch * v.patch  # RGB patch flattened: 3 x 14 x 14 = 588
+    out.append(TensorGroup(f"{pv}.patch_embed.proj.weight", "v.patch_embd", comp, part, None, (d, patch_in)))
     out.append(TensorGroup(f"{pv}.patch_embed.proj.bias", "v.patch_embd.bias", comp, part, None, (d,)))
     out.append(TensorGroup(f"{pv}.patch_embed.pos_emb.weight", "v.position_embd", comp, part, None,
                            (v.pos_emb_hw[0] * v.pos_emb_hw[1], d)))

@@ -47,7 +47,7 @@ def load_model(ref: str) -> Model:
     if path.suffix.lower() == ".json" or path.name == "config.json":
         file = str(path)
         config = require_mapping(load_document(path), file)
-        name = path.parent.name or path.stem
+        name = _profile_named_by(config) or (path.stem if path.name != "config.json" else path.parent.name)
         spec = model_spec_from_config(config, name=name, file=file)
         return Model(name, spec, native_format_name(config, spec), file, file)
     profile = path if path.suffix in (".yaml", ".yml") else MODELS_DIR / f"{ref}.yaml"
@@ -65,6 +65,18 @@ def load_model(ref: str) -> Model:
         raise PlannerError(f"says {stated!r} but config.quantization_config gives {native!r}",
                            file=file, field="native_weights")
     return Model(profile.stem, spec, native, get_str(doc, "source", file), file)
+
+
+def _profile_named_by(config: dict) -> str | None:
+    """The profile whose config equals this config.json (so a copied config reports the profile's name)."""
+    for name in list_models():
+        try:
+            doc = load_document(MODELS_DIR / f"{name}.yaml")
+        except PlannerError:
+            continue
+        if isinstance(doc, dict) and doc.get("config") == config:
+            return name
+    return None
 
 
 def raw_config(model: Model) -> dict[str, Any]:

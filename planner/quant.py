@@ -13,11 +13,12 @@ bytes(tensor) = rows * cols / block_weights * bytes_per_block                   
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from math import ceil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from planner.errors import PlannerError
 from planner.inventory import TensorGroup

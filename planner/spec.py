@@ -8,8 +8,9 @@ KV cache, op records) reads only this spec.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from planner.errors import PlannerError
 
@@ -217,7 +218,8 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
     elif model_type in ("qwen3_moe", "qwen2_moe"):
         base.update(_qwen_moe(f, model_type, layers))
     elif model_type == "mixtral":
-        base.update(moe_layers=(True,) * layers, n_routed_experts=f.int("num_local_experts"),
+        # transformers MixtralAttention has no biases whatever attention_bias says
+        base.update(qkv_bias=False, moe_layers=(True,) * layers, n_routed_experts=f.int("num_local_experts"),
                     experts_per_token=f.int("num_experts_per_tok"), moe_intermediate_size=f.int("intermediate_size"))
     elif model_type == "llama":
         base.update(o_bias=f.bool("attention_bias", False), mlp_bias=f.bool("mlp_bias", False))
@@ -239,13 +241,9 @@ def _mla(f: _Fields, cfg: Mapping[str, Any], model_type: str, layers: int) -> di
     """DeepSeek-V2/V3 and Kimi K2: MLA attention, fine-grained MoE with shared experts."""
     experts = f.int("n_routed_experts", 0, minimum=0)
     first_dense = f.int("first_k_dense_replace", 0, minimum=0)
-    freq = f.int("moe_layer_freq", 1)
-    if model_type == "deepseek_v2":
-        # transformers DeepseekV2: MoE where layer_idx >= first_k_dense_replace and layer_idx % moe_layer_freq == 0
-        moe = tuple(experts > 0 and i >= first_dense and i % freq == 0 for i in range(layers))
-    else:
-        # transformers DeepseekV3: MoE where layer_idx >= first_k_dense_replace
-        moe = tuple(experts > 0 and i >= first_dense for i in range(layers))
+    # transformers DeepseekV2/V3: MoE where layer_idx >= first_k_dense_replace (moe_layer_freq, 1 in every
+    # published config, is not read by transformers and so not here either)
+    moe = tuple(experts > 0 and i >= first_dense for i in range(layers))
     shared = f.int("n_shared_experts", 0, minimum=0)
     moe_inter = f.int("moe_intermediate_size") if experts else 0
     # noaux_tc routing keeps a float32 e_score_correction_bias per expert (DeepSeek-V3 / Kimi K2);
@@ -291,7 +289,8 @@ def _gpt_oss(f: _Fields, cfg: Mapping[str, Any], layers: int, file: str, prefix:
         raise PlannerError(f"expected {layers} entries of sliding_attention/full_attention",
                            file=file, field=f"{prefix}layer_types")
     return dict(
-        qkv_bias=True, o_bias=True, attention_sinks=True, layer_types=tuple(types),
+        qkv_bias=f.bool("attention_bias", True), o_bias=f.bool("attention_bias", True), attention_sinks=True,
+        layer_types=tuple(types),
         sliding_window=f.int("sliding_window"), moe_layers=(True,) * layers,
         n_routed_experts=f.int("num_local_experts"), experts_per_token=f.int("num_experts_per_tok"),
         moe_intermediate_size=f.int("intermediate_size"), router_linear_bias=True, expert_bias=True,

@@ -1,0 +1,110 @@
+"""Command line: `python -m planner {inspect,estimate} ... [--json]` (CONTRACT.md §1).
+
+Bad input exits 2 with one line `error: <file>: <field>: <what>` on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from planner.errors import PlannerError
+from planner.units import count, gb
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's default prints usage too)
+        raise PlannerError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m planner", description="Capacity planner for MoE LLMs")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    i = sub.add_parser("inspect", help="parameter and byte accounting of one model")
+    i.add_argument("model", help="profile name, config.json, or a folder holding config.json")
+    i.add_argument("--weights", help="weight format (default: the checkpoint's native format)")
+    i.add_argument("--kv-cache", default="bf16", help="KV cache dtype: bf16 | fp16 | fp8 | fp8_ds_mla")
+    i.add_argument("--json", action="store_true", help="print one JSON document")
+    e = sub.add_parser("estimate", help="memory fit, capacity and performance of one scenario")
+    e.add_argument("scenario", help="scenario YAML (CONTRACT.md §2)")
+    e.add_argument("--json", action="store_true", help="print one JSON document")
+    return p
+
+
+def cmd_inspect(args: argparse.Namespace) -> dict:
+    from planner.inspect import inspect_model
+    from planner.models import load_model
+    from planner.quant import load_format
+
+    model = load_model(args.model)
+    fmt = load_format(args.weights or model.native_weights)
+    return inspect_model(model, fmt, args.kv_cache)
+
+
+def cmd_estimate(args: argparse.Namespace) -> dict:
+    from planner.estimate import estimate
+    from planner.scenario import load_scenario
+
+    return estimate(load_scenario(args.scenario))
+
+
+def print_inspect(doc: dict) -> None:
+    p = doc["params"]
+    print(f"{doc['model']}  ({doc['architecture']}, {doc['source'][:100]})")
+    print(f"  parameters      total {count(p['total'])}   active/token {count(p['active_per_token'])}"
+          f"   mtp {count(p['mtp'])}   vision {count(p['vision'])}")
+    for comp, n in p["by_component"].items():
+        print(f"    {comp:16s} {count(n):>20s}")
+    print(f"  weights ({doc['weights']})  {count(doc['weights_bytes'])} B = {gb(doc['weights_bytes'], 2)}")
+    for part, b in doc["weights_bytes_by_part"].items():
+        print(f"    {part:16s} {count(b):>20s} B")
+    for name, row in doc["storage_types"].items():
+        print(f"    as {name:13s} {count(row['params']):>20s} params {gb(row['bytes'], 2):>12s}")
+    kv = doc["kv_cache_bytes_per_token"]
+    mha = doc["kv_cache_mha_equivalent_bytes_per_token"]
+    print(f"  KV cache ({doc['kv_cache']})  {count(kv)} B/token "
+          f"({count(doc['kv_cache_bytes_per_token_per_layer'])} B per layer); "
+          f"MHA-equivalent {count(mha)} B/token ({mha / kv:.1f}x)")
+
+
+def print_estimate(doc: dict) -> None:
+    m, c = doc["memory"], doc["capacity"]
+    print(f"{doc['scenario']['name']}: {'FITS' if doc['fits'] else 'DOES NOT FIT'}"
+          + (f" - {doc['reason']}" if doc["reason"] else ""))
+    print(f"  per GPU: weights {gb(m['weights_bytes_per_gpu'])}, KV cache {gb(m['kv_cache_bytes_per_gpu'])}, "
+          f"activations {gb(m['activation_bytes_per_gpu'])}, runtime {gb(m['runtime_bytes_per_gpu'])}, "
+          f"free {gb(m['free_bytes_per_gpu'])} of {gb(m['capacity_bytes_per_gpu'])}")
+    if m["host_bytes"]:
+        print(f"  host RAM: {gb(m['host_bytes'])}")
+    print(f"  KV tokens per GPU {count(c['kv_tokens_per_gpu'])}; max concurrency at "
+          f"{count(c['context_len'])} tokens: {c['max_concurrency']:.2f}")
+    for key, val in doc["metrics"].items():
+        if val is not None:
+            print(f"  {key:32s} {val:,.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        doc = {"inspect": cmd_inspect, "estimate": cmd_estimate}[args.command](args)
+        if args.json:
+            json.dump(doc, sys.stdout, indent=2, allow_nan=False)
+            sys.stdout.write("\n")
+        else:
+            {"inspect": print_inspect, "estimate": print_estimate}[args.command](doc)
+        return 0
+    except PlannerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `| head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001  the CLI never shows a traceback; name the failure in one line
+        print(f"error: internal {type(err).__name__}: {err}"[:500].replace("\n", " "), file=sys.stderr)
+        return 3

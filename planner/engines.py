@@ -1,0 +1,77 @@
+"""Serving-engine memory presets (`profiles/engines/<name>.yaml`): how much of the GPU an engine uses,
+how it pages the KV cache, and what it reserves beside weights and KV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from planner.errors import PlannerError
+from planner.quant import PROFILES
+from planner.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+
+ENGINES_DIR = PROFILES / "engines"
+FRACTION_MODES = ("total", "static", "free_after_load", "none")
+DENSE_SPLITS = ("tp", "tp_dp", "none")
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str  # vllm | sglang | trtllm | llamacpp | ktransformers | mlx | ideal | ...
+    fraction_mode: str  # what memory_fraction covers (see FRACTION_MODES and planner/memory.py)
+    memory_fraction: float  # gpu_memory_utilization / mem_fraction_static / free_gpu_memory_fraction
+    memory_fraction_by_tp: tuple[tuple[int, float], ...]  # SGLang: default fraction by TP size
+    kv_block_tokens: int  # paged-KV block size in tokens
+    mla_kv_block_tokens: int  # block size when the model uses MLA kernels (FlashMLA: 64)
+    max_batched_tokens: int  # tokens per forward the activation buffers are sized for
+    max_num_seqs: int  # sequences per step the sampler/logits buffers are sized for
+    cuda_context_bytes: int  # CUDA context and library workspaces per GPU
+    nccl_bytes: int  # collective buffers per GPU when more than one GPU works together
+    cuda_graph_bytes: int  # captured CUDA graph memory pools per GPU
+    dense_split: str  # embedding, lm_head, dense MLP, shared experts split over: tp | tp_dp (tp x dp_attention) | none
+    source: str  # where the numbers come from
+
+    def fraction_for(self, tp_group: int) -> float:
+        """Memory fraction; SGLang picks its default from the TP group size (largest entry <= tp_group)."""
+        if not self.memory_fraction_by_tp:
+            return self.memory_fraction
+        chosen = self.memory_fraction_by_tp[0][1]
+        for size, frac in self.memory_fraction_by_tp:
+            if tp_group >= size:
+                chosen = frac
+        return chosen
+
+
+def list_engines() -> list[str]:
+    return sorted(p.stem for p in ENGINES_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=32)
+def load_engine(name: str) -> Engine:
+    path = ENGINES_DIR / f"{name}.yaml"
+    if not isinstance(name, str) or "/" in name or not path.is_file():
+        raise PlannerError(f"unknown engine {name!r}; known: {', '.join(list_engines())}", field="engine")
+    file = str(path)
+    doc = require_mapping(load_document(path), file)
+    check_keys(doc, ("source", "fraction_mode", "memory_fraction", "memory_fraction_by_tp", "kv_block_tokens",
+                     "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
+                     "cuda_graph_bytes", "dense_split", "notes"), file)
+    mode = get_str(doc, "fraction_mode", file)
+    if mode not in FRACTION_MODES:
+        raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
+    split = get_str(doc, "dense_split", file)
+    if split not in DENSE_SPLITS:
+        raise PlannerError(f"expected one of {', '.join(DENSE_SPLITS)}", file=file, field="dense_split")
+    by_tp = require_mapping(doc.get("memory_fraction_by_tp") or {}, file, "memory_fraction_by_tp")
+    fractions = tuple(sorted((int(k), get_number(by_tp, k, file, prefix="memory_fraction_by_tp.", minimum=0.05,
+                                                 maximum=1.0)) for k in by_tp))
+    num = lambda key, **kw: get_number(doc, key, file, integer=True, minimum=0, **kw)  # noqa: E731
+    return Engine(
+        name=name, fraction_mode=mode,
+        memory_fraction=get_number(doc, "memory_fraction", file, default=fractions[-1][1] if fractions else 1.0,
+                                   minimum=0.05, maximum=1.0),
+        memory_fraction_by_tp=fractions, kv_block_tokens=num("kv_block_tokens", default=1) or 1,
+        mla_kv_block_tokens=num("mla_kv_block_tokens", default=1) or 1, max_batched_tokens=num("max_batched_tokens"),
+        max_num_seqs=num("max_num_seqs"), cuda_context_bytes=num("cuda_context_bytes"), nccl_bytes=num("nccl_bytes"),
+        cuda_graph_bytes=num("cuda_graph_bytes"), dense_split=split, source=get_str(doc, "source", file),
+    )

@@ -1,0 +1,48 @@
+"""`python -m planner estimate`: memory fit and capacity of one scenario (CONTRACT.md §3).
+
+Performance fields are null until the performance model (op records + roofline) lands.
+"""
+
+from __future__ import annotations
+
+from planner.memory import memory_report
+from planner.scenario import Scenario
+
+METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_gpu", "tpot_ms",
+           "output_tokens_per_s_per_user", "system_output_tokens_per_s", "system_total_tokens_per_s",
+           "e2e_latency_ms")
+
+
+def estimate(sc: Scenario) -> dict:
+    mem = memory_report(sc)
+    par = sc.parallelism
+    return {
+        "fits": mem.fits,
+        "reason": mem.reason,
+        "scenario": {
+            "name": sc.name, "model": sc.model.name, "weights": sc.weights.name, "kv_cache": sc.kv_cache,
+            "gpu": sc.gpu, "gpus": sc.total_gpus, "engine": sc.engine.name,
+            "parallelism": {"tp": par.tp, "ep": par.ep, "pp": par.pp, "dp_attention": par.dp_attention,
+                            "replicas": par.replicas},
+        },
+        "memory": {
+            "capacity_bytes_per_gpu": mem.capacity_bytes,
+            "weights_bytes_per_gpu": mem.weights_bytes_per_gpu,
+            "kv_cache_bytes_per_gpu": mem.kv_cache_bytes_per_gpu,
+            "activation_bytes_per_gpu": mem.activation_bytes_per_gpu,
+            "runtime_bytes_per_gpu": mem.runtime_bytes_per_gpu,
+            "free_bytes_per_gpu": mem.free_bytes_per_gpu,
+            "host_bytes": mem.host_bytes,
+            "weights_by_component_per_gpu": mem.weights_by_component,
+        },
+        "capacity": {
+            "kv_tokens_per_gpu": mem.kv_tokens_per_gpu,
+            "max_concurrency": mem.max_concurrency,
+            "context_len": sc.workload.context_len,
+            "kv_bytes_per_token_per_gpu": mem.kv_bytes_per_token_per_gpu,
+            "kv_bytes_per_sequence_per_gpu": mem.kv_bytes_per_sequence_per_gpu,
+            "max_batch_per_gpu": mem.max_batch_per_gpu,
+        },
+        "metrics": dict.fromkeys(METRICS),
+        "bottleneck": {"prefill": None, "decode": None},
+    }

@@ -1,0 +1,498 @@
+"""Hardware specs read from profiles/hardware/: accelerators, host CPUs with their DRAM, scale-out networks.
+
+One strict loader per kind (unknown keys are errors) that converts units once: TB/s, GB/s -> B/s
+(1e12, 1e9), TFLOPS -> FLOP/s (1e12), GHz -> Hz, MiB -> B (2**20), GB -> B (1e9), GiB -> B (2**30).
+Every published number names `source:` keys that must resolve in the file's `sources:` map.
+null means "not published / not supported", never zero.
+
+    acc = load_accelerator("h200-sxm"); acc.memory_bytes, acc.peak_flops("bf16")
+    host = load_host("xeon-6454s-2s-ddr5-4800-8ch"); host.memory_bandwidth_bytes_per_s
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from planner.errors import PlannerError
+from planner.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+HARDWARE_DIR = PROFILE_DIR / "hardware"
+TERA, GIGA, MEGA, MIB, GIB = 1e12, 1e9, 1e6, 2**20, 2**30
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8", "fp6", "fp4", "nvfp4")  # int8 in OP/s
+DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "e4m3": "fp8",
+                 "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "mxfp4": "fp4", "mxfp6": "fp6"}
+DRAM_BYTES_PER_TRANSFER = 8  # one 64-bit channel (DDR5: two 32-bit subchannels) moves 8 B per transfer
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_DRAM = re.compile(r"(ddr4|ddr5|lpddr5x?|mrdimm)-(\d{3,5})")
+# <cpu>-<sockets>[s]-<dram>-<channels per socket>[ch][-<GB>gb], e.g. xeon-6454s-2s-ddr5-4800-8ch
+_SLUG = re.compile(r"(?P<cpu>[a-z0-9]+(?:-[a-z0-9]+)*?)-(?P<sockets>\d+)s?-(?P<dram>(?:ddr[45]|lpddr5x?|mrdimm)-\d+)"
+                   r"-(?P<channels>\d+)(?:ch)?(?:-(?P<gb>\d+)gb)?")
+_SOURCE_KEYS = ("url", "repo", "path", "commit", "document", "grade", "note")
+_ACC_MEASURED = {"mamf_bf16_tflops": TERA, "mamf_fp8_tflops": TERA, "memory_achieved_tb_per_s": TERA,
+                 "scale_up_achieved_uni_gb_per_s": GIGA, "host_link_achieved_uni_gb_per_s": GIGA,
+                 "allreduce_busbw_gb_per_s": GIGA}
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: float  # USD per unit named by the field that holds this price
+    date: str | None  # as the source states it
+    source: str  # citation (URL or repo path)
+    note: str  # range, alternatives, assumptions
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    name: str  # profile name (file stem), e.g. "h200-sxm"
+    display_name: str  # label for reports, e.g. "H200 SXM"
+    vendor: str  # NVIDIA | AMD | Apple
+    arch: str  # architecture as the datasheet names it
+    unified_memory: bool  # True: CPU and GPU share one memory pool (Apple silicon)
+    memory_capacity_gb: float  # datasheet capacity class, GB = 1e9 B (a label: "H200 141 GB")
+    memory_bytes: int  # device memory total: driver-reported when known, else capacity_gb x 1e9
+    memory_bytes_basis: str  # "driver" (nvidia-smi total) or "datasheet" (capacity_gb x 1e9)
+    memory_type: str | None  # HBM3, HBM3e, GDDR6X, LPDDR5 ...
+    memory_bandwidth_bytes_per_s: float  # datasheet peak DRAM/HBM bandwidth
+    peak_flops_by_dtype: Mapping[str, float | None]  # dense (no 2:4 sparsity) FLOP/s; None = unsupported/unpublished
+    scale_up_link: str | None  # NVLink 4, XGMI ...; None = no scale-up fabric
+    scale_up_bytes_per_s: float | None  # per-GPU unidirectional scale-up bandwidth (half the vendor duplex figure)
+    scale_up_latency_s: float | None  # one-way small-message latency, when published
+    host_link_kind: str | None  # "PCIe" or "NVLink-C2C"; None for unified memory
+    pcie_gen: int | None  # PCIe generation of the host link
+    pcie_lanes: int | None  # PCIe lanes of the host link
+    host_link_bytes_per_s: float | None  # CPU<->GPU bandwidth per direction (x16 gen5 = 63 GB/s)
+    power_w: float | None  # maximum board power / TDP
+    mamf_bf16_flops_per_s: float | None  # measured maximum achievable matmul FLOP/s, bf16
+    mamf_fp8_flops_per_s: float | None  # measured maximum achievable matmul FLOP/s, fp8
+    memory_achieved_bytes_per_s: float | None  # measured achieved memory bandwidth (kernel or copy)
+    scale_up_achieved_bytes_per_s: float | None  # measured peer copy / all-to-all, per direction
+    host_link_achieved_bytes_per_s: float | None  # measured host-to-device copy
+    allreduce_busbw_bytes_per_s: float | None  # measured NCCL/RCCL all-reduce bus bandwidth, large messages
+    purchase: Price | None  # purchase price per GPU
+    cloud: Price | None  # rental price per GPU-hour
+    sources: Mapping[str, str]  # source key -> citation
+    file: str  # profile path, for error messages
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense peak FLOP/s (OP/s for int8) of `dtype`; nvfp4 falls back to the fp4 peak."""
+        key = DTYPE_ALIASES.get(dtype.lower(), dtype.lower())
+        if key not in DTYPES:
+            raise PlannerError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})", file=self.file)
+        value = self.peak_flops_by_dtype.get(key)
+        if value is None and key == "nvfp4":
+            value = self.peak_flops_by_dtype.get("fp4")
+        if value is None:
+            raise PlannerError(f"{self.display_name} has no {key} peak (not supported or not published)",
+                               file=self.file, field=f"peak_tflops.{key}")
+        return value
+
+    @property
+    def purchase_usd(self) -> float | None:
+        return self.purchase.usd if self.purchase else None
+
+    @property
+    def cloud_usd_per_gpu_hour(self) -> float | None:
+        return self.cloud.usd if self.cloud else None
+
+    def fraction(self, measure: str) -> float | None:
+        """Measured / peak for a default efficiency: mamf_bf16, mamf_fp8, memory, scale_up, host_link, allreduce
+        (all-reduce bus bandwidth over the unidirectional scale-up spec). None when either side is unknown."""
+        pairs = {"mamf_bf16": (self.mamf_bf16_flops_per_s, self.peak_flops_by_dtype.get("bf16")),
+                 "mamf_fp8": (self.mamf_fp8_flops_per_s, self.peak_flops_by_dtype.get("fp8")),
+                 "memory": (self.memory_achieved_bytes_per_s, self.memory_bandwidth_bytes_per_s),
+                 "scale_up": (self.scale_up_achieved_bytes_per_s, self.scale_up_bytes_per_s),
+                 "host_link": (self.host_link_achieved_bytes_per_s, self.host_link_bytes_per_s),
+                 "allreduce": (self.allreduce_busbw_bytes_per_s, self.scale_up_bytes_per_s)}
+        if measure not in pairs:
+            raise PlannerError(f"unknown measure {measure!r} (known: {', '.join(pairs)})", file=self.file)
+        return _ratio(*pairs[measure])
+
+
+@dataclass(frozen=True)
+class Cpu:
+    name: str  # profile name, e.g. "xeon-6454s"
+    display_name: str  # e.g. "Intel Xeon Gold 6454S"
+    vendor: str  # Intel | AMD
+    arch: str  # microarchitecture / generation
+    cores_per_socket: int  # physical cores
+    base_clock_hz: float | None  # datasheet base clock
+    all_core_turbo_hz: float | None  # datasheet all-core turbo, when published
+    max_channels_per_socket: int  # DRAM channels the socket has
+    max_dram_mt_per_s: Mapping[str, float | None]  # dram kind ("ddr5", "mrdimm") -> fastest supported MT/s
+    pcie_gen: int | None  # PCIe generation of the socket
+    pcie_lanes_per_socket: int | None  # PCIe lanes per socket
+    numa_nodes_per_socket: int | None  # with sub-NUMA clustering off (BIOS default)
+    flops_per_cycle_per_core: Mapping[str, float | None]  # fp32: AVX-512 FMA; bf16, int8: AMX TMUL; None = absent
+    sources: Mapping[str, str]  # source key -> citation
+    file: str  # profile path
+
+    @property
+    def clock_hz(self) -> float | None:  # clock used for peaks: all-core turbo, else base
+        return self.all_core_turbo_hz or self.base_clock_hz
+
+    def peak_flops_per_socket(self, dtype: str) -> float:
+        """bf16 / int8 via AMX, fp32 via AVX-512: cores x clock x FLOP per cycle per core."""
+        per_cycle = self.flops_per_cycle_per_core.get(DTYPE_ALIASES.get(dtype, dtype))
+        if per_cycle is None or self.clock_hz is None:
+            raise PlannerError(f"{self.display_name} has no {dtype} peak (no matrix/vector unit or clock recorded)",
+                               file=self.file, field="vector")
+        return self.cores_per_socket * self.clock_hz * per_cycle
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str  # profile name, slug, or "inline"
+    cpu: Cpu  # socket model
+    sockets: int  # populated sockets
+    dram_kind: str  # "DDR5", "MRDIMM", ...
+    dram_mt_per_s: float  # transfer rate, MT/s
+    channels_per_socket: int  # populated DRAM channels per socket
+    memory_bytes: int | None  # installed DRAM; None = not stated
+    measured_memory_bytes_per_s_per_socket: float | None  # e.g. Intel mlc read bandwidth
+    sources: Mapping[str, str]  # source key -> citation
+    file: str  # where the spec came from
+
+    @property
+    def cores(self) -> int:
+        return self.sockets * self.cpu.cores_per_socket
+
+    @property
+    def memory_bandwidth_bytes_per_s_per_socket(self) -> float:  # channels x MT/s x 8 B
+        return self.channels_per_socket * self.dram_mt_per_s * MEGA * DRAM_BYTES_PER_TRANSFER
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> float:  # all sockets; NUMA-local access assumed
+        return self.sockets * self.memory_bandwidth_bytes_per_s_per_socket
+
+    @property
+    def memory_bandwidth_fraction(self) -> float | None:
+        return _ratio(self.measured_memory_bytes_per_s_per_socket, self.memory_bandwidth_bytes_per_s_per_socket)
+
+    @property
+    def numa_nodes(self) -> int | None:
+        n = self.cpu.numa_nodes_per_socket
+        return None if n is None else n * self.sockets
+
+    def peak_flops(self, dtype: str) -> float:
+        return self.sockets * self.cpu.peak_flops_per_socket(dtype)
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str  # profile name, e.g. "infiniband-ndr400"
+    display_name: str  # e.g. "InfiniBand NDR 400G"
+    technology: str  # InfiniBand | RoCE | EFA
+    port_bytes_per_s: float | None  # signalling rate per port / 8, one direction
+    adapter: str | None  # NIC, e.g. ConnectX-7
+    achieved_bytes_per_s_per_port: float | None  # measured achievable per port (e.g. DeepEP RDMA bandwidth)
+    allreduce_busbw_bytes_per_s: float | None  # measured multi-node all-reduce bus bandwidth over this fabric
+    sources: Mapping[str, str]  # source key -> citation
+    file: str  # profile path
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return None if num is None or not den else num / den
+
+
+def _opt(section: Mapping, key: str, file: str, prefix: str, scale: float | None = 1.0) -> Any:
+    """Optional non-negative number times `scale`; scale None reads an integer."""
+    value = get_number(section, key, file, prefix=prefix, default=None, minimum=0, integer=scale is None)
+    return value if value is None or scale is None else value * scale
+
+
+def _profile_path(subdir: str, name_or_path: str | Path, kind: str) -> Path:
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text:
+        return Path(text)
+    folder = HARDWARE_DIR / subdir if subdir else HARDWARE_DIR
+    path = folder / f"{text}.yaml"
+    if not _NAME.fullmatch(text) or not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise PlannerError(f"unknown {kind} {text!r} (known: {known})", field=kind)
+    return path
+
+
+def _names(subdir: str) -> list[str]:
+    return sorted(p.stem for p in (HARDWARE_DIR / subdir).glob("*.yaml"))
+
+
+def list_accelerators() -> list[str]:
+    return _names("")
+
+
+def list_profiles(kind: str) -> list[str]:
+    """Profile names of `kind`: accelerators, cpus, hosts or network."""
+    return _names({"accelerators": "", "cpus": "cpus", "hosts": "hosts", "network": "network"}[kind])
+
+
+def _sources(doc: Mapping, file: str) -> dict[str, str]:
+    out = {}
+    for key, entry in require_mapping(doc.get("sources"), file, "sources").items():
+        field = f"sources.{key}"
+        entry = require_mapping(entry, file, field)
+        check_keys(entry, _SOURCE_KEYS, file, f"{field}.")
+        text = {k: get_str(entry, k, file, prefix=f"{field}.", default=None) for k in _SOURCE_KEYS}
+        if text["url"]:
+            out[str(key)] = text["url"]
+        elif text["repo"] and text["path"]:
+            out[str(key)] = f"{text['repo']} {text['path']}" + (f"@{text['commit'][:12]}" if text["commit"] else "")
+        elif text["document"]:
+            out[str(key)] = text["document"]
+        else:
+            raise PlannerError("a source needs url, repo + path, or document", file=file, field=field)
+    return out
+
+
+def _refs(section: Mapping, file: str, prefix: str, sources: Mapping[str, str], required: bool) -> tuple[str, ...]:
+    raw = section.get("source")
+    refs = [raw] if isinstance(raw, str) else raw
+    if not refs:
+        if required:
+            raise PlannerError("published numbers here need a source key", file=file, field=f"{prefix}source")
+        return ()
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise PlannerError("expected a source key or a list of them", file=file, field=f"{prefix}source")
+    for ref in refs:
+        if ref not in sources:
+            raise PlannerError(f"source {ref!r} is not in this file's sources map", file=file, field=f"{prefix}source")
+    return tuple(refs)
+
+
+def _section(doc: Mapping, key: str, allowed: tuple[str, ...], file: str, sources: Mapping[str, str],
+             numbers: tuple[str, ...], optional: bool = False) -> dict | None:
+    """A sub-mapping with a `source:` list; any non-null number in it requires a source."""
+    if optional and doc.get(key) is None:
+        return None
+    section = require_mapping(doc.get(key), file, key)
+    check_keys(section, allowed + ("source", "note"), file, f"{key}.")
+    _refs(section, file, f"{key}.", sources, required=any(section.get(n) is not None for n in numbers))
+    return section
+
+
+def _measured(doc: Mapping, file: str, sources: Mapping[str, str], scales: Mapping[str, float]) -> dict[str, float]:
+    out = {}
+    for key, entry in require_mapping(doc.get("measured") or {}, file, "measured").items():
+        if key not in scales:
+            raise PlannerError(f"unknown key (allowed: {', '.join(scales)})", file=file, field=f"measured.{key}")
+        if entry is None:
+            continue
+        entry = require_mapping(entry, file, f"measured.{key}")
+        check_keys(entry, ("value", "source", "note"), file, f"measured.{key}.")
+        _refs(entry, file, f"measured.{key}.", sources, required=True)
+        out[key] = get_number(entry, "value", file, prefix=f"measured.{key}.", minimum=0) * scales[key]
+    return out
+
+
+def _price(doc: Mapping, key: str, file: str, sources: Mapping[str, str]) -> Price | None:
+    if doc.get(key) is None:
+        return None
+    entry = require_mapping(doc[key], file, f"prices.{key}")
+    check_keys(entry, ("value", "date", "source", "note"), file, f"prices.{key}.")
+    refs = _refs(entry, file, f"prices.{key}.", sources, required=True)
+    date = entry.get("date")
+    return Price(get_number(entry, "value", file, prefix=f"prices.{key}.", minimum=0),
+                 None if date is None else str(date), "; ".join(sources[r] for r in refs),
+                 get_str(entry, "note", file, prefix=f"prices.{key}.", default=""))
+
+
+def _top(path: Path, kind: str, allowed: tuple[str, ...]) -> tuple[dict, str, dict[str, str]]:
+    file = str(path)
+    doc = require_mapping(load_document(path), file)
+    check_keys(doc, allowed, file)
+    if doc.get("kind") != kind:
+        raise PlannerError(f"expected kind: {kind}, got {doc.get('kind')!r}", file=file, field="kind")
+    return doc, file, _sources(doc, file)
+
+
+_ACC_KEYS = ("kind", "display_name", "vendor", "arch", "form_factor", "unified_memory", "memory", "peak_tflops",
+             "scale_up", "host_link", "power", "measured", "prices", "notes", "sources")
+
+
+def load_accelerator(name_or_path: str | Path) -> Accelerator:
+    """Accelerator by profile name (profiles/hardware/<name>.yaml) or by path to a profile file."""
+    path = _profile_path("", name_or_path, "accelerator")
+    return _load_accelerator(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@lru_cache(maxsize=256)
+def _load_accelerator(path_text: str, _mtime_ns: int) -> Accelerator:
+    doc, file, sources = _top(Path(path_text), "accelerator", _ACC_KEYS)
+    num = get_number
+    unified = doc.get("unified_memory", False)
+    if not isinstance(unified, bool):
+        raise PlannerError("expected true or false", file=file, field="unified_memory")
+    mem = _section(doc, "memory", ("capacity_gb", "driver_total_mib", "type", "bandwidth_tb_per_s"), file, sources,
+                   ("capacity_gb", "driver_total_mib", "bandwidth_tb_per_s"))
+    capacity_gb = num(mem, "capacity_gb", file, prefix="memory.", minimum=0)
+    mib = _opt(mem, "driver_total_mib", file, "memory.", None)
+    peaks = _section(doc, "peak_tflops", DTYPES, file, sources, DTYPES)
+    for dtype in DTYPES:
+        if dtype not in peaks:
+            raise PlannerError("missing (write null when not supported or not published)", file=file,
+                               field=f"peak_tflops.{dtype}")
+    flops = {d: (None if peaks[d] is None else num(peaks, d, file, prefix="peak_tflops.", minimum=0) * TERA)
+             for d in DTYPES}
+    up = _section(doc, "scale_up", ("link", "uni_gb_per_s", "latency_us"), file, sources,
+                  ("uni_gb_per_s", "latency_us"), optional=True) or {}
+    link = _section(doc, "host_link", ("kind", "pcie_gen", "lanes", "uni_gb_per_s"), file, sources,
+                    ("pcie_gen", "lanes", "uni_gb_per_s"), optional=True) or {}
+    power = _section(doc, "power", ("watts",), file, sources, ("watts",), optional=True) or {}
+    measured = _measured(doc, file, sources, _ACC_MEASURED)
+    prices = require_mapping(doc.get("prices") or {}, file, "prices")
+    check_keys(prices, ("purchase_usd", "cloud_usd_per_gpu_hour"), file, "prices.")
+    for key in ("notes", "form_factor"):
+        get_str(doc, key, file, default=None)
+
+    return Accelerator(
+        name=Path(path_text).stem, display_name=get_str(doc, "display_name", file), vendor=get_str(doc, "vendor", file),
+        arch=get_str(doc, "arch", file), unified_memory=unified, memory_capacity_gb=capacity_gb,
+        memory_bytes=int(mib * MIB) if mib else int(capacity_gb * GIGA),
+        memory_bytes_basis="driver" if mib else "datasheet",
+        memory_type=get_str(mem, "type", file, prefix="memory.", default=None),
+        memory_bandwidth_bytes_per_s=num(mem, "bandwidth_tb_per_s", file, prefix="memory.", minimum=0) * TERA,
+        peak_flops_by_dtype=flops,
+        scale_up_link=get_str(up, "link", file, prefix="scale_up.", default=None),
+        scale_up_bytes_per_s=_opt(up, "uni_gb_per_s", file, "scale_up.", GIGA),
+        scale_up_latency_s=_opt(up, "latency_us", file, "scale_up.", 1e-6),
+        host_link_kind=get_str(link, "kind", file, prefix="host_link.", default=None),
+        pcie_gen=_opt(link, "pcie_gen", file, "host_link.", None),
+        pcie_lanes=_opt(link, "lanes", file, "host_link.", None),
+        host_link_bytes_per_s=_opt(link, "uni_gb_per_s", file, "host_link.", GIGA),
+        power_w=_opt(power, "watts", file, "power."),
+        mamf_bf16_flops_per_s=measured.get("mamf_bf16_tflops"), mamf_fp8_flops_per_s=measured.get("mamf_fp8_tflops"),
+        memory_achieved_bytes_per_s=measured.get("memory_achieved_tb_per_s"),
+        scale_up_achieved_bytes_per_s=measured.get("scale_up_achieved_uni_gb_per_s"),
+        host_link_achieved_bytes_per_s=measured.get("host_link_achieved_uni_gb_per_s"),
+        allreduce_busbw_bytes_per_s=measured.get("allreduce_busbw_gb_per_s"),
+        purchase=_price(prices, "purchase_usd", file, sources),
+        cloud=_price(prices, "cloud_usd_per_gpu_hour", file, sources),
+        sources=sources, file=file)
+
+
+_VECTOR = {"fp32": "avx512_fp32_flops_per_cycle_per_core", "bf16": "amx_bf16_flops_per_cycle_per_core",
+           "int8": "amx_int8_ops_per_cycle_per_core"}
+_CPU_KEYS = ("kind", "display_name", "vendor", "arch", "cores", "memory", "pcie", "numa", "vector", "notes", "sources")
+
+
+def load_cpu(name_or_path: str | Path) -> Cpu:
+    """Host CPU (one socket) by profile name (profiles/hardware/cpus/<name>.yaml) or path."""
+    path = _profile_path("cpus", name_or_path, "cpu")
+    doc, file, sources = _top(path, "cpu", _CPU_KEYS)
+    num = get_number
+    cores = _section(doc, "cores", ("per_socket", "base_clock_ghz", "all_core_turbo_ghz"), file, sources,
+                     ("per_socket", "base_clock_ghz", "all_core_turbo_ghz"))
+    mem = _section(doc, "memory", ("channels_per_socket", "max_mt_per_s"), file, sources, ("channels_per_socket",))
+    speeds = require_mapping(mem.get("max_mt_per_s"), file, "memory.max_mt_per_s")
+    for kind in speeds:
+        if not _DRAM.fullmatch(f"{kind}-1000"):
+            raise PlannerError("unknown DRAM kind (ddr4, ddr5, lpddr5, lpddr5x, mrdimm)", file=file,
+                               field=f"memory.max_mt_per_s.{kind}")
+    pcie = _section(doc, "pcie", ("gen", "lanes_per_socket"), file, sources, ("gen", "lanes_per_socket"))
+    numa = _section(doc, "numa", ("nodes_per_socket",), file, sources, ("nodes_per_socket",))
+    vec = _section(doc, "vector", tuple(_VECTOR.values()), file, sources, tuple(_VECTOR.values()))
+    get_str(doc, "notes", file, default=None)
+
+    return Cpu(
+        name=path.stem, display_name=get_str(doc, "display_name", file), vendor=get_str(doc, "vendor", file),
+        arch=get_str(doc, "arch", file),
+        cores_per_socket=num(cores, "per_socket", file, prefix="cores.", integer=True, minimum=1),
+        base_clock_hz=_opt(cores, "base_clock_ghz", file, "cores.", GIGA),
+        all_core_turbo_hz=_opt(cores, "all_core_turbo_ghz", file, "cores.", GIGA),
+        max_channels_per_socket=num(mem, "channels_per_socket", file, prefix="memory.", integer=True, minimum=1),
+        max_dram_mt_per_s={str(k): _opt(speeds, k, file, "memory.max_mt_per_s.") for k in speeds},
+        pcie_gen=_opt(pcie, "gen", file, "pcie.", None),
+        pcie_lanes_per_socket=_opt(pcie, "lanes_per_socket", file, "pcie.", None),
+        numa_nodes_per_socket=_opt(numa, "nodes_per_socket", file, "numa.", None),
+        flops_per_cycle_per_core={dtype: _opt(vec, key, file, "vector.") for dtype, key in _VECTOR.items()},
+        sources=sources, file=file)
+
+
+_HOST_SPEC_KEYS = ("cpu", "sockets", "dram", "channels_per_socket", "memory_gb", "memory_gib")
+_HOST_FILE_KEYS = ("kind", "display_name") + _HOST_SPEC_KEYS + ("source", "measured", "notes", "sources")
+
+
+def load_host(spec: str | Path | Mapping, file: str | None = None, field: str | None = None) -> Host:
+    """Host from (a) a profile name in profiles/hardware/hosts/ or a path, (b) an inline mapping
+    {sockets: 2, cpu: xeon-8480, memory_gb: 512, dram: ddr5-4800, channels_per_socket: 8}, or (c) a slug
+    <cpu>-<sockets>[s]-<dram>-<channels>[ch][-<GB>gb], e.g. xeon-6454s-2s-ddr5-4800-8ch.
+    `file` and `field` name where the spec was written, for error messages."""
+    where = file or "<host>"
+    prefix = f"{field}." if field else ""
+    if isinstance(spec, Mapping):
+        check_keys(spec, _HOST_SPEC_KEYS, where, prefix)
+        return _host(spec, "inline", where, prefix, {})
+    if not isinstance(spec, (str, Path)):
+        raise PlannerError(f"expected a host name, slug or mapping, got {type(spec).__name__}", file=where, field=field)
+    text = str(spec)
+    if text.endswith((".yaml", ".yml")) or "/" in text or (HARDWARE_DIR / "hosts" / f"{text}.yaml").is_file():
+        path = _profile_path("hosts", text, "host")
+        doc, pfile, sources = _top(path, "host", _HOST_FILE_KEYS)
+        _refs(doc, pfile, "", sources, required=True)
+        measured = _measured(doc, pfile, sources, {"memory_read_gb_per_s_per_socket": GIGA})
+        get_str(doc, "notes", pfile, default=None)
+        return _host(doc, path.stem, pfile, "", sources, measured.get("memory_read_gb_per_s_per_socket"))
+    match = _SLUG.fullmatch(text)
+    if not match:
+        raise PlannerError(f"host {text!r} is neither a host profile ({', '.join(list_profiles('hosts'))}) nor a "
+                           "slug <cpu>-<sockets>s-<dram>-<channels>ch such as xeon-6454s-2s-ddr5-4800-8ch",
+                           file=where, field=field)
+    parts = {"cpu": match["cpu"], "sockets": int(match["sockets"]), "dram": match["dram"],
+             "channels_per_socket": int(match["channels"])}
+    if match["gb"]:
+        parts["memory_gb"] = int(match["gb"])
+    return _host(parts, text, where, prefix, {})
+
+
+def _host(doc: Mapping, name: str, file: str, prefix: str, sources: Mapping[str, str],
+          measured_per_socket: float | None = None) -> Host:
+    cpu_name = get_str(doc, "cpu", file, prefix=prefix)
+    try:
+        cpu = load_cpu(cpu_name)
+    except PlannerError as err:
+        raise PlannerError(err.message, file=file, field=f"{prefix}cpu") from None
+    sockets = get_number(doc, "sockets", file, prefix=prefix, integer=True, minimum=1, maximum=8)
+    dram = get_str(doc, "dram", file, prefix=prefix).lower()
+    match = _DRAM.fullmatch(dram)
+    if not match:
+        raise PlannerError(f"expected <kind>-<MT/s> such as ddr5-4800 or mrdimm-8800, got {dram!r}", file=file,
+                           field=f"{prefix}dram")
+    kind, mt = match[1], float(match[2])
+    if kind not in cpu.max_dram_mt_per_s:
+        raise PlannerError(f"{cpu.display_name} does not take {kind} (takes: {', '.join(cpu.max_dram_mt_per_s)})",
+                           file=file, field=f"{prefix}dram")
+    top = cpu.max_dram_mt_per_s[kind]
+    if top is not None and mt > top:
+        raise PlannerError(f"{cpu.display_name} runs {kind} at most at {top:g} MT/s, got {mt:g}", file=file,
+                           field=f"{prefix}dram")
+    channels = get_number(doc, "channels_per_socket", file, prefix=prefix, integer=True, minimum=1,
+                          maximum=cpu.max_channels_per_socket, default=cpu.max_channels_per_socket)
+    gb, gib = _opt(doc, "memory_gb", file, prefix), _opt(doc, "memory_gib", file, prefix)
+    if gb is not None and gib is not None:
+        raise PlannerError("give memory_gb or memory_gib, not both", file=file, field=f"{prefix}memory_gib")
+    memory = int(gb * GIGA) if gb is not None else (int(gib * GIB) if gib is not None else None)
+    return Host(name=name, cpu=cpu, sockets=sockets, dram_kind=kind.upper(), dram_mt_per_s=mt,
+                channels_per_socket=channels, memory_bytes=memory,
+                measured_memory_bytes_per_s_per_socket=measured_per_socket, sources=sources, file=file)
+
+
+def load_network(name_or_path: str | Path) -> Network:
+    """Scale-out fabric by profile name (profiles/hardware/network/<name>.yaml) or path."""
+    path = _profile_path("network", name_or_path, "network")
+    doc, file, sources = _top(path, "network", ("kind", "display_name", "technology", "port", "measured", "notes",
+                                                "sources"))
+    port = _section(doc, "port", ("gbit_per_s", "lanes", "adapter"), file, sources, ("gbit_per_s", "lanes"))
+    gbit, _ = _opt(port, "gbit_per_s", file, "port."), _opt(port, "lanes", file, "port.", None)
+    get_str(doc, "notes", file, default=None)
+    measured = _measured(doc, file, sources, {"achieved_gb_per_s_per_port": GIGA, "allreduce_busbw_gb_per_s": GIGA})
+    return Network(name=path.stem, display_name=get_str(doc, "display_name", file),
+                   technology=get_str(doc, "technology", file),
+                   port_bytes_per_s=None if gbit is None else gbit * GIGA / 8,
+                   adapter=get_str(port, "adapter", file, prefix="port.", default=None),
+                   achieved_bytes_per_s_per_port=measured.get("achieved_gb_per_s_per_port"),
+                   allreduce_busbw_bytes_per_s=measured.get("allreduce_busbw_gb_per_s"), sources=sources, file=file)

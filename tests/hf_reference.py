@@ -1,0 +1,30 @@
+"""transformers' own implementation as the reference parameter count (meta device: no memory, no download)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+HF_CLASS = {"deepseek_v3": "DeepseekV3", "kimi_k2": "DeepseekV3", "deepseek_v2": "DeepseekV2",
+            "qwen3_moe": "Qwen3Moe", "qwen2_moe": "Qwen2Moe", "mixtral": "Mixtral", "llama": "Llama",
+            "qwen3": "Qwen3", "gpt_oss": "GptOss", "glm4_moe": "Glm4Moe"}
+DROP = ("quantization_config", "auto_map", "model_type")
+
+
+def hf_param_count(config: dict) -> int:
+    """Parameters + persistent non-rotary buffers (the router's e_score_correction_bias) of the language model."""
+    import transformers
+
+    if config.get("model_type") == "kimi_k25":
+        config = config["text_config"]
+    cls = HF_CLASS[config["model_type"]]
+    kwargs = {k: v for k, v in config.items() if k not in DROP}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        conf = getattr(transformers, f"{cls}Config")(**kwargs)
+        with torch.device("meta"):
+            model = getattr(transformers, f"{cls}ForCausalLM")(conf)
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for name, b in model.named_buffers() if "inv_freq" not in name)
+    return params + buffers
