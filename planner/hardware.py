@@ -79,6 +79,9 @@ class Accelerator:
     sources: Mapping[str, str]  # source key -> citation
     file: str  # profile path, for error messages
 
+    def __hash__(self) -> int:  # the dict fields are not hashable; a profile is identified by its file
+        return hash((self.name, self.file))
+
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s (OP/s for int8) of `dtype`; nvfp4 falls back to the fp4 peak."""
         key = DTYPE_ALIASES.get(dtype.lower(), dtype.lower())
@@ -132,6 +135,9 @@ class Cpu:
     sources: Mapping[str, str]  # source key -> citation
     file: str  # profile path
 
+    def __hash__(self) -> int:
+        return hash((self.name, self.file))
+
     @property
     def clock_hz(self) -> float | None:  # clock used for peaks: all-core turbo, else base
         return self.all_core_turbo_hz or self.base_clock_hz
@@ -157,6 +163,10 @@ class Host:
     measured_memory_bytes_per_s_per_socket: float | None  # e.g. Intel mlc read bandwidth
     sources: Mapping[str, str]  # source key -> citation
     file: str  # where the spec came from
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.cpu.name, self.sockets, self.dram_kind, self.dram_mt_per_s,
+                     self.channels_per_socket, self.memory_bytes))
 
     @property
     def cores(self) -> int:

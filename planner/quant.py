@@ -115,6 +115,13 @@ class QuantFormat:
     vector_type: str  # type of 1-D tensors ("native" or f32)
     exclude_parts: tuple[str, ...]  # parts this format's files do not hold (GGUF: vision lives in mmproj)
     source: str  # where the layout comes from
+    own_types: tuple[StorageType, ...] = ()  # types defined by the format itself (mixed-<x>bpw)
+
+    def _type(self, name: str) -> StorageType:
+        for st in self.own_types:
+            if st.name == name:
+                return st
+        return storage_types()[name]
 
     def storage_for(self, t: TensorGroup, spec: ModelSpec) -> StorageType:
         types = storage_types()
@@ -127,7 +134,7 @@ class QuantFormat:
             if _matches(rule, t, spec):
                 chosen = rule.type
                 break
-        st = types[spec.native_dtype if chosen == "native" else chosen]
+        st = self._type(spec.native_dtype if chosen == "native" else chosen)
         while not st.fits(t.shape):  # llama.cpp: "tensor cols N are not divisible by M, required for TYPE"
             st = types[st.fallback or "Q8_0"] if st.fallback != st.name else types["F16"]
         return st
@@ -206,11 +213,10 @@ def load_format(name: str) -> QuantFormat:
         if not 1.0 <= bits <= 16.0:
             raise PlannerError(f"mixed bits per weight must be within 1-16, got {bits:g}", field="weights")
         st = StorageType(f"mixed_{bits:g}bpw", bits, None, 0, 0, 0, 0, None, "bf16")
-        storage_types()[st.name] = st
         rule = Rule(("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"), None, (), (), st.name)
         return QuantFormat(name, "safetensors", f"routed experts at an average {bits:g} bits per weight, "
                            "the rest as the native checkpoint", (rule,), "native", "native", (),
-                           "mixed recipe: an average over the quantized tensors (CONTRACT.md §6)")
+                           "mixed recipe: an average over the quantized tensors (CONTRACT.md §6)", (st,))
     path = Path(name) if name.endswith((".yaml", ".yml")) else QUANT_DIR / f"{name}.yaml"
     if not path.is_file():
         raise PlannerError(f"unknown weight format {name!r}; known: {', '.join(list_formats())}, mixed-<x>bpw",

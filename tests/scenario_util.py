@@ -1,0 +1,25 @@
+"""Build scenarios in tests from small dicts (defaults: Kimi K2.5 INT4 on 8x H200, TP8, vLLM)."""
+
+from __future__ import annotations
+
+import copy
+
+from planner.scenario import scenario_from_mapping
+
+BASE = {
+    "model": "kimi-k2.5", "weights": "int4-g32", "kv_cache": "bf16",
+    "hardware": {"gpu": "h200-sxm", "gpus_per_node": 8, "nodes": 1},
+    "parallelism": {"tp": 8}, "engine": "vllm",
+    "workload": {"phase": "decode", "input_len": 4096, "output_len": 1024},
+}
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def scenario(**over):
+    return scenario_from_mapping(merge(BASE, over), "test.yaml")
