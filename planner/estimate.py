@@ -5,7 +5,7 @@ Performance fields are null until the performance model (op records + roofline) 
 
 from __future__ import annotations
 
-from planner.memory import memory_report
+from planner.memory import memory_report, resolve_unstated_plan
 from planner.scenario import Scenario
 
 METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_gpu", "tpot_ms",
@@ -14,11 +14,13 @@ METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_g
 
 
 def estimate(sc: Scenario) -> dict:
+    sc, assumptions = resolve_unstated_plan(sc)
     mem = memory_report(sc)
     par = sc.parallelism
     return {
         "fits": mem.fits,
         "reason": mem.reason,
+        "assumptions": assumptions,
         "scenario": {
             "name": sc.name, "model": sc.model.name, "weights": sc.weights.name, "kv_cache": sc.kv_cache,
             "gpu": sc.gpu, "gpus": sc.total_gpus, "engine": sc.engine.name,

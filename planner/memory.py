@@ -2,8 +2,9 @@
 activation workspace and runtime overhead, and the reason when something does not fit.
 
 Placement rules (what engines shard and what they replicate):
-- routed experts: spread over the GPUs of a pipeline stage (EP ranks, each also TP-split when
-  ep < tp x dp_attention), x (experts + redundant) / experts when EPLB keeps redundant copies;
+- routed experts: spread over the GPUs of a pipeline stage: the fullest EP rank holds
+  ceil((experts + redundant) / ep) of them (EPLB redundant copies; uneven when ep does not divide),
+  each also TP-split over tp x dp_attention / ep GPUs;
   the first N MoE layers' experts go to host RAM with `offload.expert_layers_on_cpu: N`
   (llama.cpp --n-cpu-moe N);
 - attention: column/row-parallel projections split by tp; MLA q_a_proj and kv_a_proj_with_mqa
@@ -19,7 +20,7 @@ Per-GPU numbers are those of the fullest GPU.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 
 from planner.inventory import COMPONENTS, TensorGroup, tensor_inventory
@@ -81,7 +82,9 @@ def _share(t: TensorGroup, sc: Scenario) -> float:
     spec, par = sc.model.spec, sc.parallelism
     comp, role = t.component, t.role
     if comp == "routed_experts":
-        return (spec.n_routed_experts + par.redundant_experts) / spec.n_routed_experts / par.gpus_per_stage
+        # the fullest EP rank holds ceil((E + redundant) / ep) experts, each TP-split over stage GPUs / ep
+        per_rank = ceil((spec.n_routed_experts + par.redundant_experts) / par.ep)
+        return per_rank / spec.n_routed_experts / (par.gpus_per_stage / par.ep)
     if comp in ("dense_mlp", "shared_experts", "embedding", "lm_head"):
         return 1 / _dense_group(sc)
     if comp == "attention" and t.part != "vision":
@@ -203,7 +206,7 @@ def memory_report(sc: Scenario) -> MemoryReport:
         usable = label
     else:  # none: the KV for the configured context and slots is allocated up front
         budget = frac * cap
-        pool = per_seq * max(1, seqs_needed or eng.max_num_seqs)
+        pool = per_seq * max(1, seqs_needed or (1 if wl.phase == "prefill" else eng.max_num_seqs))
         free = budget - w - act - rt - pool
         over = w + act + rt > budget
         usable = f"{gb(budget)} usable" if frac < 1 else label
@@ -235,13 +238,16 @@ def memory_report(sc: Scenario) -> MemoryReport:
 
 
 def _sequences_per_kv_group(sc: Scenario) -> float:
-    """Sequences one KV group (one attention rank's TP group) must hold for the requested load."""
+    """Sequences one KV group (one attention rank's TP group) must hold at once.
+
+    Only a decode `batch_per_gpu` is a hard requirement: the scenario says that many run together. A
+    `concurrency` above what the pool holds is queued by the engine (it lowers the running batch, which the
+    performance model accounts for), so it does not make a plan unfit; engines without a paged pool
+    (llama.cpp, KTransformers) allocate KV for the concurrent requests they are given."""
     wl, par = sc.workload, sc.parallelism
-    if wl.phase == "prefill":
-        return 0
-    if wl.batch_per_gpu:
+    if wl.phase != "prefill" and wl.batch_per_gpu:
         return wl.batch_per_gpu * par.tp
-    if wl.concurrency:
+    if sc.engine.fraction_mode == "none" and wl.concurrency:
         return wl.concurrency / (par.dp_attention * par.replicas)
     return 0
 
@@ -276,3 +282,21 @@ def _cpu_only(sc: Scenario, place: WeightPlacement, layout: KVLayout, per_token:
         max_concurrency=pool / per_seq * sc.parallelism.replicas if per_seq else 0.0,
         max_batch_per_gpu=pool / per_seq_mean, weights_by_component={}, layout=layout,
     )
+
+
+def resolve_unstated_plan(sc: Scenario) -> tuple[Scenario, list[str]]:
+    """Published cases that do not state the parallel plan (every field null) get the smallest TP group
+    (EP over the same GPUs for MoE) whose memory fits, replicated over the remaining GPUs."""
+    if sc.parallelism.stated or sc.gpu is None:
+        return sc, []
+    spec, total = sc.model.spec, sc.total_gpus
+    trial = sc
+    for d in (d for d in range(1, total + 1) if total % d == 0 and spec.num_heads % d == 0):
+        ep = d if spec.is_moe and d <= spec.n_routed_experts else 1
+        par = replace(sc.parallelism, tp=d, ep=ep, pp=1, dp_attention=1, replicas=total // d, stated=True)
+        trial = replace(sc, parallelism=par)
+        if memory_report(trial).fits:
+            break
+    p = trial.parallelism
+    return trial, [f"parallelism not stated: assumed tp {p.tp}, ep {p.ep}, {p.replicas} replica(s), "
+                   "the smallest TP group that fits"]

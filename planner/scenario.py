@@ -46,6 +46,7 @@ class Parallelism:
     disaggregated: bool  # this scenario is one phase pool of a prefill/decode split
     redundant_experts: int  # extra expert copies per MoE layer for load balance (EPLB); 0 = none
     dense_tp: int | None  # TP degree of dense MLP/shared experts; None = the engine default
+    stated: bool = True  # False when every field was given as null ("not stated" in published cases)
 
     @property
     def gpus_per_stage(self) -> int:
@@ -223,8 +224,11 @@ def _parallelism(p: Mapping, file: str, model: Model, gpu: str | None, total_gpu
         raise PlannerError(f"ep {ep} needs routed experts; {model.name} is dense", file=file, field="parallelism.ep")
     redundant = get_number(p, "redundant_experts", file, prefix="parallelism.", default=0, integer=True, minimum=0,
                            maximum=10**5)
-    if spec.is_moe and (spec.n_routed_experts + redundant) % ep:
-        raise PlannerError(f"ep {ep} does not divide the {spec.n_routed_experts + redundant} routed experts"
+    # ep need not divide the experts: vLLM gives the first E % ep ranks one expert more, and EPLB deployments
+    # (DeepSeek EP144, SGLang EP72) add redundant copies; memory counts the fullest rank. More EP ranks than
+    # expert copies would leave ranks without experts.
+    if spec.is_moe and ep > spec.n_routed_experts + redundant:
+        raise PlannerError(f"ep {ep} exceeds the {spec.n_routed_experts + redundant} routed experts"
                            f"{' (incl. redundant)' if redundant else ''} of {model.name}",
                            file=file, field="parallelism.ep")
     if pp > spec.num_layers:
@@ -246,8 +250,9 @@ def _parallelism(p: Mapping, file: str, model: Model, gpu: str | None, total_gpu
     if dense_tp is not None and stage % dense_tp:
         raise PlannerError(f"dense_tp {dense_tp} must divide the {stage} GPUs of a stage", file=file,
                            field="parallelism.dense_tp")
+    stated = not p or any(v is not None for v in p.values())
     return Parallelism(tp, ep, pp, dp, replicas, _bool(p, "disaggregated", file, "parallelism.", False), redundant,
-                       dense_tp)
+                       dense_tp, stated)
 
 
 def _workload(w: Mapping, file: str) -> Workload:
@@ -256,7 +261,8 @@ def _workload(w: Mapping, file: str) -> Workload:
         raise PlannerError(f"expected prefill, decode or serve, got {phase!r}", file=file, field="workload.phase")
     tok = lambda key, default: get_number(w, key, file, prefix="workload.", default=default,  # noqa: E731
                                           integer=True, minimum=0, maximum=MAX_TOKENS)
-    input_len, output_len = tok("input_len", 1024), tok("output_len", 1024)
+    # defaults as CONTRACT.md §2; a prefill-only scenario generates nothing unless it says so
+    input_len, output_len = tok("input_len", 1024), tok("output_len", 0 if phase == "prefill" else 1024)
     if input_len + output_len < 1:
         raise PlannerError("input_len + output_len must be at least 1 token", file=file, field="workload.input_len")
     context = tok("context_len", input_len + output_len) or input_len + output_len

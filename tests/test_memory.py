@@ -106,7 +106,9 @@ def test_batch_that_does_not_fit_names_kv():
 
 @pytest.mark.parametrize("over, field", [
     ({"parallelism": {"tp": 3}}, "parallelism.tp"),
-    ({"parallelism": {"tp": 8, "ep": 7}}, "parallelism.ep"),
+    ({"parallelism": {"tp": 8, "ep": 3}}, "parallelism.ep"),
+    ({"model": "mixtral-8x7b", "weights": "bf16", "parallelism": {"tp": 1, "dp_attention": 16, "ep": 16},
+      "hardware": {"nodes": 2}}, "parallelism.ep"),
     ({"parallelism": {"tp": 8, "replicas": 2}}, "parallelism"),
     ({"parallelism": {"tp": 8, "pp": 100}}, "parallelism.pp"),
     ({"workload": {"input_len": -5}}, "workload.input_len"),
