@@ -173,7 +173,7 @@ def _condition(key: str, val: Any, t: TensorGroup, spec: ModelSpec) -> bool:
     if key == "tied_embeddings":
         return spec.tie_word_embeddings == bool(val)
     if key == "layer_lt_fraction":
-        return i < n * val
+        return i < int(n * val)  # llama.cpp compares with integer division (i_layer < n_layer/16)
     if key == "layer_below":
         return i < val
     if key == "min_experts":
