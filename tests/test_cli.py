@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "reference" / "hf-configs"
+SHARED = ROOT / "tests" / "data" / "hf-configs"  # byte copies of shared/reference/hf-configs
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

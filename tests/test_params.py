@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +16,8 @@ from planner.models import list_models, load_model, raw_config
 from planner.spec import model_spec_from_config
 from tests.hf_reference import hf_param_count
 
-SHARED = "../shared/reference/hf-configs"
+# byte copies of shared/reference/hf-configs (sources and sha256 in SOURCES.md there)
+SHARED = Path(__file__).resolve().parent / "data" / "hf-configs"
 
 
 @pytest.mark.parametrize("name", list_models())
