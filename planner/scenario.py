@@ -152,7 +152,7 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
             raise PlannerError("must be >= 1 when a gpu is given", file=file, field="hardware.gpus_per_node")
     host = None
     if hw.get("host") is not None:
-        from planner.hardware import load_host  # noqa: PLC0415
+        from planner.hosts import load_host  # noqa: PLC0415
         host = load_host(hw["host"], file=file, field="hardware.host")
 
     par = _parallelism(_sub(doc, "parallelism", file, PARALLEL_KEYS), file, model, gpu, gpn * nodes)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from planner import hardware as hw
+from planner import hosts
 from planner.errors import PlannerError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +49,8 @@ def test_contract_accelerator_names_exist(name):
     assert name in hw.list_accelerators()
 
 
-@pytest.mark.parametrize("kind,loader", [("cpus", hw.load_cpu), ("hosts", hw.load_host), ("network", hw.load_network)])
+@pytest.mark.parametrize("kind,loader", [("cpus", hosts.load_cpu), ("hosts", hosts.load_host),
+                                         ("network", hosts.load_network)])
 def test_every_cpu_host_network_profile_loads(kind, loader):
     names = hw.list_profiles(kind)
     assert names
@@ -118,8 +120,8 @@ def test_consumer_and_apple():
 
 def test_load_by_path_matches_name_and_specs_hash():
     assert hw.load_accelerator(hw.HARDWARE_DIR / "h20.yaml") == hw.load_accelerator("h20")
-    host = hw.load_host("xeon-6454s-2s-ddr5-4800-8ch")
-    assert len({hw.load_accelerator("h20"), hw.load_accelerator("h20"), host, hw.load_cpu("xeon-6454s")}) == 3
+    host = hosts.load_host("xeon-6454s-2s-ddr5-4800-8ch")
+    assert len({hw.load_accelerator("h20"), hw.load_accelerator("h20"), host, hosts.load_cpu("xeon-6454s")}) == 3
 
 
 def test_host_slugs_from_public_cases_parse():
@@ -129,20 +131,20 @@ def test_host_slugs_from_public_cases_parse():
             cases = yaml.safe_load(path.read_text())["cases"]
             slugs |= {c["hardware"]["host"] for c in cases if c["hardware"].get("host")}
     for slug in sorted(slugs):
-        host = hw.load_host(slug, file="public_cases.yaml", field="hardware.host")
+        host = hosts.load_host(slug, file="public_cases.yaml", field="hardware.host")
         assert host.memory_bandwidth_bytes_per_s > 0 and host.cores > 0
 
 
 def test_host_bandwidth_golden():
     # hardware.yaml host.dram: per-channel GB/s = MT/s x 8 B; DDR5-4800 x 8 = 307.2 GB/s per socket
-    host = hw.load_host("xeon-6454s-2s-ddr5-4800-8ch")
+    host = hosts.load_host("xeon-6454s-2s-ddr5-4800-8ch")
     assert host.memory_bandwidth_bytes_per_s_per_socket == pytest.approx(307.2 * GB)
     assert host.memory_bandwidth_bytes_per_s == pytest.approx(614.4 * GB)
     assert host.cores == 64 and host.memory_bytes == 1024 * 2**30  # KTransformers tutorial: 2x32 cores, 1 TB
     # MRDIMM-8800 x 12 = 844.8 GB/s per socket (hardware.yaml, Xeon 6900P)
-    assert hw.load_host("xeon-6980p-2s-mrdimm-8800-12ch").memory_bandwidth_bytes_per_s == pytest.approx(1689.6 * GB)
+    assert hosts.load_host("xeon-6980p-2s-mrdimm-8800-12ch").memory_bandwidth_bytes_per_s == pytest.approx(1689.6 * GB)
     # Tom's Hardware: Genoa 12 x DDR5-4800 = 460.8 GB/s per socket; slug without "s"/"ch" suffixes
-    genoa = hw.load_host("epyc-9654-2-ddr5-4800-12")
+    genoa = hosts.load_host("epyc-9654-2-ddr5-4800-12")
     assert genoa.memory_bandwidth_bytes_per_s_per_socket == pytest.approx(460.8 * GB)
     with pytest.raises(PlannerError, match="bf16"):
         genoa.peak_flops("bf16")  # no AMX on Zen 4
@@ -150,16 +152,16 @@ def test_host_bandwidth_golden():
 
 def test_host_inline_mapping_from_contract():
     spec = {"sockets": 2, "cpu": "xeon-8480", "memory_gb": 512, "dram": "ddr5-4800", "channels_per_socket": 8}
-    host = hw.load_host(spec, file="scenario.yaml", field="hardware.host")
+    host = hosts.load_host(spec, file="scenario.yaml", field="hardware.host")
     assert host.memory_bytes == 512 * GB and host.cores == 112 and host.dram_kind == "DDR5"
     assert host.peak_flops("bf16") == pytest.approx(2 * 56 * 2.0e9 * 1024)  # AMX: cores x clock x 1024 FLOP/cycle
 
 
 def test_named_host_profile_agrees_with_its_slug():
     for name in PUBLIC_CASE_HOSTS:
-        named = hw.load_host(name)
+        named = hosts.load_host(name)
         match = re.fullmatch(r"(.+)-(\d+)s-(.+-\d+)-(\d+)ch", name)
-        parsed = hw.load_host({"cpu": match[1], "sockets": int(match[2]), "dram": match[3],
+        parsed = hosts.load_host({"cpu": match[1], "sockets": int(match[2]), "dram": match[3],
                                "channels_per_socket": int(match[4])})
         assert (named.cpu, named.sockets, named.dram_mt_per_s, named.channels_per_socket) == (
             parsed.cpu, parsed.sockets, parsed.dram_mt_per_s, parsed.channels_per_socket)
@@ -175,7 +177,7 @@ def test_named_host_profile_agrees_with_its_slug():
 ])
 def test_bad_host_slug_names_field(slug, field, message):
     with pytest.raises(PlannerError) as err:
-        hw.load_host(slug, file="case.yaml", field="hardware.host")
+        hosts.load_host(slug, file="case.yaml", field="hardware.host")
     assert err.value.file == "case.yaml" and err.value.field == field
     assert message in str(err.value)
 
@@ -190,7 +192,7 @@ def test_bad_host_slug_names_field(slug, field, message):
 ])
 def test_bad_inline_host_names_field(spec, field):
     with pytest.raises(PlannerError) as err:
-        hw.load_host(spec, file="scenario.yaml", field="hardware.host")
+        hosts.load_host(spec, file="scenario.yaml", field="hardware.host")
     assert err.value.field == field and err.value.file == "scenario.yaml"
 
 
