@@ -17,7 +17,8 @@ GB = 10**9
 
 STANDARD = ["gguf-q8_0", "gguf-q6_k", "gguf-q5_k_m", "gguf-q4_k_m", "gguf-q3_k_m", "gguf-q2_k"]
 LOW = ["gguf-iq2_xxs", "gguf-iq1_s", "gguf-tq1_0"]
-UD = ["gguf-ud-tq1_0", "gguf-ud-iq1_s", "gguf-ud-iq1_m", "gguf-ud-iq2_xxs", "gguf-ud-q2_k_xl", "gguf-ud-q4_k_xl"]
+UD = ["gguf-ud-tq1_0", "gguf-ud-iq1_s", "gguf-ud-iq1_m", "gguf-ud-iq2_xxs", "gguf-ud-q2_k_xl", "gguf-ud1-q2_k_xl",
+      "gguf-ud-q4_k_xl"]
 
 
 def gguf_bytes(model: str, fmt: str) -> int:
@@ -53,9 +54,15 @@ PUBLISHED = [
     # (gpustack/gguf-parser-go README: DeepSeek-R1-UD-IQ1_S 130.60 GiB, 671.03 B params, 1.67 bpw)
     pytest.param("deepseek-r1", "gguf-ud-iq1_s", 140_231_438_464, id="r1-ud-iq1_s-130.60GiB-unsloth-blog"),
     # unsloth blog "212GB"; llama-bench "DS-R1 671B unsloth UD-Q2_K_XL 211.03 GiB" (several llama.cpp threads)
-    pytest.param("deepseek-r1", "gguf-ud-q2_k_xl", 211.03 * GiB, id="r1-ud-q2_k_xl-211.03GiB-unsloth-blog"),
+    pytest.param("deepseek-r1", "gguf-ud1-q2_k_xl", 211.03 * GiB, id="r1-ud1-q2_k_xl-211.03GiB-unsloth-blog"),
     # unsloth.ai/docs/models/tutorials/kimi-k2.5: UD-TQ1_0 240GB
     pytest.param("kimi-k2.5", "gguf-ud-tq1_0", 240 * GB, id="kimi-k2.5-ud-tq1_0-240GB-unsloth-docs"),
+    # Dynamic 2.0 UD-Q2_K_XL: unsloth.ai/docs/models/tutorials/kimi-k2.5 "375GB"; unsloth Kimi-K2 docs "381GB"
+    # (Kimi-K2-Instruct has the same text architecture; its GGUF has no vision tower either)
+    pytest.param("kimi-k2.5", "gguf-ud-q2_k_xl", 375 * GB, id="kimi-k2.5-ud-q2_k_xl-375GB-unsloth-docs"),
+    pytest.param("kimi-k2-instruct", "gguf-ud-q2_k_xl", 381 * GB, id="kimi-k2-ud-q2_k_xl-381GB-unsloth-docs"),
+    # unsloth Kimi-K2 docs: UD-TQ1_0 "245GB"
+    pytest.param("kimi-k2-instruct", "gguf-ud-tq1_0", 245 * GB, id="kimi-k2-ud-tq1_0-245GB-unsloth-docs"),
 ]
 
 GAPS = [
@@ -64,9 +71,6 @@ GAPS = [
     # hold more high-bit tensors than the blog describes.
     pytest.param("deepseek-r1", "gguf-ud-iq1_m", 158 * GiB, id="r1-ud-iq1_m-158GiB-unsloth-blog"),
     pytest.param("deepseek-r1", "gguf-ud-iq2_xxs", 183 * GiB, id="r1-ud-iq2_xxs-183GiB-unsloth-blog"),
-    # unsloth.ai/docs/models/tutorials/kimi-k2.5: UD-Q2_K_XL 375GB. The R1-era Q2_K_XL recipe (down_proj mostly Q2_K)
-    # gives -8%; Kimi's Dynamic 2.0 file keeps down_proj at Q3_K on most layers (stock Q2_K: 372.9 GB).
-    pytest.param("kimi-k2.5", "gguf-ud-q2_k_xl", 375 * GB, id="kimi-k2.5-ud-q2_k_xl-375GB-unsloth-docs"),
 ]
 
 
