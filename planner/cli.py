@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("estimate", help="memory fit, capacity and performance of one scenario")
     e.add_argument("scenario", help="scenario YAML (CONTRACT.md §2)")
     e.add_argument("--json", action="store_true", help="print one JSON document")
+    v = sub.add_parser("validate", help="estimate every case of a file and compare with the measured values")
+    v.add_argument("cases", help="YAML with `cases:` (scenarios with `measured:`), e.g. ../shared/validation/public_cases.yaml")
+    v.add_argument("--json", action="store_true", help="print one JSON document")
+    v.add_argument("--markdown", metavar="FILE", help="also write the per-case table as Markdown to FILE")
     return p
 
 
@@ -47,6 +51,27 @@ def cmd_estimate(args: argparse.Namespace) -> dict:
     from planner.scenario import load_scenario
 
     return estimate(load_scenario(args.scenario))
+
+
+def cmd_validate(args: argparse.Namespace) -> dict:
+    from planner.validate import markdown, validate
+
+    report = validate(args.cases)
+    if args.markdown:
+        from pathlib import Path
+
+        out = Path(args.markdown)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(markdown(report, args.cases))
+        tmp.replace(out)
+    return report
+
+
+def print_validate(doc: dict) -> None:
+    from planner.validate import table
+
+    print(table(doc))
 
 
 def print_inspect(doc: dict) -> None:
@@ -87,12 +112,12 @@ def print_estimate(doc: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        doc = {"inspect": cmd_inspect, "estimate": cmd_estimate}[args.command](args)
+        doc = {"inspect": cmd_inspect, "estimate": cmd_estimate, "validate": cmd_validate}[args.command](args)
         if args.json:
             json.dump(doc, sys.stdout, indent=2, allow_nan=False)
             sys.stdout.write("\n")
         else:
-            {"inspect": print_inspect, "estimate": print_estimate}[args.command](doc)
+            {"inspect": print_inspect, "estimate": print_estimate, "validate": print_validate}[args.command](doc)
         return 0
     except PlannerError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -30,6 +30,9 @@ class Engine:
     cuda_graph_bytes: int  # captured CUDA graph memory pools per GPU
     dense_split: str  # embedding, lm_head, dense MLP, shared experts split over: tp | tp_dp (tp x dp_attention) | none
     source: str  # where the numbers come from
+    overlap_comm: str = "none"  # none | tbo_ep (two micro-batches hide EP all-to-all behind compute when ep > 1)
+    cpu_numa_aware: bool = False  # CPU expert kernels use every socket's DRAM bandwidth
+    step_overhead_s: float = 0.0  # per-step host/scheduler time not hidden by CUDA graphs
 
     def fraction_for(self, tp_group: int) -> float:
         """Memory fraction; SGLang picks its default from the TP group size (largest entry <= tp_group)."""
@@ -55,7 +58,7 @@ def load_engine(name: str) -> Engine:
     doc = require_mapping(load_document(path), file)
     check_keys(doc, ("source", "fraction_mode", "memory_fraction", "memory_fraction_by_tp", "kv_block_tokens",
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
-                     "cuda_graph_bytes", "dense_split", "notes"), file)
+                     "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
         raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
@@ -74,4 +77,14 @@ def load_engine(name: str) -> Engine:
         mla_kv_block_tokens=num("mla_kv_block_tokens", default=1) or 1, max_batched_tokens=num("max_batched_tokens"),
         max_num_seqs=num("max_num_seqs"), cuda_context_bytes=num("cuda_context_bytes"), nccl_bytes=num("nccl_bytes"),
         cuda_graph_bytes=num("cuda_graph_bytes"), dense_split=split, source=get_str(doc, "source", file),
+        overlap_comm=_choice(doc, "overlap_comm", ("none", "tbo_ep"), file),
+        cpu_numa_aware=doc.get("cpu_numa_aware") is True,
+        step_overhead_s=get_number(doc, "step_overhead_s", file, default=0.0, minimum=0, maximum=1),
     )
+
+
+def _choice(doc: dict, key: str, allowed: tuple[str, ...], file: str) -> str:
+    value = get_str(doc, key, file, default=allowed[0])
+    if value not in allowed:
+        raise PlannerError(f"expected one of {', '.join(allowed)}", file=file, field=key)
+    return value

@@ -1,6 +1,7 @@
 """`python -m planner estimate`: memory fit and capacity of one scenario (CONTRACT.md §3).
 
-Performance fields are null until the performance model (op records + roofline) lands.
+Memory from planner.memory; speed from planner.serving (op records -> roofline -> step times).
+A scenario that does not fit reports its memory and reason with null metrics.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ def estimate(sc: Scenario) -> dict:
     sc, assumptions = resolve_unstated_plan(sc)
     mem = memory_report(sc)
     par = sc.parallelism
+    metrics, bottleneck, curve = dict.fromkeys(METRICS), {"prefill": None, "decode": None}, []
+    if mem.fits:
+        from planner.serving import serve_metrics
+
+        computed, bottleneck, curve = serve_metrics(sc, mem)
+        metrics.update(computed)
     return {
         "fits": mem.fits,
         "reason": mem.reason,
@@ -45,6 +52,7 @@ def estimate(sc: Scenario) -> dict:
             "kv_bytes_per_sequence_per_gpu": mem.kv_bytes_per_sequence_per_gpu,
             "max_batch_per_gpu": mem.max_batch_per_gpu,
         },
-        "metrics": dict.fromkeys(METRICS),
-        "bottleneck": {"prefill": None, "decode": None},
+        "metrics": metrics,
+        "bottleneck": bottleneck,
+        "throughput_curve": curve,
     }

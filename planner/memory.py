@@ -85,6 +85,10 @@ def _share(t: TensorGroup, sc: Scenario) -> float:
         # the fullest EP rank holds ceil((E + redundant) / ep) experts, each TP-split over stage GPUs / ep
         per_rank = ceil((spec.n_routed_experts + par.redundant_experts) / par.ep)
         return per_rank / spec.n_routed_experts / (par.gpus_per_stage / par.ep)
+    if comp == "shared_experts" and par.ep > 1:
+        # with expert parallelism the shared expert follows the attention TP group (vLLM TP+EP splits it over tp;
+        # DeepSeek/SGLang DP-attention + EP keep one whole copy per GPU: "2 routed + 1 shared expert per GPU")
+        return 1 / par.tp
     if comp in ("dense_mlp", "shared_experts", "embedding", "lm_head"):
         return 1 / _dense_group(sc)
     if comp == "attention" and t.part != "vision":

@@ -9,7 +9,7 @@ raise a PlannerError naming the file and field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,13 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Measured:
+    metric: str  # CONTRACT.md §3 metric vocabulary
+    value: float
+    source: str
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     file: str  # where it was read, for error messages
@@ -87,8 +94,11 @@ class Scenario:
     mtp_tokens: int  # MTP draft tokens per step (0 = no speculative decoding)
     acceptance: float | None  # mean fraction of draft tokens accepted
     workload: Workload
-    slo: dict = field(default_factory=dict)  # ttft_ms, tpot_ms, percentile, ...
-    measured: tuple = ()  # ({metric, value, source}, ...)
+    slo: tuple[tuple[str, float], ...] = ()  # (key, value) pairs of the slo mapping: ttft_ms, tpot_ms, ...
+    measured: tuple[Measured, ...] = ()  # validate only
+
+    def slo_value(self, key: str) -> float | None:
+        return dict(self.slo).get(key)
 
     @property
     def total_gpus(self) -> int:
@@ -183,7 +193,8 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
         name=name, file=file, model=model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=gpn,
         nodes=nodes, host=host, parallelism=par, expert_layers_on_cpu=on_cpu,
         cpu_compute=_bool(off, "cpu_compute", file, "offload.", True), engine=engine, mtp_tokens=mtp,
-        acceptance=acceptance, workload=_workload(_sub(doc, "workload", file, WORKLOAD_KEYS), file), slo=slo,
+        acceptance=acceptance, workload=_workload(_sub(doc, "workload", file, WORKLOAD_KEYS), file),
+        slo=tuple((k, v) for k, v in slo.items() if v is not None),
         measured=_measured(doc.get("measured"), file),
     )
 
@@ -287,7 +298,7 @@ def _measured(items: Any, file: str) -> tuple:
     for k, item in enumerate(items):
         item = require_mapping(item, file, f"measured[{k}]")
         check_keys(item, MEASURED_KEYS, file, f"measured[{k}].")
-        out.append({"metric": get_str(item, "metric", file, prefix=f"measured[{k}]."),
-                    "value": get_number(item, "value", file, prefix=f"measured[{k}]."),
-                    "source": get_str(item, "source", file, prefix=f"measured[{k}].", default="")})
+        out.append(Measured(get_str(item, "metric", file, prefix=f"measured[{k}]."),
+                            get_number(item, "value", file, prefix=f"measured[{k}]."),
+                            get_str(item, "source", file, prefix=f"measured[{k}].", default="")))
     return tuple(out)

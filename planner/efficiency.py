@@ -1,0 +1,102 @@
+"""Efficiency as data: achievable fraction of peak per op class, from profiles/calibration/.
+
+`efficiency_for(gpu)` returns the default table (published kernel measurements) overlaid with
+`profiles/calibration/<gpu>.yaml` when kernels_bench has written one. "Theoretical" and "calibrated"
+estimates are the same code with a different table (STYLE.md habit 6).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from planner.errors import PlannerError
+from planner.quant import PROFILES
+from planner.yamlio import check_keys, get_number, load_document, require_mapping
+
+CAL_DIR = PROFILES / "calibration"
+OP_KINDS = ("gemm", "grouped_gemm", "attention_decode", "attention_prefill", "elementwise", "cpu_experts")
+COMM_KEYS = ("allreduce_latency_s", "allreduce_busbw_fraction", "alltoall_latency_s", "alltoall_nvlink_fraction",
+             "rdma_bytes_per_s_per_gpu", "pcie_fraction")
+
+
+@dataclass(frozen=True)
+class Curve:
+    points: tuple[tuple[float, float], ...]  # (m, fraction), m ascending; one point = constant
+
+    def at(self, m: float) -> float:
+        pts = self.points
+        if len(pts) == 1 or m <= pts[0][0]:
+            return pts[0][1]
+        if m >= pts[-1][0]:
+            return pts[-1][1]
+        for (m0, f0), (m1, f1) in zip(pts, pts[1:]):
+            if m0 <= m <= m1:
+                x = (math.log(m) - math.log(m0)) / (math.log(m1) - math.log(m0))
+                return f0 + x * (f1 - f0)
+        return pts[-1][1]
+
+
+@dataclass(frozen=True)
+class OpEfficiency:
+    compute: Curve  # fraction of peak FLOP/s vs GEMM rows
+    memory: Curve  # fraction of peak memory bandwidth vs GEMM rows
+    floor_s: float  # launch/latency floor per op occurrence
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    device: str  # "default" or the calibrated device name
+    ops: dict  # kind -> OpEfficiency
+    comm: dict  # COMM_KEYS -> value
+    files: tuple[str, ...]  # tables this came from
+
+
+def _curve(value: Any, file: str, field: str) -> Curve:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        points = ((1.0, float(value)),)
+    elif isinstance(value, list) and value and all(isinstance(p, list) and len(p) == 2 for p in value):
+        points = tuple((float(a), float(b)) for a, b in value)
+    else:
+        raise PlannerError("expected a fraction or a list of [m, fraction]", file=file, field=field)
+    if any(not (0 < f <= 1.5) or m <= 0 for m, f in points) or list(points) != sorted(points):
+        raise PlannerError("fractions must be in (0, 1.5] with m ascending and positive", file=file, field=field)
+    return Curve(points)
+
+
+def _read(path, base: Efficiency | None) -> Efficiency:
+    file = str(path)
+    doc = require_mapping(load_document(path), file)
+    check_keys(doc, ("device", "source", "ops", "comm", "fit", "notes", "runs"), file)
+    ops = dict(base.ops) if base else {}
+    for kind, entry in require_mapping(doc.get("ops") or {}, file, "ops").items():
+        if kind not in OP_KINDS:
+            raise PlannerError(f"unknown op kind (known: {', '.join(OP_KINDS)})", file=file, field=f"ops.{kind}")
+        entry = require_mapping(entry, file, f"ops.{kind}")
+        check_keys(entry, ("compute", "memory", "floor_s", "source", "n", "holdout_error"), file, f"ops.{kind}.")
+        old = ops.get(kind)
+        ops[kind] = OpEfficiency(
+            _curve(entry["compute"], file, f"ops.{kind}.compute") if "compute" in entry else old.compute,
+            _curve(entry["memory"], file, f"ops.{kind}.memory") if "memory" in entry else old.memory,
+            get_number(entry, "floor_s", file, prefix=f"ops.{kind}.", default=old.floor_s if old else 0.0,
+                       minimum=0, maximum=1))
+    comm = dict(base.comm) if base else {}
+    c = require_mapping(doc.get("comm") or {}, file, "comm")
+    check_keys(c, COMM_KEYS, file, "comm.")
+    for key in c:
+        comm[key] = get_number(c, key, file, prefix="comm.", minimum=0)
+    missing = [k for k in OP_KINDS if k not in ops] + [k for k in COMM_KEYS if k not in comm]
+    if missing:
+        raise PlannerError(f"missing {', '.join(missing)}", file=file)
+    return Efficiency(str(doc.get("device") or path.stem), ops, comm, (base.files if base else ()) + (file,))
+
+
+@lru_cache(maxsize=64)
+def efficiency_for(gpu: str | None) -> Efficiency:
+    """Default table, overlaid by profiles/calibration/<gpu>.yaml when it exists."""
+    eff = _read(CAL_DIR / "default.yaml", None)
+    if gpu and (CAL_DIR / f"{gpu}.yaml").is_file():
+        eff = _read(CAL_DIR / f"{gpu}.yaml", eff)
+    return eff

@@ -1,0 +1,235 @@
+"""Op records: FLOP, bytes and communication of one forward step on one GPU, layer by layer.
+
+`step_ops(sc, phase, tokens_per_gpu, context)` lists what the fullest GPU of a pipeline stage does in
+one step: `tokens_per_gpu` new tokens (decode: running sequences x tokens per sequence per step;
+prefill: prompt tokens), attending to `context` earlier tokens on average. Every op carries `count`,
+the number of layers it repeats over, so totals are sums of `count x value`.
+
+Conventions (per GPU; t = tp, G = tp x dp_attention GPUs per stage, e = ep):
+- TP-split GEMMs do all tokens of the attention group with 1/t of the heads: FLOP = tokens_per_gpu x the
+  full-width cost; weights read once per step, split as memory.place_weights splits them.
+- MLA decode runs weight-absorbed over the latent cache (FLOP 2 x heads x ctx x (576 + 512) per token,
+  KV read ctx x 576 elements per sequence, not split by TP); MLA prefill decompresses K/V with kv_b_proj
+  and runs causal attention over on average half the prompt (2 x heads x ctx x (192 + 128) per token).
+- Routed experts: the stage's tokens x top-k (token, expert) pairs spread over all G GPUs; the weights
+  read are those of the experts actually touched: E_rank x (1 - (1 - k/E)^T) for T stage tokens
+  (uniform routing; `skew` > 0 concentrates traffic on fewer experts, a Zipf popularity).
+- 2 FLOP per multiply-accumulate; a SwiGLU expert is 3 GEMMs: 6 x h x I FLOP per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from math import ceil
+
+from planner.inventory import tensor_inventory
+from planner.kv import kv_layout
+from planner.memory import _dense_group, _share
+from planner.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str  # e.g. "attn.q_b_proj", "moe.experts", "comm.ep_dispatch"
+    kind: str  # gemm | grouped_gemm | attention_decode | attention_prefill | elementwise | comm | cpu_experts
+    count: int  # layers this op repeats over on the GPU
+    flops: float  # per occurrence
+    weight_bytes: float = 0.0  # weights read per occurrence
+    act_bytes: float = 0.0  # activations read + written per occurrence
+    kv_read_bytes: float = 0.0
+    kv_write_bytes: float = 0.0
+    comm_bytes: float = 0.0  # bytes this GPU sends per occurrence
+    comm: str = ""  # allreduce | alltoall | allgather | pcie (weights streamed from host) | ""
+    group: int = 1  # GPUs in the collective
+    dtype: str = "bf16"  # compute dtype of the GEMM (fp8 / fp4 / int8 where the weights allow and the GPU has it)
+    m: int = 0  # GEMM rows (tokens) for efficiency curves
+    where: str = "gpu"  # gpu | cpu
+
+    @property
+    def bytes(self) -> float:
+        return self.weight_bytes + self.act_bytes + self.kv_read_bytes + self.kv_write_bytes
+
+
+@lru_cache(maxsize=512)
+def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]:
+    """(role, layer kind) -> (bytes on this GPU, bytes of one expert (experts only), compute dtype) for one layer."""
+    spec, fmt = sc.model.spec, sc.weights
+    first_moe = next((i for i, m in enumerate(spec.moe_layers) if m), None)
+    first_dense = next((i for i, m in enumerate(spec.moe_layers) if not m), None)
+    wanted = {first_moe: "moe", first_dense: "dense", None: "head"}
+    out: dict[tuple[str, str], tuple[float, float, str]] = {}
+    for t in tensor_inventory(spec):
+        if t.part != "language" or t.layer not in wanted or not t.is_matrix:
+            continue
+        st = fmt.storage_for(t, spec)
+        nbytes = fmt.tensor_bytes(t, spec)
+        key = (t.role, wanted[t.layer])
+        out[key] = (nbytes * _share(t, sc), nbytes / t.count, st.compute)
+    return out
+
+
+def _w(sc: Scenario, role: str, kind: str) -> float:
+    return _role_bytes(sc).get((role, kind), (0.0, 0.0, "bf16"))[0]
+
+
+def _dtype(sc: Scenario, role: str, kind: str) -> str:
+    return _role_bytes(sc).get((role, kind), (0.0, 0.0, "bf16"))[2]
+
+
+def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens: float, skew: float = 0.0) -> float:
+    """Expected experts of one EP rank touched by `tokens` tokens choosing top_k of n_experts each.
+
+    Uniform: each expert is picked by a token with probability k/E, so E_rank x (1 - (1 - k/E)^T).
+    skew > 0: popularity p_i ~ i^-skew (normalized to k picks per token) averaged over the rank's share."""
+    if tokens <= 0 or n_experts <= 0:
+        return 0.0
+    if skew <= 0:
+        return experts_on_rank * (1 - (1 - top_k / n_experts) ** tokens)
+    weights = [(i + 1) ** -skew for i in range(n_experts)]
+    total = sum(weights)
+    touched = sum(1 - max(0.0, 1 - min(1.0, top_k * w / total)) ** tokens for w in weights)
+    return touched * experts_on_rank / n_experts
+
+
+def _gemm(name: str, count: int, m: float, k: int, n: float, weight: float, dtype: str, kind: str = "gemm") -> Op:
+    """[m, k] x [k, n]: 2mkn FLOP; bf16 activations in and out."""
+    return Op(name, kind, count, 2 * m * k * n, weight_bytes=weight, act_bytes=2 * m * (k + n), dtype=dtype,
+              m=ceil(m))
+
+
+def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq: int) -> list[Op]:
+    """Attention of one layer kind. n = tokens this GPU's attention group computes (per GPU FLOP accounting)."""
+    s, par = sc.model.spec, sc.parallelism
+    h, t = s.hidden_size, par.tp
+    heads = s.num_heads  # n x heads = (group tokens n x t) x (heads / t): the per-GPU share of the work
+    layout = kv_layout(s, sc.kv_cache)
+    kv_tok = layout.per_gpu_layer_bytes(t, s.num_kv_heads)  # bytes per token per layer on this GPU
+    group_tokens = n * t  # every GPU of the TP group sees all of them (its share of heads / the whole latent)
+    seqs = group_tokens / sq if phase == "decode" else 0
+    lk = "moe" if s.is_moe and any(s.moe_layers) else "dense"
+    d = lambda role: _dtype(sc, role, lk)  # noqa: E731
+    w = lambda role: _w(sc, role, lk)  # noqa: E731
+    ops: list[Op] = [Op("attn.norm", "elementwise", count, 4 * n * h, act_bytes=4 * n * h)]
+    if s.attention == "mla":
+        if s.q_lora_rank:
+            ops.append(_gemm("attn.q_a_proj", count, n * t, h, s.q_lora_rank, w("attn_q_a"), d("attn_q_a")))
+            ops.append(_gemm("attn.q_b_proj", count, n, s.q_lora_rank, s.num_heads * s.qk_head_dim, w("attn_q_b"),
+                             d("attn_q_b")))
+        else:
+            ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.qk_head_dim, w("attn_q"), d("attn_q")))
+        # q_a/kv_a are replicated on every TP rank: each rank projects all n x t tokens of its group
+        ops.append(_gemm("attn.kv_a_proj", count, n * t, h, s.kv_latent_elems_per_layer, w("attn_kv_a_mqa"),
+                         d("attn_kv_a_mqa")))
+        kvb = w("attn_kv_b")
+        if phase == "decode":
+            # absorbed: q_nope x W_UK (128 -> 512 per head) and o x W_UV (512 -> 128 per head)
+            ops.append(_gemm("attn.absorb_uk_uv", count, n, 2 * s.qk_nope_head_dim, s.num_heads * s.kv_lora_rank,
+                             kvb, d("attn_kv_b")))
+            flops = 2 * n * heads * ctx * (s.kv_latent_elems_per_layer + s.kv_lora_rank)
+            ops.append(Op("attn.mla_decode", "attention_decode", count, flops, kv_read_bytes=seqs * ctx * kv_tok,
+                          kv_write_bytes=group_tokens * kv_tok, act_bytes=4 * n * heads * s.kv_lora_rank,
+                          m=ceil(s.num_heads / t * sq)))
+        else:
+            # decompress K_nope and V of every token in context: [ctx_tokens, 512] x [512, heads x 256]
+            ops.append(_gemm("attn.kv_b_proj", count, n, s.kv_lora_rank,
+                             s.num_heads * (s.qk_nope_head_dim + s.v_head_dim), kvb, d("attn_kv_b")))
+            flops = 2 * n * heads * ctx * (s.qk_head_dim + s.v_head_dim)
+            ops.append(Op("attn.mla_prefill", "attention_prefill", count, flops, kv_write_bytes=group_tokens * kv_tok,
+                          act_bytes=2 * n * heads * (2 * s.qk_head_dim + 2 * s.v_head_dim), m=ceil(n)))
+        ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.v_head_dim, h, w("attn_output"), d("attn_output")))
+    else:
+        kv_heads = s.num_kv_heads
+        ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.head_dim, w("attn_q"), d("attn_q")))
+        kv_w = w("attn_k") + w("attn_v")
+        ops.append(_gemm("attn.kv_proj", count, n * max(1, t / kv_heads), h, 2 * kv_heads * s.head_dim,
+                         kv_w, d("attn_k")))
+        window = s.sliding_window or ctx
+        sliding = layout.sliding_layers / s.num_layers
+        eff_ctx = ctx * (1 - sliding) + min(ctx, window) * sliding
+        flops = 4 * n * heads * eff_ctx * s.head_dim
+        if phase == "decode":
+            ops.append(Op("attn.decode", "attention_decode", count, flops, kv_read_bytes=seqs * eff_ctx * kv_tok,
+                          kv_write_bytes=group_tokens * kv_tok, m=ceil(s.num_heads / kv_heads * sq)))
+        else:
+            ops.append(Op("attn.prefill", "attention_prefill", count, flops, kv_write_bytes=group_tokens * kv_tok,
+                          m=ceil(n)))
+        ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.head_dim, h, w("attn_output"), d("attn_output")))
+    if t > 1:
+        ops.append(Op("comm.attn_allreduce", "comm", count, 0, comm_bytes=n * t * h * 2, comm="allreduce", group=t))
+    return ops
+
+
+def _ffn_ops(sc: Scenario, n: float, moe_count: int, dense_count: int, skew: float) -> list[Op]:
+    s, par = sc.model.spec, sc.parallelism
+    h, G, e = s.hidden_size, par.gpus_per_stage, par.ep
+    gd = _dense_group(sc)
+    ops: list[Op] = []
+    if dense_count:
+        w3 = sum(_w(sc, r, "dense") for r in ("ffn_gate", "ffn_up", "ffn_down"))
+        ops.append(_gemm("mlp.dense", dense_count, n, h, 3 * s.intermediate_size, w3, _dtype(sc, "ffn_up", "dense")))
+        if gd > 1:
+            ops.append(Op("comm.mlp_allreduce", "comm", dense_count, 0, comm_bytes=n * gd * h * 2, comm="allreduce",
+                          group=gd))
+    if not moe_count:
+        return ops
+    k, E = s.experts_per_token, s.n_routed_experts
+    ops.append(Op("attn.ffn_norm", "elementwise", moe_count, 4 * n * h, act_bytes=4 * n * h))
+    ops.append(_gemm("moe.router", moe_count, n * par.tp, h, E, _w(sc, "ffn_gate_inp", "moe"), "bf16"))
+    stage_tokens = n * G
+    per_rank = ceil((E + par.redundant_experts) / e)
+    touched = distinct_experts(per_rank, E, k, stage_tokens, skew)
+    expert_bytes = sum(_role_bytes(sc).get((r, "moe"), (0, 0, "bf16"))[1]
+                       for r in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"))  # one expert, all three
+    expert_tp = G / e
+    pairs = stage_tokens * k / G  # (token, expert) pairs this GPU computes (its 1/expert_tp share of its rank's)
+    on_cpu = sc.expert_layers_on_cpu
+    gpu_moe = moe_count - min(on_cpu, moe_count)
+    if gpu_moe:
+        ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 6 * h * s.moe_intermediate_size,
+                      weight_bytes=touched * expert_bytes / expert_tp, act_bytes=pairs * (2 * h + 6 * s.moe_intermediate_size / expert_tp),
+                      dtype=_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1))))
+    if on_cpu:
+        ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * h * s.moe_intermediate_size,
+                      weight_bytes=touched * expert_bytes, dtype=_dtype(sc, "ffn_up_exps", "moe"),
+                      m=ceil(pairs / max(touched, 1)), where="cpu" if sc.cpu_compute else "pcie"))
+    if s.shared_intermediate_size:
+        w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))
+        ops.append(_gemm("moe.shared", moe_count, n, h, 3 * s.shared_intermediate_size, w3,
+                         _dtype(sc, "ffn_up_shexp", "moe")))
+    if e > 1:
+        # DeepEP-style: each token goes once to every distinct rank among its k experts; fp8 dispatch (1 B per
+        # element + scales) and bf16 combine (2 B): 3 x h bytes per (token, remote rank)
+        ranks = e * (1 - (1 - 1 / e) ** k)
+        ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * ranks * (1 - 1 / e) * 3 * h,
+                      comm="alltoall", group=e))
+    # TP-split experts (ep 1) reduce over the whole stage; with EP the shared expert and the TP-duplicated
+    # tokens reduce over the attention TP group
+    reduce_group = G if e == 1 else par.tp
+    if reduce_group > 1:
+        ops.append(Op("comm.moe_allreduce", "comm", moe_count, 0, comm_bytes=n * reduce_group * h * 2,
+                      comm="allreduce", group=reduce_group))
+    return ops
+
+
+def step_ops(sc: Scenario, phase: str, tokens_per_gpu: float, context: float, *, sq: int = 1,
+             logits_tokens: float | None = None, skew: float = 0.0) -> list[Op]:
+    """Ops of one step on the fullest GPU of a stage.
+
+    tokens_per_gpu: new tokens per GPU (decode: sequences per GPU x sq); context: mean tokens attended;
+    sq: tokens per sequence per step (1 + MTP drafts); logits_tokens: tokens needing lm_head per GPU."""
+    s, par = sc.model.spec, sc.parallelism
+    layers = ceil(s.num_layers / par.pp)
+    moe_layers = ceil(s.num_moe_layers / par.pp)
+    dense_layers = layers - moe_layers
+    n = tokens_per_gpu
+    ops = _attention_ops(sc, phase, n, context, layers, sq)
+    ops += _ffn_ops(sc, n, moe_layers, dense_layers, skew)
+    lm = n if logits_tokens is None else logits_tokens
+    gv = _dense_group(sc)
+    ops.append(_gemm("head.lm_head", 1, lm * gv, s.hidden_size, s.vocab_size / gv, _w(sc, "output", "head"),
+                     "bf16"))
+    ops.append(Op("head.embed_sample", "elementwise", 1, 0, act_bytes=n * s.hidden_size * 2 + lm * s.vocab_size * 4))
+    if par.pp > 1:
+        ops.append(Op("comm.pp_send", "comm", 1, 0, comm_bytes=n * par.tp * s.hidden_size * 2, comm="p2p", group=2))
+    return ops

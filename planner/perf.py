@@ -1,0 +1,133 @@
+"""Step times and serving metrics from op records.
+
+- `decode_step(sc, batch_per_gpu, kv_len)` and `prefill_step(sc, tokens_per_gpu, prompt_len)` time one
+  forward step of the fullest GPU (roofline per op, communication, per-step engine overhead).
+- Two-batch overlap (engine `overlap_comm: tbo_ep`, ep > 1): the EP all-to-all of one micro-batch runs
+  under the compute of the other: step = max(compute, communication) + 10% of the shorter.
+- MTP speculative decoding: each step verifies 1 + d tokens per sequence and accepts 1 + d x acceptance;
+  the d draft passes cost one MoE layer and the lm_head each.
+- Serving (CONTRACT.md §2 workload): a closed loop of `concurrency` requests (or, with none given, the
+  largest batch memory allows, MLPerf-offline style), each a prefill of input_len then output_len decode
+  steps. In steady state a running batch of R sequences needs R x input_len / output_len prompt tokens
+  prefilled per step; they share the step with decode (chunked prefill), so one mixed step reads the
+  weights once and does both FLOP loads. Requests beyond R wait: Little's law gives the queueing time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from math import ceil
+
+from planner.efficiency import efficiency_for
+from planner.ops import Op, step_ops
+from planner.roofline import Machine, TimedOp, time_op
+from planner.scenario import Scenario
+
+TBO_LOSS = 0.1  # part of the shorter of compute / communication that two-batch overlap does not hide (assumed)
+DEFAULT_MTP_ACCEPTANCE = 0.7  # assumed when a scenario sets mtp_tokens without an acceptance (DeepSeek-V3 report: 85-90% for the 2nd token)
+
+
+@dataclass(frozen=True)
+class Step:
+    seconds: float  # one step of the fullest GPU, overhead included
+    timed: tuple[TimedOp, ...]  # every op with its time and bound
+    compute_s: float  # ops bound by compute or latency
+    memory_s: float  # ops bound by memory
+    comm_s: float  # communication (after overlap)
+    host_s: float  # CPU / PCIe work of offloaded experts
+    overhead_s: float  # engine per-step overhead
+
+    @property
+    def bottleneck(self) -> str:
+        parts = {"compute": self.compute_s, "memory": self.memory_s, "communication": self.comm_s,
+                 "host": self.host_s}
+        return max(parts, key=parts.get)
+
+
+@lru_cache(maxsize=128)
+def machine(sc: Scenario) -> Machine:
+    from planner.hardware import load_accelerator
+
+    acc = load_accelerator(sc.gpu) if sc.gpu else None
+    gguf = sc.weights.family == "gguf"
+    cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
+    return Machine(acc, sc.host, efficiency_for(sc.gpu), sc.gpus_per_node or 1, sc.engine.cpu_numa_aware, cpu_dtype)
+
+
+def run_ops(sc: Scenario, ops: list[Op]) -> Step:
+    m = machine(sc)
+    timed = tuple(time_op(op, m) for op in ops)
+    comp = sum(t.total_s for t in timed if t.bound in ("compute", "latency"))
+    mem = sum(t.total_s for t in timed if t.bound == "memory")
+    host = sum(t.total_s for t in timed if t.bound == "host")
+    comm = sum(t.total_s for t in timed if t.bound == "communication")
+    work = comp + mem + host
+    if sc.engine.overlap_comm == "tbo_ep" and sc.parallelism.ep > 1:
+        # two micro-batches: one's all-to-all runs under the other's compute; the step is the longer of the two
+        # plus an imperfect-overlap loss (assumed 10% of the shorter; lmsys reports TBO gains of 27-35% prefill)
+        comm = max(0.0, comm - work) + TBO_LOSS * min(comm, work)
+    overhead = sc.engine.step_overhead_s
+    return Step(work + comm + overhead, timed, comp, mem, comm, host, overhead)
+
+
+def merge(a: list[Op], b: list[Op]) -> list[Op]:
+    """One chunked-prefill step: the same ops over decode and prefill tokens; weights are read once."""
+    by_name = {op.name: op for op in b}
+    out = []
+    for op in a:
+        other = by_name.pop(op.name, None)
+        if other is None:
+            out.append(op)
+            continue
+        out.append(replace(op, flops=op.flops + other.flops, weight_bytes=max(op.weight_bytes, other.weight_bytes),
+                           act_bytes=op.act_bytes + other.act_bytes, kv_read_bytes=op.kv_read_bytes + other.kv_read_bytes,
+                           kv_write_bytes=op.kv_write_bytes + other.kv_write_bytes,
+                           comm_bytes=op.comm_bytes + other.comm_bytes, m=op.m + other.m))
+    return out + list(by_name.values())
+
+
+def tokens_per_step(sc: Scenario) -> float:
+    """Tokens each sequence gains per decode step: 1 + drafts x acceptance."""
+    if not sc.mtp_tokens:
+        return 1.0
+    acc = sc.acceptance if sc.acceptance is not None else DEFAULT_MTP_ACCEPTANCE
+    return 1.0 + sc.mtp_tokens * acc
+
+
+def decode_ops(sc: Scenario, batch_per_gpu: float, kv_len: float) -> list[Op]:
+    sq = 1 + sc.mtp_tokens
+    ops = step_ops(sc, "decode", batch_per_gpu * sq, kv_len, sq=sq)
+    if sc.mtp_tokens:
+        # draft passes: one MoE layer + lm_head per draft token, for one token per sequence
+        draft = step_ops(sc, "decode", batch_per_gpu, kv_len)
+        layers = max(1, ceil(sc.model.spec.num_layers / sc.parallelism.pp))
+        for op in draft:
+            if op.name.startswith("head."):
+                ops.append(replace(op, name=f"mtp.{op.name}", count=op.count * sc.mtp_tokens))
+            elif op.count == layers or op.name.startswith(("moe.", "comm.ep", "comm.moe")):
+                ops.append(replace(op, name=f"mtp.{op.name}", count=sc.mtp_tokens))
+    return ops
+
+
+def prefill_ops(sc: Scenario, tokens_per_gpu: float, prompt_len: float, cached: float = 0.0) -> list[Op]:
+    """Prompt tokens attend on average to the cached prefix plus half the new part (causal)."""
+    context = cached + (prompt_len - cached) / 2
+    seqs = tokens_per_gpu / max(prompt_len - cached, 1)
+    return step_ops(sc, "prefill", tokens_per_gpu, context, logits_tokens=seqs)
+
+
+def decode_step(sc: Scenario, batch_per_gpu: float, kv_len: float) -> Step:
+    return run_ops(sc, decode_ops(sc, batch_per_gpu, kv_len))
+
+
+def prefill_step(sc: Scenario, tokens_per_gpu: float, prompt_len: float, cached: float = 0.0) -> Step:
+    return run_ops(sc, prefill_ops(sc, tokens_per_gpu, prompt_len, cached))
+
+
+def mixed_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens_per_gpu: float,
+               prompt_len: float, cached: float = 0.0) -> Step:
+    ops = decode_ops(sc, batch_per_gpu, kv_len)
+    if prefill_tokens_per_gpu > 0:
+        ops = merge(ops, prefill_ops(sc, prefill_tokens_per_gpu, prompt_len, cached))
+    return run_ops(sc, ops)

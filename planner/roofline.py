@@ -1,0 +1,127 @@
+"""The roofline, applied in one function: op records -> seconds, with the bound named.
+
+GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m)), bytes / (HBM x eff_m(m)), floor)
+CPU op:   the same with the host's AMX/AVX-512 peak and DRAM bandwidth (NUMA-aware engines use every
+          socket, others one socket's worth); `pcie` ops stream their weights over the host link while
+          the GPU computes them, t = max(stream, GPU compute).
+Comm op:  all-reduce  t = latency + 2(g-1)/g x bytes / bus bandwidth (NVLink/XGMI inside a node, RDMA
+          across nodes, PCIe without a scale-up fabric); all-to-all t = latency + max(NVLink part,
+          RDMA part) of the bytes sent to other ranks; p2p t = latency + bytes / link.
+Efficiencies come from planner.efficiency (published fractions or a kernels_bench calibration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.efficiency import Efficiency
+from planner.errors import PlannerError
+from planner.ops import Op
+
+FALLBACK_DTYPE = {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "fp8", "bf16"),
+                  "bf16": ("bf16", "fp16"), "fp16": ("fp16", "bf16")}
+
+
+@dataclass(frozen=True)
+class TimedOp:
+    op: Op
+    seconds: float  # per occurrence
+    bound: str  # compute | memory | latency | communication | host
+
+    @property
+    def total_s(self) -> float:
+        return self.seconds * self.op.count
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the roofline needs to know about where ops run."""
+
+    acc: object | None  # planner.hardware.Accelerator (None: CPU only)
+    host: object | None  # planner.hosts.Host
+    eff: Efficiency
+    gpus_per_node: int
+    numa_aware: bool  # engine spreads CPU work over all sockets
+    cpu_dtype: str  # fp32 (llama.cpp AVX-512) or bf16/int8 (AMX kernels)
+
+
+def _peak(acc, dtype: str) -> float:
+    for d in FALLBACK_DTYPE.get(dtype, (dtype, "bf16")):
+        try:
+            return acc.peak_flops(d)
+        except PlannerError:
+            continue
+    return acc.peak_flops("fp16")
+
+
+def _mamf_cap(acc, dtype: str) -> float:
+    frac = acc.fraction("mamf_fp8" if dtype in ("fp8", "fp4", "int8") else "mamf_bf16")
+    return frac if frac else 1.0
+
+
+def time_op(op: Op, m: Machine) -> TimedOp:
+    if op.kind == "comm":
+        return TimedOp(op, comm_time(op, m), "communication")
+    e = m.eff.ops[op.kind]
+    if op.where == "cpu" or m.acc is None:
+        return _cpu_time(op, m)
+    peak = _peak(m.acc, op.dtype)
+    eff_c = e.compute.at(op.m or 1)
+    if op.kind in ("gemm", "grouped_gemm"):
+        eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype))
+    t_c = op.flops / (peak * eff_c) if op.flops else 0.0
+    t_m = op.bytes / (m.acc.memory_bandwidth_bytes_per_s * e.memory.at(op.m or 1)) if op.bytes else 0.0
+    if op.where == "pcie":
+        link = m.acc.host_link_bytes_per_s or 32e9  # PCIe 4.0 x16 per direction when the profile has none
+        t_stream = op.weight_bytes / (link * m.eff.comm["pcie_fraction"])
+        t = max(t_c, t_stream, e.floor_s)
+        return TimedOp(op, t, "host" if t_stream >= t_c else "compute")
+    t = max(t_c, t_m, e.floor_s)
+    bound = "latency" if t == e.floor_s and t > max(t_c, t_m) else ("compute" if t_c >= t_m else "memory")
+    return TimedOp(op, t, bound)
+
+
+def _cpu_time(op: Op, m: Machine) -> TimedOp:
+    host = m.host
+    if host is None:
+        raise PlannerError("ops placed on the CPU need a host profile", field="hardware.host")
+    e = m.eff.ops["cpu_experts"] if op.kind == "cpu_experts" else m.eff.ops[op.kind]
+    sockets = host.sockets if m.numa_aware else 1
+    bw = host.memory_bandwidth_bytes_per_s_per_socket * sockets
+    frac = host.memory_bandwidth_fraction or e.memory.at(op.m or 1)
+    t_m = op.bytes / (bw * min(frac, e.memory.at(op.m or 1))) if op.bytes else 0.0
+    try:
+        peak = host.cpu.peak_flops_per_socket(m.cpu_dtype) * sockets
+        t_c = op.flops / (peak * e.compute.at(op.m or 1)) if op.flops else 0.0
+    except PlannerError:  # CPU clock not published: compute not modelled (noted by perf)
+        t_c = 0.0
+    t = max(t_c, t_m, e.floor_s)
+    return TimedOp(op, t, "host")
+
+
+def comm_time(op: Op, m: Machine) -> float:
+    c = m.eff.comm
+    g = max(op.group, 1)
+    if g <= 1 or not op.comm_bytes:
+        return 0.0
+    acc = m.acc
+    nvlink = (acc.scale_up_bytes_per_s if acc and acc.scale_up_bytes_per_s else None)
+    pcie = (acc.host_link_bytes_per_s if acc and acc.host_link_bytes_per_s else 25e9)
+    intra = nvlink or pcie * c["pcie_fraction"]
+    cross_node = g > max(m.gpus_per_node, 1)
+    rdma = c["rdma_bytes_per_s_per_gpu"]
+    if op.comm == "allreduce":
+        busbw = (acc.allreduce_busbw_bytes_per_s if acc and acc.allreduce_busbw_bytes_per_s and nvlink
+                 else intra * c["allreduce_busbw_fraction"])
+        if cross_node:
+            busbw = min(busbw, rdma)
+        lat = c["allreduce_latency_s"] * (2 if cross_node else 1)
+        return lat + 2 * (g - 1) / g * op.comm_bytes / busbw
+    if op.comm == "alltoall":
+        local = min(g, max(m.gpus_per_node, 1))
+        intra_share = (local - 1) / max(g - 1, 1)
+        t_intra = op.comm_bytes * intra_share / (intra * c["alltoall_nvlink_fraction"])
+        t_inter = op.comm_bytes * (1 - intra_share) / rdma
+        return c["alltoall_latency_s"] + max(t_intra, t_inter)
+    link = rdma if cross_node else intra
+    return c["allreduce_latency_s"] + op.comm_bytes / link

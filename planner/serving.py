@@ -1,0 +1,179 @@
+"""Serving metrics of a scenario (CONTRACT.md §3 metric vocabulary) from step times.
+
+Batch conventions: a decode `batch_per_gpu` B means the deployment runs B sequences per GPU, so one
+attention TP group of t GPUs runs B x t; `concurrency` C spreads over dp_attention x replicas engine
+groups. Without either, the batch is the largest that memory and the engine's max_num_seqs allow
+and that keeps the SLO (MLPerf offline/server style).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil, inf
+
+from planner.memory import MemoryReport
+from planner.perf import Step, decode_step, mixed_step, prefill_step, tokens_per_step
+from planner.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class ServePoint:
+    running_per_group: float  # sequences decoding together in one engine group (TP group)
+    step: Step  # one (mixed) decode step
+    tpot_s: float
+    ttft_s: float
+    prefill: Step  # the isolated prefill of one request
+
+
+def _groups(sc: Scenario) -> int:
+    return sc.parallelism.dp_attention * sc.parallelism.replicas
+
+
+def _gpus_used(sc: Scenario) -> int:
+    return max(1, sc.parallelism.gpus_per_replica * sc.parallelism.replicas) if sc.gpu else 1
+
+
+def _kv_mean(sc: Scenario) -> float:
+    wl = sc.workload
+    return wl.kv_len or wl.input_len + wl.output_len / 2
+
+
+def _prefill_alone(sc: Scenario) -> tuple[Step, float]:
+    """One request's prompt on its TP group, in engine-sized chunks: (step of one chunk, TTFT seconds)."""
+    wl, t = sc.workload, sc.parallelism.tp
+    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    chunk = min(new, sc.engine.max_batched_tokens)
+    step = prefill_step(sc, chunk / t, wl.input_len, wl.input_len - new)
+    return step, step.seconds * new / chunk
+
+
+def serve_point(sc: Scenario, running: float) -> ServePoint:
+    """Steady state with `running` sequences decoding per engine group (closed loop)."""
+    wl, t = sc.workload, sc.parallelism.tp
+    tps = tokens_per_step(sc)
+    b = running / t
+    out = max(wl.output_len, 1)
+    new_prompt = wl.input_len * (1 - wl.prefix_cache_hit)
+    # prompt tokens prefilled per step to replace finishing sequences; a lone sequence has no one to mix with
+    p = b * tps * new_prompt / out * max(0.0, (running - 1) / running) if running > 0 else 0.0
+    step = mixed_step(sc, b, _kv_mean(sc), p, wl.input_len, wl.input_len - new_prompt)
+    pre, ttft = _prefill_alone(sc)
+    if p > 0:  # the prompt shares steps with the running batch: its chunks take mixed-step time
+        budget = max(1.0, sc.engine.max_batched_tokens - running * tps)
+        ttft = max(ttft, ceil(max(new_prompt, 1) / budget) * step.seconds)
+    return ServePoint(running, step, step.seconds / tps, ttft, pre)
+
+
+def max_running(sc: Scenario, mem: MemoryReport) -> float:
+    """Sequences one engine group can run: memory (KV at the mean length) and the engine's max_num_seqs."""
+    by_memory = mem.max_batch_per_gpu * sc.parallelism.tp
+    return max(1.0, min(by_memory, sc.engine.max_num_seqs))
+
+
+def serve_metrics(sc: Scenario, mem: MemoryReport) -> tuple[dict, dict, list]:
+    wl, par = sc.workload, sc.parallelism
+    tps = tokens_per_step(sc)
+    gpus = _gpus_used(sc)
+    per_node = sc.gpus_per_node or 1
+    metrics: dict = {}
+    bottleneck = {"prefill": None, "decode": None}
+    if wl.phase == "prefill":
+        tokens = wl.batch_per_gpu or min(sc.engine.max_batched_tokens,
+                                         wl.input_len * (wl.concurrency or inf) / _groups(sc)) / par.tp
+        step = prefill_step(sc, tokens, wl.input_len, wl.input_len * wl.prefix_cache_hit)
+        rate = tokens / step.seconds
+        _, ttft = _prefill_alone(sc)
+        metrics.update(prefill_tokens_per_s_per_gpu=rate, prefill_tokens_per_s_per_node=rate * per_node,
+                       ttft_ms=1e3 * max(ttft, step.seconds))
+        bottleneck["prefill"] = step.bottleneck
+        return metrics, bottleneck, []
+    curve = throughput_curve(sc, mem)
+    if wl.phase == "decode":
+        b = _decode_batch(sc, mem)
+        step = decode_step(sc, b, _kv_mean(sc))
+        pre, ttft = _prefill_alone(sc)
+        tpot = step.seconds / tps
+        out_gpu = b * tps / step.seconds
+        queue = 0.0
+    else:
+        running = _serve_running(sc, mem)
+        pt = serve_point(sc, running)
+        step, pre, tpot, ttft = pt.step, pt.prefill, pt.tpot_s, pt.ttft_s
+        out_gpu = running / par.tp * tps / step.seconds
+        demand = wl.concurrency / _groups(sc) if wl.concurrency else running
+        queue = max(0.0, demand - running) / running * (wl.output_len * tpot + ttft)
+        ttft += queue
+    new_prompt = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    metrics.update(
+        prefill_tokens_per_s_per_gpu=new_prompt / (ttft - queue) / par.tp,
+        ttft_ms=1e3 * ttft, decode_tokens_per_s_per_gpu=out_gpu, tpot_ms=1e3 * tpot,
+        output_tokens_per_s_per_user=1 / tpot,
+        system_output_tokens_per_s=out_gpu * gpus,
+        system_total_tokens_per_s=out_gpu * gpus * (1 + wl.input_len / max(wl.output_len, 1)),
+        e2e_latency_ms=1e3 * (ttft + max(wl.output_len - 1, 0) * tpot),
+    )
+    metrics["prefill_tokens_per_s_per_node"] = metrics["prefill_tokens_per_s_per_gpu"] * per_node
+    metrics["decode_tokens_per_s_per_node"] = out_gpu * per_node
+    bottleneck.update(prefill=pre.bottleneck, decode=step.bottleneck)
+    return metrics, bottleneck, curve
+
+
+def _decode_batch(sc: Scenario, mem: MemoryReport) -> float:
+    wl, par = sc.workload, sc.parallelism
+    if wl.batch_per_gpu:
+        return wl.batch_per_gpu
+    if wl.concurrency:
+        return wl.concurrency / _groups(sc) / par.tp
+    return _slo_limited(sc, max_running(sc, mem), serving=False) / par.tp
+
+
+def _serve_running(sc: Scenario, mem: MemoryReport) -> float:
+    wl = sc.workload
+    cap = max_running(sc, mem)
+    if wl.batch_per_gpu:
+        return min(cap, wl.batch_per_gpu * sc.parallelism.tp)
+    if wl.concurrency:
+        return max(min(cap, wl.concurrency / _groups(sc)), min(1.0, wl.concurrency / _groups(sc)))
+    return _slo_limited(sc, cap, serving=True)
+
+
+def _slo_limited(sc: Scenario, cap: float, serving: bool) -> float:
+    """Largest running batch per engine group (<= cap) whose TPOT and TTFT keep the SLO (bisection)."""
+    tpot_slo = sc.slo_value("tpot_ms")
+    ttft_slo = sc.slo_value("ttft_ms")
+    if not tpot_slo and not ttft_slo:
+        return cap
+
+    def ok(r: float) -> bool:
+        if serving:
+            pt = serve_point(sc, r)
+            tpot, ttft = pt.tpot_s, pt.ttft_s
+        else:
+            tpot, ttft = decode_step(sc, r / sc.parallelism.tp, _kv_mean(sc)).seconds / tokens_per_step(sc), 0.0
+        return (not tpot_slo or tpot * 1e3 <= tpot_slo) and (not ttft_slo or ttft * 1e3 <= ttft_slo)
+
+    lo, hi = 1.0, cap
+    if ok(hi):
+        return hi
+    if not ok(lo):
+        return lo
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def throughput_curve(sc: Scenario, mem: MemoryReport) -> list[dict]:
+    """Decode throughput vs latency for running batches 1, 2, 4, ... up to the memory/engine limit."""
+    cap = max_running(sc, mem)
+    points, r = [], 1.0
+    tps = tokens_per_step(sc)
+    while True:
+        r = min(r, cap)
+        step = decode_step(sc, r / sc.parallelism.tp, _kv_mean(sc))
+        points.append({"running_per_group": r, "tpot_ms": 1e3 * step.seconds / tps,
+                       "decode_tokens_per_s_per_gpu": r / sc.parallelism.tp * tps / step.seconds,
+                       "output_tokens_per_s_per_user": tps / step.seconds, "bottleneck": step.bottleneck})
+        if r >= cap:
+            return points
+        r *= 2
