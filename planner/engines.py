@@ -33,6 +33,8 @@ class Engine:
     overlap_comm: str = "none"  # none | tbo_ep (two micro-batches hide EP all-to-all behind compute when ep > 1)
     cpu_numa_aware: bool = False  # CPU expert kernels use every socket's DRAM bandwidth
     step_overhead_s: float = 0.0  # per-step host/scheduler time not hidden by CUDA graphs
+    host_prefill: str = "cpu"  # cpu | pcie: where host-resident experts run for prompt batches (>= 32 tokens)
+    cpu_memory_efficiency: float | None = None  # fraction of DRAM bandwidth the engine's CPU kernels reach
 
     def fraction_for(self, tp_group: int) -> float:
         """Memory fraction; SGLang picks its default from the TP group size (largest entry <= tp_group)."""
@@ -58,7 +60,8 @@ def load_engine(name: str) -> Engine:
     doc = require_mapping(load_document(path), file)
     check_keys(doc, ("source", "fraction_mode", "memory_fraction", "memory_fraction_by_tp", "kv_block_tokens",
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
-                     "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s"), file)
+                     "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s", "host_prefill",
+                     "cpu_memory_efficiency"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
         raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
@@ -80,6 +83,8 @@ def load_engine(name: str) -> Engine:
         overlap_comm=_choice(doc, "overlap_comm", ("none", "tbo_ep"), file),
         cpu_numa_aware=doc.get("cpu_numa_aware") is True,
         step_overhead_s=get_number(doc, "step_overhead_s", file, default=0.0, minimum=0, maximum=1),
+        host_prefill=_choice(doc, "host_prefill", ("cpu", "pcie"), file),
+        cpu_memory_efficiency=get_number(doc, "cpu_memory_efficiency", file, default=None, minimum=0.01, maximum=1),
     )
 
 

@@ -74,6 +74,10 @@ def _dense_group(sc: Scenario) -> int:
     par = sc.parallelism
     if par.dense_tp:
         return par.dense_tp
+    if par.ep > 1 and par.dp_attention > 1:
+        # DP-attention + EP deployments (DeepSeek, SGLang DeepEP: --moe-dense-tp-size 1) run the dense layers
+        # data-parallel beside attention rather than all-reducing them over the whole EP group
+        return par.tp
     return {"tp": par.tp, "tp_dp": par.gpus_per_stage, "none": 1}[sc.engine.dense_split]
 
 

@@ -39,12 +39,14 @@ class Op:
     act_bytes: float = 0.0  # activations read + written per occurrence
     kv_read_bytes: float = 0.0
     kv_write_bytes: float = 0.0
-    comm_bytes: float = 0.0  # bytes this GPU sends per occurrence
+    comm_bytes: float = 0.0  # bytes this GPU sends per occurrence (over NVLink/XGMI/PCIe inside a node)
+    rdma_bytes: float = 0.0  # of which cross nodes over the scale-out NICs (all-to-all)
     comm: str = ""  # allreduce | alltoall | allgather | pcie (weights streamed from host) | ""
     group: int = 1  # GPUs in the collective
     dtype: str = "bf16"  # compute dtype of the GEMM (fp8 / fp4 / int8 where the weights allow and the GPU has it)
     m: int = 0  # GEMM rows (tokens) for efficiency curves
-    where: str = "gpu"  # gpu | cpu
+    where: str = "gpu"  # gpu | cpu | pcie (weights streamed from host RAM to the GPU that computes)
+    kernels: int = 1  # kernel launches this op stands for (the per-kernel floor applies to each)
 
     @property
     def bytes(self) -> float:
@@ -92,10 +94,13 @@ def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens:
     return touched * experts_on_rank / n_experts
 
 
-def _gemm(name: str, count: int, m: float, k: int, n: float, weight: float, dtype: str, kind: str = "gemm") -> Op:
-    """[m, k] x [k, n]: 2mkn FLOP; bf16 activations in and out."""
-    return Op(name, kind, count, 2 * m * k * n, weight_bytes=weight, act_bytes=2 * m * (k + n), dtype=dtype,
-              m=ceil(m))
+def _gemm(name: str, count: int, m: float, k: int, n: float, weight: float, dtype: str, kind: str = "gemm",
+          kernels: int = 1) -> Op:
+    """[m, k] x [k, n]: 2mkn FLOP; bf16 activations in and out (+ an fp8 copy of the input for fp8 GEMMs:
+    DeepGEMM/CUTLASS block-scaled GEMMs quantize activations per token per 128 channels first)."""
+    quant = 3 * m * k if dtype == "fp8" else 0
+    return Op(name, kind, count, 2 * m * k * n, weight_bytes=weight, act_bytes=2 * m * (k + n) + quant, dtype=dtype,
+              m=ceil(m), kernels=kernels)
 
 
 def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq: int) -> list[Op]:
@@ -113,44 +118,44 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
     ops: list[Op] = [Op("attn.norm", "elementwise", count, 4 * n * h, act_bytes=4 * n * h)]
     if s.attention == "mla":
         if s.q_lora_rank:
-            ops.append(_gemm("attn.q_a_proj", count, n * t, h, s.q_lora_rank, w("attn_q_a"), d("attn_q_a")))
+            ops.append(_gemm("attn.q_a_proj", count, n * t, h, s.q_lora_rank, w("attn_q_a"), d("attn_q_a"), kernels=2))
             ops.append(_gemm("attn.q_b_proj", count, n, s.q_lora_rank, s.num_heads * s.qk_head_dim, w("attn_q_b"),
                              d("attn_q_b")))
         else:
             ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.qk_head_dim, w("attn_q"), d("attn_q")))
         # q_a/kv_a are replicated on every TP rank: each rank projects all n x t tokens of its group
         ops.append(_gemm("attn.kv_a_proj", count, n * t, h, s.kv_latent_elems_per_layer, w("attn_kv_a_mqa"),
-                         d("attn_kv_a_mqa")))
+                         d("attn_kv_a_mqa"), kernels=3))  # + kv_a_layernorm, rope and cache write
         kvb = w("attn_kv_b")
         if phase == "decode":
             # absorbed: q_nope x W_UK (128 -> 512 per head) and o x W_UV (512 -> 128 per head)
             ops.append(_gemm("attn.absorb_uk_uv", count, n, 2 * s.qk_nope_head_dim, s.num_heads * s.kv_lora_rank,
-                             kvb, d("attn_kv_b")))
+                             kvb, d("attn_kv_b"), kernels=2))
             flops = 2 * n * heads * ctx * (s.kv_latent_elems_per_layer + s.kv_lora_rank)
             ops.append(Op("attn.mla_decode", "attention_decode", count, flops, kv_read_bytes=seqs * ctx * kv_tok,
                           kv_write_bytes=group_tokens * kv_tok, act_bytes=4 * n * heads * s.kv_lora_rank,
-                          m=ceil(s.num_heads / t * sq)))
+                          m=ceil(s.num_heads / t * sq), kernels=2))  # split-KV attention + combine
         else:
             # decompress K_nope and V of every token in context: [ctx_tokens, 512] x [512, heads x 256]
             ops.append(_gemm("attn.kv_b_proj", count, n, s.kv_lora_rank,
                              s.num_heads * (s.qk_nope_head_dim + s.v_head_dim), kvb, d("attn_kv_b")))
             flops = 2 * n * heads * ctx * (s.qk_head_dim + s.v_head_dim)
             ops.append(Op("attn.mla_prefill", "attention_prefill", count, flops, kv_write_bytes=group_tokens * kv_tok,
-                          act_bytes=2 * n * heads * (2 * s.qk_head_dim + 2 * s.v_head_dim), m=ceil(n)))
+                          act_bytes=2 * n * heads * (2 * s.qk_head_dim + 2 * s.v_head_dim), m=ceil(n), kernels=2))
         ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.v_head_dim, h, w("attn_output"), d("attn_output")))
     else:
         kv_heads = s.num_kv_heads
         ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.head_dim, w("attn_q"), d("attn_q")))
         kv_w = w("attn_k") + w("attn_v")
         ops.append(_gemm("attn.kv_proj", count, n * max(1, t / kv_heads), h, 2 * kv_heads * s.head_dim,
-                         kv_w, d("attn_k")))
+                         kv_w, d("attn_k"), kernels=2))  # + rope and cache write
         window = s.sliding_window or ctx
         sliding = layout.sliding_layers / s.num_layers
         eff_ctx = ctx * (1 - sliding) + min(ctx, window) * sliding
         flops = 4 * n * heads * eff_ctx * s.head_dim
         if phase == "decode":
             ops.append(Op("attn.decode", "attention_decode", count, flops, kv_read_bytes=seqs * eff_ctx * kv_tok,
-                          kv_write_bytes=group_tokens * kv_tok, m=ceil(s.num_heads / kv_heads * sq)))
+                          kv_write_bytes=group_tokens * kv_tok, m=ceil(s.num_heads / kv_heads * sq), kernels=2))
         else:
             ops.append(Op("attn.prefill", "attention_prefill", count, flops, kv_write_bytes=group_tokens * kv_tok,
                           m=ceil(n)))
@@ -160,14 +165,35 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
     return ops
 
 
-def _ffn_ops(sc: Scenario, n: float, moe_count: int, dense_count: int, skew: float) -> list[Op]:
+def ep_bytes_per_token(ep: int, top_k: int, gpus_per_node: int, per_node: bool) -> tuple[float, float]:
+    """Copies of one token's hidden state sent to other ranks: (inside the node, across nodes).
+
+    Each of the top-k experts sits on a uniformly random rank. DeepEP normal kernels (prefill) send one copy
+    per remote node over RDMA and forward inside it over NVLink; low-latency kernels (decode) send one copy
+    per remote rank straight over RDMA. Dispatch is fp8 (h bytes + scales) and combine bf16 (2h): 3h per copy.
+    """
+    local = min(ep, gpus_per_node)
+    nodes = ceil(ep / local)
+    p_rank = 1 - (1 - 1 / ep) ** top_k  # a given rank receives the token
+    intra = (local - 1) * p_rank
+    if nodes == 1:
+        return intra, 0.0
+    if per_node:
+        p_node = 1 - (1 - 1 / nodes) ** top_k
+        remote = (nodes - 1) * p_node
+        return intra + remote * (local * p_rank / p_node), remote  # NVLink forwarding on the receiving node
+    return intra, (ep - local) * p_rank
+
+
+def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: int, skew: float) -> list[Op]:
     s, par = sc.model.spec, sc.parallelism
     h, G, e = s.hidden_size, par.gpus_per_stage, par.ep
     gd = _dense_group(sc)
     ops: list[Op] = []
     if dense_count:
         w3 = sum(_w(sc, r, "dense") for r in ("ffn_gate", "ffn_up", "ffn_down"))
-        ops.append(_gemm("mlp.dense", dense_count, n, h, 3 * s.intermediate_size, w3, _dtype(sc, "ffn_up", "dense")))
+        ops.append(_gemm("mlp.dense", dense_count, n, h, 3 * s.intermediate_size, w3, _dtype(sc, "ffn_up", "dense"),
+                         kernels=3))  # gate_up, SwiGLU, down
         if gd > 1:
             ops.append(Op("comm.mlp_allreduce", "comm", dense_count, 0, comm_bytes=n * gd * h * 2, comm="allreduce",
                           group=gd))
@@ -175,7 +201,8 @@ def _ffn_ops(sc: Scenario, n: float, moe_count: int, dense_count: int, skew: flo
         return ops
     k, E = s.experts_per_token, s.n_routed_experts
     ops.append(Op("attn.ffn_norm", "elementwise", moe_count, 4 * n * h, act_bytes=4 * n * h))
-    ops.append(_gemm("moe.router", moe_count, n * par.tp, h, E, _w(sc, "ffn_gate_inp", "moe"), "bf16"))
+    ops.append(_gemm("moe.router", moe_count, n * par.tp, h, E, _w(sc, "ffn_gate_inp", "moe"), "bf16",
+                     kernels=2))  # + top-k
     stage_tokens = n * G
     per_rank = ceil((E + par.redundant_experts) / e)
     touched = distinct_experts(per_rank, E, k, stage_tokens, skew)
@@ -188,21 +215,27 @@ def _ffn_ops(sc: Scenario, n: float, moe_count: int, dense_count: int, skew: flo
     if gpu_moe:
         ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 6 * h * s.moe_intermediate_size,
                       weight_bytes=touched * expert_bytes / expert_tp, act_bytes=pairs * (2 * h + 6 * s.moe_intermediate_size / expert_tp),
-                      dtype=_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1))))
+                      dtype=_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1)),
+                      kernels=3))  # align/sort + two grouped GEMMs
+    # gather tokens into expert order and scatter the outputs back (read + write, bf16), and SwiGLU over the
+    # gate/up outputs (read 2I, write I): bandwidth-bound kernels beside the grouped GEMMs
+    ops.append(Op("moe.permute_act", "elementwise", moe_count, 0,
+                  act_bytes=pairs * (8 * h + 6 * s.moe_intermediate_size / expert_tp), kernels=3))
     if on_cpu:
+        # host-resident experts: computed by the CPU, or streamed to the GPU(s) over PCIe and computed there
+        # (cpu_compute false; and llama.cpp's op offload of large prompt batches, engine host_prefill: pcie)
+        stream = not sc.cpu_compute or (phase == "prefill" and sc.engine.host_prefill == "pcie" and n >= 32)
         ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * h * s.moe_intermediate_size,
-                      weight_bytes=touched * expert_bytes, dtype=_dtype(sc, "ffn_up_exps", "moe"),
-                      m=ceil(pairs / max(touched, 1)), where="cpu" if sc.cpu_compute else "pcie"))
+                      weight_bytes=touched * expert_bytes / (G if stream else 1), dtype=_dtype(sc, "ffn_up_exps", "moe"),
+                      m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu", kernels=3))
     if s.shared_intermediate_size:
         w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))
         ops.append(_gemm("moe.shared", moe_count, n, h, 3 * s.shared_intermediate_size, w3,
-                         _dtype(sc, "ffn_up_shexp", "moe")))
+                         _dtype(sc, "ffn_up_shexp", "moe"), kernels=3))
     if e > 1:
-        # DeepEP-style: each token goes once to every distinct rank among its k experts; fp8 dispatch (1 B per
-        # element + scales) and bf16 combine (2 B): 3 x h bytes per (token, remote rank)
-        ranks = e * (1 - (1 - 1 / e) ** k)
-        ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * ranks * (1 - 1 / e) * 3 * h,
-                      comm="alltoall", group=e))
+        intra, inter = ep_bytes_per_token(e, k, sc.gpus_per_node or 1, per_node=phase == "prefill")
+        ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * h,
+                      rdma_bytes=n * inter * 3 * h, comm="alltoall", group=e))
     # TP-split experts (ep 1) reduce over the whole stage; with EP the shared expert and the TP-duplicated
     # tokens reduce over the attention TP group
     reduce_group = G if e == 1 else par.tp
@@ -224,12 +257,13 @@ def step_ops(sc: Scenario, phase: str, tokens_per_gpu: float, context: float, *,
     dense_layers = layers - moe_layers
     n = tokens_per_gpu
     ops = _attention_ops(sc, phase, n, context, layers, sq)
-    ops += _ffn_ops(sc, n, moe_layers, dense_layers, skew)
+    ops += _ffn_ops(sc, phase, n, moe_layers, dense_layers, skew)
     lm = n if logits_tokens is None else logits_tokens
     gv = _dense_group(sc)
     ops.append(_gemm("head.lm_head", 1, lm * gv, s.hidden_size, s.vocab_size / gv, _w(sc, "output", "head"),
                      "bf16"))
-    ops.append(Op("head.embed_sample", "elementwise", 1, 0, act_bytes=n * s.hidden_size * 2 + lm * s.vocab_size * 4))
+    ops.append(Op("head.embed_sample", "elementwise", 1, 0, act_bytes=n * s.hidden_size * 2 + lm * s.vocab_size * 4,
+                  kernels=4))  # embedding gather, final norm, softmax/top-p, sampling
     if par.pp > 1:
         ops.append(Op("comm.pp_send", "comm", 1, 0, comm_bytes=n * par.tp * s.hidden_size * 2, comm="p2p", group=2))
     return ops

@@ -1,6 +1,6 @@
 """The roofline, applied in one function: op records -> seconds, with the bound named.
 
-GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m)), bytes / (HBM x eff_m(m)), floor)
+GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m)), bytes / (HBM x eff_m(m)), kernels x floor)
 CPU op:   the same with the host's AMX/AVX-512 peak and DRAM bandwidth (NUMA-aware engines use every
           socket, others one socket's worth); `pcie` ops stream their weights over the host link while
           the GPU computes them, t = max(stream, GPU compute).
@@ -43,6 +43,7 @@ class Machine:
     gpus_per_node: int
     numa_aware: bool  # engine spreads CPU work over all sockets
     cpu_dtype: str  # fp32 (llama.cpp AVX-512) or bf16/int8 (AMX kernels)
+    cpu_memory_efficiency: float | None = None  # engine's CPU kernels' fraction of DRAM bandwidth
 
 
 def _peak(acc, dtype: str) -> float:
@@ -74,10 +75,11 @@ def time_op(op: Op, m: Machine) -> TimedOp:
     if op.where == "pcie":
         link = m.acc.host_link_bytes_per_s or 32e9  # PCIe 4.0 x16 per direction when the profile has none
         t_stream = op.weight_bytes / (link * m.eff.comm["pcie_fraction"])
-        t = max(t_c, t_stream, e.floor_s)
+        t = max(t_c, t_stream, e.floor_s * op.kernels)
         return TimedOp(op, t, "host" if t_stream >= t_c else "compute")
-    t = max(t_c, t_m, e.floor_s)
-    bound = "latency" if t == e.floor_s and t > max(t_c, t_m) else ("compute" if t_c >= t_m else "memory")
+    floor = e.floor_s * op.kernels
+    t = max(t_c, t_m, floor)
+    bound = "latency" if t == floor and t > max(t_c, t_m) else ("compute" if t_c >= t_m else "memory")
     return TimedOp(op, t, bound)
 
 
@@ -88,8 +90,8 @@ def _cpu_time(op: Op, m: Machine) -> TimedOp:
     e = m.eff.ops["cpu_experts"] if op.kind == "cpu_experts" else m.eff.ops[op.kind]
     sockets = host.sockets if m.numa_aware else 1
     bw = host.memory_bandwidth_bytes_per_s_per_socket * sockets
-    frac = host.memory_bandwidth_fraction or e.memory.at(op.m or 1)
-    t_m = op.bytes / (bw * min(frac, e.memory.at(op.m or 1))) if op.bytes else 0.0
+    frac = m.cpu_memory_efficiency or min(host.memory_bandwidth_fraction or 1.0, e.memory.at(op.m or 1))
+    t_m = op.bytes / (bw * frac) if op.bytes else 0.0
     try:
         peak = host.cpu.peak_flops_per_socket(m.cpu_dtype) * sockets
         t_c = op.flops / (peak * e.compute.at(op.m or 1)) if op.flops else 0.0
@@ -118,10 +120,8 @@ def comm_time(op: Op, m: Machine) -> float:
         lat = c["allreduce_latency_s"] * (2 if cross_node else 1)
         return lat + 2 * (g - 1) / g * op.comm_bytes / busbw
     if op.comm == "alltoall":
-        local = min(g, max(m.gpus_per_node, 1))
-        intra_share = (local - 1) / max(g - 1, 1)
-        t_intra = op.comm_bytes * intra_share / (intra * c["alltoall_nvlink_fraction"])
-        t_inter = op.comm_bytes * (1 - intra_share) / rdma
+        t_intra = op.comm_bytes / (intra * c["alltoall_nvlink_fraction"])
+        t_inter = op.rdma_bytes / rdma
         return c["alltoall_latency_s"] + max(t_intra, t_inter)
     link = rdma if cross_node else intra
     return c["allreduce_latency_s"] + op.comm_bytes / link
