@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: test test-slow report app bench lint clean
+.PHONY: test test-slow report app bench bench-planner validation-doc lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -27,8 +27,17 @@ report: $(STAMP)
 app: $(STAMP)
 	@echo "make app: not yet (issue 'Streamlit dashboard')"
 
-bench: $(STAMP)
-	@echo "make bench: not yet (issue 'kernels_bench')"
+bench: bench-planner
+	@echo "kernel benchmarks (kernels_bench): not yet (issue 'kernels_bench')"
+
+# planner speed: vectorized decode sweep (variants per second) and one estimate
+bench-planner: $(STAMP)
+	$(PY) -m planner.sweep
+	$(PY) -m planner.bench
+
+# per-case error table against the published measurements beside this checkout
+validation-doc: $(STAMP)
+	$(PY) -m planner validate ../shared/validation/public_cases.yaml --markdown docs/validation.md
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

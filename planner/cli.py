@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("scenario", help="scenario YAML (CONTRACT.md §2)")
     e.add_argument("--json", action="store_true", help="print one JSON document")
     v = sub.add_parser("validate", help="estimate every case of a file and compare with the measured values")
-    v.add_argument("cases", help="YAML with `cases:` (scenarios with `measured:`), e.g. ../shared/validation/public_cases.yaml")
+    v.add_argument("cases", help="YAML with `cases:` (scenarios with `measured:`), "
+                                 "e.g. ../shared/validation/public_cases.yaml")
     v.add_argument("--json", action="store_true", help="print one JSON document")
     v.add_argument("--markdown", metavar="FILE", help="also write the per-case table as Markdown to FILE")
     return p

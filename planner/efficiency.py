@@ -32,7 +32,7 @@ class Curve:
             return pts[0][1]
         if m >= pts[-1][0]:
             return pts[-1][1]
-        for (m0, f0), (m1, f1) in zip(pts, pts[1:]):
+        for (m0, f0), (m1, f1) in zip(pts, pts[1:], strict=False):
             if m0 <= m <= m1:
                 x = (math.log(m) - math.log(m0)) / (math.log(m1) - math.log(m0))
                 return f0 + x * (f1 - f0)

@@ -60,7 +60,8 @@ def load_engine(name: str) -> Engine:
     doc = require_mapping(load_document(path), file)
     check_keys(doc, ("source", "fraction_mode", "memory_fraction", "memory_fraction_by_tp", "kv_block_tokens",
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
-                     "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s", "host_prefill",
+                     "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
+                     "host_prefill",
                      "cpu_memory_efficiency"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:

@@ -293,18 +293,26 @@ def _cpu_only(sc: Scenario, place: WeightPlacement, layout: KVLayout, per_token:
 
 
 def resolve_unstated_plan(sc: Scenario) -> tuple[Scenario, list[str]]:
-    """Published cases that do not state the parallel plan (every field null) get the smallest TP group
-    (EP over the same GPUs for MoE) whose memory fits, replicated over the remaining GPUs."""
+    """Published cases that do not state the parallel plan (every field null) get the plan a tuned deployment
+    would pick among TP degrees within a node (EP over the same GPUs for MoE), replicated over the remaining
+    GPUs: the one with the highest decode throughput per GPU at the largest batch memory allows."""
     if sc.parallelism.stated or sc.gpu is None:
         return sc, []
-    spec, total = sc.model.spec, sc.total_gpus
-    trial = sc
-    for d in (d for d in range(1, total + 1) if total % d == 0 and spec.num_heads % d == 0):
+    from planner.serving import best_decode_rate  # noqa: PLC0415  (serving builds on memory)
+
+    spec, total, node = sc.model.spec, sc.total_gpus, max(sc.gpus_per_node, 1)
+    best, best_rate, fallback = None, -1.0, sc
+    for d in (d for d in range(1, node + 1) if node % d == 0 and total % d == 0 and spec.num_heads % d == 0):
         ep = d if spec.is_moe and d <= spec.n_routed_experts else 1
         par = replace(sc.parallelism, tp=d, ep=ep, pp=1, dp_attention=1, replicas=total // d, stated=True)
         trial = replace(sc, parallelism=par)
-        if memory_report(trial).fits:
-            break
-    p = trial.parallelism
-    return trial, [f"parallelism not stated: assumed tp {p.tp}, ep {p.ep}, {p.replicas} replica(s), "
-                   "the smallest TP group that fits"]
+        fallback = trial
+        mem = memory_report(trial)
+        if mem.fits:
+            rate = best_decode_rate(trial, mem)
+            if rate > best_rate:
+                best, best_rate = trial, rate
+    chosen = best or fallback
+    p = chosen.parallelism
+    return chosen, [f"parallelism not stated: assumed tp {p.tp}, ep {p.ep}, {p.replicas} replica(s), the plan with "
+                    "the highest decode throughput per GPU that fits"]

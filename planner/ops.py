@@ -212,21 +212,24 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     pairs = stage_tokens * k / G  # (token, expert) pairs this GPU computes (its 1/expert_tp share of its rank's)
     on_cpu = sc.expert_layers_on_cpu
     gpu_moe = moe_count - min(on_cpu, moe_count)
+    inter = s.moe_intermediate_size
     if gpu_moe:
-        ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 6 * h * s.moe_intermediate_size,
-                      weight_bytes=touched * expert_bytes / expert_tp, act_bytes=pairs * (2 * h + 6 * s.moe_intermediate_size / expert_tp),
+        ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 6 * h * inter,
+                      weight_bytes=touched * expert_bytes / expert_tp,
+                      act_bytes=pairs * (2 * h + 6 * inter / expert_tp),
                       dtype=_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1)),
                       kernels=3))  # align/sort + two grouped GEMMs
     # gather tokens into expert order and scatter the outputs back (read + write, bf16), and SwiGLU over the
     # gate/up outputs (read 2I, write I): bandwidth-bound kernels beside the grouped GEMMs
     ops.append(Op("moe.permute_act", "elementwise", moe_count, 0,
-                  act_bytes=pairs * (8 * h + 6 * s.moe_intermediate_size / expert_tp), kernels=3))
+                  act_bytes=pairs * (8 * h + 6 * inter / expert_tp), kernels=3))
     if on_cpu:
         # host-resident experts: computed by the CPU, or streamed to the GPU(s) over PCIe and computed there
         # (cpu_compute false; and llama.cpp's op offload of large prompt batches, engine host_prefill: pcie)
         stream = not sc.cpu_compute or (phase == "prefill" and sc.engine.host_prefill == "pcie" and n >= 32)
-        ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * h * s.moe_intermediate_size,
-                      weight_bytes=touched * expert_bytes / (G if stream else 1), dtype=_dtype(sc, "ffn_up_exps", "moe"),
+        ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * h * inter,
+                      weight_bytes=touched * expert_bytes / (G if stream else 1),
+                      dtype=_dtype(sc, "ffn_up_exps", "moe"),
                       m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu", kernels=3))
     if s.shared_intermediate_size:
         w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))

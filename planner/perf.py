@@ -28,7 +28,8 @@ from planner.scenario import Scenario
 # LMSYS measured with SGLang on 96x H100 (lm-sys blog 2025-05-05: prefill +27-35% at equal tokens per device,
 # decode +25.5% at 256 tokens per device), where compute and EP communication are of similar size.
 TBO_HIDDEN = 0.5
-DEFAULT_MTP_ACCEPTANCE = 0.7  # assumed when a scenario sets mtp_tokens without an acceptance (DeepSeek-V3 report: 85-90% for the 2nd token)
+# assumed when a scenario sets mtp_tokens without an acceptance (DeepSeek-V3 report: 85-90% for the 2nd token)
+DEFAULT_MTP_ACCEPTANCE = 0.7
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def merge(a: list[Op], b: list[Op]) -> list[Op]:
             out.append(op)
             continue
         out.append(replace(op, flops=op.flops + other.flops, weight_bytes=max(op.weight_bytes, other.weight_bytes),
-                           act_bytes=op.act_bytes + other.act_bytes, kv_read_bytes=op.kv_read_bytes + other.kv_read_bytes,
+                           act_bytes=op.act_bytes + other.act_bytes,
+                           kv_read_bytes=op.kv_read_bytes + other.kv_read_bytes,
                            kv_write_bytes=op.kv_write_bytes + other.kv_write_bytes,
                            comm_bytes=op.comm_bytes + other.comm_bytes, m=op.m + other.m))
     return out + list(by_name.values())

@@ -177,3 +177,10 @@ def throughput_curve(sc: Scenario, mem: MemoryReport) -> list[dict]:
         if r >= cap:
             return points
         r *= 2
+
+
+def best_decode_rate(sc: Scenario, mem: MemoryReport) -> float:
+    """Decode tokens/s per GPU at the largest running batch memory and the engine allow (plan comparison)."""
+    r = max_running(sc, mem)
+    step = decode_step(sc, r / sc.parallelism.tp, _kv_mean(sc))
+    return r / sc.parallelism.tp * tokens_per_step(sc) / step.seconds

@@ -1,0 +1,138 @@
+"""Performance model relations (issue: performance model) and the public cases running end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planner.estimate import estimate
+from planner.ops import Op, distinct_experts, ep_bytes_per_token
+from planner.perf import decode_step, machine, prefill_step
+from planner.roofline import time_op
+from planner.scenario import load_scenario
+from tests.scenario_util import scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = ROOT.parent / "shared" / "validation" / "public_cases.yaml"
+HOST = {"cpu": "xeon-6454s", "sockets": 2, "memory_gb": 1024, "dram": "ddr5-4800", "channels_per_socket": 8}
+
+
+def test_memory_bound_op_scales_with_bytes():
+    m = machine(scenario())
+    small = time_op(Op("x", "gemm", 1, 1e6, weight_bytes=1e9, m=1), m)
+    large = time_op(Op("x", "gemm", 1, 1e6, weight_bytes=2e9, m=1), m)
+    assert small.bound == large.bound == "memory"
+    assert large.seconds == pytest.approx(2 * small.seconds, rel=1e-9)
+
+
+def test_compute_bound_op_scales_with_flops():
+    m = machine(scenario())
+    a = time_op(Op("x", "gemm", 1, 1e14, weight_bytes=1e6, m=8192), m)
+    b = time_op(Op("x", "gemm", 1, 2e14, weight_bytes=1e6, m=8192), m)
+    assert a.bound == "compute" and b.seconds == pytest.approx(2 * a.seconds)
+
+
+def test_more_ep_ranks_fewer_distinct_experts_per_rank():
+    touched = [distinct_experts(384 / ep, 384, 8, tokens=64 * ep) for ep in (1, 2, 4, 8, 16, 32)]
+    assert touched == sorted(touched, reverse=True)
+    # E(1 - (1 - k/E)^T): one token touches exactly k experts; many tokens touch all of them
+    assert distinct_experts(384, 384, 8, 1) == pytest.approx(8)
+    assert distinct_experts(384, 384, 8, 100_000) == pytest.approx(384)
+    assert distinct_experts(256, 256, 8, 64, skew=1.0) < distinct_experts(256, 256, 8, 64)
+
+
+def test_ep_traffic_splits_intra_and_inter_node():
+    intra, inter = ep_bytes_per_token(8, 8, 8, per_node=False)
+    assert inter == 0 and 0 < intra < 7
+    _, per_rank = ep_bytes_per_token(64, 8, 8, per_node=False)
+    _, per_node = ep_bytes_per_token(64, 8, 8, per_node=True)
+    assert per_node < per_rank  # node-level dedup (DeepEP normal kernels) sends fewer RDMA copies
+
+
+def test_decode_batch_and_context_monotone():
+    sc = scenario()
+    steps = [decode_step(sc, b, 4096).seconds for b in (1, 4, 16, 64)]
+    assert steps == sorted(steps)
+    rates = [b / s for b, s in zip((1, 4, 16, 64), steps, strict=True)]
+    assert rates == sorted(rates)  # batching amortizes weight reads
+    assert decode_step(sc, 16, 65536).seconds > decode_step(sc, 16, 4096).seconds
+
+
+def test_higher_bandwidth_never_slower_decode():
+    h100 = decode_step(scenario(model="deepseek-v3", weights="fp8-block128", hardware={"gpu": "h100-sxm", "nodes": 2},
+                                parallelism={"tp": 16}), 8, 2048)
+    h200 = decode_step(scenario(model="deepseek-v3", weights="fp8-block128", hardware={"gpu": "h200-sxm", "nodes": 2},
+                                parallelism={"tp": 16}), 8, 2048)
+    assert h200.seconds <= h100.seconds
+
+
+def test_offloading_more_layers_never_speeds_decode():
+    base = dict(model="deepseek-v3", weights="gguf-q4_k_m", engine="llamacpp", parallelism={"tp": 1},
+                hardware={"gpu": "h200-sxm", "gpus_per_node": 1, "host": HOST})
+    times = [decode_step(scenario(**base, offload={"expert_layers_on_cpu": n}), 1, 1024).seconds
+             for n in (0, 10, 30, 58)]
+    assert times == sorted(times)
+
+
+def test_prefill_throughput_beats_decode_per_token():
+    sc = scenario()
+    pre = prefill_step(sc, 8192 / 8, 8192)
+    dec = decode_step(sc, 1, 8192)
+    assert 8192 / 8 / pre.seconds > 1 / dec.seconds
+
+
+def test_two_batch_overlap_never_slower():
+    kw = dict(model="deepseek-v3", weights="fp8-block128", hardware={"gpu": "h100-sxm", "nodes": 4},
+              parallelism={"tp": 1, "dp_attention": 32, "ep": 32})
+    with_tbo = prefill_step(scenario(engine="sglang", **kw), 8192, 4096)
+    without = prefill_step(scenario(engine="vllm", **kw), 8192, 4096)
+    assert with_tbo.comm_s <= without.comm_s
+
+
+def test_mtp_raises_tokens_per_user():
+    plain = estimate(scenario(model="deepseek-v3", weights="fp8-block128", workload={"concurrency": 8}))
+    mtp = estimate(scenario(model="deepseek-v3", weights="fp8-block128", workload={"concurrency": 8},
+                            speculative={"mtp_tokens": 1, "acceptance": 0.8}))
+    assert mtp["metrics"]["output_tokens_per_s_per_user"] > plain["metrics"]["output_tokens_per_s_per_user"]
+
+
+def test_throughput_curve_is_a_tradeoff():
+    curve = estimate(scenario())["throughput_curve"]
+    assert len(curve) >= 3
+    tput = [p["decode_tokens_per_s_per_gpu"] for p in curve]
+    tpot = [p["tpot_ms"] for p in curve]
+    assert tput == sorted(tput) and tpot == sorted(tpot)
+
+
+def test_slo_limits_batch():
+    free = estimate(scenario(workload={"phase": "decode"}))
+    tight = estimate(scenario(workload={"phase": "decode"}, slo={"tpot_ms": 20}))
+    assert tight["metrics"]["tpot_ms"] <= 20 + 1e-6
+    assert tight["metrics"]["decode_tokens_per_s_per_gpu"] <= free["metrics"]["decode_tokens_per_s_per_gpu"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "profiles" / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_scenarios_report_speed_or_reason(path):
+    doc = estimate(load_scenario(path))
+    if doc["fits"]:
+        m = doc["metrics"]
+        assert m["tpot_ms"] > 0 and m["ttft_ms"] > 0 and m["decode_tokens_per_s_per_gpu"] > 0
+        assert doc["bottleneck"]["decode"] in ("compute", "memory", "communication", "host")
+    else:
+        assert doc["reason"]
+
+
+def test_single_4090_kimi_offload_is_host_bound():
+    doc = estimate(load_scenario(ROOT / "profiles/scenarios/kimi-k2.5-ud-tq1_0-4090-256gb.yaml"))
+    assert doc["fits"] and doc["bottleneck"]["decode"] == "host"
+    assert 1 < doc["metrics"]["output_tokens_per_s_per_user"] < 30
+
+
+@pytest.mark.skipif(not PUBLIC.is_file(), reason="../shared/validation not present")
+def test_public_cases_run_without_error():
+    from planner.validate import validate
+
+    report = validate(PUBLIC)
+    assert report["skipped"] == []
+    assert report["summary"]["n"] >= 0.9 * len(report["cases"])

@@ -1,0 +1,36 @@
+"""The vectorized sweep agrees with the scalar decode model it is derived from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planner.perf import decode_step
+from planner.sweep import DecodeSweep
+from tests.scenario_util import scenario
+
+CASES = [
+    {},
+    dict(model="deepseek-v3", weights="fp8-block128", engine="sglang", hardware={"gpu": "h100-sxm", "nodes": 4},
+         parallelism={"tp": 1, "dp_attention": 32, "ep": 32}),
+    dict(model="llama-3.1-70b", weights="fp8", parallelism={"tp": 4}, hardware={"gpus_per_node": 4}),
+    dict(model="gpt-oss-120b", weights="mxfp4", parallelism={"tp": 2}, hardware={"gpus_per_node": 2}),
+]
+
+
+@pytest.mark.parametrize("over", CASES, ids=["kimi-tp8", "dsv3-ep32", "llama70b-tp4", "gptoss-tp2"])
+def test_sweep_matches_scalar(over):
+    sc = scenario(**over)
+    sweep = DecodeSweep(sc)
+    for b, c in [(1, 1000), (7, 5000), (64, 300), (256, 2000)]:
+        step, rate = sweep.evaluate(b, c)
+        assert float(step) == pytest.approx(decode_step(sc, b, c).seconds, rel=1e-9)
+        assert float(rate) == pytest.approx(b / float(step))
+
+
+def test_sweep_broadcasts_and_scales():
+    sweep = DecodeSweep(scenario())
+    step, _ = sweep.evaluate(np.array([1, 8, 64])[:, None], np.array([1024, 8192])[None, :], bw_scale=1.0)
+    assert step.shape == (3, 2)
+    faster, _ = sweep.evaluate(8, 8192, bw_scale=2.0)
+    assert float(faster) < float(step[1, 1])
