@@ -117,7 +117,7 @@ def comm_time(op: Op, m: Machine) -> float:
                  else intra * c["allreduce_busbw_fraction"])
         if cross_node:
             busbw = min(busbw, rdma)
-        lat = c["allreduce_latency_s"] * (2 if cross_node else 1)
+        lat = c["allreduce_latency_cross_node_s"] if cross_node else c["allreduce_latency_s"]
         return lat + 2 * (g - 1) / g * op.comm_bytes / busbw
     if op.comm == "alltoall":
         t_intra = op.comm_bytes / (intra * c["alltoall_nvlink_fraction"])
