@@ -18,8 +18,8 @@ from planner.yamlio import check_keys, get_number, load_document, require_mappin
 
 CAL_DIR = PROFILES / "calibration"
 OP_KINDS = ("gemm", "grouped_gemm", "attention_decode", "attention_prefill", "elementwise", "cpu_experts")
-COMM_KEYS = ("allreduce_latency_s", "allreduce_latency_cross_node_s", "allreduce_busbw_fraction", "alltoall_latency_s", "alltoall_nvlink_fraction",
-             "rdma_bytes_per_s_per_gpu", "pcie_fraction")
+COMM_KEYS = ("allreduce_latency_s", "allreduce_latency_cross_node_s", "allreduce_busbw_fraction",
+             "alltoall_latency_s", "alltoall_nvlink_fraction", "rdma_bytes_per_s_per_gpu", "pcie_fraction")
 
 
 @dataclass(frozen=True)

@@ -95,12 +95,14 @@ def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens:
 
 
 def _gemm(name: str, count: int, m: float, k: int, n: float, weight: float, dtype: str, kind: str = "gemm",
-          kernels: int = 1) -> Op:
+          kernels: int = 1, rows: float | None = None) -> Op:
     """[m, k] x [k, n]: 2mkn FLOP; bf16 activations in and out (+ an fp8 copy of the input for fp8 GEMMs:
-    DeepGEMM/CUTLASS block-scaled GEMMs quantize activations per token per 128 channels first)."""
+    DeepGEMM/CUTLASS block-scaled GEMMs quantize activations per token per 128 channels first).
+    `rows`: the GEMM's real M for the efficiency curve when the GPU runs all `rows` tokens of its TP group on
+    a 1/t column slice (FLOP and bytes are still counted as m tokens at full width)."""
     quant = 3 * m * k if dtype == "fp8" else 0
     return Op(name, kind, count, 2 * m * k * n, weight_bytes=weight, act_bytes=2 * m * (k + n) + quant, dtype=dtype,
-              m=ceil(m), kernels=kernels)
+              m=ceil(rows or m), kernels=kernels)
 
 
 def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq: int) -> list[Op]:
@@ -120,9 +122,10 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
         if s.q_lora_rank:
             ops.append(_gemm("attn.q_a_proj", count, n * t, h, s.q_lora_rank, w("attn_q_a"), d("attn_q_a"), kernels=2))
             ops.append(_gemm("attn.q_b_proj", count, n, s.q_lora_rank, s.num_heads * s.qk_head_dim, w("attn_q_b"),
-                             d("attn_q_b")))
+                             d("attn_q_b"), rows=group_tokens))
         else:
-            ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.qk_head_dim, w("attn_q"), d("attn_q")))
+            ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.qk_head_dim, w("attn_q"), d("attn_q"),
+                             rows=group_tokens))
         # q_a/kv_a are replicated on every TP rank: each rank projects all n x t tokens of its group
         ops.append(_gemm("attn.kv_a_proj", count, n * t, h, s.kv_latent_elems_per_layer, w("attn_kv_a_mqa"),
                          d("attn_kv_a_mqa"), kernels=3))  # + kv_a_layernorm, rope and cache write
@@ -130,7 +133,7 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
         if phase == "decode":
             # absorbed: q_nope x W_UK (128 -> 512 per head) and o x W_UV (512 -> 128 per head)
             ops.append(_gemm("attn.absorb_uk_uv", count, n, 2 * s.qk_nope_head_dim, s.num_heads * s.kv_lora_rank,
-                             kvb, d("attn_kv_b"), kernels=2))
+                             kvb, d("attn_kv_b"), kernels=2, rows=group_tokens))
             flops = 2 * n * heads * ctx * (s.kv_latent_elems_per_layer + s.kv_lora_rank)
             ops.append(Op("attn.mla_decode", "attention_decode", count, flops, kv_read_bytes=seqs * ctx * kv_tok,
                           kv_write_bytes=group_tokens * kv_tok, act_bytes=4 * n * heads * s.kv_lora_rank,
@@ -138,14 +141,17 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
         else:
             # decompress K_nope and V of every token in context: [ctx_tokens, 512] x [512, heads x 256]
             ops.append(_gemm("attn.kv_b_proj", count, n, s.kv_lora_rank,
-                             s.num_heads * (s.qk_nope_head_dim + s.v_head_dim), kvb, d("attn_kv_b")))
+                             s.num_heads * (s.qk_nope_head_dim + s.v_head_dim), kvb, d("attn_kv_b"), rows=group_tokens))
             flops = 2 * n * heads * ctx * (s.qk_head_dim + s.v_head_dim)
             ops.append(Op("attn.mla_prefill", "attention_prefill", count, flops, kv_write_bytes=group_tokens * kv_tok,
-                          act_bytes=2 * n * heads * (2 * s.qk_head_dim + 2 * s.v_head_dim), m=ceil(n), kernels=2))
-        ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.v_head_dim, h, w("attn_output"), d("attn_output")))
+                          act_bytes=2 * n * heads * (2 * s.qk_head_dim + 2 * s.v_head_dim), m=ceil(group_tokens),
+                          kernels=2))
+        ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.v_head_dim, h, w("attn_output"), d("attn_output"),
+                         rows=group_tokens))
     else:
         kv_heads = s.num_kv_heads
-        ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.head_dim, w("attn_q"), d("attn_q")))
+        ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.head_dim, w("attn_q"), d("attn_q"),
+                         rows=group_tokens))
         kv_w = w("attn_k") + w("attn_v")
         ops.append(_gemm("attn.kv_proj", count, n * max(1, t / kv_heads), h, 2 * kv_heads * s.head_dim,
                          kv_w, d("attn_k"), kernels=2))  # + rope and cache write
@@ -158,8 +164,9 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
                           kv_write_bytes=group_tokens * kv_tok, m=ceil(s.num_heads / kv_heads * sq), kernels=2))
         else:
             ops.append(Op("attn.prefill", "attention_prefill", count, flops, kv_write_bytes=group_tokens * kv_tok,
-                          m=ceil(n)))
-        ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.head_dim, h, w("attn_output"), d("attn_output")))
+                          m=ceil(group_tokens)))
+        ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.head_dim, h, w("attn_output"), d("attn_output"),
+                         rows=group_tokens))
     if t > 1:
         ops.append(Op("comm.attn_allreduce", "comm", count, 0, comm_bytes=n * t * h * 2, comm="allreduce", group=t))
     return ops
@@ -193,7 +200,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     if dense_count:
         w3 = sum(_w(sc, r, "dense") for r in ("ffn_gate", "ffn_up", "ffn_down"))
         ops.append(_gemm("mlp.dense", dense_count, n, h, 3 * s.intermediate_size, w3, _dtype(sc, "ffn_up", "dense"),
-                         kernels=3))  # gate_up, SwiGLU, down
+                         kernels=3, rows=n * gd))  # gate_up, SwiGLU, down
         if gd > 1:
             ops.append(Op("comm.mlp_allreduce", "comm", dense_count, 0, comm_bytes=n * gd * h * 2, comm="allreduce",
                           group=gd))
@@ -233,8 +240,9 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
                       m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu", kernels=3))
     if s.shared_intermediate_size:
         w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))
+        shared_group = par.tp if e > 1 else gd  # as memory._share places the shared expert
         ops.append(_gemm("moe.shared", moe_count, n, h, 3 * s.shared_intermediate_size, w3,
-                         _dtype(sc, "ffn_up_shexp", "moe"), kernels=3))
+                         _dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group))
     if e > 1:
         intra, inter = ep_bytes_per_token(e, k, sc.gpus_per_node or 1, per_node=phase == "prefill")
         ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * h,

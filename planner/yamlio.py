@@ -1,8 +1,8 @@
 """Safe, strict reading of YAML and JSON input files.
 
 Every profile, scenario and config goes through `load_document`: size-limited before parsing,
-safe loading only (yaml's SafeLoader or its libyaml twin; tags that would construct Python objects are refused), and parse errors
-reported as one line with file, line and column. `check_keys` rejects unknown keys by name.
+safe loading only (yaml's SafeLoader or its libyaml twin; tags that would construct Python objects are
+refused), and parse errors reported as one line with file, line and column. `check_keys` rejects unknown keys by name.
 """
 
 from __future__ import annotations
