@@ -35,6 +35,7 @@ class Engine:
     step_overhead_s: float = 0.0  # per-step host/scheduler time not hidden by CUDA graphs
     host_prefill: str = "cpu"  # cpu | pcie: where host-resident experts run for prompt batches (>= 32 tokens)
     cpu_memory_efficiency: float | None = None  # fraction of DRAM bandwidth the engine's CPU kernels reach
+    cpu_compute_efficiency: float | None = None  # fraction of the CPU's AMX / AVX-512 peak its GEMMs reach
 
     def fraction_for(self, tp_group: int) -> float:
         """Memory fraction; SGLang picks its default from the TP group size (largest entry <= tp_group)."""
@@ -62,7 +63,7 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill",
-                     "cpu_memory_efficiency"), file)
+                     "cpu_memory_efficiency", "cpu_compute_efficiency"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
         raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
@@ -86,6 +87,7 @@ def load_engine(name: str) -> Engine:
         step_overhead_s=get_number(doc, "step_overhead_s", file, default=0.0, minimum=0, maximum=1),
         host_prefill=_choice(doc, "host_prefill", ("cpu", "pcie"), file),
         cpu_memory_efficiency=get_number(doc, "cpu_memory_efficiency", file, default=None, minimum=0.01, maximum=1),
+        cpu_compute_efficiency=get_number(doc, "cpu_compute_efficiency", file, default=None, minimum=0.01, maximum=1),
     )
 
 

@@ -44,6 +44,7 @@ class Machine:
     numa_aware: bool  # engine spreads CPU work over all sockets
     cpu_dtype: str  # fp32 (llama.cpp AVX-512) or bf16/int8 (AMX kernels)
     cpu_memory_efficiency: float | None = None  # engine's CPU kernels' fraction of DRAM bandwidth
+    cpu_compute_efficiency: float | None = None  # engine's CPU GEMMs' fraction of the AMX / AVX-512 peak
 
 
 def _peak(acc, dtype: str) -> float:
@@ -94,7 +95,7 @@ def _cpu_time(op: Op, m: Machine) -> TimedOp:
     t_m = op.bytes / (bw * frac) if op.bytes else 0.0
     try:
         peak = host.cpu.peak_flops_per_socket(m.cpu_dtype) * sockets
-        t_c = op.flops / (peak * e.compute.at(op.m or 1)) if op.flops else 0.0
+        t_c = op.flops / (peak * (m.cpu_compute_efficiency or e.compute.at(op.m or 1))) if op.flops else 0.0
     except PlannerError:  # CPU clock not published: compute not modelled (noted by perf)
         t_c = 0.0
     t = max(t_c, t_m, e.floor_s)
