@@ -193,7 +193,7 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
         name=name, file=file, model=model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=gpn,
         nodes=nodes, host=host, parallelism=par, expert_layers_on_cpu=on_cpu,
         cpu_compute=_bool(off, "cpu_compute", file, "offload.", True), engine=engine, mtp_tokens=mtp,
-        acceptance=acceptance, workload=_workload(_sub(doc, "workload", file, WORKLOAD_KEYS), file),
+        acceptance=acceptance, workload=_workload(_sub(doc, "workload", file, WORKLOAD_KEYS), file, model),
         slo=tuple((k, v) for k, v in slo.items() if v is not None),
         measured=_measured(doc.get("measured"), file),
     )
@@ -266,7 +266,7 @@ def _parallelism(p: Mapping, file: str, model: Model, gpu: str | None, total_gpu
                        dense_tp, stated)
 
 
-def _workload(w: Mapping, file: str) -> Workload:
+def _workload(w: Mapping, file: str, model: Model) -> Workload:
     phase = get_str(w, "phase", file, prefix="workload.", default="decode")
     if phase not in ("prefill", "decode", "serve"):
         raise PlannerError(f"expected prefill, decode or serve, got {phase!r}", file=file, field="workload.phase")
@@ -277,6 +277,11 @@ def _workload(w: Mapping, file: str) -> Workload:
     if input_len + output_len < 1:
         raise PlannerError("input_len + output_len must be at least 1 token", file=file, field="workload.input_len")
     context = tok("context_len", input_len + output_len) or input_len + output_len
+    limit = model.spec.max_context
+    if limit and context > limit:
+        field = "workload.context_len" if w.get("context_len") else "workload.input_len"
+        raise PlannerError(f"{context:,} tokens exceed {model.name}'s max_position_embeddings {limit:,}",
+                           file=file, field=field)
     return Workload(
         phase=phase,
         batch_per_gpu=get_number(w, "batch_per_gpu", file, prefix="workload.", default=None, minimum=0,

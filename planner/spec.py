@@ -80,6 +80,7 @@ class ModelSpec:
     # extras stored beside the language model
     mtp_layers: int  # num_nextn_predict_layers (DeepSeek/GLM multi-token prediction)
     vision: VisionSpec | None  # vision tower (Kimi K2.5)
+    max_context: int | None = None  # max_position_embeddings: longest context the model is configured for
 
     @property
     def num_moe_layers(self) -> int:
@@ -212,6 +213,7 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
         moe_layers=(False,) * layers, n_routed_experts=0, experts_per_token=0, moe_intermediate_size=0,
         n_shared_experts=0, shared_intermediate_size=0, shared_expert_gate=False, router_score_bias=False,
         router_linear_bias=False, expert_bias=False, gate_up_fused=False, mtp_layers=0, vision=vision,
+        max_context=f.int("max_position_embeddings", None),
     )
     if model_type in MLA_TYPES:
         base.update(_mla(f, cfg, model_type, layers))

@@ -121,6 +121,8 @@ def test_batch_that_does_not_fit_names_kv():
     ({"surprise": 1}, "surprise"),
     ({"workload": {"phase": "train"}}, "workload.phase"),
     ({"offload": {"expert_layers_on_cpu": 4}}, "hardware.host"),
+    ({"workload": {"input_len": 300_000, "output_len": 100}}, "workload.input_len"),  # max_position_embeddings 262,144
+    ({"workload": {"context_len": 1_000_000}}, "workload.context_len"),
 ])
 def test_bad_scenarios_name_the_field(over, field):
     with pytest.raises(PlannerError) as err:
