@@ -4,6 +4,7 @@
   forward step of the fullest GPU (roofline per op, communication, per-step engine overhead).
 - Two-batch overlap (engine `overlap_comm: tbo_ep`, ep > 1): the EP all-to-all of one micro-batch runs
   under the compute of the other: step = compute + communication - 0.5 x min(compute, communication).
+- Pipeline parallelism: the step of one stage times pp (a token visits every stage; full pipelining).
 - MTP speculative decoding: each step verifies 1 + d tokens per sequence and accepts 1 + d x acceptance;
   the d draft passes cost one MoE layer and the lm_head each.
 - Serving (CONTRACT.md §2 workload): a closed loop of `concurrency` requests (or, with none given, the
@@ -72,7 +73,11 @@ def run_ops(sc: Scenario, ops: list[Op]) -> Step:
         # two micro-batches: one's all-to-all runs under the other's compute, hiding part of the shorter of the two
         comm = comm - TBO_HIDDEN * min(comm, work)
     overhead = sc.engine.step_overhead_s
-    return Step(work + comm + overhead, timed, comp, mem, comm, host, overhead)
+    # pipeline parallelism: a token crosses all pp stages in turn, each taking one stage step, so the step a
+    # sequence sees is pp stage steps; with pp micro-batches in flight every GPU stays busy, so per-GPU
+    # throughput is still tokens per GPU / this step (no bubble once the batch fills pp micro-batches)
+    stages = sc.parallelism.pp
+    return Step(stages * (work + comm + overhead), timed, comp, mem, comm, host, overhead)
 
 
 def merge(a: list[Op], b: list[Op]) -> list[Op]:

@@ -108,7 +108,7 @@ class DecodeSweep:
             work = work + np.maximum(np.maximum(t_c, t_m), op.floor) * op.count
         if self.sc.engine.overlap_comm == "tbo_ep" and self.sc.parallelism.ep > 1:
             comm = comm - TBO_HIDDEN * np.minimum(comm, work)
-        step = work + comm + self.sc.engine.step_overhead_s
+        step = (work + comm + self.sc.engine.step_overhead_s) * self.sc.parallelism.pp
         return step, n / step
 
 

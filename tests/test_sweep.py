@@ -15,10 +15,11 @@ CASES = [
          parallelism={"tp": 1, "dp_attention": 32, "ep": 32}),
     dict(model="llama-3.1-70b", weights="fp8", parallelism={"tp": 4}, hardware={"gpus_per_node": 4}),
     dict(model="gpt-oss-120b", weights="mxfp4", parallelism={"tp": 2}, hardware={"gpus_per_node": 2}),
+    dict(model="deepseek-v3", weights="fp8-block128", hardware={"nodes": 2}, parallelism={"tp": 8, "pp": 2}),
 ]
 
 
-@pytest.mark.parametrize("over", CASES, ids=["kimi-tp8", "dsv3-ep32", "llama70b-tp4", "gptoss-tp2"])
+@pytest.mark.parametrize("over", CASES, ids=["kimi-tp8", "dsv3-ep32", "llama70b-tp4", "gptoss-tp2", "dsv3-tp8-pp2"])
 def test_sweep_matches_scalar(over):
     sc = scenario(**over)
     sweep = DecodeSweep(sc)
