@@ -70,7 +70,7 @@ def _stage_of(t: TensorGroup, n_layers: int, pp: int) -> int:
     return t.layer * pp // n_layers
 
 
-def _dense_group(sc: Scenario) -> int:
+def dense_group(sc: Scenario) -> int:
     par = sc.parallelism
     if par.dense_tp:
         return par.dense_tp
@@ -81,7 +81,7 @@ def _dense_group(sc: Scenario) -> int:
     return {"tp": par.tp, "tp_dp": par.gpus_per_stage, "none": 1}[sc.engine.dense_split]
 
 
-def _share(t: TensorGroup, sc: Scenario) -> float:
+def gpu_share(t: TensorGroup, sc: Scenario) -> float:
     """Fraction of the tensor group one GPU of its stage holds."""
     spec, par = sc.model.spec, sc.parallelism
     comp, role = t.component, t.role
@@ -94,7 +94,7 @@ def _share(t: TensorGroup, sc: Scenario) -> float:
         # DeepSeek/SGLang DP-attention + EP keep one whole copy per GPU: "2 routed + 1 shared expert per GPU")
         return 1 / par.tp
     if comp in ("dense_mlp", "shared_experts", "embedding", "lm_head"):
-        return 1 / _dense_group(sc)
+        return 1 / dense_group(sc)
     if comp == "attention" and t.part != "vision":
         if role in MLA_REPLICATED or role.startswith("nextn."):
             return 1.0
@@ -119,7 +119,7 @@ def place_weights(sc: Scenario) -> WeightPlacement:
         if sc.gpu is None or (t.component == "routed_experts" and t.layer in offloaded):
             host += nbytes
             continue
-        stages[_stage_of(t, spec.num_layers, par.pp)][t.component] += nbytes * _share(t, sc)
+        stages[_stage_of(t, spec.num_layers, par.pp)][t.component] += nbytes * gpu_share(t, sc)
     totals = [sum(s.values()) for s in stages]
     k = max(range(par.pp), key=totals.__getitem__)
     by_comp = {c: ceil(stages[k].get(c, 0)) for c in (*COMPONENTS, "vision")}
@@ -150,7 +150,7 @@ def activation_bytes(sc: Scenario) -> int:
         attn = T * heads * (2 * spec.qk_head_dim + spec.v_head_dim) * 2
     else:
         attn = T * (heads + 2 * max(1, spec.num_kv_heads // par.tp)) * spec.head_dim * 2
-    ffn_dense = T * 2 * spec.intermediate_size / _dense_group(sc) * 2 if not all(spec.moe_layers) else 0
+    ffn_dense = T * 2 * spec.intermediate_size / dense_group(sc) * 2 if not all(spec.moe_layers) else 0
     ffn_moe = 0
     if spec.is_moe:
         expert_tp = par.gpus_per_stage / par.ep

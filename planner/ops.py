@@ -25,7 +25,7 @@ from math import ceil
 
 from planner.inventory import tensor_inventory
 from planner.kv import kv_layout
-from planner.memory import _dense_group, _share
+from planner.memory import dense_group, gpu_share
 from planner.scenario import Scenario
 
 
@@ -67,7 +67,7 @@ def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]
         st = fmt.storage_for(t, spec)
         nbytes = fmt.tensor_bytes(t, spec)
         key = (t.role, wanted[t.layer])
-        out[key] = (nbytes * _share(t, sc), nbytes / t.count, st.compute)
+        out[key] = (nbytes * gpu_share(t, sc), nbytes / t.count, st.compute)
     return out
 
 
@@ -195,7 +195,7 @@ def ep_bytes_per_token(ep: int, top_k: int, gpus_per_node: int, per_node: bool) 
 def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: int, skew: float) -> list[Op]:
     s, par = sc.model.spec, sc.parallelism
     h, G, e = s.hidden_size, par.gpus_per_stage, par.ep
-    gd = _dense_group(sc)
+    gd = dense_group(sc)
     ops: list[Op] = []
     if dense_count:
         w3 = sum(_w(sc, r, "dense") for r in ("ffn_gate", "ffn_up", "ffn_down"))
@@ -240,7 +240,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
                       m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu", kernels=3))
     if s.shared_intermediate_size:
         w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))
-        shared_group = par.tp if e > 1 else gd  # as memory._share places the shared expert
+        shared_group = par.tp if e > 1 else gd  # as memory.gpu_share places the shared expert
         ops.append(_gemm("moe.shared", moe_count, n, h, 3 * s.shared_intermediate_size, w3,
                          _dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group))
     if e > 1:
@@ -270,7 +270,7 @@ def step_ops(sc: Scenario, phase: str, tokens_per_gpu: float, context: float, *,
     ops = _attention_ops(sc, phase, n, context, layers, sq)
     ops += _ffn_ops(sc, phase, n, moe_layers, dense_layers, skew)
     lm = n if logits_tokens is None else logits_tokens
-    gv = _dense_group(sc)
+    gv = dense_group(sc)
     ops.append(_gemm("head.lm_head", 1, lm * gv, s.hidden_size, s.vocab_size / gv, _w(sc, "output", "head"),
                      "bf16"))
     ops.append(Op("head.embed_sample", "elementwise", 1, 0, act_bytes=n * s.hidden_size * 2 + lm * s.vocab_size * 4,
