@@ -19,16 +19,17 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m slow
 
+# the default Kimi K2.5 sizing report: reports/kimi-k2.5/{index.html,report.md,*.png,*.csv}
+# (PNG figures need Debian chromium; .ci/run installs it)
 report: $(STAMP)
-	@echo "make report: not yet (issue 'YAML-driven reports'); meanwhile:"
-	$(PY) -m planner inspect kimi-k2.5
-	$(PY) -m planner estimate profiles/scenarios/kimi-k2.5-int4-8xh200.yaml
+	$(PY) -m planner report profiles/reports/kimi-k2.5.yaml --out reports/kimi-k2.5
 
 app: $(STAMP)
 	@echo "make app: not yet (issue 'Streamlit dashboard')"
 
+# kernel runs beside the planner's predictions: CPU full suite (progress on stderr) into bench_results/results.sqlite
 bench: bench-planner
-	@echo "kernel benchmarks (kernels_bench): not yet (issue 'kernels_bench')"
+	$(PY) -m kernels_bench run --suite full --device cpu
 
 # planner speed: vectorized decode sweep (variants per second) and one estimate
 bench-planner: $(STAMP)

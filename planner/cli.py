@@ -1,4 +1,4 @@
-"""Command line: `python -m planner {inspect,estimate} ... [--json]` (CONTRACT.md §1).
+"""Command line: `python -m planner {inspect,estimate,validate,size} ... [--json]` (CONTRACT.md §1).
 
 Bad input exits 2 with one line `error: <file>: <field>: <what>` on stderr, never a traceback.
 """
@@ -34,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  "e.g. ../shared/validation/public_cases.yaml")
     v.add_argument("--json", action="store_true", help="print one JSON document")
     v.add_argument("--markdown", metavar="FILE", help="also write the per-case table as Markdown to FILE")
+    r = sub.add_parser("report", help="YAML-driven report: DIR/index.html, DIR/report.md, DIR/*.csv")
+    r.add_argument("report", help="report YAML (profiles/reports/), e.g. profiles/reports/kimi-k2.5.yaml")
+    r.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
+    r.add_argument("--no-png", action="store_true", help="skip the PNG export (report.md then has no figures)")
+    r.add_argument("--json", action="store_true", help="print the build summary as one JSON document")
+    z = sub.add_parser("size", help="pre-purchase sizing: cheapest plans that meet a workload, with cost and flags")
+    z.add_argument("workload", help="workload YAML (CONTRACT.md §7), e.g. profiles/workloads/kimi-k2.5-chat.yaml")
+    z.add_argument("--json", action="store_true", help="print one JSON document")
     return p
 
 
@@ -67,6 +75,31 @@ def cmd_validate(args: argparse.Namespace) -> dict:
         tmp.write_text(markdown(report, args.cases))
         tmp.replace(out)
     return report
+
+
+def cmd_report(args: argparse.Namespace) -> dict:
+    from planner.report.build import build_report
+
+    return build_report(args.report, args.out, png=not args.no_png)
+
+
+def print_report(doc: dict) -> None:
+    from planner.report.build import summary_text
+
+    print(summary_text(doc))
+
+
+def cmd_size(args: argparse.Namespace) -> dict:
+    from planner.search import size
+    from planner.workload import load_workload
+
+    return size(load_workload(args.workload))
+
+
+def print_size(doc: dict) -> None:
+    from planner.plans import table
+
+    print(table(doc))
 
 
 def print_validate(doc: dict) -> None:
@@ -113,12 +146,14 @@ def print_estimate(doc: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        doc = {"inspect": cmd_inspect, "estimate": cmd_estimate, "validate": cmd_validate}[args.command](args)
+        doc = {"inspect": cmd_inspect, "estimate": cmd_estimate, "validate": cmd_validate,
+               "report": cmd_report, "size": cmd_size}[args.command](args)
         if args.json:
             json.dump(doc, sys.stdout, indent=2, allow_nan=False)
             sys.stdout.write("\n")
         else:
-            {"inspect": print_inspect, "estimate": print_estimate, "validate": print_validate}[args.command](doc)
+            {"inspect": print_inspect, "estimate": print_estimate, "validate": print_validate,
+             "report": print_report, "size": print_size}[args.command](doc)
         return 0
     except PlannerError as err:
         print(f"error: {err}", file=sys.stderr)

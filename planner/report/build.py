@@ -1,0 +1,175 @@
+"""`python -m planner report REPORT.yaml --out DIR`: build every section, write DIR atomically.
+
+Writes go to a fresh temporary folder beside DIR (`.DIR.tmp-<pid>-<random>`); only when index.html,
+report.md, every CSV and PNG are complete is DIR swapped for it (the old DIR is renamed aside, the new
+one renamed in, the old one removed). An interrupted run leaves DIR as it was (or, killed in the instant
+between the two renames, no DIR at all), never a half report behind a complete-looking index. Reports to
+different folders share nothing; leftovers of killed runs are removed by the next build of the same DIR.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from planner.errors import PlannerError
+from planner.report.render import html_report, markdown_report
+from planner.report.sections import Context, Section, build_sections
+from planner.report.spec import load_report_spec
+
+PNG_WIDTH = 1100
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium for kaleido and tests: $PLANNER_CHROMIUM, else chromium on PATH, else None."""
+    env = os.environ.get("PLANNER_CHROMIUM")
+    if env:
+        return env if Path(env).is_file() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def export_pngs(items: list[tuple[Path, object]]) -> str:
+    """Write each figure as PNG through kaleido (one browser for all); '' on success, else why not."""
+    if not items:
+        return ""
+    try:
+        import kaleido
+    except ImportError:
+        return "PNG figures not exported: kaleido is not installed (pip install kaleido)"
+    kopts: dict = {"mathjax": False, "n": min(4, len(items))}  # no CDN MathJax: the export stays offline
+    path = chromium_path()
+    if path:
+        kopts["path"] = path
+    specs = [{"fig": fig, "path": str(p), "opts": {"format": "png", "width": PNG_WIDTH,
+                                                   "height": fig.layout.height or 460}} for p, fig in items]
+    try:
+        errors = kaleido.write_fig_from_object_sync(specs, kopts=kopts)
+    except Exception as err:  # noqa: BLE001  no browser, crashed browser: the HTML report still stands
+        return f"PNG figures not exported: {type(err).__name__}: {err}"[:300].replace("\n", " ")
+    if errors:
+        return f"PNG figures not exported: {errors[0]}"[:300].replace("\n", " ")
+    missing = [p.name for p, _ in items if not p.is_file()]
+    return f"PNG figures not exported: {', '.join(missing)} missing" if missing else ""
+
+
+def _unique_keys(sections: list[Section]) -> None:
+    seen: dict[str, int] = {}
+    for s in sections:
+        n = seen.get(s.key, 0) + 1
+        seen[s.key] = n
+        if n > 1:
+            s.key = f"{s.key}-{n}"
+
+
+def _file_slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
+
+
+def write_outputs(tmp: Path, spec, sections: list[Section], png: bool, command: str) -> dict:
+    csv_names, png_names, pngs = {}, {}, []
+    for s in sections:
+        for slug, _caption, df, _shown in s.tables:
+            name = _file_slug(f"{s.key}--{slug}") + ".csv"
+            df.to_csv(tmp / name, index=False)
+            csv_names[slug] = name
+        for slug, _caption, fig in s.figures:
+            name = _file_slug(f"{s.key}--{slug}") + ".png"
+            png_names[slug] = name
+            pngs.append((tmp / name, fig))
+    note = export_pngs(pngs) if png else "PNG figures not exported (--no-png)"
+    if note:
+        png_names = {}
+    (tmp / "report.md").write_text(markdown_report(spec, sections, csv_names, png_names, note, command))
+    # index.html last: its presence in DIR means everything beside it is complete
+    (tmp / "index.html").write_text(html_report(spec, sections, csv_names, command))
+    return {"csv": len(csv_names), "png": len(png_names), "png_note": note,
+            "figures": sum(len(s.figures) for s in sections)}
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Temporary folders of runs of the same DIR that were killed (their process is gone)."""
+    for p in out.parent.glob(f".{out.name}.*-*"):
+        m = re.match(rf"\.{re.escape(out.name)}\.(tmp|old)-(\d+)-", p.name)
+        if not m or not p.is_dir():
+            continue
+        try:
+            os.kill(int(m.group(2)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Replace `out` by the complete folder `tmp` (two renames on the same file system). If the second rename
+    fails, the previous report is put back before trying again."""
+    for _ in range(20):
+        holder, aside = None, None
+        if out.exists():
+            holder = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+            aside = holder / "report"
+            try:
+                os.replace(out, aside)
+            except FileNotFoundError:  # another build of the same DIR moved it first
+                aside = None
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another build put a DIR back in between: restore ours if still needed, try again
+            if aside is not None and not out.exists():
+                os.replace(aside, out)
+            if holder is not None:
+                shutil.rmtree(holder, ignore_errors=True)
+            time.sleep(0.05)
+            continue
+        if holder is not None:
+            shutil.rmtree(holder, ignore_errors=True)
+        return
+    raise PlannerError(f"could not replace {out} (another build keeps writing it)", file=str(out))
+
+
+def build_report(report: str | Path, out: str | Path, *, png: bool = True) -> dict:
+    """Build the report described by `report` into folder `out`; returns a summary for the terminal."""
+    t0 = time.perf_counter()
+    spec = load_report_spec(report)
+    out_arg, out = str(out), Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise PlannerError("exists and is not a folder", file=str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    try:
+        ctx = Context(spec, Path(tempfile.mkdtemp(prefix="scratch-", dir=tmp)))
+        sections = build_sections(ctx)
+        _unique_keys(sections)
+        shutil.rmtree(ctx.scratch)
+        command = f"python -m planner report {report} --out {out_arg}"
+        counts = write_outputs(tmp, spec, sections, png, command)
+        swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary = {"report": spec.file, "title": spec.title, "out": str(out), "index": str(out / "index.html"),
+               "sections": [s.title for s in sections], "seconds": round(time.perf_counter() - t0, 2), **counts,
+               "notes": [f"{s.title}: {n}" for s in sections for n in s.notes
+                         if "not available" in n or "no kernels_bench" in n]}
+    for s in sections:
+        for slug, _c, df, _shown in s.tables:
+            if slug == "claims-audit":
+                summary["claims"] = {k: int(n) for k, n in df["kind"].value_counts().items()}
+    return summary
+
+
+def summary_text(doc: dict) -> str:
+    lines = [f"{doc['title']}", f"  built in {doc['seconds']:.1f} s: {len(doc['sections'])} sections, "
+             f"{doc['figures']} figures, {doc['png']} PNG, {doc['csv']} CSV"]
+    if doc.get("claims"):
+        lines.append("  claims: " + ", ".join(f"{n} {k}" for k, n in doc["claims"].items()))
+    if doc.get("png_note"):
+        lines.append(f"  {doc['png_note']}")
+    lines += [f"  {n}" for n in doc["notes"]]
+    lines.append(f"  open: {doc['index']}")
+    return "\n".join(lines)

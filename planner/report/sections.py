@@ -1,0 +1,299 @@
+"""Report sections: each takes the report spec and its options and returns text, figures and tables.
+
+Numbers come from planner calls (through planner.report.tables, claims, api, external); this module only
+chooses what to show and words it. A section whose data does not exist yet says so in `notes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from planner.errors import PlannerError
+from planner.models import Model, load_model
+from planner.report import figures as F
+from planner.report import tables as T
+from planner.report.plans import Plan, load_plans, pick
+from planner.report.spec import ReportSpec, SectionSpec, model_ref, resolve_path
+from planner.units import gb
+
+
+@dataclass
+class Section:
+    key: str  # anchor and file-name prefix, e.g. "memory-per-gpu"
+    title: str
+    paragraphs: list[str] = field(default_factory=list)  # plain text (escaped by the writers)
+    figures: list[tuple[str, str, go.Figure]] = field(default_factory=list)  # (slug, caption, figure)
+    tables: list[tuple[str, str, pd.DataFrame, bool]] = field(default_factory=list)  # (slug, caption, df, shown)
+    notes: list[str] = field(default_factory=list)  # what is missing or approximate here
+
+
+@dataclass
+class Context:
+    spec: ReportSpec
+    scratch: Path  # temporary folder of this build (never part of the output)
+    used_sources: dict = field(default_factory=dict)  # "what" -> citation, gathered for the assumptions section
+
+    @cached_property
+    def models(self) -> list[Model]:
+        return [load_model(model_ref(m)) for m in self.spec.models]
+
+    @cached_property
+    def plans(self) -> list[Plan]:
+        return load_plans(self.spec)
+
+
+def model_card(ctx: Context, opts: dict, where: str) -> Section:
+    s = Section("model-card", "Model card")
+    params, active = T.params_table(ctx.models), T.active_table(ctx.models)
+    for row in active.itertuples():
+        s.paragraphs.append(
+            f"{row.model}: {row.total_params:,} parameters in the language model, {row.active_params_per_token:,} "
+            f"active per token ({row.active_fraction:.2%}); vision tower {row.vision_params:,}, MTP layers "
+            f"{row.mtp_params:,}; official checkpoint format {row.native_weights}.")
+    for m in ctx.models:
+        s.figures.append((f"params-{m.name}", f"Parameters of {m.name} by component", F.params_treemap(params, m.name)))
+        ctx.used_sources[f"model {m.name}"] = m.source
+    s.figures.append(("active-vs-total", "Total vs active parameters per token", F.active_vs_total(active)))
+    s.tables += [("params-by-component", "Parameters by part and component", params, True),
+                 ("params-active", "Total and active parameters", active, True)]
+    return s
+
+
+def weights_by_format(ctx: Context, opts: dict, where: str) -> Section:
+    s = Section("weights-by-format", "Weights by format")
+    formats = list(opts.get("formats") or ctx.spec.formats)
+    weights, skipped = T.weights_table(ctx.models, formats)
+    totals = T.weights_totals(weights)
+    s.paragraphs.append("Stored bytes of the checkpoint in each weight format (quantization scales and packing "
+                        "included, vision and MTP parts where the format's files hold them), per component.")
+    for m in ctx.models:
+        s.figures.append((f"weights-{m.name}", f"Weight bytes of {m.name} per format", F.weights_bars(weights, m.name)))
+    s.tables += [("weights-total", "Stored weight bytes per format", totals, True),
+                 ("weights-by-component", "Stored weight bytes per format and component", weights, False)]
+    s.notes += [f"not sized: {line}" for line in skipped]
+    from planner.quant import load_format
+
+    for name in formats:
+        ctx.used_sources[f"format {name}"] = load_format(name).source
+    return s
+
+
+def memory_per_gpu(ctx: Context, opts: dict, where: str) -> Section:
+    s = Section("memory-per-gpu", "Memory per GPU")
+    plans = pick(ctx.plans, opts.get("plans"), ctx.spec.file, f"{where}.plans")
+    mem = T.memory_table(plans)
+    s.paragraphs.append("Fullest GPU of each plan: weights as the engine shards them, the KV cache pool the engine "
+                        "allocates, activation workspace, runtime (CUDA context, NCCL, graphs) and what stays free.")
+    for p in plans:
+        if not p.fits:
+            s.paragraphs.append(f"{p.name} does not fit: {p.result['reason']}")
+    s.figures.append(("memory", "Memory per GPU of each plan", F.memory_bars(mem)))
+    s.tables.append(("memory", "Memory per GPU", mem, True))
+    return s
+
+
+def kv_vs_context(ctx: Context, opts: dict, where: str) -> Section:
+    s = Section("kv-vs-context", "KV cache vs context")
+    kv = T.kv_table(ctx.models, list(opts.get("dtypes") or ctx.spec.kv_dtypes), opts.get("max_context"))
+    top = kv.sort_values("context_tokens").groupby(["model", "layout"], sort=False).tail(1)
+    for m in ctx.models:
+        rows = top[top["model"] == m.name]
+        own = rows[~rows["layout"].str.startswith("MHA")]
+        mha = rows[rows["layout"].str.startswith("MHA")]
+        if not own.empty and not mha.empty:
+            a, b = own.iloc[0], mha.iloc[0]
+            s.paragraphs.append(f"{m.name}: one {a.context_tokens:,}-token sequence holds {gb(a.bytes_per_sequence)} "
+                                f"as {a.layout} vs {gb(b.bytes_per_sequence)} as {b.layout} "
+                                f"({b.bytes_per_sequence / a.bytes_per_sequence:.1f}x).")
+    s.figures.append(("kv-vs-context", "KV cache of one sequence vs context", F.kv_lines(kv)))
+    s.tables += [("kv-at-max-context", "KV cache per token and at the longest context", top, True),
+                 ("kv-vs-context", "KV cache per sequence vs context", kv, False)]
+    return s
+
+
+def throughput_latency(ctx: Context, opts: dict, where: str) -> Section:
+    s = Section("throughput-latency", "Throughput vs latency")
+    plans = [p for p in pick(ctx.plans, opts.get("plans"), ctx.spec.file, f"{where}.plans") if p.fits]
+    s.paragraphs.append("Decode throughput per GPU against speed per user as the running batch doubles up to what "
+                        "memory and the engine allow; each plan at its own workload.")
+    s.figures.append(("throughput-latency", "Throughput vs latency", F.throughput_latency(T.curve_table(plans))))
+    s.tables += [("plan-metrics", "Serving metrics of each plan (largest batch that fits)",
+                  T.plan_metrics_table(pick(ctx.plans, opts.get("plans"), ctx.spec.file, f"{where}.plans")), True),
+                 ("throughput-curves", "Throughput-latency points", T.curve_table(plans), False)]
+    for p in plans:
+        for a in p.result.get("assumptions") or []:
+            s.notes.append(f"{p.name}: {a}")
+    return s
+
+
+def roofline(ctx: Context, opts: dict, where: str) -> Section:
+    from planner.report.external import bench_points
+
+    s = Section("roofline", "Roofline")
+    fitting = [p for p in ctx.plans if p.fits and p.scenario.gpu]
+    if opts.get("plan"):
+        plan = pick(ctx.plans, opts["plan"], ctx.spec.file, f"{where}.plan")[0]
+    elif fitting:
+        plan = fitting[0]
+    else:
+        s.notes.append("no plan fits on a GPU: nothing to place on a roofline")
+        return s
+    if not plan.fits or not plan.scenario.gpu:
+        raise PlannerError(f"plan {plan.name!r} does not fit on a GPU", file=ctx.spec.file, field=f"{where}.plan")
+    max_b = max(1.0, plan.result["capacity"]["max_batch_per_gpu"])
+    batches = [float(b) for b in opts.get("batches") or [1, max_b]]
+    points = T.roofline_points(plan, batches)
+    ceilings = T.roofline_ceilings(plan.scenario.gpu)
+    measured, why = bench_points(resolve_path(opts.get("results") or "bench_results/results.sqlite"))
+    s.paragraphs.append(f"Every GPU op of one decode step of {plan.name} at {', '.join(f'{b:g}' for b in batches)} "
+                        "sequences per GPU, at the FLOP/s the planner's roofline gives it (efficiencies included).")
+    if why:
+        s.notes.append(why)
+    s.figures.append(("roofline", f"Roofline of {plan.name}", F.roofline(points, ceilings, measured)))
+    s.tables += [("roofline-ops", "Decode ops on the roofline", points, False),
+                 ("roofline-ceilings", "Ceilings", ceilings, True)]
+    if measured is not None:
+        s.tables.append(("roofline-measured", "kernels_bench runs", measured, True))
+    return s
+
+
+def sizing(ctx: Context, opts: dict, where: str) -> Section:
+    from planner.report.external import sizing as run_sizing
+    from planner.report.external import sizing_table
+
+    s = Section("sizing", "Sizing")
+    if opts.get("workload") is None:
+        raise PlannerError("missing (a workload file or mapping, CONTRACT.md §7)", file=ctx.spec.file,
+                           field=f"{where}.workload")
+    doc, why = run_sizing(opts["workload"], ctx.scratch)
+    if doc is None:
+        s.notes.append(f"{why}: the sizing table and Pareto chart are not available yet")
+        return s
+    table = sizing_table(doc)
+    s.paragraphs.append(f"{len(table)} feasible plans, ranked best first by `planner size`.")
+    if not table.empty:
+        s.figures.append(("sizing-pareto", "Cost vs latency of the ranked plans", F.sizing_pareto(table)))
+    s.tables.append(("sizing-plans", "Ranked plans", table, True))
+    api = doc.get("api_break_even") or {}
+    if api:
+        rows = [{"quantity": k, "value": v} for k, v in api.items() if not isinstance(v, (dict, list))]
+        s.tables.append(("sizing-api-break-even", "API break-even (from sizing)", pd.DataFrame(rows), True))
+    rejected = pd.DataFrame([{"reason": k, "plans": v} for k, v in (doc.get("rejected") or {}).items()])
+    if not rejected.empty:
+        rejected = rejected.sort_values("plans", ascending=False, kind="stable")
+        s.tables.append(("sizing-rejected", "Rejected plans by reason", rejected, True))
+    return s
+
+
+def api_break_even(ctx: Context, opts: dict, where: str) -> Section:
+    from planner.report.api import break_even_table, daily_cost_curve
+
+    s = Section("api-break-even", "API break-even")
+    api = dict(opts.get("api") or {})
+    for key in ("input_per_m_usd", "output_per_m_usd"):
+        if not isinstance(api.get(key), (int, float)):
+            raise PlannerError("expected a price in USD per million tokens", file=ctx.spec.file,
+                               field=f"{where}.api.{key}")
+    plans = pick(ctx.plans, opts.get("plans"), ctx.spec.file, f"{where}.plans")
+    table, left = break_even_table(plans, api)
+    s.paragraphs.append(f"API at ${api['input_per_m_usd']:g} per million input and ${api['output_per_m_usd']:g} per "
+                        "million output tokens vs renting each plan around the clock at its profile's rental price "
+                        "(planner throughput at the plan's workload). Purchase, power and utilization below 100% "
+                        "belong to sizing.")
+    if not table.empty:
+        curve = daily_cost_curve(table, api)
+        s.figures.append(("api-break-even", "Dollars per day: API vs renting", F.daily_cost(curve)))
+        for r in table.itertuples():
+            s.paragraphs.append(f"{r.plan}: ${r.self_usd_per_m_output:.2f} per million output tokens at full load "
+                                f"vs ${r.api_usd_per_m_output:.2f} through the API; renting wins above "
+                                f"{r.break_even_output_tokens_per_day / 1e6:,.0f} M output tokens per day "
+                                f"({r.break_even_utilization:.0%} of its capacity).")
+            ctx.used_sources[f"rental price {r.plan}"] = f"{r.price_source} ({r.price_date})"
+    s.tables.append(("api-break-even", "API vs renting", table, True))
+    s.notes += [f"left out: {line}" for line in left]
+    if api.get("source"):
+        ctx.used_sources["API prices"] = str(api["source"])
+    return s
+
+
+def validation(ctx: Context, opts: dict, where: str) -> Section:
+    from planner.validate import validate
+
+    s = Section("validation", "Validation against published measurements")
+    path = resolve_path(str(opts.get("cases") or "../shared/validation/public_cases.yaml"))
+    if not path.is_file():
+        s.notes.append(f"no validation cases at {path}: table not available")
+        return s
+    report = validate(path)
+    sm = report["summary"]
+    table = T.validation_table(report)
+    if sm["n"]:
+        s.paragraphs.append(f"{sm['n']} comparisons: median |error| {sm['median_abs_error']:.0%}, p90 |error| "
+                            f"{sm['p90_abs_error']:.0%}; error = predicted / measured - 1.")
+    s.figures.append(("validation", "Predicted vs measured", F.validation_scatter(table)))
+    s.tables.append(("validation", "Predicted vs measured, per case", table, True))
+    ctx.used_sources["validation cases"] = str(path)
+    return s
+
+
+def claims_audit(ctx: Context, opts: dict, where: str) -> Section:
+    from planner.report.claims import audit, verdict_counts
+    from planner.report.verdict import BANDS
+
+    s = Section("claims-audit", "Claims audit")
+    table, file = audit(opts, ctx.spec.models[0], ctx.spec.workloads, ctx.spec.file, where)
+    counts = verdict_counts(table)
+    s.paragraphs.append(f"{len(table)} claims from {file}: {counts['confirmed']} confirmed, {counts['off']} off, "
+                        f"{counts['wrong']} wrong, {counts['not_checkable']} not checkable by the planner.")
+    s.paragraphs.append("Verdicts compare the claimed number c with the planner's p by max(c/p, p/c) - 1: "
+                        + "; ".join(f"{basis} quantities confirmed within {a:.0%}, off up to {b:.0%}, wrong beyond"
+                                    for basis, (a, b) in BANDS.items())
+                        + ". 'off by X%' is c/p - 1. The last column names the planner calls behind each verdict.")
+    s.tables.append(("claims-audit", "Verdict per claim", table.drop(columns=["off"]), True))
+    ctx.used_sources["claims"] = file
+    return s
+
+
+def assumptions(ctx: Context, opts: dict, where: str) -> Section:
+    s = Section("assumptions", "Assumptions and sources")
+    for p in ctx.plans:
+        sc = p.scenario
+        ctx.used_sources.setdefault(f"engine {sc.engine.name}", sc.engine.source)
+        if sc.gpu:
+            from planner.hardware import load_accelerator
+
+            acc = load_accelerator(sc.gpu)
+            ctx.used_sources.setdefault(f"accelerator {sc.gpu}", "; ".join(dict.fromkeys(acc.sources.values())))
+        for a in p.result.get("assumptions") or []:
+            s.paragraphs.append(f"{p.name}: {a}")
+    s.paragraphs += [
+        "Exact: parameter counts, stored bytes of the official checkpoints, KV bytes per token (tests pin them).",
+        "Approximate: GGUF recipes (rules reproducing llama.cpp's per-tensor choice, within 3% of published sizes), "
+        "activation and runtime memory (engine presets), speeds (roofline with published efficiencies; see the "
+        "validation section for the error), rental prices (dated quotes in the hardware profiles).",
+        f"Report file: {ctx.spec.file}" + (f"; its published numbers: {ctx.spec.source}" if ctx.spec.source else ""),
+    ]
+    table = pd.DataFrame([{"what": k, "source": v} for k, v in ctx.used_sources.items()])
+    s.tables.append(("sources", "Where every number comes from", table, True))
+    return s
+
+
+BUILDERS = {"model_card": model_card, "weights_by_format": weights_by_format, "memory_per_gpu": memory_per_gpu,
+            "kv_vs_context": kv_vs_context, "throughput_latency": throughput_latency, "roofline": roofline,
+            "sizing": sizing, "api_break_even": api_break_even, "validation": validation,
+            "claims_audit": claims_audit, "assumptions": assumptions}
+
+
+def build_sections(ctx: Context) -> list[Section]:
+    """Sections in the report's order; assumptions last among equals so it sees every source used."""
+    order = sorted(range(len(ctx.spec.sections)), key=lambda k: ctx.spec.sections[k].kind == "assumptions")
+    built: dict[int, Section] = {}
+    for k in order:
+        sec: SectionSpec = ctx.spec.sections[k]
+        built[k] = BUILDERS[sec.kind](ctx, dict(sec.options), sec.field)
+    return [built[k] for k in range(len(ctx.spec.sections))]

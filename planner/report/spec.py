@@ -1,0 +1,197 @@
+"""Report files (`profiles/reports/<name>.yaml`): what one report shows, read by one strict loader.
+
+    title: "Kimi K2.5 ..."                       # required
+    description: "..."                          # optional intro paragraph
+    source: "..."                               # citation for published numbers this file holds (claimed values)
+    models: [kimi-k2.5]                         # profile names or config.json paths (first = the report's model)
+    formats: all | [int4-g32, bf16, ...]        # weight formats compared (default: all profiles)
+    kv_cache: [bf16, fp8]                       # KV dtypes compared
+    hardware: [h200-sxm, h100-sxm, mi300x]      # accelerator set (plan templates expand over it)
+    workloads: {chat: {phase: serve, input_len: 4000, output_len: 1000}}   # CONTRACT.md §2 workload keys
+    plans:                                      # deployments the memory, speed and cost sections show
+      - scenario: profiles/scenarios/x.yaml     # a scenario file (optionally `workload: <name>` to override)
+      - {name: ..., model: ..., hardware: ...}  # an inline scenario (CONTRACT.md §2)
+      - template: {engine: vllm, hardware: {gpus_per_node: 8}, parallelism: {tp: 8}, workload: chat}
+                                                # one scenario per model x hardware (weights default: native)
+    sections: [model_card, {kv_vs_context: {max_context: 262144}}, ...]   # in order; options per section
+
+Relative paths are relative to the project root (the folder holding `profiles/`), so `../shared/...`
+names the shared folder beside the checkout. Unknown keys, sections or options are errors naming
+file and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from planner.errors import PlannerError
+from planner.quant import PROFILES
+from planner.yamlio import check_keys, get_str, load_document, require_mapping
+
+ROOT = PROFILES.parent
+REPORTS_DIR = PROFILES / "reports"
+TOP_KEYS = ("title", "description", "source", "models", "formats", "kv_cache", "hardware", "workloads", "plans",
+            "sections")
+PLAN_KEYS = ("scenario", "template", "workload", "name")
+# section -> allowed option keys (the one place a new section or option is declared)
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "model_card": (),
+    "weights_by_format": ("formats",),
+    "memory_per_gpu": ("plans",),
+    "kv_vs_context": ("max_context", "dtypes"),
+    "throughput_latency": ("plans",),
+    "roofline": ("plan", "batches", "results"),
+    "sizing": ("workload",),
+    "api_break_even": ("api", "plans"),
+    "validation": ("cases",),
+    "claims_audit": ("claims", "checks"),
+    "assumptions": (),
+}
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    kind: str  # a key of SECTIONS
+    options: Mapping[str, Any]  # validated against SECTIONS[kind]
+    field: str  # "sections[3]" for error messages
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    file: str  # the report file, for error messages
+    name: str  # file stem
+    title: str
+    description: str
+    source: str
+    models: tuple[str, ...]  # model references as written
+    formats: tuple[str, ...]  # weight format profile names
+    kv_dtypes: tuple[str, ...]
+    hardware: tuple[str, ...]  # accelerator profile names
+    workloads: Mapping[str, Mapping[str, Any]]  # name -> CONTRACT.md §2 workload mapping
+    plans: tuple[Mapping[str, Any], ...]  # raw plan entries (resolved by planner.report.plans)
+    sections: tuple[SectionSpec, ...]
+
+
+def resolve_path(ref: str) -> Path:
+    """A path from a report file: absolute, or relative to the project root."""
+    path = Path(ref)
+    return path if path.is_absolute() else ROOT / path
+
+
+def _names(doc: Mapping, key: str, file: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    value = doc.get(key)
+    if value is None:
+        if default is None:
+            raise PlannerError("missing required list", file=file, field=key)
+        return default
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise PlannerError("expected a non-empty list of names", file=file, field=key)
+    return tuple(value)
+
+
+def _check_refs(spec_models: tuple[str, ...], formats: tuple[str, ...], hardware: tuple[str, ...], kv: tuple[str, ...],
+                file: str) -> None:
+    from planner.hardware import load_accelerator
+    from planner.kv import KV_DTYPES
+    from planner.models import load_model
+    from planner.quant import load_format
+
+    for field, names, load in (("models", spec_models, load_model), ("formats", formats, load_format),
+                               ("hardware", hardware, load_accelerator)):
+        for k, name in enumerate(names):
+            try:
+                load(name)
+            except PlannerError as err:
+                raise PlannerError(err.message, file=file, field=f"{field}[{k}]") from None
+    for k, d in enumerate(kv):
+        if d not in KV_DTYPES:
+            raise PlannerError(f"unknown KV cache dtype {d!r}; known: {', '.join(KV_DTYPES)}", file=file,
+                               field=f"kv_cache[{k}]")
+
+
+def model_ref(name: str) -> str:
+    """What load_model takes for a report's model entry (paths resolved against the project root)."""
+    return str(resolve_path(name)) if "/" in name or name.endswith(".json") else name
+
+
+def _sections(doc: Mapping, file: str) -> tuple[SectionSpec, ...]:
+    items = doc.get("sections")
+    if not isinstance(items, list) or not items:
+        raise PlannerError("expected a non-empty list of sections", file=file, field="sections")
+    out = []
+    for k, item in enumerate(items):
+        field = f"sections[{k}]"
+        if isinstance(item, str):
+            kind, options = item, {}
+        elif isinstance(item, Mapping) and len(item) == 1:
+            kind, options = next(iter(item.items()))
+            options = require_mapping(options or {}, file, f"{field}.{kind}")
+        else:
+            raise PlannerError("expected a section name or {name: {options}}", file=file, field=field)
+        if kind not in SECTIONS:
+            raise PlannerError(f"unknown section {kind!r} (known: {', '.join(SECTIONS)})", file=file, field=field)
+        check_keys(options, SECTIONS[kind], file, f"{field}.{kind}.")
+        out.append(SectionSpec(kind, options, f"{field}.{kind}"))
+    return tuple(out)
+
+
+def _workloads(doc: Mapping, file: str) -> dict[str, dict]:
+    from planner.scenario import WORKLOAD_KEYS
+
+    raw = require_mapping(doc.get("workloads") or {}, file, "workloads")
+    out = {}
+    for name, w in raw.items():
+        w = require_mapping(w, file, f"workloads.{name}")
+        check_keys(w, WORKLOAD_KEYS, file, f"workloads.{name}.")
+        out[str(name)] = w
+    return out
+
+
+def _plans(doc: Mapping, file: str, workloads: Mapping[str, Any]) -> tuple[dict, ...]:
+    items = doc.get("plans") or []
+    if not isinstance(items, list):
+        raise PlannerError("expected a list of plans", file=file, field="plans")
+    out = []
+    for k, item in enumerate(items):
+        field = f"plans[{k}]"
+        item = require_mapping(item, file, field)
+        if "scenario" in item or "template" in item:
+            check_keys(item, PLAN_KEYS, file, f"{field}.")
+        wl = item.get("workload")
+        if isinstance(wl, str) and wl not in workloads:
+            raise PlannerError(f"unknown workload {wl!r} (report workloads: {', '.join(workloads) or 'none'})",
+                               file=file, field=f"{field}.workload")
+        if isinstance(item.get("template"), Mapping) and isinstance(item["template"].get("workload"), str):
+            if item["template"]["workload"] not in workloads:
+                raise PlannerError(f"unknown workload {item['template']['workload']!r}", file=file,
+                                   field=f"{field}.template.workload")
+        out.append(item)
+    return tuple(out)
+
+
+def load_report_spec(path: str | Path) -> ReportSpec:
+    """Read and check a report file (profile name under profiles/reports/ or a path)."""
+    text = str(path)
+    p = Path(text) if text.endswith((".yaml", ".yml")) or "/" in text else REPORTS_DIR / f"{text}.yaml"
+    file = str(p)
+    doc = require_mapping(load_document(p), file)
+    check_keys(doc, TOP_KEYS, file)
+    models = _names(doc, "models", file)
+    from planner.quant import list_formats
+
+    fmt_raw = doc.get("formats")
+    formats = tuple(list_formats()) if fmt_raw in (None, "all") else _names(doc, "formats", file)
+    kv = _names(doc, "kv_cache", file, ("bf16", "fp8"))
+    hardware = _names(doc, "hardware", file, ())
+    _check_refs(tuple(model_ref(m) for m in models), formats, hardware, kv, file)
+    workloads = _workloads(doc, file)
+    return ReportSpec(
+        file=file, name=p.stem, title=get_str(doc, "title", file), description=get_str(doc, "description", file,
+                                                                                      default=""),
+        source=get_str(doc, "source", file, default=""), models=models, formats=formats, kv_dtypes=kv,
+        hardware=hardware, workloads=workloads, plans=_plans(doc, file, workloads), sections=_sections(doc, file))

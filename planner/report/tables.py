@@ -1,0 +1,165 @@
+"""Table builders: planner results as pandas DataFrames (SI units inside: bytes, seconds, FLOP).
+
+Each function calls the planner and returns one tidy table; figures (planner.report.figures) and the
+writers (HTML, Markdown, CSV) only read these tables.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from planner.errors import PlannerError
+from planner.inspect import weights_bytes_by_component, weights_bytes_by_part
+from planner.inventory import active_params_per_token, params_by_component, params_by_part
+from planner.kv import kv_layout, mha_equivalent_bytes_per_token
+from planner.models import Model
+from planner.quant import load_format
+from planner.report.plans import Plan
+
+
+def params_table(models: list[Model]) -> pd.DataFrame:
+    """Parameters per model, part (language / mtp / vision) and component."""
+    rows = []
+    for m in models:
+        for comp, n in params_by_component(m.spec).items():
+            rows.append({"model": m.name, "part": "language", "component": comp, "params": n})
+        for part, n in params_by_part(m.spec).items():
+            if part != "language" and n:
+                rows.append({"model": m.name, "part": part, "component": part, "params": n})
+    return pd.DataFrame(rows)
+
+
+def active_table(models: list[Model]) -> pd.DataFrame:
+    rows = []
+    for m in models:
+        parts = params_by_part(m.spec)
+        active = active_params_per_token(m.spec)
+        rows.append({"model": m.name, "total_params": parts["language"], "active_params_per_token": active,
+                     "active_fraction": active / parts["language"], "mtp_params": parts["mtp"],
+                     "vision_params": parts["vision"], "native_weights": m.native_weights})
+    return pd.DataFrame(rows)
+
+
+def weights_table(models: list[Model], formats: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Stored bytes per model, format and component (vision and MTP parts as their own components).
+    Returns the table and one line per (model, format) the planner could not size."""
+    rows, skipped = [], []
+    for m in models:
+        for name in formats:
+            try:
+                fmt = load_format(name)
+                comps = weights_bytes_by_component(m, fmt)
+                parts = weights_bytes_by_part(m, fmt)
+            except PlannerError as err:
+                skipped.append(f"{m.name} / {name}: {err}")
+                continue
+            for comp, b in comps.items():
+                rows.append({"model": m.name, "format": name, "component": comp, "bytes": b})
+            for part in ("mtp", "vision"):
+                if parts.get(part):
+                    rows.append({"model": m.name, "format": name, "component": part, "bytes": parts[part]})
+    return pd.DataFrame(rows, columns=["model", "format", "component", "bytes"]), skipped
+
+
+def weights_totals(weights: pd.DataFrame) -> pd.DataFrame:
+    tot = weights.groupby(["model", "format"], sort=False, as_index=False)["bytes"].sum()
+    return tot.rename(columns={"bytes": "weights_bytes"}).sort_values(["model", "weights_bytes"], kind="stable")
+
+
+def memory_table(plans: list[Plan]) -> pd.DataFrame:
+    rows = []
+    for p in plans:
+        mem, sc = p.result["memory"], p.scenario
+        rows.append({"plan": p.name, "gpu": sc.gpu or "cpu only", "gpus": sc.total_gpus, "fits": p.fits,
+                     "capacity_bytes_per_gpu": mem["capacity_bytes_per_gpu"],
+                     "weights_bytes_per_gpu": mem["weights_bytes_per_gpu"],
+                     "kv_cache_bytes_per_gpu": mem["kv_cache_bytes_per_gpu"],
+                     "activation_bytes_per_gpu": mem["activation_bytes_per_gpu"],
+                     "runtime_bytes_per_gpu": mem["runtime_bytes_per_gpu"],
+                     "free_bytes_per_gpu": mem["free_bytes_per_gpu"], "host_bytes": mem["host_bytes"],
+                     "kv_tokens_per_gpu": p.result["capacity"]["kv_tokens_per_gpu"],
+                     "reason": p.result["reason"]})
+    return pd.DataFrame(rows)
+
+
+def kv_table(models: list[Model], dtypes: list[str], max_context: int | None) -> pd.DataFrame:
+    """KV bytes of one sequence (all layers, one copy) vs context: the model's own cache per dtype and the
+    MHA-equivalent (every head's K and V stored) for comparison."""
+    rows = []
+    for m in models:
+        top = max_context or m.spec.max_context or 131072
+        contexts = [1024 * 2**i for i in range(20) if 1024 * 2**i < top] + [top]
+        own = "MLA latent" if m.spec.attention == "mla" else m.spec.attention.upper()
+        for dtype in dtypes:
+            try:
+                layout = kv_layout(m.spec, dtype)
+            except PlannerError:
+                continue
+            mha = mha_equivalent_bytes_per_token(m.spec, "bf16" if dtype == "fp8_ds_mla" else dtype)
+            for ctx in contexts:
+                rows.append({"model": m.name, "layout": f"{own} {dtype}", "dtype": dtype, "context_tokens": ctx,
+                             "bytes_per_sequence": layout.bytes_for_context(ctx),
+                             "bytes_per_token": layout.bytes_per_token_full})
+                if dtype != "fp8_ds_mla":
+                    rows.append({"model": m.name, "layout": f"MHA-equivalent {dtype}", "dtype": dtype,
+                                 "context_tokens": ctx, "bytes_per_sequence": mha * ctx, "bytes_per_token": mha})
+    return pd.DataFrame(rows)
+
+
+def curve_table(plans: list[Plan]) -> pd.DataFrame:
+    rows = []
+    for p in plans:
+        for pt in p.result.get("throughput_curve") or []:
+            rows.append({"plan": p.name, **pt})
+    return pd.DataFrame(rows, columns=["plan", "running_per_group", "tpot_ms", "decode_tokens_per_s_per_gpu",
+                                       "output_tokens_per_s_per_user", "bottleneck"])
+
+
+def plan_metrics_table(plans: list[Plan]) -> pd.DataFrame:
+    rows = []
+    for p in plans:
+        r = p.result
+        rows.append({"plan": p.name, "fits": p.fits, **{k: v for k, v in r["metrics"].items()},
+                     "decode_bottleneck": r["bottleneck"].get("decode"), "reason": r["reason"]})
+    return pd.DataFrame(rows)
+
+
+def roofline_points(plan: Plan, batches: list[float]) -> pd.DataFrame:
+    """Every timed GPU op of one decode step of `plan` at each batch (per GPU), as roofline coordinates."""
+    from planner.perf import decode_step
+
+    sc = plan.scenario
+    wl = sc.workload
+    kv_len = wl.kv_len or wl.input_len + wl.output_len / 2
+    rows = []
+    for b in batches:
+        for t in decode_step(sc, b, kv_len).timed:
+            op = t.op
+            if op.kind == "comm" or op.where != "gpu" or not op.flops or not op.bytes or not t.seconds:
+                continue
+            rows.append({"plan": plan.name, "batch_per_gpu": b, "op": op.name, "kind": op.kind, "dtype": op.dtype,
+                         "bound": t.bound, "flop": op.flops, "bytes": op.bytes, "seconds": t.seconds,
+                         "intensity_flop_per_byte": op.flops / op.bytes, "flop_per_s": op.flops / t.seconds})
+    return pd.DataFrame(rows)
+
+
+def roofline_ceilings(gpu: str) -> pd.DataFrame:
+    from planner.hardware import load_accelerator
+
+    acc = load_accelerator(gpu)
+    rows = [{"gpu": acc.display_name, "ceiling": "memory", "dtype": "", "value": acc.memory_bandwidth_bytes_per_s,
+             "unit": "B/s"}]
+    for dtype, peak in acc.peak_flops_by_dtype.items():
+        if peak and dtype in ("bf16", "fp8", "fp4", "int8"):
+            rows.append({"gpu": acc.display_name, "ceiling": "compute", "dtype": dtype, "value": peak,
+                         "unit": "FLOP/s"})
+    return pd.DataFrame(rows)
+
+
+def validation_table(report: dict) -> pd.DataFrame:
+    rows = [{"case": r["name"], "metric": r["metric"], "measured": r["measured"], "predicted": r["predicted"],
+             "error": r["error"], "gpu": r["gpu"], "engine": r["engine"], "source": r["source"]}
+            for r in report["cases"]]
+    rows += [{"case": r["name"], "metric": "", "measured": None, "predicted": None, "error": None, "gpu": "",
+              "engine": "", "source": f"skipped: {r['reason']}"} for r in report["skipped"]]
+    return pd.DataFrame(rows)

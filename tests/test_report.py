@@ -1,0 +1,328 @@
+"""YAML-driven reports: both shipped report files build; every claim gets a verdict the planner computes;
+text from YAML and configs is escaped; the output folder is replaced atomically; the loader is strict."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import plotly.offline
+import pytest
+import yaml
+
+import planner.report.checks as checks
+from planner.errors import PlannerError
+from planner.report.build import build_report, chromium_path
+from planner.report.claims import audit, load_claims
+from planner.report.spec import load_report_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+KIMI = ROOT / "profiles" / "reports" / "kimi-k2.5.yaml"
+SECOND = ROOT / "profiles" / "reports" / "dsv3-vs-kimi-h200-h100-mi300x.yaml"
+CONFIGS = ROOT / "tests" / "data" / "hf-configs"
+HOSTILE = "<script>alert(1)</script>"
+
+
+def kimi_claims() -> pd.DataFrame:
+    spec = load_report_spec(KIMI)
+    sec = next(s for s in spec.sections if s.kind == "claims_audit")
+    table, _ = audit(sec.options, spec.models[0], spec.workloads, spec.file, sec.field)
+    return table.set_index("id")
+
+
+def assert_complete(out: Path, summary: dict) -> None:
+    html = (out / "index.html").read_text()
+    js = plotly.offline.get_plotlyjs()
+    assert html.count(js[:400]) == 1  # one shared inline copy of plotly.js
+    # nothing fetched from the network (the one cdn.plot.ly in plotly.js is an unused topojson default)
+    assert "<script src" not in html and html.count("cdn.plot.ly") == js.count("cdn.plot.ly")
+    assert html.count('class="plotly-graph-div"') == summary["figures"] > 0
+    md = (out / "report.md").read_text()
+    for name in (line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")):
+        assert (out / name).is_file(), name
+    csvs = sorted(out.glob("*.csv"))
+    assert len(csvs) == summary["csv"] > 0
+    for csv in csvs:
+        assert csv.name in html and csv.name in md
+
+
+def test_default_report_builds_with_pngs(tmp_path):
+    out = tmp_path / "reports" / "kimi-k2.5"
+    summary = build_report(KIMI, out)
+    assert_complete(out, summary)
+    titles = summary["sections"]
+    assert titles[0] == "Model card" and "Claims audit" in titles and "Assumptions and sources" in titles
+    if chromium_path():
+        assert summary["png"] == summary["figures"] and not summary["png_note"], summary["png_note"]
+        assert len(list(out.glob("*.png"))) == summary["figures"]
+    else:
+        assert "PNG figures not exported" in summary["png_note"]
+    md = (out / "report.md").read_text()
+    assert "## Claims audit" in md and "| params-total |" in md
+    assert list(tmp_path.joinpath("reports").iterdir()) == [out]  # no temporary folders left beside it
+
+
+def test_second_report_renders_with_the_same_code(tmp_path):
+    out = tmp_path / "dsv3"
+    summary = build_report(SECOND, out, png=False)
+    assert_complete(out, summary)
+    memory = pd.read_csv(out / "memory-per-gpu--memory.csv")
+    assert {"h200-sxm", "h100-sxm", "mi300x"} <= set(memory["gpu"])
+    assert set(pd.read_csv(out / "model-card--params-active.csv")["model"]) == {"deepseek-v3", "kimi-k2.5"}
+    assert not memory.loc[memory["plan"] == "deepseek-v3 fp8-block128 8x h100-sxm", "fits"].item()
+
+
+def test_every_claim_has_a_verdict_row():
+    _, claims = load_claims("../shared/reference/kimi-k25-guide-claims.yaml")
+    table = kimi_claims()
+    assert list(table.index) == [c["id"] for c in claims]
+    assert table["kind"].isin(["confirmed", "off", "wrong", "not_checkable"]).all()
+    checked = table[table["kind"] != "not_checkable"]
+    assert len(checked) >= 14
+    assert (checked["computed_by"].str.len() > 0).all() and (checked["reason"].str.len() > 0).all()
+    # the facts the issue names
+    assert table.loc["size-int4", "verdict"] == "wrong"  # 8x A100 cannot hold it; 595 GB, not 630
+    assert "595.1 GB" in table.loc["size-int4", "planner"]
+    assert table.loc["enterprise", "kind"] == "wrong" and "2x h100-sxm cannot hold" in table.loc["enterprise", "reason"]
+    assert "35.6x" in table.loc["mla-kv-ratio", "planner"]
+    assert "tok" in table.loc["size-tq1", "planner"] or "tokens" in table.loc["size-tq1", "planner"]
+
+
+def _scaled(fn, factor):
+    def wrapped(*args, **kwargs):
+        doc = fn(*args, **kwargs)
+        p = doc["params"]
+        return {**doc, "params": {**p, "total": p["total"] * factor, "vision": p["vision"] * factor},
+                "weights_bytes": doc["weights_bytes"] * factor}
+    return wrapped
+
+
+def test_verdicts_are_computed_by_the_planner(monkeypatch):
+    """Change what a planner function returns and the verdicts that rest on it change with it."""
+    before = kimi_claims()
+    assert before.loc["params-total", "kind"] == "confirmed"
+    monkeypatch.setattr(checks, "inspect_model", _scaled(checks.inspect_model, 2))
+    real_memory = checks.memory_report
+    monkeypatch.setattr(checks, "memory_report", lambda sc: replace(real_memory(sc), fits=True, reason=""))
+    real_mha = checks.mha_equivalent_bytes_per_token
+    monkeypatch.setattr(checks, "mha_equivalent_bytes_per_token", lambda spec, d="bf16": real_mha(spec, d) // 3)
+    real_estimate = checks.estimate
+
+    def slow_estimate(sc):
+        doc = real_estimate(sc)
+        return {**doc, "metrics": {k: (v / 3 if v else v) for k, v in doc["metrics"].items()}}
+
+    monkeypatch.setattr(checks, "estimate", slow_estimate)
+    after = kimi_claims()
+    assert after.loc["params-total", "kind"] == "wrong"  # 2.05 T is not "1.04 trillion"
+    assert "1,190.3 GB" in after.loc["size-int4", "planner"] and "smallest fit 1x" in after.loc["size-int4", "planner"]
+    assert after.loc["mla-kv-ratio", "planner"] != before.loc["mla-kv-ratio", "planner"]
+    assert after.loc["size-tq1", "planner"] != before.loc["size-tq1", "planner"]
+    assert "cannot hold" in before.loc["enterprise", "reason"]
+    assert "cannot hold" not in after.loc["enterprise", "reason"]
+    changed = [cid for cid in before.index if before.loc[cid, "kind"] != "not_checkable"
+               and (before.loc[cid, "planner"], before.loc[cid, "verdict"]) !=
+               (after.loc[cid, "planner"], after.loc[cid, "verdict"])]
+    untouched = {"layers", "experts", "heads", "vocab-context", "mla-kv-formula", "full-in-memory"}  # not patched
+    assert set(before.index[before["kind"] != "not_checkable"]) - untouched == set(changed)
+
+
+def hostile_report(tmp_path: Path) -> Path:
+    """A report whose title, plan name, model folder and claim text are HTML."""
+    folder = tmp_path / HOSTILE.replace("/", "")  # a folder named "<script>alert(1)<script>"
+    folder.mkdir()
+    config = json.loads((CONFIGS / "Qwen__Qwen3-30B-A3B.json").read_text())
+    config["num_hidden_layers"] = 24  # not the shipped profile, so the folder name is the model's name
+    (folder / "config.json").write_text(json.dumps(config))
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(yaml.safe_dump({"claims": [{"id": "x", "claim": HOSTILE},
+                                                 {"id": "y", "claim": "<img src=x onerror=alert(2)>"}]}))
+    doc = {"title": HOSTILE, "description": "<b>bold?</b> & more", "models": [str(folder)],
+           "formats": ["bf16", "int4-g128"], "kv_cache": ["bf16"],
+           "plans": [{"name": "<img src=x onerror=alert(3)>", "model": str(folder), "weights": "bf16",
+                      "hardware": {"gpu": "h200-sxm", "gpus_per_node": 1}, "engine": "vllm",
+                      "workload": {"phase": "serve", "input_len": 1000, "output_len": 200}}],
+           "sections": ["model_card", "weights_by_format", "memory_per_gpu", "throughput_latency",
+                        {"claims_audit": {"claims": str(claims),
+                                          "checks": {"x": [{"check": "params", "quantity": "total",
+                                                            "claimed": 3.0e10}]}}}]}
+    path = tmp_path / "hostile.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_text_from_yaml_and_configs_is_escaped(tmp_path):
+    out = tmp_path / "out"
+    build_report(hostile_report(tmp_path), out, png=False)
+    html = (out / "index.html").read_text()
+    for raw in ("<script>alert", "<img src=x", "<b>bold"):
+        assert raw not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(3)&gt;" in html
+    md = (out / "report.md").read_text()
+    assert "<script>" not in md and "<img" not in md and "&lt;script&gt;" in md
+    claims = pd.read_csv(out / "claims-audit--claims-audit.csv")  # CSVs keep the raw text
+    assert claims.loc[0, "claim"] == HOSTILE and claims.loc[1, "kind"] == "not_checkable"
+
+
+def test_failed_build_leaves_the_previous_report_intact(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    build_report(SECOND, out, png=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (tmp_path / f".r.tmp-{2**22 + 12345}-dead").mkdir()  # leftover of a killed run (no such process)
+    import planner.report.build as build
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt  # interrupted after the CSVs and report.md, before index.html
+
+    monkeypatch.setattr(build, "html_report", boom)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(SECOND, out, png=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no half-written folder, leftover removed
+    fresh = tmp_path / "fresh"
+    with pytest.raises(KeyboardInterrupt):
+        build_report(SECOND, fresh, png=False)
+    assert not fresh.exists()
+
+
+def test_two_reports_built_at_once_do_not_interfere(tmp_path):
+    cmd = [sys.executable, "-m", "planner", "report"]
+    procs = [subprocess.Popen(cmd + [str(f), "--out", str(tmp_path / name), "--no-png", "--json"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for f, name in ((KIMI, "a"), (SECOND, "b"))]
+    for p, name in zip(procs, "ab", strict=True):
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr
+        assert_complete(tmp_path / name, json.loads(stdout))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("edit, field", [
+    ({"colour": "red"}, "colour"),
+    ({"sections": ["model_card", "pie_chart"]}, "sections[1]"),
+    ({"sections": [{"kv_vs_context": {"max_ctx": 5}}]}, "sections[0].kv_vs_context.max_ctx"),
+    ({"models": ["no-such-model"]}, "models[0]"),
+    ({"plans": [{"scenario": "profiles/scenarios/kimi-k2.5-int4-8xh200.yaml", "workload": "nope"}]},
+     "plans[0].workload"),
+])
+def test_loader_rejects_bad_report_files_naming_file_and_field(tmp_path, edit, field):
+    doc = {"title": "t", "models": ["kimi-k2.5"], "sections": ["model_card"], **edit}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlannerError) as err:
+        load_report_spec(path)
+    assert err.value.file == str(path) and err.value.field == field
+
+
+def test_bad_check_is_a_one_line_cli_error(tmp_path):
+    doc = yaml.safe_load(KIMI.read_text())
+    audit_sec = next(s for s in doc["sections"] if isinstance(s, dict) and "claims_audit" in s)
+    audit_sec["claims_audit"]["checks"]["layers"] = [{"check": "params", "quantity": "total", "claimd": 1}]
+    doc["sections"] = [audit_sec]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = subprocess.run([sys.executable, "-m", "planner", "report", str(path), "--out", str(tmp_path / "o"),
+                          "--no-png"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "claims_audit.checks.layers[0].claimd: unknown key" in out.stderr
+    assert not (tmp_path / "o").exists()
+
+
+SCHEMAS = {  # CONTRACT.md §8 fields in one table, and kernels_bench's store (cases joined to their run's device)
+    "contract": ['CREATE TABLE runs ("case" TEXT, op TEXT, status TEXT, device TEXT, measured_s REAL, '
+                 "predicted_s REAL, flop REAL, bytes REAL)",
+                 "INSERT INTO runs VALUES ('mla-decode-b32', 'mla_decode', 'ok', 'H200', 1e-4, 9e-5, 4e9, 2e8)",
+                 "INSERT INTO runs VALUES ('moe-oom', 'moe', 'oom', 'H200', 0, 0, 1e9, 1e8)"],
+    "kernels_bench": ["CREATE TABLE runs (id INTEGER PRIMARY KEY, device TEXT, status TEXT)",
+                      "CREATE TABLE cases (id INTEGER PRIMARY KEY, run_id INTEGER, case_name TEXT, op TEXT, "
+                      "status TEXT, measured_s REAL, predicted_s REAL, flop REAL, bytes REAL)",
+                      "INSERT INTO runs VALUES (1, 'H200', 'done')",
+                      "INSERT INTO cases VALUES (1, 1, 'mla-decode-b32', 'mla_decode', 'ok', 1e-4, 9e-5, 4e9, 2e8)",
+                      "INSERT INTO cases VALUES (2, 1, 'moe-oom', 'moe', 'oom', NULL, NULL, 1e9, 1e8)"],
+}
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_roofline_shows_measured_points_when_results_exist(tmp_path, schema):
+    db = tmp_path / "results.sqlite"
+    con = sqlite3.connect(db)
+    for sql in SCHEMAS[schema]:
+        con.execute(sql)
+    con.commit()
+    con.close()
+    doc = yaml.safe_load(SECOND.read_text())
+    doc["sections"] = [{"roofline": {"plan": "deepseek-v3 fp8-block128 8x mi300x", "results": str(db)}}]
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    build_report(path, tmp_path / "with", png=False)
+    measured = pd.read_csv(tmp_path / "with" / "roofline--roofline-measured.csv")
+    assert list(measured["case"]) == ["mla-decode-b32"] and list(measured["device"]) == ["H200"]
+    assert measured.loc[0, "flop_per_s"] == pytest.approx(4e13)
+
+
+def test_roofline_says_when_there_are_no_measurements(tmp_path):
+    doc = yaml.safe_load(SECOND.read_text())
+    doc["sections"] = [{"roofline": {"plan": "deepseek-v3 fp8-block128 8x mi300x",
+                                     "results": str(tmp_path / "none.sqlite")}}]
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    summary = build_report(path, tmp_path / "without", png=False)
+    assert any("no kernels_bench results" in n for n in summary["notes"])
+
+
+def test_sizing_says_not_available_until_search_lands(tmp_path, monkeypatch):
+    import planner.report.external as external
+
+    monkeypatch.setattr(external, "search_module_found", lambda: False)
+    doc = yaml.safe_load(KIMI.read_text())
+    doc["sections"] = [s for s in doc["sections"] if isinstance(s, dict) and "sizing" in s]
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    summary = build_report(path, tmp_path / "o", png=False)
+    assert any("not available yet" in n for n in summary["notes"])
+    assert "not available yet" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_sizing_output_becomes_a_table_and_a_pareto_chart(tmp_path, monkeypatch):
+    import planner.report.external as external
+
+    plan = {"hardware": {"gpu": "h200-sxm", "gpus_per_node": 8, "nodes": 1}, "weights": "int4-g32",
+            "kv_cache": "fp8", "parallelism": {"tp": 8, "ep": 8}, "replicas": 1,
+            "metrics": {"tpot_ms": 40.0, "ttft_ms": 300.0, "system_output_tokens_per_s": 2000.0},
+            "cost": {"usd_per_hour": 18.4, "usd_per_m_output_tokens": 2.56, "capex_usd": 0}}
+    fake = {"plans": [plan], "rejected": {"weights 595 GB exceed 2x80 GB": 30}, "api_break_even": {"answer": "api"}}
+    monkeypatch.setattr(external, "sizing", lambda workload, scratch: (fake, ""))
+    doc = yaml.safe_load(KIMI.read_text())
+    doc["sections"] = [s for s in doc["sections"] if isinstance(s, dict) and "sizing" in s]
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    summary = build_report(path, tmp_path / "o", png=False)
+    assert summary["figures"] == 1 and summary["notes"] == []
+    table = pd.read_csv(tmp_path / "o" / "sizing--sizing-plans.csv")
+    assert table.loc[0, "gpus"] == 8 and table.loc[0, "parallelism"] == "tp8 ep8"
+
+
+def test_failed_swap_puts_the_previous_report_back(tmp_path, monkeypatch):
+    import planner.report.build as build
+
+    out = tmp_path / "r"
+    build_report(SECOND, out, png=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_replace = build.os.replace
+
+    def flaky(src, dst):
+        if ".tmp-" in str(src):
+            raise OSError("simulated: rename of the new report failed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(build.os, "replace", flaky)
+    monkeypatch.setattr(build.time, "sleep", lambda s: None)
+    with pytest.raises(PlannerError, match="could not replace"):
+        build_report(SECOND, out, png=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
