@@ -35,6 +35,7 @@ bench: bench-planner
 bench-planner: $(STAMP)
 	$(PY) -m planner.sweep
 	$(PY) -m planner.bench
+	$(PY) -m planner.search --bench
 
 # per-case error table against the published measurements beside this checkout
 validation-doc: $(STAMP)
