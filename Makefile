@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: test test-slow report app bench bench-planner validation-doc lint clean
+.PHONY: test test-slow report app bench bench-app bench-planner validation-doc lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -24,8 +24,14 @@ test-slow: $(STAMP)
 report: $(STAMP)
 	$(PY) -m planner report profiles/reports/kimi-k2.5.yaml --out reports/kimi-k2.5
 
+# the dashboard on a free local port (the URL is printed); Ctrl-C stops it
 app: $(STAMP)
-	@echo "make app: not yet (issue 'Streamlit dashboard')"
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false \
+		--server.port $$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+# dashboard re-render time after a widget change, server side
+bench-app: $(STAMP)
+	$(PY) scripts/bench_app.py
 
 # kernel runs beside the planner's predictions: CPU full suite (progress on stderr) into bench_results/results.sqlite
 bench: bench-planner

@@ -167,7 +167,13 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool) -> tuple[list[Row], Rejec
 
 
 def _fork_pool():
-    """A one-worker process pool that inherits this process's warm caches (fork), or None where fork is missing."""
+    """A one-worker process pool that inherits this process's warm caches (fork), or None where fork is missing
+    or unsafe: forking a multi-threaded process (a Streamlit script thread, a server) can deadlock the child,
+    so only the main thread forks."""
+    import threading  # noqa: PLC0415
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
     try:
         import multiprocessing  # noqa: PLC0415
         from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415

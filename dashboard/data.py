@@ -1,0 +1,367 @@
+"""Every number the dashboard shows, from planner calls behind `st.cache_data`.
+
+Arguments are plain values (names, numbers, tuples, scenario mappings), so a rerun after a widget change is a cache
+lookup and only inputs not seen before reach the planner. Results are pandas tables and JSON-like dicts. A
+PlannerError comes back as {"error": "<file>: <field>: <what>"}: cache_data does not keep exceptions, and a bad
+input must not cost a planner call on every rerun. Deployments are scenario mappings (CONTRACT.md §2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from planner.errors import PlannerError
+from planner.models import list_models, load_model
+from planner.quant import list_formats, load_format
+from planner.report import tables as T
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = "dashboard"  # the "file" named in planner error messages about dashboard inputs
+DEFAULT_MODEL = "kimi-k2.5"
+# The chat workload of profiles/reports/kimi-k2.5.yaml and profiles/workloads/kimi-k2.5-chat.yaml: 4,000 prompt +
+# 1,000 output tokens, and a 131,072-token request that must fit (capped at the model's own limit).
+DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN, DEFAULT_CONTEXT = 4000, 1000, 131072
+DEFAULT_GPUS = ("h200-sxm", "b200", "h100-sxm", "mi300x", "a100-sxm-80gb")  # as profiles/reports/kimi-k2.5.yaml
+GPU_COUNTS = (1, 2, 4, 8, 16, 32)
+GPUS_PER_NODE = 8  # HGX/DGX-class servers; more GPUs than this are whole nodes (a form field, not a hardware fact)
+UPLOADS = Path(tempfile.gettempdir()) / "moe-planner-dashboard"
+UNSTATED_PLAN = dict.fromkeys(("tp", "ep", "pp", "dp_attention", "replicas"))  # the planner picks (estimate.py)
+
+
+def bench_results_path() -> Path:
+    """kernels_bench results database: $PLANNER_BENCH_RESULTS, else bench_results/results.sqlite."""
+    return Path(os.environ.get("PLANNER_BENCH_RESULTS") or ROOT / "bench_results" / "results.sqlite")
+
+
+def validation_cases_path() -> Path:
+    """Published cases: $PLANNER_VALIDATION_CASES, else ../shared/validation/public_cases.yaml."""
+    return Path(os.environ.get("PLANNER_VALIDATION_CASES") or ROOT.parent / "shared" / "validation"
+                / "public_cases.yaml")
+
+
+def mtime(path: Path) -> float:
+    """Part of a cache key: results are read again when the file changes."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# ------------------------------------------------------------------------------------------------ catalog, models
+
+
+@st.cache_data(show_spinner=False)
+def catalog() -> dict:
+    from planner.engines import list_engines
+    from planner.hardware import list_accelerators, load_accelerator
+    from planner.kv import KV_DTYPES
+
+    gpus = {}
+    for name in list_accelerators():
+        try:
+            gpus[name] = load_accelerator(name).display_name
+        except PlannerError:
+            continue
+    return {"models": list_models(), "formats": list_formats(), "gpus": gpus, "engines": list_engines(),
+            "kv": list(KV_DTYPES)}
+
+
+def upload_model(filename: str, content: bytes) -> tuple[str | None, str]:
+    """Check an uploaded config.json with the planner's own reader (size limit, JSON, supported architecture) and
+    store it where `load_model` can read it. Returns (model reference, "") or (None, why)."""
+    from planner.spec import model_spec_from_config
+    from planner.yamlio import MAX_INPUT_BYTES, parse_text, require_mapping
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name)[:80] or "config.json"
+    try:
+        if len(content) > MAX_INPUT_BYTES:
+            raise PlannerError(f"file is {len(content):,} bytes, over the {MAX_INPUT_BYTES:,}-byte input limit",
+                               file=name)
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise PlannerError(f"not UTF-8 text (byte {err.start})", file=name) from None
+        config = require_mapping(parse_text(text, name, json_mode=True), name)
+        label = _upload_label(config, name)
+        model_spec_from_config(config, name=label, file=name)
+    except PlannerError as err:
+        return None, str(err)
+    folder = UPLOADS / hashlib.sha256(content).hexdigest()[:16] / label
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.json"
+    if not path.is_file():
+        path.write_bytes(content)
+    try:
+        load_model(str(path))
+    except PlannerError as err:
+        return None, str(err).replace(str(path), name)
+    return str(path), ""
+
+
+def _upload_label(config: dict, filename: str) -> str:
+    """The uploaded model's name: the last part of `_name_or_path`, else the file name, as a safe folder name."""
+    raw = str(config.get("_name_or_path") or "").rstrip("/").split("/")[-1] or Path(filename).stem
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-.")[:60]
+    return label if label and label.lower() != "config" else "uploaded-model"
+
+
+@st.cache_data(show_spinner=False)
+def model_summary(ref: str, kv: str = "bf16") -> dict:
+    """`inspect_model` in the native format plus what the pages need to default their widgets."""
+    from planner.inspect import inspect_model
+
+    try:
+        m = load_model(ref)
+        doc = inspect_model(m, load_format(m.native_weights), kv)
+    except PlannerError as err:
+        return {"error": str(err)}
+    spec = m.spec
+    return {**doc, "name": m.name, "max_context": spec.max_context, "is_moe": spec.is_moe,
+            "attention": spec.attention}
+
+
+@st.cache_data(show_spinner=False)
+def params_tables(refs: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    models = [load_model(r) for r in refs]
+    return T.params_table(models), T.active_table(models)
+
+
+@st.cache_data(show_spinner=False)
+def weights_tables(ref: str, formats: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    weights, skipped = T.weights_table([load_model(ref)], list(formats))
+    return weights, T.weights_totals(weights), skipped
+
+
+@st.cache_data(show_spinner=False)
+def kv_table(ref: str, dtypes: tuple[str, ...], max_context: int | None) -> pd.DataFrame:
+    return T.kv_table([load_model(ref)], list(dtypes), max_context)
+
+
+# ------------------------------------------------------------------------------------------------ deployments
+
+
+def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", engine: str = "vllm",
+               per_node: int = GPUS_PER_NODE, input_len: int = DEFAULT_INPUT_LEN,
+               output_len: int = DEFAULT_OUTPUT_LEN, context: int | None = None,
+               concurrency: float | None = None) -> dict:
+    """The scenario mapping of `gpus` GPUs of one type. Up to one node the parallel plan is left unstated and the
+    planner picks TP/EP (planner.memory.resolve_unstated_plan); beyond, whole nodes run TP per node x PP over nodes.
+    A count that is not whole nodes is left for the planner to reject (hardware.nodes)."""
+    name = f"{weights} {gpus}x {gpu_label(gpu)}"  # engine and KV dtype are the same for every plan a page shows
+    if gpus <= per_node:
+        hw, par = {"gpu": gpu, "gpus_per_node": gpus, "nodes": 1}, dict(UNSTATED_PLAN)
+    else:  # nodes is not an integer when gpus are not whole nodes: the planner rejects it by name
+        nodes = gpus // per_node if gpus % per_node == 0 else gpus / per_node
+        hw, par = {"gpu": gpu, "gpus_per_node": per_node, "nodes": nodes}, {"tp": per_node, "pp": nodes}
+    wl: dict[str, Any] = {"phase": "serve", "input_len": input_len, "output_len": output_len}
+    if context:
+        wl["context_len"] = context
+    if concurrency:
+        wl["concurrency"] = concurrency
+    return {"name": name, "model": ref, "weights": weights, "kv_cache": kv, "hardware": hw, "parallelism": par,
+            "engine": engine, "workload": wl}
+
+
+def gpu_label(gpu: str) -> str:
+    return catalog()["gpus"].get(gpu, gpu)
+
+
+def _scenario(doc: dict):
+    """(scenario with the parallel plan resolved, assumptions); raises PlannerError."""
+    from planner.memory import resolve_unstated_plan
+    from planner.scenario import scenario_from_mapping
+
+    return resolve_unstated_plan(scenario_from_mapping(doc, SOURCE))
+
+
+def plan_label(par) -> str:
+    parts = [f"TP{par.tp}" if par.dp_attention == 1 else f"DP{par.dp_attention}-attn"]
+    parts += [f"{k}{v}" for k, v in (("EP", par.ep), ("PP", par.pp)) if v > 1]
+    return "+".join(parts) + (f" x{par.replicas} replicas" if par.replicas > 1 else "")
+
+
+@st.cache_data(show_spinner=False, max_entries=50_000)
+def fit_cell(doc: dict) -> dict:
+    """Memory fit of one deployment (planner.memory.memory_report), flattened for the grid."""
+    from planner.memory import memory_report
+
+    base = {"plan": doc["name"], "weights": doc["weights"], "gpu": doc["hardware"]["gpu"]}
+    try:
+        sc, _ = _scenario(doc)
+        mem = memory_report(sc)
+    except PlannerError as err:
+        return {**base, "fits": None, "parallelism": "", "reason": str(err)}
+    return {**base, "fits": mem.fits, "parallelism": plan_label(sc.parallelism), "reason": mem.reason,
+            "capacity_bytes_per_gpu": mem.capacity_bytes, "weights_bytes_per_gpu": mem.weights_bytes_per_gpu,
+            "kv_cache_bytes_per_gpu": mem.kv_cache_bytes_per_gpu, "free_bytes_per_gpu": mem.free_bytes_per_gpu,
+            "host_bytes": mem.host_bytes, "kv_tokens_per_gpu": mem.kv_tokens_per_gpu,
+            "max_concurrency": mem.max_concurrency, "context_len": sc.workload.context_len}
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def fit_grid(ref: str, formats: tuple[str, ...], gpus: tuple[str, ...], counts: tuple[int, ...], **options) -> \
+        pd.DataFrame:
+    """One row per (format, GPU type, count): fits, the plan the planner chose, memory, or the reason it does not."""
+    rows = []
+    for weights in formats:
+        for gpu in gpus:
+            for n in counts:
+                cell = fit_cell(deployment(ref, weights, gpu, n, **options))
+                rows.append({**cell, "gpus": n, "gpu_label": gpu_label(gpu), "hardware": f"{n}x {gpu_label(gpu)}"})
+    return pd.DataFrame(rows)
+
+
+def smallest_fits(ref: str, weights: str, gpus: tuple[str, ...], context: int, kv: str = "bf16",
+                  engine: str = "vllm", per_node: int = GPUS_PER_NODE) -> pd.DataFrame:
+    """Per GPU type, the fewest GPUs (of GPU_COUNTS) whose deployment fits, or the reason the largest does not."""
+    grid = fit_grid(ref, (weights,), gpus, GPU_COUNTS, kv=kv, engine=engine, per_node=per_node, context=context)
+    return pd.concat([g[g["fits"] == True].head(1) if g["fits"].any() else g.tail(1)  # noqa: E712
+                      for _, g in grid.groupby("gpu", sort=False)], ignore_index=True)
+
+
+def _plan(doc: dict):
+    from planner.estimate import estimate
+    from planner.report.plans import Plan
+
+    sc, assumptions = _scenario(doc)
+    result = estimate(sc)
+    result["assumptions"] = assumptions + result["assumptions"]
+    return Plan(doc["name"], sc, result)
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def plans(docs: tuple[dict, ...]) -> dict:
+    """`estimate` of each deployment: memory, serving metrics and throughput-latency tables, raw results, errors."""
+    ok, errors = [], []
+    for d in docs:
+        try:
+            ok.append(_plan(d))
+        except PlannerError as err:
+            errors.append(f"{d['name']}: {err}")
+    fitting = [p for p in ok if p.fits]
+    return {"memory": T.memory_table(ok), "metrics": T.plan_metrics_table(ok), "curves": T.curve_table(fitting),
+            "results": {p.name: p.result for p in ok}, "errors": errors}
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def capacity_vs_context(docs: tuple[dict, ...], contexts: tuple[int, ...]) -> pd.DataFrame:
+    """KV tokens per GPU and the largest concurrency at each context (memory_report of the same deployment with
+    `workload.context_len` set)."""
+    rows = []
+    for d in docs:
+        for ctx in contexts:
+            cell = fit_cell({**d, "workload": {**d["workload"], "context_len": ctx}})
+            rows.append({"plan": d["name"], "context_tokens": ctx, "fits": cell["fits"],
+                         "kv_tokens_per_gpu": cell.get("kv_tokens_per_gpu"),
+                         "max_concurrency": cell.get("max_concurrency"), "parallelism": cell["parallelism"],
+                         "reason": cell["reason"]})
+    return pd.DataFrame(rows)
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def roofline(doc: dict, batches: tuple[float, ...], results: str, results_mtime: float) -> dict:
+    """Roofline tables of one deployment's decode step (planner.report.tables) and measured kernels_bench points."""
+    from planner.report.external import bench_points
+
+    try:
+        plan = _plan(doc)
+    except PlannerError as err:
+        return {"error": str(err)}
+    if not plan.fits:
+        return {"error": f"{plan.name} does not fit: {plan.result['reason']}"}
+    measured, note = bench_points(Path(results))
+    return {"points": T.roofline_points(plan, list(batches)), "ceilings": T.roofline_ceilings(plan.scenario.gpu),
+            "measured": measured, "note": note}
+
+
+# ------------------------------------------------------------------------------------------------ validation
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def validation(path: str, path_mtime: float) -> dict:
+    from planner.validate import validate
+
+    try:
+        report = validate(path)
+    except PlannerError as err:
+        return {"error": str(err)}
+    table = T.validation_table(report)  # the cases first, then the skipped ones
+    pad = [None] * (len(table) - len(report["cases"]))
+    table["model"] = [r["model"] for r in report["cases"]] + pad
+    table["decode_bottleneck"] = [r["bottleneck"].get("decode") for r in report["cases"]] + pad
+    return {"table": table, "summary": report["summary"]}
+
+
+# ------------------------------------------------------------------------------------------------ sizing (issue 5)
+
+
+def sizing_missing() -> str:
+    """'' when planner.search and planner.workload import; else why sizing is not available yet."""
+    try:
+        from planner.search import size  # noqa: F401  (guarded: written in parallel, issue 5)
+        from planner.workload import workload_from_mapping  # noqa: F401
+    except Exception as err:  # noqa: BLE001  any failure of a module in progress means "not available yet"
+        return f"sizing (planner.search) is not available yet: {type(err).__name__}: {err}"[:300]
+    return ""
+
+
+@st.cache_data(show_spinner=False)
+def workload_presets() -> dict[str, dict]:
+    """profiles/workloads/*.yaml by name (read with the planner's safe loader; checked when sized)."""
+    from planner.yamlio import load_document
+
+    out = {}
+    for path in sorted((ROOT / "profiles" / "workloads").glob("*.yaml")):
+        try:
+            doc = load_document(path)
+        except PlannerError:
+            continue
+        if isinstance(doc, dict):
+            out[path.stem] = doc
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def sizing(workload: dict) -> dict:
+    """`planner.search.size` of one workload mapping (CONTRACT.md §7 document), or {"error": ...}."""
+    why = sizing_missing()
+    if why:
+        return {"error": why, "unavailable": True}
+    from planner.search import size
+    from planner.workload import workload_from_mapping
+
+    try:
+        return size(workload_from_mapping(workload, SOURCE))
+    except PlannerError as err:
+        return {"error": str(err)}
+    except Exception as err:  # noqa: BLE001  (issue 5 in progress: a crash there must not take the page down)
+        return {"error": f"sizing failed: {type(err).__name__}: {err}"[:300], "unavailable": True}
+
+
+def sizing_table(doc: dict) -> pd.DataFrame:
+    from planner.report.external import sizing_table as table
+
+    return table(doc)
+
+
+DEFAULT_WORKLOAD = "kimi-k2.5-chat"
+
+
+def workload_for(ref: str, model_name: str, preset: str = DEFAULT_WORKLOAD) -> dict | None:
+    """A preset workload sized for this model. A preset written for another model keeps its traffic and SLO but
+    drops its API price (that price is the other model's)."""
+    doc = workload_presets().get(preset)
+    if doc is None:
+        return None
+    out = {k: v for k, v in doc.items() if k not in ("model", "models")}
+    if doc.get("model") != model_name:
+        out.pop("api", None)
+    return {**out, "model": ref}

@@ -1,0 +1,110 @@
+"""The dashboard's own figures, pure like planner/report/figures.py (whose layout and escaping they reuse): one table
+in, one plotly figure out. Only views the reports do not have live here: the fits grid, concurrency vs context,
+TTFT/TPOT per plan, and kernels_bench measured vs predicted."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from planner.report import figures as F
+from planner.units import gb
+
+FITS, NO_FIT, INVALID = 1.0, 0.0, 0.5
+GRID_COLORS = [[0.0, "#f4a6a6"], [0.5, "#d9d9d9"], [1.0, "#8fd19e"]]
+
+
+def _layout(fig: go.Figure, title: str, **kw) -> go.Figure:
+    """The reports' look (planner/report/figures.py template, margins, legend)."""
+    fig.update_layout(title=F.t(title), template=F.TEMPLATE, height=kw.pop("height", F.HEIGHT),
+                      margin={"l": 60, "r": 20, "t": 60, "b": 60}, legend={"font": {"size": 11}}, **kw)
+    return fig
+
+
+def _hover(row) -> str:
+    if row.fits is None or pd.isna(row.fits):
+        return F.t(f"not a valid plan: {row.reason}")
+    if not row.fits:
+        return F.t(f"does not fit ({row.parallelism}): {row.reason}")
+    return F.t(f"fits ({row.parallelism}): weights {gb(row.weights_bytes_per_gpu)}, KV pool "
+               f"{gb(row.kv_cache_bytes_per_gpu)}, free {gb(row.free_bytes_per_gpu)} per GPU; "
+               f"{row.kv_tokens_per_gpu:,.0f} KV tokens per GPU, {row.max_concurrency:,.1f} requests of "
+               f"{row.context_len:,} tokens at once")
+
+
+def fit_grid(cells: pd.DataFrame) -> go.Figure:
+    """One panel per weight format: GPU type (rows) x GPU count (columns); green fits, red does not, grey is not a
+    valid plan. The planner's reason, or what is left, on hover."""
+    formats = list(dict.fromkeys(cells["weights"]))
+    gpus = list(dict.fromkeys(cells["gpu_label"]))
+    counts = sorted(dict.fromkeys(cells["gpus"]))
+    per_row = min(len(formats), 4)
+    n_rows = math.ceil(len(formats) / per_row)
+    fig = make_subplots(rows=n_rows, cols=per_row, subplot_titles=[F.t(f) for f in formats], shared_yaxes=True,
+                        horizontal_spacing=0.02, vertical_spacing=0.12 if n_rows > 1 else 0.0)
+    for k, fmt in enumerate(formats):
+        z = [[None] * len(counts) for _ in gpus]
+        text = [[""] * len(counts) for _ in gpus]
+        hover = [[""] * len(counts) for _ in gpus]
+        for r in cells[cells["weights"] == fmt].itertuples():
+            i, j = gpus.index(r.gpu_label), counts.index(r.gpus)
+            valid = r.fits is not None and not pd.isna(r.fits)
+            z[i][j] = (FITS if r.fits else NO_FIT) if valid else INVALID
+            text[i][j] = ("fits" if r.fits else "no") if valid else "n/a"
+            hover[i][j] = f"<b>{F.t(fmt)} on {F.t(r.hardware)}</b><br>{_wrap(_hover(r))}"
+        fig.add_trace(go.Heatmap(z=z, x=[f"{c}x" for c in counts], y=[F.t(g) for g in gpus], text=text,
+                                 texttemplate="%{text}", hovertext=hover, hoverinfo="text", zmin=0, zmax=1,
+                                 colorscale=GRID_COLORS, showscale=False, xgap=2, ygap=2),
+                      row=k // per_row + 1, col=k % per_row + 1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(type="category", title_text="GPUs")
+    return _layout(fig, "Does it fit? GPU type x count, per weight format (hover for the planner's reason)",
+                   height=max(260, n_rows * (110 + 34 * len(gpus))))
+
+
+def _wrap(text: str, width: int = 90) -> str:
+    """Break a long hover line at spaces (plotly does not wrap hover text)."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join(lines + [line])
+
+
+def concurrency_vs_context(cap: pd.DataFrame) -> go.Figure:
+    """Requests of a given length a deployment holds at once, vs that length (one line per plan)."""
+    fig = go.Figure()
+    for plan, grp in cap[cap["fits"] == True].groupby("plan", sort=False):  # noqa: E712
+        fig.add_scatter(name=F.t(plan), x=grp["context_tokens"], y=grp["max_concurrency"], mode="lines+markers",
+                        text=[f"{k:,.0f} KV tokens per GPU" for k in grp["kv_tokens_per_gpu"]],
+                        hovertemplate="%{x:,} tokens: %{y:,.1f} requests at once<br>%{text}<extra></extra>")
+    return _layout(fig, "Max concurrency vs request length (KV cache pool of the deployment)",
+                     xaxis={"title": "tokens per request (context)", "type": "log"},
+                     yaxis={"title": "requests held at once", "type": "log"})
+
+
+def latency_bars(metrics: pd.DataFrame) -> go.Figure:
+    """TTFT and TPOT of each plan at its workload (plans that do not fit have none)."""
+    df = metrics[metrics["fits"] == True]  # noqa: E712
+    fig = go.Figure()
+    names = [F.t(p) for p in df["plan"]]
+    fig.add_bar(name="TTFT (ms)", x=names, y=df["ttft_ms"], hovertemplate="%{x}: TTFT %{y:,.0f} ms<extra></extra>")
+    fig.add_bar(name="TPOT (ms)", x=names, y=df["tpot_ms"], hovertemplate="%{x}: TPOT %{y:,.1f} ms<extra></extra>")
+    return _layout(fig, "Time to first token and time per output token", barmode="group",
+                     yaxis={"title": "ms", "type": "log"}, height=380)
+
+
+def bench_scatter(rows: pd.DataFrame) -> go.Figure:
+    """kernels_bench: measured vs the planner's predicted seconds per case, with y = x and +-20% lines."""
+    df = rows[rows["status"] == "ok"].rename(columns={"measured_s": "measured", "predicted_s": "predicted"})
+    df = df.assign(metric=df["device"].astype(str) + " " + df["op"].astype(str))
+    fig = F.validation_scatter(df[["case", "metric", "measured", "predicted"]])
+    fig.update_layout(title=F.t("kernels_bench: predicted vs measured seconds per case"),
+                      xaxis_title="measured (s)", yaxis_title="predicted (s)")
+    return fig

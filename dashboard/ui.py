@@ -1,0 +1,117 @@
+"""Widgets every page shares: tables with their CSV download, charts, planner errors, the page and model pickers,
+and number labels (SI units inside, labels here: planner.units)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import data
+from planner.units import GB, gb
+
+CHART_CONFIG = {"displaylogo": False}
+MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def table(df: pd.DataFrame, name: str, caption: str = "", height: int | str = "auto") -> None:
+    """A table and its CSV download (built only when clicked; no rerun). The CSV keeps SI units (bytes); on screen
+    byte columns of GB size are shown in GB and counts with thousands separators."""
+    if caption:
+        st.caption(caption)
+    view, config = display(df)
+    st.dataframe(view, hide_index=True, height=height, column_config=config)
+    st.download_button(f"Download {name}.csv", data=lambda: df.to_csv(index=False), file_name=f"{name}.csv",
+                       mime="text/csv", key=f"csv.{name}", on_click="ignore", icon=":material/download:")
+
+
+def display(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Labels at the edge: byte columns reaching 1 GB become GB (1e9 B), other numbers get separators."""
+    view, config = df, {}
+    for col in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+            continue
+        if "bytes" in str(col) and df[col].abs().max() >= GB:
+            view = view.assign(**{col: df[col] / GB})
+            config[col] = st.column_config.NumberColumn(f"{col} (GB)", format="%.1f")
+        elif pd.api.types.is_integer_dtype(df[col]) or df[col].abs().max() >= 1e4:
+            config[col] = st.column_config.NumberColumn(format="localized")
+    return view, config
+
+
+def chart(fig: go.Figure, key: str) -> None:
+    """A plotly figure in the reports' own look (plotly_white, not the Streamlit theme)."""
+    st.plotly_chart(fig, key=key, config=CHART_CONFIG, theme=None)
+
+
+def plain(text: str) -> str:
+    """Text from files and uploads shown as typed: Markdown punctuation escaped (Streamlit already refuses HTML)."""
+    return MARKDOWN.sub(r"\\\1", str(text))
+
+
+def error(message: str) -> None:
+    """A planner error (file: field: what) as one line."""
+    st.error(plain(message), icon=":material/error:")
+
+
+def si(n: float | None) -> str:
+    """A count in words' units: 1.0264e12 -> '1.03 T', 3.29e10 -> '32.9 B' (bytes use gbytes())."""
+    if n is None or pd.isna(n):
+        return "-"
+    for scale, prefix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:,.3g} {prefix}"
+    return f"{n:,.3g}"
+
+
+def gbytes(n: float | None) -> str:
+    return "-" if n is None or pd.isna(n) else gb(n)
+
+
+def page_picker(pages: dict[str, tuple[str, Callable]]) -> str:
+    """The page radio in the sidebar, kept in the URL (?page=fit) so a page can be linked to."""
+    titles = list(pages)
+    slugs = {slug: title for title, (slug, _) in pages.items()}
+    wanted = slugs.get(str(st.query_params.get("page", "")), titles[0])
+    if "page" not in st.session_state:
+        st.session_state["page"] = wanted
+    title = st.sidebar.radio("Page", titles, key="page")
+    st.query_params["page"] = pages[title][0]
+    return title
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _uploaded(filename: str, content: bytes) -> tuple[str | None, str]:
+    return data.upload_model(filename, content)
+
+
+def model_picker() -> str:
+    """The model every page shows: a profile, or an uploaded config.json once it passes the planner's checks."""
+    from planner.models import load_model
+    from planner.yamlio import MAX_INPUT_BYTES
+
+    models = data.catalog()["models"]
+    default = models.index(data.DEFAULT_MODEL) if data.DEFAULT_MODEL in models else 0
+    name = st.sidebar.selectbox("Model", models, index=default, key="model")
+    upload = st.sidebar.file_uploader(
+        "or upload a Hugging Face config.json", type=["json"], key="config_upload",
+        max_upload_size=max(1, MAX_INPUT_BYTES // 2**20),
+        help=f"Read with the planner's own checks: at most {MAX_INPUT_BYTES // 2**20} MiB, JSON, a supported "
+             "model_type. Nothing is downloaded.")
+    if upload is None:
+        return name
+    ref, why = _uploaded(upload.name, upload.getvalue())
+    if ref is None:
+        st.sidebar.error(plain(f"config.json not used: {why}"))
+        st.sidebar.caption(f"Showing the {name} profile instead.")
+        return name
+    st.sidebar.success(plain(f"Using the uploaded {load_model(ref).name}"))
+    return ref
+
+
+def options_with(default: list[str], options: list[str]) -> list[str]:
+    """The defaults that exist among the options, in order, once each."""
+    return [o for o in dict.fromkeys(default) if o in options]

@@ -1,0 +1,111 @@
+"""Performance page: one deployment's serving metrics (TTFT, TPOT, throughput), the bottleneck of each phase, the
+throughput-latency curve beside other GPU types, and the roofline of its decode step with measured kernels_bench
+points when the results database holds any."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard import figures as D
+from dashboard.data import DEFAULT_GPUS, GPU_COUNTS
+from dashboard.views.fit import kv_options
+from planner.report import figures as F
+
+METRICS = (("ttft_ms", "TTFT", "{:,.0f} ms"), ("tpot_ms", "TPOT", "{:,.1f} ms"),
+           ("decode_tokens_per_s_per_gpu", "Decode tokens/s per GPU", "{:,.0f}"),
+           ("output_tokens_per_s_per_user", "Output tokens/s per user", "{:,.1f}"),
+           ("system_output_tokens_per_s", "Output tokens/s, whole deployment", "{:,.0f}"))
+
+
+def _fitting(table) -> list[dict]:
+    return table[table["fits"] == True].to_dict("records")  # noqa: E712
+
+
+def render(ref: str) -> None:
+    s = data.model_summary(ref)
+    if "error" in s:
+        ui.error(s["error"])
+        return
+    cat = data.catalog()
+    gpus, formats = list(cat["gpus"]), cat["formats"]
+    st.title(f"Performance: {s['name']}")
+    first = _fitting(data.smallest_fits(ref, s["native_weights"], DEFAULT_GPUS, None))
+    start = first[0] if first else {"gpu": DEFAULT_GPUS[0], "gpus": 8}
+    a, b, c, d = st.columns(4)
+    weights = a.selectbox("Weights", formats, index=formats.index(s["native_weights"]), key="perf.weights")
+    gpu = b.selectbox("GPU type", gpus, index=gpus.index(start["gpu"]), format_func=data.gpu_label, key="perf.gpu")
+    n = c.selectbox("GPUs", GPU_COUNTS, index=GPU_COUNTS.index(start["gpus"]), key="perf.gpus")
+    engine = d.selectbox("Engine", cat["engines"], index=cat["engines"].index("vllm"), key="perf.engine")
+    a, b, c, d = st.columns(4)
+    kv = a.selectbox("KV cache dtype", kv_options(s), key="perf.kv")
+    top = s["max_context"] or 10**7
+    input_len = b.number_input("Prompt tokens", 1, top, min(data.DEFAULT_INPUT_LEN, top // 2), key="perf.in")
+    output_len = c.number_input("Output tokens", 1, top, min(data.DEFAULT_OUTPUT_LEN, top // 2), key="perf.out")
+    concurrency = d.number_input("Requests in flight (0: as many as memory allows)", 0, 10**6, 0, key="perf.conc")
+    others = [g for g in gpus if g != gpu]
+    compare = st.multiselect("Compare with (fewest GPUs of each type that fit, same weights)", others,
+                             default=[r["gpu"] for r in first if r["gpu"] != gpu][:2], format_func=data.gpu_label,
+                             key="perf.compare")
+    opts = {"kv": kv, "engine": engine, "input_len": int(input_len), "output_len": int(output_len),
+            "concurrency": concurrency or None}
+    main = data.deployment(ref, weights, gpu, n, **opts)
+    cmp_fits = _fitting(data.smallest_fits(ref, weights, tuple(compare), None, kv, engine)) if compare else []
+    docs = (main, *(data.deployment(ref, weights, r["gpu"], r["gpus"], **opts) for r in cmp_fits))
+    res = data.plans(docs)
+    for line in res["errors"]:
+        ui.error(line)
+    result = res["results"].get(main["name"])
+    if result is None:
+        return
+    headline(main["name"], result)
+    if not res["curves"].empty:
+        left, right = st.columns(2)
+        with left:
+            ui.chart(F.throughput_latency(res["curves"]), "perf.curve")
+        with right:
+            ui.chart(D.latency_bars(res["metrics"]), "perf.latency")
+    ui.table(res["metrics"], "plan-metrics", "Serving metrics of each deployment at its workload")
+    ui.table(res["curves"], "throughput-curves", "Throughput-latency points (running batch doubles along a line)",
+             height=240)
+    if result["fits"]:
+        roofline(main, result)
+
+
+def headline(name: str, result: dict) -> None:
+    sc = result["scenario"]
+    par = sc["parallelism"]
+    st.subheader(name)
+    if not result["fits"]:
+        st.warning(f"Does not fit: {result['reason']}")
+        return
+    cols = st.columns(len(METRICS))
+    for col, (key, label, fmt) in zip(cols, METRICS, strict=True):
+        value = result["metrics"].get(key)
+        col.metric(label, "-" if value is None else fmt.format(value))
+    b = result["bottleneck"]
+    st.markdown(f"**Bottleneck** — prefill: {b.get('prefill') or '-'}; decode: {b.get('decode') or '-'}. "
+                f"Plan: TP {par['tp']}, EP {par['ep']}, PP {par['pp']}, DP-attention {par['dp_attention']}, "
+                f"{par['replicas']} replica(s); engine {sc['engine']}, KV cache {sc['kv_cache']}.")
+    for line in result.get("assumptions") or []:
+        st.caption(f"assumed: {line}")
+
+
+def roofline(doc: dict, result: dict) -> None:
+    st.header("Roofline of one decode step")
+    top = max(1.0, float(result["capacity"]["max_batch_per_gpu"]))
+    options = [float(2**k) for k in range(0, 24) if 2**k < top] + [round(top, 1)]
+    lo, hi = st.select_slider("Sequences per GPU in the decode step", options, value=(options[0], options[-1]),
+                              format_func=lambda b: f"{b:g}", key=f"perf.batch.{doc['name']}.{top}")
+    store = data.bench_results_path()
+    roof = data.roofline(doc, tuple(dict.fromkeys((lo, hi))), str(store), data.mtime(store))
+    if "error" in roof:
+        ui.error(roof["error"])
+        return
+    ui.chart(F.roofline(roof["points"], roof["ceilings"], roof["measured"]), "perf.roofline")
+    if roof["note"]:
+        st.caption(roof["note"])
+    ui.table(roof["points"], "roofline-ops", "Decode ops on the roofline", height=240)
+    ui.table(roof["ceilings"], "roofline-ceilings", "Ceilings (datasheet peaks)")
+    if roof["measured"] is not None:
+        ui.table(roof["measured"], "roofline-measured", f"kernels_bench runs in {store.name}", height=240)

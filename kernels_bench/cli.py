@@ -1,0 +1,215 @@
+"""Command line: `python -m kernels_bench {discover,ceilings,run,calibrate,comm} ... [--json]` (CONTRACT.md §1, §8).
+
+    python -m kernels_bench discover --json
+    python -m kernels_bench run --suite smoke --device cpu --json       # progress on stderr, rows in the store
+    python -m kernels_bench calibrate --json                            # fits profiles/calibration/<device>.yaml
+    python -m kernels_bench comm --nproc 2 --json                       # torchrun: all_reduce, uneven all_to_all
+
+Bad input exits 2 with one line `error: ...` on stderr, never a traceback; `--json` prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+from planner.errors import PlannerError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise PlannerError(message)
+
+
+def _common(p: argparse.ArgumentParser, device: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("--store", default=None, help="SQLite results file (default bench_results/results.sqlite)")
+    if device:
+        p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: a GPU when torch sees one")
+        p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1, see README)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m kernels_bench", description="MLA/MoE kernel runs beside the planner's predictions")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    d = sub.add_parser("discover", help="devices seen (NVML for GPUs, /proc and torch for the CPU)")
+    d.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    c = sub.add_parser("ceilings", help="copy bandwidth and GEMM FLOP/s per dtype")
+    _common(c)
+    c.add_argument("--size", choices=("smoke", "full"), default="smoke")
+    r = sub.add_parser("run", help="MLA/MoE layer runs with the planner's prediction beside each")
+    _common(r)
+    r.add_argument("--suite", default="smoke", help="smoke | full")
+    r.add_argument("--cases", default=None, metavar="REGEX", help="only cases whose name matches")
+    r.add_argument("--no-components", action="store_true", help="time whole layers only")
+    r.add_argument("--scale", default=None, metavar="H,HEADS,E,I", help="divisors of hidden size, heads, routed "
+                   "experts and expert widths for every case (CPU suites: 7,1,12,8), or none for full shapes")
+    r.add_argument("--iters", type=int, default=None, help="timed iterations per case (default: per suite)")
+    r.add_argument("--rounds", type=int, default=None, help="interleaved passes over all cases (default: 3 on "
+                   "the CPU, 1 on GPUs)")
+    k = sub.add_parser("calibrate", help="fit efficiency curves from runs into profiles/calibration/<device>.yaml")
+    _common(k)
+    k.add_argument("--run", type=int, action="append", default=None, help="run id(s) to fit (default: the latest "
+                   "run of the device; one is run first when the store has none)")
+    k.add_argument("--suite", default="smoke", help="suite to run when the store holds no run of the device")
+    k.add_argument("--name", default=None, help="calibration name (default: the device name)")
+    k.add_argument("--out", default=None, help="folder for the YAML (default profiles/calibration)")
+    k.add_argument("--folds", type=int, default=5, help="cross-validation folds over case shapes")
+    k.add_argument("--include-dequant", action="store_true",
+                   help="also fit runs whose weights were dequantized before the matmul (not what engines run)")
+    m = sub.add_parser("comm", help="torch.distributed all_reduce and uneven all_to_all_single under torchrun")
+    _common(m)
+    m.add_argument("--nproc", type=int, default=2, help="processes torchrun starts")
+    m.add_argument("--iters", type=int, default=10)
+    m.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _device(args):
+    from kernels_bench.devices import select_device
+
+    if args.threads is not None and args.threads < 1:
+        raise PlannerError("--threads must be >= 1")
+    return select_device(args.device, args.threads)
+
+
+def cmd_discover(args) -> dict:
+    from kernels_bench.devices import discover
+
+    return discover()
+
+
+def cmd_ceilings(args) -> dict:
+    from kernels_bench.ceilings import measure_ceilings
+    from kernels_bench.store import DEFAULT_PATH, Store
+
+    dev = _device(args)
+    ceil = measure_ceilings(dev, args.size)
+    store = Store(args.store or DEFAULT_PATH)
+    rid = store.start_run(dev.as_json(), "ceilings", ceil)
+    store.finish_run(rid)
+    return {"device": dev.as_json(), "ceilings": ceil, "run_id": rid, "store": str(store.path)}
+
+
+def run_suite(args, dev=None) -> dict:
+    from dataclasses import replace
+
+    from kernels_bench.ceilings import measure_ceilings, summary
+    from kernels_bench.devices import accelerator_for
+    from kernels_bench.plan import scenario
+    from kernels_bench.runner import Progress, run_cases
+    from kernels_bench.store import DEFAULT_PATH, Store
+    from kernels_bench.suites import ROUNDS, TIMING, cases_for
+    from planner.efficiency import efficiency_for
+
+    dev = dev or _device(args)
+    cases = cases_for(args.suite, dev.kind)
+    if getattr(args, "cases", None):
+        try:
+            pattern = re.compile(args.cases)
+        except re.error as err:
+            raise PlannerError(f"bad regular expression: {err}", field="--cases") from None
+        cases = [c for c in cases if pattern.search(c.name)]
+        if not cases:
+            raise PlannerError(f"no {args.suite} case matches {args.cases!r}", field="--cases")
+    if getattr(args, "no_components", False):
+        cases = [replace(c, components=False) for c in cases]
+    if getattr(args, "scale", None):
+        cases = [replace(c, scale=_scale(args.scale)) for c in cases]
+    for c in cases:  # bad shapes are bad input: say so before anything runs
+        scenario(c)
+    warmup, iters, budget = TIMING[(dev.kind, args.suite)]
+    for opt in ("iters", "rounds"):
+        if getattr(args, opt, None) is not None and getattr(args, opt) < 1:
+            raise PlannerError(f"--{opt} must be >= 1")
+    iters = getattr(args, "iters", None) or iters
+    store = Store(args.store or DEFAULT_PATH)
+    rid = store.start_run(dev.as_json(), args.suite)
+    print(f"kernels_bench: {dev.display_name} ({dev.name}, {dev.threads} threads); ceilings ...", file=sys.stderr)
+    ceil = measure_ceilings(dev, args.suite)
+    store.set_ceilings(rid, ceil)
+    print(f"kernels_bench: {summary(ceil)}", file=sys.stderr)
+    acc = accelerator_for(dev, ceil)
+    eff = efficiency_for(dev.name)
+    try:
+        rounds = getattr(args, "rounds", None) or ROUNDS[dev.kind]
+        rows = run_cases(cases, dev, acc, eff, store, rid, (warmup, iters, budget),
+                         Progress(len(cases), "kernels_bench "), rounds=rounds)
+    except KeyboardInterrupt:
+        store.finish_run(rid, "interrupted")
+        raise PlannerError(f"interrupted; finished cases of run {rid} are kept in {store.path}") from None
+    store.finish_run(rid)
+    return {"device": dev.as_json(), "run_id": rid, "store": str(store.path), "suite": args.suite,
+            "efficiency": list(eff.files), "ceilings": ceil, "runs": rows}
+
+
+def _scale(text: str):
+    from kernels_bench.plan import Scale
+
+    if text == "none":
+        return Scale()
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or min(parts) < 1:
+        raise PlannerError(f"expected four positive integers H,HEADS,E,I or none, got {text!r}", field="--scale")
+    return Scale(*parts)
+
+
+def cmd_calibrate(args) -> dict:
+    from kernels_bench.calibrate import calibrate
+
+    return calibrate(args, _device(args), run_suite)
+
+
+def cmd_comm(args) -> dict:
+    from kernels_bench.comm import comm_command
+
+    return comm_command(args)
+
+
+def _text(cmd: str, doc: dict) -> str:
+    if cmd == "run":
+        lines = [f"{doc['device']['display_name']} ({doc['device']['name']}): run {doc['run_id']} in {doc['store']}",
+                 f"{'case':58} {'status':6} {'measured':>10} {'predicted':>10} {'meas/pred':>9} {'GB/s':>7} "
+                 f"{'GFLOP/s':>8} {'alloc=pred':>10}"]
+        for r in doc["runs"]:
+            if r["status"] != "ok":
+                lines.append(f"{r['case'][:58]:58} {r['status']:6} {r['error']}")
+                continue
+            same = "yes" if r["alloc_bytes"] == r["predicted_alloc_bytes"] else "NO"
+            lines.append(f"{r['case'][:58]:58} ok     {r['measured_s'] * 1e3:8.3f}ms {r['predicted_s'] * 1e3:8.3f}ms "
+                         f"{r['measured_over_predicted']:9.2f} {r['achieved_bytes_per_s'] / 1e9:7.1f} "
+                         f"{r['achieved_flop_per_s'] / 1e9:8.1f} {same:>10}")
+        return "\n".join(lines)
+    if cmd == "calibrate":
+        return (f"{doc['device']}: wrote {doc['file']} from {doc['n_fit']} runs; held-out error over "
+                f"{doc['n_holdout']} runs: median {doc['holdout_median_abs_error']:.1%}, "
+                f"p90 {doc['holdout_p90_abs_error']:.1%}")
+    return json.dumps(doc, indent=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        doc = {"discover": cmd_discover, "ceilings": cmd_ceilings, "run": run_suite, "calibrate": cmd_calibrate,
+               "comm": cmd_comm}[args.command](args)
+    except PlannerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001  (files, torch, sqlite: still one line; KB_DEBUG=1 shows the traceback)
+        if os.environ.get("KB_DEBUG"):
+            raise
+        print(f"error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", file=sys.stderr)
+        return 2
+    if doc is None:  # a torchrun worker already wrote its result
+        return 0
+    print(json.dumps(doc) if args.json else _text(args.command, doc))
+    return 0

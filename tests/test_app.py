@@ -1,0 +1,190 @@
+"""The Streamlit dashboard (app.py) under Streamlit's AppTest: every page renders without an exception, answers
+without input, has a CSV download under every table, and changes when one of its widgets does. Uploads go through
+the planner's checks. The kernels_bench results database and the published cases are temporary files here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+CONFIGS = ROOT / "tests" / "data" / "hf-configs"
+CASES = """
+schema_version: 1
+cases:
+  - name: kimi int4 8x h200 chat
+    model: kimi-k2.5
+    weights: int4-g32
+    hardware: {gpu: h200-sxm, gpus_per_node: 8}
+    parallelism: {tp: 8}
+    engine: vllm
+    workload: {phase: serve, concurrency: 8, input_len: 4000, output_len: 1000}
+    measured:
+      - {metric: tpot_ms, value: 40, source: test}
+      - {metric: ttft_ms, value: 900, source: test}
+  - name: unknown model
+    model: no-such-model
+"""
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(CASES)
+    monkeypatch.setenv("PLANNER_BENCH_RESULTS", str(tmp_path / "results.sqlite"))
+    monkeypatch.setenv("PLANNER_VALIDATION_CASES", str(cases))
+    return tmp_path
+
+
+def start(page: str = "") -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    if page:
+        at.query_params["page"] = page
+    return at.run()
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The page's plotly figures (as sent to the browser) by title."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        out[spec["layout"]["title"]["text"]] = spec
+    return out
+
+
+def chart(at: AppTest, starts: str) -> dict:
+    return next(spec for title, spec in charts(at).items() if title.startswith(starts))
+
+
+def clean(at: AppTest) -> None:
+    """No exception, no error box, and a CSV download for every table."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("download_button")) >= len(at.dataframe) > 0
+
+
+def test_default_view_answers_what_it_takes_for_kimi(env):
+    at = start()
+    clean(at)
+    assert at.sidebar.radio(key="page").value == "Model"
+    assert at.title[0].value == "kimi-k2.5: what it takes to run it"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Parameters (language model)"] == "1.03 T" and metrics["Active per token"] == "32.9 B"
+    assert metrics["Weights as shipped (int4-g32)"] == "595.1 GB"  # 595,148,192,736 B (tests/test_bytes.py)
+    answer = " ".join(s.value for s in at.success)
+    assert "Smallest deployment in int4-g32:" in answer
+    assert {"kimi-k2.5: parameters by component (click a box to zoom)", "Parameters: total vs active per token",
+            "KV cache of one sequence vs context (all layers)", "kimi-k2.5: weight bytes by format and component"} \
+        <= set(charts(at))
+    before = chart(at, "Parameters: total vs active")["data"][0]["x"]
+    at.multiselect(key="model.compare").set_value(["deepseek-v3", "qwen3-235b-a22b"]).run()
+    clean(at)
+    assert chart(at, "Parameters: total vs active")["data"][0]["x"] == ["kimi-k2.5", "deepseek-v3", "qwen3-235b-a22b"]
+    assert before == ["kimi-k2.5", "deepseek-v3"]
+    at.segmented_control(key="model.family").set_value("GGUF (llama.cpp)").run()
+    formats = {trace_x for t in chart(at, "kimi-k2.5: weight bytes")["data"] for trace_x in t["x"]}
+    assert formats and all(f.startswith("gguf-") for f in formats)
+
+
+def test_fit_and_memory(env):
+    at = start("fit")
+    clean(at)
+    grid = chart(at, "Does it fit?")
+    assert len(grid["data"]) == 4  # one panel per default format
+    int4 = grid["data"][0]
+    assert int4["y"][0] == "H200 SXM" and int4["x"] == ["1x", "2x", "4x", "8x", "16x"]
+    assert int4["text"][0] == ["no", "no", "no", "fits", "fits"]  # Kimi K2.5 INT4 needs 8 H200s
+    assert "weights need 595.1 GB per GPU" in int4["hovertext"][0][0]  # the planner's reason on hover
+    assert chart(at, "Memory per GPU")
+    capacity = chart(at, "Max concurrency vs request length")
+    at.multiselect(key="fit.formats").set_value(["int4-g32"]).run()
+    assert len(chart(at, "Does it fit?")["data"]) == 1
+    at.selectbox(key="fit.kv").set_value("fp8").run()
+    clean(at)
+    # the same pool bytes hold twice the fp8 tokens
+    assert chart(at, "Max concurrency vs request length")["data"][0]["text"] != capacity["data"][0]["text"]
+
+
+def test_performance(env):
+    at = start("performance")
+    clean(at)
+    assert at.subheader[0].value == "int4-g32 8x H200 SXM"
+    assert {m.label for m in at.metric} >= {"TTFT", "TPOT", "Decode tokens/s per GPU"}
+    assert any(m.value.startswith("**Bottleneck** — prefill: compute") for m in at.markdown)
+    roof = chart(at, "Roofline: one decode step")
+    curve = chart(at, "Throughput vs latency")
+    at.selectbox(key="perf.gpu").set_value("b200").run()
+    clean(at)
+    assert at.subheader[0].value == "int4-g32 8x B200"
+    assert chart(at, "Roofline: one decode step") != roof and chart(at, "Throughput vs latency") != curve
+
+
+def test_sizing(env):
+    from dashboard.data import sizing_missing
+
+    at = start("sizing")
+    assert not at.exception
+    if sizing_missing():
+        assert "not available yet" in at.info[0].value
+        return
+    clean(at)
+    assert "Best plan:" in at.success[0].value and "(buy)" in at.success[0].value
+    assert chart(at, "Sizing: cost vs latency")
+    assert any("--" in c.value for c in at.code)  # engine flags to copy
+    at.radio(key="sizing.kimi-k2.5-chat.purchase").set_value("rent")
+    next(b for b in at.button if b.label == "Size it").click().run()
+    clean(at)
+    assert "(rent)" in at.success[0].value
+
+
+def test_validation_published_cases(env):
+    at = start("validation")
+    clean(at)
+    table = at.dataframe[0].value
+    assert set(table["metric"]) == {"tpot_ms", "ttft_ms", ""}
+    assert table["source"].iloc[-1].startswith("skipped: ")  # the bad case, with its reason
+    assert "No kernels_bench runs stored" in at.info[0].value
+    at.multiselect(key="val.metrics").set_value(["tpot_ms"]).run()
+    clean(at)
+    assert set(at.dataframe[0].value["metric"]) == {"tpot_ms", ""}
+    names = {t["name"] for t in chart(at, "Validation: predicted vs published")["data"]}
+    assert "tpot_ms" in names and "ttft_ms" not in names
+
+
+def test_upload_config(env):
+    at = start()
+    good = (CONFIGS / "Qwen__Qwen3-30B-A3B.json").read_bytes()
+    at.sidebar.file_uploader(key="config_upload").set_value(("config.json", good, "application/json")).run()
+    clean(at)
+    assert at.title[0].value == "qwen3-30b-a3b: what it takes to run it"  # the profile it copies
+    for content, why in ((b"{not json", "invalid JSON at line 1"), (b'{"model_type": "bert"}', "model_type"),
+                         (b" " * (16 * 2**20 + 1), "over the 16,777,216-byte input limit")):
+        at.sidebar.file_uploader(key="config_upload").set_value(("config.json", content, "application/json")).run()
+        assert not at.exception
+        shown = at.sidebar.error[0].value.replace("\\", "")  # Markdown escapes off
+        assert why in shown and "config.json" in shown
+        assert at.title[0].value == "kimi-k2.5: what it takes to run it"  # back on the picked profile
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kernels_bench.cli") is None, reason="kernels_bench is not there yet")
+def test_this_machine_runs_a_case_and_validation_shows_it(env):
+    at = start("machine")
+    clean(at)
+    assert at.dataframe[0].value["cpu"].tolist()[:2] == ["kind", "name"]
+    at.text_input(key="machine.cases").set_value("^moe-decode-t1-bf16$")
+    at.button(key="machine.run").click().run(timeout=180)
+    clean(at)
+    assert at.get("progress")[0].proto.value == 100
+    rows = at.dataframe[1].value
+    assert set(rows["case"]) >= {"moe-decode-t1-bf16"} and (rows["status"] == "ok").any()
+    at.sidebar.radio(key="page").set_value("Validation").run()
+    clean(at)
+    assert chart(at, "kernels_bench: predicted vs measured")
+    assert "moe-decode-t1-bf16" in set(at.dataframe[1].value["case"])
+    at.multiselect(key="val.runs").set_value([]).run()
+    assert "No finished cases" in at.info[0].value
