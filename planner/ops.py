@@ -117,7 +117,8 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
     lk = "moe" if s.is_moe and any(s.moe_layers) else "dense"
     d = lambda role: _dtype(sc, role, lk)  # noqa: E731
     w = lambda role: _w(sc, role, lk)  # noqa: E731
-    ops: list[Op] = [Op("attn.norm", "elementwise", count, 4 * n * h, act_bytes=4 * n * h)]
+    # every TP rank holds (and normalizes) all of its group's tokens
+    ops: list[Op] = [Op("attn.norm", "elementwise", count, 4 * group_tokens * h, act_bytes=4 * group_tokens * h)]
     if s.attention == "mla":
         if s.q_lora_rank:
             ops.append(_gemm("attn.q_a_proj", count, n * t, h, s.q_lora_rank, w("attn_q_a"), d("attn_q_a"), kernels=2))
@@ -207,7 +208,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     if not moe_count:
         return ops
     k, E = s.experts_per_token, s.n_routed_experts
-    ops.append(Op("attn.ffn_norm", "elementwise", moe_count, 4 * n * h, act_bytes=4 * n * h))
+    ops.append(Op("attn.ffn_norm", "elementwise", moe_count, 4 * n * par.tp * h, act_bytes=4 * n * par.tp * h))
     ops.append(_gemm("moe.router", moe_count, n * par.tp, h, E, _w(sc, "ffn_gate_inp", "moe"), "bf16",
                      kernels=2))  # + top-k
     stage_tokens = n * G
