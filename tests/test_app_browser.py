@@ -9,7 +9,6 @@ Skips with the reason when playwright or chromium is missing (.ci/run installs D
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,11 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from planner.report.build import chromium_path
+from tests.browser import chromium_context
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TITLES = """() => [...document.querySelectorAll('.js-plotly-plot')]
   .filter(d => d._fullLayout && d.querySelector('svg.main-svg') && !d.closest('[data-stale="true"]'))
   .map(d => (d._fullLayout.title || {}).text || '')"""
@@ -76,16 +73,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    exe = chromium_path() or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(exe).is_file():
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=exe, args=CHROMIUM_FLAGS,
-                                                    headless=True, viewport={"width": 1400, "height": 1100})
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile"), viewport={"width": 1400, "height": 1100}) as ctx:
         yield ctx
-        ctx.close()
 
 
 def titles_when(page, condition: str, timeout_ms: int = 90_000) -> list[str]:

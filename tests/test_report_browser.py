@@ -7,16 +7,14 @@ Skips with the reason when playwright or chromium is missing (CI installs Debian
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from planner.report.build import build_report, chromium_path
+from planner.report.build import build_report
+from tests.browser import chromium_context
 from tests.test_report import HOSTILE, KIMI, hostile_report
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ALL_RENDERED = """() => {
   const divs = [...document.querySelectorAll('.plotly-graph-div')];
   return divs.length === Number(document.body.dataset.figures)
@@ -26,17 +24,9 @@ ALL_RENDERED = """() => {
 
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    exe = chromium_path() or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(exe).is_file():
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=exe, args=CHROMIUM_FLAGS,
-                                                    headless=True, offline=True,
-                                                    viewport={"width": 1280, "height": 900})
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with chromium_context(profile, offline=True, viewport={"width": 1280, "height": 900}) as ctx:
         yield ctx
-        ctx.close()
 
 
 def open_report(ctx, index: Path):
