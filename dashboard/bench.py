@@ -163,10 +163,19 @@ def cases(store: Path, run_ids: tuple[int, ...]) -> pd.DataFrame:
                        f"WHERE c.run_id IN ({marks}) AND c.finished IS NOT NULL ORDER BY c.id", tuple(run_ids))
     if df.empty:
         return df
-    results = [json.loads(text) if isinstance(text, str) else {} for text in df.pop("result_json")]
+    results = [_result(text) for text in df.pop("result_json")]
     for key in RESULT_FIELDS:
         df[key] = [r.get(key) for r in results]
     return df
+
+
+def _result(text) -> dict:
+    """A case's result_json as a dict; {} for a row written by another version or damaged (never an exception)."""
+    try:
+        doc = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

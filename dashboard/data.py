@@ -98,10 +98,18 @@ def upload_model(filename: str, content: bytes) -> tuple[str | None, str]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.json"
     if not path.is_file():
-        path.write_bytes(content)
+        tmp = folder / f".config.json.tmp-{os.getpid()}"
+        tmp.write_bytes(content)
+        tmp.replace(path)  # whole or not at all: another session may read it at once
     try:
         load_model(str(path))
-    except PlannerError as err:
+    except PlannerError as err:  # refused after all (e.g. its quantization_config): leave nothing behind
+        path.unlink(missing_ok=True)
+        for d in (folder, folder.parent):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
         return None, str(err).replace(str(path), name)
     return str(path), ""
 

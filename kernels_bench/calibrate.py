@@ -18,6 +18,8 @@ Comm runs (kernels_bench comm), when stored, give all-reduce and all-to-all late
 from __future__ import annotations
 
 import math
+import os
+import re
 import statistics
 import sys
 import time
@@ -37,6 +39,7 @@ LAYER_OPS = ("mla_decode", "mla_prefill", "moe")
 LO, HI = 0.003, 1.5  # fraction bounds (the planner accepts (0, 1.5])
 FLOOR_LO, FLOOR_HI = 1e-7, 0.05
 KNOTS = {"compute": 4, "memory": 3}
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a file stem under profiles/calibration/, never a path
 
 
 def _knots(ms: list[int], n: int) -> list[float]:
@@ -261,9 +264,13 @@ def calibrate(args, device: Device, run_suite) -> dict:
         chosen = with_cases[-1:]
     import json
 
-    ceilings = json.loads(chosen[-1]["ceilings_json"])
-    acc = accelerator_for(_device_from(chosen[-1]), ceilings)
-    all_runs = load_runs(store, [r["id"] for r in chosen])
+    try:  # rows written by another version, or edited by hand: one line naming the store, not a traceback
+        ceilings = json.loads(chosen[-1]["ceilings_json"])
+        acc = accelerator_for(_device_from(chosen[-1]), ceilings)
+        all_runs = load_runs(store, [r["id"] for r in chosen])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise PlannerError(f"run(s) {[r['id'] for r in chosen]}: unreadable row ({type(err).__name__}: {err})"[:300],
+                           file=str(store.path), field="--store") from None
     runs = [r for r in all_runs if args.include_dequant or "dequant" not in r["path"]]
     if len(runs) < 4:
         raise PlannerError(f"{len(runs)} usable runs of {device.name} in run(s) {[r['id'] for r in chosen]}: "
@@ -276,8 +283,14 @@ def calibrate(args, device: Device, run_suite) -> dict:
     skipped = [r for r in all_runs if r not in runs]
     skipped_ratio = [r["measured_s"] / predict(r, eff, acc) for r in skipped]
     name = args.name or device.name
+    if not NAME.fullmatch(name):
+        raise PlannerError(f"{name!r} is not a calibration name (letters, digits, '.', '_', '-'; no folders)",
+                           field="--name")
     out_dir = Path(args.out) if args.out else CAL_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PlannerError(f"cannot create the folder: {err.strerror}", file=str(out_dir), field="--out") from None
     path = out_dir / f"{name}.yaml"
     counts = {k: sum(any(o.kind == k for o in r["ops"]) for r in runs) for k in eff.ops}
     ops_doc = {}
@@ -318,8 +331,15 @@ def calibrate(args, device: Device, run_suite) -> dict:
         doc["comm"] = comm
     header = ("# Written by `python -m kernels_bench calibrate` (kernels_bench/calibrate.py); fractions of the peaks\n"
               "# named under fit.peaks, curves [[m, fraction], ...] over GEMM rows m as in default.yaml.\n")
-    path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
-    _read(path, efficiency_for(None))  # the planner must load what was written (raises PlannerError otherwise)
+    # written beside the target and renamed over it once the planner loads it: a failed or killed calibration
+    # leaves the previous file (which overlays every estimate for this device) as it was
+    tmp = out_dir / f".{name}.yaml.tmp-{os.getpid()}"
+    try:
+        tmp.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
+        _read(tmp, efficiency_for(None))  # the planner must load what was written (raises PlannerError otherwise)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     efficiency_for.cache_clear()
     return summary | {"by_kind_holdout_median_abs_error": {k: round(_pct(v, 0.5), 4) for k, v in by_kind.items()},
                       "train_median_abs_error": doc["fit"]["train_median_abs_error"],

@@ -6,6 +6,7 @@
     python -m kernels_bench comm --nproc 2 --json                       # torchrun: all_reduce, uneven all_to_all
 
 Bad input exits 2 with one line `error: ...` on stderr, never a traceback; `--json` prints one JSON document.
+SIGTERM is handled like Ctrl-C: the run is marked `interrupted` in the store, its finished cases are kept.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
+import threading
 
 from planner.errors import PlannerError
 
@@ -128,19 +131,20 @@ def run_suite(args, dev=None) -> dict:
     iters = getattr(args, "iters", None) or iters
     store = Store(args.store or DEFAULT_PATH)
     rid = store.start_run(dev.as_json(), args.suite)
-    print(f"kernels_bench: {dev.display_name} ({dev.name}, {dev.threads} threads); ceilings ...", file=sys.stderr)
-    ceil = measure_ceilings(dev, args.suite)
-    store.set_ceilings(rid, ceil)
-    print(f"kernels_bench: {summary(ceil)}", file=sys.stderr)
-    acc = accelerator_for(dev, ceil)
-    eff = efficiency_for(dev.name)
     try:
+        print(f"kernels_bench: {dev.display_name} ({dev.name}, {dev.threads} threads); ceilings ...", file=sys.stderr)
+        ceil = measure_ceilings(dev, args.suite)
+        store.set_ceilings(rid, ceil)
+        print(f"kernels_bench: {summary(ceil)}", file=sys.stderr)
+        acc = accelerator_for(dev, ceil)
+        eff = efficiency_for(dev.name)
         rounds = getattr(args, "rounds", None) or ROUNDS[dev.kind]
         rows = run_cases(cases, dev, acc, eff, store, rid, (warmup, iters, budget),
                          Progress(len(cases), "kernels_bench "), rounds=rounds)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         store.finish_run(rid, "interrupted")
-        raise PlannerError(f"interrupted; finished cases of run {rid} are kept in {store.path}") from None
+        how = f" by {err}" if str(err) else ""
+        raise PlannerError(f"interrupted{how}; finished cases of run {rid} are kept in {store.path}") from None
     store.finish_run(rid)
     return {"device": dev.as_json(), "run_id": rid, "store": str(store.path), "suite": args.suite,
             "efficiency": list(eff.files), "ceilings": ceil, "runs": rows}
@@ -193,7 +197,22 @@ def _text(cmd: str, doc: dict) -> str:
     return json.dumps(doc, indent=2)
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)  # `kill` or a job scheduler: the run is marked interrupted
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         doc = {"discover": cmd_discover, "ceilings": cmd_ceilings, "run": run_suite, "calibrate": cmd_calibrate,

@@ -7,6 +7,8 @@ Tables:
          op records and prediction, FLOP and bytes, allocated vs predicted bytes, peak memory, reference error.
 A case row is inserted as `error` ("did not finish") before it runs and updated when it ends, each in its own
 commit: an interrupted or killed run keeps every finished case, and a case that took the process down is on record.
+A store that is not SQLite, damaged, of another schema, or locked by another writer for LOCK_TIMEOUT_S is a
+PlannerError naming the file (`--store`); rows already committed stay as they are.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from planner.errors import PlannerError
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "bench_results" / "results.sqlite"
+LOCK_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before the run stops with an error
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -49,41 +55,65 @@ def versions() -> dict:
             "cuda": torch.version.cuda, "git": rev, "platform": platform.platform()}
 
 
+@contextmanager
+def _named(path: Path):
+    """sqlite3 errors (not a database, malformed image, missing column, locked) as one line naming the file."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        what = str(err) or type(err).__name__
+        if "locked" in what or "busy" in what:
+            what += f" (another process holds the store; waited {LOCK_TIMEOUT_S:g} s)"
+        raise PlannerError(f"results store: {what}", file=str(path), field="--store") from None
+
+
 class Store:
     def __init__(self, path: str | Path = DEFAULT_PATH):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.row_factory = sqlite3.Row
-        self.db.executescript(SCHEMA)
-        self.db.commit()
+        with _named(self.path):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise sqlite3.OperationalError(f"cannot create its folder ({err.strerror})") from None
+            if self.path.is_dir():
+                raise sqlite3.OperationalError("is a folder, not a file")
+            self.db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
+            self.db.row_factory = sqlite3.Row
+            self.db.executescript(SCHEMA)
+            self.db.commit()
 
     def close(self) -> None:
         self.db.close()
 
+    def _write(self, sql: str, args: tuple) -> sqlite3.Cursor:
+        with _named(self.path):
+            cur = self.db.execute(sql, args)
+            self.db.commit()
+            return cur
+
+    def _read(self, sql: str, args: tuple) -> list[sqlite3.Row]:
+        with _named(self.path):
+            return self.db.execute(sql, args).fetchall()
+
     def start_run(self, device: dict, suite: str, ceilings: dict | None = None) -> int:
-        cur = self.db.execute(
+        cur = self._write(
             "INSERT INTO runs (started, status, device, device_kind, device_json, versions_json, suite, argv, "
             "ceilings_json) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
             (time.time(), device["name"], device["kind"], json.dumps(device), json.dumps(versions()), suite,
              " ".join(sys.argv), json.dumps(ceilings) if ceilings else None))
-        self.db.commit()
         return cur.lastrowid
 
     def set_ceilings(self, run_id: int, ceilings: dict) -> None:
-        self.db.execute("UPDATE runs SET ceilings_json = ? WHERE id = ?", (json.dumps(ceilings), run_id))
-        self.db.commit()
+        self._write("UPDATE runs SET ceilings_json = ? WHERE id = ?", (json.dumps(ceilings), run_id))
 
     def finish_run(self, run_id: int, status: str = "done") -> None:
-        self.db.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
-        self.db.commit()
+        self._write("UPDATE runs SET finished = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
 
     def start_case(self, run_id: int, name: str, op: str, group: str, params: dict) -> int:
-        cur = self.db.execute(
+        cur = self._write(
             "INSERT INTO cases (run_id, case_name, op, status, error, started, cv_group, params_json) "
             "VALUES (?, ?, ?, 'error', 'did not finish (process interrupted or killed)', ?, ?, ?)",
             (run_id, name, op, time.time(), group, json.dumps(params)))
-        self.db.commit()
         return cur.lastrowid
 
     def finish_case(self, case_id: int, **values) -> None:
@@ -93,9 +123,7 @@ class Store:
         values = {k: json.dumps(v) if k.endswith("_json") and not isinstance(v, str) and v is not None else v
                   for k, v in values.items()}
         cols = ", ".join(f"{k} = ?" for k in values)
-        self.db.execute(f"UPDATE cases SET {cols}, finished = ? WHERE id = ?",
-                        (*values.values(), time.time(), case_id))
-        self.db.commit()
+        self._write(f"UPDATE cases SET {cols}, finished = ? WHERE id = ?", (*values.values(), time.time(), case_id))
 
     # ---------------------------------------------------------------- reading
 
@@ -103,7 +131,7 @@ class Store:
         q, args = "SELECT * FROM runs", ()
         if device:
             q, args = q + " WHERE device = ?", (device,)
-        return self.db.execute(q + " ORDER BY id", args).fetchall()
+        return self._read(q + " ORDER BY id", args)
 
     def cases(self, run_ids: list[int], status: str | None = None) -> list[sqlite3.Row]:
         marks = ",".join("?" * len(run_ids))
@@ -111,4 +139,4 @@ class Store:
         args: tuple = tuple(run_ids)
         if status:
             q, args = q + " AND status = ?", (*args, status)
-        return self.db.execute(q + " ORDER BY id", args).fetchall()
+        return self._read(q + " ORDER BY id", args)

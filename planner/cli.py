@@ -70,10 +70,13 @@ def cmd_validate(args: argparse.Namespace) -> dict:
         from pathlib import Path
 
         out = Path(args.markdown)
-        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(markdown(report, args.cases))
-        tmp.replace(out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(markdown(report, args.cases))
+            tmp.replace(out)
+        except OSError as err:
+            raise PlannerError(f"cannot write: {err.strerror or err}", file=args.markdown, field="--markdown") from None
     return report
 
 

@@ -57,7 +57,9 @@ class Efficiency:
 def _curve(value: Any, file: str, field: str) -> Curve:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         points = ((1.0, float(value)),)
-    elif isinstance(value, list) and value and all(isinstance(p, list) and len(p) == 2 for p in value):
+    elif isinstance(value, list) and value and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                        for x in p) for p in value):
         points = tuple((float(a), float(b)) for a, b in value)
     else:
         raise PlannerError("expected a fraction or a list of [m, fraction]", file=file, field=field)

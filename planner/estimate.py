@@ -20,10 +20,14 @@ def estimate(sc: Scenario) -> dict:
     par = sc.parallelism
     metrics, bottleneck, curve = dict.fromkeys(METRICS), {"prefill": None, "decode": None}, []
     if mem.fits:
+        from planner.errors import PlannerError
         from planner.serving import serve_metrics
 
-        computed, bottleneck, curve = serve_metrics(sc, mem)
-        metrics.update(computed)
+        try:
+            computed, bottleneck, curve = serve_metrics(sc, mem)
+            metrics.update(computed)
+        except PlannerError as err:  # e.g. a GPU profile that publishes no tensor-core peaks: memory still answers
+            assumptions = [*assumptions, f"speed not estimated: {err}"]
     return {
         "fits": mem.fits,
         "reason": mem.reason,

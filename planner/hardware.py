@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import PlannerError
-from planner.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+from planner.yamlio import check_keys, get_number, get_str, is_file, load_document, require_mapping
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
 HARDWARE_DIR = PROFILE_DIR / "hardware"
@@ -127,7 +127,7 @@ def _profile_path(subdir: str, name_or_path: str | Path, kind: str) -> Path:
         return Path(text)
     folder = HARDWARE_DIR / subdir if subdir else HARDWARE_DIR
     path = folder / f"{text}.yaml"
-    if not _NAME.fullmatch(text) or not path.is_file():
+    if not _NAME.fullmatch(text) or not is_file(path):
         known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
         raise PlannerError(f"unknown {kind} {text!r} (known: {known})", field=kind)
     return path
@@ -232,7 +232,7 @@ _ACC_KEYS = ("kind", "display_name", "vendor", "arch", "form_factor", "unified_m
 def load_accelerator(name_or_path: str | Path) -> Accelerator:
     """Accelerator by profile name (profiles/hardware/<name>.yaml) or by path to a profile file."""
     path = _profile_path("", name_or_path, "accelerator")
-    return _load_accelerator(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+    return _load_accelerator(str(path), path.stat().st_mtime_ns if is_file(path) else 0)
 
 
 @lru_cache(maxsize=256)

@@ -30,7 +30,7 @@ from planner.hardware import (  # shared strict-loading helpers
     _top,
     list_profiles,
 )
-from planner.yamlio import check_keys, get_number, get_str, require_mapping
+from planner.yamlio import check_keys, get_number, get_str, is_file, require_mapping
 
 DRAM_BYTES_PER_TRANSFER = 8  # one 64-bit channel (DDR5: two 32-bit subchannels) moves 8 B per transfer
 _DRAM = re.compile(r"(ddr4|ddr5|lpddr5x?|mrdimm)-(\d{3,5})")
@@ -181,7 +181,7 @@ def load_host(spec: str | Path | Mapping, file: str | None = None, field: str | 
     if not isinstance(spec, (str, Path)):
         raise PlannerError(f"expected a host name, slug or mapping, got {type(spec).__name__}", file=where, field=field)
     text = str(spec)
-    if text.endswith((".yaml", ".yml")) or "/" in text or (HARDWARE_DIR / "hosts" / f"{text}.yaml").is_file():
+    if text.endswith((".yaml", ".yml")) or "/" in text or is_file(HARDWARE_DIR / "hosts" / f"{text}.yaml"):
         path = _profile_path("hosts", text, "host")
         doc, pfile, sources = _top(path, "host", _HOST_FILE_KEYS)
         _refs(doc, pfile, "", sources, required=True)

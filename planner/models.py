@@ -15,7 +15,7 @@ from typing import Any
 from planner.errors import PlannerError
 from planner.quant import PROFILES, native_format_name
 from planner.spec import ModelSpec, model_spec_from_config
-from planner.yamlio import check_keys, get_str, load_document, require_mapping
+from planner.yamlio import check_keys, get_str, is_file, load_document, require_mapping
 
 MODELS_DIR = PROFILES / "models"
 PROFILE_KEYS = ("source", "hf_repo", "native_weights", "config", "notes")
@@ -39,19 +39,21 @@ def list_models() -> list[str]:
 @lru_cache(maxsize=64)
 def load_model(ref: str) -> Model:
     """`ref` is a profile name, a path to a config.json, or a folder holding config.json."""
+    if not ref.strip():
+        raise PlannerError(f"unknown model {ref!r}: give a profile name or a config.json path", field="model")
     path = Path(ref)
-    if path.is_dir():
+    if _is_dir(path):
         path = path / "config.json"
-        if not path.is_file():
+        if not is_file(path):
             raise PlannerError("folder holds no config.json", file=ref)
     if path.suffix.lower() == ".json" or path.name == "config.json":
         file = str(path)
         config = require_mapping(load_document(path), file)
         name = _profile_named_by(config) or (path.stem if path.name != "config.json" else path.parent.name)
         spec = model_spec_from_config(config, name=name, file=file)
-        return Model(name, spec, native_format_name(config, spec), file, file)
+        return Model(name, spec, native_format_name(config, spec, file), file, file)
     profile = path if path.suffix in (".yaml", ".yml") else MODELS_DIR / f"{ref}.yaml"
-    if not profile.is_file():
+    if not is_file(profile):
         raise PlannerError(f"unknown model {ref!r}: not a profile ({', '.join(list_models())}) "
                            "nor a config.json file or folder", field="model")
     file = str(profile)
@@ -59,12 +61,19 @@ def load_model(ref: str) -> Model:
     check_keys(doc, PROFILE_KEYS, file)
     config = require_mapping(doc.get("config"), file, "config")
     spec = model_spec_from_config(config, name=profile.stem, file=f"{file}: config")
-    native = native_format_name(config, spec)
+    native = native_format_name(config, spec, f"{file}: config")
     stated = get_str(doc, "native_weights", file, default=native)
     if stated != native:
         raise PlannerError(f"says {stated!r} but config.quantization_config gives {native!r}",
                            file=file, field="native_weights")
     return Model(profile.stem, spec, native, get_str(doc, "source", file), file)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name no folder can have (too long, NUL bytes)
+        return False
 
 
 def _profile_named_by(config: dict) -> str | None:

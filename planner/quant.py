@@ -23,7 +23,7 @@ from typing import Any
 from planner.errors import PlannerError
 from planner.inventory import TensorGroup
 from planner.spec import ModelSpec
-from planner.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+from planner.yamlio import check_keys, get_number, get_str, is_file, load_document, require_mapping
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 QUANT_DIR = PROFILES / "quant"
@@ -218,7 +218,7 @@ def load_format(name: str) -> QuantFormat:
                            "the rest as the native checkpoint", (rule,), "native", "native", (),
                            "mixed recipe: an average over the quantized tensors (CONTRACT.md §6)", (st,))
     path = Path(name) if name.endswith((".yaml", ".yml")) else QUANT_DIR / f"{name}.yaml"
-    if not path.is_file():
+    if not is_file(path):
         raise PlannerError(f"unknown weight format {name!r}; known: {', '.join(list_formats())}, mixed-<x>bpw",
                            field="weights")
     file = str(path)
@@ -242,19 +242,30 @@ def load_format(name: str) -> QuantFormat:
         default, vector, tuple(doc.get("exclude_parts") or ()), get_str(doc, "source", file))
 
 
-def native_format_name(config: Mapping[str, Any], spec: ModelSpec) -> str:
+def native_format_name(config: Mapping[str, Any], spec: ModelSpec, file: str | None = None) -> str:
     """The format the official checkpoint stores, read from config.json's quantization_config."""
-    cfg = config.get("text_config", config) if isinstance(config.get("text_config"), Mapping) else config
+    nested = isinstance(config.get("text_config"), Mapping)
+    cfg = config["text_config"] if nested else config
+    key = "text_config.quantization_config" if nested and "quantization_config" in cfg else "quantization_config"
     q = cfg.get("quantization_config") or config.get("quantization_config")
+    if q is not None and not isinstance(q, Mapping):  # a quantized checkpoint must not pass for a bf16 one
+        raise PlannerError(f"expected a mapping, got {type(q).__name__}", file=file, field=key)
     if isinstance(q, Mapping):
         method = q.get("quant_method")
         if method == "fp8" and q.get("weight_block_size") == [128, 128]:
             return "fp8-block128"
         if method == "mxfp4":
             return "mxfp4"
+        groups = q.get("config_groups")
+        if method == "compressed-tensors" and not isinstance(groups, Mapping):
+            raise PlannerError("expected a mapping of quantization groups", file=file, field=f"{key}.config_groups")
         if method == "compressed-tensors":
-            for group in (q.get("config_groups") or {}).values():
-                w = group.get("weights") or {}
-                if w.get("num_bits") == 4 and w.get("strategy") == "group" and w.get("group_size") in (32, 64, 128):
-                    return f"int4-g{w['group_size']}"
+            for group in groups.values():
+                w = group.get("weights") if isinstance(group, Mapping) else None
+                if not isinstance(w, Mapping):
+                    continue
+                size = w.get("group_size")
+                if w.get("num_bits") == 4 and w.get("strategy") == "group" and type(size) is int \
+                        and size in (32, 64, 128):
+                    return f"int4-g{size}"
     return spec.native_dtype if spec.native_dtype in ("bf16", "fp16") else "bf16"

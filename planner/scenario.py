@@ -32,6 +32,10 @@ WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_l
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
 MEASURED_KEYS = ("metric", "value", "source", "note", "unit")
+METRIC_VOCABULARY = (  # CONTRACT.md §3: what `validate` can compare
+    "prefill_tokens_per_s_per_gpu", "prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_gpu",
+    "decode_tokens_per_s_per_node", "output_tokens_per_s_per_user", "tpot_ms", "ttft_ms", "system_output_tokens_per_s",
+    "system_total_tokens_per_s", "e2e_latency_ms", "weights_bytes_total", "kv_tokens_per_gpu")
 MAX_TOKENS = 10**8  # no model has a context near 100M tokens: larger values are typos
 MAX_GPUS = 1 << 20
 
@@ -132,15 +136,9 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
     doc = require_mapping(doc, file)
     check_keys(doc, TOP_KEYS, file)
     name = str(doc.get("name") or Path(file).stem)
-    model_ref = get_str(doc, "model", file)
-    try:
-        model = load_model(model_ref)
-        weights = load_format(get_str(doc, "weights", file, default=model.native_weights))
-        engine = load_engine(get_str(doc, "engine", file, default="vllm"))
-    except PlannerError as err:
-        if err.file:
-            raise
-        raise PlannerError(err.message, file=file, field=err.field) from None
+    model = _resolve(load_model, get_str(doc, "model", file), file, "model")
+    weights = _resolve(load_format, get_str(doc, "weights", file, default=model.native_weights), file, "weights")
+    engine = _resolve(load_engine, get_str(doc, "engine", file, default="vllm"), file, "engine")
     engine = _engine_options(engine, _sub(doc, "engine_options", file, ENGINE_OPTION_KEYS), file)
     kv_cache = get_str(doc, "kv_cache", file, default="bf16")
     if kv_cache not in KV_DTYPES:
@@ -197,6 +195,16 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
         slo=tuple((k, v) for k, v in slo.items() if v is not None),
         measured=_measured(doc.get("measured"), file),
     )
+
+
+def _resolve(load, name: str, file: str, field: str):
+    """The profile `name` refers to; a refusal names this file and field (one in the profile's own file stays)."""
+    try:
+        return load(name)
+    except PlannerError as err:
+        if err.file:
+            raise
+        raise PlannerError(err.message, file=file, field=field) from None
 
 
 def _engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
@@ -303,7 +311,10 @@ def _measured(items: Any, file: str) -> tuple:
     for k, item in enumerate(items):
         item = require_mapping(item, file, f"measured[{k}]")
         check_keys(item, MEASURED_KEYS, file, f"measured[{k}].")
-        out.append(Measured(get_str(item, "metric", file, prefix=f"measured[{k}]."),
-                            get_number(item, "value", file, prefix=f"measured[{k}]."),
+        metric = get_str(item, "metric", file, prefix=f"measured[{k}].")
+        if metric not in METRIC_VOCABULARY:
+            raise PlannerError(f"unknown metric {metric!r} (known: {', '.join(METRIC_VOCABULARY)})"[:600],
+                               file=file, field=f"measured[{k}].metric")
+        out.append(Measured(metric, get_number(item, "value", file, prefix=f"measured[{k}].", minimum=0),
                             get_str(item, "source", file, prefix=f"measured[{k}].", default="")))
     return tuple(out)

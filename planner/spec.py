@@ -287,7 +287,8 @@ def _qwen_moe(f: _Fields, model_type: str, layers: int) -> dict[str, Any]:
 def _gpt_oss(f: _Fields, cfg: Mapping[str, Any], layers: int, file: str, prefix: str) -> dict[str, Any]:
     """gpt-oss: alternating sliding/full attention with sinks, biased router and experts (MXFP4 in the checkpoint)."""
     types = cfg.get("layer_types") or ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
-    if len(types) != layers or any(t not in ("sliding_attention", "full_attention") for t in types):
+    if not isinstance(types, list) or len(types) != layers \
+            or any(t not in ("sliding_attention", "full_attention") for t in types):
         raise PlannerError(f"expected {layers} entries of sliding_attention/full_attention",
                            file=file, field=f"{prefix}layer_types")
     return dict(

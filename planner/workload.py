@@ -130,14 +130,14 @@ def load_workload(path: str | Path) -> SizingWorkload:
     return workload_from_mapping(load_document(path), file)
 
 
-def _names(doc: Mapping, key: str, file: str, default: Any = None) -> tuple[str, ...] | None:
+def _names(doc: Mapping, key: str, file: str, default: Any = None, prefix: str = "") -> tuple[str, ...] | None:
     value = doc.get(key)
     if value is None:
         return default
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise PlannerError("expected a name or a non-empty list of names", file=file, field=key)
+        raise PlannerError("expected a name or a non-empty list of names", file=file, field=f"{prefix}{key}")
     return tuple(dict.fromkeys(value))
 
 
@@ -175,7 +175,7 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
         raise PlannerError(f"expected buy or rent, got {purchase!r}", file=file, field="purchase")
     budget = _sub(doc, "budget", file, BUDGET_KEYS)
     search = _sub(doc, "search", file, SEARCH_KEYS)
-    classes = _names(search, "classes", file, CLASSES)
+    classes = _names(search, "classes", file, CLASSES, "search.")
     for cls in classes:
         if cls not in CLASSES:
             raise PlannerError(f"unknown hardware class {cls!r}; known: {', '.join(CLASSES)}", file=file,
@@ -199,8 +199,8 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
         budget_usd_per_hour=get_number(budget, "usd_per_hour", file, prefix="budget.", default=None, minimum=0),
         api=_api(doc.get("api"), file), data_local=data_local, objective=objective,
         top=get_number(doc, "top", file, default=5, integer=True, minimum=1, maximum=100),
-        classes=classes, accelerators=_names(search, "accelerators", file),
-        systems=_names(search, "systems", file), engines=_names(search, "engines", file),
+        classes=classes, accelerators=_profiles(search, "accelerators", file),
+        systems=_profiles(search, "systems", file), engines=_profiles(search, "engines", file),
         max_nodes=get_number(search, "max_nodes", file, prefix="search.", default=2, integer=True, minimum=1,
                              maximum=64),
     )
@@ -245,6 +245,22 @@ def _api(value: Any, file: str) -> ApiPrice | None:
     price = lambda key, default=...: get_number(api, key, file, prefix="api.", default=default, minimum=0)  # noqa: E731
     return ApiPrice("inline", price("input_per_m_usd"), price("output_per_m_usd"),
                     price("cached_input_per_m_usd", None), get_str(api, "source", file, prefix="api.", default=file))
+
+
+def _profiles(search: Mapping, key: str, file: str) -> tuple[str, ...] | None:
+    """search.accelerators / systems / engines: names of profiles that exist (a typo must not narrow the search)."""
+    from planner.engines import load_engine  # noqa: PLC0415
+    from planner.hardware import load_accelerator  # noqa: PLC0415
+    from planner.systems import load_system  # noqa: PLC0415
+
+    names = _names(search, key, file, prefix="search.")
+    load = {"accelerators": load_accelerator, "systems": load_system, "engines": load_engine}[key]
+    for k, name in enumerate(names or ()):
+        try:
+            load(name)
+        except PlannerError as err:
+            raise PlannerError(err.message, file=file, field=f"search.{key}[{k}]") from None
+    return names
 
 
 def _check_models(models: tuple[str, ...], file: str) -> None:

@@ -2,7 +2,10 @@
 
 Every profile, scenario and config goes through `load_document`: size-limited before parsing,
 safe loading only (yaml's SafeLoader or its libyaml twin; tags that would construct Python objects are
-refused), and parse errors reported as one line with file, line and column. `check_keys` rejects unknown keys by name.
+refused), and parse errors reported as one line with file, line and column. Whatever the parser or the
+safe constructor raises (`!!int 'abc'`, a 5,000-digit integer, JSON nested 100,000 deep) is such an error too, and
+so are documents whose YAML aliases expand past MAX_NODES values ("billion laughs") or whose text holds lone
+surrogates. `check_keys` rejects unknown keys by name.
 """
 
 from __future__ import annotations
@@ -20,19 +23,35 @@ from planner.errors import PlannerError
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when built in: same rules, faster
 MAX_INPUT_BYTES = 16 * 1024 * 1024  # no real profile, scenario or config.json comes near 16 MiB
 MAX_NESTING = 64  # deeper documents are refused: no real input nests more than ~6 levels
+MAX_NODES = 1_000_000  # values after alias expansion; the largest real input (a validate file) holds ~10,000
+
+
+def is_file(path: str | Path) -> bool:
+    """Path.is_file that says False, rather than raising, for names no file can have (too long, NUL bytes)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def load_document(path: str | Path) -> Any:
     """Parse a YAML or JSON file (JSON is a subset of YAML; `.json` uses the json module)."""
     path = Path(path)
     name = str(path)
-    if not path.is_file():
+    if not is_file(path):
         raise PlannerError("file not found", file=name)
-    size = path.stat().st_size
-    if size > MAX_INPUT_BYTES:
-        raise PlannerError(f"file is {size:,} bytes, over the {MAX_INPUT_BYTES:,}-byte input limit", file=name)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise PlannerError(f"file is {size:,} bytes, over the {MAX_INPUT_BYTES:,}-byte input limit", file=name)
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_INPUT_BYTES + 1)  # a file that grew after stat() is still cut at the limit
+    except OSError as err:
+        raise PlannerError(f"cannot read: {err.strerror or type(err).__name__}", file=name) from None
+    if len(raw) > MAX_INPUT_BYTES:
+        raise PlannerError(f"file is over the {MAX_INPUT_BYTES:,}-byte input limit", file=name)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise PlannerError(f"not UTF-8 text (byte {err.start})", file=name) from None
     return parse_text(text, name, json_mode=path.suffix.lower() == ".json")
@@ -45,6 +64,10 @@ def parse_text(text: str, name: str, *, json_mode: bool = False) -> Any:
             doc = json.loads(text)
         except json.JSONDecodeError as err:
             raise PlannerError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}", file=name) from None
+        except RecursionError:
+            raise PlannerError("document nests too deeply", file=name) from None
+        except ValueError as err:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+            raise PlannerError(f"invalid JSON: {str(err).split(';')[0]}", file=name) from None
     else:
         try:
             doc = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506  (a safe loader: no object construction)
@@ -55,20 +78,36 @@ def parse_text(text: str, name: str, *, json_mode: bool = False) -> Any:
             raise PlannerError(f"invalid YAML{where}: {problem}", file=name) from None
         except RecursionError:
             raise PlannerError("document nests too deeply", file=name) from None
-    _check_depth(doc, name)
+        except Exception as err:  # noqa: BLE001  the safe constructor's own failures: !!int 'abc', !!timestamp 'x',
+            # an integer of more digits than Python converts; all are bad input, none a planner fault
+            raise PlannerError(f"invalid YAML: cannot construct a value ({type(err).__name__}: "
+                               f"{str(err).split(';')[0]})"[:300], file=name) from None
+    _check_document(doc, name)
     return doc
 
 
-def _check_depth(doc: Any, name: str) -> None:
+def _check_document(doc: Any, name: str) -> None:
+    """Nesting depth, total values after alias expansion, and text that UTF-8 can encode (no lone surrogates)."""
     stack = [(doc, 0)]
+    seen = 0
     while stack:
         node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise PlannerError(f"document expands to more than {MAX_NODES:,} values (YAML aliases?)", file=name)
         if depth > MAX_NESTING:
             raise PlannerError(f"document nests deeper than {MAX_NESTING} levels", file=name)
         if isinstance(node, Mapping):
+            stack.extend((k, depth + 1) for k in node if isinstance(k, str))
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise PlannerError(f"text holds an invalid character {node[err.start]!r} (lone surrogate)",
+                                   file=name) from None
 
 
 def require_mapping(doc: Any, file: str, field: str | None = None) -> dict:

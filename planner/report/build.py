@@ -138,9 +138,13 @@ def build_report(report: str | Path, out: str | Path, *, png: bool = True) -> di
     out_arg, out = str(out), Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise PlannerError("exists and is not a folder", file=str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _clean_leftovers(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _clean_leftovers(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    except OSError as err:  # a parent that is a file, a read-only or missing mount: nothing was written
+        raise PlannerError(f"cannot write the report here: {err.strerror or err}", file=out_arg,
+                           field="--out") from None
     try:
         ctx = Context(spec, Path(tempfile.mkdtemp(prefix="scratch-", dir=tmp)))
         sections = build_sections(ctx)

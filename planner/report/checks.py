@@ -38,7 +38,7 @@ from planner.report.spec import model_ref, resolve_path
 from planner.report.verdict import Finding, compare, compare_range
 from planner.scenario import scenario_from_mapping
 from planner.units import gb
-from planner.yamlio import check_keys, load_document, require_mapping
+from planner.yamlio import check_keys, get_number, get_str, is_file, load_document, require_mapping
 
 KEYS: dict[str, tuple[str, ...]] = {
     "params": ("quantity", "claimed"),
@@ -74,13 +74,21 @@ class Ctx:
 def run_check(opts: Mapping, ctx: Ctx) -> Finding:
     opts = require_mapping(opts, ctx.file, ctx.field)
     kind = opts.get("check")
-    if kind not in KEYS:
-        raise PlannerError(f"unknown check {kind!r} (known: {', '.join(KEYS)})", file=ctx.file, field=ctx.field)
+    if not isinstance(kind, str) or kind not in KEYS:
+        raise PlannerError(f"unknown check {kind!r} (known: {', '.join(KEYS)})"[:300], file=ctx.file,
+                           field=f"{ctx.field}.check")
     check_keys(opts, ("check", "model", "note") + KEYS[kind], ctx.file, f"{ctx.field}.")
     ctx.calls = []
-    finding = CHECKS[kind](opts, ctx)
+    try:
+        finding = CHECKS[kind](opts, ctx)
+    except PlannerError as err:  # a planner call refused an option (unknown name): say where it came from
+        if err.file:
+            raise
+        raise PlannerError(err.message, file=ctx.file, field=ctx.field) from None
     return replace(finding, calls=tuple(ctx.calls))
 
+
+# typed option readers: a wrong type or value is a one-line error naming the report file and the option
 
 def _need(opts: Mapping, key: str, ctx: Ctx) -> Any:
     if opts.get(key) is None:
@@ -88,10 +96,57 @@ def _need(opts: Mapping, key: str, ctx: Ctx) -> Any:
     return opts[key]
 
 
-def _inspect(opts: Mapping, ctx: Ctx, weights: str | None = None, kv: str = "bf16") -> tuple[Any, dict]:
-    """(model, inspect_model's document) for the check's model."""
-    model = load_model(model_ref(opts.get("model") or ctx.model))
-    fmt = load_format(weights or model.native_weights)
+def _num(opts: Mapping, key: str, ctx: Ctx, default: Any = ..., **limits) -> Any:
+    """A finite number >= 0 (claimed values, counts); `integer=True`, `minimum`, `maximum` as yamlio.get_number.
+    Text that reads as a number counts: YAML 1.1 loads `1.04e12` (no exponent sign) as a string."""
+    value = opts.get(key)
+    if isinstance(value, str):
+        try:
+            opts = {key: float(value)}
+        except ValueError:
+            pass
+    return get_number(opts, key, ctx.file, prefix=f"{ctx.field}.", default=default,
+                      **{"minimum": 0, "maximum": 1e18, **limits})
+
+
+def _text(opts: Mapping, key: str, ctx: Ctx, default: Any = ...) -> Any:
+    value = get_str(opts, key, ctx.file, prefix=f"{ctx.field}.", default=default)
+    if value == "":
+        raise PlannerError("expected a name, got ''", file=ctx.file, field=f"{ctx.field}.{key}")
+    return value
+
+
+def _flag(opts: Mapping, key: str, ctx: Ctx, default: Any = ...) -> bool:
+    value = opts.get(key)
+    if value is None:
+        if default is ...:
+            raise PlannerError("missing", file=ctx.file, field=f"{ctx.field}.{key}")
+        return default
+    if not isinstance(value, bool):
+        raise PlannerError(f"expected true or false, got {value!r}"[:120], file=ctx.file, field=f"{ctx.field}.{key}")
+    return value
+
+
+def _resolve(load, name: str, ctx: Ctx, key: str):
+    """A planner loader's answer for an option's name; its refusal names the option."""
+    try:
+        return load(name)
+    except PlannerError as err:
+        if err.file:
+            raise
+        raise PlannerError(err.message, file=ctx.file, field=f"{ctx.field}.{key}") from None
+
+
+def _model(opts: Mapping, ctx: Ctx, key: str = "model"):
+    name = _text(opts, key, ctx, None) if key == "model" else _text(opts, key, ctx)
+    return _resolve(load_model, model_ref(name or ctx.model), ctx, key)
+
+
+def _inspect(opts: Mapping, ctx: Ctx, weights: str | None = None, kv: str = "bf16", key: str = "model") -> tuple[
+        Any, dict]:
+    """(model, inspect_model's document) for the check's model (or the one its option `key` names)."""
+    model = _model(opts, ctx, key)
+    fmt = _resolve(load_format, weights or model.native_weights, ctx, "weights")
     ctx.call(f"inspect_model({model.name}, {fmt.name}, {kv})")
     return model, inspect_model(model, fmt, kv)
 
@@ -115,14 +170,14 @@ def _count(x: float) -> str:
 def check_params(opts: Mapping, ctx: Ctx) -> Finding:
     _, doc = _inspect(opts, ctx)
     p = doc["params"]
-    q = _need(opts, "quantity", ctx)
+    q = _text(opts, "quantity", ctx)
     values = {"total": p["total"], "total_with_vision": p["total"] + p["vision"] + p["mtp"],
               "active_per_token": p["active_per_token"], "active_fraction": p["active_per_token"] / p["total"],
               "vision": p["vision"]}
     if q not in values:
         raise PlannerError(f"unknown quantity {q!r} (known: {', '.join(values)})", file=ctx.file,
                            field=f"{ctx.field}.quantity")
-    mine, claimed = values[q], float(_need(opts, "claimed", ctx))
+    mine, claimed = values[q], _num(opts, "claimed", ctx)
     kind, off = compare(claimed, mine)
     what = q.replace("_", " ")
     if q == "active_fraction":
@@ -140,6 +195,7 @@ def check_architecture(opts: Mapping, ctx: Ctx) -> Finding:
         if key not in facts:
             raise PlannerError(f"unknown fact (known: {', '.join(facts)})", file=ctx.file,
                                field=f"{ctx.field}.claimed.{key}")
+        _num(claimed, key, replace(ctx, field=f"{ctx.field}.claimed"))
         shown.append(f"{key} {facts[key]}")
         if facts[key] != value:
             wrong.append(f"{key} is {facts[key]}, not {value}")
@@ -149,34 +205,34 @@ def check_architecture(opts: Mapping, ctx: Ctx) -> Finding:
 
 def check_architecture_ratio(opts: Mapping, ctx: Ctx) -> Finding:
     mine = _facts(*_inspect(opts, ctx))
-    other = _facts(*_inspect({"model": _need(opts, "versus", ctx)}, ctx))
-    fact = _need(opts, "fact", ctx)
+    other = _facts(*_inspect(opts, ctx, key="versus"))
+    fact = _text(opts, "fact", ctx)
     if fact not in mine or not other.get(fact):
         raise PlannerError(f"unknown fact {fact!r}", file=ctx.file, field=f"{ctx.field}.fact")
     ratio = mine[fact] / other[fact]
-    kind, off = compare(float(_need(opts, "claimed", ctx)), ratio)
+    kind, off = compare(_num(opts, "claimed", ctx), ratio)
     return Finding(kind, off, f"{fact} {mine[fact]} vs {other[fact]} = {ratio:.3g}x",
                    f"{fact}: {mine[fact]} vs {opts['versus']}'s {other[fact]} is {ratio:.3g}x")
 
 
 def check_weights_size(opts: Mapping, ctx: Ctx) -> Finding:
-    weights = _need(opts, "weights", ctx)
+    weights = _text(opts, "weights", ctx)
     _, doc = _inspect(opts, ctx, weights)
-    mine, claimed = doc["weights_bytes"], float(_need(opts, "claimed_bytes", ctx))
+    mine, claimed = doc["weights_bytes"], _num(opts, "claimed_bytes", ctx)
     kind, off = compare(claimed, mine)
     return Finding(kind, off, f"{weights} {gb(mine)}", f"{weights} stores {gb(mine)} "
                    f"({mine:,} B), claimed {gb(claimed, 0)}")
 
 
 def check_kv_ratio(opts: Mapping, ctx: Ctx) -> Finding:
-    dtype = opts.get("dtype", "bf16")
-    model = load_model(model_ref(opts.get("model") or ctx.model))
+    dtype = _text(opts, "dtype", ctx, "bf16")
+    model = _model(opts, ctx)
     ctx.call(f"kv_layout({model.name}, {dtype})")
     ctx.call(f"mha_equivalent_bytes_per_token({model.name}, {dtype})")
-    own = kv_layout(model.spec, dtype).bytes_per_token_full
+    own = _resolve(lambda d: kv_layout(model.spec, d), dtype, ctx, "dtype").bytes_per_token_full
     mha = mha_equivalent_bytes_per_token(model.spec, dtype)
     ratio = mha / own
-    kind, off = compare(float(_need(opts, "claimed", ctx)), ratio)
+    kind, off = compare(_num(opts, "claimed", ctx), ratio)
     ctx_len = model.spec.max_context or 131072
     return Finding(kind, off, f"{ratio:.1f}x ({own:,} vs {mha:,} B/token, {dtype})",
                    f"{model.spec.attention.upper()} {dtype} keeps {own:,} B/token vs {mha:,} MHA-equivalent: "
@@ -185,15 +241,16 @@ def check_kv_ratio(opts: Mapping, ctx: Ctx) -> Finding:
 
 
 def check_mla_kv_formula(opts: Mapping, ctx: Ctx) -> Finding:
-    dtype = opts.get("dtype", "bf16")
-    model = load_model(model_ref(opts.get("model") or ctx.model))
+    dtype = _text(opts, "dtype", ctx, "bf16")
+    copies = _num(opts, "latent_copies", ctx, 2, integer=True, minimum=1, maximum=16)
+    model = _model(opts, ctx)
     s = model.spec
     if s.attention != "mla":
         return Finding("wrong", None, f"{model.name} uses {s.attention.upper()}", "the model has no MLA latent")
     ctx.call(f"kv_layout({model.name}, {dtype})")
-    own = kv_layout(s, dtype).bytes_per_token_full
+    own = _resolve(lambda d: kv_layout(s, d), dtype, ctx, "dtype").bytes_per_token_full
     nbytes = own // (s.num_layers * (s.kv_lora_rank + s.qk_rope_head_dim))
-    formula = int(opts.get("latent_copies", 2)) * s.num_layers * s.kv_lora_rank * nbytes
+    formula = copies * s.num_layers * s.kv_lora_rank * nbytes
     kind, off = compare(formula, own)
     return Finding(kind, off, f"{own:,} B/token = {s.num_layers} x ({s.kv_lora_rank} + {s.qk_rope_head_dim}) x "
                    f"{nbytes} B", f"the formula gives {formula:,} B/token; K and V share one latent stored once, "
@@ -201,13 +258,20 @@ def check_mla_kv_formula(opts: Mapping, ctx: Ctx) -> Finding:
 
 
 def _scenario(ref: Any, ctx: Ctx, key: str = "scenario"):
-    if isinstance(ref, str):
+    if isinstance(ref, str) and ref:
         path = resolve_path(ref)
+        if not is_file(path):
+            raise PlannerError(f"no scenario file at {path}", file=ctx.file, field=f"{ctx.field}.{key}")
         doc, label = require_mapping(load_document(path), str(path)), str(path)
     else:
         doc, label = copy.deepcopy(require_mapping(ref, ctx.file, f"{ctx.field}.{key}")), f"{ctx.file}: {ctx.field}"
-        doc["model"] = model_ref(doc.get("model") or ctx.model)
+        model = doc.get("model")
+        doc["model"] = model_ref(model if isinstance(model, str) and model else ctx.model) \
+            if model is None or isinstance(model, str) else model
     if isinstance(doc.get("workload"), str):
+        if doc["workload"] not in ctx.workloads:
+            raise PlannerError(f"unknown workload {doc['workload']!r} (report workloads: {', '.join(ctx.workloads)})",
+                               file=label, field="workload")
         doc["workload"] = dict(ctx.workloads[doc["workload"]])
     return scenario_from_mapping(doc, label)
 
@@ -216,14 +280,19 @@ def _workload(opts: Mapping, ctx: Ctx) -> dict:
     wl = opts.get("workload")
     if wl is None:
         wl = next(iter(ctx.workloads.values()), {"phase": "decode"})
-    return dict(ctx.workloads[wl]) if isinstance(wl, str) else dict(wl)
+    if isinstance(wl, str):
+        if wl not in ctx.workloads:
+            raise PlannerError(f"unknown workload {wl!r} (report workloads: {', '.join(ctx.workloads)})",
+                               file=ctx.file, field=f"{ctx.field}.workload")
+        return dict(ctx.workloads[wl])
+    return dict(require_mapping(wl, ctx.file, f"{ctx.field}.workload"))
 
 
 def check_fits(opts: Mapping, ctx: Ctx) -> Finding:
     sc = _scenario(_need(opts, "scenario", ctx), ctx)
     ctx.call(f"memory_report({sc.name})")
     mem = memory_report(sc)
-    claimed = bool(_need(opts, "claimed", ctx))
+    claimed = _flag(opts, "claimed", ctx)
     where = f"{sc.total_gpus}x {sc.gpu}" if sc.gpu else "CPU only"
     shown = f"{where}: weights {gb(mem.weights_bytes_per_gpu)} of {gb(mem.capacity_bytes)} per GPU"
     said = f"{where} {'holds' if mem.fits else 'cannot hold'} {sc.weights.name}" + (
@@ -232,13 +301,14 @@ def check_fits(opts: Mapping, ctx: Ctx) -> Finding:
 
 
 def check_min_gpus(opts: Mapping, ctx: Ctx) -> Finding:
-    weights, gpu = _need(opts, "weights", ctx), _need(opts, "gpu", ctx)
-    per_node, claimed = int(opts.get("gpus_per_node", 8)), int(_need(opts, "claimed", ctx))
-    base = {"model": model_ref(opts.get("model") or ctx.model), "weights": weights,
-            "kv_cache": opts.get("kv_cache", "bf16"), "engine": opts.get("engine", "vllm"),
+    weights, gpu = _text(opts, "weights", ctx), _text(opts, "gpu", ctx)
+    per_node = _num(opts, "gpus_per_node", ctx, 8, integer=True, minimum=1, maximum=64)
+    claimed = _num(opts, "claimed", ctx, integer=True, minimum=1, maximum=10**6)
+    base = {"model": model_ref(_text(opts, "model", ctx, None) or ctx.model), "weights": weights,
+            "kv_cache": _text(opts, "kv_cache", ctx, "bf16"), "engine": _text(opts, "engine", ctx, "vllm"),
             "workload": _workload(opts, ctx)}
-    plans = [(n, 1) for n in (1, 2, 4, 8) if n < per_node] + [(per_node, k) for k in
-                                                               range(1, int(opts.get("max_nodes", 16)) + 1)]
+    max_nodes = _num(opts, "max_nodes", ctx, 16, integer=True, minimum=1, maximum=64)
+    plans = [(n, 1) for n in (1, 2, 4, 8) if n < per_node] + [(per_node, k) for k in range(1, max_nodes + 1)]
     found, first = None, None
     for tp, nodes in plans:
         doc = {**base, "name": f"{tp * nodes}x {gpu}", "hardware": {"gpu": gpu, "gpus_per_node": tp, "nodes": nodes},
@@ -268,10 +338,12 @@ def check_min_gpus(opts: Mapping, ctx: Ctx) -> Finding:
 
 
 def check_offload_fit(opts: Mapping, ctx: Ctx) -> Finding:
-    weights, gpu, gpus = _need(opts, "weights", ctx), _need(opts, "gpu", ctx), int(opts.get("gpus", 1))
-    model = load_model(model_ref(opts.get("model") or ctx.model))
-    base = {"model": model_ref(opts.get("model") or ctx.model), "weights": weights, "engine": opts.get("engine",
-            "llamacpp"), "kv_cache": opts.get("kv_cache", "bf16"), "workload": _workload(opts, ctx),
+    weights, gpu = _text(opts, "weights", ctx), _text(opts, "gpu", ctx)
+    gpus = _num(opts, "gpus", ctx, 1, integer=True, minimum=1, maximum=64)
+    model = _model(opts, ctx)
+    base = {"model": model_ref(_text(opts, "model", ctx, None) or ctx.model), "weights": weights,
+            "engine": _text(opts, "engine", ctx, "llamacpp"), "kv_cache": _text(opts, "kv_cache", ctx, "bf16"),
+            "workload": _workload(opts, ctx),
             "hardware": {"gpu": gpu, "gpus_per_node": gpus, "host": _need(opts, "host", ctx)}}
     layouts = [{"tp": gpus}] + ([{"pp": gpus}] if gpus > 1 else [])
     ctx.call(f"memory_report({gpus}x {gpu} + host, {weights}, expert layers on CPU 0..{model.spec.num_moe_layers})")
@@ -286,7 +358,7 @@ def check_offload_fit(opts: Mapping, ctx: Ctx) -> Finding:
                 break
         if hit:
             break
-    claimed = bool(opts.get("claimed", True))
+    claimed = _flag(opts, "claimed", ctx, True)
     if hit is None:
         sc = scenario_from_mapping({**base, "parallelism": layouts[0], "offload": {"expert_layers_on_cpu": "all"}},
                                    f"{ctx.file}: {ctx.field}")
@@ -303,7 +375,8 @@ def check_offload_fit(opts: Mapping, ctx: Ctx) -> Finding:
 
 def check_speed(opts: Mapping, ctx: Ctx) -> Finding:
     sc = _scenario(_need(opts, "scenario", ctx), ctx)
-    metric = opts.get("metric", "output_tokens_per_s_per_user")
+    metric = _text(opts, "metric", ctx, "output_tokens_per_s_per_user")
+    low, high = _claimed_range(opts, ctx)
     ctx.call(f"estimate({sc.name})")
     res = estimate(sc)
     if not res["fits"]:
@@ -311,28 +384,46 @@ def check_speed(opts: Mapping, ctx: Ctx) -> Finding:
     mine = res["metrics"].get(metric)
     if mine is None:
         raise PlannerError(f"estimate has no metric {metric!r}", file=ctx.file, field=f"{ctx.field}.metric")
-    claimed = _need(opts, "claimed", ctx)
-    if isinstance(claimed, list):
-        kind, off = compare_range(float(claimed[0]), float(claimed[1]), mine)
-        text = f"{claimed[0]:g}-{claimed[1]:g}"
+    if high is not None:
+        kind, off = compare_range(low, high, mine)
+        text = f"{low:g}-{high:g}"
     else:
-        kind, off = compare(float(claimed), mine, "modelled")
-        text = f"{claimed:g}"
+        kind, off = compare(low, mine, "modelled")
+        text = f"{low:g}"
     bottleneck = res["bottleneck"].get("decode") or res["bottleneck"].get("prefill")
     return Finding(kind, off, f"{mine:.3g} {metric.replace('_', ' ')}",
                    f"{sc.name}: planner {mine:.3g} vs claimed {text} ({bottleneck}-bound decode)")
 
 
+def _claimed_range(opts: Mapping, ctx: Ctx) -> tuple[float, float | None]:
+    """`claimed`: a number (low, None) or [low, high] with low <= high."""
+    claimed = _need(opts, "claimed", ctx)
+    if not isinstance(claimed, list):
+        return _num(opts, "claimed", ctx), None
+    if len(claimed) != 2:
+        raise PlannerError(f"expected [low, high], got {claimed!r}"[:120], file=ctx.file, field=f"{ctx.field}.claimed")
+    pair = dict(enumerate(claimed))
+    inner = replace(ctx, field=f"{ctx.field}.claimed")
+    low, high = _num(pair, 0, inner), _num(pair, 1, inner)
+    if low > high:
+        raise PlannerError(f"low {low:g} is above high {high:g}", file=ctx.file, field=f"{ctx.field}.claimed")
+    return low, high
+
+
 def check_experts_touched(opts: Mapping, ctx: Ctx) -> Finding:
-    model = load_model(model_ref(opts.get("model") or ctx.model))
+    model = _model(opts, ctx)
     s = model.spec
     tokens = opts.get("tokens", [1, 64, 4096])
+    if not isinstance(tokens, list) or not tokens:
+        raise PlannerError("expected a non-empty list of token counts", file=ctx.file, field=f"{ctx.field}.tokens")
+    tokens = [_num(dict(enumerate(tokens)), k, replace(ctx, field=f"{ctx.field}.tokens"), integer=True, minimum=1,
+                   maximum=10**8) for k in range(len(tokens))]
     ctx.call(f"distinct_experts({s.n_routed_experts}, top-{s.experts_per_token}, tokens {tokens})")
     frac = {t: distinct_experts(s.n_routed_experts, s.n_routed_experts, s.experts_per_token, t) / s.n_routed_experts
             for t in tokens}
     shown = ", ".join(f"{t:,} tokens touch {f:.1%}" for t, f in frac.items())
     every = frac[max(tokens)] > 0.99
-    claimed = bool(opts.get("claimed_all", True))
+    claimed = _flag(opts, "claimed_all", ctx, True)
     return Finding("confirmed" if every == claimed else "wrong", None, f"experts per layer per step: {shown}",
                    f"one step of {max(tokens):,} tokens touches {frac[max(tokens)]:.1%} of each layer's "
                    f"{s.n_routed_experts} experts, so all must be resident (or streamed from host RAM every step)")
@@ -358,7 +449,7 @@ def check_api(opts: Mapping, ctx: Ctx) -> Finding:
 
 
 def check_not_checkable(opts: Mapping, ctx: Ctx) -> Finding:
-    return Finding("not_checkable", None, "", str(_need(opts, "reason", ctx)))
+    return Finding("not_checkable", None, "", _text(opts, "reason", ctx))
 
 
 CHECKS = {"params": check_params, "architecture": check_architecture, "architecture_ratio": check_architecture_ratio,

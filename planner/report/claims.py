@@ -17,7 +17,7 @@ from planner.errors import PlannerError
 from planner.report.checks import Ctx, run_check
 from planner.report.spec import resolve_path
 from planner.report.verdict import Finding, Verdict, combine
-from planner.yamlio import check_keys, get_str, load_document, require_mapping
+from planner.yamlio import check_keys, get_str, is_file, load_document, require_mapping
 
 CLAIM_KEYS = ("id", "claim", "source", "note")
 
@@ -45,8 +45,9 @@ def audit(options: Mapping[str, Any], model: str, workloads: Mapping, report_fil
         pd.DataFrame, str]:
     """(one verdict row per claim, the claims file path)."""
     claims_path = options.get("claims")
-    if not isinstance(claims_path, str):
-        raise PlannerError("expected the path of a claims file", file=report_file, field=f"{field}.claims")
+    if not isinstance(claims_path, str) or not is_file(resolve_path(claims_path)):
+        raise PlannerError(f"expected the path of a claims file, got {claims_path!r}"[:200], file=report_file,
+                           field=f"{field}.claims")
     file, claims = load_claims(claims_path)
     checks = require_mapping(options.get("checks") or {}, report_file, f"{field}.checks")
     ids = {c["id"] for c in claims}

@@ -15,7 +15,7 @@ from planner.errors import PlannerError
 from planner.estimate import estimate
 from planner.report.spec import ReportSpec, model_ref, resolve_path
 from planner.scenario import Scenario, scenario_from_mapping
-from planner.yamlio import load_document, require_mapping
+from planner.yamlio import get_number, get_str, load_document, require_mapping
 
 
 @dataclass(frozen=True)
@@ -40,22 +40,31 @@ def _with_workload(doc: dict, wl: Any, spec: ReportSpec) -> dict:
 def _template_docs(template: Mapping, spec: ReportSpec, field: str) -> list[tuple[str, dict]]:
     from planner.models import load_model
 
-    if not spec.hardware and not (template.get("hardware") or {}).get("gpu"):
+    hw = require_mapping(template.get("hardware") or {}, spec.file, f"{field}.hardware")
+    gpu = get_str(hw, "gpu", spec.file, prefix=f"{field}.hardware.", default=None)
+    if not spec.hardware and not gpu:
         raise PlannerError("a template needs the report's `hardware` list or a hardware.gpu", file=spec.file,
                            field=field)
+    count = lambda key: get_number(hw, key, spec.file, prefix=f"{field}.hardware.", default=1,  # noqa: E731
+                                   integer=True, minimum=1)
+    n = count("gpus_per_node") * count("nodes")  # for the plan's name; the scenario loader checks the rest
     out = []
-    gpus = [template["hardware"]["gpu"]] if (template.get("hardware") or {}).get("gpu") else list(spec.hardware)
-    models = [template["model"]] if template.get("model") else list(spec.models)
+    gpus = [gpu] if gpu else list(spec.hardware)
+    model = get_str(template, "model", spec.file, prefix=f"{field}.", default=None)
+    models = [model] if model else list(spec.models)
     for m in models:
-        native = load_model(model_ref(m)).native_weights
+        try:
+            native = load_model(model_ref(m)).native_weights
+        except PlannerError as err:
+            if err.file:
+                raise
+            raise PlannerError(err.message, file=spec.file, field=f"{field}.model") from None
         for gpu in gpus:
             doc = copy.deepcopy(dict(template))
             doc["model"] = model_ref(m)
             if doc.get("weights") in (None, "native"):
                 doc["weights"] = native
-            doc["hardware"] = {**(doc.get("hardware") or {}), "gpu": gpu}
-            hw = doc["hardware"]
-            n = hw.get("gpus_per_node", 1) * hw.get("nodes", 1)
+            doc["hardware"] = {**hw, "gpu": gpu}
             name = f"{m} {doc['weights']} {n}x {gpu}"
             doc["name"] = name
             out.append((name, doc))

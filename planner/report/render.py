@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -120,8 +121,10 @@ def html_report(spec: ReportSpec, sections: list[Section], csv_names: dict, comm
 
 
 def _md(text: object) -> str:
-    """Markdown-safe text: HTML escaped (renderers pass raw HTML through) and table pipes escaped."""
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+    """Markdown-safe text: HTML escaped (renderers pass raw HTML through), backslashes and table pipes escaped,
+    line ends (CommonMark: LF, CR, CRLF) made spaces so a value never breaks its table row."""
+    text = html.escape(str(text), quote=False).replace("\\", "\\\\").replace("|", "\\|")
+    return re.sub(r"\r\n|[\r\n]", " ", text)
 
 
 def md_table(df: pd.DataFrame) -> list[str]:

@@ -22,6 +22,7 @@ file and field.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,8 +137,49 @@ def _sections(doc: Mapping, file: str) -> tuple[SectionSpec, ...]:
         if kind not in SECTIONS:
             raise PlannerError(f"unknown section {kind!r} (known: {', '.join(SECTIONS)})", file=file, field=field)
         check_keys(options, SECTIONS[kind], file, f"{field}.{kind}.")
+        options = {key: _option(key, value, file, f"{field}.{kind}.{key}") for key, value in options.items()}
         out.append(SectionSpec(kind, options, f"{field}.{kind}"))
     return tuple(out)
+
+
+# what each section option holds (checked here, so a section never meets a value of the wrong type)
+OPTION_KINDS = {"formats": "names", "plans": "names", "dtypes": "names", "plan": "name", "max_context": "tokens",
+                "batches": "numbers", "results": "path", "cases": "path", "claims": "path",
+                "workload": "path or mapping", "api": "mapping", "checks": "mapping"}
+
+
+def _option(key: str, value: Any, file: str, field: str) -> Any:
+    """A section option of the right type (a single name becomes a one-name list); unknown names are errors."""
+    kind = OPTION_KINDS[key]
+    if value is None:
+        return None
+    if kind == "names" and isinstance(value, str):
+        value = [value]
+    ok = {"names": isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value),
+          "name": isinstance(value, str) and bool(value),
+          "path": isinstance(value, str) and bool(value),
+          "path or mapping": isinstance(value, Mapping) or (isinstance(value, str) and bool(value)),
+          "mapping": isinstance(value, Mapping),
+          "tokens": type(value) is int and 1 <= value <= 10**8,
+          "numbers": isinstance(value, list) and bool(value) and all(
+              type(v) in (int, float) and math.isfinite(v) and 0 < v <= 10**8 for v in value)}[kind]
+    if not ok:
+        want = {"names": "a name or a non-empty list of names", "tokens": "a whole number of tokens (1 to 1e8)",
+                "numbers": "a non-empty list of positive numbers"}.get(kind, f"a {kind}")
+        raise PlannerError(f"expected {want}, got {value!r}"[:200], file=file, field=field)
+    if key in ("formats", "dtypes"):
+        from planner.kv import KV_DTYPES
+        from planner.quant import load_format
+
+        for k, name in enumerate(value):
+            try:
+                if key == "formats":
+                    load_format(name)
+                elif name not in KV_DTYPES:
+                    raise PlannerError(f"unknown KV cache dtype {name!r}; known: {', '.join(KV_DTYPES)}")
+            except PlannerError as err:
+                raise PlannerError(err.message, file=file, field=f"{field}[{k}]") from None
+    return value
 
 
 def _workloads(doc: Mapping, file: str) -> dict[str, dict]:
