@@ -52,6 +52,15 @@ def plain(text: str) -> str:
     return MARKDOWN.sub(r"\\\1", str(text))
 
 
+def model_summary(ref: str) -> dict | None:
+    """The model's summary for a page, or None after showing why the model could not be loaded."""
+    summary = data.model_summary(ref)
+    if "error" in summary:
+        error(summary["error"])
+        return None
+    return summary
+
+
 def error(message: str) -> None:
     """A planner error (file: field: what) as one line."""
     st.error(plain(message), icon=":material/error:")

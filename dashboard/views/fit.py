@@ -19,9 +19,8 @@ def kv_options(s: dict) -> list[str]:
 
 
 def render(ref: str) -> None:
-    s = data.model_summary(ref)
-    if "error" in s:
-        ui.error(s["error"])
+    s = ui.model_summary(ref)
+    if s is None:
         return
     cat = data.catalog()
     st.title(f"Fit and memory: {s['name']}")

@@ -15,9 +15,8 @@ FAMILIES = {"all": lambda f: True, "safetensors": lambda f: not f.startswith("gg
 
 
 def render(ref: str) -> None:
-    s = data.model_summary(ref)
-    if "error" in s:
-        ui.error(s["error"])
+    s = ui.model_summary(ref)
+    if s is None:
         return
     st.title(f"{s['name']}: what it takes to run it")
     st.caption(f"{s['architecture']} ({s['model_type']}); source: {s['source']}")

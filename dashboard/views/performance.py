@@ -23,9 +23,8 @@ def _fitting(table) -> list[dict]:
 
 
 def render(ref: str) -> None:
-    s = data.model_summary(ref)
-    if "error" in s:
-        ui.error(s["error"])
+    s = ui.model_summary(ref)
+    if s is None:
         return
     cat = data.catalog()
     gpus, formats = list(cat["gpus"]), cat["formats"]

@@ -18,9 +18,8 @@ NO_API, CUSTOM_API = "none", "custom prices"
 
 
 def render(ref: str) -> None:
-    s = data.model_summary(ref)
-    if "error" in s:
-        ui.error(s["error"])
+    s = ui.model_summary(ref)
+    if s is None:
         return
     st.title(f"Sizing: {s['name']}")
     why = data.sizing_missing()
