@@ -26,3 +26,14 @@ class PlannerError(Exception):
         where = ": ".join(one_line(part, 300) for part in (file, field) if part)
         text = one_line(message)
         super().__init__(f"{where}: {text}" if where else text)
+
+
+def resolve_named(load, name, file: str, field: str):
+    """`load(name)` for a profile that an input file names; a refusal is reported as this file's field (a
+    refusal that already names a file, the profile's own, stays as it is)."""
+    try:
+        return load(name)
+    except PlannerError as err:
+        if err.file:
+            raise
+        raise PlannerError(err.message, file=file, field=field) from None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.engines import Engine, load_engine
-from planner.errors import PlannerError
+from planner.errors import PlannerError, resolve_named
 from planner.kv import KV_DTYPES
 from planner.models import Model, load_model
 from planner.quant import QuantFormat, load_format
@@ -136,9 +136,10 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
     doc = require_mapping(doc, file)
     check_keys(doc, TOP_KEYS, file)
     name = str(doc.get("name") or Path(file).stem)
-    model = _resolve(load_model, get_str(doc, "model", file), file, "model")
-    weights = _resolve(load_format, get_str(doc, "weights", file, default=model.native_weights), file, "weights")
-    engine = _resolve(load_engine, get_str(doc, "engine", file, default="vllm"), file, "engine")
+    model = resolve_named(load_model, get_str(doc, "model", file), file, "model")
+    weights = resolve_named(load_format, get_str(doc, "weights", file, default=model.native_weights), file,
+                            "weights")
+    engine = resolve_named(load_engine, get_str(doc, "engine", file, default="vllm"), file, "engine")
     engine = _engine_options(engine, _sub(doc, "engine_options", file, ENGINE_OPTION_KEYS), file)
     kv_cache = get_str(doc, "kv_cache", file, default="bf16")
     if kv_cache not in KV_DTYPES:
@@ -195,16 +196,6 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
         slo=tuple((k, v) for k, v in slo.items() if v is not None),
         measured=_measured(doc.get("measured"), file),
     )
-
-
-def _resolve(load, name: str, file: str, field: str):
-    """The profile `name` refers to; a refusal names this file and field (one in the profile's own file stays)."""
-    try:
-        return load(name)
-    except PlannerError as err:
-        if err.file:
-            raise
-        raise PlannerError(err.message, file=file, field=field) from None
 
 
 def _engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:

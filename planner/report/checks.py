@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from planner.errors import PlannerError
+from planner.errors import PlannerError, resolve_named
 from planner.estimate import estimate
 from planner.inspect import inspect_model
 from planner.kv import kv_layout, mha_equivalent_bytes_per_token
@@ -127,26 +127,18 @@ def _flag(opts: Mapping, key: str, ctx: Ctx, default: Any = ...) -> bool:
     return value
 
 
-def _resolve(load, name: str, ctx: Ctx, key: str):
-    """A planner loader's answer for an option's name; its refusal names the option."""
-    try:
-        return load(name)
-    except PlannerError as err:
-        if err.file:
-            raise
-        raise PlannerError(err.message, file=ctx.file, field=f"{ctx.field}.{key}") from None
 
 
 def _model(opts: Mapping, ctx: Ctx, key: str = "model"):
     name = _text(opts, key, ctx, None) if key == "model" else _text(opts, key, ctx)
-    return _resolve(load_model, model_ref(name or ctx.model), ctx, key)
+    return resolve_named(load_model, model_ref(name or ctx.model), ctx.file, f"{ctx.field}.{key}")
 
 
 def _inspect(opts: Mapping, ctx: Ctx, weights: str | None = None, kv: str = "bf16", key: str = "model") -> tuple[
         Any, dict]:
     """(model, inspect_model's document) for the check's model (or the one its option `key` names)."""
     model = _model(opts, ctx, key)
-    fmt = _resolve(load_format, weights or model.native_weights, ctx, "weights")
+    fmt = resolve_named(load_format, weights or model.native_weights, ctx.file, f"{ctx.field}.weights")
     ctx.call(f"inspect_model({model.name}, {fmt.name}, {kv})")
     return model, inspect_model(model, fmt, kv)
 
@@ -229,7 +221,8 @@ def check_kv_ratio(opts: Mapping, ctx: Ctx) -> Finding:
     model = _model(opts, ctx)
     ctx.call(f"kv_layout({model.name}, {dtype})")
     ctx.call(f"mha_equivalent_bytes_per_token({model.name}, {dtype})")
-    own = _resolve(lambda d: kv_layout(model.spec, d), dtype, ctx, "dtype").bytes_per_token_full
+    own = resolve_named(lambda d: kv_layout(model.spec, d), dtype, ctx.file, f"{ctx.field}.dtype")
+    own = own.bytes_per_token_full
     mha = mha_equivalent_bytes_per_token(model.spec, dtype)
     ratio = mha / own
     kind, off = compare(_num(opts, "claimed", ctx), ratio)
@@ -248,7 +241,7 @@ def check_mla_kv_formula(opts: Mapping, ctx: Ctx) -> Finding:
     if s.attention != "mla":
         return Finding("wrong", None, f"{model.name} uses {s.attention.upper()}", "the model has no MLA latent")
     ctx.call(f"kv_layout({model.name}, {dtype})")
-    own = _resolve(lambda d: kv_layout(s, d), dtype, ctx, "dtype").bytes_per_token_full
+    own = resolve_named(lambda d: kv_layout(s, d), dtype, ctx.file, f"{ctx.field}.dtype").bytes_per_token_full
     nbytes = own // (s.num_layers * (s.kv_lora_rank + s.qk_rope_head_dim))
     formula = copies * s.num_layers * s.kv_lora_rank * nbytes
     kind, off = compare(formula, own)
