@@ -4,6 +4,18 @@ Batch conventions: a decode `batch_per_gpu` B means the deployment runs B sequen
 attention TP group of t GPUs runs B x t; `concurrency` C spreads over dp_attention x replicas engine
 groups. Without either, the batch is the largest that memory and the engine's max_num_seqs allow
 and that keeps the SLO (MLPerf offline/server style).
+
+Two serving pictures (phase `serve`):
+- steady state (no `concurrency`; also the sizing search): requests come and go at random times, so every
+  step mixes the running decodes with the prompt tokens of the requests that replace finished ones
+  (`serve_point`).
+- waves (`concurrency` C given): how a benchmark client with a concurrency limit behaves
+  (`vllm bench serve --max-concurrency`, SGLang bench_serving, genai-perf). All C requests start at once;
+  with one input and one output length they also finish together, so the next C start together: the
+  run is a sequence of identical waves (`wave_metrics`). A wave prefills the C prompts in chunks of the
+  engine's token budget (request i's first token comes with the chunk holding its last prompt token),
+  then decodes the C sequences together. More requests than the engine runs at once (memory,
+  max_num_seqs) queue for whole waves.
 """
 
 from __future__ import annotations
@@ -64,6 +76,44 @@ def serve_point(sc: Scenario, running: float) -> ServePoint:
     return ServePoint(running, step, step.seconds / tps, ttft, pre)
 
 
+@dataclass(frozen=True)
+class Wave:
+    size: float  # requests decoding together in one engine group
+    prefill_s: float  # prefill of every prompt of the wave (all chunks)
+    ttft_s: float  # mean over the wave's requests (queueing for earlier waves included)
+    decode_step: Step  # one decode step of the full wave
+    duration_s: float  # prefill + decode of one wave
+    tpot_s: float  # mean (e2e - ttft) / (output_len - 1)
+    chunk: Step  # the largest prefill chunk
+    queue_s: float  # mean wait for earlier waves
+
+
+def wave(sc: Scenario, mem: MemoryReport) -> Wave:
+    """One wave of min(concurrency, what the engine runs at once) requests per engine group."""
+    wl, t = sc.workload, sc.parallelism.tp
+    demand = max(1.0, wl.concurrency / _groups(sc))
+    size = min(demand, max_running(sc, mem))
+    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    cached = wl.input_len - new
+    tokens = size * new  # prompt tokens of the wave in one engine group
+    budget = float(max(1, sc.engine.max_batched_tokens))
+    full, rest = divmod(tokens, budget) if tokens > budget else (0, tokens)
+    chunk = prefill_step(sc, min(tokens, budget) / t, wl.input_len, cached)
+    prefill_s = full * chunk.seconds + (prefill_step(sc, rest / t, wl.input_len, cached).seconds if rest else 0.0)
+    # request i (1..size) gets its first token with chunk ceil(i x new / budget): mean index a(size+1)/2 + 1/2
+    chunks = full + (1 if rest else 0)
+    mean_chunk = min(chunks, max(1.0, new / budget * (size + 1) / 2 + 0.5))
+    ttft = min(prefill_s, mean_chunk * chunk.seconds)
+    tps = tokens_per_step(sc)
+    step = decode_step(sc, size / t, _kv_mean(sc))
+    steps = max(wl.output_len - 1, 0) / tps
+    duration = prefill_s + steps * step.seconds
+    tpot = (duration - ttft) / (wl.output_len - 1) if wl.output_len > 1 else step.seconds / tps
+    waves = demand / size  # requests beyond what runs at once wait for whole waves, in order
+    queue = (waves - 1) / 2 * duration  # wave k waits k waves; mean over requests (n - 1) / 2
+    return Wave(size, prefill_s, ttft + queue, step, duration, tpot, chunk, queue)
+
+
 def max_running(sc: Scenario, mem: MemoryReport) -> float:
     """Sequences one engine group can run: memory (KV at the mean length) and the engine's max_num_seqs."""
     by_memory = mem.max_batch_per_gpu * sc.parallelism.tp
@@ -95,6 +145,12 @@ def serve_metrics(sc: Scenario, mem: MemoryReport) -> tuple[dict, dict, list]:
         tpot = step.seconds / tps
         out_gpu = b * tps / step.seconds
         queue = 0.0
+    elif wl.concurrency and not wl.batch_per_gpu:
+        w = wave(sc, mem)
+        step, pre, tpot, ttft, queue = w.decode_step, w.chunk, w.tpot_s, w.ttft_s, w.queue_s
+        out_gpu = w.size / par.tp * wl.output_len / w.duration_s
+        metrics["prefill_tokens_per_s_per_gpu"] = (w.size * max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+                                                   / w.prefill_s / par.tp)
     else:
         running = _serve_running(sc, mem)
         pt = serve_point(sc, running)
@@ -104,8 +160,8 @@ def serve_metrics(sc: Scenario, mem: MemoryReport) -> tuple[dict, dict, list]:
         queue = max(0.0, demand - running) / running * (wl.output_len * tpot + ttft)
         ttft += queue
     new_prompt = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    metrics.setdefault("prefill_tokens_per_s_per_gpu", new_prompt / (ttft - queue) / par.tp)
     metrics.update(
-        prefill_tokens_per_s_per_gpu=new_prompt / (ttft - queue) / par.tp,
         ttft_ms=1e3 * ttft, decode_tokens_per_s_per_gpu=out_gpu, tpot_ms=1e3 * tpot,
         output_tokens_per_s_per_user=1 / tpot,
         system_output_tokens_per_s=out_gpu * gpus,

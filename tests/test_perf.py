@@ -136,3 +136,37 @@ def test_public_cases_run_without_error():
     report = validate(PUBLIC)
     assert report["skipped"] == []
     assert report["summary"]["n"] >= 0.9 * len(report["cases"])
+
+
+def _serve(concurrency, **over):
+    wl = {"phase": "serve", "concurrency": concurrency, "input_len": 1024, "output_len": 256}
+    return estimate(scenario(model="deepseek-v3", weights="fp8-block128", workload=wl, **over))["metrics"]
+
+
+def test_wave_of_one_is_prefill_then_decode():
+    from planner.memory import memory_report
+    from planner.serving import wave
+
+    sc = scenario(model="deepseek-v3", weights="fp8-block128",
+                  workload={"phase": "serve", "concurrency": 1, "input_len": 1024, "output_len": 256})
+    w = wave(sc, memory_report(sc))
+    alone = prefill_step(sc, 1024 / 8, 1024)
+    assert w.size == 1 and w.queue_s == 0
+    assert w.ttft_s == pytest.approx(alone.seconds) and w.prefill_s == pytest.approx(alone.seconds)
+    assert w.duration_s == pytest.approx(alone.seconds + 255 * w.decode_step.seconds)
+
+
+def test_wave_ttft_grows_with_concurrency_and_throughput_with_batch():
+    low, mid, high = _serve(1), _serve(32), _serve(128)
+    # more prompts arrive together: later ones wait for earlier chunks
+    assert low["ttft_ms"] <= mid["ttft_ms"] <= high["ttft_ms"]
+    assert low["system_output_tokens_per_s"] < mid["system_output_tokens_per_s"] < high["system_output_tokens_per_s"]
+    # every request of a wave ends with the wave, so its TPOT carries the prefill of the others
+    assert high["tpot_ms"] >= low["tpot_ms"]
+
+
+def test_requests_beyond_engine_limit_queue_for_whole_waves():
+    cap = {"engine": "sglang", "engine_options": {"max_num_seqs": 64}}
+    full, double = _serve(64, **cap), _serve(128, **cap)
+    assert double["ttft_ms"] > full["ttft_ms"] + 0.4 * full["e2e_latency_ms"]
+    assert double["system_output_tokens_per_s"] == pytest.approx(full["system_output_tokens_per_s"])
