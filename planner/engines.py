@@ -36,6 +36,22 @@ class Engine:
     host_prefill: str = "cpu"  # cpu | pcie: where host-resident experts run for prompt batches (>= 32 tokens)
     cpu_memory_efficiency: float | None = None  # fraction of DRAM bandwidth the engine's CPU kernels reach
     cpu_compute_efficiency: float | None = None  # fraction of the CPU's AMX / AVX-512 peak its GEMMs reach
+    # CUDA graphs: a step replayed from a graph costs the GPU time only; a step launched kernel by kernel from
+    # Python costs at least eager_kernel_host_s per kernel of the op records (planner.perf.run_ops)
+    cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
+    graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
+    eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
+    max_running_requests: int | None = None  # scheduler's cap on running sequences per engine group (None: max_num_seqs)
+
+    @property
+    def running_cap(self) -> int:
+        return self.max_running_requests or self.max_num_seqs
+
+    def graphed(self, group_tokens: float, prefill: bool) -> bool:
+        """Whether a step of `group_tokens` tokens (decode: sequences x tokens each) replays a CUDA graph."""
+        if prefill:
+            return group_tokens <= self.graph_prefill_tokens
+        return self.cuda_graph_max_batch is None or group_tokens <= self.cuda_graph_max_batch
 
     def fraction_for(self, tp_group: int) -> float:
         """Memory fraction; SGLang picks its default from the TP group size (largest entry <= tp_group)."""
@@ -62,8 +78,8 @@ def load_engine(name: str) -> Engine:
     check_keys(doc, ("source", "fraction_mode", "memory_fraction", "memory_fraction_by_tp", "kv_block_tokens",
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
-                     "host_prefill",
-                     "cpu_memory_efficiency", "cpu_compute_efficiency"), file)
+                     "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
+                     "graph_prefill_tokens", "eager_kernel_host_s", "max_running_requests"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
         raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
@@ -88,6 +104,10 @@ def load_engine(name: str) -> Engine:
         host_prefill=_choice(doc, "host_prefill", ("cpu", "pcie"), file),
         cpu_memory_efficiency=get_number(doc, "cpu_memory_efficiency", file, default=None, minimum=0.01, maximum=1),
         cpu_compute_efficiency=get_number(doc, "cpu_compute_efficiency", file, default=None, minimum=0.01, maximum=1),
+        cuda_graph_max_batch=get_number(doc, "cuda_graph_max_batch", file, integer=True, default=None, minimum=0),
+        graph_prefill_tokens=num("graph_prefill_tokens", default=0),
+        eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
+        max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
     )
 
 

@@ -13,7 +13,9 @@ Conventions (per GPU; t = tp, G = tp x dp_attention GPUs per stage, e = ep):
   and runs causal attention over on average half the prompt (2 x heads x ctx x (192 + 128) per token).
 - Routed experts: the stage's tokens x top-k (token, expert) pairs spread over all G GPUs; the weights
   read are those of the experts actually touched: E_rank x (1 - (1 - k/E)^T) for T stage tokens
-  (uniform routing; `skew` > 0 concentrates traffic on fewer experts, a Zipf popularity).
+  (uniform routing; `skew` > 0 concentrates traffic on fewer experts, a Zipf popularity). With expert
+  parallelism the fullest GPU is the busiest EP rank: its routed tokens and all-to-all bytes are the mean
+  times `ep_load_imbalance` (EPLB-balanced routing; derivation at EXPERT_LOAD_CV).
 - 2 FLOP per multiply-accumulate; a SwiGLU expert is 3 GEMMs: 6 x h x I FLOP per token.
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from math import ceil
+from math import ceil, log, sqrt
 
 from planner.inventory import tensor_inventory
 from planner.kv import kv_layout
@@ -193,6 +195,26 @@ def ep_bytes_per_token(ep: int, top_k: int, gpus_per_node: int, per_node: bool) 
     return intra, (ep - local) * p_rank
 
 
+# Expert-parallel load imbalance. Every MoE layer ends in an all-to-all, so a step waits for the EP rank with the
+# most routed tokens. After EPLB the per-expert load still varies from batch to batch with a coefficient of
+# variation cv; a rank's load is the sum over its m experts (relative spread cv / sqrt(m)) and the busiest of ep
+# ranks sits about sqrt(2 ln ep) spreads above the mean (Gaussian maximum):
+#     busiest / mean = 1 + cv / sqrt(m) x sqrt(2 ln ep).
+# cv = 0.19: LMSYS (lm-sys blog 2025-05-05) measured DeepSeek-V3 prefill on 32 H100 (EP32, 8 experts per rank) at
+# 50,302 tok/s/node with in-distribution EPLB against 59,337 with simulated perfect balance: busiest rank 1.18x the
+# mean = 1 + cv / sqrt(8) x sqrt(2 ln 32). APPROXIMATE: one published pair, assumed the same for every MoE model.
+EXPERT_LOAD_CV = 0.19
+
+
+def ep_load_imbalance(sc: Scenario) -> float:
+    """Routed (token, expert) pairs of the busiest EP rank over the mean (1 without expert parallelism)."""
+    e = sc.parallelism.ep
+    if e <= 1 or not sc.model.spec.is_moe:
+        return 1.0
+    m = max(1.0, (sc.model.spec.n_routed_experts + sc.parallelism.redundant_experts) / e)
+    return 1 + EXPERT_LOAD_CV / sqrt(m) * sqrt(2 * log(e))
+
+
 def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: int, skew: float) -> list[Op]:
     s, par = sc.model.spec, sc.parallelism
     h, G, e = s.hidden_size, par.gpus_per_stage, par.ep
@@ -217,7 +239,8 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     expert_bytes = sum(_role_bytes(sc).get((r, "moe"), (0, 0, "bf16"))[1]
                        for r in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"))  # one expert, all three
     expert_tp = G / e
-    pairs = stage_tokens * k / G  # (token, expert) pairs this GPU computes (its 1/expert_tp share of its rank's)
+    # (token, expert) pairs this GPU computes (its 1/expert_tp share of its rank's), on the busiest EP rank
+    pairs = stage_tokens * k / G * ep_load_imbalance(sc)
     on_cpu = sc.expert_layers_on_cpu
     gpu_moe = moe_count - min(on_cpu, moe_count)
     inter = s.moe_intermediate_size
@@ -246,8 +269,9 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
                          _dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group))
     if e > 1:
         intra, inter = ep_bytes_per_token(e, k, sc.gpus_per_node or 1, per_node=phase == "prefill")
-        ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * h,
-                      rdma_bytes=n * inter * 3 * h, comm="alltoall", group=e))
+        busiest = ep_load_imbalance(sc)  # the all-to-all ends when the busiest rank has received its tokens
+        ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * h * busiest,
+                      rdma_bytes=n * inter * 3 * h * busiest, comm="alltoall", group=e))
     # TP-split experts (ep 1) reduce over the whole stage; with EP the shared expert and the TP-duplicated
     # tokens reduce over the attention TP group
     reduce_group = G if e == 1 else par.tp

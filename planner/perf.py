@@ -4,6 +4,10 @@
   forward step of the fullest GPU (roofline per op, communication, per-step engine overhead).
 - Two-batch overlap (engine `overlap_comm: tbo_ep`, ep > 1): the EP all-to-all of one micro-batch runs
   under the compute of the other: step = compute + communication - 0.5 x min(compute, communication).
+- CUDA graphs (engine `cuda_graph_max_batch`, `graph_prefill_tokens`, `eager_kernel_host_s`): a step
+  outside a graph (prefill in engines that capture decode only, decode batches above the captured sizes)
+  is launched kernel by kernel from Python; the GPU then waits for the host whenever launching is slower
+  than running: step = max(GPU work + communication, kernels x host time per kernel).
 - Pipeline parallelism: the step of one stage times pp (a token visits every stage; full pipelining).
 - MTP speculative decoding: each step verifies 1 + d tokens per sequence and accepts 1 + d x acceptance;
   the d draft passes cost one MoE layer and the lm_head each.
@@ -42,11 +46,13 @@ class Step:
     comm_s: float  # communication (after overlap)
     host_s: float  # CPU / PCIe work of offloaded experts
     overhead_s: float  # engine per-step overhead
+    launch_s: float = 0.0  # host time launching the kernels of a step run outside a CUDA graph (0 in a graph)
 
     @property
     def bottleneck(self) -> str:
+        work = self.compute_s + self.memory_s + self.comm_s + self.host_s
         parts = {"compute": self.compute_s, "memory": self.memory_s, "communication": self.comm_s,
-                 "host": self.host_s}
+                 "host": self.host_s if self.launch_s <= work else self.launch_s}
         return max(parts, key=parts.get)
 
 
@@ -61,7 +67,12 @@ def machine(sc: Scenario) -> Machine:
                    sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_efficiency)
 
 
-def run_ops(sc: Scenario, ops: list[Op]) -> Step:
+def launch_seconds(sc: Scenario, ops: list[Op]) -> float:
+    """Host time to launch every kernel of a step one by one (outside a CUDA graph)."""
+    return sc.engine.eager_kernel_host_s * sum(op.kernels * op.count for op in ops)
+
+
+def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True) -> Step:
     m = machine(sc)
     timed = tuple(time_op(op, m) for op in ops)
     comp = sum(t.total_s for t in timed if t.bound in ("compute", "latency"))
@@ -73,11 +84,12 @@ def run_ops(sc: Scenario, ops: list[Op]) -> Step:
         # two micro-batches: one's all-to-all runs under the other's compute, hiding part of the shorter of the two
         comm = comm - TBO_HIDDEN * min(comm, work)
     overhead = sc.engine.step_overhead_s
+    launch = 0.0 if graphed else launch_seconds(sc, ops)
     # pipeline parallelism: a token crosses all pp stages in turn, each taking one stage step, so the step a
     # sequence sees is pp stage steps; with pp micro-batches in flight every GPU stays busy, so per-GPU
     # throughput is still tokens per GPU / this step (no bubble once the batch fills pp micro-batches)
     stages = sc.parallelism.pp
-    return Step(stages * (work + comm + overhead), timed, comp, mem, comm, host, overhead)
+    return Step(stages * (max(work + comm, launch) + overhead), timed, comp, mem, comm, host, overhead, launch)
 
 
 def merge(a: list[Op], b: list[Op]) -> list[Op]:
@@ -128,16 +140,21 @@ def prefill_ops(sc: Scenario, tokens_per_gpu: float, prompt_len: float, cached: 
 
 
 def decode_step(sc: Scenario, batch_per_gpu: float, kv_len: float) -> Step:
-    return run_ops(sc, decode_ops(sc, batch_per_gpu, kv_len))
+    graphed = sc.engine.graphed(batch_per_gpu * sc.parallelism.tp, prefill=False)
+    return run_ops(sc, decode_ops(sc, batch_per_gpu, kv_len), graphed)
 
 
 def prefill_step(sc: Scenario, tokens_per_gpu: float, prompt_len: float, cached: float = 0.0) -> Step:
-    return run_ops(sc, prefill_ops(sc, tokens_per_gpu, prompt_len, cached))
+    graphed = sc.engine.graphed(tokens_per_gpu * sc.parallelism.tp, prefill=True)
+    return run_ops(sc, prefill_ops(sc, tokens_per_gpu, prompt_len, cached), graphed)
 
 
 def mixed_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens_per_gpu: float,
                prompt_len: float, cached: float = 0.0) -> Step:
     ops = decode_ops(sc, batch_per_gpu, kv_len)
+    t = sc.parallelism.tp
+    graphed = sc.engine.graphed(batch_per_gpu * t, prefill=False)
     if prefill_tokens_per_gpu > 0:
         ops = merge(ops, prefill_ops(sc, prefill_tokens_per_gpu, prompt_len, cached))
-    return run_ops(sc, ops)
+        graphed = sc.engine.graphed((batch_per_gpu + prefill_tokens_per_gpu) * t, prefill=True)
+    return run_ops(sc, ops, graphed)

@@ -48,7 +48,8 @@ def plan_dict(row, rank: int, wl) -> dict:
     users = t.concurrency
     r_op = row.extra.get("running_op") or running_for(sc, row.cap, t.output_tokens_per_s / row.replicas)
     dep = build(cand, wl, replicas=row.replicas, concurrency=r_op * g * row.replicas)
-    metrics, bottleneck, _ = serve_metrics(dep, row.mem)  # per-GPU memory is that of one replica
+    # production traffic arrives at random times: steady state (per-GPU memory is that of one replica)
+    metrics, bottleneck, _ = serve_metrics(dep, row.mem, steady=True)
     out_served = metrics["system_output_tokens_per_s"] if users is not None else t.output_tokens_per_s
     req = out_served / t.output_len
     in_served = req * t.input_len

@@ -216,7 +216,7 @@ def _engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     if tokens is not None:
         changes["max_batched_tokens"] = tokens
     if seqs is not None:
-        changes["max_num_seqs"] = seqs
+        changes.update(max_num_seqs=seqs, max_running_requests=None)
     if block is not None:
         changes.update(kv_block_tokens=block, mla_kv_block_tokens=block)
     return replace(engine, **changes)

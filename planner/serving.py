@@ -115,12 +115,13 @@ def wave(sc: Scenario, mem: MemoryReport) -> Wave:
 
 
 def max_running(sc: Scenario, mem: MemoryReport) -> float:
-    """Sequences one engine group can run: memory (KV at the mean length) and the engine's max_num_seqs."""
+    """Sequences one engine group can run: memory (KV at the mean length) and the engine's scheduler cap."""
     by_memory = mem.max_batch_per_gpu * sc.parallelism.tp
-    return max(1.0, min(by_memory, sc.engine.max_num_seqs))
+    return max(1.0, min(by_memory, sc.engine.running_cap))
 
 
-def serve_metrics(sc: Scenario, mem: MemoryReport) -> tuple[dict, dict, list]:
+def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False) -> tuple[dict, dict, list]:
+    """Metrics, bottlenecks and throughput curve; `steady` serves `concurrency` as steady state, not waves."""
     wl, par = sc.workload, sc.parallelism
     tps = tokens_per_step(sc)
     gpus = _gpus_used(sc)
@@ -145,7 +146,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport) -> tuple[dict, dict, list]:
         tpot = step.seconds / tps
         out_gpu = b * tps / step.seconds
         queue = 0.0
-    elif wl.concurrency and not wl.batch_per_gpu:
+    elif wl.concurrency and not wl.batch_per_gpu and not steady:
         w = wave(sc, mem)
         step, pre, tpot, ttft, queue = w.decode_step, w.chunk, w.tpot_s, w.ttft_s, w.queue_s
         out_gpu = w.size / par.tp * wl.output_len / w.duration_s

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.ops import step_ops
-from planner.perf import TBO_HIDDEN, machine
+from planner.ops import ep_load_imbalance, step_ops
+from planner.perf import TBO_HIDDEN, launch_seconds, machine
 from planner.roofline import _mamf_cap, _peak, comm_time
 from planner.scenario import Scenario
 
@@ -49,13 +49,15 @@ class DecodeSweep:
         par = sc.parallelism
         self.k_over_e = spec.experts_per_token / max(spec.n_routed_experts, 1)
         self.stage = par.gpus_per_stage
-        # grouped-GEMM rows per expert: n k (G / ep) / touched experts of the rank (as planner.ops)
+        # grouped-GEMM rows per expert: n k (G / ep) x imbalance / touched experts of the rank (as planner.ops)
         per_rank = -(-(spec.n_routed_experts + par.redundant_experts) // par.ep)
-        self.rows_per_expert = spec.experts_per_token * (par.gpus_per_stage / par.ep) / max(per_rank, 1)
+        self.rows_per_expert = (spec.experts_per_token * (par.gpus_per_stage / par.ep) / max(per_rank, 1)
+                                * ep_load_imbalance(sc))  # the busiest EP rank, as planner.ops
         sliding = sum(t == "sliding_attention" for t in spec.layer_types) / spec.num_layers
         self.window, self.sliding = spec.sliding_window, sliding if spec.attention != "mla" else 0.0
         base = {(n, c): {op.name: op for op in step_ops(sc, "decode", n, c)} for n, c in ((1, 1), (2, 1), (1, 2))}
         big = {op.name: op for op in step_ops(sc, "decode", 1e9, 1)}
+        self.launch = launch_seconds(sc, list(base[(1, 1)].values()))  # kernel count does not depend on n
         self.ops = []
         for name, op in base[(1, 1)].items():
             vals = {f: (getattr(op, f), getattr(base[(2, 1)][name], f), getattr(base[(1, 2)][name], f)) for f in FIELDS}
@@ -108,7 +110,11 @@ class DecodeSweep:
             work = work + np.maximum(np.maximum(t_c, t_m), op.floor) * op.count
         if self.sc.engine.overlap_comm == "tbo_ep" and self.sc.parallelism.ep > 1:
             comm = comm - TBO_HIDDEN * np.minimum(comm, work)
-        step = (work + comm + self.sc.engine.step_overhead_s) * self.sc.parallelism.pp
+        busy = work + comm
+        cap = self.sc.engine.cuda_graph_max_batch
+        if self.launch and cap is not None:  # batches above the captured sizes are launched from the host
+            busy = np.where(n * self.sc.parallelism.tp > cap, np.maximum(busy, self.launch), busy)
+        step = (busy + self.sc.engine.step_overhead_s) * self.sc.parallelism.pp
         return step, n / step
 
 

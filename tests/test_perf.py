@@ -170,3 +170,42 @@ def test_requests_beyond_engine_limit_queue_for_whole_waves():
     full, double = _serve(64, **cap), _serve(128, **cap)
     assert double["ttft_ms"] > full["ttft_ms"] + 0.4 * full["e2e_latency_ms"]
     assert double["system_output_tokens_per_s"] == pytest.approx(full["system_output_tokens_per_s"])
+
+
+def _sglang_dsv3(**over):
+    return scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang", **over)
+
+
+def test_steps_outside_cuda_graphs_wait_for_host_launches():
+    from planner.perf import launch_seconds, prefill_ops
+
+    sc = _sglang_dsv3()
+    assert sc.engine.eager_kernel_host_s > 0 and sc.engine.graph_prefill_tokens == 0
+    tiny = prefill_step(sc, 16 / 8, 16)  # a 16-token prompt: GPU work is tiny, launching ~1,500 kernels is not
+    assert tiny.launch_s == pytest.approx(launch_seconds(sc, prefill_ops(sc, 16 / 8, 16)))
+    assert tiny.seconds >= tiny.launch_s and tiny.bottleneck == "host"
+    # decode inside the captured sizes replays a graph: no launch cost
+    assert decode_step(sc, 8, 2000).launch_s == 0
+
+
+def test_decode_above_captured_batch_is_never_faster_than_the_graph_model():
+    sc = _sglang_dsv3()
+    cap = sc.engine.cuda_graph_max_batch / 8  # per GPU at TP8
+    inside, above = decode_step(sc, cap, 2000), decode_step(sc, cap + 1, 2000)
+    assert inside.launch_s == 0 and above.launch_s > 0
+    assert above.seconds >= inside.seconds
+
+
+def test_ep_load_imbalance_grows_with_ranks_and_shrinks_with_redundant_experts():
+    from planner.ops import ep_load_imbalance
+
+    def imb(ep, redundant=0):
+        return ep_load_imbalance(scenario(model="deepseek-v3", weights="fp8-block128",
+                                          hardware={"gpu": "h100-sxm", "nodes": 18},
+                                          parallelism={"tp": 1, "dp_attention": ep, "ep": ep,
+                                                       "redundant_experts": redundant}))
+
+    assert imb(1) == 1.0
+    assert 1.0 < imb(8) < imb(32) < imb(144)
+    assert imb(32, redundant=32) < imb(32)
+    assert imb(32) == pytest.approx(1.18, abs=0.01)  # the LMSYS EP32 pair it is derived from
