@@ -41,7 +41,7 @@ class Engine:
     cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
     graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
-    max_running_requests: int | None = None  # scheduler's cap on running sequences per engine group (None: max_num_seqs)
+    max_running_requests: int | None = None  # scheduler cap on running sequences per group (None: max_num_seqs)
 
     @property
     def running_cap(self) -> int:
