@@ -29,7 +29,8 @@ OFFLOAD_KEYS = ("expert_layers_on_cpu", "cpu_compute")
 SPEC_KEYS = ("mtp_tokens", "acceptance")
 WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
                  "context_len")
-ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens")
+ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
+                      "max_running_requests", "cuda_graph_max_batch")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
 MEASURED_KEYS = ("metric", "value", "source", "note", "unit")
 METRIC_VOCABULARY = (  # CONTRACT.md §3: what `validate` can compare
@@ -210,13 +211,21 @@ def _engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
                       maximum=MAX_TOKENS)
     block = get_number(opts, "kv_block_tokens", file, prefix=pre, default=None, integer=True, minimum=1,
                        maximum=1 << 16)
+    running = get_number(opts, "max_running_requests", file, prefix=pre, default=None, integer=True, minimum=1,
+                         maximum=MAX_TOKENS)  # SGLang --max-running-requests
+    graphs = get_number(opts, "cuda_graph_max_batch", file, prefix=pre, default=None, integer=True, minimum=0,
+                        maximum=MAX_TOKENS)  # SGLang --cuda-graph-max-bs, vLLM max capture size
     changes: dict[str, Any] = {}
+    if running is not None:
+        changes["max_running_requests"] = running
+    if graphs is not None:
+        changes["cuda_graph_max_batch"] = graphs
     if frac is not None:
         changes.update(memory_fraction=frac, memory_fraction_by_tp=())
     if tokens is not None:
         changes["max_batched_tokens"] = tokens
     if seqs is not None:
-        changes.update(max_num_seqs=seqs, max_running_requests=None)
+        changes.update(max_num_seqs=seqs, max_running_requests=running)
     if block is not None:
         changes.update(kv_block_tokens=block, mla_kv_block_tokens=block)
     return replace(engine, **changes)

@@ -209,3 +209,10 @@ def test_ep_load_imbalance_grows_with_ranks_and_shrinks_with_redundant_experts()
     assert 1.0 < imb(8) < imb(32) < imb(144)
     assert imb(32, redundant=32) < imb(32)
     assert imb(32) == pytest.approx(1.18, abs=0.01)  # the LMSYS EP32 pair it is derived from
+
+
+def test_engine_options_set_running_cap_and_graph_capture():
+    sc = scenario(engine="sglang", engine_options={"max_running_requests": 48, "cuda_graph_max_batch": 16})
+    assert sc.engine.running_cap == 48 and sc.engine.cuda_graph_max_batch == 16
+    assert not sc.engine.graphed(17, prefill=False) and sc.engine.graphed(16, prefill=False)
+    assert scenario(engine="vllm", engine_options={"max_num_seqs": 64}).engine.running_cap == 64
