@@ -130,7 +130,9 @@ def screen(sc: Scenario, mem: MemoryReport, limits: Limits, chunk=None) -> tuple
     step, tpot, ttft = estimate()
     good = limits.ok(tpot, ttft)
     if good.any() and not good.all():  # one more exact point where the SLO boundary is estimated to lie
-        sample(int(np.flatnonzero(good).max()) + 1)
+        nxt = int(np.flatnonzero(good).max()) + 1
+        if nxt < len(running):  # the SLO need not hold monotonically (e.g. a launch floor at small batches)
+            sample(nxt)
         step, tpot, ttft = estimate()
         good = limits.ok(tpot, ttft)
     if not good.any():

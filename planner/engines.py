@@ -41,6 +41,7 @@ class Engine:
     cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
     graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
+    mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
     max_running_requests: int | None = None  # scheduler cap on running sequences per group (None: max_num_seqs)
 
     @property
@@ -79,7 +80,7 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
-                     "graph_prefill_tokens", "eager_kernel_host_s", "max_running_requests"), file)
+                     "graph_prefill_tokens", "eager_kernel_host_s", "max_running_requests", "mixed_chunk"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
         raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
@@ -108,6 +109,7 @@ def load_engine(name: str) -> Engine:
         graph_prefill_tokens=num("graph_prefill_tokens", default=0),
         eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
+        mixed_chunk=doc.get("mixed_chunk", True) is not False,
     )
 
 

@@ -151,10 +151,26 @@ def prefill_step(sc: Scenario, tokens_per_gpu: float, prompt_len: float, cached:
 
 def mixed_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens_per_gpu: float,
                prompt_len: float, cached: float = 0.0) -> Step:
-    ops = decode_ops(sc, batch_per_gpu, kv_len)
+    """A decode step plus `prefill_tokens_per_gpu` prompt tokens per step on average.
+
+    Engines that mix (vLLM, TRT-LLM chunked prefill) run both in one forward: weights read once. Engines that
+    do not (SGLang without --enable-mixed-chunk) run a separate prefill batch whenever prompts wait: with f
+    prompts arriving per decode step, one batch of f prompts per step (f >= 1) or one prompt every 1/f steps,
+    so each decode step carries f x one-prompt-batch (amortized; its launch floor included)."""
     t = sc.parallelism.tp
-    graphed = sc.engine.graphed(batch_per_gpu * t, prefill=False)
-    if prefill_tokens_per_gpu > 0:
-        ops = merge(ops, prefill_ops(sc, prefill_tokens_per_gpu, prompt_len, cached))
-        graphed = sc.engine.graphed((batch_per_gpu + prefill_tokens_per_gpu) * t, prefill=True)
-    return run_ops(sc, ops, graphed)
+    if prefill_tokens_per_gpu <= 0:
+        return decode_step(sc, batch_per_gpu, kv_len)
+    if not sc.engine.mixed_chunk:
+        f = min(1.0, prefill_tokens_per_gpu * t / max(prompt_len - cached, 1.0))
+        return amortized(decode_step(sc, batch_per_gpu, kv_len),
+                         prefill_step(sc, prefill_tokens_per_gpu / f, prompt_len, cached), f)
+    ops = merge(decode_ops(sc, batch_per_gpu, kv_len), prefill_ops(sc, prefill_tokens_per_gpu, prompt_len, cached))
+    return run_ops(sc, ops, sc.engine.graphed((batch_per_gpu + prefill_tokens_per_gpu) * t, prefill=True))
+
+
+def amortized(a: Step, b: Step, f: float) -> Step:
+    """Step a followed, on average, by f of step b."""
+    timed = a.timed + tuple(replace(x, seconds=x.seconds * f) for x in b.timed)
+    return Step(a.seconds + f * b.seconds, timed, a.compute_s + f * b.compute_s, a.memory_s + f * b.memory_s,
+                a.comm_s + f * b.comm_s, a.host_s + f * b.host_s, a.overhead_s + f * b.overhead_s,
+                a.launch_s + f * b.launch_s)

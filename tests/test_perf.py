@@ -216,3 +216,17 @@ def test_engine_options_set_running_cap_and_graph_capture():
     assert sc.engine.running_cap == 48 and sc.engine.cuda_graph_max_batch == 16
     assert not sc.engine.graphed(17, prefill=False) and sc.engine.graphed(16, prefill=False)
     assert scenario(engine="vllm", engine_options={"max_num_seqs": 64}).engine.running_cap == 64
+
+
+def test_engines_without_mixed_chunks_run_prefill_batches_apart():
+    from planner.perf import mixed_step
+
+    sc = _sglang_dsv3()
+    assert not sc.engine.mixed_chunk
+    dec = decode_step(sc, 8, 2000)
+    # 64 prompt tokens per GPU per step at TP8 = half a 1,024-token prompt per step: one prefill every 2 steps
+    step = mixed_step(sc, 8, 2000, 64, 1024)
+    assert step.seconds == pytest.approx(dec.seconds + 0.5 * prefill_step(sc, 128, 1024).seconds)
+    vllm = scenario(model="deepseek-v3", weights="fp8-block128", engine="vllm")
+    assert vllm.engine.mixed_chunk and mixed_step(vllm, 8, 2000, 64, 1024).seconds < (
+        decode_step(vllm, 8, 2000).seconds + 0.5 * prefill_step(vllm, 128, 1024).seconds)  # weights read once

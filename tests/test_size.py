@@ -205,3 +205,14 @@ def test_bad_input_is_one_line(tmp_path):
     bad.write_text(CHAT.read_text().replace("requests_per_s: 2.0", "requests_per_s: -1"))
     out = run("size", str(bad), "--json")
     assert out.returncode == 2 and "traffic.requests_per_s" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_sizing_survives_an_slo_that_holds_only_at_the_largest_batch():
+    # found by the property test (tests/test_robustness_properties.py): the grid index past the SLO boundary
+    doc = {"model": "mixtral-8x7b", "traffic": {"input_len": 16, "output_len": 16, "concurrency": 1},
+           "slo": {"tpot_ms": 30}, "context_len": 32, "purchase": "buy", "objective": "usd_per_m_tokens",
+           "kv_cache": ["bf16"], "top": 1,
+           "search": {"classes": ["gpu_server"], "max_nodes": 1, "accelerators": ["h100-sxm"]}}
+    out = size(workload_from_mapping(doc, "w.yaml"))
+    for plan in out["plans"]:
+        assert plan["metrics"]["tpot_ms"] <= 30 * (1 + 1e-6)
