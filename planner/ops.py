@@ -49,6 +49,7 @@ class Op:
     m: int = 0  # GEMM rows (tokens) for efficiency curves
     where: str = "gpu"  # gpu | cpu | pcie (weights streamed from host RAM to the GPU that computes)
     kernels: int = 1  # kernel launches this op stands for (the per-kernel floor applies to each)
+    depth: float = 0.0  # GEMM reduction depth K on this GPU (FLOP-weighted harmonic mean over its GEMMs; 0: n/a)
 
     @property
     def bytes(self) -> float:
@@ -96,15 +97,22 @@ def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens:
     return touched * experts_on_rank / n_experts
 
 
+def swiglu_depth(h: float, inter_per_gpu: float) -> float:
+    """Reduction depth of a SwiGLU MLP on one GPU: gate/up reduce over h (2/3 of the FLOP), down over the GPU's
+    slice of the intermediate size (1/3); FLOP-weighted harmonic mean, as time ~ FLOP / efficiency(K)."""
+    return 1 / (2 / 3 / h + 1 / 3 / max(inter_per_gpu, 1.0))
+
+
 def _gemm(name: str, count: int, m: float, k: int, n: float, weight: float, dtype: str, kind: str = "gemm",
-          kernels: int = 1, rows: float | None = None) -> Op:
+          kernels: int = 1, rows: float | None = None, depth: float | None = None) -> Op:
     """[m, k] x [k, n]: 2mkn FLOP; bf16 activations in and out (+ an fp8 copy of the input for fp8 GEMMs:
     DeepGEMM/CUTLASS block-scaled GEMMs quantize activations per token per 128 channels first).
     `rows`: the GEMM's real M for the efficiency curve when the GPU runs all `rows` tokens of its TP group on
-    a 1/t column slice (FLOP and bytes are still counted as m tokens at full width)."""
+    a 1/t column slice (FLOP and bytes are still counted as m tokens at full width).
+    `depth`: the reduction depth one GPU runs (row-parallel layers split k over TP); default k."""
     quant = 3 * m * k if dtype == "fp8" else 0
     return Op(name, kind, count, 2 * m * k * n, weight_bytes=weight, act_bytes=2 * m * (k + n) + quant, dtype=dtype,
-              m=ceil(rows or m), kernels=kernels)
+              m=ceil(rows or m), kernels=kernels, depth=depth or k)
 
 
 def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq: int) -> list[Op]:
@@ -150,7 +158,7 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
                           act_bytes=2 * n * heads * (2 * s.qk_head_dim + 2 * s.v_head_dim), m=ceil(group_tokens),
                           kernels=2))
         ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.v_head_dim, h, w("attn_output"), d("attn_output"),
-                         rows=group_tokens))
+                         rows=group_tokens, depth=s.num_heads * s.v_head_dim / t))  # row-parallel
     else:
         kv_heads = s.num_kv_heads
         ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.head_dim, w("attn_q"), d("attn_q"),
@@ -169,7 +177,7 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
             ops.append(Op("attn.prefill", "attention_prefill", count, flops, kv_write_bytes=group_tokens * kv_tok,
                           m=ceil(group_tokens)))
         ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.head_dim, h, w("attn_output"), d("attn_output"),
-                         rows=group_tokens))
+                         rows=group_tokens, depth=s.num_heads * s.head_dim / t))  # row-parallel
     if t > 1:
         ops.append(Op("comm.attn_allreduce", "comm", count, 0, comm_bytes=n * t * h * 2, comm="allreduce", group=t))
     return ops
@@ -223,7 +231,8 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     if dense_count:
         w3 = sum(_w(sc, r, "dense") for r in ("ffn_gate", "ffn_up", "ffn_down"))
         ops.append(_gemm("mlp.dense", dense_count, n, h, 3 * s.intermediate_size, w3, _dtype(sc, "ffn_up", "dense"),
-                         kernels=3, rows=n * gd))  # gate_up, SwiGLU, down
+                         kernels=3, rows=n * gd,  # gate_up, SwiGLU, down
+                         depth=swiglu_depth(h, s.intermediate_size / gd)))
         if gd > 1:
             ops.append(Op("comm.mlp_allreduce", "comm", dense_count, 0, comm_bytes=n * gd * h * 2, comm="allreduce",
                           group=gd))
@@ -249,7 +258,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
                       weight_bytes=touched * expert_bytes / expert_tp,
                       act_bytes=pairs * (2 * h + 6 * inter / expert_tp),
                       dtype=_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1)),
-                      kernels=3))  # align/sort + two grouped GEMMs
+                      kernels=3, depth=swiglu_depth(h, inter / expert_tp)))  # align/sort + two grouped GEMMs
     # gather tokens into expert order and scatter the outputs back (read + write, bf16), and SwiGLU over the
     # gate/up outputs (read 2I, write I): bandwidth-bound kernels beside the grouped GEMMs
     ops.append(Op("moe.permute_act", "elementwise", moe_count, 0,
@@ -266,7 +275,8 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
         w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))
         shared_group = par.tp if e > 1 else gd  # as memory.gpu_share places the shared expert
         ops.append(_gemm("moe.shared", moe_count, n, h, 3 * s.shared_intermediate_size, w3,
-                         _dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group))
+                         _dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group,
+                         depth=swiglu_depth(h, s.shared_intermediate_size / shared_group)))
     if e > 1:
         intra, inter = ep_bytes_per_token(e, k, sc.gpus_per_node or 1, per_node=phase == "prefill")
         busiest = ep_load_imbalance(sc)  # the all-to-all ends when the busiest rank has received its tokens

@@ -1,6 +1,6 @@
 """The roofline, applied in one function: op records -> seconds, with the bound named.
 
-GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m)), bytes / (HBM x eff_m(m)), kernels x floor)
+GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m) x depth(K)), bytes / (HBM x eff_m(m)), kernels x floor)
 CPU op:   the same with the host's AMX/AVX-512 peak and DRAM bandwidth (NUMA-aware engines use every
           socket, others one socket's worth); `pcie` ops stream their weights over the host link while
           the GPU computes them, t = max(stream, GPU compute).
@@ -56,6 +56,22 @@ def _peak(acc, dtype: str) -> float:
     return acc.peak_flops("fp16")
 
 
+# Short reductions run below the efficiency curves: with few K steps per output tile the prologue and epilogue
+# (loading, scaling, writing C) are not amortized. DeepGEMM's dense FP8 table (shared/reference/kernels.yaml,
+# H800): at M=4096, K=512 reaches 751 TFLOPS against 1,009-1,426 at K=1,536-16,384, and at M=128 358 against
+# 510-645, i.e. ~0.65x; efficiency ~ K / (K + K0) fits that with K0 = 300. The curves are DeepGEMM's at typical
+# K ~ 4,096, so ops are scaled by (K / (K + K0)) / (4096 / (4096 + K0)), never above 1. It matters for
+# TP-split expert down projections (DeepSeek/Kimi at TP8: K = 2048 / 8 = 256).
+GEMM_DEPTH_K0 = 300.0
+GEMM_DEPTH_REF = 4096.0
+
+
+def depth_factor(depth: float) -> float:
+    if depth <= 0:
+        return 1.0
+    return min(1.0, depth / (depth + GEMM_DEPTH_K0) * (GEMM_DEPTH_REF + GEMM_DEPTH_K0) / GEMM_DEPTH_REF)
+
+
 def _mamf_cap(acc, dtype: str) -> float:
     frac = acc.fraction("mamf_fp8" if dtype in ("fp8", "fp4", "int8") else "mamf_bf16")
     return frac if frac else 1.0
@@ -70,7 +86,7 @@ def time_op(op: Op, m: Machine) -> TimedOp:
     peak = _peak(m.acc, op.dtype)
     eff_c = e.compute.at(op.m or 1)
     if op.kind in ("gemm", "grouped_gemm"):
-        eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype))
+        eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype)) * depth_factor(op.depth)
     t_c = op.flops / (peak * eff_c) if op.flops else 0.0
     t_m = op.bytes / (m.acc.memory_bandwidth_bytes_per_s * e.memory.at(op.m or 1)) if op.bytes else 0.0
     if op.where == "pcie":

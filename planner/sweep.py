@@ -18,7 +18,7 @@ import numpy as np
 
 from planner.ops import ep_load_imbalance, step_ops
 from planner.perf import TBO_HIDDEN, launch_seconds, machine
-from planner.roofline import _mamf_cap, _peak, comm_time
+from planner.roofline import _mamf_cap, _peak, comm_time, depth_factor
 from planner.scenario import Scenario
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
@@ -37,6 +37,7 @@ class _OpCoef:
     comm_a: float  # comm time = comm_a + comm_b x n (every byte of a collective scales with the tokens n)
     comm_b: float
     where: str
+    kfac: float = 1.0  # reduction-depth factor on compute efficiency (planner.roofline.depth_factor)
 
 
 class DecodeSweep:
@@ -69,7 +70,9 @@ class DecodeSweep:
             expert = big[name].weight_bytes if name in ("moe.experts", "moe.experts_host") else 0.0
             e = m.eff.ops[op.kind] if op.kind != "comm" else None
             peak = _peak(m.acc, op.dtype) if op.kind != "comm" else 0.0
-            mamf = _mamf_cap(m.acc, op.dtype) if op.kind in ("gemm", "grouped_gemm") else 1.0
+            gemm = op.kind in ("gemm", "grouped_gemm")
+            mamf = _mamf_cap(m.acc, op.dtype) if gemm else 1.0
+            kfac = depth_factor(op.depth) if gemm else 1.0
             comm_a = comm_b = 0.0
             if op.kind == "comm" and op.group > 1:
                 # all bytes of a collective scale with n, so its time is affine in n: latency + slope x n
@@ -77,7 +80,7 @@ class DecodeSweep:
                 comm_b = two - one
                 comm_a = one - comm_b
             self.ops.append(_OpCoef(name, op.kind, op.count, coef, expert, peak, mamf,
-                                    e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where))
+                                    e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac))
 
     def evaluate(self, batch, context, bw_scale=1.0, flops_scale=1.0):
         """Decode step seconds and tokens/s per GPU for arrays (broadcast together) of variants."""
@@ -104,7 +107,7 @@ class DecodeSweep:
             e = eff[op.kind]
             eff_c = _interp(e.compute, m)
             if op.kind in ("gemm", "grouped_gemm"):
-                eff_c = np.minimum(eff_c, op.mamf)
+                eff_c = np.minimum(eff_c, op.mamf) * op.kfac
             t_c = v["flops"] / (op.peak * fl * eff_c)
             t_m = total_bytes / (bw * _interp(e.memory, m))
             work = work + np.maximum(np.maximum(t_c, t_m), op.floor) * op.count

@@ -230,3 +230,18 @@ def test_engines_without_mixed_chunks_run_prefill_batches_apart():
     vllm = scenario(model="deepseek-v3", weights="fp8-block128", engine="vllm")
     assert vllm.engine.mixed_chunk and mixed_step(vllm, 8, 2000, 64, 1024).seconds < (
         decode_step(vllm, 8, 2000).seconds + 0.5 * prefill_step(vllm, 128, 1024).seconds)  # weights read once
+
+
+def test_short_reductions_run_below_the_curve():
+    from planner.ops import step_ops, swiglu_depth
+    from planner.roofline import depth_factor
+
+    assert depth_factor(0) == 1.0 and depth_factor(16384) == 1.0
+    assert depth_factor(256) < depth_factor(512) < depth_factor(2048) < 1.0
+    assert depth_factor(512) == pytest.approx(751 / 1150, rel=0.1)  # DeepGEMM K=512 vs typical K at M=4096
+    # experts split 8 ways (TP8) reduce over 2048 / 8 = 256 in the down projection; EP keeps the full 2048
+    tp = {op.name: op for op in step_ops(_sglang_dsv3(), "prefill", 1024, 512)}
+    ep = {op.name: op for op in step_ops(_sglang_dsv3(parallelism={"tp": 1, "dp_attention": 8, "ep": 8}),
+                                         "prefill", 1024, 512)}
+    assert tp["moe.experts"].depth == pytest.approx(swiglu_depth(7168, 256))
+    assert tp["moe.experts"].depth < ep["moe.experts"].depth
