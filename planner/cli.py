@@ -144,6 +144,18 @@ def print_estimate(doc: dict) -> None:
     for key, val in doc["metrics"].items():
         if val is not None:
             print(f"  {key:32s} {val:,.2f}")
+    bott = doc.get("bottleneck") or {}
+    if any(bott.values()):
+        print("  bottleneck: " + ", ".join(f"{k} {v}" for k, v in bott.items() if v))
+    sv = doc.get("serving") or {}
+    if sv.get("mode") == "waves":
+        print(f"  served as {sv['waves_per_group']:.3g} wave(s) of {sv['running_per_group']:,.0f} requests per engine "
+              f"group (prefill {sv['wave_prefill_ms']:,.0f} ms, whole wave {sv['wave_duration_ms']:,.0f} ms)")
+    elif sv.get("mode") == "steady":
+        print(f"  served as a steady state of {sv['running_per_group']:,.1f} running sequences per engine group"
+              + (f" (queue {sv['queue_ms']:,.0f} ms)" if sv.get("queue_ms") else ""))
+    for note in doc.get("assumptions") or ():
+        print(f"  assumed: {note}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,12 +19,13 @@ def estimate(sc: Scenario) -> dict:
     mem = memory_report(sc)
     par = sc.parallelism
     metrics, bottleneck, curve = dict.fromkeys(METRICS), {"prefill": None, "decode": None}, []
+    serving: dict = {}
     if mem.fits:
         from planner.errors import PlannerError
         from planner.serving import serve_metrics
 
         try:
-            computed, bottleneck, curve = serve_metrics(sc, mem)
+            computed, bottleneck, curve = serve_metrics(sc, mem, info=serving)
             metrics.update(computed)
         except PlannerError as err:  # e.g. a GPU profile that publishes no tensor-core peaks: memory still answers
             assumptions = [*assumptions, f"speed not estimated: {err}"]
@@ -58,5 +59,8 @@ def estimate(sc: Scenario) -> dict:
         },
         "metrics": metrics,
         "bottleneck": bottleneck,
+        # how the load was served: mode prefill | decode | steady (mixed chunked-prefill steps) | waves (a stated
+        # concurrency as a benchmark client runs it), sequences per engine group, and for waves their timing
+        "serving": serving,
         "throughput_curve": curve,
     }

@@ -120,8 +120,11 @@ def max_running(sc: Scenario, mem: MemoryReport) -> float:
     return max(1.0, min(by_memory, sc.engine.running_cap))
 
 
-def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False) -> tuple[dict, dict, list]:
-    """Metrics, bottlenecks and throughput curve; `steady` serves `concurrency` as steady state, not waves."""
+def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
+                  info: dict | None = None) -> tuple[dict, dict, list]:
+    """Metrics, bottlenecks and throughput curve; `steady` serves `concurrency` as steady state, not waves.
+    `info`, when given, receives how the load was served (mode, sequences per engine group, waves, queueing)."""
+    info = {} if info is None else info
     wl, par = sc.workload, sc.parallelism
     tps = tokens_per_step(sc)
     gpus = _gpus_used(sc)
@@ -132,6 +135,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False) -> tupl
         tokens = wl.batch_per_gpu or min(sc.engine.max_batched_tokens,
                                          wl.input_len * (wl.concurrency or inf) / _groups(sc)) / par.tp
         step = prefill_step(sc, tokens, wl.input_len, wl.input_len * wl.prefix_cache_hit)
+        info.update(mode="prefill", tokens_per_gpu_per_step=tokens)
         rate = tokens / step.seconds
         _, ttft = _prefill_alone(sc)
         metrics.update(prefill_tokens_per_s_per_gpu=rate, prefill_tokens_per_s_per_node=rate * per_node,
@@ -141,6 +145,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False) -> tupl
     curve = throughput_curve(sc, mem)
     if wl.phase == "decode":
         b = _decode_batch(sc, mem)
+        info.update(mode="decode", running_per_group=b * par.tp)
         step = decode_step(sc, b, _kv_mean(sc))
         pre, ttft = _prefill_alone(sc)
         tpot = step.seconds / tps
@@ -148,17 +153,21 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False) -> tupl
         queue = 0.0
     elif wl.concurrency and not wl.batch_per_gpu and not steady:
         w = wave(sc, mem)
+        info.update(mode="waves", running_per_group=w.size, waves_per_group=wl.concurrency / _groups(sc) / w.size,
+                    wave_prefill_ms=1e3 * w.prefill_s, wave_duration_ms=1e3 * w.duration_s, queue_ms=1e3 * w.queue_s)
         step, pre, tpot, ttft, queue = w.decode_step, w.chunk, w.tpot_s, w.ttft_s, w.queue_s
         out_gpu = w.size / par.tp * wl.output_len / w.duration_s
         metrics["prefill_tokens_per_s_per_gpu"] = (w.size * max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
                                                    / w.prefill_s / par.tp)
     else:
         running = _serve_running(sc, mem)
+        info.update(mode="steady", running_per_group=running)
         pt = serve_point(sc, running)
         step, pre, tpot, ttft = pt.step, pt.prefill, pt.tpot_s, pt.ttft_s
         out_gpu = running / par.tp * tps / step.seconds
         demand = wl.concurrency / _groups(sc) if wl.concurrency else running
         queue = max(0.0, demand - running) / running * (wl.output_len * tpot + ttft)
+        info["queue_ms"] = 1e3 * queue
         ttft += queue
     new_prompt = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
     metrics.setdefault("prefill_tokens_per_s_per_gpu", new_prompt / (ttft - queue) / par.tp)

@@ -245,3 +245,12 @@ def test_short_reductions_run_below_the_curve():
                                          "prefill", 1024, 512)}
     assert tp["moe.experts"].depth == pytest.approx(swiglu_depth(7168, 256))
     assert tp["moe.experts"].depth < ep["moe.experts"].depth
+
+
+def test_estimate_says_how_the_load_was_served():
+    waves = estimate(scenario(model="deepseek-v3", weights="fp8-block128",
+                              workload={"phase": "serve", "concurrency": 64, "input_len": 1024, "output_len": 256}))
+    assert waves["serving"]["mode"] == "waves" and waves["serving"]["running_per_group"] == 64
+    steady = estimate(scenario(model="deepseek-v3", weights="fp8-block128",
+                               workload={"phase": "serve", "input_len": 1024, "output_len": 256}))
+    assert steady["serving"]["mode"] == "steady" and steady["serving"]["running_per_group"] >= 1
