@@ -12,16 +12,16 @@ Two serving pictures (phase `serve`):
 - waves (`concurrency` C given): how a benchmark client with a concurrency limit behaves
   (`vllm bench serve --max-concurrency`, SGLang bench_serving, genai-perf). All C requests start at once;
   with one input and one output length they also finish together, so the next C start together: the
-  run is a sequence of identical waves (`wave_metrics`). A wave prefills the C prompts in chunks of the
+  run is a sequence of identical waves (`wave`). A wave prefills the C prompts in chunks of the
   engine's token budget (request i's first token comes with the chunk holding its last prompt token),
-  then decodes the C sequences together. More requests than the engine runs at once (memory,
-  max_num_seqs) queue for whole waves.
+  then decodes the C sequences together. More requests than the engine runs at once (memory, the
+  scheduler's cap) queue for whole waves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil, inf
+from math import ceil, floor, inf
 
 from planner.memory import MemoryReport
 from planner.perf import Step, decode_step, mixed_step, prefill_step, tokens_per_step
@@ -109,8 +109,11 @@ def wave(sc: Scenario, mem: MemoryReport) -> Wave:
     steps = max(wl.output_len - 1, 0) / tps
     duration = prefill_s + steps * step.seconds
     tpot = (duration - ttft) / (wl.output_len - 1) if wl.output_len > 1 else step.seconds / tps
-    waves = demand / size  # requests beyond what runs at once wait for whole waves, in order
-    queue = (waves - 1) / 2 * duration  # wave k waits k waves; mean over requests (n - 1) / 2
+    # requests beyond what runs at once wait for whole waves, in order: wave k (0-based) waits k durations; with
+    # n = demand / size waves (the last one partial) the mean wait is (floor(n)(floor(n) - 1)/2 + frac x floor(n)) / n
+    n = demand / size
+    full_waves = floor(n)
+    queue = duration * (full_waves * (full_waves - 1) / 2 + (n - full_waves) * full_waves) / n
     return Wave(size, prefill_s, ttft + queue, step, duration, tpot, chunk, queue)
 
 

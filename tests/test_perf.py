@@ -170,6 +170,9 @@ def test_requests_beyond_engine_limit_queue_for_whole_waves():
     full, double = _serve(64, **cap), _serve(128, **cap)
     assert double["ttft_ms"] > full["ttft_ms"] + 0.4 * full["e2e_latency_ms"]
     assert double["system_output_tokens_per_s"] == pytest.approx(full["system_output_tokens_per_s"])
+    # 96 requests, 64 at a time: a third of them wait one whole wave
+    partial = _serve(96, **cap)
+    assert partial["ttft_ms"] - full["ttft_ms"] == pytest.approx(full["e2e_latency_ms"] / 3, rel=1e-6)
 
 
 def _sglang_dsv3(**over):
