@@ -36,6 +36,9 @@ class Engine:
     host_prefill: str = "cpu"  # cpu | pcie: where host-resident experts run for prompt batches (>= 32 tokens)
     cpu_memory_efficiency: float | None = None  # fraction of DRAM bandwidth the engine's CPU kernels reach
     cpu_compute_efficiency: float | None = None  # fraction of the CPU's AMX / AVX-512 peak its GEMMs reach
+    # the same per CPU compute dtype (fp32: AVX-512 kernels for GGUF weights; int8 / bf16: AMX kernels), when an
+    # engine's kernel families differ; falls back to cpu_compute_efficiency
+    cpu_compute_efficiency_by_dtype: tuple[tuple[str, float], ...] = ()
     # CUDA graphs: a step replayed from a graph costs the GPU time only; a step launched kernel by kernel from
     # Python costs at least eager_kernel_host_s per kernel of the op records (planner.perf.run_ops)
     cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
@@ -43,6 +46,9 @@ class Engine:
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
     max_running_requests: int | None = None  # scheduler cap on running sequences per group (None: max_num_seqs)
+
+    def cpu_compute_for(self, dtype: str) -> float | None:
+        return dict(self.cpu_compute_efficiency_by_dtype).get(dtype, self.cpu_compute_efficiency)
 
     @property
     def running_cap(self) -> int:
@@ -104,13 +110,27 @@ def load_engine(name: str) -> Engine:
         step_overhead_s=get_number(doc, "step_overhead_s", file, default=0.0, minimum=0, maximum=1),
         host_prefill=_choice(doc, "host_prefill", ("cpu", "pcie"), file),
         cpu_memory_efficiency=get_number(doc, "cpu_memory_efficiency", file, default=None, minimum=0.01, maximum=1),
-        cpu_compute_efficiency=get_number(doc, "cpu_compute_efficiency", file, default=None, minimum=0.01, maximum=1),
+        cpu_compute_efficiency=(get_number(doc, "cpu_compute_efficiency", file, default=None, minimum=0.01, maximum=1)
+                                if not isinstance(doc.get("cpu_compute_efficiency"), dict) else None),
+        cpu_compute_efficiency_by_dtype=_by_dtype(doc, "cpu_compute_efficiency", file),
         cuda_graph_max_batch=get_number(doc, "cuda_graph_max_batch", file, integer=True, default=None, minimum=0),
         graph_prefill_tokens=num("graph_prefill_tokens", default=0),
         eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
         mixed_chunk=doc.get("mixed_chunk", True) is not False,
     )
+
+
+CPU_DTYPES = ("fp32", "bf16", "int8")
+
+
+def _by_dtype(doc: dict, key: str, file: str) -> tuple[tuple[str, float], ...]:
+    """A mapping {cpu dtype: fraction} under `key` (a plain number is read by the caller)."""
+    value = doc.get(key)
+    if not isinstance(value, dict):
+        return ()
+    check_keys(value, CPU_DTYPES, file, f"{key}.")
+    return tuple((d, get_number(value, d, file, prefix=f"{key}.", minimum=0.01, maximum=1)) for d in value)
 
 
 def _choice(doc: dict, key: str, allowed: tuple[str, ...], file: str) -> str:

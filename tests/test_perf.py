@@ -257,3 +257,12 @@ def test_estimate_says_how_the_load_was_served():
     steady = estimate(scenario(model="deepseek-v3", weights="fp8-block128",
                                workload={"phase": "serve", "input_len": 1024, "output_len": 256}))
     assert steady["serving"]["mode"] == "steady" and steady["serving"]["running_per_group"] >= 1
+
+
+def test_cpu_compute_efficiency_can_differ_by_kernel_family():
+    from planner.engines import load_engine
+
+    kt = load_engine("ktransformers")
+    assert kt.cpu_compute_for("fp32") == 0.40 and kt.cpu_compute_for("int8") == 0.033
+    assert kt.cpu_compute_for("bf16") is None  # the calibration default applies
+    assert load_engine("llamacpp").cpu_compute_for("int8") == load_engine("llamacpp").cpu_compute_efficiency
