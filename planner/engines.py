@@ -45,6 +45,10 @@ class Engine:
     graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
+    # weights streamed from host RAM to the GPU (offload with GPU compute): engines that copy from pageable
+    # (mmap'd) memory go through the driver's staging buffer at this rate; None: pinned, at the link rate
+    host_stream_pageable_bytes_per_s: float | None = None
+    host_stream_overlap: bool = True  # False: a layer's copy and its GEMMs run one after the other
     max_running_requests: int | None = None  # scheduler cap on running sequences per group (None: max_num_seqs)
 
     def cpu_compute_for(self, dtype: str) -> float | None:
@@ -86,7 +90,8 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
-                     "graph_prefill_tokens", "eager_kernel_host_s", "max_running_requests", "mixed_chunk"), file)
+                     "graph_prefill_tokens", "eager_kernel_host_s", "max_running_requests", "mixed_chunk",
+                     "host_stream_pageable_bytes_per_s", "host_stream_overlap"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
         raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
@@ -118,6 +123,9 @@ def load_engine(name: str) -> Engine:
         eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
         mixed_chunk=doc.get("mixed_chunk", True) is not False,
+        host_stream_pageable_bytes_per_s=get_number(doc, "host_stream_pageable_bytes_per_s", file, default=None,
+                                                    minimum=1e6, maximum=1e13),
+        host_stream_overlap=doc.get("host_stream_overlap", True) is not False,
     )
 
 

@@ -64,7 +64,8 @@ def machine(sc: Scenario) -> Machine:
     gguf = sc.weights.family == "gguf"
     cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
     return Machine(acc, sc.host, efficiency_for(sc.gpu), sc.gpus_per_node or 1, sc.engine.cpu_numa_aware, cpu_dtype,
-                   sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_for(cpu_dtype))
+                   sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_for(cpu_dtype),
+                   sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap)
 
 
 def launch_seconds(sc: Scenario, ops: list[Op]) -> float:

@@ -45,6 +45,8 @@ class Machine:
     cpu_dtype: str  # fp32 (llama.cpp AVX-512) or bf16/int8 (AMX kernels)
     cpu_memory_efficiency: float | None = None  # engine's CPU kernels' fraction of DRAM bandwidth
     cpu_compute_efficiency: float | None = None  # engine's CPU GEMMs' fraction of the AMX / AVX-512 peak
+    stream_pageable_bytes_per_s: float | None = None  # host-to-GPU weight streaming from pageable memory (engine)
+    stream_overlap: bool = True  # streamed weights' copy overlaps the GEMMs that use them (engine)
 
 
 def _peak(acc, dtype: str) -> float:
@@ -91,8 +93,11 @@ def time_op(op: Op, m: Machine) -> TimedOp:
     t_m = op.bytes / (m.acc.memory_bandwidth_bytes_per_s * e.memory.at(op.m or 1)) if op.bytes else 0.0
     if op.where == "pcie":
         link = m.acc.host_link_bytes_per_s or 32e9  # PCIe 4.0 x16 per direction when the profile has none
-        t_stream = op.weight_bytes / (link * m.eff.comm["pcie_fraction"])
-        t = max(t_c, t_stream, e.floor_s * op.kernels)
+        rate = link * m.eff.comm["pcie_fraction"]
+        if m.stream_pageable_bytes_per_s:  # staged through the driver's pinned bounce buffer
+            rate = min(rate, m.stream_pageable_bytes_per_s)
+        t_stream = op.weight_bytes / rate
+        t = max(t_c + t_stream if not m.stream_overlap else max(t_c, t_stream), e.floor_s * op.kernels)
         return TimedOp(op, t, "host" if t_stream >= t_c else "compute")
     floor = e.floor_s * op.kernels
     t = max(t_c, t_m, floor)

@@ -266,3 +266,19 @@ def test_cpu_compute_efficiency_can_differ_by_kernel_family():
     assert kt.cpu_compute_for("fp32") == 0.40 and kt.cpu_compute_for("int8") == 0.033
     assert kt.cpu_compute_for("bf16") is None  # the calibration default applies
     assert load_engine("llamacpp").cpu_compute_for("int8") == load_engine("llamacpp").cpu_compute_efficiency
+
+
+def test_pageable_serial_weight_streaming_is_slower_than_pinned_overlapped():
+    from dataclasses import replace as dc_replace
+
+    sc = load_scenario(ROOT / "profiles/scenarios/kimi-k2.5-ud-tq1_0-4090-256gb.yaml")
+    assert sc.engine.host_stream_pageable_bytes_per_s and not sc.engine.host_stream_overlap
+    machine.cache_clear()
+    slow = prefill_step(sc, 512, 2048)
+    pinned = dc_replace(sc, engine=dc_replace(sc.engine, host_stream_pageable_bytes_per_s=None, host_stream_overlap=True))
+    machine.cache_clear()
+    fast = prefill_step(pinned, 512, 2048)
+    machine.cache_clear()
+    assert slow.seconds > fast.seconds
+    host = [t for t in slow.timed if t.op.where == "pcie"]
+    assert host and all(t.seconds >= t.op.weight_bytes / 9.6e9 for t in host)  # at most the pageable rate
