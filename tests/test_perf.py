@@ -275,7 +275,8 @@ def test_pageable_serial_weight_streaming_is_slower_than_pinned_overlapped():
     assert sc.engine.host_stream_pageable_bytes_per_s and not sc.engine.host_stream_overlap
     machine.cache_clear()
     slow = prefill_step(sc, 512, 2048)
-    pinned = dc_replace(sc, engine=dc_replace(sc.engine, host_stream_pageable_bytes_per_s=None, host_stream_overlap=True))
+    engine = dc_replace(sc.engine, host_stream_pageable_bytes_per_s=None, host_stream_overlap=True)
+    pinned = dc_replace(sc, engine=engine)
     machine.cache_clear()
     fast = prefill_step(pinned, 512, 2048)
     machine.cache_clear()
