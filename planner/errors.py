@@ -28,12 +28,12 @@ class PlannerError(Exception):
         super().__init__(f"{where}: {text}" if where else text)
 
 
-def resolve_named(load, name, file: str, field: str):
+def resolve_named(load, name, file: str, field: str, keep_profile_file: bool = True):
     """`load(name)` for a profile that an input file names; a refusal is reported as this file's field (a
-    refusal that already names a file, the profile's own, stays as it is)."""
+    refusal that already names a file, the profile's own, stays as it is unless keep_profile_file is False)."""
     try:
         return load(name)
     except PlannerError as err:
-        if err.file:
+        if err.file and keep_profile_file:
             raise
         raise PlannerError(err.message, file=file, field=field) from None

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.errors import PlannerError
+from planner.errors import PlannerError, resolve_named
 from planner.kv import KV_DTYPES
 from planner.yamlio import check_keys, get_number, get_str, load_document, require_mapping
 
@@ -151,10 +151,14 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
     models = _names(doc, "models", file) or _names(doc, "model", file)
     if not models:
         raise PlannerError("missing: name the model (model: kimi-k2.5) or models: [...]", file=file, field="model")
-    _check_models(models, file)
+    from planner.models import load_model  # noqa: PLC0415
+    from planner.quant import load_format  # noqa: PLC0415
+
+    for name in models:
+        _resolve(load_model, name, file, "model")
     weights = _names(doc, "weights", file)
-    if weights:
-        _check_formats(weights, file)
+    for name in weights or ():
+        _resolve(load_format, name, file, "weights")
     kv = _names(doc, "kv_cache", file, DEFAULT_KV)
     for dtype in kv:
         if dtype not in KV_DTYPES:
@@ -236,10 +240,7 @@ def _api(value: Any, file: str) -> ApiPrice | None:
     if isinstance(value, str):
         from planner.cost import load_api  # noqa: PLC0415  (api profiles are read only when named)
 
-        try:
-            return load_api(value)
-        except PlannerError as err:
-            raise PlannerError(err.message, file=file, field="api") from None
+        return _resolve(load_api, value, file, "api")
     api = require_mapping(value, file, "api")
     check_keys(api, ("input_per_m_usd", "output_per_m_usd", "cached_input_per_m_usd", "source"), file, "api.")
     price = lambda key, default=...: get_number(api, key, file, prefix="api.", default=default, minimum=0)  # noqa: E731
@@ -256,28 +257,11 @@ def _profiles(search: Mapping, key: str, file: str) -> tuple[str, ...] | None:
     names = _names(search, key, file, prefix="search.")
     load = {"accelerators": load_accelerator, "systems": load_system, "engines": load_engine}[key]
     for k, name in enumerate(names or ()):
-        try:
-            load(name)
-        except PlannerError as err:
-            raise PlannerError(err.message, file=file, field=f"search.{key}[{k}]") from None
+        _resolve(load, name, file, f"search.{key}[{k}]")
     return names
 
 
-def _check_models(models: tuple[str, ...], file: str) -> None:
-    from planner.models import load_model  # noqa: PLC0415
-
-    for name in models:
-        try:
-            load_model(name)
-        except PlannerError as err:
-            raise PlannerError(err.message, file=file, field="model") from None
-
-
-def _check_formats(formats: tuple[str, ...], file: str) -> None:
-    from planner.quant import load_format  # noqa: PLC0415
-
-    for name in formats:
-        try:
-            load_format(name)
-        except PlannerError as err:
-            raise PlannerError(err.message, file=file, field="weights") from None
+def _resolve(load, name: str, file: str, field: str):
+    """A profile this workload names; every refusal, one from inside the profile's own file too, is reported as
+    the workload's field (resolve_named would name the profile file instead: a change of message left open)."""
+    return resolve_named(load, name, file, field, keep_profile_file=False)
