@@ -173,13 +173,18 @@ def bench_argv(command: str, store: Path) -> list[str]:
     return ["calibrate", "--device", "cpu", "--store", str(store), "--out", str(store.parent / "cal"), "--json"]
 
 
+def _refused(command: str, store: Path, capsys) -> None:
+    """kernels_bench `command` on `store` answers one error line naming the store and --store."""
+    code = kb_cli.main(bench_argv(command, store))
+    out = capsys.readouterr()
+    check_line(code, out.out, out.err, store.name, "--store")
+
+
 def _bench_rejects(command, entry, tmp_path, capsys, monkeypatch):
     _no_measurements(monkeypatch)
     store = tmp_path / f"{entry.id}.sqlite"
     store.write_bytes(entry.data)
-    code = kb_cli.main(bench_argv(command, store))
-    out = capsys.readouterr()
-    check_line(code, out.out, out.err, store.name, "--store")
+    _refused(command, store, capsys)
     assert store.read_bytes() == entry.data  # refused, not rewritten
     assert not (tmp_path / "cal").exists()
 
@@ -236,9 +241,7 @@ def test_bench_rejects_a_damaged_sqlite_store(command, kind, tmp_path, capsys, m
     store = tmp_path / "results.sqlite"
     data = _damaged(kind, _real_store(store))
     store.write_bytes(data)
-    code = kb_cli.main(bench_argv(command, store))
-    out = capsys.readouterr()
-    check_line(code, out.out, out.err, store.name, "--store")
+    _refused(command, store, capsys)
 
 
 @pytest.mark.parametrize("command", ["run", "calibrate"])
@@ -250,9 +253,7 @@ def test_bench_rejects_a_store_of_another_schema(command, tmp_path, capsys, monk
     con.execute("CREATE TABLE cases (x TEXT)")
     con.commit()
     con.close()
-    code = kb_cli.main(bench_argv(command, store))
-    out = capsys.readouterr()
-    check_line(code, out.out, out.err, store.name, "--store")
+    _refused(command, store, capsys)
 
 
 @pytest.mark.parametrize("where", ["folder", "under-a-file"])
@@ -264,9 +265,7 @@ def test_bench_store_path_that_cannot_be_a_file(where, tmp_path, capsys, monkeyp
     else:
         (tmp_path / "plain").write_text("x")
         store = tmp_path / "plain" / "results.sqlite"
-    code = kb_cli.main(bench_argv("run", store))
-    out = capsys.readouterr()
-    check_line(code, out.out, out.err, "results.sqlite", "--store")
+    _refused("run", store, capsys)
 
 
 BAD_ARGS = [
