@@ -248,8 +248,9 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     expert_bytes = sum(_role_bytes(sc).get((r, "moe"), (0, 0, "bf16"))[1]
                        for r in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"))  # one expert, all three
     expert_tp = G / e
+    busiest = ep_load_imbalance(sc)  # the busiest EP rank's routed tokens over the mean
     # (token, expert) pairs this GPU computes (its 1/expert_tp share of its rank's), on the busiest EP rank
-    pairs = stage_tokens * k / G * ep_load_imbalance(sc)
+    pairs = stage_tokens * k / G * busiest
     on_cpu = sc.expert_layers_on_cpu
     gpu_moe = moe_count - min(on_cpu, moe_count)
     inter = s.moe_intermediate_size
@@ -279,7 +280,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
                          depth=swiglu_depth(h, s.shared_intermediate_size / shared_group)))
     if e > 1:
         intra, inter = ep_bytes_per_token(e, k, sc.gpus_per_node or 1, per_node=phase == "prefill")
-        busiest = ep_load_imbalance(sc)  # the all-to-all ends when the busiest rank has received its tokens
+        # the all-to-all ends when the busiest rank has received its tokens
         ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * h * busiest,
                       rdma_bytes=n * inter * 3 * h * busiest, comm="alltoall", group=e))
     # TP-split experts (ep 1) reduce over the whole stage; with EP the shared expert and the TP-duplicated

@@ -146,6 +146,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         bottleneck["prefill"] = step.bottleneck
         return metrics, bottleneck, []
     curve = throughput_curve(sc, mem)
+    new_prompt = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
     if wl.phase == "decode":
         b = _decode_batch(sc, mem)
         info.update(mode="decode", running_per_group=b * par.tp)
@@ -160,8 +161,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
                     wave_prefill_ms=1e3 * w.prefill_s, wave_duration_ms=1e3 * w.duration_s, queue_ms=1e3 * w.queue_s)
         step, pre, tpot, ttft, queue = w.decode_step, w.chunk, w.tpot_s, w.ttft_s, w.queue_s
         out_gpu = w.size / par.tp * wl.output_len / w.duration_s
-        metrics["prefill_tokens_per_s_per_gpu"] = (w.size * max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
-                                                   / w.prefill_s / par.tp)
+        metrics["prefill_tokens_per_s_per_gpu"] = w.size * new_prompt / w.prefill_s / par.tp
     else:
         running = _serve_running(sc, mem)
         info.update(mode="steady", running_per_group=running)
@@ -172,7 +172,6 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         queue = max(0.0, demand - running) / running * (wl.output_len * tpot + ttft)
         info["queue_ms"] = 1e3 * queue
         ttft += queue
-    new_prompt = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
     metrics.setdefault("prefill_tokens_per_s_per_gpu", new_prompt / (ttft - queue) / par.tp)
     metrics.update(
         ttft_ms=1e3 * ttft, decode_tokens_per_s_per_gpu=out_gpu, tpot_ms=1e3 * tpot,
