@@ -9,7 +9,8 @@ and sizing workloads.
 Invariants (issue 8): component parameters sum to the total; bytes are never negative; more GPUs never leave less
 free memory; a longer context never needs fewer KV bytes; a plan that fits still fits with more memory; more
 bandwidth never slows decode; offloading more expert layers never speeds decode; sizing never returns a plan that
-does not fit or misses its SLO. Plus: every estimate is a JSON document without NaN or infinity (`--json`).
+does not fit or misses its SLO (tests/test_robustness_sizing_properties.py). Plus: every estimate is a JSON
+document without NaN or infinity (`--json`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
 import yaml
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event
 from hypothesis import strategies as st
 
 from planner.errors import PlannerError
@@ -37,14 +37,11 @@ from planner.models import Model, list_models, load_model
 from planner.perf import decode_step
 from planner.quant import list_formats, load_format
 from planner.scenario import scenario_from_mapping
-from planner.search import size
 from planner.spec import model_spec_from_config
-from planner.workload import workload_from_mapping
+from tests.properties_util import twice
 
 TMP = Path(tempfile.mkdtemp(prefix="robustness-props-"))
 atexit.register(shutil.rmtree, TMP, True)
-COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                                    HealthCheck.data_too_large])
 REL = 1e-9  # float noise allowed in "never more / never less" comparisons
 
 MODELS = list_models()
@@ -56,15 +53,6 @@ GPUS = ["h100-sxm", "h200-sxm", "b200", "a100-sxm-80gb", "h20", "mi300x", "l40s"
         "apple-m3-ultra"]
 ENGINES = ["vllm", "sglang", "trtllm", "llamacpp", "ktransformers", "mlx", "ideal", "deepseek-internal"]
 FACTORS = [1.1, 1.25, 1.5, 2.0, 3.0, 4.0]
-
-
-def twice(default: int, slow: int, *strategies):
-    """The property as two tests: `default` examples in `make test`, `slow` examples under `-m slow`."""
-    def wrap(fn):
-        fast = settings(max_examples=default, **COMMON)(given(*strategies)(fn))
-        big = pytest.mark.slow(settings(max_examples=slow, **COMMON)(given(*strategies)(fn)))
-        return fast, big
-    return wrap
 
 
 # ---------------------------------------------------------------- generated Hugging Face configs
@@ -401,61 +389,3 @@ def _more_host_bandwidth_never_slower(doc, layers, batch):
 
 test_more_host_bandwidth_never_slower, test_more_host_bandwidth_never_slower_slow = twice(
     20, 500, offload_docs(), st.integers(-1, 60), st.sampled_from([1, 8, 64]))(_more_host_bandwidth_never_slower)
-
-
-# ---------------------------------------------------------------- sizing
-
-SIZE_MODELS = ["qwen3-30b-a3b", "mixtral-8x7b", "deepseek-v2-lite", "gpt-oss-120b", "llama-3.1-70b"]
-
-
-@st.composite
-def workloads(d):
-    model = d(st.sampled_from(SIZE_MODELS))
-    limit = min(load_model(model).spec.max_context, 32_768)
-    output_len = d(st.integers(16, 2048))
-    input_len = d(st.integers(16, limit - output_len))
-    traffic = {"input_len": input_len, "output_len": output_len}
-    if d(st.booleans()):
-        traffic["requests_per_s"] = d(st.sampled_from([0.01, 0.5, 2.0, 20.0]))
-    else:
-        traffic["concurrency"] = d(st.sampled_from([1, 8, 64, 512]))
-    slo = {k: v for k, v in (("tpot_ms", d(st.sampled_from([None, 10, 30, 100, 1000]))),
-                             ("ttft_ms", d(st.sampled_from([None, 300, 3000, 30000])))) if v is not None}
-    return {"model": model, "traffic": traffic, "slo": slo or None,
-            "context_len": d(st.integers(input_len + output_len, limit)),
-            "purchase": d(st.sampled_from(["buy", "rent"])),
-            "objective": d(st.sampled_from(["usd_per_m_tokens", "usd_per_hour", "capex", "latency"])),
-            "kv_cache": d(st.sampled_from([["bf16"], ["fp8"], ["bf16", "fp8"]])), "top": d(st.integers(1, 4)),
-            "search": {"classes": ["gpu_server"], "max_nodes": 1,
-                       "accelerators": d(st.lists(st.sampled_from(["h100-sxm", "rtx-4090", "h200-sxm",
-                                                                   "a100-sxm-40gb", "h800-sxm"]),
-                                                  min_size=1, max_size=2, unique=True))}}
-
-
-def _sizing_returns_feasible_plans(doc):
-    wl = workload_from_mapping(doc, "generated-workload.yaml")
-    out = size(wl)
-    event("plans returned" if out["plans"] else "no plan (all rejected)")
-    json.dumps(out, allow_nan=False)
-    assert len(out["plans"]) <= wl.top
-    for plan in out["plans"]:
-        hw, par = plan["hardware"], plan["parallelism"]
-        sc = scenario_from_mapping({
-            "model": plan["model"], "weights": plan["weights"], "kv_cache": plan["kv_cache"], "engine": plan["engine"],
-            "hardware": {"gpu": hw["gpu"], "gpus_per_node": hw["gpus_per_node"], "nodes": hw["nodes"]},
-            "parallelism": {"tp": par["tp"], "ep": par["ep"], "pp": par["pp"], "dp_attention": par["dp_attention"],
-                            "replicas": 1},
-            "workload": {"phase": "serve", "input_len": wl.traffic.input_len, "output_len": wl.traffic.output_len,
-                         "context_len": wl.context_len}}, "plan.yaml")
-        mem = memory_report(sc)
-        assert mem.fits, (plan["hardware"]["label"], mem.reason)
-        assert plan["replicas"] >= 1 and plan["cost"]["usd_per_hour"] >= 0 and plan["cost"]["capex_usd"] >= 0
-        for key, row in plan["slo"].items():
-            assert row["margin"] >= -1e-6, (key, row)
-        for limit_key, metric in (("tpot_ms", "tpot_ms"), ("ttft_ms", "ttft_ms")):
-            if wl.slo_value(limit_key) is not None and plan["metrics"].get(metric) is not None:
-                assert plan["metrics"][metric] <= wl.slo_value(limit_key) * (1 + 1e-6)
-
-
-test_sizing_returns_feasible_plans, test_sizing_returns_feasible_plans_slow = twice(
-    4, 120, workloads())(_sizing_returns_feasible_plans)

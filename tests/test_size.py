@@ -208,7 +208,7 @@ def test_bad_input_is_one_line(tmp_path):
 
 
 def test_sizing_survives_an_slo_that_holds_only_at_the_largest_batch():
-    # found by the property test (tests/test_robustness_properties.py): the grid index past the SLO boundary
+    # found by the property test (tests/test_robustness_sizing_properties.py): the grid index past the SLO boundary
     doc = {"model": "mixtral-8x7b", "traffic": {"input_len": 16, "output_len": 16, "concurrency": 1},
            "slo": {"tpot_ms": 30}, "context_len": 32, "purchase": "buy", "objective": "usd_per_m_tokens",
            "kv_cache": ["bf16"], "top": 1,
