@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from planner.efficiency import Curve, _curve
 from planner.errors import PlannerError
 from planner.quant import PROFILES
 from planner.yamlio import check_keys, get_number, get_str, is_file, load_document, require_mapping
@@ -37,13 +38,16 @@ class Engine:
     cpu_memory_efficiency: float | None = None  # fraction of DRAM bandwidth the engine's CPU kernels reach
     cpu_compute_efficiency: float | None = None  # fraction of the CPU's AMX / AVX-512 peak its GEMMs reach
     # the same per CPU compute dtype (fp32: AVX-512 kernels for GGUF weights; int8 / bf16: AMX kernels), when an
-    # engine's kernel families differ; falls back to cpu_compute_efficiency
-    cpu_compute_efficiency_by_dtype: tuple[tuple[str, float], ...] = ()
+    # engine's kernel families differ, each a fraction or a curve over GEMM rows; falls back to cpu_compute_efficiency
+    cpu_compute_efficiency_by_dtype: tuple[tuple[str, Curve], ...] = ()
     # CUDA graphs: a step replayed from a graph costs the GPU time only; a step launched kernel by kernel from
     # Python costs at least eager_kernel_host_s per kernel of the op records (planner.perf.run_ops)
     cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
     graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
+    # CPU-only deployments (no GPU): PyTorch runs each op synchronously, so its Python/ATen dispatch and OpenMP
+    # fork/join add to the op's work instead of overlapping it: seconds per op-record kernel (0: not modelled)
+    cpu_op_host_s: float = 0.0
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
     # weights streamed from host RAM to the GPU (offload with GPU compute): engines that copy from pageable
     # (mmap'd) memory go through the driver's staging buffer at this rate; None: pinned, at the link rate
@@ -51,8 +55,12 @@ class Engine:
     host_stream_overlap: bool = True  # False: a layer's copy and its GEMMs run one after the other
     max_running_requests: int | None = None  # scheduler cap on running sequences per group (None: max_num_seqs)
 
-    def cpu_compute_for(self, dtype: str) -> float | None:
-        return dict(self.cpu_compute_efficiency_by_dtype).get(dtype, self.cpu_compute_efficiency)
+    def cpu_compute_for(self, dtype: str) -> Curve | None:
+        """The engine's CPU GEMM efficiency for `dtype` over GEMM rows (None: the calibration table applies)."""
+        by_dtype = dict(self.cpu_compute_efficiency_by_dtype)
+        if dtype in by_dtype:
+            return by_dtype[dtype]
+        return Curve(((1.0, self.cpu_compute_efficiency),)) if self.cpu_compute_efficiency else None
 
     @property
     def running_cap(self) -> int:
@@ -90,8 +98,8 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
-                     "graph_prefill_tokens", "eager_kernel_host_s", "max_running_requests", "mixed_chunk",
-                     "host_stream_pageable_bytes_per_s", "host_stream_overlap"), file)
+                     "graph_prefill_tokens", "eager_kernel_host_s", "cpu_op_host_s", "max_running_requests",
+                     "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
         raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
@@ -121,6 +129,7 @@ def load_engine(name: str) -> Engine:
         cuda_graph_max_batch=get_number(doc, "cuda_graph_max_batch", file, integer=True, default=None, minimum=0),
         graph_prefill_tokens=num("graph_prefill_tokens", default=0),
         eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
+        cpu_op_host_s=get_number(doc, "cpu_op_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
         mixed_chunk=doc.get("mixed_chunk", True) is not False,
         host_stream_pageable_bytes_per_s=get_number(doc, "host_stream_pageable_bytes_per_s", file, default=None,
@@ -132,13 +141,20 @@ def load_engine(name: str) -> Engine:
 CPU_DTYPES = ("fp32", "bf16", "int8")
 
 
-def _by_dtype(doc: dict, key: str, file: str) -> tuple[tuple[str, float], ...]:
-    """A mapping {cpu dtype: fraction} under `key` (a plain number is read by the caller)."""
+def _by_dtype(doc: dict, key: str, file: str) -> tuple[tuple[str, Curve], ...]:
+    """A mapping {cpu dtype: fraction or [[GEMM rows, fraction], ...]} under `key` (a plain number is read by
+    the caller)."""
     value = doc.get(key)
     if not isinstance(value, dict):
         return ()
     check_keys(value, CPU_DTYPES, file, f"{key}.")
-    return tuple((d, get_number(value, d, file, prefix=f"{key}.", minimum=0.01, maximum=1)) for d in value)
+    out = []
+    for d, v in value.items():
+        curve = _curve(v, file, f"{key}.{d}")
+        if any(f > 1 for _, f in curve.points):
+            raise PlannerError("expected a fraction of at most 1", file=file, field=f"{key}.{d}")
+        out.append((d, curve))
+    return tuple(out)
 
 
 def _choice(doc: dict, key: str, allowed: tuple[str, ...], file: str) -> str:

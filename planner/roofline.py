@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.efficiency import Efficiency
+from planner.efficiency import Curve, Efficiency
 from planner.errors import PlannerError
 from planner.ops import Op
 
@@ -44,7 +44,7 @@ class Machine:
     numa_aware: bool  # engine spreads CPU work over all sockets
     cpu_dtype: str  # fp32 (llama.cpp AVX-512) or bf16/int8 (AMX kernels)
     cpu_memory_efficiency: float | None = None  # engine's CPU kernels' fraction of DRAM bandwidth
-    cpu_compute_efficiency: float | None = None  # engine's CPU GEMMs' fraction of the AMX / AVX-512 peak
+    cpu_compute_efficiency: Curve | None = None  # engine's CPU GEMMs' fraction of the AMX / AVX-512 peak by rows
     stream_pageable_bytes_per_s: float | None = None  # host-to-GPU weight streaming from pageable memory (engine)
     stream_overlap: bool = True  # streamed weights' copy overlaps the GEMMs that use them (engine)
 
@@ -116,7 +116,8 @@ def _cpu_time(op: Op, m: Machine) -> TimedOp:
     t_m = op.bytes / (bw * frac) if op.bytes else 0.0
     try:
         peak = host.cpu.peak_flops_per_socket(m.cpu_dtype) * sockets
-        t_c = op.flops / (peak * (m.cpu_compute_efficiency or e.compute.at(op.m or 1))) if op.flops else 0.0
+        curve = m.cpu_compute_efficiency or e.compute
+        t_c = op.flops / (peak * curve.at(op.m or 1)) if op.flops else 0.0
     except PlannerError:  # CPU clock not published: compute not modelled (noted by perf)
         t_c = 0.0
     t = max(t_c, t_m, e.floor_s)

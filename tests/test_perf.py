@@ -263,9 +263,9 @@ def test_cpu_compute_efficiency_can_differ_by_kernel_family():
     from planner.engines import load_engine
 
     kt = load_engine("ktransformers")
-    assert kt.cpu_compute_for("fp32") == 0.40 and kt.cpu_compute_for("int8") == 0.033
+    assert kt.cpu_compute_for("fp32").at(1) == 0.40 and kt.cpu_compute_for("int8").at(64) == 0.033
     assert kt.cpu_compute_for("bf16") is None  # the calibration default applies
-    assert load_engine("llamacpp").cpu_compute_for("int8") == load_engine("llamacpp").cpu_compute_efficiency
+    assert load_engine("llamacpp").cpu_compute_for("int8").at(1) == load_engine("llamacpp").cpu_compute_efficiency
 
 
 def test_pageable_serial_weight_streaming_is_slower_than_pinned_overlapped():
@@ -283,3 +283,45 @@ def test_pageable_serial_weight_streaming_is_slower_than_pinned_overlapped():
     assert slow.seconds > fast.seconds
     host = [t for t in slow.timed if t.op.where == "pcie"]
     assert host and all(t.seconds >= t.op.weight_bytes / 9.6e9 for t in host)  # at most the pageable rate
+
+
+def _sglang_cpu(model="deepseek-r1", weights="int8", **over):
+    hw = {"gpu": None, "gpus_per_node": 0, "nodes": 1, "host": "xeon-6980p-2s-mrdimm-8800-12ch"}
+    return scenario(model=model, weights=weights, kv_cache=None, hardware=hw, parallelism={"tp": 1}, engine="sglang",
+                    workload={"phase": "serve", "concurrency": 1, "input_len": 1024, "output_len": 1024}, **over)
+
+
+def test_cpu_only_ops_dispatch_one_after_another():
+    from dataclasses import replace as dc_replace
+
+    sc = _sglang_cpu()
+    quiet = dc_replace(sc, engine=dc_replace(sc.engine, cpu_op_host_s=0.0))
+    with_host, without = decode_step(sc, 1, 1536), decode_step(quiet, 1, 1536)
+    assert with_host.launch_s > 0 and without.launch_s == 0
+    # serial: the dispatch time adds to the work (a GPU overlaps it: max(work, launch))
+    assert with_host.seconds == pytest.approx(without.seconds + with_host.launch_s)
+
+
+# lm-sys/lm-sys.github.io blog/2025-07-14-intel-xeon-optimization.md, Table 1: SGLang CPU backend on 2x Xeon 6980P,
+# 1024 in / 1024 out, one request (TTFT ms, TPOT ms); R1-Distill-Llama-70B has the llama-3.1-70b architecture.
+SGLANG_CPU_TABLE = [("deepseek-r1", "int8", 1885.25, 67.99), ("deepseek-r1", "fp8-block128", 2235.00, 77.72),
+                    ("qwen3-235b-a22b", "int8", 1164.29, 51.84), ("qwen3-235b-a22b", "fp8-block128", 1340.62, 55.88),
+                    ("llama-3.1-70b", "int8", 2637.84, 76.53)]
+
+
+@pytest.mark.parametrize("model,weights,ttft,tpot", SGLANG_CPU_TABLE)
+def test_sglang_cpu_backend_calibration_reproduces_its_table(model, weights, ttft, tpot):
+    m = estimate(_sglang_cpu(model, weights))["metrics"]
+    assert m["ttft_ms"] == pytest.approx(ttft, rel=0.10)
+    assert m["tpot_ms"] == pytest.approx(tpot, rel=0.15)
+
+
+@pytest.mark.parametrize("value", [{"int8": [[32, 2.0]]}, {"int8": [[1024, 0.03], [32, 0.02]]}, {"fp64": 0.5},
+                                   {"int8": "fast"}])
+def test_bad_cpu_compute_efficiency_names_the_field(value):
+    from planner.engines import _by_dtype
+    from planner.errors import PlannerError
+
+    with pytest.raises(PlannerError) as err:
+        _by_dtype({"cpu_compute_efficiency": value}, "cpu_compute_efficiency", "engines/x.yaml")
+    assert "engines/x.yaml" in str(err.value) and "cpu_compute_efficiency" in str(err.value)
