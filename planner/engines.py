@@ -45,9 +45,10 @@ class Engine:
     cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
     graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
-    # CPU-only deployments (no GPU): PyTorch runs each op synchronously, so its Python/ATen dispatch and OpenMP
-    # fork/join add to the op's work instead of overlapping it: seconds per op-record kernel (0: not modelled)
+    # ops on the CPU (all of them without a GPU) run synchronously, so their dispatch (PyTorch: Python/ATen and
+    # OpenMP fork/join; ggml: the thread barrier per node) adds to the work: seconds per op-record kernel (0: none)
     cpu_op_host_s: float = 0.0
+    cpu_experts_sequential: bool = False  # CPU expert kernels run the touched experts one at a time (llama.cpp)
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
     # weights streamed from host RAM to the GPU (offload with GPU compute): engines that copy from pageable
     # (mmap'd) memory go through the driver's staging buffer at this rate; None: pinned, at the link rate
@@ -98,7 +99,8 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
-                     "graph_prefill_tokens", "eager_kernel_host_s", "cpu_op_host_s", "max_running_requests",
+                     "graph_prefill_tokens", "eager_kernel_host_s", "cpu_op_host_s", "cpu_experts_sequential",
+                     "max_running_requests",
                      "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap"), file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
@@ -130,6 +132,7 @@ def load_engine(name: str) -> Engine:
         graph_prefill_tokens=num("graph_prefill_tokens", default=0),
         eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         cpu_op_host_s=get_number(doc, "cpu_op_host_s", file, default=0.0, minimum=0, maximum=1e-2),
+        cpu_experts_sequential=doc.get("cpu_experts_sequential") is True,
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
         mixed_chunk=doc.get("mixed_chunk", True) is not False,
         host_stream_pageable_bytes_per_s=get_number(doc, "host_stream_pageable_bytes_per_s", file, default=None,

@@ -267,11 +267,15 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     if on_cpu:
         # host-resident experts: computed by the CPU, or streamed to the GPU(s) over PCIe and computed there
         # (cpu_compute false; and llama.cpp's op offload of large prompt batches, engine host_prefill: pcie)
-        stream = not sc.cpu_compute or (phase == "prefill" and sc.engine.host_prefill == "pcie" and n >= 32)
+        stream = sc.gpu is not None and (
+            not sc.cpu_compute or (phase == "prefill" and sc.engine.host_prefill == "pcie" and n >= 32))
         ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * h * inter,
                       weight_bytes=touched * expert_bytes / (G if stream else 1),
                       dtype=_dtype(sc, "ffn_up_exps", "moe"),
-                      m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu", kernels=3))
+                      m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu",
+                      # engines that run the CPU experts one after another (llama.cpp's mul_mat_id) pay the
+                      # per-op dispatch for each touched expert's three matrices
+                      kernels=3 * ceil(touched) if sc.engine.cpu_experts_sequential and not stream else 3))
     if s.shared_intermediate_size:
         w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))
         shared_group = par.tp if e > 1 else gd  # as memory.gpu_share places the shared expert

@@ -8,8 +8,8 @@
   outside a graph (prefill in engines that capture decode only, decode batches above the captured sizes)
   is launched kernel by kernel from Python; the GPU then waits for the host whenever launching is slower
   than running: step = max(GPU work + communication, kernels x host time per kernel).
-- CPU-only deployments (no GPU; engine `cpu_op_host_s`): every op runs synchronously on the host, so the
-  per-op dispatch adds to the work: step = work + communication + kernels x host time per op.
+- Ops on the CPU (engine `cpu_op_host_s`; every op of a CPU-only deployment, the CPU-resident experts of a
+  hybrid one) run synchronously on the host, so their dispatch adds to the work: + kernels x host time per op.
 - Pipeline parallelism: the step of one stage times pp (a token visits every stage; full pipelining).
 - MTP speculative decoding: each step verifies 1 + d tokens per sequence and accepts 1 + d x acceptance;
   the d draft passes cost one MoE layer and the lm_head each.
@@ -87,10 +87,14 @@ def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True) -> Step:
         # two micro-batches: one's all-to-all runs under the other's compute, hiding part of the shorter of the two
         comm = comm - TBO_HIDDEN * min(comm, work)
     overhead = sc.engine.step_overhead_s
-    if sc.gpu is None and sc.engine.cpu_op_host_s:  # CPU-only: dispatch and work run one after the other
-        launch = sc.engine.cpu_op_host_s * sum(op.kernels * op.count for op in ops)
-        return Step(sc.parallelism.pp * (work + comm + launch + overhead), timed, comp, mem, comm, host, overhead,
-                    launch)
+    # ops on the CPU (every op without a GPU) run synchronously: their dispatch adds to the work
+    cpu_ops = ops if sc.gpu is None else [op for op in ops if op.where == "cpu"]
+    dispatch = sc.engine.cpu_op_host_s * sum(op.kernels * op.count for op in cpu_ops)
+    if sc.gpu is None:
+        return Step(sc.parallelism.pp * (work + comm + dispatch + overhead), timed, comp, mem, comm, host, overhead,
+                    dispatch)
+    work += dispatch
+    host += dispatch
     launch = 0.0 if graphed else launch_seconds(sc, ops)
     # pipeline parallelism: a token crosses all pp stages in turn, each taking one stage step, so the step a
     # sequence sees is pp stage steps; with pp micro-batches in flight every GPU stays busy, so per-GPU

@@ -42,8 +42,8 @@ class _OpCoef:
 
 class DecodeSweep:
     def __init__(self, sc: Scenario):
-        if sc.gpu is None:
-            raise ValueError("the vectorized sweep models GPU deployments")
+        if sc.gpu is None or sc.expert_layers_on_cpu:  # CPU ops (and their dispatch) are left to planner.perf
+            raise ValueError("the vectorized sweep models GPU deployments without host-resident experts")
         self.sc, m = sc, machine(sc)
         self.machine = m
         spec = sc.model.spec

@@ -265,7 +265,8 @@ def test_cpu_compute_efficiency_can_differ_by_kernel_family():
     kt = load_engine("ktransformers")
     assert kt.cpu_compute_for("fp32").at(1) == 0.40 and kt.cpu_compute_for("int8").at(64) == 0.033
     assert kt.cpu_compute_for("bf16") is None  # the calibration default applies
-    assert load_engine("llamacpp").cpu_compute_for("int8").at(1) == load_engine("llamacpp").cpu_compute_efficiency
+    llamacpp = load_engine("llamacpp").cpu_compute_for("fp32")
+    assert llamacpp.at(1) < llamacpp.at(1024)  # few-row expert GEMMs run below dense ones
 
 
 def test_pageable_serial_weight_streaming_is_slower_than_pinned_overlapped():
@@ -325,3 +326,34 @@ def test_bad_cpu_compute_efficiency_names_the_field(value):
     with pytest.raises(PlannerError) as err:
         _by_dtype({"cpu_compute_efficiency": value}, "cpu_compute_efficiency", "engines/x.yaml")
     assert "engines/x.yaml" in str(err.value) and "cpu_compute_efficiency" in str(err.value)
+
+
+def _llamacpp_cpu(model="deepseek-r1", **over):
+    hw = {"gpu": None, "gpus_per_node": 0, "nodes": 1, "host": "xeon-6980p-1s-mrdimm-8800-12ch"}
+    return scenario(model=model, weights="gguf-q8_0", kv_cache=None, hardware=hw, parallelism={"tp": 1},
+                    engine="llamacpp",
+                    workload={"phase": "serve", "concurrency": 1, "input_len": 1024, "output_len": 1024}, **over)
+
+
+def test_sequential_cpu_experts_pay_dispatch_per_touched_expert():
+    from dataclasses import replace as dc_replace
+
+    sc = _llamacpp_cpu()
+    fused = dc_replace(sc, engine=dc_replace(sc.engine, cpu_experts_sequential=False))
+    seq_step, fused_step = decode_step(sc, 1, 1536), decode_step(fused, 1, 1536)
+    spec = sc.model.spec
+    moe_layers = sum(spec.moe_layers)
+    extra = sc.engine.cpu_op_host_s * 3 * (spec.experts_per_token - 1) * moe_layers  # k experts x 3 vs 3 kernels
+    assert seq_step.seconds == pytest.approx(fused_step.seconds + extra)
+
+
+# the same blog's Table 1, llama.cpp Q8 on one 6980P socket (TTFT ms, TPOT ms)
+LLAMACPP_CPU_TABLE = [("deepseek-r1", 24546.76, 172.01), ("qwen3-235b-a22b", 16806.34, 214.9),
+                      ("llama-3.1-70b", 20306.85, 194.97)]
+
+
+@pytest.mark.parametrize("model,ttft,tpot", LLAMACPP_CPU_TABLE)
+def test_llamacpp_cpu_calibration_reproduces_its_table(model, ttft, tpot):
+    m = estimate(_llamacpp_cpu(model))["metrics"]
+    assert m["ttft_ms"] == pytest.approx(ttft, rel=0.10)
+    assert m["tpot_ms"] == pytest.approx(tpot, rel=0.15)
