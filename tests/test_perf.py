@@ -286,10 +286,15 @@ def test_pageable_serial_weight_streaming_is_slower_than_pinned_overlapped():
     assert host and all(t.seconds >= t.op.weight_bytes / 9.6e9 for t in host)  # at most the pageable rate
 
 
-def _sglang_cpu(model="deepseek-r1", weights="int8", **over):
-    hw = {"gpu": None, "gpus_per_node": 0, "nodes": 1, "host": "xeon-6980p-2s-mrdimm-8800-12ch"}
-    return scenario(model=model, weights=weights, kv_cache=None, hardware=hw, parallelism={"tp": 1}, engine="sglang",
-                    workload={"phase": "serve", "concurrency": 1, "input_len": 1024, "output_len": 1024}, **over)
+def _cpu_only(engine, host, model, weights):
+    """One request of 1024 in / 1024 out on a CPU-only host (the lmsys Xeon 6 blog's setting)."""
+    hw = {"gpu": None, "gpus_per_node": 0, "nodes": 1, "host": host}
+    return scenario(model=model, weights=weights, kv_cache=None, hardware=hw, parallelism={"tp": 1}, engine=engine,
+                    workload={"phase": "serve", "concurrency": 1, "input_len": 1024, "output_len": 1024})
+
+
+def _sglang_cpu(model="deepseek-r1", weights="int8"):
+    return _cpu_only("sglang", "xeon-6980p-2s-mrdimm-8800-12ch", model, weights)  # both sockets (TP over NUMA)
 
 
 def test_cpu_only_ops_dispatch_one_after_another():
@@ -328,11 +333,8 @@ def test_bad_cpu_compute_efficiency_names_the_field(value):
     assert "engines/x.yaml" in str(err.value) and "cpu_compute_efficiency" in str(err.value)
 
 
-def _llamacpp_cpu(model="deepseek-r1", **over):
-    hw = {"gpu": None, "gpus_per_node": 0, "nodes": 1, "host": "xeon-6980p-1s-mrdimm-8800-12ch"}
-    return scenario(model=model, weights="gguf-q8_0", kv_cache=None, hardware=hw, parallelism={"tp": 1},
-                    engine="llamacpp",
-                    workload={"phase": "serve", "concurrency": 1, "input_len": 1024, "output_len": 1024}, **over)
+def _llamacpp_cpu(model="deepseek-r1"):
+    return _cpu_only("llamacpp", "xeon-6980p-1s-mrdimm-8800-12ch", model, "gguf-q8_0")  # one instance per socket
 
 
 def test_sequential_cpu_experts_pay_dispatch_per_touched_expert():
