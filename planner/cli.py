@@ -150,7 +150,9 @@ def print_estimate(doc: dict) -> None:
     sv = doc.get("serving") or {}
     if sv.get("mode") == "waves":
         print(f"  served as {sv['waves_per_group']:.3g} wave(s) of {sv['running_per_group']:,.0f} requests per engine "
-              f"group (prefill {sv['wave_prefill_ms']:,.0f} ms, whole wave {sv['wave_duration_ms']:,.0f} ms)")
+              f"group (prefill {sv['wave_prefill_ms']:,.0f} ms, whole wave {sv['wave_duration_ms']:,.0f} ms"
+              + (f"; {sv['output_len_dist']} output lengths" if sv.get("output_len_dist", "fixed") != "fixed" else "")
+              + ")")
     elif sv.get("mode") == "steady":
         print(f"  served as a steady state of {sv['running_per_group']:,.1f} running sequences per engine group"
               + (f" (queue {sv['queue_ms']:,.0f} ms)" if sv.get("queue_ms") else ""))

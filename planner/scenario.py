@@ -28,7 +28,8 @@ PARALLEL_KEYS = ("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated", 
 OFFLOAD_KEYS = ("expert_layers_on_cpu", "cpu_compute")
 SPEC_KEYS = ("mtp_tokens", "acceptance")
 WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
-                 "context_len")
+                 "context_len", "output_len_dist")
+OUTPUT_LEN_DISTS = ("fixed", "exponential")
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
@@ -72,6 +73,9 @@ class Workload:
     kv_len: int | None  # mean context during decode; None = input_len + output_len / 2
     context_len: int  # longest request that must fit (default input_len + output_len)
     prefix_cache_hit: float  # fraction of prompt tokens served from the prefix cache
+    # how output lengths vary around output_len (their mean) in a `concurrency` run: fixed (benchmark "random"
+    # datasets) or exponential (chat traffic such as ShareGPT: many short answers, a long tail)
+    output_len_dist: str = "fixed"
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,16 @@ def _workload(w: Mapping, file: str, model: Model) -> Workload:
         input_len=input_len, output_len=output_len, kv_len=tok("kv_len", None), context_len=context,
         prefix_cache_hit=get_number(w, "prefix_cache_hit", file, prefix="workload.", default=0.0, minimum=0,
                                     maximum=1),
+        output_len_dist=_output_len_dist(w, file),
     )
+
+
+def _output_len_dist(w: Mapping, file: str) -> str:
+    dist = get_str(w, "output_len_dist", file, prefix="workload.", default="fixed")
+    if dist not in OUTPUT_LEN_DISTS:
+        raise PlannerError(f"expected one of {', '.join(OUTPUT_LEN_DISTS)}, got {dist!r}", file=file,
+                           field="workload.output_len_dist")
+    return dist
 
 
 def _measured(items: Any, file: str) -> tuple:

@@ -16,12 +16,18 @@ Two serving pictures (phase `serve`):
   engine's token budget (request i's first token comes with the chunk holding its last prompt token),
   then decodes the C sequences together. More requests than the engine runs at once (memory, the
   scheduler's cap) queue for whole waves.
+  With `output_len_dist: exponential` (chat traffic) the wave's output lengths are 1 + Exp(output_len - 1)
+  at evenly spaced quantiles: the running batch shrinks as short answers finish, the wave lasts until the
+  longest one ends ((output_len - 1) x ln(2C) steps), and the mean TPOT is a mean of ratios, so short answers
+  that waited for the rest of the wave's prefill weigh in (benchmark tools report it that way).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from math import ceil, floor, inf
+
+import numpy as np
 
 from planner.memory import MemoryReport
 from planner.perf import Step, decode_step, mixed_step, prefill_step, tokens_per_step
@@ -86,6 +92,7 @@ class Wave:
     tpot_s: float  # mean (e2e - ttft) / (output_len - 1)
     chunk: Step  # the largest prefill chunk
     queue_s: float  # mean wait for earlier waves
+    e2e_s: float  # mean request latency (queueing included)
 
 
 def wave(sc: Scenario, mem: MemoryReport) -> Wave:
@@ -106,15 +113,44 @@ def wave(sc: Scenario, mem: MemoryReport) -> Wave:
     ttft = min(prefill_s, mean_chunk * chunk.seconds)
     tps = tokens_per_step(sc)
     step = decode_step(sc, size / t, _kv_mean(sc))
-    steps = max(wl.output_len - 1, 0) / tps
-    duration = prefill_s + steps * step.seconds
-    tpot = (duration - ttft) / (wl.output_len - 1) if wl.output_len > 1 else step.seconds / tps
+    if wl.output_len_dist == "exponential" and wl.output_len > 1:
+        decode_s, tpot = _varied_decode(sc, size, prefill_s - ttft)
+        duration = prefill_s + float(decode_s[-1])
+        mean_end = prefill_s + float(np.mean(decode_s))
+    else:
+        steps = max(wl.output_len - 1, 0) / tps
+        duration = mean_end = prefill_s + steps * step.seconds
+        tpot = (duration - ttft) / (wl.output_len - 1) if wl.output_len > 1 else step.seconds / tps
     # requests beyond what runs at once wait for whole waves, in order: wave k (0-based) waits k durations; with
     # n = demand / size waves (the last one partial) the mean wait is (floor(n)(floor(n) - 1)/2 + frac x floor(n)) / n
     n = demand / size
     full_waves = floor(n)
     queue = duration * (full_waves * (full_waves - 1) / 2 + (n - full_waves) * full_waves) / n
-    return Wave(size, prefill_s, ttft + queue, step, duration, tpot, chunk, queue)
+    return Wave(size, prefill_s, ttft + queue, step, duration, tpot, chunk, queue, queue + mean_end)
+
+
+def _varied_decode(sc: Scenario, size: float, wait_s: float) -> tuple[np.ndarray, float]:
+    """Exponential output lengths in a wave of `size` requests: (each request's decode time after the wave's
+    prefill, ascending; mean TPOT). `wait_s`: mean time from a request's first token to the prefill's end."""
+    wl, t = sc.workload, sc.parallelism.tp
+    tps = tokens_per_step(sc)
+    n = max(1, round(size))
+    q = (np.arange(n) + 0.5) / n
+    gen = -np.log1p(-q)  # tokens after the first, ascending; scaled to the mean output_len - 1 exactly (a wave of
+    gen *= (wl.output_len - 1) / gen.mean()  # one request is then the fixed case, not the median)
+    steps = np.ceil(gen / tps).astype(int)  # decode steps each request needs
+    running = n - np.searchsorted(steps, np.arange(steps[-1]), side="right")  # still decoding at step k
+    # step time vs running batch: exact on a geometric grid, interpolated in log(batch) between
+    grid = np.unique(np.geomspace(1, n, min(n, 12)).round())
+    kv = _kv_mean(sc)
+    times = np.array([decode_step(sc, b / t, kv).seconds for b in grid])
+    per_step = np.interp(np.log(np.maximum(running, 1)), np.log(grid), times)
+    ends = np.concatenate(([0.0], np.cumsum(per_step)))[steps]  # decode time of each request
+    has_decode = gen >= 1
+    if not has_decode.any():
+        return ends, float(times[0]) / tps
+    tpot = float(np.mean((wait_s + ends[has_decode]) / gen[has_decode]))
+    return ends, tpot
 
 
 def max_running(sc: Scenario, mem: MemoryReport) -> float:
@@ -147,6 +183,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         return metrics, bottleneck, []
     curve = throughput_curve(sc, mem)
     new_prompt = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    e2e = None  # mean request latency where the serving picture gives it directly
     if wl.phase == "decode":
         b = _decode_batch(sc, mem)
         info.update(mode="decode", running_per_group=b * par.tp)
@@ -157,9 +194,11 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         queue = 0.0
     elif wl.concurrency and not wl.batch_per_gpu and not steady:
         w = wave(sc, mem)
-        info.update(mode="waves", running_per_group=w.size, waves_per_group=wl.concurrency / _groups(sc) / w.size,
+        info.update(mode="waves", output_len_dist=wl.output_len_dist, running_per_group=w.size,
+                    waves_per_group=wl.concurrency / _groups(sc) / w.size,
                     wave_prefill_ms=1e3 * w.prefill_s, wave_duration_ms=1e3 * w.duration_s, queue_ms=1e3 * w.queue_s)
         step, pre, tpot, ttft, queue = w.decode_step, w.chunk, w.tpot_s, w.ttft_s, w.queue_s
+        e2e = w.e2e_s
         out_gpu = w.size / par.tp * wl.output_len / w.duration_s
         metrics["prefill_tokens_per_s_per_gpu"] = w.size * new_prompt / w.prefill_s / par.tp
     else:
@@ -178,7 +217,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         output_tokens_per_s_per_user=1 / tpot,
         system_output_tokens_per_s=out_gpu * gpus,
         system_total_tokens_per_s=out_gpu * gpus * (1 + wl.input_len / max(wl.output_len, 1)),
-        e2e_latency_ms=1e3 * (ttft + max(wl.output_len - 1, 0) * tpot),
+        e2e_latency_ms=1e3 * (e2e if e2e is not None else ttft + max(wl.output_len - 1, 0) * tpot),
     )
     metrics["prefill_tokens_per_s_per_node"] = metrics["prefill_tokens_per_s_per_gpu"] * per_node
     metrics["decode_tokens_per_s_per_node"] = out_gpu * per_node

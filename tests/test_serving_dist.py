@@ -1,0 +1,50 @@
+"""Output lengths that vary around their mean in a `concurrency` run (workload.output_len_dist)."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.errors import PlannerError
+from planner.estimate import estimate
+from tests.scenario_util import scenario
+
+
+def _serve(concurrency, dist, output_len=256):
+    wl = {"phase": "serve", "concurrency": concurrency, "input_len": 1024, "output_len": output_len,
+          "output_len_dist": dist}
+    return estimate(scenario(model="deepseek-v3", weights="fp8-block128", workload=wl))
+
+
+def test_fixed_is_the_default():
+    wl = {"phase": "serve", "concurrency": 64, "input_len": 1024, "output_len": 256}
+    plain = estimate(scenario(model="deepseek-v3", weights="fp8-block128", workload=wl))
+    assert plain["metrics"] == _serve(64, "fixed")["metrics"]
+    assert plain["serving"]["output_len_dist"] == "fixed"
+
+
+def test_a_wave_of_one_request_decodes_its_mean_length():
+    fixed, varied = _serve(1, "fixed")["metrics"], _serve(1, "exponential")["metrics"]
+    for key in ("tpot_ms", "e2e_latency_ms", "system_output_tokens_per_s"):
+        assert varied[key] == pytest.approx(fixed[key], rel=1e-3)
+
+
+def test_varied_lengths_stretch_the_wave_and_lower_throughput():
+    fixed, varied = _serve(256, "fixed")["metrics"], _serve(256, "exponential")["metrics"]
+    # the wave lasts until its longest answer ends: fewer tokens per second for the same mean length
+    assert varied["system_output_tokens_per_s"] < 0.8 * fixed["system_output_tokens_per_s"]
+    assert varied["ttft_ms"] == pytest.approx(fixed["ttft_ms"])  # prompts are the same
+    # the mean request finishes before the wave does (256 requests of 256 tokens on average per wave)
+    wave_ms = 1e3 * 256 * 256 / varied["system_output_tokens_per_s"]
+    assert varied["e2e_latency_ms"] < wave_ms
+
+
+def test_short_answers_that_wait_for_the_prefill_raise_mean_tpot():
+    # with many prompts the wave's prefill is long; a 2-token answer's TPOT carries all of it
+    small, big = _serve(8, "exponential")["metrics"], _serve(512, "exponential")["metrics"]
+    assert big["tpot_ms"] > small["tpot_ms"]
+
+
+def test_unknown_distribution_names_the_field():
+    with pytest.raises(PlannerError) as err:
+        _serve(8, "lognormal")
+    assert "workload.output_len_dist" in str(err.value) and "exponential" in str(err.value)
