@@ -159,7 +159,7 @@ def kv_table(ref: str, dtypes: tuple[str, ...], max_context: int | None) -> pd.D
 def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", engine: str = "vllm",
                per_node: int = GPUS_PER_NODE, input_len: int = DEFAULT_INPUT_LEN,
                output_len: int = DEFAULT_OUTPUT_LEN, context: int | None = None,
-               concurrency: float | None = None) -> dict:
+               concurrency: float | None = None, output_len_dist: str = "fixed") -> dict:
     """The scenario mapping of `gpus` GPUs of one type. Up to one node the parallel plan is left unstated and the
     planner picks TP/EP (planner.memory.resolve_unstated_plan); beyond, whole nodes run TP per node x PP over nodes.
     A count that is not whole nodes is left for the planner to reject (hardware.nodes)."""
@@ -174,6 +174,7 @@ def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", en
         wl["context_len"] = context
     if concurrency:
         wl["concurrency"] = concurrency
+        wl["output_len_dist"] = output_len_dist
     return {"name": name, "model": ref, "weights": weights, "kv_cache": kv, "hardware": hw, "parallelism": par,
             "engine": engine, "workload": wl}
 

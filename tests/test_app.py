@@ -122,6 +122,12 @@ def test_performance(env):
     clean(at)
     assert at.subheader[0].value == "int4-g32 8x B200"
     assert chart(at, "Roofline: one decode step") != roof and chart(at, "Throughput vs latency") != curve
+    # a concurrency run with chat-like output lengths: the wave waits for its longest answer
+    at.number_input(key="perf.conc").set_value(256).run()
+    fixed = {m.label: m.value for m in at.metric}
+    at.radio(key="perf.dist").set_value("exponential").run()
+    clean(at)
+    assert {m.label: m.value for m in at.metric} != fixed
 
 
 def test_sizing(env):

@@ -42,12 +42,17 @@ def render(ref: str) -> None:
     input_len = b.number_input("Prompt tokens", 1, top, min(data.DEFAULT_INPUT_LEN, top // 2), key="perf.in")
     output_len = c.number_input("Output tokens", 1, top, min(data.DEFAULT_OUTPUT_LEN, top // 2), key="perf.out")
     concurrency = d.number_input("Requests in flight (0: as many as memory allows)", 0, 10**6, 0, key="perf.conc")
+    dist = "fixed"
+    if concurrency:
+        dist = st.radio("Output lengths of the requests in flight", ("fixed", "exponential"), horizontal=True,
+                        help="fixed: every answer has the stated length (benchmark 'random' datasets); exponential: "
+                             "chat traffic such as ShareGPT, the stated length is the mean", key="perf.dist")
     others = [g for g in gpus if g != gpu]
     compare = st.multiselect("Compare with (fewest GPUs of each type that fit, same weights)", others,
                              default=[r["gpu"] for r in first if r["gpu"] != gpu][:2], format_func=data.gpu_label,
                              key="perf.compare")
     opts = {"kv": kv, "engine": engine, "input_len": int(input_len), "output_len": int(output_len),
-            "concurrency": concurrency or None}
+            "concurrency": concurrency or None, "output_len_dist": dist}
     main = data.deployment(ref, weights, gpu, n, **opts)
     cmp_fits = _fitting(data.smallest_fits(ref, weights, tuple(compare), None, kv, engine)) if compare else []
     docs = (main, *(data.deployment(ref, weights, r["gpu"], r["gpus"], **opts) for r in cmp_fits))
