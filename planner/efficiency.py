@@ -54,7 +54,7 @@ class Efficiency:
     files: tuple[str, ...]  # tables this came from
 
 
-def _curve(value: Any, file: str, field: str) -> Curve:
+def read_curve(value: Any, file: str, field: str) -> Curve:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         points = ((1.0, float(value)),)
     elif isinstance(value, list) and value and all(
@@ -80,8 +80,8 @@ def _read(path, base: Efficiency | None) -> Efficiency:
         check_keys(entry, ("compute", "memory", "floor_s", "source", "n", "holdout_error"), file, f"ops.{kind}.")
         old = ops.get(kind)
         ops[kind] = OpEfficiency(
-            _curve(entry["compute"], file, f"ops.{kind}.compute") if "compute" in entry else old.compute,
-            _curve(entry["memory"], file, f"ops.{kind}.memory") if "memory" in entry else old.memory,
+            read_curve(entry["compute"], file, f"ops.{kind}.compute") if "compute" in entry else old.compute,
+            read_curve(entry["memory"], file, f"ops.{kind}.memory") if "memory" in entry else old.memory,
             get_number(entry, "floor_s", file, prefix=f"ops.{kind}.", default=old.floor_s if old else 0.0,
                        minimum=0, maximum=1))
     comm = dict(base.comm) if base else {}

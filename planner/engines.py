@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from planner.efficiency import Curve, _curve
+from planner.efficiency import Curve, read_curve
 from planner.errors import PlannerError
 from planner.quant import PROFILES
 from planner.yamlio import check_keys, get_number, get_str, is_file, load_document, require_mapping
@@ -100,8 +100,8 @@ def load_engine(name: str) -> Engine:
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
                      "graph_prefill_tokens", "eager_kernel_host_s", "cpu_op_host_s", "cpu_experts_sequential",
-                     "max_running_requests",
-                     "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap"), file)
+                     "max_running_requests", "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap"),
+               file)
     mode = get_str(doc, "fraction_mode", file)
     if mode not in FRACTION_MODES:
         raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
@@ -153,7 +153,7 @@ def _by_dtype(doc: dict, key: str, file: str) -> tuple[tuple[str, Curve], ...]:
     check_keys(value, CPU_DTYPES, file, f"{key}.")
     out = []
     for d, v in value.items():
-        curve = _curve(v, file, f"{key}.{d}")
+        curve = read_curve(v, file, f"{key}.{d}")
         if any(f > 1 for _, f in curve.points):
             raise PlannerError("expected a fraction of at most 1", file=file, field=f"{key}.{d}")
         out.append((d, curve))
