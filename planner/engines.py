@@ -9,7 +9,7 @@ from functools import lru_cache
 from planner.efficiency import Curve, read_curve
 from planner.errors import PlannerError
 from planner.quant import PROFILES
-from planner.yamlio import check_keys, get_number, get_str, is_file, load_document, require_mapping
+from planner.yamlio import check_keys, get_choice, get_number, get_str, is_file, load_document, require_mapping
 
 ENGINES_DIR = PROFILES / "engines"
 FRACTION_MODES = ("total", "static", "free_after_load", "none")
@@ -102,12 +102,8 @@ def load_engine(name: str) -> Engine:
                      "graph_prefill_tokens", "eager_kernel_host_s", "cpu_op_host_s", "cpu_experts_sequential",
                      "max_running_requests", "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap"),
                file)
-    mode = get_str(doc, "fraction_mode", file)
-    if mode not in FRACTION_MODES:
-        raise PlannerError(f"expected one of {', '.join(FRACTION_MODES)}", file=file, field="fraction_mode")
-    split = get_str(doc, "dense_split", file)
-    if split not in DENSE_SPLITS:
-        raise PlannerError(f"expected one of {', '.join(DENSE_SPLITS)}", file=file, field="dense_split")
+    mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
+    split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
     by_tp = require_mapping(doc.get("memory_fraction_by_tp") or {}, file, "memory_fraction_by_tp")
     fractions = tuple(sorted((int(k), get_number(by_tp, k, file, prefix="memory_fraction_by_tp.", minimum=0.05,
                                                  maximum=1.0)) for k in by_tp))
@@ -120,10 +116,10 @@ def load_engine(name: str) -> Engine:
         mla_kv_block_tokens=num("mla_kv_block_tokens", default=1) or 1, max_batched_tokens=num("max_batched_tokens"),
         max_num_seqs=num("max_num_seqs"), cuda_context_bytes=num("cuda_context_bytes"), nccl_bytes=num("nccl_bytes"),
         cuda_graph_bytes=num("cuda_graph_bytes"), dense_split=split, source=get_str(doc, "source", file),
-        overlap_comm=_choice(doc, "overlap_comm", ("none", "tbo_ep"), file),
+        overlap_comm=get_choice(doc, "overlap_comm", ("none", "tbo_ep"), file, default="none"),
         cpu_numa_aware=doc.get("cpu_numa_aware") is True,
         step_overhead_s=get_number(doc, "step_overhead_s", file, default=0.0, minimum=0, maximum=1),
-        host_prefill=_choice(doc, "host_prefill", ("cpu", "pcie"), file),
+        host_prefill=get_choice(doc, "host_prefill", ("cpu", "pcie"), file, default="cpu"),
         cpu_memory_efficiency=get_number(doc, "cpu_memory_efficiency", file, default=None, minimum=0.01, maximum=1),
         cpu_compute_efficiency=(get_number(doc, "cpu_compute_efficiency", file, default=None, minimum=0.01, maximum=1)
                                 if not isinstance(doc.get("cpu_compute_efficiency"), dict) else None),
@@ -158,10 +154,3 @@ def _by_dtype(doc: dict, key: str, file: str) -> tuple[tuple[str, Curve], ...]:
             raise PlannerError("expected a fraction of at most 1", file=file, field=f"{key}.{d}")
         out.append((d, curve))
     return tuple(out)
-
-
-def _choice(doc: dict, key: str, allowed: tuple[str, ...], file: str) -> str:
-    value = get_str(doc, key, file, default=allowed[0])
-    if value not in allowed:
-        raise PlannerError(f"expected one of {', '.join(allowed)}", file=file, field=key)
-    return value

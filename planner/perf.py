@@ -70,9 +70,14 @@ def machine(sc: Scenario) -> Machine:
                    sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap)
 
 
+def kernels(ops: list[Op]) -> int:
+    """Kernels the op records of a step launch (each op's kernels on each layer it repeats over)."""
+    return sum(op.kernels * op.count for op in ops)
+
+
 def launch_seconds(sc: Scenario, ops: list[Op]) -> float:
     """Host time to launch every kernel of a step one by one (outside a CUDA graph)."""
-    return sc.engine.eager_kernel_host_s * sum(op.kernels * op.count for op in ops)
+    return sc.engine.eager_kernel_host_s * kernels(ops)
 
 
 def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True) -> Step:
@@ -88,8 +93,9 @@ def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True) -> Step:
         comm = comm - TBO_HIDDEN * min(comm, work)
     overhead = sc.engine.step_overhead_s
     # ops on the CPU (every op without a GPU) run synchronously: their dispatch adds to the work
-    cpu_ops = ops if sc.gpu is None else [op for op in ops if op.where == "cpu"]
-    dispatch = sc.engine.cpu_op_host_s * sum(op.kernels * op.count for op in cpu_ops)
+    dispatch = 0.0
+    if sc.engine.cpu_op_host_s:
+        dispatch = sc.engine.cpu_op_host_s * kernels(ops if sc.gpu is None else [op for op in ops if op.where == "cpu"])
     if sc.gpu is None:
         return Step(sc.parallelism.pp * (work + comm + dispatch + overhead), timed, comp, mem, comm, host, overhead,
                     dispatch)

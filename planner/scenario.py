@@ -18,7 +18,7 @@ from planner.errors import PlannerError, resolve_named
 from planner.kv import KV_DTYPES
 from planner.models import Model, load_model
 from planner.quant import QuantFormat, load_format
-from planner.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+from planner.yamlio import check_keys, get_choice, get_number, get_str, load_document, require_mapping
 
 TOP_KEYS = ("name", "model", "weights", "kv_cache", "hardware", "parallelism", "offload", "engine", "engine_options",
             "speculative",
@@ -279,9 +279,7 @@ def _parallelism(p: Mapping, file: str, model: Model, gpu: str | None, total_gpu
 
 
 def _workload(w: Mapping, file: str, model: Model) -> Workload:
-    phase = get_str(w, "phase", file, prefix="workload.", default="decode")
-    if phase not in ("prefill", "decode", "serve"):
-        raise PlannerError(f"expected prefill, decode or serve, got {phase!r}", file=file, field="workload.phase")
+    phase = get_choice(w, "phase", ("prefill", "decode", "serve"), file, prefix="workload.", default="decode")
     tok = lambda key, default: get_number(w, key, file, prefix="workload.", default=default,  # noqa: E731
                                           integer=True, minimum=0, maximum=MAX_TOKENS)
     # defaults as CONTRACT.md §2; a prefill-only scenario generates nothing unless it says so
@@ -303,16 +301,8 @@ def _workload(w: Mapping, file: str, model: Model) -> Workload:
         input_len=input_len, output_len=output_len, kv_len=tok("kv_len", None), context_len=context,
         prefix_cache_hit=get_number(w, "prefix_cache_hit", file, prefix="workload.", default=0.0, minimum=0,
                                     maximum=1),
-        output_len_dist=_output_len_dist(w, file),
+        output_len_dist=get_choice(w, "output_len_dist", OUTPUT_LEN_DISTS, file, prefix="workload.", default="fixed"),
     )
-
-
-def _output_len_dist(w: Mapping, file: str) -> str:
-    dist = get_str(w, "output_len_dist", file, prefix="workload.", default="fixed")
-    if dist not in OUTPUT_LEN_DISTS:
-        raise PlannerError(f"expected one of {', '.join(OUTPUT_LEN_DISTS)}, got {dist!r}", file=file,
-                           field="workload.output_len_dist")
-    return dist
 
 
 def _measured(items: Any, file: str) -> tuple:

@@ -32,7 +32,7 @@ from planner.hardware import (  # shared strict-loading helpers (as planner/host
     load_accelerator,
 )
 from planner.hosts import Host, load_host
-from planner.yamlio import check_keys, get_number, get_str, is_file, require_mapping
+from planner.yamlio import check_keys, get_choice, get_number, get_str, is_file, require_mapping
 
 SYSTEMS_DIR = PROFILE_DIR / "systems"
 CLASSES = ("gpu_server", "workstation", "apple", "cpu_server")
@@ -75,9 +75,7 @@ def load_system(name: str) -> System:
 @lru_cache(maxsize=64)
 def _load(path_text: str, _mtime_ns: int) -> System:
     doc, file, sources = _top(Path(path_text), "system", _KEYS)
-    cls = get_str(doc, "class", file)
-    if cls not in CLASSES:
-        raise PlannerError(f"expected one of {', '.join(CLASSES)}", file=file, field="class")
+    cls = get_choice(doc, "class", CLASSES, file)
     gpus = _gpus(doc.get("gpus"), cls, file)
     counts = doc.get("gpu_counts") or ([0] if cls == "cpu_server" else [1])
     if not isinstance(counts, list) or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 64

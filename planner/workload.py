@@ -30,7 +30,7 @@ from typing import Any
 
 from planner.errors import PlannerError, resolve_named
 from planner.kv import KV_DTYPES
-from planner.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+from planner.yamlio import check_keys, get_choice, get_number, get_str, load_document, require_mapping
 
 # Defaults when a buy workload leaves them out (the presets state them explicitly):
 # 0.12 USD/kWh ~ EIA Electricity Monthly Update (data for September 2024): median state average revenue 11.94 c/kWh,
@@ -184,9 +184,7 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
         if cls not in CLASSES:
             raise PlannerError(f"unknown hardware class {cls!r}; known: {', '.join(CLASSES)}", file=file,
                                field="search.classes")
-    objective = get_str(doc, "objective", file, default="usd_per_m_tokens")
-    if objective not in OBJECTIVES:
-        raise PlannerError(f"expected one of {', '.join(OBJECTIVES)}", file=file, field="objective")
+    objective = get_choice(doc, "objective", OBJECTIVES, file, default="usd_per_m_tokens")
     data_local = doc.get("data_local", False)
     if not isinstance(data_local, bool):
         raise PlannerError("expected true or false", file=file, field="data_local")

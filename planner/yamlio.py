@@ -158,6 +158,15 @@ def get_number(
     return int(value) if integer else value
 
 
+def get_choice(doc: Mapping, key: str, allowed: tuple[str, ...], file: str, *, prefix: str = "",
+               default: Any = ...) -> Any:
+    """Text that must be one of `allowed`."""
+    value = get_str(doc, key, file, prefix=prefix, default=default)
+    if value not in allowed:
+        raise PlannerError(f"expected one of {', '.join(allowed)}, got {value!r}", file=file, field=f"{prefix}{key}")
+    return value
+
+
 def get_str(doc: Mapping, key: str, file: str, *, prefix: str = "", default: Any = ...) -> Any:
     field = f"{prefix}{key}"
     if key not in doc or doc[key] is None:
