@@ -16,6 +16,11 @@ METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_g
 
 def estimate(sc: Scenario) -> dict:
     sc, assumptions = resolve_unstated_plan(sc)
+    wl = sc.workload
+    if wl.from_dataset:
+        d = wl.dataset
+        assumptions = [f"{', '.join(f'{k} {getattr(wl, k)}' for k in wl.from_dataset)} from dataset {d.name} "
+                       f"(profiles/datasets/{d.name}.yaml: {d.description})", *assumptions]
     mem = memory_report(sc)
     par = sc.parallelism
     metrics, bottleneck, curve = dict.fromkeys(METRICS), {"prefill": None, "decode": None}, []
@@ -38,6 +43,8 @@ def estimate(sc: Scenario) -> dict:
             "gpu": sc.gpu, "gpus": sc.total_gpus, "engine": sc.engine.name,
             "parallelism": {"tp": par.tp, "ep": par.ep, "pp": par.pp, "dp_attention": par.dp_attention,
                             "replicas": par.replicas},
+            "workload": {"phase": wl.phase, "input_len": wl.input_len, "output_len": wl.output_len,
+                         "output_len_dist": wl.output_len_dist, "dataset": wl.dataset.name if wl.dataset else None},
         },
         "memory": {
             "capacity_bytes_per_gpu": mem.capacity_bytes,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from planner.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
 from planner.engines import Engine, load_engine
 from planner.errors import PlannerError, resolve_named
 from planner.kv import KV_DTYPES
@@ -28,8 +29,7 @@ PARALLEL_KEYS = ("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated", 
 OFFLOAD_KEYS = ("expert_layers_on_cpu", "cpu_compute")
 SPEC_KEYS = ("mtp_tokens", "acceptance")
 WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
-                 "context_len", "output_len_dist")
-OUTPUT_LEN_DISTS = ("fixed", "exponential")
+                 "context_len", "output_len_dist", "dataset")
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
@@ -76,6 +76,8 @@ class Workload:
     # how output lengths vary around output_len (their mean) in a `concurrency` run: fixed (benchmark "random"
     # datasets) or exponential (chat traffic such as ShareGPT: many short answers, a long tail)
     output_len_dist: str = "fixed"
+    dataset: Dataset | None = None  # benchmark request set the unstated lengths came from (planner.datasets)
+    from_dataset: tuple[str, ...] = ()  # the workload fields the dataset supplied
 
 
 @dataclass(frozen=True)
@@ -282,8 +284,14 @@ def _workload(w: Mapping, file: str, model: Model) -> Workload:
     phase = get_choice(w, "phase", ("prefill", "decode", "serve"), file, prefix="workload.", default="decode")
     tok = lambda key, default: get_number(w, key, file, prefix="workload.", default=default,  # noqa: E731
                                           integer=True, minimum=0, maximum=MAX_TOKENS)
-    # defaults as CONTRACT.md §2; a prefill-only scenario generates nothing unless it says so
-    input_len, output_len = tok("input_len", 1024), tok("output_len", 0 if phase == "prefill" else 1024)
+    dataset = None
+    if w.get("dataset") is not None:
+        dataset = resolve_named(load_dataset, get_str(w, "dataset", file, prefix="workload."), file,
+                                "workload.dataset")
+    # defaults as CONTRACT.md §2, or the named dataset's means; a prefill-only scenario generates nothing unless
+    # it says so
+    input_len = tok("input_len", dataset.input_len if dataset else 1024)
+    output_len = tok("output_len", 0 if phase == "prefill" else dataset.output_len if dataset else 1024)
     if input_len + output_len < 1:
         raise PlannerError("input_len + output_len must be at least 1 token", file=file, field="workload.input_len")
     context = tok("context_len", input_len + output_len) or input_len + output_len
@@ -301,7 +309,11 @@ def _workload(w: Mapping, file: str, model: Model) -> Workload:
         input_len=input_len, output_len=output_len, kv_len=tok("kv_len", None), context_len=context,
         prefix_cache_hit=get_number(w, "prefix_cache_hit", file, prefix="workload.", default=0.0, minimum=0,
                                     maximum=1),
-        output_len_dist=get_choice(w, "output_len_dist", OUTPUT_LEN_DISTS, file, prefix="workload.", default="fixed"),
+        output_len_dist=get_choice(w, "output_len_dist", OUTPUT_LEN_DISTS, file, prefix="workload.",
+                                   default=dataset.output_len_dist if dataset else "fixed"),
+        dataset=dataset,
+        from_dataset=tuple(k for k in ("input_len", "output_len", "output_len_dist")
+                           if dataset and w.get(k) is None and not (k == "output_len" and phase == "prefill")),
     )
 
 

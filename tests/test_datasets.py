@@ -1,0 +1,82 @@
+"""Benchmark datasets (profiles/datasets/, workload.dataset): cited mean lengths fill what a scenario leaves out."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner import datasets
+from planner.datasets import list_datasets, load_dataset
+from planner.errors import PlannerError
+from planner.estimate import estimate
+from planner.scenario import scenario_from_mapping
+from tests.scenario_util import BASE, merge, scenario
+
+
+def _workload(**wl):
+    return scenario_from_mapping(merge({k: v for k, v in BASE.items() if k != "workload"}, {"workload": wl}),
+                                 "test.yaml").workload
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_every_preset_loads_and_cites_its_lengths(name):
+    d = load_dataset(name)
+    assert d.input_len >= 1 and d.output_len >= 1
+    assert d.input_source and d.output_source and d.source and d.description
+
+
+def test_a_dataset_supplies_unstated_lengths():
+    d = load_dataset("sharegpt-vllm-bench")
+    wl = _workload(phase="serve", concurrency=64, dataset="sharegpt-vllm-bench")
+    assert (wl.input_len, wl.output_len, wl.output_len_dist) == (d.input_len, d.output_len, d.output_len_dist)
+    assert wl.from_dataset == ("input_len", "output_len", "output_len_dist")
+    assert wl.context_len == d.input_len + d.output_len
+
+
+def test_stated_lengths_win_over_the_dataset():
+    wl = _workload(phase="serve", concurrency=64, dataset="sharegpt-vllm-bench", input_len=4000,
+                   output_len_dist="fixed")
+    assert wl.input_len == 4000 and wl.output_len_dist == "fixed"
+    assert wl.from_dataset == ("output_len",)
+
+
+def test_prefill_generates_nothing_even_with_a_dataset():
+    wl = _workload(phase="prefill", dataset="sharegpt-vllm-bench")
+    assert wl.output_len == 0 and "output_len" not in wl.from_dataset
+
+
+def test_estimate_names_the_dataset_and_serves_its_lengths():
+    d = load_dataset("sharegpt-vllm-bench")
+    named = estimate(scenario(workload={"phase": "serve", "concurrency": 64, "input_len": None, "output_len": None,
+                                        "dataset": "sharegpt-vllm-bench"}))
+    spelled = estimate(scenario(workload={"phase": "serve", "concurrency": 64, "input_len": d.input_len,
+                                          "output_len": d.output_len, "output_len_dist": d.output_len_dist}))
+    assert named["metrics"] == spelled["metrics"]
+    assert named["scenario"]["workload"]["dataset"] == "sharegpt-vllm-bench"
+    assert spelled["scenario"]["workload"]["dataset"] is None
+    assert any("sharegpt-vllm-bench" in a for a in named["assumptions"])
+
+
+def test_unknown_dataset_names_the_field():
+    with pytest.raises(PlannerError) as err:
+        _workload(phase="serve", dataset="no-such-set")
+    assert err.value.field == "workload.dataset" and "sharegpt-vllm-bench" in err.value.message
+
+
+@pytest.mark.parametrize("body, field", [
+    ("input_len: {mean: 10, source: s}\noutput_len: {mean: 5, source: s}\nsource: s\ncolour: red\n", "colour"),
+    ("input_len: {mean: 0, source: s}\noutput_len: {mean: 5, source: s}\nsource: s\n", "input_len.mean"),
+    ("input_len: {mean: 10}\noutput_len: {mean: 5, source: s}\nsource: s\n", "input_len.source"),
+    ("input_len: {mean: 10, source: s}\noutput_len: {mean: 5, source: s}\nsource: s\noutput_len_dist: zipf\n",
+     "output_len_dist"),
+    ("input_len: {mean: 10, source: s}\nsource: s\n", "output_len"),
+])
+def test_bad_preset_files_name_file_and_field(tmp_path, monkeypatch, body, field):
+    (tmp_path / "bad.yaml").write_text(body)
+    monkeypatch.setattr(datasets, "DATASETS_DIR", tmp_path)
+    load_dataset.cache_clear()
+    try:
+        with pytest.raises(PlannerError) as err:
+            load_dataset("bad")
+    finally:
+        load_dataset.cache_clear()
+    assert err.value.file.endswith("bad.yaml") and field in (err.value.field or err.value.message)
