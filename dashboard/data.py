@@ -71,7 +71,21 @@ def catalog() -> dict:
         except PlannerError:
             continue
     return {"models": list_models(), "formats": list_formats(), "gpus": gpus, "engines": list_engines(),
-            "kv": list(KV_DTYPES)}
+            "kv": list(KV_DTYPES), "datasets": datasets()}
+
+
+def datasets() -> dict:
+    """Benchmark request sets (profiles/datasets/): name -> (mean prompt, mean answer, answer shape, description)."""
+    from planner.datasets import list_datasets, load_dataset
+
+    out = {}
+    for name in list_datasets():
+        try:
+            d = load_dataset(name)
+        except PlannerError:
+            continue
+        out[name] = (d.input_len, d.output_len, d.output_len_dist, d.description)
+    return out
 
 
 def upload_model(filename: str, content: bytes) -> tuple[str | None, str]:

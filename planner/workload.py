@@ -5,7 +5,8 @@ the hardware is paid for. Input of `python -m planner size`.
     weights: [int4-g32, gguf-ud-tq1_0]   # acceptable formats; omitted = every format the engines can load
     kv_cache: [bf16, fp8]            # omitted = [bf16, fp8]
     context_len: 131072              # longest request that must fit
-    traffic: {requests_per_s: 2.0, input_len: 4000, output_len: 1000}   # or tokens_per_day / concurrency
+    traffic: {requests_per_s: 2.0, input_len: 4000, output_len: 1000}   # or tokens_per_day / concurrency;
+                                     # dataset: <profiles/datasets name> fills the lengths left out
     slo: {ttft_ms: 3000, tpot_ms: 50}
     purchase: buy                    # buy | rent
     electricity_usd_per_kwh: 0.12    # buy: energy price, PUE, years the purchase is written off over
@@ -49,7 +50,8 @@ SECONDS_PER_DAY = 86_400
 TOP_KEYS = ("name", "description", "model", "models", "weights", "kv_cache", "context_len", "traffic", "slo",
             "purchase", "electricity_usd_per_kwh", "pue", "amortization_years", "budget", "api", "data_local",
             "objective", "top", "search", "source", "notes")
-TRAFFIC_KEYS = ("requests_per_s", "tokens_per_day", "concurrency", "input_len", "output_len", "prefix_cache_hit")
+TRAFFIC_KEYS = ("requests_per_s", "tokens_per_day", "concurrency", "input_len", "output_len", "prefix_cache_hit",
+                "dataset")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user", "percentile")
 BUDGET_KEYS = ("capex_usd", "usd_per_hour")
 SEARCH_KEYS = ("classes", "accelerators", "systems", "engines", "max_nodes")
@@ -223,8 +225,14 @@ def _traffic(t: Mapping, file: str) -> Traffic:
         raise PlannerError("give exactly one of requests_per_s, tokens_per_day, concurrency"
                            + (f" (got {', '.join(given)})" if given else ""), file=file, field="traffic")
     num = lambda key, **kw: get_number(t, key, file, prefix="traffic.", default=None, minimum=1e-12, **kw)  # noqa: E731
+    # a named benchmark dataset (planner.datasets) supplies the mean lengths the traffic leaves out
+    dataset = None
+    if t.get("dataset") is not None:
+        from planner.datasets import load_dataset  # noqa: PLC0415
+
+        dataset = _resolve(load_dataset, get_str(t, "dataset", file, prefix="traffic."), file, "traffic.dataset")
     tok = lambda key: get_number(t, key, file, prefix="traffic.", integer=True, minimum=1,  # noqa: E731
-                                 maximum=MAX_TOKENS)
+                                 maximum=MAX_TOKENS, default=getattr(dataset, key) if dataset else ...)
     return Traffic(requests_per_s=num("requests_per_s", maximum=1e7), tokens_per_day=num("tokens_per_day"),
                    concurrency=num("concurrency", maximum=1e7), input_len=tok("input_len"),
                    output_len=tok("output_len"),

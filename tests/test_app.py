@@ -125,9 +125,19 @@ def test_performance(env):
     # a concurrency run with chat-like output lengths: the wave waits for its longest answer
     at.number_input(key="perf.conc").set_value(256).run()
     fixed = {m.label: m.value for m in at.metric}
-    at.radio(key="perf.dist").set_value("exponential").run()
+    at.radio(key="perf.dist.typed").set_value("exponential").run()
     clean(at)
-    assert {m.label: m.value for m in at.metric} != fixed
+    varied = {m.label: m.value for m in at.metric}
+    assert varied != fixed
+    # a benchmark dataset sets the lengths and the answer shape it publishes
+    at.selectbox(key="perf.dataset").set_value("sharegpt-vllm-bench").run()
+    clean(at)
+    from planner.datasets import load_dataset
+
+    d = load_dataset("sharegpt-vllm-bench")
+    assert at.number_input(key="perf.in.sharegpt-vllm-bench").value == d.input_len
+    assert at.radio(key="perf.dist.sharegpt-vllm-bench").value == d.output_len_dist
+    assert {m.label: m.value for m in at.metric} not in (fixed, varied)
 
 
 def test_sizing(env):

@@ -80,3 +80,18 @@ def test_bad_preset_files_name_file_and_field(tmp_path, monkeypatch, body, field
     finally:
         load_dataset.cache_clear()
     assert err.value.file.endswith("bad.yaml") and field in (err.value.field or err.value.message)
+
+
+def test_sizing_traffic_takes_its_lengths_from_a_dataset():
+    from planner.workload import workload_from_mapping
+
+    d = load_dataset("sharegpt-vllm-bench")
+    doc = {"model": "kimi-k2.5", "traffic": {"requests_per_s": 2.0, "dataset": "sharegpt-vllm-bench"}}
+    t = workload_from_mapping(doc, "w.yaml").traffic
+    assert (t.input_len, t.output_len) == (d.input_len, d.output_len)
+    doc["traffic"]["output_len"] = 1000
+    assert workload_from_mapping(doc, "w.yaml").traffic.output_len == 1000
+    doc["traffic"]["dataset"] = "nope"
+    with pytest.raises(PlannerError) as err:
+        workload_from_mapping(doc, "w.yaml")
+    assert err.value.field == "traffic.dataset"

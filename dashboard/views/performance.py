@@ -36,17 +36,28 @@ def render(ref: str) -> None:
     gpu = b.selectbox("GPU type", gpus, index=gpus.index(start["gpu"]), format_func=data.gpu_label, key="perf.gpu")
     n = c.selectbox("GPUs", GPU_COUNTS, index=GPU_COUNTS.index(start["gpus"]), key="perf.gpus")
     engine = d.selectbox("Engine", cat["engines"], index=cat["engines"].index("vllm"), key="perf.engine")
-    a, b, c, d = st.columns(4)
+    sets = cat["datasets"]
+    a, b, c, d, e = st.columns(5)
     kv = a.selectbox("KV cache dtype", kv_options(s), key="perf.kv")
     top = s["max_context"] or 10**7
-    input_len = b.number_input("Prompt tokens", 1, top, min(data.DEFAULT_INPUT_LEN, top // 2), key="perf.in")
-    output_len = c.number_input("Output tokens", 1, top, min(data.DEFAULT_OUTPUT_LEN, top // 2), key="perf.out")
-    concurrency = d.number_input("Requests in flight (0: as many as memory allows)", 0, 10**6, 0, key="perf.conc")
+    # a benchmark dataset fills the lengths with its published means (the widgets' keys follow it, so picking
+    # another one starts from its values; they stay editable)
+    lengths = b.selectbox("Request lengths", ["typed", *sets], key="perf.dataset",
+                          format_func=lambda k: "as typed" if k == "typed" else k,
+                          help="a benchmark dataset (profiles/datasets/) sets the mean prompt and answer lengths: "
+                               + "; ".join(f"{k}: {v[3]}" for k, v in sets.items()))
+    preset = sets.get(lengths)
+    in0, out0 = preset[:2] if preset else (data.DEFAULT_INPUT_LEN, data.DEFAULT_OUTPUT_LEN)
+    input_len = c.number_input("Prompt tokens", 1, top, min(in0, top // 2), key=f"perf.in.{lengths}")
+    output_len = d.number_input("Output tokens", 1, top, min(out0, top // 2), key=f"perf.out.{lengths}")
+    concurrency = e.number_input("Requests in flight (0: as many as memory allows)", 0, 10**6, 0, key="perf.conc")
     dist = "fixed"
     if concurrency:
-        dist = st.radio("Output lengths of the requests in flight", ("fixed", "exponential"), horizontal=True,
+        shapes = ("fixed", "exponential")
+        dist = st.radio("Output lengths of the requests in flight", shapes, horizontal=True,
+                        index=shapes.index(preset[2]) if preset else 0,
                         help="fixed: every answer has the stated length (benchmark 'random' datasets); exponential: "
-                             "chat traffic such as ShareGPT, the stated length is the mean", key="perf.dist")
+                             "chat traffic such as ShareGPT, the stated length is the mean", key=f"perf.dist.{lengths}")
     others = [g for g in gpus if g != gpu]
     compare = st.multiselect("Compare with (fewest GPUs of each type that fit, same weights)", others,
                              default=[r["gpu"] for r in first if r["gpu"] != gpu][:2], format_func=data.gpu_label,
