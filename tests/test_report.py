@@ -15,7 +15,8 @@ import plotly.offline
 import pytest
 import yaml
 
-import planner.report.checks as checks
+import planner.report.deployment_checks as deployment_checks
+import planner.report.model_checks as model_checks
 from planner.errors import PlannerError
 from planner.report.build import build_report, chromium_path
 from planner.report.claims import audit, load_claims
@@ -107,18 +108,19 @@ def test_verdicts_are_computed_by_the_planner(monkeypatch):
     """Change what a planner function returns and the verdicts that rest on it change with it."""
     before = kimi_claims()
     assert before.loc["params-total", "kind"] == "confirmed"
-    monkeypatch.setattr(checks, "inspect_model", _scaled(checks.inspect_model, 2))
-    real_memory = checks.memory_report
-    monkeypatch.setattr(checks, "memory_report", lambda sc: replace(real_memory(sc), fits=True, reason=""))
-    real_mha = checks.mha_equivalent_bytes_per_token
-    monkeypatch.setattr(checks, "mha_equivalent_bytes_per_token", lambda spec, d="bf16": real_mha(spec, d) // 3)
-    real_estimate = checks.estimate
+    monkeypatch.setattr(model_checks, "inspect_model", _scaled(model_checks.inspect_model, 2))
+    real_memory = deployment_checks.memory_report
+    monkeypatch.setattr(deployment_checks, "memory_report", lambda sc: replace(real_memory(sc), fits=True, reason=""))
+    real_mha = model_checks.mha_equivalent_bytes_per_token
+    monkeypatch.setattr(model_checks, "mha_equivalent_bytes_per_token",
+                        lambda spec, d="bf16": real_mha(spec, d) // 3)
+    real_estimate = deployment_checks.estimate
 
     def slow_estimate(sc):
         doc = real_estimate(sc)
         return {**doc, "metrics": {k: (v / 3 if v else v) for k, v in doc["metrics"].items()}}
 
-    monkeypatch.setattr(checks, "estimate", slow_estimate)
+    monkeypatch.setattr(deployment_checks, "estimate", slow_estimate)
     after = kimi_claims()
     assert after.loc["params-total", "kind"] == "wrong"  # 2.05 T is not "1.04 trillion"
     assert "1,190.3 GB" in after.loc["size-int4", "planner"] and "smallest fit 1x" in after.loc["size-int4", "planner"]

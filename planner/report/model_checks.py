@@ -1,0 +1,130 @@
+"""Claim checks on facts of the model and its checkpoint: parameter counts, architecture, stored weight
+bytes and KV cache bytes per token. Each reads its options (see checks.py) and returns a Finding from
+inspect_model, kv_layout or mha_equivalent_bytes_per_token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from planner.errors import PlannerError, resolve_named
+from planner.inspect import inspect_model
+from planner.kv import kv_layout, mha_equivalent_bytes_per_token
+from planner.quant import load_format
+from planner.report.check_inputs import Ctx, name, named_model, need, number
+from planner.report.verdict import Finding, compare
+from planner.units import gb
+from planner.yamlio import require_mapping
+
+
+def _inspect(opts: Mapping, ctx: Ctx, weights: str | None = None, kv: str = "bf16", key: str = "model") -> tuple[
+        Any, dict]:
+    """(model, inspect_model's document) for the check's model (or the one its option `key` names)."""
+    model = named_model(opts, ctx, key)
+    fmt = resolve_named(load_format, weights or model.native_weights, ctx.file, f"{ctx.field}.weights")
+    ctx.call(f"inspect_model({model.name}, {fmt.name}, {kv})")
+    return model, inspect_model(model, fmt, kv)
+
+
+def _facts(model: Any, doc: dict) -> dict:
+    f = dict(doc["architecture_facts"])
+    f["dense_layers"] = f["layers"] - f["moe_layers"]
+    f["max_context"] = model.spec.max_context
+    return f
+
+
+def _count(x: float) -> str:
+    return f"{x / 1e12:.4g} T" if x >= 1e12 else f"{x / 1e9:.4g} B" if x >= 1e9 else f"{x / 1e6:.4g} M"
+
+
+def check_params(opts: Mapping, ctx: Ctx) -> Finding:
+    _, doc = _inspect(opts, ctx)
+    p = doc["params"]
+    q = name(opts, "quantity", ctx)
+    values = {"total": p["total"], "total_with_vision": p["total"] + p["vision"] + p["mtp"],
+              "active_per_token": p["active_per_token"], "active_fraction": p["active_per_token"] / p["total"],
+              "vision": p["vision"]}
+    if q not in values:
+        raise PlannerError(f"unknown quantity {q!r} (known: {', '.join(values)})", file=ctx.file,
+                           field=f"{ctx.field}.quantity")
+    mine, claimed = values[q], number(opts, "claimed", ctx)
+    kind, off = compare(claimed, mine)
+    what = q.replace("_", " ")
+    if q == "active_fraction":
+        shown, said = f"{mine:.2%}", f"{claimed:.1%}"
+    else:
+        shown, said = f"{_count(mine)} ({mine:,})", _count(claimed)
+    return Finding(kind, off, f"{what} {shown}", f"{what}: planner {shown} vs claimed {said}")
+
+
+def check_architecture(opts: Mapping, ctx: Ctx) -> Finding:
+    facts = _facts(*_inspect(opts, ctx))
+    claimed = require_mapping(need(opts, "claimed", ctx), ctx.file, f"{ctx.field}.claimed")
+    wrong, shown = [], []
+    for key, value in claimed.items():
+        if key not in facts:
+            raise PlannerError(f"unknown fact (known: {', '.join(facts)})", file=ctx.file,
+                               field=f"{ctx.field}.claimed.{key}")
+        number(claimed, key, replace(ctx, field=f"{ctx.field}.claimed"))
+        shown.append(f"{key} {facts[key]}")
+        if facts[key] != value:
+            wrong.append(f"{key} is {facts[key]}, not {value}")
+    kind = "wrong" if wrong else "confirmed"
+    return Finding(kind, None, ", ".join(shown), "; ".join(wrong) or f"config.json gives {', '.join(shown)}")
+
+
+def check_architecture_ratio(opts: Mapping, ctx: Ctx) -> Finding:
+    mine = _facts(*_inspect(opts, ctx))
+    other = _facts(*_inspect(opts, ctx, key="versus"))
+    fact = name(opts, "fact", ctx)
+    if fact not in mine or not other.get(fact):
+        raise PlannerError(f"unknown fact {fact!r}", file=ctx.file, field=f"{ctx.field}.fact")
+    ratio = mine[fact] / other[fact]
+    kind, off = compare(number(opts, "claimed", ctx), ratio)
+    return Finding(kind, off, f"{fact} {mine[fact]} vs {other[fact]} = {ratio:.3g}x",
+                   f"{fact}: {mine[fact]} vs {opts['versus']}'s {other[fact]} is {ratio:.3g}x")
+
+
+def check_weights_size(opts: Mapping, ctx: Ctx) -> Finding:
+    weights = name(opts, "weights", ctx)
+    _, doc = _inspect(opts, ctx, weights)
+    mine, claimed = doc["weights_bytes"], number(opts, "claimed_bytes", ctx)
+    kind, off = compare(claimed, mine)
+    return Finding(kind, off, f"{weights} {gb(mine)}", f"{weights} stores {gb(mine)} "
+                   f"({mine:,} B), claimed {gb(claimed, 0)}")
+
+
+def check_kv_ratio(opts: Mapping, ctx: Ctx) -> Finding:
+    dtype = name(opts, "dtype", ctx, "bf16")
+    model = named_model(opts, ctx)
+    ctx.call(f"kv_layout({model.name}, {dtype})")
+    ctx.call(f"mha_equivalent_bytes_per_token({model.name}, {dtype})")
+    own = resolve_named(lambda d: kv_layout(model.spec, d), dtype, ctx.file, f"{ctx.field}.dtype")
+    own = own.bytes_per_token_full
+    mha = mha_equivalent_bytes_per_token(model.spec, dtype)
+    ratio = mha / own
+    kind, off = compare(number(opts, "claimed", ctx), ratio)
+    ctx_len = model.spec.max_context or 131072
+    return Finding(kind, off, f"{ratio:.1f}x ({own:,} vs {mha:,} B/token, {dtype})",
+                   f"{model.spec.attention.upper()} {dtype} keeps {own:,} B/token vs {mha:,} MHA-equivalent: "
+                   f"{ratio:.1f}x; one {ctx_len:,}-token sequence needs {gb(own * ctx_len)} instead of "
+                   f"{gb(mha * ctx_len)}")
+
+
+def check_mla_kv_formula(opts: Mapping, ctx: Ctx) -> Finding:
+    dtype = name(opts, "dtype", ctx, "bf16")
+    copies = number(opts, "latent_copies", ctx, 2, integer=True, minimum=1, maximum=16)
+    model = named_model(opts, ctx)
+    s = model.spec
+    if s.attention != "mla":
+        return Finding("wrong", None, f"{model.name} uses {s.attention.upper()}", "the model has no MLA latent")
+    ctx.call(f"kv_layout({model.name}, {dtype})")
+    own = resolve_named(lambda d: kv_layout(s, d), dtype, ctx.file, f"{ctx.field}.dtype").bytes_per_token_full
+    nbytes = own // (s.num_layers * (s.kv_lora_rank + s.qk_rope_head_dim))
+    formula = copies * s.num_layers * s.kv_lora_rank * nbytes
+    kind, off = compare(formula, own)
+    return Finding(kind, off, f"{own:,} B/token = {s.num_layers} x ({s.kv_lora_rank} + {s.qk_rope_head_dim}) x "
+                   f"{nbytes} B", f"the formula gives {formula:,} B/token; K and V share one latent stored once, "
+                   f"plus {s.qk_rope_head_dim} decoupled RoPE dims: L x (C + {s.qk_rope_head_dim}) x B = {own:,}")
