@@ -359,3 +359,42 @@ def test_llamacpp_cpu_calibration_reproduces_its_table(model, ttft, tpot):
     m = estimate(_llamacpp_cpu(model))["metrics"]
     assert m["ttft_ms"] == pytest.approx(ttft, rel=0.10)
     assert m["tpot_ms"] == pytest.approx(tpot, rel=0.15)
+
+
+def _fused_moe_rows():
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).parent / "data" / "fused_moe_kernels.yaml").read_text())
+    for t in doc["tables"]:
+        for batch, us in t["rows"]:
+            yield t, batch, us
+
+
+def _model_fused_moe_us(t: dict, batch: int) -> float:
+    """The planner's time for one layer's routed experts and their gather/SwiGLU/scatter at `batch` tokens."""
+    from planner.ops import step_ops
+
+    sc = scenario(model=t["model"], weights=t["weights"], parallelism={"tp": t["tp"]},
+                  hardware={"gpu": t["gpu"], "gpus_per_node": 8, "nodes": 1})
+    m = machine(sc)
+    ops = [op for op in step_ops(sc, "decode", batch / t["tp"], 128) if op.name in ("moe.experts", "moe.permute_act")]
+    return 1e6 * sum(time_op(op, m).seconds for op in ops)
+
+
+def test_fused_moe_times_match_published_kernel_tables():
+    """Published Triton fused-MoE kernel times (tests/data/fused_moe_kernels.yaml: H100, H200, B200, A100; DeepSeek-R1,
+    Qwen3, Mixtral; fp8 and bf16; TP1-TP8 shards) against the op records and roofline. Decode-sized batches (8-512
+    tokens: weight-bandwidth-bound) within -40%/+50%; the fixed cost of a call at 1-4 tokens within 2x; all rows
+    centred (median ratio 0.8-1.25). Known gap, not asserted: untuned per-tensor FP8 Triton at 2,048-4,096 tokens
+    runs at ~10% of the FP8 peak (measured / model up to 2.1)."""
+    from statistics import median
+
+    ratios = []
+    for t, batch, us in _fused_moe_rows():
+        r = us / _model_fused_moe_us(t, batch)
+        ratios.append(r)
+        if 8 <= batch <= 512:
+            assert 0.6 <= r <= 1.5, (t["source"], batch, us, r)
+        elif batch <= 4:
+            assert 0.5 <= r <= 2.0, (t["source"], batch, us, r)
+    assert 0.8 <= median(ratios) <= 1.25
