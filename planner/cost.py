@@ -17,7 +17,7 @@ from pathlib import Path
 from planner.errors import PlannerError
 from planner.hardware import PROFILE_DIR, _price, _top, load_accelerator
 from planner.workload import SECONDS_PER_DAY, ApiPrice, SizingWorkload
-from planner.yamlio import check_keys, get_str, is_file, require_mapping
+from planner.yamlio import check_keys, get_str, profile_path, require_mapping
 
 API_DIR = PROFILE_DIR / "api"
 HOURS_PER_YEAR = 8766  # 365.25 days
@@ -31,9 +31,7 @@ def list_apis() -> list[str]:
 @lru_cache(maxsize=16)
 def load_api(name: str) -> ApiPrice:
     """API prices per million tokens from profiles/api/<name>.yaml."""
-    path = API_DIR / f"{name}.yaml"
-    if "/" in name or not is_file(path):
-        raise PlannerError(f"unknown API profile {name!r} (known: {', '.join(list_apis())})", field="api")
+    path = profile_path(API_DIR, name, "API profile", "api")
     doc, file, sources = _top(Path(path), "api", _API_KEYS)
     for key in ("display_name", "provider", "model", "notes"):
         get_str(doc, key, file, default=None)

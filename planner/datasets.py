@@ -22,9 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from planner.errors import PlannerError
 from planner.quant import PROFILES
-from planner.yamlio import check_keys, get_choice, get_number, get_str, is_file, load_document, require_mapping
+from planner.yamlio import check_keys, get_choice, get_number, get_str, load_document, profile_path, require_mapping
 
 DATASETS_DIR = PROFILES / "datasets"
 OUTPUT_LEN_DISTS = ("fixed", "exponential")
@@ -57,11 +56,8 @@ def _length(doc: Mapping, key: str, file: str) -> tuple[int, str]:
 
 @lru_cache(maxsize=32)
 def load_dataset(name: str) -> Dataset:
-    path = DATASETS_DIR / f"{name}.yaml"
-    if not isinstance(name, str) or "/" in name or not is_file(path):
-        raise PlannerError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}", field="dataset")
-    file = str(path)
-    doc = require_mapping(load_document(path), file)
+    file = str(profile_path(DATASETS_DIR, name, "dataset", "dataset"))
+    doc = require_mapping(load_document(file), file)
     check_keys(doc, ("description", "tokenizer", "input_len", "output_len", "output_len_dist", "source", "notes"),
                file)
     input_len, input_source = _length(doc, "input_len", file)

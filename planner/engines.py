@@ -9,7 +9,7 @@ from functools import lru_cache
 from planner.efficiency import Curve, read_curve
 from planner.errors import PlannerError
 from planner.quant import PROFILES
-from planner.yamlio import check_keys, get_choice, get_number, get_str, is_file, load_document, require_mapping
+from planner.yamlio import check_keys, get_choice, get_number, get_str, load_document, profile_path, require_mapping
 
 ENGINES_DIR = PROFILES / "engines"
 FRACTION_MODES = ("total", "static", "free_after_load", "none")
@@ -90,9 +90,7 @@ def list_engines() -> list[str]:
 
 @lru_cache(maxsize=32)
 def load_engine(name: str) -> Engine:
-    path = ENGINES_DIR / f"{name}.yaml"
-    if not isinstance(name, str) or "/" in name or not is_file(path):
-        raise PlannerError(f"unknown engine {name!r}; known: {', '.join(list_engines())}", field="engine")
+    path = profile_path(ENGINES_DIR, name, "engine", "engine")
     file = str(path)
     doc = require_mapping(load_document(path), file)
     check_keys(doc, ("source", "fraction_mode", "memory_fraction", "memory_fraction_by_tp", "kv_block_tokens",

@@ -32,7 +32,7 @@ from planner.hardware import (  # shared strict-loading helpers (as planner/host
     load_accelerator,
 )
 from planner.hosts import Host, load_host
-from planner.yamlio import check_keys, get_choice, get_number, get_str, is_file, require_mapping
+from planner.yamlio import check_keys, get_choice, get_number, get_str, profile_path, require_mapping
 
 SYSTEMS_DIR = PROFILE_DIR / "systems"
 CLASSES = ("gpu_server", "workstation", "apple", "cpu_server")
@@ -66,9 +66,7 @@ def list_systems() -> list[str]:
 
 
 def load_system(name: str) -> System:
-    path = SYSTEMS_DIR / f"{name}.yaml"
-    if "/" in name or not is_file(path):
-        raise PlannerError(f"unknown system {name!r} (known: {', '.join(list_systems())})", field="system")
+    path = profile_path(SYSTEMS_DIR, name, "system", "system")
     return _load(str(path), path.stat().st_mtime_ns)
 
 
