@@ -9,16 +9,22 @@ where the scenario leaves them out (a value the scenario states wins). File shap
     input_len: {mean: 294, source: "..."}   # mean prompt tokens
     output_len: {mean: 294, source: "..."}  # mean generated tokens
     output_len_dist: fixed                  # fixed | exponential (planner.serving: how answers vary)
+    benchmark: {suite: mlperf-inference, model: llama-2-70b}   # optional: the suite's set for this model
     source: "..."                           # the benchmark's definition of the set
     notes: "..."
 
 Lengths are means because the planner's serving picture (planner.serving) works on means; `output_len_dist`
 says whether answers all stop together (a benchmark's capped lengths) or vary like chat traffic.
+
+A published result of a benchmark suite ran that suite's request set: `suite_dataset(sources, model)` finds the
+dataset for a measurement whose citation is a suite's results repository (MLPerf Inference results live in
+mlcommons/inference_results_v<round> and its mirrors), so `validate` fills what such a case leaves unstated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -27,6 +33,8 @@ from planner.yamlio import check_keys, get_choice, get_number, get_str, load_doc
 
 DATASETS_DIR = PROFILES / "datasets"
 OUTPUT_LEN_DISTS = ("fixed", "exponential")
+# benchmark suites whose published results name their request sets: the text a citation of a result contains
+SUITES = {"mlperf-inference": re.compile(r"inference_results_v\d")}
 MAX_TOKENS = 10**8
 
 
@@ -41,6 +49,8 @@ class Dataset:
     input_source: str
     output_source: str
     source: str
+    suite: str | None = None  # benchmark suite whose request set this is for `model` (SUITES)
+    model: str | None = None
 
 
 def list_datasets() -> list[str]:
@@ -58,12 +68,30 @@ def _length(doc: Mapping, key: str, file: str) -> tuple[int, str]:
 def load_dataset(name: str) -> Dataset:
     file = str(profile_path(DATASETS_DIR, name, "dataset", "dataset"))
     doc = require_mapping(load_document(file), file)
-    check_keys(doc, ("description", "tokenizer", "input_len", "output_len", "output_len_dist", "source", "notes"),
-               file)
+    check_keys(doc, ("description", "tokenizer", "input_len", "output_len", "output_len_dist", "benchmark", "source",
+                     "notes"), file)
     input_len, input_source = _length(doc, "input_len", file)
     output_len, output_source = _length(doc, "output_len", file)
+    suite = model = None
+    if doc.get("benchmark") is not None:
+        bench = require_mapping(doc["benchmark"], file, "benchmark")
+        check_keys(bench, ("suite", "model"), file, "benchmark.")
+        suite = get_choice(bench, "suite", tuple(SUITES), file, prefix="benchmark.")
+        model = get_str(bench, "model", file, prefix="benchmark.")
     return Dataset(name=name, description=get_str(doc, "description", file, default=""),
                    tokenizer=get_str(doc, "tokenizer", file, default=""), input_len=input_len,
                    output_len=output_len,
                    output_len_dist=get_choice(doc, "output_len_dist", OUTPUT_LEN_DISTS, file, default="fixed"),
-                   input_source=input_source, output_source=output_source, source=get_str(doc, "source", file))
+                   input_source=input_source, output_source=output_source, source=get_str(doc, "source", file),
+                   suite=suite, model=model)
+
+
+def suite_dataset(sources: Iterable[str], model: str) -> Dataset | None:
+    """The request set a published result ran: the dataset of the suite whose results repository a citation in
+    `sources` names, for `model` (None when no citation names a suite or the suite has no set for the model)."""
+    suites = {name for name, pattern in SUITES.items() for text in sources if text and pattern.search(text)}
+    for name in list_datasets():
+        d = load_dataset(name)
+        if d.suite in suites and d.model == model:
+            return d
+    return None

@@ -1,12 +1,17 @@
 """`python -m planner validate CASES.yaml`: estimate every case and compare with what was measured
 (CONTRACT.md §4). error = predicted / measured - 1. A case that cannot be estimated (bad input, does
-not fit) is reported with its reason and no prediction; it never stops the run."""
+not fit) is reported with its reason and no prediction; it never stops the run.
+
+A case citing a benchmark suite's published results (MLPerf Inference) ran the suite's request set for its
+model: prompt and answer lengths the case leaves unstated come from that dataset (planner.datasets), and the
+row says so (`dataset`)."""
 
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
 
+from planner.datasets import suite_dataset
 from planner.errors import PlannerError
 from planner.estimate import estimate
 from planner.scenario import scenario_from_mapping
@@ -26,6 +31,7 @@ def validate(path: str | Path) -> dict:
     for k, case in enumerate(cases):
         name = case.get("name", f"cases[{k}]") if isinstance(case, dict) else f"cases[{k}]"
         try:
+            case = _with_suite_dataset(case)
             sc = scenario_from_mapping(case, f"{file}: cases[{k}]")
             result = estimate(sc)
         except PlannerError as err:
@@ -37,10 +43,25 @@ def validate(path: str | Path) -> dict:
                    "error": (predicted / m.value - 1) if predicted is not None and m.value else None,
                    "fits": result["fits"], "reason": result["reason"],
                    "bottleneck": result["bottleneck"], "source": m.source, "engine": sc.engine.name,
-                   "gpu": sc.gpu, "model": sc.model.name}
+                   "gpu": sc.gpu, "model": sc.model.name,
+                   "dataset": sc.workload.dataset.name if sc.workload.from_dataset else None}
             rows.append(row)
     errors = [abs(r["error"]) for r in rows if r["error"] is not None]
     return {"cases": rows, "skipped": skipped, "summary": _summary(errors, len(rows))}
+
+
+def _with_suite_dataset(case):
+    """The case with `workload.dataset` set to its benchmark suite's request set when it cites the suite's results,
+    names no dataset and leaves a length unstated (the case itself is not changed)."""
+    if not isinstance(case, dict) or not isinstance(case.get("workload"), dict) or not isinstance(
+            case.get("measured"), list) or not isinstance(case.get("model"), str):
+        return case
+    wl = case["workload"]
+    if wl.get("dataset") is not None or all(wl.get(k) is not None for k in ("input_len", "output_len")):
+        return case
+    sources = [m.get("source") for m in case["measured"] if isinstance(m, dict) and isinstance(m.get("source"), str)]
+    d = suite_dataset(sources, case["model"])
+    return {**case, "workload": {**wl, "dataset": d.name}} if d else case
 
 
 def _lookup(result: dict, metric: str) -> float | None:
@@ -74,16 +95,19 @@ def markdown(report: dict, source: str) -> str:
         f"{_pct(s['p90_abs_error'])}**, {_pct(s.get('within_20pct'))} within 20% (target: median <= 20%, "
         "p90 <= 50%).",
         "",
-        "| case | metric | measured | predicted | error | bottleneck (prefill / decode) |",
-        "|---|---|---:|---:|---:|---|",
+        "Unstated prompt/answer lengths of a case that cites a benchmark suite's results come from the suite's "
+        "request set for its model (`profiles/datasets/`, column 'lengths from').",
+        "",
+        "| case | metric | measured | predicted | error | bottleneck (prefill / decode) | lengths from |",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     for r in report["cases"]:
         b = r["bottleneck"]
         pred = "does not fit: " + r["reason"] if not r["fits"] else _num(r["predicted"])
         lines.append(f"| {r['name']} | {r['metric']} | {_num(r['measured'])} | {pred} | {_pct(r['error'], True)} "
-                     f"| {b.get('prefill') or '-'} / {b.get('decode') or '-'} |")
+                     f"| {b.get('prefill') or '-'} / {b.get('decode') or '-'} | {r.get('dataset') or '-'} |")
     for r in report["skipped"]:
-        lines.append(f"| {r['name']} | - | - | error: {r['reason']} | - | - |")
+        lines.append(f"| {r['name']} | - | - | error: {r['reason']} | - | - | - |")
     return "\n".join(lines) + "\n"
 
 

@@ -95,3 +95,40 @@ def test_sizing_traffic_takes_its_lengths_from_a_dataset():
     with pytest.raises(PlannerError) as err:
         workload_from_mapping(doc, "w.yaml")
     assert err.value.field == "traffic.dataset"
+
+
+def _case(**wl):
+    return {"name": "c", "model": "llama-2-70b", "weights": "fp8",
+            "hardware": {"gpu": "h200-sxm", "gpus_per_node": 8, "nodes": 1}, "engine": "trtllm",
+            "workload": {"phase": "serve", "input_len": None, "output_len": 294, **wl},
+            "measured": [{"metric": "system_output_tokens_per_s", "value": 30000.0,
+                          "source": "mlcommons/inference_results_v5.0 closed/X/results/Y/README.md"}]}
+
+
+def test_a_suite_result_is_matched_to_the_suite_dataset_of_its_model():
+    from planner.datasets import suite_dataset
+
+    src = ["ntuhpc/mlperf_inference_results_v5.0 closed/NVIDIA/results/H200/README.md"]
+    assert suite_dataset(src, "llama-2-70b").name == "mlperf-llama2-70b"
+    assert suite_dataset(src, "llama-3.1-405b").name == "mlperf-llama3.1-405b"
+    assert suite_dataset(src, "kimi-k2.5") is None  # no MLPerf set for this model
+    assert suite_dataset(["gpustack/gpustack docs/performance-lab"], "llama-2-70b") is None
+
+
+def test_validate_fills_only_what_a_suite_case_leaves_unstated(tmp_path):
+    import yaml
+
+    from planner.validate import validate
+
+    d = load_dataset("mlperf-llama2-70b")
+    cases = [_case(), _case(input_len=1024), {**_case(), "measured": [{**_case()["measured"][0], "source": "a blog"}]}]
+    path = tmp_path / "cases.yaml"
+    path.write_text(yaml.safe_dump({"schema_version": 1, "cases": cases}))
+    rows = validate(path)["cases"]
+    assert [r["dataset"] for r in rows] == ["mlperf-llama2-70b", None, None]
+    # the filled prompt length is the dataset's: the same prediction as stating it
+    cases[1]["workload"]["input_len"] = d.input_len
+    path.write_text(yaml.safe_dump({"schema_version": 1, "cases": cases}))
+    again = validate(path)["cases"]
+    assert again[1]["predicted"] == pytest.approx(rows[0]["predicted"])
+    assert rows[2]["predicted"] != rows[0]["predicted"]  # without a suite citation the contract default stays

@@ -158,8 +158,9 @@ def roofline_ceilings(gpu: str) -> pd.DataFrame:
 
 def validation_table(report: dict) -> pd.DataFrame:
     rows = [{"case": r["name"], "metric": r["metric"], "measured": r["measured"], "predicted": r["predicted"],
-             "error": r["error"], "gpu": r["gpu"], "engine": r["engine"], "source": r["source"]}
+             "error": r["error"], "gpu": r["gpu"], "engine": r["engine"], "lengths from": r.get("dataset") or "",
+             "source": r["source"]}
             for r in report["cases"]]
     rows += [{"case": r["name"], "metric": "", "measured": None, "predicted": None, "error": None, "gpu": "",
-              "engine": "", "source": f"skipped: {r['reason']}"} for r in report["skipped"]]
+              "engine": "", "lengths from": "", "source": f"skipped: {r['reason']}"} for r in report["skipped"]]
     return pd.DataFrame(rows)
