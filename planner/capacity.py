@@ -101,7 +101,7 @@ def screen(sc: Scenario, mem: MemoryReport, limits: Limits, chunk=None) -> tuple
     cap = max_running(sc, mem)
     running = np.unique(np.append(np.geomspace(1.0, cap, GRID), cap))  # [R] per engine group
     batch = running / t  # [R] per GPU
-    kv_mean = wl.kv_len or wl.input_len + wl.output_len / 2
+    kv_mean = wl.mean_kv_len
     decode, _ = DecodeSweep(sc).evaluate(batch, kv_mean)  # [R] seconds per step
     new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
     chunk, pre = chunk or prompt_chunk(sc)
@@ -177,7 +177,7 @@ def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:
         return capacity.running
     wl = sc.workload
     new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
-    kv_mean = wl.kv_len or wl.input_len + wl.output_len / 2
+    kv_mean = wl.mean_kv_len
     tps = tokens_per_step(sc)
 
     def out(r: float) -> float:  # serve_point's mixed step, without its TTFT

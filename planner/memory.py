@@ -176,7 +176,7 @@ def memory_report(sc: Scenario) -> MemoryReport:
     layers_frac = place.stage_layers / spec.num_layers
     per_token = ceil(layout.per_gpu_layer_bytes(par.tp, spec.num_kv_heads) * place.stage_layers)
     per_seq = layout.bytes_for_context(paged_tokens(wl.context_len, block), par.tp, spec.num_kv_heads, layers_frac)
-    mean_len = wl.kv_len or wl.input_len + wl.output_len // 2
+    mean_len = round(wl.mean_kv_len)
     per_seq_mean = max(1, layout.bytes_for_context(paged_tokens(max(1, mean_len), block), par.tp,
                                                    spec.num_kv_heads, layers_frac))
     groups = par.dp_attention * par.replicas  # independent KV pools of one set of sequences each
@@ -292,27 +292,41 @@ def _cpu_only(sc: Scenario, place: WeightPlacement, layout: KVLayout, per_token:
     )
 
 
+# engines that run attention data-parallel beside expert-parallel MoE (SGLang --enable-dp-attention, vLLM
+# --data-parallel-size with --enable-expert-parallel, TensorRT-LLM enable_attention_dp)
+DP_ATTENTION_ENGINES = ("sglang", "vllm", "trtllm")
+
+
 def resolve_unstated_plan(sc: Scenario) -> tuple[Scenario, list[str]]:
     """Published cases that do not state the parallel plan (every field null) get the plan a tuned deployment
-    would pick among TP degrees within a node (EP over the same GPUs for MoE), replicated over the remaining
-    GPUs: the one with the highest decode throughput per GPU at the largest batch memory allows."""
+    would pick among d GPUs within a node, replicated over the remaining GPUs: TP d (EP d over the same GPUs for
+    MoE), or for MoE models in engines with data-parallel attention also DP-attention d + EP d (the sizing
+    search's plan family, planner.candidates.plans): the one with the highest decode throughput per GPU at the
+    largest batch memory allows. With MLA, attention DP keeps one copy of each sequence's latent KV instead of
+    one per TP rank, which is why throughput deployments of DeepSeek-class models use it."""
     if sc.parallelism.stated or sc.gpu is None:
         return sc, []
     from planner.serving import best_decode_rate  # noqa: PLC0415  (serving builds on memory)
 
     spec, total, node = sc.model.spec, sc.total_gpus, max(sc.gpus_per_node, 1)
     best, best_rate, fallback = None, -1.0, sc
-    for d in (d for d in range(1, node + 1) if node % d == 0 and total % d == 0 and spec.num_heads % d == 0):
-        ep = d if spec.is_moe and d <= spec.n_routed_experts else 1
-        par = replace(sc.parallelism, tp=d, ep=ep, pp=1, dp_attention=1, replicas=total // d, stated=True)
-        trial = replace(sc, parallelism=par)
-        fallback = trial
-        mem = memory_report(trial)
-        if mem.fits:
-            rate = best_decode_rate(trial, mem)
-            if rate > best_rate:
-                best, best_rate = trial, rate
+    for d in (d for d in range(1, node + 1) if node % d == 0 and total % d == 0):
+        layouts = []
+        if spec.num_heads % d == 0:
+            layouts.append((d, d if spec.is_moe and d <= spec.n_routed_experts else 1, 1))
+        if spec.is_moe and d > 1 and d <= spec.n_routed_experts and sc.engine.name in DP_ATTENTION_ENGINES:
+            layouts.append((1, d, d))
+        for tp, ep, dp in layouts:
+            par = replace(sc.parallelism, tp=tp, ep=ep, pp=1, dp_attention=dp, replicas=total // d, stated=True)
+            trial = replace(sc, parallelism=par)
+            fallback = trial if fallback is sc or dp == 1 else fallback
+            mem = memory_report(trial)
+            if mem.fits:
+                rate = best_decode_rate(trial, mem)
+                if rate > best_rate:
+                    best, best_rate = trial, rate
     chosen = best or fallback
     p = chosen.parallelism
-    return chosen, [f"parallelism not stated: assumed tp {p.tp}, ep {p.ep}, {p.replicas} replica(s), the plan with "
+    layout = f"tp {p.tp}" + (f" x dp_attention {p.dp_attention}" if p.dp_attention > 1 else "")
+    return chosen, [f"parallelism not stated: assumed {layout}, ep {p.ep}, {p.replicas} replica(s), the plan with "
                     "the highest decode throughput per GPU that fits"]

@@ -37,7 +37,7 @@ def prefill_share(sc, running: float, t) -> float:
     new = max(1.0, t.input_len * (1 - t.prefix_cache_hit))
     prefill_s = pre.seconds * new / chunk
     batch = max(running, 1.0)
-    decode_s = t.output_len * decode_step(sc, batch / sc.parallelism.tp, t.input_len + t.output_len / 2).seconds / batch
+    decode_s = t.output_len * decode_step(sc, batch / sc.parallelism.tp, sc.workload.mean_kv_len).seconds / batch
     return prefill_s / (prefill_s + decode_s)
 
 

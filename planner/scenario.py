@@ -70,7 +70,7 @@ class Workload:
     concurrency: float | None  # requests in flight for the whole deployment
     input_len: int  # prompt tokens
     output_len: int  # generated tokens
-    kv_len: int | None  # mean context during decode; None = input_len + output_len / 2
+    kv_len: int | None  # mean context during decode; None = mean_kv_len
     context_len: int  # longest request that must fit (default input_len + output_len)
     prefix_cache_hit: float  # fraction of prompt tokens served from the prefix cache
     # how output lengths vary around output_len (their mean) in a `concurrency` run: fixed (benchmark "random"
@@ -78,6 +78,20 @@ class Workload:
     output_len_dist: str = "fixed"
     dataset: Dataset | None = None  # benchmark request set the unstated lengths came from (planner.datasets)
     from_dataset: tuple[str, ...] = ()  # the workload fields the dataset supplied
+
+    @property
+    def mean_kv_len(self) -> float:
+        """Mean context of the sequences decoding at a time (`kv_len` when stated). A request that generates L
+        tokens decodes for L steps at a mean context of input + L/2, so over the running sequences the mean is
+        input + E[L^2] / (2 E[L]): long answers hold their KV longer and weigh more (length-biased sampling).
+        Fixed lengths: input + L/2. Exponential (1 + Exp(mean - 1)): E[L^2] = mean^2 + (mean - 1)^2, about
+        input + L: twice the decode context of fixed lengths with the same mean."""
+        if self.kv_len:
+            return self.kv_len
+        out = self.output_len
+        if self.output_len_dist == "exponential" and out > 1:
+            return self.input_len + (out * out + (out - 1) ** 2) / (2 * out)
+        return self.input_len + out / 2
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,7 @@ def _gpus_used(sc: Scenario) -> int:
 
 
 def _kv_mean(sc: Scenario) -> float:
-    wl = sc.workload
-    return wl.kv_len or wl.input_len + wl.output_len / 2
+    return sc.workload.mean_kv_len
 
 
 def _prefill_alone(sc: Scenario) -> tuple[Step, float]:

@@ -398,3 +398,34 @@ def test_fused_moe_times_match_published_kernel_tables():
         elif batch <= 4:
             assert 0.5 <= r <= 2.0, (t["source"], batch, us, r)
     assert 0.8 <= median(ratios) <= 1.25
+
+
+def _unstated(model, weights, engine, gpus=8):
+    from planner.memory import resolve_unstated_plan
+
+    none = dict.fromkeys(("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated"))
+    sc = scenario(model=model, weights=weights, engine=engine, parallelism=none,
+                  hardware={"gpu": "h200-sxm", "gpus_per_node": gpus, "nodes": 1},
+                  workload={"phase": "serve", "input_len": 1000, "output_len": 1000})
+    return resolve_unstated_plan(sc)
+
+
+def test_unstated_plan_is_the_best_of_tp_and_dp_attention_layouts():
+    from dataclasses import replace
+
+    from planner.memory import memory_report
+    from planner.serving import best_decode_rate
+
+    chosen, notes = _unstated("deepseek-v3", "fp8-block128", "sglang")
+    p = chosen.parallelism
+    assert notes and "parallelism not stated" in notes[0]
+    rate = best_decode_rate(chosen, memory_report(chosen))
+    for tp, ep, dp in ((8, 8, 1), (1, 8, 8), (4, 4, 1)):
+        other = replace(chosen, parallelism=replace(p, tp=tp, ep=ep, dp_attention=dp, replicas=8 // (tp * dp)))
+        mem = memory_report(other)
+        assert not mem.fits or best_decode_rate(other, mem) <= rate * (1 + 1e-9)
+    # MLA keeps one latent KV copy per TP rank: attention DP wins for DeepSeek at full-memory batches
+    assert p.dp_attention > 1 and p.tp == 1
+    # dense models and engines without attention DP keep TP layouts
+    assert _unstated("llama-3.1-70b", "fp8", "sglang")[0].parallelism.dp_attention == 1
+    assert _unstated("qwen3-30b-a3b", "bf16", "llamacpp", gpus=2)[0].parallelism.dp_attention == 1

@@ -48,3 +48,19 @@ def test_unknown_distribution_names_the_field():
     with pytest.raises(PlannerError) as err:
         _serve(8, "lognormal")
     assert "workload.output_len_dist" in str(err.value) and "exponential" in str(err.value)
+
+
+def test_running_sequences_hold_length_biased_context():
+    """Over the sequences decoding at a time, a long answer is present for more steps: mean context input + E[L^2] /
+    (2 E[L]), so unequal answers need more KV per running sequence than equal ones of the same mean."""
+    wl = {"phase": "serve", "input_len": 1000, "output_len": 3000}
+    fixed = scenario(model="deepseek-v3", weights="fp8-block128", workload=wl)
+    varied = scenario(model="deepseek-v3", weights="fp8-block128", workload={**wl, "output_len_dist": "exponential"})
+    stated = scenario(model="deepseek-v3", weights="fp8-block128",
+                      workload={**wl, "output_len_dist": "exponential", "kv_len": 1500})
+    assert fixed.workload.mean_kv_len == 2500
+    assert varied.workload.mean_kv_len == pytest.approx(1000 + (3000**2 + 2999**2) / 6000)
+    assert stated.workload.mean_kv_len == 1500
+    from planner.memory import memory_report
+
+    assert memory_report(varied).max_batch_per_gpu < 0.7 * memory_report(fixed).max_batch_per_gpu

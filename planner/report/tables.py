@@ -130,7 +130,7 @@ def roofline_points(plan: Plan, batches: list[float]) -> pd.DataFrame:
 
     sc = plan.scenario
     wl = sc.workload
-    kv_len = wl.kv_len or wl.input_len + wl.output_len / 2
+    kv_len = wl.mean_kv_len
     rows = []
     for b in batches:
         for t in decode_step(sc, b, kv_len).timed:
