@@ -17,7 +17,7 @@ from pathlib import Path
 from planner.errors import PlannerError
 from planner.hardware import PROFILE_DIR, _price, _top, load_accelerator
 from planner.workload import SECONDS_PER_DAY, ApiPrice, SizingWorkload
-from planner.yamlio import check_keys, get_str, profile_path, require_mapping
+from planner.yamlio import check_keys, get_str, profile_names, profile_path, require_mapping
 
 API_DIR = PROFILE_DIR / "api"
 HOURS_PER_YEAR = 8766  # 365.25 days
@@ -25,7 +25,7 @@ _API_KEYS = ("kind", "display_name", "provider", "model", "prices", "notes", "so
 
 
 def list_apis() -> list[str]:
-    return sorted(p.stem for p in API_DIR.glob("*.yaml"))
+    return profile_names(API_DIR)
 
 
 @lru_cache(maxsize=16)

@@ -29,7 +29,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from planner.quant import PROFILES
-from planner.yamlio import check_keys, get_choice, get_number, get_str, load_document, profile_path, require_mapping
+from planner.yamlio import (
+    check_keys,
+    get_choice,
+    get_number,
+    get_str,
+    load_document,
+    profile_names,
+    profile_path,
+    require_mapping,
+)
 
 DATASETS_DIR = PROFILES / "datasets"
 OUTPUT_LEN_DISTS = ("fixed", "exponential")
@@ -54,7 +63,7 @@ class Dataset:
 
 
 def list_datasets() -> list[str]:
-    return sorted(p.stem for p in DATASETS_DIR.glob("*.yaml"))
+    return profile_names(DATASETS_DIR)
 
 
 def _length(doc: Mapping, key: str, file: str) -> tuple[int, str]:

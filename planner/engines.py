@@ -9,7 +9,16 @@ from functools import lru_cache
 from planner.efficiency import Curve, read_curve
 from planner.errors import PlannerError
 from planner.quant import PROFILES
-from planner.yamlio import check_keys, get_choice, get_number, get_str, load_document, profile_path, require_mapping
+from planner.yamlio import (
+    check_keys,
+    get_choice,
+    get_number,
+    get_str,
+    load_document,
+    profile_names,
+    profile_path,
+    require_mapping,
+)
 
 ENGINES_DIR = PROFILES / "engines"
 FRACTION_MODES = ("total", "static", "free_after_load", "none")
@@ -85,7 +94,7 @@ class Engine:
 
 
 def list_engines() -> list[str]:
-    return sorted(p.stem for p in ENGINES_DIR.glob("*.yaml"))
+    return profile_names(ENGINES_DIR)
 
 
 @lru_cache(maxsize=32)

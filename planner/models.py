@@ -15,7 +15,7 @@ from typing import Any
 from planner.errors import PlannerError
 from planner.quant import PROFILES, native_format_name
 from planner.spec import ModelSpec, model_spec_from_config
-from planner.yamlio import check_keys, get_str, is_file, load_document, require_mapping
+from planner.yamlio import check_keys, get_str, is_file, load_document, profile_names, require_mapping
 
 MODELS_DIR = PROFILES / "models"
 PROFILE_KEYS = ("source", "hf_repo", "native_weights", "config", "notes")
@@ -33,7 +33,7 @@ class Model:
 
 
 def list_models() -> list[str]:
-    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+    return profile_names(MODELS_DIR)
 
 
 @lru_cache(maxsize=64)

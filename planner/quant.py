@@ -23,7 +23,7 @@ from typing import Any
 from planner.errors import PlannerError
 from planner.inventory import TensorGroup
 from planner.spec import ModelSpec
-from planner.yamlio import check_keys, get_number, get_str, is_file, load_document, require_mapping
+from planner.yamlio import check_keys, get_number, get_str, is_file, load_document, profile_names, require_mapping
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 QUANT_DIR = PROFILES / "quant"
@@ -198,7 +198,7 @@ def _rule(doc: Any, file: str, field: str) -> Rule:
 
 
 def list_formats() -> list[str]:
-    return sorted(p.stem for p in QUANT_DIR.glob("*.yaml"))
+    return profile_names(QUANT_DIR)
 
 
 _MIXED = re.compile(r"mixed-(\d+(?:\.\d+)?)bpw")

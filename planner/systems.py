@@ -32,7 +32,7 @@ from planner.hardware import (  # shared strict-loading helpers (as planner/host
     load_accelerator,
 )
 from planner.hosts import Host, load_host
-from planner.yamlio import check_keys, get_choice, get_number, get_str, profile_path, require_mapping
+from planner.yamlio import check_keys, get_choice, get_number, get_str, profile_names, profile_path, require_mapping
 
 SYSTEMS_DIR = PROFILE_DIR / "systems"
 CLASSES = ("gpu_server", "workstation", "apple", "cpu_server")
@@ -62,7 +62,7 @@ class System:
 
 
 def list_systems() -> list[str]:
-    return sorted(p.stem for p in SYSTEMS_DIR.glob("*.yaml"))
+    return profile_names(SYSTEMS_DIR)
 
 
 def load_system(name: str) -> System:

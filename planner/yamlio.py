@@ -34,12 +34,17 @@ def is_file(path: str | Path) -> bool:
         return False
 
 
+def profile_names(directory: Path) -> list[str]:
+    """Names of the profiles in `directory` (its YAML files' stems), sorted."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
 def profile_path(directory: Path, name: Any, kind: str, field: str) -> Path:
     """`directory/<name>.yaml` for a profile an input names; a name no profile file has is refused, listing the
     known names (`kind` says what was asked for: engine, system, dataset, ...)."""
     path = directory / f"{name}.yaml" if isinstance(name, str) and "/" not in name else None
     if path is None or not is_file(path):
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
+        known = ", ".join(profile_names(directory))
         raise PlannerError(f"unknown {kind} {name!r}; known: {known}", field=field)
     return path
 
