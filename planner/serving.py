@@ -51,10 +51,6 @@ def _gpus_used(sc: Scenario) -> int:
     return max(1, sc.parallelism.gpus_per_replica * sc.parallelism.replicas) if sc.gpu else 1
 
 
-def _kv_mean(sc: Scenario) -> float:
-    return sc.workload.mean_kv_len
-
-
 def _prefill_alone(sc: Scenario) -> tuple[Step, float]:
     """One request's prompt on its TP group, in engine-sized chunks: (step of one chunk, TTFT seconds)."""
     wl, t = sc.workload, sc.parallelism.tp
@@ -73,7 +69,7 @@ def serve_point(sc: Scenario, running: float) -> ServePoint:
     new_prompt = wl.input_len * (1 - wl.prefix_cache_hit)
     # prompt tokens prefilled per step to replace finishing sequences; a lone sequence has no one to mix with
     p = b * tps * new_prompt / out * max(0.0, (running - 1) / running) if running > 0 else 0.0
-    step = mixed_step(sc, b, _kv_mean(sc), p, wl.input_len, wl.input_len - new_prompt)
+    step = mixed_step(sc, b, sc.workload.mean_kv_len, p, wl.input_len, wl.input_len - new_prompt)
     pre, ttft = _prefill_alone(sc)
     if p > 0:  # the prompt shares steps with the running batch: its chunks take mixed-step time
         budget = max(1.0, sc.engine.max_batched_tokens - running * tps)
@@ -111,7 +107,7 @@ def wave(sc: Scenario, mem: MemoryReport) -> Wave:
     mean_chunk = min(chunks, max(1.0, new / budget * (size + 1) / 2 + 0.5))
     ttft = min(prefill_s, mean_chunk * chunk.seconds)
     tps = tokens_per_step(sc)
-    step = decode_step(sc, size / t, _kv_mean(sc))
+    step = decode_step(sc, size / t, sc.workload.mean_kv_len)
     if wl.output_len_dist == "exponential" and wl.output_len > 1:
         decode_s, tpot = _varied_decode(sc, size, prefill_s - ttft)
         duration = prefill_s + float(decode_s[-1])
@@ -141,7 +137,7 @@ def _varied_decode(sc: Scenario, size: float, wait_s: float) -> tuple[np.ndarray
     running = n - np.searchsorted(steps, np.arange(steps[-1]), side="right")  # still decoding at step k
     # step time vs running batch: exact on a geometric grid, interpolated in log(batch) between
     grid = np.unique(np.geomspace(1, n, min(n, 12)).round())
-    kv = _kv_mean(sc)
+    kv = sc.workload.mean_kv_len
     times = np.array([decode_step(sc, b / t, kv).seconds for b in grid])
     per_step = np.interp(np.log(np.maximum(running, 1)), np.log(grid), times)
     ends = np.concatenate(([0.0], np.cumsum(per_step)))[steps]  # decode time of each request
@@ -186,7 +182,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
     if wl.phase == "decode":
         b = _decode_batch(sc, mem)
         info.update(mode="decode", running_per_group=b * par.tp)
-        step = decode_step(sc, b, _kv_mean(sc))
+        step = decode_step(sc, b, sc.workload.mean_kv_len)
         pre, ttft = _prefill_alone(sc)
         tpot = step.seconds / tps
         out_gpu = b * tps / step.seconds
@@ -255,7 +251,8 @@ def _slo_limited(sc: Scenario, cap: float, serving: bool) -> float:
             pt = serve_point(sc, r)
             tpot, ttft = pt.tpot_s, pt.ttft_s
         else:
-            tpot, ttft = decode_step(sc, r / sc.parallelism.tp, _kv_mean(sc)).seconds / tokens_per_step(sc), 0.0
+            step = decode_step(sc, r / sc.parallelism.tp, sc.workload.mean_kv_len)
+            tpot, ttft = step.seconds / tokens_per_step(sc), 0.0
         return (not tpot_slo or tpot * 1e3 <= tpot_slo) and (not ttft_slo or ttft * 1e3 <= ttft_slo)
 
     lo, hi = 1.0, cap
@@ -276,7 +273,7 @@ def throughput_curve(sc: Scenario, mem: MemoryReport) -> list[dict]:
     tps = tokens_per_step(sc)
     while True:
         r = min(r, cap)
-        step = decode_step(sc, r / sc.parallelism.tp, _kv_mean(sc))
+        step = decode_step(sc, r / sc.parallelism.tp, sc.workload.mean_kv_len)
         points.append({"running_per_group": r, "tpot_ms": 1e3 * step.seconds / tps,
                        "decode_tokens_per_s_per_gpu": r / sc.parallelism.tp * tps / step.seconds,
                        "output_tokens_per_s_per_user": tps / step.seconds, "bottleneck": step.bottleneck})
@@ -288,5 +285,5 @@ def throughput_curve(sc: Scenario, mem: MemoryReport) -> list[dict]:
 def best_decode_rate(sc: Scenario, mem: MemoryReport) -> float:
     """Decode tokens/s per GPU at the largest running batch memory and the engine allow (plan comparison)."""
     r = max_running(sc, mem)
-    step = decode_step(sc, r / sc.parallelism.tp, _kv_mean(sc))
+    step = decode_step(sc, r / sc.parallelism.tp, sc.workload.mean_kv_len)
     return r / sc.parallelism.tp * tokens_per_step(sc) / step.seconds
