@@ -10,6 +10,7 @@ where the scenario leaves them out (a value the scenario states wins). File shap
     output_len: {mean: 294, source: "..."}  # mean generated tokens
     output_len_dist: fixed                  # fixed | exponential (planner.serving: how answers vary)
     benchmark: {suite: mlperf-inference, model: llama-2-70b}   # optional: the suite's set for this model
+    names: [ShareGPT]                       # optional: how benchmark write-ups name this set
     source: "..."                           # the benchmark's definition of the set
     notes: "..."
 
@@ -19,6 +20,9 @@ says whether answers all stop together (a benchmark's capped lengths) or vary li
 A published result of a benchmark suite ran that suite's request set: `suite_dataset(sources, model)` finds the
 dataset for a measurement whose citation is a suite's results repository (MLPerf Inference results live in
 mlcommons/inference_results_v<round> and its mirrors), so `validate` fills what such a case leaves unstated.
+Likewise a case whose name or notes name a set (`names`, matched as a whole word, any case) ran that set:
+`named_dataset(texts)` finds it, and what the case leaves unstated (often the shape of the answer lengths, since
+write-ups print only run totals) comes from the set.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from planner.errors import PlannerError
 from planner.quant import PROFILES
 from planner.yamlio import (
     check_keys,
@@ -60,6 +65,7 @@ class Dataset:
     source: str
     suite: str | None = None  # benchmark suite whose request set this is for `model` (SUITES)
     model: str | None = None
+    names: tuple[str, ...] = ()  # how benchmark write-ups name this set ("ShareGPT")
 
 
 def list_datasets() -> list[str]:
@@ -77,8 +83,8 @@ def _length(doc: Mapping, key: str, file: str) -> tuple[int, str]:
 def load_dataset(name: str) -> Dataset:
     file = str(profile_path(DATASETS_DIR, name, "dataset", "dataset"))
     doc = require_mapping(load_document(file), file)
-    check_keys(doc, ("description", "tokenizer", "input_len", "output_len", "output_len_dist", "benchmark", "source",
-                     "notes"), file)
+    check_keys(doc, ("description", "tokenizer", "input_len", "output_len", "output_len_dist", "benchmark", "names",
+                     "source", "notes"), file)
     input_len, input_source = _length(doc, "input_len", file)
     output_len, output_source = _length(doc, "output_len", file)
     suite = model = None
@@ -87,12 +93,15 @@ def load_dataset(name: str) -> Dataset:
         check_keys(bench, ("suite", "model"), file, "benchmark.")
         suite = get_choice(bench, "suite", tuple(SUITES), file, prefix="benchmark.")
         model = get_str(bench, "model", file, prefix="benchmark.")
+    names = doc.get("names") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise PlannerError("expected a list of names", file=file, field="names")
     return Dataset(name=name, description=get_str(doc, "description", file, default=""),
                    tokenizer=get_str(doc, "tokenizer", file, default=""), input_len=input_len,
                    output_len=output_len,
                    output_len_dist=get_choice(doc, "output_len_dist", OUTPUT_LEN_DISTS, file, default="fixed"),
                    input_source=input_source, output_source=output_source, source=get_str(doc, "source", file),
-                   suite=suite, model=model)
+                   suite=suite, model=model, names=tuple(n.strip() for n in names))
 
 
 def suite_dataset(sources: Iterable[str], model: str) -> Dataset | None:
@@ -104,3 +113,12 @@ def suite_dataset(sources: Iterable[str], model: str) -> Dataset | None:
         if d.suite in suites and d.model == model:
             return d
     return None
+
+
+def named_dataset(texts: Iterable[str]) -> Dataset | None:
+    """The request set a benchmark description names (a dataset's `names`, as a whole word, any case), or None
+    when it names none or more than one."""
+    text = " ".join(t for t in texts if isinstance(t, str))
+    found = [d for d in map(load_dataset, list_datasets())
+             if any(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.IGNORECASE) for n in d.names)]
+    return found[0] if len(found) == 1 else None

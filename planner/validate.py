@@ -4,14 +4,15 @@ not fit) is reported with its reason and no prediction; it never stops the run.
 
 A case citing a benchmark suite's published results (MLPerf Inference) ran the suite's request set for its
 model: prompt and answer lengths the case leaves unstated come from that dataset (planner.datasets), and the
-row says so (`dataset`)."""
+row says so (`dataset`). A case whose name or notes name a request set with a profile (ShareGPT) ran that set: what
+it leaves unstated, usually the shape of the answer lengths, comes from the set."""
 
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
 
-from planner.datasets import suite_dataset
+from planner.datasets import named_dataset, suite_dataset
 from planner.errors import PlannerError
 from planner.estimate import estimate
 from planner.scenario import scenario_from_mapping
@@ -31,7 +32,7 @@ def validate(path: str | Path) -> dict:
     for k, case in enumerate(cases):
         name = case.get("name", f"cases[{k}]") if isinstance(case, dict) else f"cases[{k}]"
         try:
-            case = _with_suite_dataset(case)
+            case = _with_dataset(case)
             sc = scenario_from_mapping(case, f"{file}: cases[{k}]")
             result = estimate(sc)
         except PlannerError as err:
@@ -50,17 +51,25 @@ def validate(path: str | Path) -> dict:
     return {"cases": rows, "skipped": skipped, "summary": _summary(errors, len(rows))}
 
 
-def _with_suite_dataset(case):
-    """The case with `workload.dataset` set to its benchmark suite's request set when it cites the suite's results,
-    names no dataset and leaves a length unstated (the case itself is not changed)."""
+def _with_dataset(case):
+    """The case with `workload.dataset` set to the request set it ran, when it names no dataset and leaves something
+    a dataset supplies unstated (the case itself is not changed):
+    - a case citing a benchmark suite's results, with a length unstated: the suite's set for its model;
+    - a case whose name or notes name a set (planner.datasets.named_dataset): that set (its answer-length shape, when
+      the case states only mean lengths)."""
     if not isinstance(case, dict) or not isinstance(case.get("workload"), dict) or not isinstance(
             case.get("measured"), list) or not isinstance(case.get("model"), str):
         return case
     wl = case["workload"]
-    if wl.get("dataset") is not None or all(wl.get(k) is not None for k in ("input_len", "output_len")):
+    if wl.get("dataset") is not None:
         return case
-    sources = [m.get("source") for m in case["measured"] if isinstance(m, dict) and isinstance(m.get("source"), str)]
-    d = suite_dataset(sources, case["model"])
+    d = None
+    if any(wl.get(k) is None for k in ("input_len", "output_len")):
+        sources = [m.get("source") for m in case["measured"]
+                   if isinstance(m, dict) and isinstance(m.get("source"), str)]
+        d = suite_dataset(sources, case["model"])
+    if d is None and any(wl.get(k) is None for k in ("input_len", "output_len", "output_len_dist")):
+        d = named_dataset([case.get("name"), case.get("notes")])
     return {**case, "workload": {**wl, "dataset": d.name}} if d else case
 
 

@@ -132,3 +132,33 @@ def test_validate_fills_only_what_a_suite_case_leaves_unstated(tmp_path):
     again = validate(path)["cases"]
     assert again[1]["predicted"] == pytest.approx(rows[0]["predicted"])
     assert rows[2]["predicted"] != rows[0]["predicted"]  # without a suite citation the contract default stays
+
+
+def test_a_named_request_set_is_found_as_a_whole_word_only():
+    from planner.datasets import named_dataset
+
+    assert named_dataset(["vllm bench serve on ShareGPT, 1000 prompts"]).name == "sharegpt-vllm-bench"
+    assert named_dataset(["c-sharegpt", None, "sharegpt"]).name == "sharegpt-vllm-bench"  # any case
+    assert named_dataset(["random 4k prompts", "ShareGPTx"]) is None
+
+
+def test_a_case_naming_sharegpt_takes_the_sets_answer_shape_and_keeps_its_lengths(tmp_path):
+    import yaml
+
+    from planner.validate import validate
+
+    base = {"name": "c", "model": "deepseek-r1", "weights": "fp8-block128",
+            "hardware": {"gpu": "h200-sxm", "gpus_per_node": 8, "nodes": 1}, "engine": "sglang",
+            "parallelism": {"tp": 8},
+            "workload": {"phase": "serve", "concurrency": 256, "input_len": 219, "output_len": 201},
+            "measured": [{"metric": "system_output_tokens_per_s", "value": 3000.0, "source": "a lab write-up"}]}
+    named = {**base, "name": "d", "notes": "ShareGPT 1000 requests at rate inf"}
+    stated = {**named, "name": "e", "workload": {**base["workload"], "output_len_dist": "fixed"}}
+    path = tmp_path / "cases.yaml"
+    path.write_text(yaml.safe_dump({"schema_version": 1, "cases": [base, named, stated]}))
+    rows = validate(path)["cases"]
+    assert [r["dataset"] for r in rows] == [None, "sharegpt-vllm-bench", None]
+    # the stated mean lengths stay; only the unstated shape (exponential answers) comes from the set, and a wave of
+    # varied answers lasts until its longest one ends: less throughput than equal answers
+    assert rows[1]["predicted"] < rows[0]["predicted"]
+    assert rows[2]["predicted"] == pytest.approx(rows[0]["predicted"])
