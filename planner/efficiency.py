@@ -18,6 +18,7 @@ from planner.yamlio import check_keys, get_number, load_document, require_mappin
 
 CAL_DIR = PROFILES / "calibration"
 OP_KINDS = ("gemm", "grouped_gemm", "attention_decode", "attention_prefill", "elementwise", "cpu_experts")
+DTYPES = ("fp4", "fp8", "int8", "bf16", "fp16")  # GEMM compute dtypes (planner.roofline FALLBACK_DTYPE)
 COMM_KEYS = ("allreduce_latency_s", "allreduce_latency_cross_node_s", "allreduce_busbw_fraction",
              "alltoall_latency_s", "alltoall_nvlink_fraction", "rdma_bytes_per_s_per_gpu", "pcie_fraction")
 
@@ -44,6 +45,12 @@ class OpEfficiency:
     compute: Curve  # fraction of peak FLOP/s vs GEMM rows
     memory: Curve  # fraction of peak memory bandwidth vs GEMM rows
     floor_s: float  # launch/latency floor per op occurrence
+    # compute curves of dtypes whose kernels reach a different fraction of their own peak (FP4 GEMMs run at a
+    # lower fraction of the FP4 peak than FP8/BF16 GEMMs of the same shape reach of theirs)
+    compute_by_dtype: tuple[tuple[str, Curve], ...] = ()
+
+    def compute_for(self, dtype: str) -> Curve:
+        return next((c for d, c in self.compute_by_dtype if d == dtype), self.compute)
 
 
 @dataclass(frozen=True)
@@ -77,13 +84,24 @@ def _read(path, base: Efficiency | None) -> Efficiency:
         if kind not in OP_KINDS:
             raise PlannerError(f"unknown op kind (known: {', '.join(OP_KINDS)})", file=file, field=f"ops.{kind}")
         entry = require_mapping(entry, file, f"ops.{kind}")
-        check_keys(entry, ("compute", "memory", "floor_s", "source", "n", "holdout_error"), file, f"ops.{kind}.")
+        check_keys(entry, ("compute", "memory", "floor_s", "compute_by_dtype", "source", "n", "holdout_error"), file,
+                   f"ops.{kind}.")
         old = ops.get(kind)
+        if old is None and not ("compute" in entry and "memory" in entry):
+            raise PlannerError("a new op kind needs both compute and memory", file=file, field=f"ops.{kind}")
+        by_dtype = dict(old.compute_by_dtype) if old else {}
+        for dtype, curve in require_mapping(entry.get("compute_by_dtype") or {}, file,
+                                            f"ops.{kind}.compute_by_dtype").items():
+            if dtype not in DTYPES:
+                raise PlannerError(f"unknown dtype (known: {', '.join(DTYPES)})", file=file,
+                                   field=f"ops.{kind}.compute_by_dtype.{dtype}")
+            by_dtype[dtype] = read_curve(curve, file, f"ops.{kind}.compute_by_dtype.{dtype}")
         ops[kind] = OpEfficiency(
             read_curve(entry["compute"], file, f"ops.{kind}.compute") if "compute" in entry else old.compute,
             read_curve(entry["memory"], file, f"ops.{kind}.memory") if "memory" in entry else old.memory,
             get_number(entry, "floor_s", file, prefix=f"ops.{kind}.", default=old.floor_s if old else 0.0,
-                       minimum=0, maximum=1))
+                       minimum=0, maximum=1),
+            tuple(sorted(by_dtype.items())))
     comm = dict(base.comm) if base else {}
     c = require_mapping(doc.get("comm") or {}, file, "comm")
     check_keys(c, COMM_KEYS, file, "comm.")

@@ -64,6 +64,10 @@ class Engine:
     host_stream_pageable_bytes_per_s: float | None = None
     host_stream_overlap: bool = True  # False: a layer's copy and its GEMMs run one after the other
     max_running_requests: int | None = None  # scheduler cap on running sequences per group (None: max_num_seqs)
+    # routed experts split by tensor parallelism (ep 1) run the engine's own fused-MoE kernel (vLLM/SGLang: Triton
+    # fused_moe) rather than the grouped GEMM of the default table (DeepGEMM, used with expert parallelism): its
+    # compute efficiency per dtype over rows per expert, replacing the table's grouped_gemm curve (planner.perf.machine)
+    tp_moe_compute_by_dtype: tuple[tuple[str, Curve], ...] = ()
 
     def cpu_compute_for(self, dtype: str) -> Curve | None:
         """The engine's CPU GEMM efficiency for `dtype` over GEMM rows (None: the calibration table applies)."""
@@ -107,7 +111,8 @@ def load_engine(name: str) -> Engine:
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
                      "graph_prefill_tokens", "eager_kernel_host_s", "cpu_op_host_s", "cpu_experts_sequential",
-                     "max_running_requests", "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap"),
+                     "max_running_requests", "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap",
+                     "tp_moe_kernel"),
                file)
     mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
     split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
@@ -141,7 +146,22 @@ def load_engine(name: str) -> Engine:
         host_stream_pageable_bytes_per_s=get_number(doc, "host_stream_pageable_bytes_per_s", file, default=None,
                                                     minimum=1e6, maximum=1e13),
         host_stream_overlap=doc.get("host_stream_overlap", True) is not False,
+        tp_moe_compute_by_dtype=_tp_moe_kernel(doc, file),
     )
+
+
+def _tp_moe_kernel(doc: dict, file: str) -> tuple[tuple[str, Curve], ...]:
+    """`tp_moe_kernel: {compute_by_dtype: {fp8: curve, ...}, source: "..."}` (planner.efficiency.DTYPES)."""
+    from planner.efficiency import DTYPES  # noqa: PLC0415
+
+    if doc.get("tp_moe_kernel") is None:
+        return ()
+    entry = require_mapping(doc["tp_moe_kernel"], file, "tp_moe_kernel")
+    check_keys(entry, ("compute_by_dtype", "source", "notes"), file, "tp_moe_kernel.")
+    get_str(entry, "source", file, prefix="tp_moe_kernel.")
+    curves = require_mapping(entry.get("compute_by_dtype"), file, "tp_moe_kernel.compute_by_dtype")
+    check_keys(curves, DTYPES, file, "tp_moe_kernel.compute_by_dtype.")
+    return tuple(sorted((d, read_curve(v, file, f"tp_moe_kernel.compute_by_dtype.{d}")) for d, v in curves.items()))
 
 
 CPU_DTYPES = ("fp32", "bf16", "int8")

@@ -65,9 +65,25 @@ def machine(sc: Scenario) -> Machine:
     acc = load_accelerator(sc.gpu) if sc.gpu else None
     gguf = sc.weights.family == "gguf"
     cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
-    return Machine(acc, sc.host, efficiency_for(sc.gpu), sc.gpus_per_node or 1, sc.engine.cpu_numa_aware, cpu_dtype,
+    return Machine(acc, sc.host, _efficiency(sc), sc.gpus_per_node or 1, sc.engine.cpu_numa_aware, cpu_dtype,
                    sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_for(cpu_dtype),
                    sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap)
+
+
+def _efficiency(sc: Scenario):
+    """The GPU's efficiency table, with the engine's fused-MoE curves when the routed experts are split by tensor
+    parallelism (ep 1): engines run their own fused-MoE kernel there, not the DeepGEMM-class grouped GEMM."""
+    if not sc.engine.tp_moe_compute_by_dtype or sc.parallelism.ep > 1 or not sc.model.spec.n_routed_experts:
+        return efficiency_for(sc.gpu)
+    return _with_tp_moe(sc.gpu, sc.engine.tp_moe_compute_by_dtype)
+
+
+@lru_cache(maxsize=64)
+def _with_tp_moe(gpu: str | None, curves: tuple):
+    eff = efficiency_for(gpu)
+    gg = eff.ops["grouped_gemm"]
+    by_dtype = dict(gg.compute_by_dtype) | dict(curves)
+    return replace(eff, ops={**eff.ops, "grouped_gemm": replace(gg, compute_by_dtype=tuple(sorted(by_dtype.items())))})
 
 
 def kernels(ops: list[Op]) -> int:

@@ -86,7 +86,7 @@ def time_op(op: Op, m: Machine) -> TimedOp:
     if op.where == "cpu" or m.acc is None:
         return _cpu_time(op, m)
     peak = _peak(m.acc, op.dtype)
-    eff_c = e.compute.at(op.m or 1)
+    eff_c = e.compute_for(op.dtype).at(op.m or 1)
     if op.kind in ("gemm", "grouped_gemm"):
         eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype)) * depth_factor(op.depth)
     t_c = op.flops / (peak * eff_c) if op.flops else 0.0

@@ -38,6 +38,7 @@ class _OpCoef:
     comm_b: float
     where: str
     kfac: float = 1.0  # reduction-depth factor on compute efficiency (planner.roofline.depth_factor)
+    compute: object = None  # compute-efficiency curve of the op's dtype (planner.efficiency.OpEfficiency.compute_for)
 
 
 class DecodeSweep:
@@ -80,7 +81,8 @@ class DecodeSweep:
                 comm_b = two - one
                 comm_a = one - comm_b
             self.ops.append(_OpCoef(name, op.kind, op.count, coef, expert, peak, mamf,
-                                    e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac))
+                                    e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac,
+                                    e.compute_for(op.dtype) if e else None))
 
     def evaluate(self, batch, context, bw_scale=1.0, flops_scale=1.0):
         """Decode step seconds and tokens/s per GPU for arrays (broadcast together) of variants."""
@@ -105,7 +107,7 @@ class DecodeSweep:
                 m = np.maximum(np.ceil(n * self.rows_per_expert / np.maximum(touched, 1e-12)), 1.0)
             total_bytes = weights + v["act_bytes"] + v["kv_read_bytes"] + v["kv_write_bytes"]
             e = eff[op.kind]
-            eff_c = _interp(e.compute, m)
+            eff_c = _interp(op.compute, m)
             if op.kind in ("gemm", "grouped_gemm"):
                 eff_c = np.minimum(eff_c, op.mamf) * op.kfac
             t_c = v["flops"] / (op.peak * fl * eff_c)

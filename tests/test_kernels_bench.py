@@ -27,6 +27,7 @@ from kernels_bench.runner import TOLERANCE, run_cases
 from kernels_bench.store import Store
 from kernels_bench.suites import CPU_SCALE, cases_for
 from planner.efficiency import _read, efficiency_for
+from planner.errors import PlannerError
 from planner.quant import storage_types
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,3 +336,28 @@ def test_gpu_reference_checks():
         assert block.reference_error(tokens=8) < TOLERANCE[torch.bfloat16]
     layer = MLALayer(plan.Case("mla", "decode", 2, 64, weights="fp8-block128", tp=8, scale=TINY), dev)
     assert layer.reference_error() < TOLERANCE[torch.bfloat16]
+
+
+@pytest.mark.parametrize("entry, field", [
+    ({"compute_by_dtype": {"fp5": 0.5}}, "ops.gemm.compute_by_dtype.fp5"),
+    ({"compute_by_dtype": {"fp4": [[64, 2.0]]}}, "ops.gemm.compute_by_dtype.fp4"),
+])
+def test_a_calibration_with_a_bad_dtype_curve_is_refused_with_its_field(tmp_path, entry, field):
+    import yaml
+
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump({"device": "x", "ops": {"gemm": entry}}))
+    with pytest.raises(PlannerError) as err:
+        _read(path, efficiency_for(None))
+    assert err.value.field == field and str(path) in str(err.value)
+
+
+def test_a_calibration_overlay_keeps_the_dtype_curves_it_does_not_restate(tmp_path):
+    import yaml
+
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump({"device": "x", "ops": {"gemm": {"compute": 0.5}}}))
+    base = efficiency_for(None)
+    eff = _read(path, base)
+    assert eff.ops["gemm"].compute_for("fp4") == base.ops["gemm"].compute_for("fp4")
+    assert eff.ops["gemm"].compute_for("bf16").at(1000) == 0.5
