@@ -95,7 +95,9 @@ class Model:
                 parts[kind][part].append((m, math.exp(v)))
         ops = dict(self.base.ops)
         for kind, p in parts.items():
-            ops[kind] = OpEfficiency(Curve(tuple(p["compute"])), Curve(tuple(p["memory"])), p["floor"])
+            fitted = OpEfficiency(Curve(tuple(p["compute"])), Curve(tuple(p["memory"])), p["floor"])
+            # dtypes the runs did not measure keep the base table's own curves (FP4 on a GPU timed in BF16/FP8)
+            ops[kind] = replace(fitted, compute_by_dtype=ops[kind].compute_by_dtype) if kind in ops else fitted
         return replace(self.base, ops=ops)
 
 
