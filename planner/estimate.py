@@ -27,11 +27,13 @@ def estimate(sc: Scenario) -> dict:
     serving: dict = {}
     if mem.fits:
         from planner.errors import PlannerError
+        from planner.perf import kernel_notes
         from planner.serving import serve_metrics
 
         try:
             computed, bottleneck, curve = serve_metrics(sc, mem, info=serving)
             metrics.update(computed)
+            assumptions = [*assumptions, *kernel_notes(sc)]
         except PlannerError as err:  # e.g. a GPU profile that publishes no tensor-core peaks: memory still answers
             assumptions = [*assumptions, f"speed not estimated: {err}"]
     return {

@@ -78,6 +78,17 @@ def _efficiency(sc: Scenario):
     return _with_tp_moe(sc.gpu, sc.engine.tp_moe_compute_by_dtype)
 
 
+def kernel_notes(sc: Scenario) -> list[str]:
+    """Plain-language notes on kernel choices that change the efficiency table for this scenario."""
+    from planner.ops import _dtype
+
+    dtype = _dtype(sc, "ffn_up_exps", "moe")
+    if machine(sc).eff is efficiency_for(sc.gpu) or dtype not in dict(sc.engine.tp_moe_compute_by_dtype):
+        return []
+    return [f"routed experts split by TP (ep 1) run {sc.engine.name}'s own fused-MoE kernel: its {dtype} efficiency "
+            f"(profiles/engines/{sc.engine.name}.yaml tp_moe_kernel) replaces the grouped-GEMM table"]
+
+
 @lru_cache(maxsize=64)
 def _with_tp_moe(gpu: str | None, curves: tuple):
     eff = efficiency_for(gpu)

@@ -422,6 +422,11 @@ def test_experts_split_by_tp_run_the_engines_fused_moe_kernel_and_expert_paralle
     t_tp = sum(time_op(o, machine(tp)).total_s for o in step_ops(tp, "prefill", 1024, 2048) if o.name == "moe.experts")
     t_ep = sum(time_op(o, machine(ep)).total_s for o in step_ops(ep, "prefill", 1024, 2048) if o.name == "moe.experts")
     assert t_tp > t_ep
+    # estimate says so in its assumptions, for the TP plan only
+    from planner.perf import kernel_notes
+
+    assert kernel_notes(tp) and "tp_moe_kernel" in kernel_notes(tp)[0] and not kernel_notes(ep)
+    assert any("fused-MoE kernel" in a for a in estimate(tp)["assumptions"])
 
 
 def _unstated(model, weights, engine, gpus=8):
