@@ -75,6 +75,13 @@ def read_curve(value: Any, file: str, field: str) -> Curve:
     return Curve(points)
 
 
+def read_curves(value: Any, dtypes: tuple[str, ...], file: str, field: str) -> tuple[tuple[str, Curve], ...]:
+    """A mapping {dtype: fraction or [[m, fraction], ...]} at `field`, its dtypes among `dtypes`, sorted by dtype."""
+    mapping = require_mapping(value, file, field)
+    check_keys(mapping, dtypes, file, f"{field}.")
+    return tuple(sorted((d, read_curve(v, file, f"{field}.{d}")) for d, v in mapping.items()))
+
+
 def _read(path, base: Efficiency | None) -> Efficiency:
     file = str(path)
     doc = require_mapping(load_document(path), file)
@@ -90,12 +97,8 @@ def _read(path, base: Efficiency | None) -> Efficiency:
         if old is None and not ("compute" in entry and "memory" in entry):
             raise PlannerError("a new op kind needs both compute and memory", file=file, field=f"ops.{kind}")
         by_dtype = dict(old.compute_by_dtype) if old else {}
-        for dtype, curve in require_mapping(entry.get("compute_by_dtype") or {}, file,
-                                            f"ops.{kind}.compute_by_dtype").items():
-            if dtype not in DTYPES:
-                raise PlannerError(f"unknown dtype (known: {', '.join(DTYPES)})", file=file,
-                                   field=f"ops.{kind}.compute_by_dtype.{dtype}")
-            by_dtype[dtype] = read_curve(curve, file, f"ops.{kind}.compute_by_dtype.{dtype}")
+        if entry.get("compute_by_dtype") is not None:
+            by_dtype |= dict(read_curves(entry["compute_by_dtype"], DTYPES, file, f"ops.{kind}.compute_by_dtype"))
         ops[kind] = OpEfficiency(
             read_curve(entry["compute"], file, f"ops.{kind}.compute") if "compute" in entry else old.compute,
             read_curve(entry["memory"], file, f"ops.{kind}.memory") if "memory" in entry else old.memory,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from planner.efficiency import Curve, read_curve
+from planner.efficiency import DTYPES, Curve, read_curves
 from planner.errors import PlannerError
 from planner.quant import PROFILES
 from planner.yamlio import (
@@ -152,16 +152,12 @@ def load_engine(name: str) -> Engine:
 
 def _tp_moe_kernel(doc: dict, file: str) -> tuple[tuple[str, Curve], ...]:
     """`tp_moe_kernel: {compute_by_dtype: {fp8: curve, ...}, source: "..."}` (planner.efficiency.DTYPES)."""
-    from planner.efficiency import DTYPES  # noqa: PLC0415
-
     if doc.get("tp_moe_kernel") is None:
         return ()
     entry = require_mapping(doc["tp_moe_kernel"], file, "tp_moe_kernel")
     check_keys(entry, ("compute_by_dtype", "source", "notes"), file, "tp_moe_kernel.")
     get_str(entry, "source", file, prefix="tp_moe_kernel.")
-    curves = require_mapping(entry.get("compute_by_dtype"), file, "tp_moe_kernel.compute_by_dtype")
-    check_keys(curves, DTYPES, file, "tp_moe_kernel.compute_by_dtype.")
-    return tuple(sorted((d, read_curve(v, file, f"tp_moe_kernel.compute_by_dtype.{d}")) for d, v in curves.items()))
+    return read_curves(entry.get("compute_by_dtype"), DTYPES, file, "tp_moe_kernel.compute_by_dtype")
 
 
 CPU_DTYPES = ("fp32", "bf16", "int8")
@@ -173,11 +169,8 @@ def _by_dtype(doc: dict, key: str, file: str) -> tuple[tuple[str, Curve], ...]:
     value = doc.get(key)
     if not isinstance(value, dict):
         return ()
-    check_keys(value, CPU_DTYPES, file, f"{key}.")
-    out = []
-    for d, v in value.items():
-        curve = read_curve(v, file, f"{key}.{d}")
+    curves = read_curves(value, CPU_DTYPES, file, key)
+    for d, curve in curves:
         if any(f > 1 for _, f in curve.points):
             raise PlannerError("expected a fraction of at most 1", file=file, field=f"{key}.{d}")
-        out.append((d, curve))
-    return tuple(out)
+    return curves

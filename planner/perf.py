@@ -83,7 +83,7 @@ def kernel_notes(sc: Scenario) -> list[str]:
     from planner.ops import _dtype
 
     dtype = _dtype(sc, "ffn_up_exps", "moe")
-    if machine(sc).eff is efficiency_for(sc.gpu) or dtype not in dict(sc.engine.tp_moe_compute_by_dtype):
+    if _efficiency(sc) is efficiency_for(sc.gpu) or dtype not in dict(sc.engine.tp_moe_compute_by_dtype):
         return []
     return [f"routed experts split by TP (ep 1) run {sc.engine.name}'s own fused-MoE kernel: its {dtype} efficiency "
             f"(profiles/engines/{sc.engine.name}.yaml tp_moe_kernel) replaces the grouped-GEMM table"]
