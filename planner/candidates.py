@@ -101,7 +101,7 @@ class Candidate:
 
     def scenario_doc(self, wl: SizingWorkload, replicas: int = 1, concurrency: float | None = None) -> dict:
         t = wl.traffic
-        slo = {k: v for k, v in wl.slo if k != "percentile"}
+        slo = dict(wl.slo)  # with a percentile, the scalar serving model checks the SLO there (planner.arrivals)
         return {
             "name": f"{self.model} {self.weights} {self.hw.label()} {self.engine} {self.plan}",
             "model": self.model, "weights": self.weights, "kv_cache": self.kv_cache,

@@ -153,7 +153,7 @@ def exact_capacity(sc: Scenario, mem: MemoryReport, limits: Limits, hint: float 
 
     def ok(r: float) -> bool:
         pt = serve_point(sc, r)
-        return bool(limits.ok(pt.tpot_s, pt.ttft_s))
+        return bool(limits.ok(pt.slo_tpot_s, pt.slo_ttft_s))
 
     if ok(cap):
         best = cap
@@ -168,7 +168,7 @@ def exact_capacity(sc: Scenario, mem: MemoryReport, limits: Limits, hint: float 
             lo, hi = (mid, hi) if ok(mid) else (lo, mid)
         best = lo
     pt = serve_point(sc, best)
-    return Capacity(best, out_per_s(sc, best, pt.step.seconds), pt.tpot_s, pt.ttft_s, True)
+    return Capacity(best, out_per_s(sc, best, pt.step.seconds), pt.slo_tpot_s, pt.slo_ttft_s, True)
 
 
 def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:

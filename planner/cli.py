@@ -156,6 +156,12 @@ def print_estimate(doc: dict) -> None:
     elif sv.get("mode") == "steady":
         print(f"  served as a steady state of {sv['running_per_group']:,.1f} running sequences per engine group"
               + (f" (queue {sv['queue_ms']:,.0f} ms)" if sv.get("queue_ms") else ""))
+        if sv.get("arrivals") == "poisson":
+            load = sv["prefill_load"]
+            print(f"  random arrivals: {sv['requests_per_s_per_group']:,.2f} requests/s per engine group use "
+                  f"{load:.0%} of its prefill capacity"
+                  + (f", mean wait for prefill {sv['prefill_wait_ms']:,.0f} ms" if load < 1 else
+                     ": prompts arrive faster than it prefills them, the queue grows without bound"))
     for note in doc.get("assumptions") or ():
         print(f"  assumed: {note}")
 

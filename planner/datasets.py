@@ -66,17 +66,39 @@ class Dataset:
     suite: str | None = None  # benchmark suite whose request set this is for `model` (SUITES)
     model: str | None = None
     names: tuple[str, ...] = ()  # how benchmark write-ups name this set ("ShareGPT")
+    input_quantiles: tuple[tuple[float, float], ...] = ()  # (percent, tokens): the prompt-length distribution
+    output_quantiles: tuple[tuple[float, float], ...] = ()  # (percent, tokens): the answer-length distribution
 
 
 def list_datasets() -> list[str]:
     return profile_names(DATASETS_DIR)
 
 
-def _length(doc: Mapping, key: str, file: str) -> tuple[int, str]:
+def _length(doc: Mapping, key: str, file: str) -> tuple[int, str, tuple[tuple[float, float], ...]]:
     entry = require_mapping(doc.get(key), file, key)
-    check_keys(entry, ("mean", "median", "max", "source", "note"), file, f"{key}.")
+    check_keys(entry, ("mean", "median", "max", "quantiles", "source", "note"), file, f"{key}.")
     mean = get_number(entry, "mean", file, prefix=f"{key}.", minimum=1, maximum=MAX_TOKENS)
-    return max(1, round(mean)), get_str(entry, "source", file, prefix=f"{key}.")
+    return max(1, round(mean)), get_str(entry, "source", file, prefix=f"{key}."), _quantiles(entry, key, file)
+
+
+def _quantiles(entry: Mapping, key: str, file: str) -> tuple[tuple[float, float], ...]:
+    """`quantiles: {percent: tokens}` (0 = shortest, 100 = longest), non-decreasing, from 0 to 100."""
+    q = entry.get("quantiles")
+    if q is None:
+        return ()
+    field = f"{key}.quantiles"
+    q = require_mapping(q, file, field)
+    pairs = []
+    for pct in q:
+        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 <= pct <= 100:
+            raise PlannerError(f"expected percents from 0 to 100 as keys, got {pct!r}", file=file, field=field)
+        pairs.append((float(pct), get_number(q, pct, file, prefix=f"{field}.", minimum=0, maximum=MAX_TOKENS)))
+    pairs.sort()
+    if pairs[0][0] != 0 or pairs[-1][0] != 100:
+        raise PlannerError("expected the shortest (0) and longest (100) lengths", file=file, field=field)
+    if any(b[1] < a[1] for a, b in zip(pairs, pairs[1:], strict=False)):
+        raise PlannerError("expected lengths that grow with the percent", file=file, field=field)
+    return tuple(pairs)
 
 
 @lru_cache(maxsize=32)
@@ -85,8 +107,8 @@ def load_dataset(name: str) -> Dataset:
     doc = require_mapping(load_document(file), file)
     check_keys(doc, ("description", "tokenizer", "input_len", "output_len", "output_len_dist", "benchmark", "names",
                      "source", "notes"), file)
-    input_len, input_source = _length(doc, "input_len", file)
-    output_len, output_source = _length(doc, "output_len", file)
+    input_len, input_source, input_quantiles = _length(doc, "input_len", file)
+    output_len, output_source, output_quantiles = _length(doc, "output_len", file)
     suite = model = None
     if doc.get("benchmark") is not None:
         bench = require_mapping(doc["benchmark"], file, "benchmark")
@@ -101,7 +123,8 @@ def load_dataset(name: str) -> Dataset:
                    output_len=output_len,
                    output_len_dist=get_choice(doc, "output_len_dist", OUTPUT_LEN_DISTS, file, default="fixed"),
                    input_source=input_source, output_source=output_source, source=get_str(doc, "source", file),
-                   suite=suite, model=model, names=tuple(n.strip() for n in names))
+                   suite=suite, model=model, names=tuple(n.strip() for n in names),
+                   input_quantiles=input_quantiles, output_quantiles=output_quantiles)
 
 
 def suite_dataset(sources: Iterable[str], model: str) -> Dataset | None:

@@ -17,8 +17,9 @@ from planner.perf import decode_step
 from planner.serving import serve_metrics
 
 NOTES = (
-    "metrics are the planner's mean-value model at the operating point (traffic / replicas); SLO percentiles "
-    "are not modelled",
+    "metrics are the planner's serving model at the operating point (traffic / replicas); an SLO with a "
+    "percentile is checked there under random (Poisson) arrivals (planner.arrivals), the vectorized screen "
+    "checks means",
     "capacity and ranking: a vectorized estimate screens every plan, the scalar serving model re-evaluates the "
     "best and every Pareto point (exact: true)",
     "buy: capex = priced parts only (capex_excludes lists the rest), written off linearly over "
@@ -57,10 +58,13 @@ def plan_dict(row, rank: int, wl) -> dict:
     usd_h = row.usd_per_hour
     per_m = lambda usd, tokens_s: usd / (tokens_s * 3600) * 1e6 if tokens_s > 0 else None  # noqa: E731
     slo = {}
+    pct = wl.slo_value("percentile")
     for key, limit in wl.slo:
-        if key == "percentile" or metrics.get(key) is None:
+        # a latency SLO at a percentile is compared with the serving model's value there (planner.arrivals)
+        key_at = f"{key[:4]}_p{pct:g}_ms" if pct is not None and key in ("ttft_ms", "tpot_ms") else key
+        if key == "percentile" or metrics.get(key_at) is None:
             continue
-        value = metrics[key]
+        value = metrics[key_at]
         margin = (value - limit) / limit if key == "output_tokens_per_s_per_user" else (limit - value) / limit
         slo[key] = {"limit": limit, "value": value, "margin": margin}
     hw = cand.hw

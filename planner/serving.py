@@ -25,10 +25,11 @@ Two serving pictures (phase `serve`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil, floor, inf
+from math import ceil, floor, inf, isfinite
 
 import numpy as np
 
+from planner.arrivals import Tails, tails
 from planner.memory import MemoryReport
 from planner.perf import Step, decode_step, mixed_step, prefill_step, tokens_per_step
 from planner.scenario import Scenario
@@ -39,8 +40,18 @@ class ServePoint:
     running_per_group: float  # sequences decoding together in one engine group (TP group)
     step: Step  # one (mixed) decode step
     tpot_s: float
-    ttft_s: float
+    ttft_s: float  # mean; with random arrivals (tails) the queueing for prefill included
     prefill: Step  # the isolated prefill of one request
+    tails: Tails | None = None  # percentiles under random arrivals, when the SLO names a percentile
+
+    @property
+    def slo_tpot_s(self) -> float:
+        """The TPOT an SLO is checked against: at its percentile when it names one, else the mean."""
+        return self.tails.tpot_s if self.tails else self.tpot_s
+
+    @property
+    def slo_ttft_s(self) -> float:
+        return self.tails.ttft_s if self.tails else self.ttft_s
 
 
 def _groups(sc: Scenario) -> int:
@@ -74,7 +85,11 @@ def serve_point(sc: Scenario, running: float) -> ServePoint:
     if p > 0:  # the prompt shares steps with the running batch: its chunks take mixed-step time
         budget = max(1.0, sc.engine.max_batched_tokens - running * tps)
         ttft = max(ttft, ceil(max(new_prompt, 1) / budget) * step.seconds)
-    return ServePoint(running, step, step.seconds / tps, ttft, pre)
+    pct = sc.slo_value("percentile")
+    if pct is None:
+        return ServePoint(running, step, step.seconds / tps, ttft, pre)
+    tl = tails(sc, running, step.seconds, p * t, ttft, pct)
+    return ServePoint(running, step, step.seconds / tps, tl.ttft_mean_s, pre, tl)
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,14 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         queue = max(0.0, demand - running) / running * (wl.output_len * tpot + ttft)
         info["queue_ms"] = 1e3 * queue
         ttft += queue
+        if pt.tails:  # random arrivals: the prompt's wait for prefill capacity is queueing too
+            tl = pt.tails
+            info.update(arrivals="poisson", requests_per_s_per_group=tl.arrivals_per_s,
+                        prefill_load=tl.prefill_load,
+                        prefill_wait_ms=1e3 * tl.wait_s if isfinite(tl.wait_s) else None)
+            metrics[f"ttft_p{tl.percentile:g}_ms"] = 1e3 * (tl.ttft_s + queue)
+            metrics[f"tpot_p{tl.percentile:g}_ms"] = 1e3 * tl.tpot_s
+            queue += tl.wait_s
     metrics.setdefault("prefill_tokens_per_s_per_gpu", new_prompt / (ttft - queue) / par.tp)
     metrics.update(
         ttft_ms=1e3 * ttft, decode_tokens_per_s_per_gpu=out_gpu, tpot_ms=1e3 * tpot,
@@ -217,6 +240,8 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
     metrics["prefill_tokens_per_s_per_node"] = metrics["prefill_tokens_per_s_per_gpu"] * per_node
     metrics["decode_tokens_per_s_per_node"] = out_gpu * per_node
     bottleneck.update(prefill=pre.bottleneck, decode=step.bottleneck)
+    # random arrivals beyond the prefill capacity (planner.arrivals: load >= 1) queue without bound: no TTFT
+    metrics = {k: (v if v is None or isfinite(v) else None) for k, v in metrics.items()}
     return metrics, bottleneck, curve
 
 
@@ -249,7 +274,7 @@ def _slo_limited(sc: Scenario, cap: float, serving: bool) -> float:
     def ok(r: float) -> bool:
         if serving:
             pt = serve_point(sc, r)
-            tpot, ttft = pt.tpot_s, pt.ttft_s
+            tpot, ttft = pt.slo_tpot_s, pt.slo_ttft_s
         else:
             step = decode_step(sc, r / sc.parallelism.tp, sc.workload.mean_kv_len)
             tpot, ttft = step.seconds / tokens_per_step(sc), 0.0

@@ -69,6 +69,14 @@ def test_unknown_dataset_names_the_field():
     ("input_len: {mean: 10, source: s}\noutput_len: {mean: 5, source: s}\nsource: s\noutput_len_dist: zipf\n",
      "output_len_dist"),
     ("input_len: {mean: 10, source: s}\nsource: s\n", "output_len"),
+    ("input_len: {mean: 10, source: s, quantiles: {0: 1, 50: 9}}\noutput_len: {mean: 5, source: s}\nsource: s\n",
+     "input_len.quantiles"),
+    ("input_len: {mean: 10, source: s, quantiles: {0: 1, 50: 9, 100: 5}}\noutput_len: {mean: 5, source: s}\n"
+     "source: s\n", "input_len.quantiles"),
+    ("input_len: {mean: 10, source: s}\noutput_len: {mean: 5, source: s, quantiles: {0: 1, 120: 9}}\nsource: s\n",
+     "output_len.quantiles"),
+    ("input_len: {mean: 10, source: s}\noutput_len: {mean: 5, source: s, quantiles: {0: 1, 100: x}}\nsource: s\n",
+     "output_len.quantiles.100"),
 ])
 def test_bad_preset_files_name_file_and_field(tmp_path, monkeypatch, body, field):
     (tmp_path / "bad.yaml").write_text(body)
