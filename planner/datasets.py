@@ -6,7 +6,8 @@ where the scenario leaves them out (a value the scenario states wins). File shap
 
     description: "..."
     tokenizer: Llama 2                      # lengths are counted in this model family's tokens
-    input_len: {mean: 294, source: "..."}   # mean prompt tokens
+    input_len: {mean: 294, source: "..."}   # mean prompt tokens; optional quantiles: {0: 48, 50: 152, 100: 1021}
+                                            # (percent: tokens) give the spread planner.arrivals needs
     output_len: {mean: 294, source: "..."}  # mean generated tokens
     output_len_dist: fixed                  # fixed | exponential (planner.serving: how answers vary)
     benchmark: {suite: mlperf-inference, model: llama-2-70b}   # optional: the suite's set for this model
