@@ -58,6 +58,9 @@ class Engine:
     # OpenMP fork/join; ggml: the thread barrier per node) adds to the work: seconds per op-record kernel (0: none)
     cpu_op_host_s: float = 0.0
     cpu_experts_sequential: bool = False  # CPU expert kernels run the touched experts one at a time (llama.cpp)
+    # the OpenAI-compatible API server takes in a request (chat template, tokenization, validation) in this many
+    # seconds, one at a time, and streams no output while requests wait to be taken in (planner.serving.wave)
+    request_ingest_s: float = 0.0
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
     # weights streamed from host RAM to the GPU (offload with GPU compute): engines that copy from pageable
     # (mmap'd) memory go through the driver's staging buffer at this rate; None: pinned, at the link rate
@@ -112,7 +115,7 @@ def load_engine(name: str) -> Engine:
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
                      "graph_prefill_tokens", "eager_kernel_host_s", "cpu_op_host_s", "cpu_experts_sequential",
                      "max_running_requests", "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap",
-                     "tp_moe_kernel"),
+                     "tp_moe_kernel", "request_ingest_s"),
                file)
     mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
     split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
@@ -147,6 +150,7 @@ def load_engine(name: str) -> Engine:
                                                     minimum=1e6, maximum=1e13),
         host_stream_overlap=doc.get("host_stream_overlap", True) is not False,
         tp_moe_compute_by_dtype=_tp_moe_kernel(doc, file),
+        request_ingest_s=get_number(doc, "request_ingest_s", file, default=0.0, minimum=0, maximum=1),
     )
 
 

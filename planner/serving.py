@@ -131,6 +131,13 @@ def wave(sc: Scenario, mem: MemoryReport) -> Wave:
         steps = max(wl.output_len - 1, 0) / tps
         duration = mean_end = prefill_s + steps * step.seconds
         tpot = (duration - ttft) / (wl.output_len - 1) if wl.output_len > 1 else step.seconds / tps
+    # the API server takes the wave's requests in one at a time (all engine groups of a replica share it) and
+    # streams nothing until it has: every first token waits for that, and the last prompt reaches the engine then,
+    # so the wave ends that much later. TPOT stays the engine's schedule: the tokens held meanwhile reach the client
+    # through the same single process afterwards, at a per-token cost that is not modelled (approximate)
+    ingest = sc.engine.request_ingest_s * size * sc.parallelism.dp_attention
+    late = max(0.0, ingest - prefill_s)
+    ttft, prefill_s, duration, mean_end = max(ttft, ingest), prefill_s + late, duration + late, mean_end + late
     # requests beyond what runs at once wait for whole waves, in order: wave k (0-based) waits k durations; with
     # n = demand / size waves (the last one partial) the mean wait is (floor(n)(floor(n) - 1)/2 + frac x floor(n)) / n
     n = demand / size
