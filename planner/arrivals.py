@@ -54,6 +54,11 @@ class Tails:
     tpot_s: float  # at `percentile`
 
 
+def percentile_metric(metric: str, percentile: float) -> str:
+    """The metric name of a latency at a percentile: ttft_ms at 99 -> ttft_p99_ms."""
+    return metric.replace("_ms", f"_p{percentile:g}_ms")
+
+
 def length_nodes(mean: float, quantiles: tuple[tuple[float, float], ...] = (), dist: str = "fixed",
                  n: int = NODES) -> np.ndarray:
     """n request lengths at evenly spaced quantiles (midpoints), with mean `mean`."""
@@ -85,7 +90,7 @@ def _quantile(survival, lo: float, hi: float, target: float) -> float:
 def prefill_rate(sc: Scenario, running: float) -> float:
     """Prompt tokens per second per engine group while prompts wait (the step budget spent on them)."""
     wl, t = sc.workload, sc.parallelism.tp
-    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    new = wl.new_prompt_len
     cached = wl.input_len - new
     if sc.engine.mixed_chunk:
         budget = max(1.0, sc.engine.max_batched_tokens - running * tokens_per_step(sc))
@@ -105,7 +110,7 @@ def tails(sc: Scenario, running: float, step_s: float, prompt_tokens_per_step: f
     tps = tokens_per_step(sc)
     target = 1 - percentile / 100
     d = wl.dataset
-    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    new = wl.new_prompt_len
     prompts = length_nodes(new, d.input_quantiles if d else ())
     answers = length_nodes(max(wl.output_len, 1), d.output_quantiles if d else (), wl.output_len_dist)
     l2 = float(np.mean(prompts ** 2))

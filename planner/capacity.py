@@ -82,7 +82,7 @@ def out_per_s(sc: Scenario, running: float, step_s):
 def prompt_chunk(sc: Scenario):
     """One engine-sized chunk of a prompt on one TP group: (chunk tokens, its prefill step)."""
     wl, t = sc.workload, sc.parallelism.tp
-    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    new = wl.new_prompt_len
     chunk = min(new, sc.engine.max_batched_tokens)
     return chunk, prefill_step(sc, chunk / t, wl.input_len, wl.input_len - new)
 
@@ -103,7 +103,7 @@ def screen(sc: Scenario, mem: MemoryReport, limits: Limits, chunk=None) -> tuple
     batch = running / t  # [R] per GPU
     kv_mean = wl.mean_kv_len
     decode, _ = DecodeSweep(sc).evaluate(batch, kv_mean)  # [R] seconds per step
-    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    new = wl.new_prompt_len
     chunk, pre = chunk or prompt_chunk(sc)
     ttft_alone = pre.seconds * new / chunk
     # prompt tokens per step per GPU that replace finishing sequences (planner.serving.serve_point's steady state)
@@ -176,7 +176,7 @@ def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:
     if out_needed >= capacity.out_per_s:
         return capacity.running
     wl = sc.workload
-    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    new = wl.new_prompt_len
     kv_mean = wl.mean_kv_len
     tps = tokens_per_step(sc)
 

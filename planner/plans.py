@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 
+from planner.arrivals import percentile_metric
 from planner.capacity import groups, prompt_chunk, running_for
 from planner.cost import break_even
 from planner.fitting import build
@@ -61,7 +62,7 @@ def plan_dict(row, rank: int, wl) -> dict:
     pct = wl.slo_value("percentile")
     for key, limit in wl.slo:
         # a latency SLO at a percentile is compared with the serving model's value there (planner.arrivals)
-        key_at = f"{key[:4]}_p{pct:g}_ms" if pct is not None and key in ("ttft_ms", "tpot_ms") else key
+        key_at = percentile_metric(key, pct) if pct is not None and key in ("ttft_ms", "tpot_ms") else key
         if key == "percentile" or metrics.get(key_at) is None:
             continue
         value = metrics[key_at]

@@ -80,6 +80,11 @@ class Workload:
     from_dataset: tuple[str, ...] = ()  # the workload fields the dataset supplied
 
     @property
+    def new_prompt_len(self) -> float:
+        """Prompt tokens a request has to prefill: those the prefix cache does not hold (at least one)."""
+        return max(1.0, self.input_len * (1 - self.prefix_cache_hit))
+
+    @property
     def mean_kv_len(self) -> float:
         """Mean context of the sequences decoding at a time (`kv_len` when stated). A request that generates L
         tokens decodes for L steps at a mean context of input + L/2, so over the running sequences the mean is

@@ -29,7 +29,7 @@ from math import ceil, floor, inf, isfinite
 
 import numpy as np
 
-from planner.arrivals import Tails, tails
+from planner.arrivals import Tails, percentile_metric, tails
 from planner.memory import MemoryReport
 from planner.perf import Step, decode_step, mixed_step, prefill_step, tokens_per_step
 from planner.scenario import Scenario
@@ -65,7 +65,7 @@ def _gpus_used(sc: Scenario) -> int:
 def _prefill_alone(sc: Scenario) -> tuple[Step, float]:
     """One request's prompt on its TP group, in engine-sized chunks: (step of one chunk, TTFT seconds)."""
     wl, t = sc.workload, sc.parallelism.tp
-    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    new = wl.new_prompt_len
     chunk = min(new, sc.engine.max_batched_tokens)
     step = prefill_step(sc, chunk / t, wl.input_len, wl.input_len - new)
     return step, step.seconds * new / chunk
@@ -110,7 +110,7 @@ def wave(sc: Scenario, mem: MemoryReport) -> Wave:
     wl, t = sc.workload, sc.parallelism.tp
     demand = max(1.0, wl.concurrency / _groups(sc))
     size = min(demand, max_running(sc, mem))
-    new = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    new = wl.new_prompt_len
     cached = wl.input_len - new
     tokens = size * new  # prompt tokens of the wave in one engine group
     budget = float(max(1, sc.engine.max_batched_tokens))
@@ -199,7 +199,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         bottleneck["prefill"] = step.bottleneck
         return metrics, bottleneck, []
     curve = throughput_curve(sc, mem)
-    new_prompt = max(1.0, wl.input_len * (1 - wl.prefix_cache_hit))
+    new_prompt = wl.new_prompt_len
     e2e = None  # mean request latency where the serving picture gives it directly
     if wl.phase == "decode":
         b = _decode_batch(sc, mem)
@@ -233,8 +233,8 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
             info.update(arrivals="poisson", requests_per_s_per_group=tl.arrivals_per_s,
                         prefill_load=tl.prefill_load,
                         prefill_wait_ms=1e3 * tl.wait_s if isfinite(tl.wait_s) else None)
-            metrics[f"ttft_p{tl.percentile:g}_ms"] = 1e3 * (tl.ttft_s + queue)
-            metrics[f"tpot_p{tl.percentile:g}_ms"] = 1e3 * tl.tpot_s
+            metrics[percentile_metric("ttft_ms", tl.percentile)] = 1e3 * (tl.ttft_s + queue)
+            metrics[percentile_metric("tpot_ms", tl.percentile)] = 1e3 * tl.tpot_s
             queue += tl.wait_s
     metrics.setdefault("prefill_tokens_per_s_per_gpu", new_prompt / (ttft - queue) / par.tp)
     metrics.update(
