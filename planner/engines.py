@@ -54,6 +54,9 @@ class Engine:
     cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
     graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
+    # the same for models with MLA attention, whose op records stand for more real kernels (latent norms, rope,
+    # absorbed projections, FP8 activation quantization); None: eager_kernel_host_s
+    eager_kernel_host_mla_s: float | None = None
     # ops on the CPU (all of them without a GPU) run synchronously, so their dispatch (PyTorch: Python/ATen and
     # OpenMP fork/join; ggml: the thread barrier per node) adds to the work: seconds per op-record kernel (0: none)
     cpu_op_host_s: float = 0.0
@@ -61,6 +64,9 @@ class Engine:
     # the OpenAI-compatible API server takes in a request (chat template, tokenization, validation) in this many
     # seconds, one at a time, and streams no output while requests wait to be taken in (planner.serving.wave)
     request_ingest_s: float = 0.0
+    # latency a request's first token spends outside the forward pass (HTTP, chat template, tokenizer, IPC to the
+    # scheduler and back, detokenizer, first SSE chunk), added to every served TTFT
+    first_token_path_s: float = 0.0
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
     # weights streamed from host RAM to the GPU (offload with GPU compute): engines that copy from pageable
     # (mmap'd) memory go through the driver's staging buffer at this rate; None: pinned, at the link rate
@@ -113,9 +119,10 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
-                     "graph_prefill_tokens", "eager_kernel_host_s", "cpu_op_host_s", "cpu_experts_sequential",
-                     "max_running_requests", "mixed_chunk", "host_stream_pageable_bytes_per_s", "host_stream_overlap",
-                     "tp_moe_kernel", "request_ingest_s"),
+                     "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s", "cpu_op_host_s",
+                     "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
+                     "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "request_ingest_s",
+                     "first_token_path_s"),
                file)
     mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
     split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
@@ -142,6 +149,8 @@ def load_engine(name: str) -> Engine:
         cuda_graph_max_batch=get_number(doc, "cuda_graph_max_batch", file, integer=True, default=None, minimum=0),
         graph_prefill_tokens=num("graph_prefill_tokens", default=0),
         eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
+        eager_kernel_host_mla_s=get_number(doc, "eager_kernel_host_mla_s", file, default=None, minimum=0,
+                                           maximum=1e-2),
         cpu_op_host_s=get_number(doc, "cpu_op_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         cpu_experts_sequential=doc.get("cpu_experts_sequential") is True,
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
@@ -151,6 +160,7 @@ def load_engine(name: str) -> Engine:
         host_stream_overlap=doc.get("host_stream_overlap", True) is not False,
         tp_moe_compute_by_dtype=_tp_moe_kernel(doc, file),
         request_ingest_s=get_number(doc, "request_ingest_s", file, default=0.0, minimum=0, maximum=1),
+        first_token_path_s=get_number(doc, "first_token_path_s", file, default=0.0, minimum=0, maximum=1),
     )
 
 

@@ -104,7 +104,11 @@ def kernels(ops: list[Op]) -> int:
 
 def launch_seconds(sc: Scenario, ops: list[Op]) -> float:
     """Host time to launch every kernel of a step one by one (outside a CUDA graph)."""
-    return sc.engine.eager_kernel_host_s * kernels(ops)
+    eng = sc.engine
+    per_kernel = eng.eager_kernel_host_s
+    if sc.model.spec.attention == "mla" and eng.eager_kernel_host_mla_s is not None:
+        per_kernel = eng.eager_kernel_host_mla_s
+    return per_kernel * kernels(ops)
 
 
 def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True) -> Step:

@@ -85,6 +85,7 @@ def serve_point(sc: Scenario, running: float) -> ServePoint:
     if p > 0:  # the prompt shares steps with the running batch: its chunks take mixed-step time
         budget = max(1.0, sc.engine.max_batched_tokens - running * tps)
         ttft = max(ttft, ceil(max(new_prompt, 1) / budget) * step.seconds)
+    ttft += sc.engine.first_token_path_s
     pct = sc.slo_value("percentile")
     if pct is None:
         return ServePoint(running, step, step.seconds / tps, ttft, pre)
@@ -138,6 +139,7 @@ def wave(sc: Scenario, mem: MemoryReport) -> Wave:
     ingest = sc.engine.request_ingest_s * size * sc.parallelism.dp_attention
     late = max(0.0, ingest - prefill_s)
     ttft, prefill_s, duration, mean_end = max(ttft, ingest), prefill_s + late, duration + late, mean_end + late
+    ttft += sc.engine.first_token_path_s  # the first token's way out of the server, outside the forward
     # requests beyond what runs at once wait for whole waves, in order: wave k (0-based) waits k durations; with
     # n = demand / size waves (the last one partial) the mean wait is (floor(n)(floor(n) - 1)/2 + frac x floor(n)) / n
     n = demand / size

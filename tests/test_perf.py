@@ -191,6 +191,26 @@ def test_steps_outside_cuda_graphs_wait_for_host_launches():
     assert decode_step(sc, 8, 2000).launch_s == 0
 
 
+def test_mla_models_pay_their_own_host_cost_per_kernel_outside_graphs():
+    """engine eager_kernel_host_mla_s: MLA models' op records stand for more real kernels, so their eager steps cost
+    that much per op-record kernel; other models keep eager_kernel_host_s."""
+    from dataclasses import replace
+
+    from planner.perf import kernels, launch_seconds, prefill_ops
+
+    sc = _sglang_dsv3()
+    eng = sc.engine
+    assert eng.eager_kernel_host_mla_s > eng.eager_kernel_host_s > 0
+    ops = prefill_ops(sc, 16 / 8, 16)
+    assert launch_seconds(sc, ops) == pytest.approx(eng.eager_kernel_host_mla_s * kernels(ops))
+    unset = replace(sc, engine=replace(eng, eager_kernel_host_mla_s=None))
+    assert launch_seconds(unset, ops) == pytest.approx(eng.eager_kernel_host_s * kernels(ops))
+    gqa = scenario(model="llama-3.1-70b", weights="fp8", engine="sglang")
+    gqa_ops = prefill_ops(gqa, 16 / 8, 16)
+    assert launch_seconds(gqa, gqa_ops) == pytest.approx(eng.eager_kernel_host_s * kernels(gqa_ops))
+    assert prefill_step(sc, 16 / 8, 16).seconds > prefill_step(unset, 16 / 8, 16).seconds
+
+
 def test_decode_above_captured_batch_is_never_faster_than_the_graph_model():
     sc = _sglang_dsv3()
     cap = sc.engine.cuda_graph_max_batch / 8  # per GPU at TP8

@@ -83,3 +83,22 @@ def test_a_burst_waits_for_the_api_server_to_take_every_request_in():
     # an engine without the cost (ideal) starts on the prompts at once: earlier first tokens, more throughput
     ideal = _burst(1000, engine="ideal")
     assert ideal["ttft_ms"] < big["ttft_ms"] and ideal["system_output_tokens_per_s"] > big["system_output_tokens_per_s"]
+
+
+def test_the_first_token_path_outside_the_forward_adds_to_every_served_ttft():
+    """engine first_token_path_s (SGLang: HTTP, tokenizer manager, IPC, detokenizer) delays the first token by exactly
+    its value, in the wave picture and in steady state, and leaves TPOT and throughput alone."""
+    from dataclasses import replace
+
+    from planner.engines import load_engine
+
+    path = load_engine("sglang").first_token_path_s
+    assert path > 0
+    for wl in ({"phase": "serve", "concurrency": 4, "input_len": 512, "output_len": 64},
+               {"phase": "serve", "batch_per_gpu": 2, "input_len": 512, "output_len": 64}):
+        sc = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang", workload=wl)
+        without = replace(sc, engine=replace(sc.engine, first_token_path_s=0.0))
+        got, base = estimate(sc)["metrics"], estimate(without)["metrics"]
+        assert got["ttft_ms"] - base["ttft_ms"] == pytest.approx(1e3 * path, rel=1e-6)
+        assert got["tpot_ms"] == pytest.approx(base["tpot_ms"])
+        assert got["system_output_tokens_per_s"] == pytest.approx(base["system_output_tokens_per_s"])
