@@ -80,13 +80,20 @@ def _efficiency(sc: Scenario):
 
 def kernel_notes(sc: Scenario) -> list[str]:
     """Plain-language notes on kernel choices that change the efficiency table for this scenario."""
+    from planner.engines import load_engine
     from planner.ops import _dtype
 
+    notes = []
+    profile = load_engine(sc.engine.name)
+    if profile.cuda_graph_max_batch is not None and sc.engine.cuda_graph_max_batch is None:
+        notes.append(f"the planner chose the batch, so the deployment is assumed configured for it: CUDA graphs "
+                     f"capture every step ({sc.engine.name}'s default captures decode batches up to "
+                     f"{profile.cuda_graph_max_batch}; set engine_options.cuda_graph_max_batch to model the default)")
     dtype = _dtype(sc, "ffn_up_exps", "moe")
     if _efficiency(sc) is efficiency_for(sc.gpu) or dtype not in dict(sc.engine.tp_moe_compute_by_dtype):
-        return []
-    return [f"routed experts split by TP (ep 1) run {sc.engine.name}'s own fused-MoE kernel: its {dtype} efficiency "
-            f"(profiles/engines/{sc.engine.name}.yaml tp_moe_kernel) replaces the grouped-GEMM table"]
+        return notes
+    return [*notes, f"routed experts split by TP (ep 1) run {sc.engine.name}'s own fused-MoE kernel: its {dtype} "
+            f"efficiency (profiles/engines/{sc.engine.name}.yaml tp_moe_kernel) replaces the grouped-GEMM table"]
 
 
 @lru_cache(maxsize=64)

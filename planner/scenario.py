@@ -214,14 +214,37 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
     slo = _sub(doc, "slo", file, SLO_KEYS)
     for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
         get_number(slo, key, file, prefix="slo.", default=None, minimum=0)
+    wl = _workload(_sub(doc, "workload", file, WORKLOAD_KEYS), file, model)
+    if "cuda_graph_max_batch" not in (doc.get("engine_options") or {}):
+        engine = tuned_for_chosen_batch(engine, wl)
     return Scenario(
         name=name, file=file, model=model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=gpn,
         nodes=nodes, host=host, parallelism=par, expert_layers_on_cpu=on_cpu,
         cpu_compute=_bool(off, "cpu_compute", file, "offload.", True), engine=engine, mtp_tokens=mtp,
-        acceptance=acceptance, workload=_workload(_sub(doc, "workload", file, WORKLOAD_KEYS), file, model),
+        acceptance=acceptance, workload=wl,
         slo=tuple((k, v) for k, v in slo.items() if v is not None),
         measured=_measured(doc.get("measured"), file),
     )
+
+
+def chooses_batch(wl: Workload) -> bool:
+    """Whether the planner picks the running batch itself (decode or serve with neither batch_per_gpu nor concurrency:
+    MLPerf offline/server style, sizing)."""
+    return wl.phase != "prefill" and not wl.batch_per_gpu and not wl.concurrency
+
+
+def tuned_for_chosen_batch(engine: Engine, wl: Workload) -> Engine:
+    """The engine as deployed for an operating point the planner chooses: CUDA graphs cover every step it runs.
+
+    A stated batch or concurrency benchmarks a deployment as launched, with the engine's default graph sizes (steps
+    outside them pay the host launch cost, planner.perf.launch_seconds). An operating point the planner picks is one
+    the deployment is configured for, as published tuned runs are: MLPerf submissions run TensorRT engines (C++
+    runtime, no Python launches) or capture their batch sizes; NVIDIA's trtllm-serve recipes set
+    cuda_graph_config.max_batch_size to the max batch; SGLang takes --cuda-graph-max-bs and piecewise prefill graphs.
+    A scenario that states engine_options.cuda_graph_max_batch keeps it."""
+    if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None and not engine.eager_kernel_host_s):
+        return engine
+    return replace(engine, cuda_graph_max_batch=None, graph_prefill_tokens=MAX_TOKENS)
 
 
 def _engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:

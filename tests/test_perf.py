@@ -176,7 +176,9 @@ def test_requests_beyond_engine_limit_queue_for_whole_waves():
 
 
 def _sglang_dsv3(**over):
-    return scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang", **over)
+    """SGLang DeepSeek-V3 as launched with its defaults (a stated concurrency: scenario.tuned_for_chosen_batch)"""
+    return scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+                    **{"workload": {"concurrency": 64}, **over})
 
 
 def test_steps_outside_cuda_graphs_wait_for_host_launches():
@@ -410,3 +412,23 @@ def test_unstated_plan_is_the_best_of_tp_and_dp_attention_layouts():
     # dense models and engines without attention DP keep TP layouts
     assert _unstated("llama-3.1-70b", "fp8", "sglang")[0].parallelism.dp_attention == 1
     assert _unstated("qwen3-30b-a3b", "bf16", "llamacpp", gpus=2)[0].parallelism.dp_attention == 1
+
+
+def test_a_chosen_operating_point_is_served_with_graphs_a_stated_one_with_the_engine_defaults():
+    """planner.scenario.tuned_for_chosen_batch: with no batch or concurrency stated the planner picks the batch and
+    assumes the deployment captures it (MLPerf-style tuned runs); a stated concurrency runs the engine's defaults
+    (trtllm-serve's PyTorch backend graphs decode batches up to 128), unless engine_options says otherwise."""
+    wl = {"phase": "serve", "input_len": 1024, "output_len": 256}
+    chosen = scenario(model="deepseek-v3", weights="fp8-block128", engine="trtllm", workload=wl)
+    stated = scenario(model="deepseek-v3", weights="fp8-block128", engine="trtllm",
+                      workload={**wl, "concurrency": 1024})
+    pinned = scenario(model="deepseek-v3", weights="fp8-block128", engine="trtllm", workload=wl,
+                      engine_options={"cuda_graph_max_batch": 128})
+    assert stated.engine.cuda_graph_max_batch == pinned.engine.cuda_graph_max_batch == 128
+    assert chosen.engine.cuda_graph_max_batch is None
+    big = 1024 / 8  # sequences per GPU at TP8
+    assert decode_step(stated, big, 1200).launch_s > 0 and decode_step(chosen, big, 1200).launch_s == 0
+    assert decode_step(stated, big, 1200).seconds >= decode_step(chosen, big, 1200).seconds
+    notes = " ".join(estimate(chosen)["assumptions"])
+    assert "cuda_graph_max_batch" in notes
+    assert "cuda_graph_max_batch" not in " ".join(estimate(pinned)["assumptions"])
