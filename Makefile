@@ -39,9 +39,9 @@ bench: bench-planner
 
 # planner speed: vectorized decode sweep (variants per second) and one estimate
 bench-planner: $(STAMP)
-	$(PY) -m planner.sweep
+	$(PY) -m planner.perf.sweep
 	$(PY) -m planner.bench
-	$(PY) -m planner.search --bench
+	$(PY) -m planner.sizing.search --bench
 
 # per-case error table against the published measurements beside this checkout
 validation-doc: $(STAMP)

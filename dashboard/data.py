@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from planner.errors import PlannerError
-from planner.models import list_models, load_model
-from planner.quant import list_formats, load_format
+from planner.base.errors import PlannerError
+from planner.model.models import list_models, load_model
+from planner.model.quant import list_formats, load_format
 from planner.report import tables as T
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,9 +60,9 @@ def mtime(path: Path) -> float:
 
 @st.cache_data(show_spinner=False)
 def catalog() -> dict:
-    from planner.engines import list_engines
-    from planner.hardware import list_accelerators, load_accelerator
-    from planner.kv import KV_DTYPES
+    from planner.deploy.engines import list_engines
+    from planner.hardware.accelerators import list_accelerators, load_accelerator
+    from planner.model.kv import KV_DTYPES
 
     gpus = {}
     for name in list_accelerators():
@@ -76,7 +76,7 @@ def catalog() -> dict:
 
 def datasets() -> dict:
     """Benchmark request sets (profiles/datasets/): name -> (mean prompt, mean answer, answer shape, description)."""
-    from planner.datasets import list_datasets, load_dataset
+    from planner.deploy.datasets import list_datasets, load_dataset
 
     out = {}
     for name in list_datasets():
@@ -91,8 +91,8 @@ def datasets() -> dict:
 def upload_model(filename: str, content: bytes) -> tuple[str | None, str]:
     """Check an uploaded config.json with the planner's own reader (size limit, JSON, supported architecture) and
     store it where `load_model` can read it. Returns (model reference, "") or (None, why)."""
-    from planner.spec import model_spec_from_config
-    from planner.yamlio import MAX_INPUT_BYTES, parse_text, require_mapping
+    from planner.base.yamlio import MAX_INPUT_BYTES, parse_text, require_mapping
+    from planner.model.spec import model_spec_from_config
 
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name)[:80] or "config.json"
     try:
@@ -138,7 +138,7 @@ def _upload_label(config: dict, filename: str) -> str:
 @st.cache_data(show_spinner=False)
 def model_summary(ref: str, kv: str = "bf16") -> dict:
     """`inspect_model` in the native format plus what the pages need to default their widgets."""
-    from planner.inspect import inspect_model
+    from planner.model.inspect import inspect_model
 
     try:
         m = load_model(ref)
@@ -175,7 +175,8 @@ def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", en
                output_len: int = DEFAULT_OUTPUT_LEN, context: int | None = None,
                concurrency: float | None = None, output_len_dist: str = "fixed") -> dict:
     """The scenario mapping of `gpus` GPUs of one type. Up to one node the parallel plan is left unstated and the
-    planner picks TP/EP (planner.memory.resolve_unstated_plan); beyond, whole nodes run TP per node x PP over nodes.
+    planner picks TP/EP (planner.deploy.memory.resolve_unstated_plan);
+    beyond, whole nodes run TP per node x PP over nodes.
     A count that is not whole nodes is left for the planner to reject (hardware.nodes)."""
     name = f"{weights} {gpus}x {gpu_label(gpu)}"  # engine and KV dtype are the same for every plan a page shows
     if gpus <= per_node:
@@ -199,8 +200,8 @@ def gpu_label(gpu: str) -> str:
 
 def _scenario(doc: dict):
     """(scenario with the parallel plan resolved, assumptions); raises PlannerError."""
-    from planner.memory import resolve_unstated_plan
-    from planner.scenario import scenario_from_mapping
+    from planner.deploy.memory import resolve_unstated_plan
+    from planner.deploy.scenario import scenario_from_mapping
 
     return resolve_unstated_plan(scenario_from_mapping(doc, SOURCE))
 
@@ -213,8 +214,8 @@ def plan_label(par) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=50_000)
 def fit_cell(doc: dict) -> dict:
-    """Memory fit of one deployment (planner.memory.memory_report), flattened for the grid."""
-    from planner.memory import memory_report
+    """Memory fit of one deployment (planner.deploy.memory.memory_report), flattened for the grid."""
+    from planner.deploy.memory import memory_report
 
     base = {"plan": doc["name"], "weights": doc["weights"], "gpu": doc["hardware"]["gpu"]}
     try:
@@ -251,8 +252,8 @@ def smallest_fits(ref: str, weights: str, gpus: tuple[str, ...], context: int, k
 
 
 def _plan(doc: dict):
-    from planner.estimate import estimate
     from planner.report.plans import Plan
+    from planner.serving.estimate import estimate
 
     sc, assumptions = _scenario(doc)
     result = estimate(sc)
@@ -310,7 +311,7 @@ def roofline(doc: dict, batches: tuple[float, ...], results: str, results_mtime:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def validation(path: str, path_mtime: float) -> dict:
-    from planner.validate import validate
+    from planner.serving.validate import validate
 
     try:
         report = validate(path)
@@ -327,19 +328,19 @@ def validation(path: str, path_mtime: float) -> dict:
 
 
 def sizing_missing() -> str:
-    """'' when planner.search and planner.workload import; else why sizing is not available yet."""
+    """'' when planner.sizing.search and planner.sizing.workload import; else why sizing is not available yet."""
     try:
-        from planner.search import size  # noqa: F401  (guarded: written in parallel, issue 5)
-        from planner.workload import workload_from_mapping  # noqa: F401
+        from planner.sizing.search import size  # noqa: F401  (guarded: written in parallel, issue 5)
+        from planner.sizing.workload import workload_from_mapping  # noqa: F401
     except Exception as err:  # noqa: BLE001  any failure of a module in progress means "not available yet"
-        return f"sizing (planner.search) is not available yet: {type(err).__name__}: {err}"[:300]
+        return f"sizing (planner.sizing.search) is not available yet: {type(err).__name__}: {err}"[:300]
     return ""
 
 
 @st.cache_data(show_spinner=False)
 def workload_presets() -> dict[str, dict]:
     """profiles/workloads/*.yaml by name (read with the planner's safe loader; checked when sized)."""
-    from planner.yamlio import load_document
+    from planner.base.yamlio import load_document
 
     out = {}
     for path in sorted((ROOT / "profiles" / "workloads").glob("*.yaml")):
@@ -354,12 +355,12 @@ def workload_presets() -> dict[str, dict]:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def sizing(workload: dict) -> dict:
-    """`planner.search.size` of one workload mapping (CONTRACT.md §7 document), or {"error": ...}."""
+    """`planner.sizing.search.size` of one workload mapping (CONTRACT.md §7 document), or {"error": ...}."""
     why = sizing_missing()
     if why:
         return {"error": why, "unavailable": True}
-    from planner.search import size
-    from planner.workload import workload_from_mapping
+    from planner.sizing.search import size
+    from planner.sizing.workload import workload_from_mapping
 
     try:
         return size(workload_from_mapping(workload, SOURCE))

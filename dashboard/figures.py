@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from planner.base.units import gb
 from planner.report import figures as F
-from planner.units import gb
 
 FITS, NO_FIT, INVALID = 1.0, 0.0, 0.5
 GRID_COLORS = [[0.0, "#f4a6a6"], [0.5, "#d9d9d9"], [1.0, "#8fd19e"]]

@@ -1,5 +1,5 @@
 """Widgets every page shares: tables with their CSV download, charts, planner errors, the page and model pickers,
-and number labels (SI units inside, labels here: planner.units)."""
+and number labels (SI units inside, labels here: planner.base.units)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from planner.units import GB, gb
+from planner.base.units import GB, gb
 
 CHART_CONFIG = {"displaylogo": False}
 MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -99,8 +99,8 @@ def _uploaded(filename: str, content: bytes) -> tuple[str | None, str]:
 
 def model_picker() -> str:
     """The model every page shows: a profile, or an uploaded config.json once it passes the planner's checks."""
-    from planner.models import load_model
-    from planner.yamlio import MAX_INPUT_BYTES
+    from planner.base.yamlio import MAX_INPUT_BYTES
+    from planner.model.models import load_model
 
     models = data.catalog()["models"]
     default = models.index(data.DEFAULT_MODEL) if data.DEFAULT_MODEL in models else 0

@@ -1,6 +1,6 @@
 """Calibration: fit the planner's efficiency curves to stored runs; write profiles/calibration/<device>.yaml.
 
-The model fitted is the planner's own (planner.roofline.time_op, called as is): a run's time is the sum over its op
+The model fitted is the planner's own (planner.perf.roofline.time_op, called as is): a run's time is the sum over its op
 records of max(FLOP / (peak[dtype] x compute(m)), bytes / (bandwidth x memory(m)), kernels x floor_s), with per
 op kind a compute curve and a memory curve (fractions at up to 4 and 3 knots in m, interpolated in log m) and a
 floor. Peaks are the device's: datasheet for a profiled GPU, the measured ceilings for the CPU (stored under `fit:`).
@@ -31,9 +31,9 @@ import yaml
 from kernels_bench import plan
 from kernels_bench.devices import Device, accelerator_for
 from kernels_bench.store import DEFAULT_PATH, ROOT, Store
-from planner.efficiency import CAL_DIR, Curve, Efficiency, OpEfficiency, _read, efficiency_for
-from planner.errors import PlannerError
-from planner.roofline import time_op
+from planner.base.errors import PlannerError
+from planner.hardware.efficiency import CAL_DIR, Curve, Efficiency, OpEfficiency, _read, efficiency_for
+from planner.perf.roofline import time_op
 
 LAYER_OPS = ("mla_decode", "mla_prefill", "moe")
 LO, HI = 0.003, 1.5  # fraction bounds (the planner accepts (0, 1.5])
@@ -312,7 +312,8 @@ def calibrate(args, device: Device, run_suite) -> dict:
                   f"{[r['id'] for r in chosen]} ({chosen[-1]['suite']} suite) on {device.display_name}, "
                   f"{_rel(store.path)}",
         "ops": ops_doc,
-        "fit": {"method": "pattern search on mean |log(predicted/measured)|; planner.roofline.time_op as the model",
+        "fit": {"method": ("pattern search on mean |log(predicted/measured)|; "
+                   "planner.perf.roofline.time_op as the model"),
                 "peaks": ("measured ceilings (CPU: these are the peaks the fractions refer to)" if not device.profile
                           else f"profiles/hardware/{device.profile}.yaml datasheet peaks"),
                 "copy_bytes_per_s": ceilings["copy_bytes_per_s"],

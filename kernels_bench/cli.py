@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,7 +106,7 @@ def run_suite(args, dev=None) -> dict:
     from kernels_bench.runner import Progress, run_cases
     from kernels_bench.store import DEFAULT_PATH, Store
     from kernels_bench.suites import ROUNDS, TIMING, cases_for
-    from planner.efficiency import efficiency_for
+    from planner.hardware.efficiency import efficiency_for
 
     dev = dev or _device(args)
     cases = cases_for(args.suite, dev.kind)

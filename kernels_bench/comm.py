@@ -1,4 +1,4 @@
-"""torch.distributed collectives under torchrun, beside the planner's link model (planner.roofline.comm_time).
+"""torch.distributed collectives under torchrun, beside the planner's link model (planner.perf.roofline.comm_time).
 
     python -m kernels_bench comm --nproc 2 --json     # starts torchrun itself: gloo on the CPU, NCCL on GPUs
     torchrun --nnodes N --nproc-per-node G --rdzv-backend c10d --rdzv-endpoint HOST:PORT \\
@@ -9,7 +9,7 @@ the world size, at several token counts per GPU:
 - all_reduce of comm.attn_allreduce bytes (the TP group's hidden states, bf16);
 - MoE dispatch + combine (comm.ep_dispatch_combine): all_to_all_single with uneven splits drawn from random top-k
   routing: a token goes once to each other rank holding one of its experts, h bytes (fp8) out and 2h bytes (bf16)
-  back, as planner.ops.ep_bytes_per_token counts them (3h per copy).
+  back, as planner.perf.ops.ep_bytes_per_token counts them (3h per copy).
 Each iteration's time is the slowest rank's; rank 0 writes the samples, the launcher stores them (suite "comm").
 """
 
@@ -26,8 +26,8 @@ import torch
 
 from kernels_bench import plan
 from kernels_bench.suites import CPU_SCALE
-from planner.errors import PlannerError
-from planner.roofline import comm_time
+from planner.base.errors import PlannerError
+from planner.perf.roofline import comm_time
 
 TOKENS = (1, 16, 128, 1024)  # tokens per GPU
 
@@ -44,10 +44,10 @@ def comm_op(kind: str, case: plan.Case):
     """The planner's collective op of the case (its comm_bytes are what one GPU sends)."""
     sc = plan.scenario(case)
     if kind == "allreduce":
-        from planner.perf import decode_ops
+        from planner.perf.steps import decode_ops
         ops = decode_ops(sc, case.tokens / case.tp, case.context)
         return next(o for o in ops if o.name == "comm.attn_allreduce")
-    from planner.ops import step_ops
+    from planner.perf.ops import step_ops
     return next(o for o in step_ops(sc, case.phase, case.tokens, 1) if o.name == "comm.ep_dispatch_combine")
 
 
@@ -118,7 +118,7 @@ def comm_command(args) -> dict | None:
     from kernels_bench.devices import accelerator_for, select_device
     from kernels_bench.store import DEFAULT_PATH, Store
     from kernels_bench.timing import Timing
-    from planner.efficiency import efficiency_for
+    from planner.hardware.efficiency import efficiency_for
 
     if args.nproc < 2:
         raise PlannerError("--nproc must be >= 2", field="--nproc")

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from planner.errors import PlannerError
-from planner.hardware import DTYPES, Accelerator, list_accelerators, load_accelerator
+from planner.base.errors import PlannerError
+from planner.hardware.accelerators import DTYPES, Accelerator, list_accelerators, load_accelerator
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "amx_tile",
              "amx_bf16", "amx_int8", "asimd", "sve", "sve2")

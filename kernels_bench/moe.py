@@ -206,6 +206,7 @@ class MoEBlock:
         return float((got - ref).abs().max() / ref.abs().max().clamp(min=1e-30))
 
     def touched(self, st: dict) -> float:
-        """Mean local experts the drawn routings touch (the planner predicts this: planner.ops.distinct_experts)."""
+        """Mean local experts the drawn routings touch (the planner predicts this:
+        planner.perf.ops.distinct_experts)."""
         rs = st.get("routings") or []
         return sum(len(torch.unique(r["ids"])) for r in rs) / max(len(rs), 1)

@@ -4,11 +4,11 @@ A `Case` names a model profile, a weight format, a parallel plan and a workload 
 planner's ModelSpec (optionally scaled down for CPUs: `Scale` divides hidden size, heads, routed experts and
 expert widths; head dims and MLA ranks stay) and its plan (TP splits heads, EP keeps E/ep local experts).
 Everything predicted is read from the planner, never re-derived here:
-- op records: planner.perf.decode_ops / prefill_ops (MLA) and planner.ops.step_ops (MoE), one layer's ops
+- op records: planner.perf.steps.decode_ops / prefill_ops (MLA) and planner.perf.ops.step_ops (MoE), one layer's ops
   (per-occurrence values of a `count`-layer op are one layer's);
-- weight bytes: planner.quant QuantFormat.tensor_bytes of the layer's inventory tensors x memory placement share;
-- KV bytes: planner.kv KVLayout.per_gpu_layer_bytes x tokens held;
-- seconds: planner.roofline.time_op on a Machine describing the bench device.
+- weight bytes: planner.model.quant QuantFormat.tensor_bytes of the layer's inventory tensors x memory placement share;
+- KV bytes: planner.model.kv KVLayout.per_gpu_layer_bytes x tokens held;
+- seconds: planner.perf.roofline.time_op on a Machine describing the bench device.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from planner.efficiency import Efficiency
-from planner.errors import PlannerError
-from planner.inventory import TensorGroup, tensor_inventory
-from planner.kv import kv_layout
-from planner.memory import gpu_share
-from planner.models import raw_config
-from planner.ops import Op, step_ops
-from planner.perf import decode_ops, prefill_ops
-from planner.roofline import Machine, TimedOp, time_op
-from planner.scenario import Scenario, scenario_from_mapping
-from planner.spec import ModelSpec
+from planner.base.errors import PlannerError
+from planner.deploy.memory import gpu_share
+from planner.deploy.scenario import Scenario, scenario_from_mapping
+from planner.hardware.efficiency import Efficiency
+from planner.model.inventory import TensorGroup, tensor_inventory
+from planner.model.kv import kv_layout
+from planner.model.models import raw_config
+from planner.model.spec import ModelSpec
+from planner.perf.ops import Op, step_ops
+from planner.perf.roofline import Machine, TimedOp, time_op
+from planner.perf.steps import decode_ops, prefill_ops
 
 # The scenario needs an accelerator to load; op records do not depend on it (times come from the bench's Machine).
 SCENARIO_GPU = "h200-sxm"
@@ -72,7 +72,7 @@ class Case:
     model: str = "kimi-k2.5"
     tp: int = 1  # MLA: heads split over tp ranks; this rank is timed
     ep: int = 1  # MoE: ceil(E / ep) local experts; stage tokens = tokens x ep (DP attention)
-    skew: float = 0.0  # routing: 0 = uniform random; > 0 = Zipf popularity exponent (planner.ops.distinct_experts)
+    skew: float = 0.0  # routing: 0 = uniform random; > 0 = Zipf popularity exponent (planner.perf.ops.distinct_experts)
     scale: Scale = field(default_factory=Scale)
     components: bool = True  # also time each op of the layer on its own
 

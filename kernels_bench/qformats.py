@@ -1,4 +1,5 @@
-"""Weight storage in torch, byte for byte as the planner counts it (planner/quant.py, profiles/storage_types.yaml).
+"""Weight storage in torch, byte for byte as the planner counts it (planner/model/quant.py,
+profiles/storage_types.yaml).
 
     bf16          weight bf16 [out, in]
     fp8_block128  weight float8_e4m3fn [out, in] + weight_scale_inv float32 [ceil(out/128), ceil(in/128)]

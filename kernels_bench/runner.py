@@ -21,8 +21,8 @@ from kernels_bench import plan
 from kernels_bench.mla import MLALayer, components, run
 from kernels_bench.moe import MoEBlock
 from kernels_bench.timing import Flusher, PeakMemory, Timing, measure
-from planner.efficiency import Efficiency
-from planner.roofline import Machine
+from planner.hardware.efficiency import Efficiency
+from planner.perf.roofline import Machine
 
 # reference tolerance per compute dtype: max |form A - form B| / max |B| (same weights, different association)
 TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 3e-2}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "bench_results" / "results.sqlite"

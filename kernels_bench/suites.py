@@ -68,7 +68,7 @@ def cuda_cases(suite: str) -> list[Case]:
 
 def cases_for(suite: str, kind: str) -> list[Case]:
     if suite not in SUITES:
-        from planner.errors import PlannerError
+        from planner.base.errors import PlannerError
         raise PlannerError(f"unknown suite {suite!r} (known: {', '.join(SUITES)})", field="--suite")
     return cpu_cases(suite) if kind == "cpu" else cuda_cases(suite)
 

@@ -11,8 +11,8 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
-    from planner.estimate import estimate
-    from planner.scenario import load_scenario
+    from planner.deploy.scenario import load_scenario
+    from planner.serving.estimate import estimate
 
     imported = time.perf_counter() - t0
     path = (argv or sys.argv[1:] or ["profiles/scenarios/kimi-k2.5-int4-8xh200.yaml"])[0]

@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 
-from planner.errors import PlannerError
-from planner.units import count, gb
+from planner.base.errors import PlannerError
+from planner.base.units import count, gb
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_inspect(args: argparse.Namespace) -> dict:
-    from planner.inspect import inspect_model
-    from planner.models import load_model
-    from planner.quant import load_format
+    from planner.model.inspect import inspect_model
+    from planner.model.models import load_model
+    from planner.model.quant import load_format
 
     model = load_model(args.model)
     fmt = load_format(args.weights or model.native_weights)
@@ -56,14 +56,14 @@ def cmd_inspect(args: argparse.Namespace) -> dict:
 
 
 def cmd_estimate(args: argparse.Namespace) -> dict:
-    from planner.estimate import estimate
-    from planner.scenario import load_scenario
+    from planner.deploy.scenario import load_scenario
+    from planner.serving.estimate import estimate
 
     return estimate(load_scenario(args.scenario))
 
 
 def cmd_validate(args: argparse.Namespace) -> dict:
-    from planner.validate import markdown, validate
+    from planner.serving.validate import markdown, validate
 
     report = validate(args.cases)
     if args.markdown:
@@ -93,20 +93,20 @@ def print_report(doc: dict) -> None:
 
 
 def cmd_size(args: argparse.Namespace) -> dict:
-    from planner.search import size
-    from planner.workload import load_workload
+    from planner.sizing.search import size
+    from planner.sizing.workload import load_workload
 
     return size(load_workload(args.workload))
 
 
 def print_size(doc: dict) -> None:
-    from planner.plans import table
+    from planner.sizing.answer import table
 
     print(table(doc))
 
 
 def print_validate(doc: dict) -> None:
-    from planner.validate import table
+    from planner.serving.validate import table
 
     print(table(doc))
 

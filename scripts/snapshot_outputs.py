@@ -7,8 +7,8 @@ Inputs: every `profiles/scenarios/*.yaml` (estimate), `profiles/workloads/*.yaml
 (`../shared/validation/public_cases.yaml` and `tests/data/*cases*.yaml` where present), every
 `profiles/reports/*.yaml` (report --no-png: report.md and CSVs) and `inspect` of every model profile. Each
 command runs in this process through `planner.cli.main`, exactly as a user runs it, so the snapshot does not depend
-on where inside `planner/` a function lives. Timing fields (`*elapsed*`, `*_wall_s`) and temporary paths are
-blanked before writing, since they change from run to run.
+on where inside `planner/` a function lives. Timing fields (`seconds`, `*elapsed*`, `*_wall_s`) and temporary paths are
+blanked before writing, since they change from run to run, and so are module paths named in notes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VOLATILE = re.compile(r"(elapsed|wall_s|seconds_taken|generated_at|build_s|_time_s$)")
+VOLATILE = re.compile(r"(elapsed|wall_s|^seconds$|generated_at|build_s|_time_s$)")
+# module paths named in notes (planner.arrivals, planner.serving.arrivals) are where code lives, not an output
+MODULE = re.compile(r"\bplanner(\.[a-z_]+)+")
 
 
 def _scrub(doc, tmp: str):
@@ -31,8 +33,13 @@ def _scrub(doc, tmp: str):
     if isinstance(doc, list):
         return [_scrub(v, tmp) for v in doc]
     if isinstance(doc, str):
-        return doc.replace(tmp, "<tmp>")
+        return _text(doc, tmp)
     return doc
+
+
+def _text(text: str, tmp: str) -> str:
+    text = text.replace(tmp, "<tmp>") if tmp else text
+    return MODULE.sub("planner.<module>", text.replace(str(ROOT), "<checkout>"))
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -45,15 +52,20 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 
 def snapshot(dest: Path) -> None:
+    """Paths are given relative to the checkout (run from it), so two checkouts give comparable snapshots."""
+    import os
+
+    dest = dest.resolve()
     dest.mkdir(parents=True, exist_ok=True)
+    os.chdir(ROOT)
     jobs: list[tuple[str, list[str]]] = []
-    for f in sorted((ROOT / "profiles/models").glob("*.yaml")):
+    for f in sorted((Path("profiles/models")).glob("*.yaml")):
         jobs.append((f"inspect--{f.stem}", ["inspect", f.stem, "--json"]))
-    for f in sorted((ROOT / "profiles/scenarios").glob("*.yaml")):
+    for f in sorted((Path("profiles/scenarios")).glob("*.yaml")):
         jobs.append((f"estimate--{f.stem}", ["estimate", str(f), "--json"]))
-    for f in sorted((ROOT / "profiles/workloads").glob("*.yaml")):
+    for f in sorted((Path("profiles/workloads")).glob("*.yaml")):
         jobs.append((f"size--{f.stem}", ["size", str(f), "--json"]))
-    cases = [ROOT.parent / "shared/validation/public_cases.yaml", *sorted((ROOT / "tests/data").glob("*cases*.yaml"))]
+    cases = [Path("../shared/validation/public_cases.yaml"), *sorted((Path("tests/data")).glob("*cases*.yaml"))]
     for f in cases:
         if f.exists():
             jobs.append((f"validate--{f.stem}", ["validate", str(f), "--json"]))
@@ -62,7 +74,7 @@ def snapshot(dest: Path) -> None:
         doc = json.loads(out) if rc == 0 and out.strip() else {"rc": rc, "stderr": err}
         (dest / f"{name}.json").write_text(json.dumps(_scrub(doc, ""), indent=1, sort_keys=True) + "\n")
         print(f"{name}: rc {rc}", file=sys.stderr)
-    for f in sorted((ROOT / "profiles/reports").glob("*.yaml")):
+    for f in sorted((Path("profiles/reports")).glob("*.yaml")):
         with tempfile.TemporaryDirectory() as tmp:
             out_dir = Path(tmp) / "r"
             rc, out, err = _run(["report", str(f), "--out", str(out_dir), "--no-png", "--json"])
@@ -71,7 +83,7 @@ def snapshot(dest: Path) -> None:
             if out_dir.exists():
                 for part in sorted(out_dir.iterdir()):
                     if part.suffix in (".md", ".csv"):
-                        text = part.read_text().replace(tmp, "<tmp>")
+                        text = _text(part.read_text(), tmp)
                         (dest / f"report--{f.stem}--{part.name}").write_text(text)
         print(f"report {f.stem}: rc {rc}", file=sys.stderr)
 

@@ -132,7 +132,7 @@ def test_performance(env):
     # a benchmark dataset sets the lengths and the answer shape it publishes
     at.selectbox(key="perf.dataset").set_value("sharegpt-vllm-bench").run()
     clean(at)
-    from planner.datasets import load_dataset
+    from planner.deploy.datasets import load_dataset
 
     d = load_dataset("sharegpt-vllm-bench")
     assert at.number_input(key="perf.in.sharegpt-vllm-bench").value == d.input_len

@@ -1,4 +1,5 @@
-"""Latency percentiles under random arrivals (planner.arrivals), against MLPerf Server runs' LoadGen statistics."""
+"""Latency percentiles under random arrivals (planner.serving.arrivals), against MLPerf Server runs'
+LoadGen statistics."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from planner.arrivals import length_nodes
-from planner.estimate import estimate
-from planner.memory import resolve_unstated_plan
-from planner.scenario import scenario_from_mapping
-from planner.serving import serve_point
+from planner.deploy.memory import resolve_unstated_plan
+from planner.deploy.scenario import scenario_from_mapping
+from planner.serving.arrivals import length_nodes
+from planner.serving.estimate import estimate
+from planner.serving.serve import serve_point
 from tests.scenario_util import scenario
 
 RUNS = yaml.safe_load((Path(__file__).parent / "data" / "mlperf_server_latency.yaml").read_text())["runs"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from planner.inspect import weights_bytes_by_component, weights_bytes_by_part
-from planner.models import list_models, load_model
-from planner.quant import list_formats, load_format
+from planner.model.inspect import weights_bytes_by_component, weights_bytes_by_part
+from planner.model.models import list_models, load_model
+from planner.model.quant import list_formats, load_format
 
 SAFETENSORS = [f for f in list_formats() if not f.startswith("gguf-")]
 
@@ -47,7 +47,7 @@ def test_deepseek_r1_same_as_v3():
 
 def test_per_routed_expert_bytes():
     # checkpoints.yaml per_routed_expert_bytes: Kimi int4 24,772,632 B; DeepSeek fp8 44,050,944 B
-    from planner.inventory import tensor_inventory
+    from planner.model.inventory import tensor_inventory
 
     for model, fmt, expected in [("kimi-k2.5", "int4-g32", 24_772_632), ("deepseek-v3", "fp8-block128", 44_050_944)]:
         m, f = load_model(model), load_format(fmt)
@@ -61,7 +61,7 @@ def test_gpt_oss_mxfp4_size():
 
 
 def test_bf16_is_two_bytes_per_param():
-    from planner.inventory import params_by_part
+    from planner.model.inventory import params_by_part
 
     for name in list_models():
         spec = load_model(name).spec
@@ -82,7 +82,7 @@ def test_format_ordering(model):
 
 def test_mixed_bpw_is_an_average_over_experts():
     # one more bit per routed-expert weight (language and MTP layers) and nothing else changes
-    from planner.inventory import tensor_inventory
+    from planner.model.inventory import tensor_inventory
 
     spec = load_model("deepseek-r1").spec
     expert_weights = sum(t.numel for t in tensor_inventory(spec) if t.component == "routed_experts")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from planner import datasets
-from planner.datasets import list_datasets, load_dataset
-from planner.errors import PlannerError
-from planner.estimate import estimate
-from planner.scenario import scenario_from_mapping
+from planner.base.errors import PlannerError
+from planner.deploy import datasets
+from planner.deploy.datasets import list_datasets, load_dataset
+from planner.deploy.scenario import scenario_from_mapping
+from planner.serving.estimate import estimate
 from tests.scenario_util import BASE, merge, scenario
 
 
@@ -91,7 +91,7 @@ def test_bad_preset_files_name_file_and_field(tmp_path, monkeypatch, body, field
 
 
 def test_sizing_traffic_takes_its_lengths_from_a_dataset():
-    from planner.workload import workload_from_mapping
+    from planner.sizing.workload import workload_from_mapping
 
     d = load_dataset("sharegpt-vllm-bench")
     doc = {"model": "kimi-k2.5", "traffic": {"requests_per_s": 2.0, "dataset": "sharegpt-vllm-bench"}}
@@ -114,7 +114,7 @@ def _case(**wl):
 
 
 def test_a_suite_result_is_matched_to_the_suite_dataset_of_its_model():
-    from planner.datasets import suite_dataset
+    from planner.deploy.datasets import suite_dataset
 
     src = ["ntuhpc/mlperf_inference_results_v5.0 closed/NVIDIA/results/H200/README.md"]
     assert suite_dataset(src, "llama-2-70b").name == "mlperf-llama2-70b"
@@ -126,7 +126,7 @@ def test_a_suite_result_is_matched_to_the_suite_dataset_of_its_model():
 def test_validate_fills_only_what_a_suite_case_leaves_unstated(tmp_path):
     import yaml
 
-    from planner.validate import validate
+    from planner.serving.validate import validate
 
     d = load_dataset("mlperf-llama2-70b")
     cases = [_case(), _case(input_len=1024), {**_case(), "measured": [{**_case()["measured"][0], "source": "a blog"}]}]
@@ -143,7 +143,7 @@ def test_validate_fills_only_what_a_suite_case_leaves_unstated(tmp_path):
 
 
 def test_a_named_request_set_is_found_as_a_whole_word_only():
-    from planner.datasets import named_dataset
+    from planner.deploy.datasets import named_dataset
 
     assert named_dataset(["vllm bench serve on ShareGPT, 1000 prompts"]).name == "sharegpt-vllm-bench"
     assert named_dataset(["c-sharegpt", None, "sharegpt"]).name == "sharegpt-vllm-bench"  # any case
@@ -153,7 +153,7 @@ def test_a_named_request_set_is_found_as_a_whole_word_only():
 def test_a_case_naming_sharegpt_takes_the_sets_answer_shape_and_keeps_its_lengths(tmp_path):
     import yaml
 
-    from planner.validate import validate
+    from planner.serving.validate import validate
 
     base = {"name": "c", "model": "deepseek-r1", "weights": "fp8-block128",
             "hardware": {"gpu": "h200-sxm", "gpus_per_node": 8, "nodes": 1}, "engine": "sglang",

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from planner.inventory import tensor_inventory
-from planner.models import load_model
-from planner.quant import list_formats, load_format
+from planner.model.inventory import tensor_inventory
+from planner.model.models import load_model
+from planner.model.quant import list_formats, load_format
 
 GiB = 2**30
 GB = 10**9

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from planner import hardware as hw
-from planner import hosts
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
+from planner.hardware import accelerators as hw
+from planner.hardware import hosts
 
 REPO = Path(__file__).resolve().parent.parent
 # CONTRACT section 6: accelerator profile names that cases, reports and checks use.

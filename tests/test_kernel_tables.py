@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from planner.estimate import estimate
-from planner.ops import Op
-from planner.perf import machine
-from planner.roofline import time_op
+from planner.perf.ops import Op
+from planner.perf.roofline import time_op
+from planner.perf.steps import machine
+from planner.serving.estimate import estimate
 from tests.scenario_util import scenario
 
 
@@ -23,7 +23,7 @@ def _fused_moe_rows():
 
 def _model_fused_moe_us(t: dict, batch: int) -> float:
     """The planner's time for one layer's routed experts and their gather/SwiGLU/scatter at `batch` tokens."""
-    from planner.ops import step_ops
+    from planner.perf.ops import step_ops
 
     sc = scenario(model=t["model"], weights=t["weights"], parallelism={"tp": t["tp"]},
                   hardware={"gpu": t["gpu"], "gpus_per_node": 8, "nodes": 1})
@@ -57,8 +57,8 @@ def test_experts_split_by_tp_run_the_engines_fused_moe_kernel_and_expert_paralle
     """vLLM/SGLang run Triton fused_moe when the experts are split by TP (ep 1): its FP8 curve (engine profile
     `tp_moe_kernel`) replaces the default grouped-GEMM curve there only; BF16 and expert-parallel plans keep the
     table."""
-    from planner.efficiency import efficiency_for
-    from planner.ops import step_ops
+    from planner.hardware.efficiency import efficiency_for
+    from planner.perf.ops import step_ops
 
     tp = scenario(model="deepseek-v3", weights="fp8-block128", engine="vllm", parallelism={"tp": 8})
     ep = scenario(model="deepseek-v3", weights="fp8-block128", engine="vllm", parallelism={"tp": 8, "ep": 8})
@@ -74,7 +74,7 @@ def test_experts_split_by_tp_run_the_engines_fused_moe_kernel_and_expert_paralle
     t_ep = sum(time_op(o, machine(ep)).total_s for o in step_ops(ep, "prefill", 1024, 2048) if o.name == "moe.experts")
     assert t_tp > t_ep
     # estimate says so in its assumptions, for the TP plan only
-    from planner.perf import kernel_notes
+    from planner.perf.steps import kernel_notes
 
     assert kernel_notes(tp) and "tp_moe_kernel" in kernel_notes(tp)[0] and not kernel_notes(ep)
     assert any("fused-MoE kernel" in a for a in estimate(tp)["assumptions"])

@@ -26,9 +26,9 @@ from kernels_bench.qformats import FP8_BLOCK, quantize
 from kernels_bench.runner import TOLERANCE, run_cases
 from kernels_bench.store import Store
 from kernels_bench.suites import CPU_SCALE, cases_for
-from planner.efficiency import _read, efficiency_for
-from planner.errors import PlannerError
-from planner.quant import storage_types
+from planner.base.errors import PlannerError
+from planner.hardware.efficiency import _read, efficiency_for
+from planner.model.quant import storage_types
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -52,7 +52,7 @@ def test_storage_round_trip_and_planner_bytes(shape, storage):
     q = quantize(w, storage)
     per_matrix = storage_types()[storage].tensor_bytes(shape[-2:])
     experts = shape[0] if len(shape) == 3 else 1
-    assert q.nbytes() == per_matrix * experts  # byte for byte as planner/quant.py counts it
+    assert q.nbytes() == per_matrix * experts  # byte for byte as planner/model/quant.py counts it
     err = (q.dequant(torch.float32) - w).abs().max() / w.abs().max()
     assert err < {"bf16": 0.01, "fp8_block128": 0.07, "int4_g32": 0.08}[storage]
 

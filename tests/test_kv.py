@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from planner.errors import PlannerError
-from planner.kv import kv_layout, mha_equivalent_bytes_per_token, paged_tokens
-from planner.models import load_model
+from planner.base.errors import PlannerError
+from planner.model.kv import kv_layout, mha_equivalent_bytes_per_token, paged_tokens
+from planner.model.models import load_model
 
 
 def test_kimi_k25_bf16_70272():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from planner.errors import PlannerError
-from planner.memory import memory_report
+from planner.base.errors import PlannerError
+from planner.deploy.memory import memory_report
 from tests.scenario_util import scenario
 
 CTX_256K = {"input_len": 258048, "output_len": 4096}  # 262,144 tokens

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.inventory import COMPONENTS, active_params_per_token, params_by_component, params_by_part
-from planner.models import list_models, load_model, raw_config
-from planner.spec import model_spec_from_config
+from planner.model.inventory import COMPONENTS, active_params_per_token, params_by_component, params_by_part
+from planner.model.models import list_models, load_model, raw_config
+from planner.model.spec import model_spec_from_config
 from tests.hf_reference import hf_param_count
 
 # byte copies of shared/reference/hf-configs (sources and sha256 in SOURCES.md there)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from planner.estimate import estimate
-from planner.ops import Op, distinct_experts, ep_bytes_per_token
-from planner.perf import decode_step, machine, prefill_step
-from planner.roofline import time_op
-from planner.scenario import load_scenario
+from planner.deploy.scenario import load_scenario
+from planner.perf.ops import Op, distinct_experts, ep_bytes_per_token
+from planner.perf.roofline import time_op
+from planner.perf.steps import decode_step, machine, prefill_step
+from planner.serving.estimate import estimate
 from tests.scenario_util import scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def test_single_4090_kimi_offload_is_host_bound():
 
 @pytest.mark.skipif(not PUBLIC.is_file(), reason="../shared/validation not present")
 def test_public_cases_run_without_error():
-    from planner.validate import validate
+    from planner.serving.validate import validate
 
     report = validate(PUBLIC)
     assert report["skipped"] == []
@@ -144,8 +144,8 @@ def _serve(concurrency, **over):
 
 
 def test_wave_of_one_is_prefill_then_decode():
-    from planner.memory import memory_report
-    from planner.serving import wave
+    from planner.deploy.memory import memory_report
+    from planner.serving.serve import wave
 
     sc = scenario(model="deepseek-v3", weights="fp8-block128",
                   workload={"phase": "serve", "concurrency": 1, "input_len": 1024, "output_len": 256})
@@ -182,7 +182,7 @@ def _sglang_dsv3(**over):
 
 
 def test_steps_outside_cuda_graphs_wait_for_host_launches():
-    from planner.perf import launch_seconds, prefill_ops
+    from planner.perf.steps import launch_seconds, prefill_ops
 
     sc = _sglang_dsv3()
     assert sc.engine.eager_kernel_host_s > 0 and sc.engine.graph_prefill_tokens == 0
@@ -198,7 +198,7 @@ def test_mla_models_pay_their_own_host_cost_per_kernel_outside_graphs():
     that much per op-record kernel; other models keep eager_kernel_host_s."""
     from dataclasses import replace
 
-    from planner.perf import kernels, launch_seconds, prefill_ops
+    from planner.perf.steps import kernels, launch_seconds, prefill_ops
 
     sc = _sglang_dsv3()
     eng = sc.engine
@@ -222,7 +222,7 @@ def test_decode_above_captured_batch_is_never_faster_than_the_graph_model():
 
 
 def test_ep_load_imbalance_grows_with_ranks_and_shrinks_with_redundant_experts():
-    from planner.ops import ep_load_imbalance
+    from planner.perf.ops import ep_load_imbalance
 
     def imb(ep, redundant=0):
         return ep_load_imbalance(scenario(model="deepseek-v3", weights="fp8-block128",
@@ -244,7 +244,7 @@ def test_engine_options_set_running_cap_and_graph_capture():
 
 
 def test_engines_without_mixed_chunks_run_prefill_batches_apart():
-    from planner.perf import mixed_step
+    from planner.perf.steps import mixed_step
 
     sc = _sglang_dsv3()
     assert not sc.engine.mixed_chunk
@@ -258,8 +258,8 @@ def test_engines_without_mixed_chunks_run_prefill_batches_apart():
 
 
 def test_short_reductions_run_below_the_curve():
-    from planner.ops import step_ops, swiglu_depth
-    from planner.roofline import depth_factor
+    from planner.perf.ops import step_ops, swiglu_depth
+    from planner.perf.roofline import depth_factor
 
     assert depth_factor(0) == 1.0 and depth_factor(16384) == 1.0
     assert depth_factor(256) < depth_factor(512) < depth_factor(2048) < 1.0
@@ -282,7 +282,7 @@ def test_estimate_says_how_the_load_was_served():
 
 
 def test_cpu_compute_efficiency_can_differ_by_kernel_family():
-    from planner.engines import load_engine
+    from planner.deploy.engines import load_engine
 
     kt = load_engine("ktransformers")
     assert kt.cpu_compute_for("fp32").at(1) == 0.40 and kt.cpu_compute_for("int8").at(64) == 0.033
@@ -347,8 +347,8 @@ def test_sglang_cpu_backend_calibration_reproduces_its_table(model, weights, ttf
 @pytest.mark.parametrize("value", [{"int8": [[32, 2.0]]}, {"int8": [[1024, 0.03], [32, 0.02]]}, {"fp64": 0.5},
                                    {"int8": "fast"}])
 def test_bad_cpu_compute_efficiency_names_the_field(value):
-    from planner.engines import _by_dtype
-    from planner.errors import PlannerError
+    from planner.base.errors import PlannerError
+    from planner.deploy.engines import _by_dtype
 
     with pytest.raises(PlannerError) as err:
         _by_dtype({"cpu_compute_efficiency": value}, "cpu_compute_efficiency", "engines/x.yaml")
@@ -384,7 +384,7 @@ def test_llamacpp_cpu_calibration_reproduces_its_table(model, ttft, tpot):
 
 
 def _unstated(model, weights, engine, gpus=8):
-    from planner.memory import resolve_unstated_plan
+    from planner.deploy.memory import resolve_unstated_plan
 
     none = dict.fromkeys(("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated"))
     sc = scenario(model=model, weights=weights, engine=engine, parallelism=none,
@@ -396,8 +396,8 @@ def _unstated(model, weights, engine, gpus=8):
 def test_unstated_plan_is_the_best_of_tp_and_dp_attention_layouts():
     from dataclasses import replace
 
-    from planner.memory import memory_report
-    from planner.serving import best_decode_rate
+    from planner.deploy.memory import memory_report
+    from planner.serving.serve import best_decode_rate
 
     chosen, notes = _unstated("deepseek-v3", "fp8-block128", "sglang")
     p = chosen.parallelism
@@ -415,7 +415,8 @@ def test_unstated_plan_is_the_best_of_tp_and_dp_attention_layouts():
 
 
 def test_a_chosen_operating_point_is_served_with_graphs_a_stated_one_with_the_engine_defaults():
-    """planner.scenario.tuned_for_chosen_batch: with no batch or concurrency stated the planner picks the batch and
+    """planner.deploy.scenario.tuned_for_chosen_batch: with no batch or concurrency stated the planner picks the batch
+    and
     assumes the deployment captures it (MLPerf-style tuned runs); a stated concurrency runs the engine's defaults
     (trtllm-serve's PyTorch backend graphs decode batches up to 128), unless engine_options says otherwise."""
     wl = {"phase": "serve", "input_len": 1024, "output_len": 256}

@@ -17,7 +17,7 @@ import yaml
 
 import planner.report.deployment_checks as deployment_checks
 import planner.report.model_checks as model_checks
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
 from planner.report.build import build_report, chromium_path
 from planner.report.claims import audit, load_claims
 from planner.report.spec import load_report_spec

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from kernels_bench import cli as kb_cli
 from planner import cli as planner_cli
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
 from tests.fuzz_corpus import corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,10 +334,10 @@ def _paths(doc, prefix=()):
 
 
 def _loaders():
+    from planner.deploy.scenario import scenario_from_mapping
+    from planner.model.spec import model_spec_from_config
     from planner.report.spec import load_report_spec
-    from planner.scenario import scenario_from_mapping
-    from planner.spec import model_spec_from_config
-    from planner.workload import workload_from_mapping
+    from planner.sizing.workload import workload_from_mapping
 
     def report(doc):
         import tempfile
@@ -397,7 +397,7 @@ test_generated_mutations_slow = pytest.mark.slow(settings(max_examples=4000, dea
 def test_calibration_file_with_non_numeric_points_is_a_planner_error(points, tmp_path):
     import yaml
 
-    from planner.efficiency import _read, efficiency_for
+    from planner.hardware.efficiency import _read, efficiency_for
 
     path = tmp_path / "cal.yaml"
     path.write_text(yaml.safe_dump({"device": "x", "ops": {"gemm": {"compute": points}}}))

@@ -26,18 +26,24 @@ import yaml
 from hypothesis import assume, event
 from hypothesis import strategies as st
 
-from planner.errors import PlannerError
-from planner.estimate import estimate
-from planner.hardware import HARDWARE_DIR
-from planner.inspect import inspect_model, weights_bytes_by_component
-from planner.inventory import COMPONENTS, active_params_per_token, params_by_component, params_by_part, tensor_inventory
-from planner.kv import kv_layout
-from planner.memory import memory_report
-from planner.models import Model, list_models, load_model
-from planner.perf import decode_step
-from planner.quant import list_formats, load_format
-from planner.scenario import scenario_from_mapping
-from planner.spec import model_spec_from_config
+from planner.base.errors import PlannerError
+from planner.deploy.memory import memory_report
+from planner.deploy.scenario import scenario_from_mapping
+from planner.hardware.accelerators import HARDWARE_DIR
+from planner.model.inspect import inspect_model, weights_bytes_by_component
+from planner.model.inventory import (
+    COMPONENTS,
+    active_params_per_token,
+    params_by_component,
+    params_by_part,
+    tensor_inventory,
+)
+from planner.model.kv import kv_layout
+from planner.model.models import Model, list_models, load_model
+from planner.model.quant import list_formats, load_format
+from planner.model.spec import model_spec_from_config
+from planner.perf.steps import decode_step
+from planner.serving.estimate import estimate
 from tests.properties_util import twice
 
 TMP = Path(tempfile.mkdtemp(prefix="robustness-props-"))

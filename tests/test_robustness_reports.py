@@ -30,10 +30,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from planner.base.yamlio import MAX_INPUT_BYTES
 from planner.report import render
 from planner.report.sections import Section
 from planner.report.spec import ReportSpec
-from planner.yamlio import MAX_INPUT_BYTES
 from tests.fuzz_corpus import corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def test_upload_refuses_malformed_config(entry, uploads):
 def test_upload_over_the_size_limit_is_refused_before_parsing(uploads):
     from dashboard.data import upload_model
 
-    with mock.patch("planner.yamlio.parse_text", side_effect=AssertionError("parsed")):
+    with mock.patch("planner.base.yamlio.parse_text", side_effect=AssertionError("parsed")):
         ref, why = upload_model("config.json", b"{" + b" " * MAX_INPUT_BYTES + b"}")
     assert ref is None and "over the 16,777,216-byte input limit" in why and files_under(uploads) == []
 
@@ -85,7 +85,7 @@ HOSTILE_NAMES = ["../../etc/passwd", "..", ".", "a/b/../../c.json", "<script>ale
 @pytest.mark.parametrize("filename", HOSTILE_NAMES, ids=[f"name{k}" for k in range(len(HOSTILE_NAMES))])
 def test_upload_stays_in_the_upload_folder_whatever_its_name(filename, uploads):
     from dashboard.data import upload_model
-    from planner.models import load_model
+    from planner.model.models import load_model
 
     config = json.loads((CONFIGS / "Qwen__Qwen3-30B-A3B.json").read_text())
     config["_name_or_path"] = "../../../../tmp/<img src=x onerror=alert(1)>/" + filename

@@ -10,11 +10,11 @@ import json
 from hypothesis import event
 from hypothesis import strategies as st
 
-from planner.memory import memory_report
-from planner.models import load_model
-from planner.scenario import scenario_from_mapping
-from planner.search import size
-from planner.workload import workload_from_mapping
+from planner.deploy.memory import memory_report
+from planner.deploy.scenario import scenario_from_mapping
+from planner.model.models import load_model
+from planner.sizing.search import size
+from planner.sizing.workload import workload_from_mapping
 from tests.properties_util import twice
 
 SIZE_MODELS = ["qwen3-30b-a3b", "mixtral-8x7b", "deepseek-v2-lite", "gpt-oss-120b", "llama-3.1-70b"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from planner.errors import PlannerError
-from planner.estimate import estimate
+from planner.base.errors import PlannerError
+from planner.serving.estimate import estimate
 from tests.scenario_util import scenario
 
 
@@ -61,7 +61,7 @@ def test_running_sequences_hold_length_biased_context():
     assert fixed.workload.mean_kv_len == 2500
     assert varied.workload.mean_kv_len == pytest.approx(1000 + (3000**2 + 2999**2) / 6000)
     assert stated.workload.mean_kv_len == 1500
-    from planner.memory import memory_report
+    from planner.deploy.memory import memory_report
 
     assert memory_report(varied).max_batch_per_gpu < 0.7 * memory_report(fixed).max_batch_per_gpu
 
@@ -74,7 +74,7 @@ def _burst(n, engine="vllm"):
 def test_a_burst_waits_for_the_api_server_to_take_every_request_in():
     """vLLM's API server takes requests in one at a time and streams nothing meanwhile (engine request_ingest_s):
     1,000 short prompts sent at once all see their first token after about 1,000 x 19 ms."""
-    from planner.engines import load_engine
+    from planner.deploy.engines import load_engine
     per_request = load_engine("vllm").request_ingest_s
     big, small = _burst(1000), _burst(4)
     assert big["ttft_ms"] >= 1000 * per_request * 1e3
@@ -90,7 +90,7 @@ def test_the_first_token_path_outside_the_forward_adds_to_every_served_ttft():
     its value, in the wave picture and in steady state, and leaves TPOT and throughput alone."""
     from dataclasses import replace
 
-    from planner.engines import load_engine
+    from planner.deploy.engines import load_engine
 
     path = load_engine("sglang").first_token_path_s
     assert path > 0

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from planner.fitting import build
-from planner.memory import memory_report
-from planner.search import evaluate, refine, size
-from planner.workload import load_workload, workload_from_mapping
+from planner.deploy.memory import memory_report
+from planner.sizing.fitting import build
+from planner.sizing.search import evaluate, refine, size
+from planner.sizing.workload import load_workload, workload_from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAT = ROOT / "profiles" / "workloads" / "kimi-k2.5-chat.yaml"

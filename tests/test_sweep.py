@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.perf import decode_step
-from planner.sweep import DecodeSweep
+from planner.perf.steps import decode_step
+from planner.perf.sweep import DecodeSweep
 from tests.scenario_util import scenario
 
 CASES = [

@@ -1,6 +1,6 @@
-"""Sizing page: a workload form (traffic, lengths, SLOs, buy or rent, API price) -> `planner.search.size`: ranked
+"""Sizing page: a workload form (traffic, lengths, SLOs, buy or rent, API price) -> `planner.sizing.search.size`: ranked
 plans, the cost-latency Pareto chart, engine flags to copy, the API break-even and why other plans were rejected.
-Says "not available yet" while planner.search (issue 5) is missing or failing."""
+Says "not available yet" while planner.sizing.search (issue 5) is missing or failing."""
 
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def render(ref: str) -> None:
 
 def form(base: dict, preset: str, s: dict) -> dict:
     """The workload mapping (CONTRACT.md §7) the form describes, starting from the preset."""
-    from planner.cost import list_apis
-    from planner.workload import CLASSES, OBJECTIVES
+    from planner.sizing.cost import list_apis
+    from planner.sizing.workload import CLASSES, OBJECTIVES
 
     cat = data.catalog()
     traffic, slo = dict(base.get("traffic") or {}), dict(base.get("slo") or {})

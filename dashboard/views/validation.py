@@ -1,4 +1,4 @@
-"""Validation page: the planner's predictions against published measurements (planner.validate over the public
+"""Validation page: the planner's predictions against published measurements (planner.serving.validate over the public
 cases) and against stored kernels_bench runs (measured vs predicted seconds per case), each as a scatter with the
 y = x line and an error table."""
 
@@ -34,7 +34,7 @@ def published() -> None:
         cols[1].metric("Median |error|", f"{sm['median_abs_error']:.0%}")
         cols[2].metric("p90 |error|", f"{sm['p90_abs_error']:.0%}")
         cols[3].metric("Within 20%", f"{sm['within_20pct']:.0%}")
-    st.caption(f"{path}: error = predicted / measured - 1 (planner.validate).")
+    st.caption(f"{path}: error = predicted / measured - 1 (planner.serving.validate).")
     metrics = sorted(m for m in table["metric"].dropna().unique() if m)
     chosen = st.multiselect("Metrics", metrics, default=metrics, key="val.metrics")
     shown = table[table["metric"].isin(chosen) | (table["metric"] == "")]

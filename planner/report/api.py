@@ -1,6 +1,6 @@
 """API price vs renting the report's plans: cost per million output tokens and the break-even daily volume.
 
-Stand-in until planner.search (pre-purchase sizing) lands with the full cost model (capex, power, PUE):
+Stand-in until planner.sizing.search (pre-purchase sizing) lands with the full cost model (capex, power, PUE):
 this uses rental prices only (`prices.cloud_usd_per_gpu_hour` of each accelerator profile) and the
 planner's throughput of each plan at its workload, run around the clock.
 
@@ -29,7 +29,7 @@ def api_cost_per_m_output(api: dict, input_len: float, output_len: float) -> flo
 
 def break_even_table(plans: list[Plan], api: dict) -> tuple[pd.DataFrame, list[str]]:
     """One row per plan that fits and has a rental price; lines for the plans left out and why."""
-    from planner.hardware import load_accelerator
+    from planner.hardware.accelerators import load_accelerator
 
     rows, left_out = [], []
     for p in plans:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
 from planner.report.render import html_report, markdown_report
 from planner.report.sections import Context, Section, build_sections
 from planner.report.spec import load_report_spec

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from planner.errors import PlannerError, resolve_named
-from planner.models import load_model
+from planner.base.errors import PlannerError, resolve_named
+from planner.base.yamlio import get_number, get_str
+from planner.model.models import load_model
 from planner.report.spec import model_ref
-from planner.yamlio import get_number, get_str
 
 
 @dataclass

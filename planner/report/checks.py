@@ -25,12 +25,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
+from planner.base.yamlio import check_keys, require_mapping
 from planner.report import deployment_checks as deploy
 from planner.report import model_checks as facts
 from planner.report.check_inputs import Ctx, name
 from planner.report.verdict import Finding
-from planner.yamlio import check_keys, require_mapping
 
 KEYS: dict[str, tuple[str, ...]] = {
     "params": ("quantity", "claimed"),

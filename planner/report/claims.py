@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from planner.errors import PlannerError
+from planner.base.errors import PlannerError
+from planner.base.yamlio import check_keys, get_str, is_file, load_document, require_mapping
 from planner.report.check_inputs import Ctx
 from planner.report.checks import run_check
 from planner.report.spec import resolve_path
 from planner.report.verdict import Finding, Verdict, combine
-from planner.yamlio import check_keys, get_str, is_file, load_document, require_mapping
 
 CLAIM_KEYS = ("id", "claim", "source", "note")
 

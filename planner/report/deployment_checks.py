@@ -10,18 +10,18 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from planner.errors import PlannerError
-from planner.estimate import estimate
-from planner.memory import memory_report
-from planner.ops import distinct_experts
+from planner.base.errors import PlannerError
+from planner.base.units import gb
+from planner.base.yamlio import is_file, load_document, require_mapping
+from planner.deploy.memory import memory_report
+from planner.deploy.scenario import scenario_from_mapping
+from planner.perf.ops import distinct_experts
 from planner.report.api import break_even_table
 from planner.report.check_inputs import Ctx, flag, name, named_model, need, number
 from planner.report.plans import Plan
 from planner.report.spec import model_ref, resolve_path
 from planner.report.verdict import Finding, compare, compare_range
-from planner.scenario import scenario_from_mapping
-from planner.units import gb
-from planner.yamlio import is_file, load_document, require_mapping
+from planner.serving.estimate import estimate
 
 
 def short(reason: str) -> str:

@@ -1,4 +1,4 @@
-"""Inputs that may not exist yet: sizing (planner.search, `python -m planner size`) and kernels_bench results.
+"""Inputs that may not exist yet: sizing (planner.sizing.search, `python -m planner size`) and kernels_bench results.
 
 Both are read through their contracts (CONTRACT.md §7 JSON of `size --json`; the §8 run fields in
 bench_results/results.sqlite), so the report keeps working while those modules change. When either is
@@ -25,7 +25,7 @@ RUN_FIELDS = ("case", "op", "status", "measured_s", "flop", "bytes")  # CONTRACT
 
 def search_module_found() -> bool:
     try:
-        return importlib.util.find_spec("planner.search") is not None
+        return importlib.util.find_spec("planner.sizing.search") is not None
     except (ImportError, ValueError):
         return False
 
@@ -33,10 +33,10 @@ def search_module_found() -> bool:
 def sizing(workload: Any, scratch: Path) -> tuple[dict | None, str]:
     """CONTRACT.md §7 output of `planner size` for a workload file path or an inline mapping."""
     if not search_module_found():
-        return None, "sizing (planner.search) is not available yet"
+        return None, "sizing (planner.sizing.search) is not available yet"
     try:
-        from planner import search  # noqa: F401  (guarded: issue 5 is being written)
         from planner.cli import main
+        from planner.sizing import search as search  # noqa: F401  (guarded: issue 5 is being written)
     except Exception as err:  # noqa: BLE001  any failure of a module in progress means "not available"
         return None, f"sizing is not available yet ({type(err).__name__}: {err})"[:300]
     if isinstance(workload, Mapping):

@@ -13,7 +13,7 @@ import html
 import pandas as pd
 import plotly.graph_objects as go
 
-from planner.units import GB
+from planner.base.units import GB
 
 TEMPLATE = "plotly_white"
 HEIGHT = 460

@@ -9,14 +9,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from planner.errors import PlannerError, resolve_named
-from planner.inspect import inspect_model
-from planner.kv import kv_layout, mha_equivalent_bytes_per_token
-from planner.quant import load_format
+from planner.base.errors import PlannerError, resolve_named
+from planner.base.units import gb
+from planner.base.yamlio import require_mapping
+from planner.model.inspect import inspect_model
+from planner.model.kv import kv_layout, mha_equivalent_bytes_per_token
+from planner.model.quant import load_format
 from planner.report.check_inputs import Ctx, name, named_model, need, number
 from planner.report.verdict import Finding, compare
-from planner.units import gb
-from planner.yamlio import require_mapping
 
 
 def _inspect(opts: Mapping, ctx: Ctx, weights: str | None = None, kv: str = "bf16", key: str = "model") -> tuple[

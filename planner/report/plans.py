@@ -11,18 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from planner.errors import PlannerError
-from planner.estimate import estimate
+from planner.base.errors import PlannerError
+from planner.base.yamlio import get_number, get_str, load_document, require_mapping
+from planner.deploy.scenario import Scenario, scenario_from_mapping
 from planner.report.spec import ReportSpec, model_ref, resolve_path
-from planner.scenario import Scenario, scenario_from_mapping
-from planner.yamlio import get_number, get_str, load_document, require_mapping
+from planner.serving.estimate import estimate
 
 
 @dataclass(frozen=True)
 class Plan:
     name: str  # label in tables and legends
     scenario: Scenario
-    result: dict  # planner.estimate.estimate(scenario)
+    result: dict  # planner.serving.estimate.estimate(scenario)
 
     @property
     def fits(self) -> bool:
@@ -38,7 +38,7 @@ def _with_workload(doc: dict, wl: Any, spec: ReportSpec) -> dict:
 
 
 def _template_docs(template: Mapping, spec: ReportSpec, field: str) -> list[tuple[str, dict]]:
-    from planner.models import load_model
+    from planner.model.models import load_model
 
     hw = require_mapping(template.get("hardware") or {}, spec.file, f"{field}.hardware")
     gpu = get_str(hw, "gpu", spec.file, prefix=f"{field}.hardware.", default=None)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from planner.errors import PlannerError
-from planner.models import Model, load_model
+from planner.base.errors import PlannerError
+from planner.base.units import gb
+from planner.model.models import Model, load_model
 from planner.report import figures as F
 from planner.report import tables as T
 from planner.report.plans import Plan, load_plans, pick
 from planner.report.spec import ReportSpec, SectionSpec, model_ref, resolve_path
-from planner.units import gb
 
 
 @dataclass
@@ -76,7 +76,7 @@ def weights_by_format(ctx: Context, opts: dict, where: str) -> Section:
     s.tables += [("weights-total", "Stored weight bytes per format", totals, True),
                  ("weights-by-component", "Stored weight bytes per format and component", weights, False)]
     s.notes += [f"not sized: {line}" for line in skipped]
-    from planner.quant import load_format
+    from planner.model.quant import load_format
 
     for name in formats:
         ctx.used_sources[f"format {name}"] = load_format(name).source
@@ -222,7 +222,7 @@ def api_break_even(ctx: Context, opts: dict, where: str) -> Section:
 
 
 def validation(ctx: Context, opts: dict, where: str) -> Section:
-    from planner.validate import validate
+    from planner.serving.validate import validate
 
     s = Section("validation", "Validation against published measurements")
     path = resolve_path(str(opts.get("cases") or "../shared/validation/public_cases.yaml"))
@@ -265,7 +265,7 @@ def assumptions(ctx: Context, opts: dict, where: str) -> Section:
         sc = p.scenario
         ctx.used_sources.setdefault(f"engine {sc.engine.name}", sc.engine.source)
         if sc.gpu:
-            from planner.hardware import load_accelerator
+            from planner.hardware.accelerators import load_accelerator
 
             acc = load_accelerator(sc.gpu)
             ctx.used_sources.setdefault(f"accelerator {sc.gpu}", "; ".join(dict.fromkeys(acc.sources.values())))

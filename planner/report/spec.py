@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.errors import PlannerError
-from planner.quant import PROFILES
-from planner.yamlio import check_keys, get_str, load_document, require_mapping
+from planner.base.errors import PlannerError
+from planner.base.yamlio import PROFILES, check_keys, get_str, load_document, require_mapping
 
 ROOT = PROFILES.parent
 REPORTS_DIR = PROFILES / "reports"
@@ -97,10 +96,10 @@ def _names(doc: Mapping, key: str, file: str, default: tuple[str, ...] | None = 
 
 def _check_refs(spec_models: tuple[str, ...], formats: tuple[str, ...], hardware: tuple[str, ...], kv: tuple[str, ...],
                 file: str) -> None:
-    from planner.hardware import load_accelerator
-    from planner.kv import KV_DTYPES
-    from planner.models import load_model
-    from planner.quant import load_format
+    from planner.hardware.accelerators import load_accelerator
+    from planner.model.kv import KV_DTYPES
+    from planner.model.models import load_model
+    from planner.model.quant import load_format
 
     for field, names, load in (("models", spec_models, load_model), ("formats", formats, load_format),
                                ("hardware", hardware, load_accelerator)):
@@ -168,8 +167,8 @@ def _option(key: str, value: Any, file: str, field: str) -> Any:
                 "numbers": "a non-empty list of positive numbers"}.get(kind, f"a {kind}")
         raise PlannerError(f"expected {want}, got {value!r}"[:200], file=file, field=field)
     if key in ("formats", "dtypes"):
-        from planner.kv import KV_DTYPES
-        from planner.quant import load_format
+        from planner.model.kv import KV_DTYPES
+        from planner.model.quant import load_format
 
         for k, name in enumerate(value):
             try:
@@ -183,7 +182,7 @@ def _option(key: str, value: Any, file: str, field: str) -> Any:
 
 
 def _workloads(doc: Mapping, file: str) -> dict[str, dict]:
-    from planner.scenario import WORKLOAD_KEYS
+    from planner.deploy.scenario import WORKLOAD_KEYS
 
     raw = require_mapping(doc.get("workloads") or {}, file, "workloads")
     out = {}
@@ -224,7 +223,7 @@ def load_report_spec(path: str | Path) -> ReportSpec:
     doc = require_mapping(load_document(p), file)
     check_keys(doc, TOP_KEYS, file)
     models = _names(doc, "models", file)
-    from planner.quant import list_formats
+    from planner.model.quant import list_formats
 
     fmt_raw = doc.get("formats")
     formats = tuple(list_formats()) if fmt_raw in (None, "all") else _names(doc, "formats", file)

@@ -1,0 +1,191 @@
+"""Serving-engine memory presets (`profiles/engines/<name>.yaml`): how much of the GPU an engine uses,
+how it pages the KV cache, and what it reserves beside weights and KV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from planner.base.errors import PlannerError
+from planner.base.yamlio import (
+    PROFILES,
+    check_keys,
+    get_choice,
+    get_number,
+    get_str,
+    load_document,
+    profile_names,
+    profile_path,
+    require_mapping,
+)
+from planner.hardware.efficiency import DTYPES, Curve, read_curves
+
+ENGINES_DIR = PROFILES / "engines"
+FRACTION_MODES = ("total", "static", "free_after_load", "none")
+DENSE_SPLITS = ("tp", "tp_dp", "none")
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str  # vllm | sglang | trtllm | llamacpp | ktransformers | mlx | ideal | ...
+    fraction_mode: str  # what memory_fraction covers (see FRACTION_MODES and planner/deploy/memory.py)
+    memory_fraction: float  # gpu_memory_utilization / mem_fraction_static / free_gpu_memory_fraction
+    memory_fraction_by_tp: tuple[tuple[int, float], ...]  # SGLang: default fraction by TP size
+    kv_block_tokens: int  # paged-KV block size in tokens
+    mla_kv_block_tokens: int  # block size when the model uses MLA kernels (FlashMLA: 64)
+    max_batched_tokens: int  # tokens per forward the activation buffers are sized for
+    max_num_seqs: int  # sequences per step the sampler/logits buffers are sized for
+    cuda_context_bytes: int  # CUDA context and library workspaces per GPU
+    nccl_bytes: int  # collective buffers per GPU when more than one GPU works together
+    cuda_graph_bytes: int  # captured CUDA graph memory pools per GPU
+    dense_split: str  # embedding, lm_head, dense MLP, shared experts split over: tp | tp_dp (tp x dp_attention) | none
+    source: str  # where the numbers come from
+    overlap_comm: str = "none"  # none | tbo_ep (two micro-batches hide EP all-to-all behind compute when ep > 1)
+    cpu_numa_aware: bool = False  # CPU expert kernels use every socket's DRAM bandwidth
+    step_overhead_s: float = 0.0  # per-step host/scheduler time not hidden by CUDA graphs
+    host_prefill: str = "cpu"  # cpu | pcie: where host-resident experts run for prompt batches (>= 32 tokens)
+    cpu_memory_efficiency: float | None = None  # fraction of DRAM bandwidth the engine's CPU kernels reach
+    cpu_compute_efficiency: float | None = None  # fraction of the CPU's AMX / AVX-512 peak its GEMMs reach
+    # the same per CPU compute dtype (fp32: AVX-512 kernels for GGUF weights; int8 / bf16: AMX kernels), when an
+    # engine's kernel families differ, each a fraction or a curve over GEMM rows; falls back to cpu_compute_efficiency
+    cpu_compute_efficiency_by_dtype: tuple[tuple[str, Curve], ...] = ()
+    # CUDA graphs: a step replayed from a graph costs the GPU time only; a step launched kernel by kernel from
+    # Python costs at least eager_kernel_host_s per kernel of the op records (planner.perf.steps.run_ops)
+    cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
+    graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
+    eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
+    # the same for models with MLA attention, whose op records stand for more real kernels (latent norms, rope,
+    # absorbed projections, FP8 activation quantization); None: eager_kernel_host_s
+    eager_kernel_host_mla_s: float | None = None
+    # ops on the CPU (all of them without a GPU) run synchronously, so their dispatch (PyTorch: Python/ATen and
+    # OpenMP fork/join; ggml: the thread barrier per node) adds to the work: seconds per op-record kernel (0: none)
+    cpu_op_host_s: float = 0.0
+    cpu_experts_sequential: bool = False  # CPU expert kernels run the touched experts one at a time (llama.cpp)
+    # the OpenAI-compatible API server takes in a request (chat template, tokenization, validation) in this many
+    # seconds, one at a time, and streams no output while requests wait to be taken in (planner.serving.serve.wave)
+    request_ingest_s: float = 0.0
+    # latency a request's first token spends outside the forward pass (HTTP, chat template, tokenizer, IPC to the
+    # scheduler and back, detokenizer, first SSE chunk), added to every served TTFT
+    first_token_path_s: float = 0.0
+    mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
+    # weights streamed from host RAM to the GPU (offload with GPU compute): engines that copy from pageable
+    # (mmap'd) memory go through the driver's staging buffer at this rate; None: pinned, at the link rate
+    host_stream_pageable_bytes_per_s: float | None = None
+    host_stream_overlap: bool = True  # False: a layer's copy and its GEMMs run one after the other
+    max_running_requests: int | None = None  # scheduler cap on running sequences per group (None: max_num_seqs)
+    # routed experts split by tensor parallelism (ep 1) run the engine's own fused-MoE kernel (vLLM/SGLang: Triton
+    # fused_moe) rather than the grouped GEMM of the default table (DeepGEMM, used with expert parallelism): its
+    # compute efficiency per dtype over rows per expert, replacing the table's grouped_gemm curve
+    # (planner.perf.steps.machine)
+    tp_moe_compute_by_dtype: tuple[tuple[str, Curve], ...] = ()
+
+    def cpu_compute_for(self, dtype: str) -> Curve | None:
+        """The engine's CPU GEMM efficiency for `dtype` over GEMM rows (None: the calibration table applies)."""
+        by_dtype = dict(self.cpu_compute_efficiency_by_dtype)
+        if dtype in by_dtype:
+            return by_dtype[dtype]
+        return Curve(((1.0, self.cpu_compute_efficiency),)) if self.cpu_compute_efficiency else None
+
+    @property
+    def running_cap(self) -> int:
+        return self.max_running_requests or self.max_num_seqs
+
+    def graphed(self, group_tokens: float, prefill: bool) -> bool:
+        """Whether a step of `group_tokens` tokens (decode: sequences x tokens each) replays a CUDA graph."""
+        if prefill:
+            return group_tokens <= self.graph_prefill_tokens
+        return self.cuda_graph_max_batch is None or group_tokens <= self.cuda_graph_max_batch
+
+    def fraction_for(self, tp_group: int) -> float:
+        """Memory fraction; SGLang picks its default from the TP group size (largest entry <= tp_group)."""
+        if not self.memory_fraction_by_tp:
+            return self.memory_fraction
+        chosen = self.memory_fraction_by_tp[0][1]
+        for size, frac in self.memory_fraction_by_tp:
+            if tp_group >= size:
+                chosen = frac
+        return chosen
+
+
+def list_engines() -> list[str]:
+    return profile_names(ENGINES_DIR)
+
+
+@lru_cache(maxsize=32)
+def load_engine(name: str) -> Engine:
+    path = profile_path(ENGINES_DIR, name, "engine", "engine")
+    file = str(path)
+    doc = require_mapping(load_document(path), file)
+    check_keys(doc, ("source", "fraction_mode", "memory_fraction", "memory_fraction_by_tp", "kv_block_tokens",
+                     "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
+                     "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
+                     "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
+                     "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s", "cpu_op_host_s",
+                     "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
+                     "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "request_ingest_s",
+                     "first_token_path_s"),
+               file)
+    mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
+    split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
+    by_tp = require_mapping(doc.get("memory_fraction_by_tp") or {}, file, "memory_fraction_by_tp")
+    fractions = tuple(sorted((int(k), get_number(by_tp, k, file, prefix="memory_fraction_by_tp.", minimum=0.05,
+                                                 maximum=1.0)) for k in by_tp))
+    num = lambda key, **kw: get_number(doc, key, file, integer=True, minimum=0, **kw)  # noqa: E731
+    return Engine(
+        name=name, fraction_mode=mode,
+        memory_fraction=get_number(doc, "memory_fraction", file, default=fractions[-1][1] if fractions else 1.0,
+                                   minimum=0.05, maximum=1.0),
+        memory_fraction_by_tp=fractions, kv_block_tokens=num("kv_block_tokens", default=1) or 1,
+        mla_kv_block_tokens=num("mla_kv_block_tokens", default=1) or 1, max_batched_tokens=num("max_batched_tokens"),
+        max_num_seqs=num("max_num_seqs"), cuda_context_bytes=num("cuda_context_bytes"), nccl_bytes=num("nccl_bytes"),
+        cuda_graph_bytes=num("cuda_graph_bytes"), dense_split=split, source=get_str(doc, "source", file),
+        overlap_comm=get_choice(doc, "overlap_comm", ("none", "tbo_ep"), file, default="none"),
+        cpu_numa_aware=doc.get("cpu_numa_aware") is True,
+        step_overhead_s=get_number(doc, "step_overhead_s", file, default=0.0, minimum=0, maximum=1),
+        host_prefill=get_choice(doc, "host_prefill", ("cpu", "pcie"), file, default="cpu"),
+        cpu_memory_efficiency=get_number(doc, "cpu_memory_efficiency", file, default=None, minimum=0.01, maximum=1),
+        cpu_compute_efficiency=(get_number(doc, "cpu_compute_efficiency", file, default=None, minimum=0.01, maximum=1)
+                                if not isinstance(doc.get("cpu_compute_efficiency"), dict) else None),
+        cpu_compute_efficiency_by_dtype=_by_dtype(doc, "cpu_compute_efficiency", file),
+        cuda_graph_max_batch=get_number(doc, "cuda_graph_max_batch", file, integer=True, default=None, minimum=0),
+        graph_prefill_tokens=num("graph_prefill_tokens", default=0),
+        eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
+        eager_kernel_host_mla_s=get_number(doc, "eager_kernel_host_mla_s", file, default=None, minimum=0,
+                                           maximum=1e-2),
+        cpu_op_host_s=get_number(doc, "cpu_op_host_s", file, default=0.0, minimum=0, maximum=1e-2),
+        cpu_experts_sequential=doc.get("cpu_experts_sequential") is True,
+        max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
+        mixed_chunk=doc.get("mixed_chunk", True) is not False,
+        host_stream_pageable_bytes_per_s=get_number(doc, "host_stream_pageable_bytes_per_s", file, default=None,
+                                                    minimum=1e6, maximum=1e13),
+        host_stream_overlap=doc.get("host_stream_overlap", True) is not False,
+        tp_moe_compute_by_dtype=_tp_moe_kernel(doc, file),
+        request_ingest_s=get_number(doc, "request_ingest_s", file, default=0.0, minimum=0, maximum=1),
+        first_token_path_s=get_number(doc, "first_token_path_s", file, default=0.0, minimum=0, maximum=1),
+    )
+
+
+def _tp_moe_kernel(doc: dict, file: str) -> tuple[tuple[str, Curve], ...]:
+    """`tp_moe_kernel: {compute_by_dtype: {fp8: curve, ...}, source: "..."}` (planner.hardware.efficiency.DTYPES)."""
+    if doc.get("tp_moe_kernel") is None:
+        return ()
+    entry = require_mapping(doc["tp_moe_kernel"], file, "tp_moe_kernel")
+    check_keys(entry, ("compute_by_dtype", "source", "notes"), file, "tp_moe_kernel.")
+    get_str(entry, "source", file, prefix="tp_moe_kernel.")
+    return read_curves(entry.get("compute_by_dtype"), DTYPES, file, "tp_moe_kernel.compute_by_dtype")
+
+
+CPU_DTYPES = ("fp32", "bf16", "int8")
+
+
+def _by_dtype(doc: dict, key: str, file: str) -> tuple[tuple[str, Curve], ...]:
+    """A mapping {cpu dtype: fraction or [[GEMM rows, fraction], ...]} under `key` (a plain number is read by
+    the caller)."""
+    value = doc.get(key)
+    if not isinstance(value, dict):
+        return ()
+    curves = read_curves(value, CPU_DTYPES, file, key)
+    for d, curve in curves:
+        if any(f > 1 for _, f in curve.points):
+            raise PlannerError("expected a fraction of at most 1", file=file, field=f"{key}.{d}")
+    return curves

@@ -1,0 +1,378 @@
+"""Scenario files (CONTRACT.md §2): model, weight format, KV dtype, hardware, parallel plan, offload,
+engine, speculative decoding, workload, SLO, and (for `validate`) measured values.
+
+`load_scenario(path)` reads one file; `scenario_from_mapping(doc, file)` reads one mapping (one case of
+a validate file). Every field is checked once here; unknown keys, wrong types and impossible plans
+raise a PlannerError naming the file and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from planner.base.errors import PlannerError, resolve_named
+from planner.base.yamlio import check_keys, get_choice, get_number, get_str, load_document, require_mapping
+from planner.deploy.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
+from planner.deploy.engines import Engine, load_engine
+from planner.model.kv import KV_DTYPES
+from planner.model.models import Model, load_model
+from planner.model.quant import QuantFormat, load_format
+
+TOP_KEYS = ("name", "model", "weights", "kv_cache", "hardware", "parallelism", "offload", "engine", "engine_options",
+            "speculative",
+            "workload", "slo", "measured", "grade", "notes", "assumed")
+HARDWARE_KEYS = ("gpu", "gpus_per_node", "nodes", "host")
+PARALLEL_KEYS = ("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated", "redundant_experts", "dense_tp")
+OFFLOAD_KEYS = ("expert_layers_on_cpu", "cpu_compute")
+SPEC_KEYS = ("mtp_tokens", "acceptance")
+WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
+                 "context_len", "output_len_dist", "dataset")
+ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
+                      "max_running_requests", "cuda_graph_max_batch")
+SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
+MEASURED_KEYS = ("metric", "value", "source", "note", "unit")
+METRIC_VOCABULARY = (  # CONTRACT.md §3: what `validate` can compare
+    "prefill_tokens_per_s_per_gpu", "prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_gpu",
+    "decode_tokens_per_s_per_node", "output_tokens_per_s_per_user", "tpot_ms", "ttft_ms", "system_output_tokens_per_s",
+    "system_total_tokens_per_s", "e2e_latency_ms", "weights_bytes_total", "kv_tokens_per_gpu")
+MAX_TOKENS = 10**8  # no model has a context near 100M tokens: larger values are typos
+MAX_GPUS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    tp: int  # tensor parallel degree of attention (and dense layers by default)
+    ep: int  # expert parallel degree of routed experts
+    pp: int  # pipeline stages
+    dp_attention: int  # data-parallel attention ranks inside one replica
+    replicas: int  # independent copies of the model
+    disaggregated: bool  # this scenario is one phase pool of a prefill/decode split
+    redundant_experts: int  # extra expert copies per MoE layer for load balance (EPLB); 0 = none
+    dense_tp: int | None  # TP degree of dense MLP/shared experts; None = the engine default
+    stated: bool = True  # False when every field was given as null ("not stated" in published cases)
+
+    @property
+    def gpus_per_stage(self) -> int:
+        return self.tp * self.dp_attention
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.dp_attention * self.pp
+
+
+@dataclass(frozen=True)
+class Workload:
+    phase: str  # prefill | decode | serve
+    batch_per_gpu: float | None  # decode: running sequences per GPU; prefill: tokens per GPU per step
+    concurrency: float | None  # requests in flight for the whole deployment
+    input_len: int  # prompt tokens
+    output_len: int  # generated tokens
+    kv_len: int | None  # mean context during decode; None = mean_kv_len
+    context_len: int  # longest request that must fit (default input_len + output_len)
+    prefix_cache_hit: float  # fraction of prompt tokens served from the prefix cache
+    # how output lengths vary around output_len (their mean) in a `concurrency` run: fixed (benchmark "random"
+    # datasets) or exponential (chat traffic such as ShareGPT: many short answers, a long tail)
+    output_len_dist: str = "fixed"
+    dataset: Dataset | None = None  # benchmark request set the unstated lengths came from (planner.deploy.datasets)
+    from_dataset: tuple[str, ...] = ()  # the workload fields the dataset supplied
+
+    @property
+    def new_prompt_len(self) -> float:
+        """Prompt tokens a request has to prefill: those the prefix cache does not hold (at least one)."""
+        return max(1.0, self.input_len * (1 - self.prefix_cache_hit))
+
+    @property
+    def mean_kv_len(self) -> float:
+        """Mean context of the sequences decoding at a time (`kv_len` when stated). A request that generates L
+        tokens decodes for L steps at a mean context of input + L/2, so over the running sequences the mean is
+        input + E[L^2] / (2 E[L]): long answers hold their KV longer and weigh more (length-biased sampling).
+        Fixed lengths: input + L/2. Exponential (1 + Exp(mean - 1)): E[L^2] = mean^2 + (mean - 1)^2, about
+        input + L: twice the decode context of fixed lengths with the same mean."""
+        if self.kv_len:
+            return self.kv_len
+        out = self.output_len
+        if self.output_len_dist == "exponential" and out > 1:
+            return self.input_len + (out * out + (out - 1) ** 2) / (2 * out)
+        return self.input_len + out / 2
+
+
+@dataclass(frozen=True)
+class Measured:
+    metric: str  # CONTRACT.md §3 metric vocabulary
+    value: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    file: str  # where it was read, for error messages
+    model: Model
+    weights: QuantFormat
+    kv_cache: str
+    gpu: str | None  # accelerator profile name; None = CPU only
+    gpus_per_node: int
+    nodes: int
+    host: Any  # planner.hardware.accelerators.Host or None
+    parallelism: Parallelism
+    expert_layers_on_cpu: int  # MoE layers whose routed experts live in host RAM
+    cpu_compute: bool  # host CPU computes offloaded experts (False: streamed over PCIe)
+    engine: Engine
+    mtp_tokens: int  # MTP draft tokens per step (0 = no speculative decoding)
+    acceptance: float | None  # mean fraction of draft tokens accepted
+    workload: Workload
+    slo: tuple[tuple[str, float], ...] = ()  # (key, value) pairs of the slo mapping: ttft_ms, tpot_ms, ...
+    measured: tuple[Measured, ...] = ()  # validate only
+
+    def slo_value(self, key: str) -> float | None:
+        return dict(self.slo).get(key)
+
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus_per_node * self.nodes
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    file = str(path)
+    return scenario_from_mapping(load_document(path), file)
+
+
+def _sub(doc: Mapping, key: str, file: str, allowed: tuple[str, ...]) -> dict:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    sub = require_mapping(value, file, key)
+    check_keys(sub, allowed, file, f"{key}.")
+    return sub
+
+
+def _bool(doc: Mapping, key: str, file: str, prefix: str, default: bool) -> bool:
+    value = doc.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise PlannerError(f"expected true or false, got {value!r}"[:120], file=file, field=f"{prefix}{key}")
+    return value
+
+
+def scenario_from_mapping(doc: Any, file: str) -> Scenario:
+    doc = require_mapping(doc, file)
+    check_keys(doc, TOP_KEYS, file)
+    name = str(doc.get("name") or Path(file).stem)
+    model = resolve_named(load_model, get_str(doc, "model", file), file, "model")
+    weights = resolve_named(load_format, get_str(doc, "weights", file, default=model.native_weights), file,
+                            "weights")
+    engine = resolve_named(load_engine, get_str(doc, "engine", file, default="vllm"), file, "engine")
+    engine = _engine_options(engine, _sub(doc, "engine_options", file, ENGINE_OPTION_KEYS), file)
+    kv_cache = get_str(doc, "kv_cache", file, default="bf16")
+    if kv_cache not in KV_DTYPES:
+        raise PlannerError(f"unknown KV cache dtype {kv_cache!r}; known: {', '.join(KV_DTYPES)}",
+                           file=file, field="kv_cache")
+
+    hw = _sub(doc, "hardware", file, HARDWARE_KEYS)
+    gpu = get_str(hw, "gpu", file, prefix="hardware.", default=None)
+    gpn = get_number(hw, "gpus_per_node", file, prefix="hardware.", default=0 if gpu is None else 1, integer=True,
+                     minimum=0, maximum=MAX_GPUS)
+    nodes = get_number(hw, "nodes", file, prefix="hardware.", default=1, integer=True, minimum=1, maximum=MAX_GPUS)
+    if gpu is not None:
+        from planner.hardware.accelerators import load_accelerator  # noqa: PLC0415  (kept lazy: hardware profiles are many)
+        try:
+            load_accelerator(gpu)
+        except PlannerError as err:
+            raise PlannerError(err.message, file=file, field="hardware.gpu") from None
+        if gpn < 1:
+            raise PlannerError("must be >= 1 when a gpu is given", file=file, field="hardware.gpus_per_node")
+    host = None
+    if hw.get("host") is not None:
+        from planner.hardware.hosts import load_host  # noqa: PLC0415
+        host = load_host(hw["host"], file=file, field="hardware.host")
+
+    par = _parallelism(_sub(doc, "parallelism", file, PARALLEL_KEYS), file, model, gpu, gpn * nodes)
+    off = _sub(doc, "offload", file, OFFLOAD_KEYS)
+    on_cpu = off.get("expert_layers_on_cpu", 0)
+    if on_cpu == "all":
+        on_cpu = model.spec.num_moe_layers
+    elif on_cpu is None:
+        on_cpu = 0
+    else:
+        on_cpu = get_number(off, "expert_layers_on_cpu", file, prefix="offload.", default=0, integer=True, minimum=0,
+                            maximum=model.spec.num_moe_layers)
+    if gpu is None:  # CPU only: every weight lives in host RAM
+        if host is None:
+            raise PlannerError("a CPU-only scenario (gpu null) needs a host profile", file=file, field="hardware.host")
+        on_cpu = model.spec.num_moe_layers
+    elif on_cpu and host is None:
+        raise PlannerError("expert offload needs a host profile", file=file, field="hardware.host")
+
+    spec_dec = _sub(doc, "speculative", file, SPEC_KEYS)
+    mtp = get_number(spec_dec, "mtp_tokens", file, prefix="speculative.", default=0, integer=True, minimum=0,
+                     maximum=16)
+    acceptance = get_number(spec_dec, "acceptance", file, prefix="speculative.", default=None, minimum=0, maximum=1)
+    slo = _sub(doc, "slo", file, SLO_KEYS)
+    for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
+        get_number(slo, key, file, prefix="slo.", default=None, minimum=0)
+    wl = _workload(_sub(doc, "workload", file, WORKLOAD_KEYS), file, model)
+    if "cuda_graph_max_batch" not in (doc.get("engine_options") or {}):
+        engine = tuned_for_chosen_batch(engine, wl)
+    return Scenario(
+        name=name, file=file, model=model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=gpn,
+        nodes=nodes, host=host, parallelism=par, expert_layers_on_cpu=on_cpu,
+        cpu_compute=_bool(off, "cpu_compute", file, "offload.", True), engine=engine, mtp_tokens=mtp,
+        acceptance=acceptance, workload=wl,
+        slo=tuple((k, v) for k, v in slo.items() if v is not None),
+        measured=_measured(doc.get("measured"), file),
+    )
+
+
+def chooses_batch(wl: Workload) -> bool:
+    """Whether the planner picks the running batch itself (decode or serve with neither batch_per_gpu nor concurrency:
+    MLPerf offline/server style, sizing)."""
+    return wl.phase != "prefill" and not wl.batch_per_gpu and not wl.concurrency
+
+
+def tuned_for_chosen_batch(engine: Engine, wl: Workload) -> Engine:
+    """The engine as deployed for an operating point the planner chooses: CUDA graphs cover every step it runs.
+
+    A stated batch or concurrency benchmarks a deployment as launched, with the engine's default graph sizes (steps
+    outside them pay the host launch cost, planner.perf.steps.launch_seconds). An operating point the planner picks is
+    one
+    the deployment is configured for, as published tuned runs are: MLPerf submissions run TensorRT engines (C++
+    runtime, no Python launches) or capture their batch sizes; NVIDIA's trtllm-serve recipes set
+    cuda_graph_config.max_batch_size to the max batch; SGLang takes --cuda-graph-max-bs and piecewise prefill graphs.
+    A scenario that states engine_options.cuda_graph_max_batch keeps it."""
+    if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None and not engine.eager_kernel_host_s):
+        return engine
+    return replace(engine, cuda_graph_max_batch=None, graph_prefill_tokens=MAX_TOKENS)
+
+
+def _engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
+    """Scenario overrides of engine settings (--gpu-memory-utilization / --mem-fraction-static, ...)."""
+    if not opts:
+        return engine
+    pre = "engine_options."
+    frac = get_number(opts, "memory_fraction", file, prefix=pre, default=None, minimum=0.05, maximum=1.0)
+    tokens = get_number(opts, "max_batched_tokens", file, prefix=pre, default=None, integer=True, minimum=1,
+                        maximum=MAX_TOKENS)
+    seqs = get_number(opts, "max_num_seqs", file, prefix=pre, default=None, integer=True, minimum=1,
+                      maximum=MAX_TOKENS)
+    block = get_number(opts, "kv_block_tokens", file, prefix=pre, default=None, integer=True, minimum=1,
+                       maximum=1 << 16)
+    running = get_number(opts, "max_running_requests", file, prefix=pre, default=None, integer=True, minimum=1,
+                         maximum=MAX_TOKENS)  # SGLang --max-running-requests
+    graphs = get_number(opts, "cuda_graph_max_batch", file, prefix=pre, default=None, integer=True, minimum=0,
+                        maximum=MAX_TOKENS)  # SGLang --cuda-graph-max-bs, vLLM max capture size
+    changes: dict[str, Any] = {}
+    if running is not None:
+        changes["max_running_requests"] = running
+    if graphs is not None:
+        changes["cuda_graph_max_batch"] = graphs
+    if frac is not None:
+        changes.update(memory_fraction=frac, memory_fraction_by_tp=())
+    if tokens is not None:
+        changes["max_batched_tokens"] = tokens
+    if seqs is not None:
+        changes.update(max_num_seqs=seqs, max_running_requests=running)
+    if block is not None:
+        changes.update(kv_block_tokens=block, mla_kv_block_tokens=block)
+    return replace(engine, **changes)
+
+
+def _parallelism(p: Mapping, file: str, model: Model, gpu: str | None, total_gpus: int) -> Parallelism:
+    spec = model.spec
+    num = lambda key, default=1, **kw: get_number(p, key, file, prefix="parallelism.", default=default,  # noqa: E731
+                                                  integer=True, minimum=1, maximum=MAX_GPUS, **kw)
+    tp, ep, pp, dp = num("tp"), num("ep"), num("pp"), num("dp_attention")
+    if spec.num_heads % tp:
+        raise PlannerError(f"tp {tp} does not divide the {spec.num_heads} attention heads of {model.name}",
+                           file=file, field="parallelism.tp")
+    if ep > 1 and not spec.is_moe:
+        raise PlannerError(f"ep {ep} needs routed experts; {model.name} is dense", file=file, field="parallelism.ep")
+    redundant = get_number(p, "redundant_experts", file, prefix="parallelism.", default=0, integer=True, minimum=0,
+                           maximum=10**5)
+    # ep need not divide the experts: vLLM gives the first E % ep ranks one expert more, and EPLB deployments
+    # (DeepSeek EP144, SGLang EP72) add redundant copies; memory counts the fullest rank. More EP ranks than
+    # expert copies would leave ranks without experts.
+    if spec.is_moe and ep > spec.n_routed_experts + redundant:
+        raise PlannerError(f"ep {ep} exceeds the {spec.n_routed_experts + redundant} routed experts"
+                           f"{' (incl. redundant)' if redundant else ''} of {model.name}",
+                           file=file, field="parallelism.ep")
+    if pp > spec.num_layers:
+        raise PlannerError(f"pp {pp} exceeds the {spec.num_layers} layers", file=file, field="parallelism.pp")
+    stage = tp * dp
+    if ep > stage or stage % ep:
+        raise PlannerError(f"ep {ep} must divide the {stage} GPUs of a pipeline stage (tp x dp_attention)",
+                           file=file, field="parallelism.ep")
+    per_replica = stage * pp
+    if gpu is not None:
+        default_replicas = max(1, total_gpus // per_replica)
+        replicas = num("replicas", default_replicas)
+        if per_replica * replicas > total_gpus:
+            raise PlannerError(f"plan needs {per_replica * replicas} GPUs (tp {tp} x dp_attention {dp} x pp {pp} x "
+                               f"replicas {replicas}), hardware has {total_gpus}", file=file, field="parallelism")
+    else:
+        replicas = num("replicas")
+    dense_tp = get_number(p, "dense_tp", file, prefix="parallelism.", default=None, integer=True, minimum=1)
+    if dense_tp is not None and stage % dense_tp:
+        raise PlannerError(f"dense_tp {dense_tp} must divide the {stage} GPUs of a stage", file=file,
+                           field="parallelism.dense_tp")
+    stated = not p or any(v is not None for v in p.values())
+    return Parallelism(tp, ep, pp, dp, replicas, _bool(p, "disaggregated", file, "parallelism.", False), redundant,
+                       dense_tp, stated)
+
+
+def _workload(w: Mapping, file: str, model: Model) -> Workload:
+    phase = get_choice(w, "phase", ("prefill", "decode", "serve"), file, prefix="workload.", default="decode")
+    tok = lambda key, default: get_number(w, key, file, prefix="workload.", default=default,  # noqa: E731
+                                          integer=True, minimum=0, maximum=MAX_TOKENS)
+    dataset = None
+    if w.get("dataset") is not None:
+        dataset = resolve_named(load_dataset, get_str(w, "dataset", file, prefix="workload."), file,
+                                "workload.dataset")
+    # defaults as CONTRACT.md §2, or the named dataset's means; a prefill-only scenario generates nothing unless
+    # it says so
+    input_len = tok("input_len", dataset.input_len if dataset else 1024)
+    output_len = tok("output_len", 0 if phase == "prefill" else dataset.output_len if dataset else 1024)
+    if input_len + output_len < 1:
+        raise PlannerError("input_len + output_len must be at least 1 token", file=file, field="workload.input_len")
+    context = tok("context_len", input_len + output_len) or input_len + output_len
+    limit = model.spec.max_context
+    if limit and context > limit:
+        field = "workload.context_len" if w.get("context_len") else "workload.input_len"
+        raise PlannerError(f"{context:,} tokens exceed {model.name}'s max_position_embeddings {limit:,}",
+                           file=file, field=field)
+    return Workload(
+        phase=phase,
+        batch_per_gpu=get_number(w, "batch_per_gpu", file, prefix="workload.", default=None, minimum=0,
+                                 maximum=MAX_TOKENS),
+        concurrency=get_number(w, "concurrency", file, prefix="workload.", default=None, minimum=0,
+                               maximum=MAX_TOKENS),
+        input_len=input_len, output_len=output_len, kv_len=tok("kv_len", None), context_len=context,
+        prefix_cache_hit=get_number(w, "prefix_cache_hit", file, prefix="workload.", default=0.0, minimum=0,
+                                    maximum=1),
+        output_len_dist=get_choice(w, "output_len_dist", OUTPUT_LEN_DISTS, file, prefix="workload.",
+                                   default=dataset.output_len_dist if dataset else "fixed"),
+        dataset=dataset,
+        from_dataset=tuple(k for k in ("input_len", "output_len", "output_len_dist")
+                           if dataset and w.get(k) is None and not (k == "output_len" and phase == "prefill")),
+    )
+
+
+def _measured(items: Any, file: str) -> tuple:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise PlannerError("expected a list", file=file, field="measured")
+    out = []
+    for k, item in enumerate(items):
+        item = require_mapping(item, file, f"measured[{k}]")
+        check_keys(item, MEASURED_KEYS, file, f"measured[{k}].")
+        metric = get_str(item, "metric", file, prefix=f"measured[{k}].")
+        if metric not in METRIC_VOCABULARY:
+            raise PlannerError(f"unknown metric {metric!r} (known: {', '.join(METRIC_VOCABULARY)})"[:600],
+                               file=file, field=f"measured[{k}].metric")
+        out.append(Measured(metric, get_number(item, "value", file, prefix=f"measured[{k}].", minimum=0),
+                            get_str(item, "source", file, prefix=f"measured[{k}].", default="")))
+    return tuple(out)

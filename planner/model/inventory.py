@@ -1,0 +1,213 @@
+"""Tensor inventory: every tensor a checkpoint stores for a model, as groups with a role and a shape.
+
+A `TensorGroup` is `count` tensors of the same shape (the routed experts of one layer are one group
+with count = n_routed_experts). Roles use llama.cpp's GGUF tensor names (`attn_kv_a_mqa`,
+`ffn_down_exps`, `exp_probs_b`, ...) so quantization rules of both safetensors and GGUF formats can
+name them. Parameter counts, stored bytes under any format, and per-device splits are all sums
+over this one list.
+
+Shapes are (out_features, in_features) for matrices (the in-dimension is where quantization
+blocks run, llama.cpp's ne[0]) and (n,) for vectors (norms, biases, sinks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from math import prod
+
+from planner.model.spec import ModelSpec
+
+COMPONENTS = ("embedding", "attention", "dense_mlp", "shared_experts", "routed_experts", "router", "norms", "lm_head")
+PARTS = ("language", "mtp", "vision")
+
+
+@dataclass(frozen=True)
+class TensorGroup:
+    """`count` tensors of one shape, role and placement."""
+
+    name: str  # checkpoint-style name, `{L}` = layer index, `{E}` = expert index
+    role: str  # GGUF-style tensor role, e.g. attn_q_b, ffn_up_exps, attn_norm
+    component: str  # one of COMPONENTS (vision tensors: "vision")
+    part: str  # language | mtp | vision
+    layer: int | None  # decoder layer index (MTP layers continue after the last language layer)
+    shape: tuple[int, ...]  # (out, in) for matrices, (n,) for vectors
+    count: int = 1  # identical tensors in this group (routed experts of one layer)
+    dtype: str = "native"  # native = checkpoint's float dtype; f32 = always float32 (router score bias)
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape) * self.count
+
+    @property
+    def is_matrix(self) -> bool:
+        return len(self.shape) == 2
+
+
+def _linear(out: list, name: str, role: str, comp: str, part: str, layer: int | None,
+            rows: int, cols: int, bias: bool = False, count: int = 1) -> None:
+    out.append(TensorGroup(f"{name}.weight", role, comp, part, layer, (rows, cols), count))
+    if bias:
+        out.append(TensorGroup(f"{name}.bias", f"{role}.bias", comp, part, layer, (rows,), count))
+
+
+def _norm(out: list, name: str, role: str, comp: str, part: str, layer: int | None, n: int) -> None:
+    out.append(TensorGroup(f"{name}.weight", role, comp, part, layer, (n,)))
+
+
+def _attention(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
+    h, a = s.hidden_size, "attention"
+    if s.attention == "mla":
+        q_out = s.num_heads * s.qk_head_dim
+        if s.q_lora_rank is None:
+            _linear(out, f"{p}.self_attn.q_proj", "attn_q", a, part, i, q_out, h)
+        else:
+            _linear(out, f"{p}.self_attn.q_a_proj", "attn_q_a", a, part, i, s.q_lora_rank, h, s.qkv_bias)
+            _norm(out, f"{p}.self_attn.q_a_layernorm", "attn_q_a_norm", a, part, i, s.q_lora_rank)
+            _linear(out, f"{p}.self_attn.q_b_proj", "attn_q_b", a, part, i, q_out, s.q_lora_rank)
+        _linear(out, f"{p}.self_attn.kv_a_proj_with_mqa", "attn_kv_a_mqa", a, part, i,
+                s.kv_latent_elems_per_layer, h, s.qkv_bias)
+        _norm(out, f"{p}.self_attn.kv_a_layernorm", "attn_kv_a_norm", a, part, i, s.kv_lora_rank)
+        _linear(out, f"{p}.self_attn.kv_b_proj", "attn_kv_b", a, part, i,
+                s.num_heads * (s.qk_nope_head_dim + s.v_head_dim), s.kv_lora_rank)
+        _linear(out, f"{p}.self_attn.o_proj", "attn_output", a, part, i, h, s.num_heads * s.v_head_dim, s.o_bias)
+        return
+    q, kv = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
+    _linear(out, f"{p}.self_attn.q_proj", "attn_q", a, part, i, q, h, s.qkv_bias)
+    _linear(out, f"{p}.self_attn.k_proj", "attn_k", a, part, i, kv, h, s.qkv_bias)
+    _linear(out, f"{p}.self_attn.v_proj", "attn_v", a, part, i, kv, h, s.qkv_bias)
+    _linear(out, f"{p}.self_attn.o_proj", "attn_output", a, part, i, h, q, s.o_bias)
+    if s.qk_norm:
+        _norm(out, f"{p}.self_attn.q_norm", "attn_q_norm", a, part, i, s.head_dim)
+        _norm(out, f"{p}.self_attn.k_norm", "attn_k_norm", a, part, i, s.head_dim)
+    if s.attention_sinks:
+        out.append(TensorGroup(f"{p}.self_attn.sinks", "attn_sinks", a, part, i, (s.num_heads,)))
+
+
+def _mlp(out: list, prefix: str, roles: tuple[str, str, str], comp: str, part: str, i: int,
+         h: int, inter: int, bias: bool = False, count: int = 1) -> None:
+    gate, up, down = roles
+    _linear(out, f"{prefix}.gate_proj", gate, comp, part, i, inter, h, bias, count)
+    _linear(out, f"{prefix}.up_proj", up, comp, part, i, inter, h, bias, count)
+    _linear(out, f"{prefix}.down_proj", down, comp, part, i, h, inter, bias, count)
+
+
+def _ffn(out: list, s: ModelSpec, p: str, part: str, i: int, moe: bool) -> None:
+    h = s.hidden_size
+    if not moe:
+        _mlp(out, f"{p}.mlp", ("ffn_gate", "ffn_up", "ffn_down"), "dense_mlp", part, i, h,
+             s.intermediate_size, s.mlp_bias)
+        return
+    r = "router"
+    _linear(out, f"{p}.mlp.gate", "ffn_gate_inp", r, part, i, s.n_routed_experts, h, s.router_linear_bias)
+    if s.router_score_bias:
+        # e_score_correction_bias: float32 in the checkpoints (DeepSeek-V3 / Kimi listings); a buffer in transformers
+        out.append(TensorGroup(f"{p}.mlp.gate.e_score_correction_bias", "exp_probs_b", r, part, i,
+                               (s.n_routed_experts,), 1, "f32"))
+    _mlp(out, f"{p}.mlp.experts.{{E}}", ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"), "routed_experts",
+         part, i, h, s.moe_intermediate_size, s.expert_bias, s.n_routed_experts)
+    if s.shared_intermediate_size:
+        _mlp(out, f"{p}.mlp.shared_experts", ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"),
+             "shared_experts", part, i, h, s.shared_intermediate_size)
+    if s.shared_expert_gate:
+        _linear(out, f"{p}.mlp.shared_expert_gate", "ffn_gate_inp_shexp", "shared_experts", part, i, 1, h)
+
+
+def _decoder_layer(out: list, s: ModelSpec, i: int, part: str, moe: bool) -> None:
+    p = f"model.layers.{i}"
+    _norm(out, f"{p}.input_layernorm", "attn_norm", "norms", part, i, s.hidden_size)
+    _attention(out, s, p, part, i)
+    _norm(out, f"{p}.post_attention_layernorm", "ffn_norm", "norms", part, i, s.hidden_size)
+    _ffn(out, s, p, part, i, moe)
+
+
+def _mtp_layer(out: list, s: ModelSpec, i: int) -> None:
+    """DeepSeek-V3 MTP module as stored at model.layers.{num_layers}: a full MoE decoder layer plus
+    enorm, hnorm, eh_proj [h, 2h], shared_head.norm, and its own copies of embed_tokens and
+    shared_head.head (all kept BF16 in the FP8 checkpoint; DeepSeek-V3 README_WEIGHTS.md)."""
+    h, p, m = s.hidden_size, f"model.layers.{i}", "mtp"
+    _decoder_layer(out, s, i, m, moe=s.is_moe)
+    out.append(TensorGroup(f"{p}.embed_tokens.weight", "nextn.embed_tokens", "embedding", m, i, (s.vocab_size, h)))
+    for n in ("enorm", "hnorm"):
+        _norm(out, f"{p}.{n}", f"nextn.{n}", "norms", m, i, h)
+    out.append(TensorGroup(f"{p}.eh_proj.weight", "nextn.eh_proj", "attention", m, i, (h, 2 * h)))
+    _norm(out, f"{p}.shared_head.norm", "nextn.shared_head_norm", "norms", m, i, h)
+    out.append(TensorGroup(f"{p}.shared_head.head.weight", "nextn.shared_head_head", "lm_head", m, i,
+                           (s.vocab_size, h)))
+
+
+def _moonvit(out: list, s: ModelSpec) -> None:
+    """MoonViT + patch merger. Tensor layout checked against the Kimi-K2.5 listing:
+    vision_tower 833,732,064 B and mm_projector 108,555,776 B in BF16 (shared/reference/checkpoints.yaml)."""
+    v, part, comp = s.vision, "vision", "vision"
+    d = v.hidden
+    pv = "vision_tower"
+    patch_in = 3 * v.patch * v.patch  # RGB patch flattened: 3 x 14 x 14 = 588
+    out.append(TensorGroup(f"{pv}.patch_embed.proj.weight", "v.patch_embd", comp, part, None, (d, patch_in)))
+    out.append(TensorGroup(f"{pv}.patch_embed.proj.bias", "v.patch_embd.bias", comp, part, None, (d,)))
+    out.append(TensorGroup(f"{pv}.patch_embed.pos_emb.weight", "v.position_embd", comp, part, None,
+                           (v.pos_emb_hw[0] * v.pos_emb_hw[1], d)))
+    for i in range(v.layers):
+        b = f"{pv}.encoder.blocks.{i}"
+        for n in ("norm0", "norm1"):  # LayerNorm: weight and bias
+            out.append(TensorGroup(f"{b}.{n}.weight", "v.norm", comp, part, i, (d,)))
+            out.append(TensorGroup(f"{b}.{n}.bias", "v.norm.bias", comp, part, i, (d,)))
+        _linear(out, f"{b}.wqkv", "v.attn_qkv", comp, part, i, 3 * d, d, True)
+        _linear(out, f"{b}.wo", "v.attn_out", comp, part, i, d, d, True)
+        _linear(out, f"{b}.mlp.fc0", "v.ffn_up", comp, part, i, v.intermediate, d, True)
+        _linear(out, f"{b}.mlp.fc1", "v.ffn_down", comp, part, i, d, v.intermediate, True)
+    out.append(TensorGroup(f"{pv}.encoder.final_layernorm.weight", "v.post_norm", comp, part, None, (d,)))
+    out.append(TensorGroup(f"{pv}.encoder.final_layernorm.bias", "v.post_norm.bias", comp, part, None, (d,)))
+    merged = v.mm_hidden * v.merge[0] * v.merge[1]  # 2x2 patches concatenated: 1152 x 4 = 4608
+    out.append(TensorGroup("mm_projector.pre_norm.weight", "mm.norm", comp, part, None, (v.mm_hidden,)))
+    out.append(TensorGroup("mm_projector.pre_norm.bias", "mm.norm.bias", comp, part, None, (v.mm_hidden,)))
+    _linear(out, "mm_projector.proj.0", "mm.up", comp, part, None, merged, merged, True)
+    _linear(out, "mm_projector.proj.2", "mm.down", comp, part, None, v.text_hidden, merged, True)
+
+
+@lru_cache(maxsize=256)
+def tensor_inventory(spec: ModelSpec) -> tuple[TensorGroup, ...]:
+    """Every tensor the model's checkpoint holds: language model, then MTP layers, then vision."""
+    out: list[TensorGroup] = []
+    h = spec.hidden_size
+    out.append(TensorGroup("model.embed_tokens.weight", "token_embd", "embedding", "language", None,
+                           (spec.vocab_size, h)))
+    for i in range(spec.num_layers):
+        _decoder_layer(out, spec, i, "language", spec.moe_layers[i])
+    _norm(out, "model.norm", "output_norm", "norms", "language", None, h)
+    if not spec.tie_word_embeddings:
+        out.append(TensorGroup("lm_head.weight", "output", "lm_head", "language", None, (spec.vocab_size, h)))
+    for j in range(spec.mtp_layers):
+        _mtp_layer(out, spec, spec.num_layers + j)
+    if spec.vision is not None:
+        _moonvit(out, spec)
+    return tuple(out)
+
+
+def params_by_component(spec: ModelSpec, part: str = "language") -> dict[str, int]:
+    counts = dict.fromkeys(COMPONENTS, 0)
+    for t in tensor_inventory(spec):
+        if t.part == part:
+            counts[t.component] = counts.get(t.component, 0) + t.numel
+    return counts
+
+
+def params_by_part(spec: ModelSpec) -> dict[str, int]:
+    counts = dict.fromkeys(PARTS, 0)
+    for t in tensor_inventory(spec):
+        counts[t.part] += t.numel
+    return counts
+
+
+def active_params_per_token(spec: ModelSpec) -> int:
+    """CONTRACT §1: all non-expert language tensors (embedding matrix in full) + top-k of the routed experts
+    + every shared expert. Routed-expert groups hold n_routed_experts copies, so top-k of them is numel * k / E."""
+    total = 0
+    for t in tensor_inventory(spec):
+        if t.part != "language":
+            continue
+        if t.component == "routed_experts":
+            total += t.numel // t.count * spec.experts_per_token
+        else:
+            total += t.numel
+    return total

@@ -1,0 +1,94 @@
+"""Load a model by profile name (`profiles/models/<name>.yaml`) or from a Hugging Face `config.json`
+(a file, or a folder that holds one). Both go through `model_spec_from_config`, so a profile and the
+config.json it copies give identical results.
+
+A profile is `{source, hf_repo, native_weights, config}` where `config` is the config.json mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from planner.base.errors import PlannerError
+from planner.base.yamlio import PROFILES, check_keys, get_str, is_file, load_document, profile_names, require_mapping
+from planner.model.quant import native_format_name
+from planner.model.spec import ModelSpec, model_spec_from_config
+
+MODELS_DIR = PROFILES / "models"
+PROFILE_KEYS = ("source", "hf_repo", "native_weights", "config", "notes")
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded model: its spec, the raw config, and where it came from."""
+
+    name: str  # profile name, or the config's folder name
+    spec: ModelSpec  # architecture facts
+    native_weights: str  # format of the official checkpoint (from quantization_config)
+    source: str  # profile source line, or the config path
+    file: str  # file the config was read from
+
+
+def list_models() -> list[str]:
+    return profile_names(MODELS_DIR)
+
+
+@lru_cache(maxsize=64)
+def load_model(ref: str) -> Model:
+    """`ref` is a profile name, a path to a config.json, or a folder holding config.json."""
+    if not ref.strip():
+        raise PlannerError(f"unknown model {ref!r}: give a profile name or a config.json path", field="model")
+    path = Path(ref)
+    if _is_dir(path):
+        path = path / "config.json"
+        if not is_file(path):
+            raise PlannerError("folder holds no config.json", file=ref)
+    if path.suffix.lower() == ".json" or path.name == "config.json":
+        file = str(path)
+        config = require_mapping(load_document(path), file)
+        name = _profile_named_by(config) or (path.stem if path.name != "config.json" else path.parent.name)
+        spec = model_spec_from_config(config, name=name, file=file)
+        return Model(name, spec, native_format_name(config, spec, file), file, file)
+    profile = path if path.suffix in (".yaml", ".yml") else MODELS_DIR / f"{ref}.yaml"
+    if not is_file(profile):
+        raise PlannerError(f"unknown model {ref!r}: not a profile ({', '.join(list_models())}) "
+                           "nor a config.json file or folder", field="model")
+    file = str(profile)
+    doc = require_mapping(load_document(profile), file)
+    check_keys(doc, PROFILE_KEYS, file)
+    config = require_mapping(doc.get("config"), file, "config")
+    spec = model_spec_from_config(config, name=profile.stem, file=f"{file}: config")
+    native = native_format_name(config, spec, f"{file}: config")
+    stated = get_str(doc, "native_weights", file, default=native)
+    if stated != native:
+        raise PlannerError(f"says {stated!r} but config.quantization_config gives {native!r}",
+                           file=file, field="native_weights")
+    return Model(profile.stem, spec, native, get_str(doc, "source", file), file)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name no folder can have (too long, NUL bytes)
+        return False
+
+
+def _profile_named_by(config: dict) -> str | None:
+    """The profile whose config equals this config.json (so a copied config reports the profile's name)."""
+    for name in list_models():
+        try:
+            doc = load_document(MODELS_DIR / f"{name}.yaml")
+        except PlannerError:
+            continue
+        if isinstance(doc, dict) and doc.get("config") == config:
+            return name
+    return None
+
+
+def raw_config(model: Model) -> dict[str, Any]:
+    """The config.json mapping behind a loaded model (for cross-checks)."""
+    doc = require_mapping(load_document(model.file), model.file)
+    return dict(doc.get("config", doc))

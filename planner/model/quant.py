@@ -1,0 +1,279 @@
+"""Quantization formats: per-tensor rules that map each tensor of the inventory to a storage type.
+
+Storage types (`profiles/storage_types.yaml`) say how one tensor of shape (rows, cols) is laid out:
+value bits per weight, scale blocks, per-tensor metadata, or a ggml block (weights, bytes). A
+format (`profiles/quant/<name>.yaml`) is an ordered rule list (first match wins) over tensor roles,
+parts and layer conditions, plus what happens to 1-D tensors. `mixed-<x>bpw` is synthesized:
+routed experts at x bits per weight, everything else as in the native checkpoint.
+
+bytes(tensor) = ceil(rows*cols*bits/8) + ceil(rows/br)*ceil(cols/bc)*scale_bytes + extra   (scaled types)
+bytes(tensor) = rows * cols / block_weights * bytes_per_block                              (ggml types)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from math import ceil
+from pathlib import Path
+from typing import Any
+
+from planner.base.errors import PlannerError
+from planner.base.yamlio import (
+    PROFILES,
+    check_keys,
+    get_number,
+    get_str,
+    is_file,
+    load_document,
+    profile_names,
+    require_mapping,
+)
+from planner.model.inventory import TensorGroup
+from planner.model.spec import ModelSpec
+
+QUANT_DIR = PROFILES / "quant"
+STORAGE_FILE = PROFILES / "storage_types.yaml"
+
+
+@dataclass(frozen=True)
+class StorageType:
+    """How one tensor is stored."""
+
+    name: str  # e.g. bf16, fp8_block128, int4_g32, Q4_K
+    bits: float  # value bits per weight (scaled types) or bpw of the ggml block (info)
+    scale_block: tuple[int, int] | None  # (rows, cols) covered by one scale; cols 0 = whole row
+    scale_bytes: int  # bytes of one scale
+    tensor_extra_bytes: int  # per-tensor metadata (compressed-tensors weight_shape, global scales)
+    block_weights: int  # ggml: weights per block along cols (0 = not a ggml type)
+    bytes_per_block: int  # ggml: bytes per block
+    fallback: str | None  # ggml: type used when cols is not a multiple of block_weights (llama.cpp)
+    compute: str  # dtype the matmul runs in on hardware with that unit: bf16 | fp8 | int8 | fp4
+
+    def tensor_bytes(self, shape: tuple[int, ...]) -> int:
+        rows, cols = (1, shape[0]) if len(shape) == 1 else shape
+        if self.block_weights:
+            return rows * (cols // self.block_weights) * self.bytes_per_block
+        value = ceil(rows * cols * self.bits / 8)
+        scales = 0
+        if self.scale_block:
+            br, bc = self.scale_block
+            scales = ceil(rows / br) * ceil(cols / (bc or cols)) * self.scale_bytes
+        return value + scales + self.tensor_extra_bytes
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        return not self.block_weights or shape[-1] % self.block_weights == 0
+
+
+@lru_cache(maxsize=1)
+def storage_types() -> dict[str, StorageType]:
+    file = str(STORAGE_FILE)
+    doc = require_mapping(load_document(STORAGE_FILE), file)
+    check_keys(doc, ("source", "types", "ggml_source", "ggml_types", "ggml_fallback"), file)
+    out: dict[str, StorageType] = {}
+    for name, t in require_mapping(doc.get("types"), file, "types").items():
+        pre = f"types.{name}."
+        t = require_mapping(t, file, pre[:-1])
+        check_keys(t, ("bits", "scale_block", "scale_bytes", "tensor_extra_bytes", "compute", "layout"), file, pre)
+        block = t.get("scale_block")
+        if block is not None and not (isinstance(block, list) and len(block) == 2):
+            raise PlannerError("expected [rows, cols]", file=file, field=f"{pre}scale_block")
+        out[name] = StorageType(
+            name, get_number(t, "bits", file, prefix=pre, minimum=1), tuple(block) if block else None,
+            get_number(t, "scale_bytes", file, prefix=pre, default=0, integer=True, minimum=0),
+            get_number(t, "tensor_extra_bytes", file, prefix=pre, default=0, integer=True, minimum=0),
+            0, 0, None, get_str(t, "compute", file, prefix=pre))
+    fallback = require_mapping(doc.get("ggml_fallback") or {}, file, "ggml_fallback")
+    for name, t in require_mapping(doc.get("ggml_types"), file, "ggml_types").items():
+        pre = f"ggml_types.{name}."
+        t = require_mapping(t, file, pre[:-1])
+        check_keys(t, ("block_weights", "bytes_per_block", "compute"), file, pre)
+        bw = get_number(t, "block_weights", file, prefix=pre, integer=True, minimum=1)
+        bpb = get_number(t, "bytes_per_block", file, prefix=pre, integer=True, minimum=1)
+        out[name] = StorageType(name, 8 * bpb / bw, None, 0, 0, bw, bpb, fallback.get(name),
+                                get_str(t, "compute", file, prefix=pre, default="bf16"))
+    return out
+
+
+# ---------------------------------------------------------------- formats
+
+RULE_KEYS = ("roles", "role_pattern", "parts", "type", "when", "note")
+WHEN_KEYS = ("more_bits", "layer_lt_fraction", "layer_below", "dense_layer", "moe_layer", "min_experts",
+             "max_experts", "min_gqa", "tied_embeddings", "every_nth")
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: tuple[str, ...]  # exact roles matched (empty = any)
+    role_pattern: str | None  # regex on the role
+    parts: tuple[str, ...]  # parts matched (empty = any)
+    when: tuple[tuple[str, Any], ...]  # layer/model conditions, all must hold
+    type: str  # storage type name or "native"
+
+
+@dataclass(frozen=True)
+class QuantFormat:
+    name: str  # profile name, e.g. int4-g32, gguf-q4_k_m
+    family: str  # safetensors | gguf
+    description: str  # one line for tables
+    rules: tuple[Rule, ...]  # first match wins, for matrices
+    matrix_default: str  # type for matrices no rule matches ("native" = checkpoint float dtype)
+    vector_type: str  # type of 1-D tensors ("native" or f32)
+    exclude_parts: tuple[str, ...]  # parts this format's files do not hold (GGUF: vision lives in mmproj)
+    source: str  # where the layout comes from
+    own_types: tuple[StorageType, ...] = ()  # types defined by the format itself (mixed-<x>bpw)
+
+    def _type(self, name: str) -> StorageType:
+        for st in self.own_types:
+            if st.name == name:
+                return st
+        return storage_types()[name]
+
+    def storage_for(self, t: TensorGroup, spec: ModelSpec) -> StorageType:
+        types = storage_types()
+        if t.dtype == "f32":
+            return types["f32"]
+        if not t.is_matrix:
+            return types[spec.native_dtype if self.vector_type == "native" else self.vector_type]
+        chosen = self.matrix_default
+        for rule in self.rules:
+            if _matches(rule, t, spec):
+                chosen = rule.type
+                break
+        st = self._type(spec.native_dtype if chosen == "native" else chosen)
+        while not st.fits(t.shape):  # llama.cpp: "tensor cols N are not divisible by M, required for TYPE"
+            st = types[st.fallback or "Q8_0"] if st.fallback != st.name else types["F16"]
+        return st
+
+    def tensor_bytes(self, t: TensorGroup, spec: ModelSpec) -> int:
+        st = self.storage_for(t, spec)
+        return st.tensor_bytes(t.shape) * t.count
+
+
+def use_more_bits(i: int, n: int) -> bool:
+    """llama.cpp src/llama-quant.cpp use_more_bits: first and last eighth of layers, and every third in between."""
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def _matches(rule: Rule, t: TensorGroup, spec: ModelSpec) -> bool:
+    if rule.roles and t.role not in rule.roles:
+        return False
+    if rule.role_pattern and not re.fullmatch(rule.role_pattern, t.role):
+        return False
+    if rule.parts and t.part not in rule.parts:
+        return False
+    return all(_condition(key, val, t, spec) for key, val in rule.when)
+
+
+def _condition(key: str, val: Any, t: TensorGroup, spec: ModelSpec) -> bool:
+    """One `when:` entry. Boolean keys hold when the fact equals `val`; numeric keys are thresholds."""
+    n = spec.num_layers
+    i = t.layer if t.layer is not None else 0
+    moe = t.layer is not None and (t.layer >= n or spec.moe_layers[t.layer])  # MTP layers are MoE layers
+    if key == "more_bits":
+        return use_more_bits(i, n) == bool(val)
+    if key == "dense_layer":
+        return (t.layer is not None and not moe) == bool(val)
+    if key == "moe_layer":
+        return moe == bool(val)
+    if key == "tied_embeddings":
+        return spec.tie_word_embeddings == bool(val)
+    if key == "layer_lt_fraction":
+        return i < int(n * val)  # llama.cpp compares with integer division (i_layer < n_layer/16)
+    if key == "layer_below":
+        return i < val
+    if key == "min_experts":
+        return spec.n_routed_experts >= val
+    if key == "max_experts":
+        return spec.n_routed_experts <= val
+    if key == "min_gqa":
+        return spec.num_heads // spec.num_kv_heads >= val
+    return i % val[0] == val[1]  # every_nth: [n, r]
+
+
+def _rule(doc: Any, file: str, field: str) -> Rule:
+    doc = require_mapping(doc, file, field)
+    check_keys(doc, RULE_KEYS, file, field + ".")
+    when = require_mapping(doc.get("when") or {}, file, f"{field}.when")
+    check_keys(when, WHEN_KEYS, file, f"{field}.when.")
+    type_ = get_str(doc, "type", file, prefix=field + ".")
+    if type_ != "native" and type_ not in storage_types():
+        raise PlannerError(f"unknown storage type {type_!r}", file=file, field=f"{field}.type")
+    return Rule(tuple(doc.get("roles") or ()), doc.get("role_pattern"), tuple(doc.get("parts") or ()),
+                tuple(when.items()), type_)
+
+
+def list_formats() -> list[str]:
+    return profile_names(QUANT_DIR)
+
+
+_MIXED = re.compile(r"mixed-(\d+(?:\.\d+)?)bpw")
+
+
+@lru_cache(maxsize=128)
+def load_format(name: str) -> QuantFormat:
+    """A format by profile name or path; `mixed-<x>bpw` is built from its name."""
+    m = _MIXED.fullmatch(name)
+    if m:
+        bits = float(m.group(1))
+        if not 1.0 <= bits <= 16.0:
+            raise PlannerError(f"mixed bits per weight must be within 1-16, got {bits:g}", field="weights")
+        st = StorageType(f"mixed_{bits:g}bpw", bits, None, 0, 0, 0, 0, None, "bf16")
+        rule = Rule(("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"), None, (), (), st.name)
+        return QuantFormat(name, "safetensors", f"routed experts at an average {bits:g} bits per weight, "
+                           "the rest as the native checkpoint", (rule,), "native", "native", (),
+                           "mixed recipe: an average over the quantized tensors (CONTRACT.md §6)", (st,))
+    path = Path(name) if name.endswith((".yaml", ".yml")) else QUANT_DIR / f"{name}.yaml"
+    if not is_file(path):
+        raise PlannerError(f"unknown weight format {name!r}; known: {', '.join(list_formats())}, mixed-<x>bpw",
+                           field="weights")
+    file = str(path)
+    doc = require_mapping(load_document(path), file)
+    check_keys(doc, ("source", "description", "family", "rules", "matrix_default", "vector_type",
+                     "exclude_parts", "notes"), file)
+    rules = doc.get("rules") or []
+    if not isinstance(rules, list):
+        raise PlannerError("expected a list", file=file, field="rules")
+    family = get_str(doc, "family", file)
+    if family not in ("safetensors", "gguf"):
+        raise PlannerError("expected safetensors or gguf", file=file, field="family")
+    default = get_str(doc, "matrix_default", file, default="native")
+    vector = get_str(doc, "vector_type", file, default="native")
+    for field, val in (("matrix_default", default), ("vector_type", vector)):
+        if val != "native" and val not in storage_types():
+            raise PlannerError(f"unknown storage type {val!r}", file=file, field=field)
+    return QuantFormat(
+        path.stem, family, get_str(doc, "description", file), tuple(_rule(r, file, f"rules[{k}]") for k, r in
+                                                                    enumerate(rules)),
+        default, vector, tuple(doc.get("exclude_parts") or ()), get_str(doc, "source", file))
+
+
+def native_format_name(config: Mapping[str, Any], spec: ModelSpec, file: str | None = None) -> str:
+    """The format the official checkpoint stores, read from config.json's quantization_config."""
+    nested = isinstance(config.get("text_config"), Mapping)
+    cfg = config["text_config"] if nested else config
+    key = "text_config.quantization_config" if nested and "quantization_config" in cfg else "quantization_config"
+    q = cfg.get("quantization_config") or config.get("quantization_config")
+    if q is not None and not isinstance(q, Mapping):  # a quantized checkpoint must not pass for a bf16 one
+        raise PlannerError(f"expected a mapping, got {type(q).__name__}", file=file, field=key)
+    if isinstance(q, Mapping):
+        method = q.get("quant_method")
+        if method == "fp8" and q.get("weight_block_size") == [128, 128]:
+            return "fp8-block128"
+        if method == "mxfp4":
+            return "mxfp4"
+        groups = q.get("config_groups")
+        if method == "compressed-tensors" and not isinstance(groups, Mapping):
+            raise PlannerError("expected a mapping of quantization groups", file=file, field=f"{key}.config_groups")
+        if method == "compressed-tensors":
+            for group in groups.values():
+                w = group.get("weights") if isinstance(group, Mapping) else None
+                if not isinstance(w, Mapping):
+                    continue
+                size = w.get("group_size")
+                if w.get("num_bits") == 4 and w.get("strategy") == "group" and type(size) is int \
+                        and size in (32, 64, 128):
+                    return f"int4-g{size}"
+    return spec.native_dtype if spec.native_dtype in ("bf16", "fp16") else "bf16"

@@ -1,0 +1,315 @@
+"""Model specs: one frozen dataclass built from a Hugging Face `config.json` of a supported type.
+
+`model_spec_from_config(config, name=..., file=...)` reads the fields each architecture uses
+(the same names transformers' own config classes read) and rejects unknown `model_type`s and
+missing fields with a one-line PlannerError. Everything downstream (tensor inventory, bytes,
+KV cache, op records) reads only this spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from planner.base.errors import PlannerError
+
+SUPPORTED_MODEL_TYPES = (
+    "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
+    "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
+)
+MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2")
+
+
+@dataclass(frozen=True)
+class VisionSpec:
+    """MoonViT vision tower + patch-merger projector (Kimi K2.5 `vision_config`)."""
+
+    hidden: int  # vt_hidden_size
+    intermediate: int  # vt_intermediate_size
+    layers: int  # vt_num_hidden_layers
+    patch: int  # patch_size (square patches, 3 input channels)
+    pos_emb_hw: tuple[int, int]  # init_pos_emb_height, init_pos_emb_width: learned 2-D position table
+    merge: tuple[int, int]  # merge_kernel_size: patches merged into one token by the projector
+    mm_hidden: int  # mm_hidden_size: projector input width per patch
+    text_hidden: int  # text_hidden_size: projector output width
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture facts of one language model; sizes are element counts, not bytes."""
+
+    name: str  # profile name or config path
+    model_type: str  # normalized HF model_type (kimi_k25 text model -> kimi_k2)
+    architecture: str  # family the planner models it as: deepseek_v3, qwen3_moe, llama, ...
+    vocab_size: int  # rows of embed_tokens and lm_head
+    hidden_size: int  # d_model
+    num_layers: int  # decoder layers of the language model (MTP layers not included)
+    num_heads: int  # attention (query) heads
+    num_kv_heads: int  # KV heads (GQA); for MLA the heads the latent is expanded to
+    head_dim: int  # per-head width of q/k/v for GQA models (MLA: qk_nope + qk_rope)
+    tie_word_embeddings: bool  # lm_head shares the embedding matrix
+    native_dtype: str  # torch_dtype / dtype of the unquantized checkpoint tensors
+    # attention
+    attention: str  # "mla" | "gqa"
+    q_lora_rank: int | None  # MLA query compression rank; None = plain q_proj
+    kv_lora_rank: int  # MLA latent width (0 for GQA)
+    qk_nope_head_dim: int  # MLA per-head non-rotary q/k width
+    qk_rope_head_dim: int  # MLA rotary width (shared k_pe of one head)
+    v_head_dim: int  # MLA per-head value width
+    qkv_bias: bool  # q/k/v projections carry a bias
+    o_bias: bool  # output projection carries a bias
+    qk_norm: bool  # per-head RMSNorm on q and k (Qwen3, GLM-4.5 use_qk_norm)
+    attention_sinks: bool  # one learned sink logit per head (gpt-oss)
+    layer_types: tuple[str, ...]  # per layer: "full_attention" | "sliding_attention"
+    sliding_window: int | None  # tokens kept by sliding-window layers
+    # feed-forward
+    intermediate_size: int  # dense MLP width
+    mlp_bias: bool  # dense MLP projections carry a bias (Llama mlp_bias)
+    moe_layers: tuple[bool, ...]  # per layer: routed-expert MoE (True) or dense MLP (False)
+    n_routed_experts: int  # routed experts per MoE layer
+    experts_per_token: int  # top-k
+    moe_intermediate_size: int  # width of one routed expert
+    n_shared_experts: int  # shared experts (DeepSeek counts them as a multiple of moe_intermediate)
+    shared_intermediate_size: int  # total width of the shared-expert MLP (0 = none)
+    shared_expert_gate: bool  # Qwen2-MoE sigmoid gate on the shared expert, Linear(h, 1)
+    router_score_bias: bool  # e_score_correction_bias buffer (noaux_tc routing), float32
+    router_linear_bias: bool  # router Linear has a bias (gpt-oss)
+    expert_bias: bool  # routed expert projections carry biases (gpt-oss)
+    gate_up_fused: bool  # checkpoint stores gate and up of experts as one tensor
+    # extras stored beside the language model
+    mtp_layers: int  # num_nextn_predict_layers (DeepSeek/GLM multi-token prediction)
+    vision: VisionSpec | None  # vision tower (Kimi K2.5)
+    max_context: int | None = None  # max_position_embeddings: longest context the model is configured for
+
+    @property
+    def num_moe_layers(self) -> int:
+        return sum(self.moe_layers)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_routed_experts > 0 and self.num_moe_layers > 0
+
+    @property
+    def qk_head_dim(self) -> int:
+        """MLA query/key head width = qk_nope_head_dim + qk_rope_head_dim (128 + 64 = 192 for DeepSeek-V3)."""
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+    @property
+    def kv_latent_elems_per_layer(self) -> int:
+        """MLA cache per token per layer: kv_lora_rank + qk_rope_head_dim (512 + 64 = 576 for DeepSeek-V3/Kimi)."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+
+class _Fields:
+    """Reads config fields with errors that name the file and the field."""
+
+    def __init__(self, cfg: Mapping[str, Any], file: str, prefix: str = ""):
+        self.cfg, self.file, self.prefix = cfg, file, prefix
+
+    def _err(self, key: str, msg: str) -> PlannerError:
+        return PlannerError(msg, file=self.file, field=f"{self.prefix}{key}")
+
+    def int(self, key: str, default: Any = ..., *, minimum: int = 1) -> Any:
+        value = self.cfg.get(key)
+        if value is None:
+            if default is ...:
+                raise self._err(key, "missing required field")
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise self._err(key, f"expected an integer, got {value!r}"[:120])
+        if value < minimum:
+            raise self._err(key, f"must be >= {minimum}, got {value}")
+        if value > 10**8:
+            raise self._err(key, f"absurd size {value}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.cfg.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self._err(key, f"expected true/false, got {value!r}"[:120])
+        return value
+
+    def int_list(self, key: str) -> list[int]:
+        value = self.cfg.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise self._err(key, "expected a list of integers")
+        return value
+
+
+def _dtype(cfg: Mapping[str, Any]) -> str:
+    raw = cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
+    return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(str(raw), "bf16")
+
+
+def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -> ModelSpec:
+    """Build a ModelSpec from an HF config mapping (top level of config.json)."""
+    if not isinstance(config, Mapping):
+        raise PlannerError("config must be a mapping", file=file)
+    model_type = config.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise PlannerError(
+            f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
+            file=file, field="model_type",
+        )
+    vision = None
+    prefix = ""
+    cfg = config
+    if model_type == "kimi_k25":
+        # Kimi K2.5: the language model is a DeepSeek-V3 architecture under text_config; MoonViT under vision_config.
+        cfg = config.get("text_config")
+        if not isinstance(cfg, Mapping):
+            raise PlannerError("missing required field", file=file, field="text_config")
+        prefix = "text_config."
+        vision = _moonvit(config.get("vision_config"), file)
+        model_type = "kimi_k2"
+    return _build(cfg, model_type, name=name, file=file, prefix=prefix, vision=vision)
+
+
+def _moonvit(vcfg: Any, file: str) -> VisionSpec | None:
+    if vcfg is None:
+        return None
+    if not isinstance(vcfg, Mapping):
+        raise PlannerError("expected a mapping", file=file, field="vision_config")
+    f = _Fields(vcfg, file, "vision_config.")
+    merge = vcfg.get("merge_kernel_size", [2, 2])
+    if not (isinstance(merge, list) and len(merge) == 2 and all(isinstance(m, int) and m > 0 for m in merge)):
+        raise PlannerError("expected two positive integers", file=file, field="vision_config.merge_kernel_size")
+    return VisionSpec(
+        hidden=f.int("vt_hidden_size"),
+        intermediate=f.int("vt_intermediate_size"),
+        layers=f.int("vt_num_hidden_layers"),
+        patch=f.int("patch_size"),
+        pos_emb_hw=(f.int("init_pos_emb_height"), f.int("init_pos_emb_width")),
+        merge=(merge[0], merge[1]),
+        mm_hidden=f.int("mm_hidden_size", f.int("vt_hidden_size")),
+        text_hidden=f.int("text_hidden_size"),
+    )
+
+
+def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, prefix: str,
+           vision: VisionSpec | None) -> ModelSpec:
+    f = _Fields(cfg, file, prefix)
+    hidden = f.int("hidden_size")
+    layers = f.int("num_hidden_layers")
+    heads = f.int("num_attention_heads")
+    kv_heads = f.int("num_key_value_heads", heads)
+    if heads % kv_heads:
+        raise f._err("num_key_value_heads", f"{kv_heads} does not divide num_attention_heads {heads}")
+    base: dict[str, Any] = dict(
+        name=name, model_type=model_type, architecture=model_type, vocab_size=f.int("vocab_size"),
+        hidden_size=hidden, num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
+        head_dim=f.int("head_dim", hidden // heads),
+        tie_word_embeddings=f.bool("tie_word_embeddings", False), native_dtype=_dtype(cfg),
+        attention="gqa", q_lora_rank=None, kv_lora_rank=0, qk_nope_head_dim=0, qk_rope_head_dim=0, v_head_dim=0,
+        qkv_bias=f.bool("attention_bias", False), o_bias=False, qk_norm=False, attention_sinks=False,
+        layer_types=("full_attention",) * layers, sliding_window=None,
+        intermediate_size=f.int("intermediate_size", 0, minimum=0), mlp_bias=False,
+        moe_layers=(False,) * layers, n_routed_experts=0, experts_per_token=0, moe_intermediate_size=0,
+        n_shared_experts=0, shared_intermediate_size=0, shared_expert_gate=False, router_score_bias=False,
+        router_linear_bias=False, expert_bias=False, gate_up_fused=False, mtp_layers=0, vision=vision,
+        max_context=f.int("max_position_embeddings", None),
+    )
+    if model_type in MLA_TYPES:
+        base.update(_mla(f, cfg, model_type, layers))
+    elif model_type in ("qwen3_moe", "qwen2_moe"):
+        base.update(_qwen_moe(f, model_type, layers))
+    elif model_type == "mixtral":
+        # transformers MixtralAttention has no biases whatever attention_bias says
+        base.update(qkv_bias=False, moe_layers=(True,) * layers, n_routed_experts=f.int("num_local_experts"),
+                    experts_per_token=f.int("num_experts_per_tok"), moe_intermediate_size=f.int("intermediate_size"))
+    elif model_type == "llama":
+        base.update(o_bias=f.bool("attention_bias", False), mlp_bias=f.bool("mlp_bias", False))
+        f.int("intermediate_size")
+    elif model_type == "qwen3":
+        base.update(qk_norm=True, o_bias=f.bool("attention_bias", False))
+        f.int("intermediate_size")
+    elif model_type == "gpt_oss":
+        base.update(_gpt_oss(f, cfg, layers, file, prefix))
+    elif model_type == "glm4_moe":
+        base.update(_glm4_moe(f, layers))
+    spec = ModelSpec(**base)
+    if spec.is_moe and spec.experts_per_token > spec.n_routed_experts:
+        raise f._err("num_experts_per_tok", f"{spec.experts_per_token} exceeds the {spec.n_routed_experts} experts")
+    return spec
+
+
+def _mla(f: _Fields, cfg: Mapping[str, Any], model_type: str, layers: int) -> dict[str, Any]:
+    """DeepSeek-V2/V3 and Kimi K2: MLA attention, fine-grained MoE with shared experts."""
+    experts = f.int("n_routed_experts", 0, minimum=0)
+    first_dense = f.int("first_k_dense_replace", 0, minimum=0)
+    # transformers DeepseekV2/V3: MoE where layer_idx >= first_k_dense_replace (moe_layer_freq, 1 in every
+    # published config, is not read by transformers and so not here either)
+    moe = tuple(experts > 0 and i >= first_dense for i in range(layers))
+    shared = f.int("n_shared_experts", 0, minimum=0)
+    moe_inter = f.int("moe_intermediate_size") if experts else 0
+    # noaux_tc routing keeps a float32 e_score_correction_bias per expert (DeepSeek-V3 / Kimi K2);
+    # DeepSeek-V2's greedy / group_limited_greedy routing has none.
+    score_bias = model_type != "deepseek_v2" or cfg.get("topk_method") == "noaux_tc"
+    nope, rope, v = f.int("qk_nope_head_dim"), f.int("qk_rope_head_dim"), f.int("v_head_dim")
+    return dict(
+        attention="mla", q_lora_rank=f.int("q_lora_rank", None), kv_lora_rank=f.int("kv_lora_rank"),
+        qk_nope_head_dim=nope, qk_rope_head_dim=rope, v_head_dim=v, head_dim=nope + rope,
+        o_bias=f.bool("attention_bias", False),
+        architecture="deepseek_v2" if model_type == "deepseek_v2" else "deepseek_v3",
+        moe_layers=moe, n_routed_experts=experts, experts_per_token=f.int("num_experts_per_tok") if experts else 0,
+        moe_intermediate_size=moe_inter, n_shared_experts=shared, shared_intermediate_size=shared * moe_inter,
+        router_score_bias=bool(experts) and score_bias,
+        mtp_layers=f.int("num_nextn_predict_layers", 0, minimum=0),
+    )
+
+
+def _qwen_moe(f: _Fields, model_type: str, layers: int) -> dict[str, Any]:
+    """Qwen2-MoE / Qwen3-MoE: MoE where layer not in mlp_only_layers and (idx + 1) % decoder_sparse_step == 0."""
+    experts = f.int("num_experts")
+    step = f.int("decoder_sparse_step", 1)
+    dense_only = set(f.int_list("mlp_only_layers"))
+    moe = tuple(i not in dense_only and (i + 1) % step == 0 for i in range(layers))
+    out: dict[str, Any] = dict(
+        moe_layers=moe, n_routed_experts=experts, experts_per_token=f.int("num_experts_per_tok"),
+        moe_intermediate_size=f.int("moe_intermediate_size"),
+    )
+    if model_type == "qwen3_moe":
+        out.update(qk_norm=True, o_bias=f.bool("attention_bias", False))
+    else:
+        # Qwen2-MoE: q/k/v always carry a bias; one shared expert with its own width and a sigmoid gate.
+        out.update(qkv_bias=True, shared_intermediate_size=f.int("shared_expert_intermediate_size", 0, minimum=0))
+        out.update(n_shared_experts=1 if out["shared_intermediate_size"] else 0,
+                   shared_expert_gate=bool(out["shared_intermediate_size"]))
+    return out
+
+
+def _gpt_oss(f: _Fields, cfg: Mapping[str, Any], layers: int, file: str, prefix: str) -> dict[str, Any]:
+    """gpt-oss: alternating sliding/full attention with sinks, biased router and experts (MXFP4 in the checkpoint)."""
+    types = cfg.get("layer_types") or ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
+    if not isinstance(types, list) or len(types) != layers \
+            or any(t not in ("sliding_attention", "full_attention") for t in types):
+        raise PlannerError(f"expected {layers} entries of sliding_attention/full_attention",
+                           file=file, field=f"{prefix}layer_types")
+    return dict(
+        qkv_bias=f.bool("attention_bias", True), o_bias=f.bool("attention_bias", True), attention_sinks=True,
+        layer_types=tuple(types),
+        sliding_window=f.int("sliding_window"), moe_layers=(True,) * layers,
+        n_routed_experts=f.int("num_local_experts"), experts_per_token=f.int("num_experts_per_tok"),
+        moe_intermediate_size=f.int("intermediate_size"), router_linear_bias=True, expert_bias=True,
+        gate_up_fused=True,
+    )
+
+
+def _glm4_moe(f: _Fields, layers: int) -> dict[str, Any]:
+    """GLM-4.5: GQA with q/k/v bias and optional qk-norm, DeepSeek-V3-style MoE after first_k_dense_replace."""
+    experts = f.int("n_routed_experts")
+    first_dense = f.int("first_k_dense_replace", 0, minimum=0)
+    shared = f.int("n_shared_experts", 0, minimum=0)
+    moe_inter = f.int("moe_intermediate_size")
+    return dict(
+        qk_norm=f.bool("use_qk_norm", False), moe_layers=tuple(i >= first_dense for i in range(layers)),
+        n_routed_experts=experts, experts_per_token=f.int("num_experts_per_tok"), moe_intermediate_size=moe_inter,
+        n_shared_experts=shared, shared_intermediate_size=shared * moe_inter, router_score_bias=True,
+        mtp_layers=f.int("num_nextn_predict_layers", 0, minimum=0),
+    )

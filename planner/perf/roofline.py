@@ -1,0 +1,150 @@
+"""The roofline, applied in one function: op records -> seconds, with the bound named.
+
+GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m) x depth(K)), bytes / (HBM x eff_m(m)), kernels x floor)
+CPU op:   the same with the host's AMX/AVX-512 peak and DRAM bandwidth (NUMA-aware engines use every
+          socket, others one socket's worth); `pcie` ops stream their weights over the host link while
+          the GPU computes them, t = max(stream, GPU compute).
+Comm op:  all-reduce  t = latency + 2(g-1)/g x bytes / bus bandwidth (NVLink/XGMI inside a node, RDMA
+          across nodes, PCIe without a scale-up fabric); all-to-all t = latency + max(NVLink part,
+          RDMA part) of the bytes sent to other ranks; p2p t = latency + bytes / link.
+Efficiencies come from planner.hardware.efficiency (published fractions or a kernels_bench calibration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.base.errors import PlannerError
+from planner.hardware.efficiency import Curve, Efficiency
+from planner.perf.ops import Op
+
+FALLBACK_DTYPE = {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "fp8", "bf16"),
+                  "bf16": ("bf16", "fp16"), "fp16": ("fp16", "bf16")}
+
+
+@dataclass(frozen=True)
+class TimedOp:
+    op: Op
+    seconds: float  # per occurrence
+    bound: str  # compute | memory | latency | communication | host
+
+    @property
+    def total_s(self) -> float:
+        return self.seconds * self.op.count
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the roofline needs to know about where ops run."""
+
+    acc: object | None  # planner.hardware.accelerators.Accelerator (None: CPU only)
+    host: object | None  # planner.hardware.hosts.Host
+    eff: Efficiency
+    gpus_per_node: int
+    numa_aware: bool  # engine spreads CPU work over all sockets
+    cpu_dtype: str  # fp32 (llama.cpp AVX-512) or bf16/int8 (AMX kernels)
+    cpu_memory_efficiency: float | None = None  # engine's CPU kernels' fraction of DRAM bandwidth
+    cpu_compute_efficiency: Curve | None = None  # engine's CPU GEMMs' fraction of the AMX / AVX-512 peak by rows
+    stream_pageable_bytes_per_s: float | None = None  # host-to-GPU weight streaming from pageable memory (engine)
+    stream_overlap: bool = True  # streamed weights' copy overlaps the GEMMs that use them (engine)
+
+
+def _peak(acc, dtype: str) -> float:
+    for d in FALLBACK_DTYPE.get(dtype, (dtype, "bf16")):
+        try:
+            return acc.peak_flops(d)
+        except PlannerError:
+            continue
+    return acc.peak_flops("fp16")
+
+
+# Short reductions run below the efficiency curves: with few K steps per output tile the prologue and epilogue
+# (loading, scaling, writing C) are not amortized. DeepGEMM's dense FP8 table (shared/reference/kernels.yaml,
+# H800): at M=4096, K=512 reaches 751 TFLOPS against 1,009-1,426 at K=1,536-16,384, and at M=128 358 against
+# 510-645, i.e. ~0.65x; efficiency ~ K / (K + K0) fits that with K0 = 300. The curves are DeepGEMM's at typical
+# K ~ 4,096, so ops are scaled by (K / (K + K0)) / (4096 / (4096 + K0)), never above 1. It matters for
+# TP-split expert down projections (DeepSeek/Kimi at TP8: K = 2048 / 8 = 256).
+GEMM_DEPTH_K0 = 300.0
+GEMM_DEPTH_REF = 4096.0
+
+
+def depth_factor(depth: float) -> float:
+    if depth <= 0:
+        return 1.0
+    return min(1.0, depth / (depth + GEMM_DEPTH_K0) * (GEMM_DEPTH_REF + GEMM_DEPTH_K0) / GEMM_DEPTH_REF)
+
+
+def _mamf_cap(acc, dtype: str) -> float:
+    frac = acc.fraction("mamf_fp8" if dtype in ("fp8", "fp4", "int8") else "mamf_bf16")
+    return frac if frac else 1.0
+
+
+def time_op(op: Op, m: Machine) -> TimedOp:
+    if op.kind == "comm":
+        return TimedOp(op, comm_time(op, m), "communication")
+    e = m.eff.ops[op.kind]
+    if op.where == "cpu" or m.acc is None:
+        return _cpu_time(op, m)
+    peak = _peak(m.acc, op.dtype)
+    eff_c = e.compute_for(op.dtype).at(op.m or 1)
+    if op.kind in ("gemm", "grouped_gemm"):
+        eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype)) * depth_factor(op.depth)
+    t_c = op.flops / (peak * eff_c) if op.flops else 0.0
+    t_m = op.bytes / (m.acc.memory_bandwidth_bytes_per_s * e.memory.at(op.m or 1)) if op.bytes else 0.0
+    if op.where == "pcie":
+        link = m.acc.host_link_bytes_per_s or 32e9  # PCIe 4.0 x16 per direction when the profile has none
+        rate = link * m.eff.comm["pcie_fraction"]
+        if m.stream_pageable_bytes_per_s:  # staged through the driver's pinned bounce buffer
+            rate = min(rate, m.stream_pageable_bytes_per_s)
+        t_stream = op.weight_bytes / rate
+        t = max(t_c + t_stream if not m.stream_overlap else max(t_c, t_stream), e.floor_s * op.kernels)
+        return TimedOp(op, t, "host" if t_stream >= t_c else "compute")
+    floor = e.floor_s * op.kernels
+    t = max(t_c, t_m, floor)
+    bound = "latency" if t == floor and t > max(t_c, t_m) else ("compute" if t_c >= t_m else "memory")
+    return TimedOp(op, t, bound)
+
+
+def _cpu_time(op: Op, m: Machine) -> TimedOp:
+    host = m.host
+    if host is None:
+        raise PlannerError("ops placed on the CPU need a host profile", field="hardware.host")
+    e = m.eff.ops["cpu_experts"] if op.kind == "cpu_experts" else m.eff.ops[op.kind]
+    sockets = host.sockets if m.numa_aware else 1
+    bw = host.memory_bandwidth_bytes_per_s_per_socket * sockets
+    frac = m.cpu_memory_efficiency or min(host.memory_bandwidth_fraction or 1.0, e.memory.at(op.m or 1))
+    t_m = op.bytes / (bw * frac) if op.bytes else 0.0
+    try:
+        peak = host.cpu.peak_flops_per_socket(m.cpu_dtype) * sockets
+        curve = m.cpu_compute_efficiency or e.compute
+        t_c = op.flops / (peak * curve.at(op.m or 1)) if op.flops else 0.0
+    except PlannerError:  # CPU clock not published: compute not modelled (noted by perf)
+        t_c = 0.0
+    t = max(t_c, t_m, e.floor_s)
+    return TimedOp(op, t, "host")
+
+
+def comm_time(op: Op, m: Machine) -> float:
+    c = m.eff.comm
+    g = max(op.group, 1)
+    if g <= 1 or not op.comm_bytes:
+        return 0.0
+    acc = m.acc
+    nvlink = (acc.scale_up_bytes_per_s if acc and acc.scale_up_bytes_per_s else None)
+    pcie = (acc.host_link_bytes_per_s if acc and acc.host_link_bytes_per_s else 25e9)
+    intra = nvlink or pcie * c["pcie_fraction"]
+    cross_node = g > max(m.gpus_per_node, 1)
+    rdma = c["rdma_bytes_per_s_per_gpu"]
+    if op.comm == "allreduce":
+        busbw = (acc.allreduce_busbw_bytes_per_s if acc and acc.allreduce_busbw_bytes_per_s and nvlink
+                 else intra * c["allreduce_busbw_fraction"])
+        if cross_node:
+            busbw = min(busbw, rdma)
+        lat = c["allreduce_latency_cross_node_s"] if cross_node else c["allreduce_latency_s"]
+        return lat + 2 * (g - 1) / g * op.comm_bytes / busbw
+    if op.comm == "alltoall":
+        t_intra = op.comm_bytes / (intra * c["alltoall_nvlink_fraction"])
+        t_inter = op.rdma_bytes / rdma
+        return c["alltoall_latency_s"] + max(t_intra, t_inter)
+    link = rdma if cross_node else intra
+    return c["allreduce_latency_s"] + op.comm_bytes / link

@@ -1,0 +1,231 @@
+"""Step times and serving metrics from op records.
+
+- `decode_step(sc, batch_per_gpu, kv_len)` and `prefill_step(sc, tokens_per_gpu, prompt_len)` time one
+  forward step of the fullest GPU (roofline per op, communication, per-step engine overhead).
+- Two-batch overlap (engine `overlap_comm: tbo_ep`, ep > 1): the EP all-to-all of one micro-batch runs
+  under the compute of the other: step = compute + communication - 0.5 x min(compute, communication).
+- CUDA graphs (engine `cuda_graph_max_batch`, `graph_prefill_tokens`, `eager_kernel_host_s`): a step
+  outside a graph (prefill in engines that capture decode only, decode batches above the captured sizes)
+  is launched kernel by kernel from Python; the GPU then waits for the host whenever launching is slower
+  than running: step = max(GPU work + communication, kernels x host time per kernel).
+- Ops on the CPU (engine `cpu_op_host_s`; every op of a CPU-only deployment, the CPU-resident experts of a
+  hybrid one) run synchronously on the host, so their dispatch adds to the work: + kernels x host time per op.
+- Pipeline parallelism: the step of one stage times pp (a token visits every stage; full pipelining).
+- MTP speculative decoding: each step verifies 1 + d tokens per sequence and accepts 1 + d x acceptance;
+  the d draft passes cost one MoE layer and the lm_head each.
+- Serving (CONTRACT.md §2 workload): a closed loop of `concurrency` requests (or, with none given, the
+  largest batch memory allows, MLPerf-offline style), each a prefill of input_len then output_len decode
+  steps. In steady state a running batch of R sequences needs R x input_len / output_len prompt tokens
+  prefilled per step; they share the step with decode (chunked prefill), so one mixed step reads the
+  weights once and does both FLOP loads. Requests beyond R wait: Little's law gives the queueing time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from math import ceil
+
+from planner.deploy.scenario import Scenario
+from planner.hardware.efficiency import efficiency_for
+from planner.perf.ops import Op, step_ops
+from planner.perf.roofline import Machine, TimedOp, time_op
+
+# Two-batch overlap hides this fraction of the shorter of compute and communication. 0.5 reproduces the gains
+# LMSYS measured with SGLang on 96x H100 (lm-sys blog 2025-05-05: prefill +27-35% at equal tokens per device,
+# decode +25.5% at 256 tokens per device), where compute and EP communication are of similar size.
+TBO_HIDDEN = 0.5
+# assumed when a scenario sets mtp_tokens without an acceptance (DeepSeek-V3 report: 85-90% for the 2nd token)
+DEFAULT_MTP_ACCEPTANCE = 0.7
+
+
+@dataclass(frozen=True)
+class Step:
+    seconds: float  # one step of the fullest GPU, overhead included
+    timed: tuple[TimedOp, ...]  # every op with its time and bound
+    compute_s: float  # ops bound by compute or latency
+    memory_s: float  # ops bound by memory
+    comm_s: float  # communication (after overlap)
+    host_s: float  # CPU / PCIe work of offloaded experts
+    overhead_s: float  # engine per-step overhead
+    launch_s: float = 0.0  # host time launching the kernels of a step run outside a CUDA graph (0 in a graph)
+
+    @property
+    def bottleneck(self) -> str:
+        work = self.compute_s + self.memory_s + self.comm_s + self.host_s
+        parts = {"compute": self.compute_s, "memory": self.memory_s, "communication": self.comm_s,
+                 "host": self.host_s if self.launch_s <= work else self.launch_s}
+        return max(parts, key=parts.get)
+
+
+@lru_cache(maxsize=128)
+def machine(sc: Scenario) -> Machine:
+    from planner.hardware.accelerators import load_accelerator
+
+    acc = load_accelerator(sc.gpu) if sc.gpu else None
+    gguf = sc.weights.family == "gguf"
+    cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
+    return Machine(acc, sc.host, _efficiency(sc), sc.gpus_per_node or 1, sc.engine.cpu_numa_aware, cpu_dtype,
+                   sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_for(cpu_dtype),
+                   sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap)
+
+
+def _efficiency(sc: Scenario):
+    """The GPU's efficiency table, with the engine's fused-MoE curves when the routed experts are split by tensor
+    parallelism (ep 1): engines run their own fused-MoE kernel there, not the DeepGEMM-class grouped GEMM."""
+    if not sc.engine.tp_moe_compute_by_dtype or sc.parallelism.ep > 1 or not sc.model.spec.n_routed_experts:
+        return efficiency_for(sc.gpu)
+    return _with_tp_moe(sc.gpu, sc.engine.tp_moe_compute_by_dtype)
+
+
+def kernel_notes(sc: Scenario) -> list[str]:
+    """Plain-language notes on kernel choices that change the efficiency table for this scenario."""
+    from planner.deploy.engines import load_engine
+    from planner.perf.ops import _dtype
+
+    notes = []
+    profile = load_engine(sc.engine.name)
+    if profile.cuda_graph_max_batch is not None and sc.engine.cuda_graph_max_batch is None:
+        notes.append(f"the planner chose the batch, so the deployment is assumed configured for it: CUDA graphs "
+                     f"capture every step ({sc.engine.name}'s default captures decode batches up to "
+                     f"{profile.cuda_graph_max_batch}; set engine_options.cuda_graph_max_batch to model the default)")
+    dtype = _dtype(sc, "ffn_up_exps", "moe")
+    if _efficiency(sc) is efficiency_for(sc.gpu) or dtype not in dict(sc.engine.tp_moe_compute_by_dtype):
+        return notes
+    return [*notes, f"routed experts split by TP (ep 1) run {sc.engine.name}'s own fused-MoE kernel: its {dtype} "
+            f"efficiency (profiles/engines/{sc.engine.name}.yaml tp_moe_kernel) replaces the grouped-GEMM table"]
+
+
+@lru_cache(maxsize=64)
+def _with_tp_moe(gpu: str | None, curves: tuple):
+    eff = efficiency_for(gpu)
+    gg = eff.ops["grouped_gemm"]
+    by_dtype = dict(gg.compute_by_dtype) | dict(curves)
+    return replace(eff, ops={**eff.ops, "grouped_gemm": replace(gg, compute_by_dtype=tuple(sorted(by_dtype.items())))})
+
+
+def kernels(ops: list[Op]) -> int:
+    """Kernels the op records of a step launch (each op's kernels on each layer it repeats over)."""
+    return sum(op.kernels * op.count for op in ops)
+
+
+def launch_seconds(sc: Scenario, ops: list[Op]) -> float:
+    """Host time to launch every kernel of a step one by one (outside a CUDA graph)."""
+    eng = sc.engine
+    per_kernel = eng.eager_kernel_host_s
+    if sc.model.spec.attention == "mla" and eng.eager_kernel_host_mla_s is not None:
+        per_kernel = eng.eager_kernel_host_mla_s
+    return per_kernel * kernels(ops)
+
+
+def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True) -> Step:
+    m = machine(sc)
+    timed = tuple(time_op(op, m) for op in ops)
+    comp = sum(t.total_s for t in timed if t.bound in ("compute", "latency"))
+    mem = sum(t.total_s for t in timed if t.bound == "memory")
+    host = sum(t.total_s for t in timed if t.bound == "host")
+    comm = sum(t.total_s for t in timed if t.bound == "communication")
+    work = comp + mem + host
+    if sc.engine.overlap_comm == "tbo_ep" and sc.parallelism.ep > 1:
+        # two micro-batches: one's all-to-all runs under the other's compute, hiding part of the shorter of the two
+        comm = comm - TBO_HIDDEN * min(comm, work)
+    overhead = sc.engine.step_overhead_s
+    # ops on the CPU (every op without a GPU) run synchronously: their dispatch adds to the work
+    dispatch = 0.0
+    if sc.engine.cpu_op_host_s:
+        dispatch = sc.engine.cpu_op_host_s * kernels(ops if sc.gpu is None else [op for op in ops if op.where == "cpu"])
+    if sc.gpu is None:
+        return Step(sc.parallelism.pp * (work + comm + dispatch + overhead), timed, comp, mem, comm, host, overhead,
+                    dispatch)
+    work += dispatch
+    host += dispatch
+    launch = 0.0 if graphed else launch_seconds(sc, ops)
+    # pipeline parallelism: a token crosses all pp stages in turn, each taking one stage step, so the step a
+    # sequence sees is pp stage steps; with pp micro-batches in flight every GPU stays busy, so per-GPU
+    # throughput is still tokens per GPU / this step (no bubble once the batch fills pp micro-batches)
+    stages = sc.parallelism.pp
+    return Step(stages * (max(work + comm, launch) + overhead), timed, comp, mem, comm, host, overhead, launch)
+
+
+def merge(a: list[Op], b: list[Op]) -> list[Op]:
+    """One chunked-prefill step: the same ops over decode and prefill tokens; weights are read once."""
+    by_name = {op.name: op for op in b}
+    out = []
+    for op in a:
+        other = by_name.pop(op.name, None)
+        if other is None:
+            out.append(op)
+            continue
+        out.append(replace(op, flops=op.flops + other.flops, weight_bytes=max(op.weight_bytes, other.weight_bytes),
+                           act_bytes=op.act_bytes + other.act_bytes,
+                           kv_read_bytes=op.kv_read_bytes + other.kv_read_bytes,
+                           kv_write_bytes=op.kv_write_bytes + other.kv_write_bytes,
+                           comm_bytes=op.comm_bytes + other.comm_bytes, m=op.m + other.m))
+    return out + list(by_name.values())
+
+
+def tokens_per_step(sc: Scenario) -> float:
+    """Tokens each sequence gains per decode step: 1 + drafts x acceptance."""
+    if not sc.mtp_tokens:
+        return 1.0
+    acc = sc.acceptance if sc.acceptance is not None else DEFAULT_MTP_ACCEPTANCE
+    return 1.0 + sc.mtp_tokens * acc
+
+
+def decode_ops(sc: Scenario, batch_per_gpu: float, kv_len: float) -> list[Op]:
+    sq = 1 + sc.mtp_tokens
+    ops = step_ops(sc, "decode", batch_per_gpu * sq, kv_len, sq=sq)
+    if sc.mtp_tokens:
+        # draft passes: one MoE layer + lm_head per draft token, for one token per sequence
+        draft = step_ops(sc, "decode", batch_per_gpu, kv_len)
+        layers = max(1, ceil(sc.model.spec.num_layers / sc.parallelism.pp))
+        for op in draft:
+            if op.name.startswith("head."):
+                ops.append(replace(op, name=f"mtp.{op.name}", count=op.count * sc.mtp_tokens))
+            elif op.count == layers or op.name.startswith(("moe.", "comm.ep", "comm.moe")):
+                ops.append(replace(op, name=f"mtp.{op.name}", count=sc.mtp_tokens))
+    return ops
+
+
+def prefill_ops(sc: Scenario, tokens_per_gpu: float, prompt_len: float, cached: float = 0.0) -> list[Op]:
+    """Prompt tokens attend on average to the cached prefix plus half the new part (causal)."""
+    context = cached + (prompt_len - cached) / 2
+    seqs = tokens_per_gpu / max(prompt_len - cached, 1)
+    return step_ops(sc, "prefill", tokens_per_gpu, context, logits_tokens=seqs)
+
+
+def decode_step(sc: Scenario, batch_per_gpu: float, kv_len: float) -> Step:
+    graphed = sc.engine.graphed(batch_per_gpu * sc.parallelism.tp, prefill=False)
+    return run_ops(sc, decode_ops(sc, batch_per_gpu, kv_len), graphed)
+
+
+def prefill_step(sc: Scenario, tokens_per_gpu: float, prompt_len: float, cached: float = 0.0) -> Step:
+    graphed = sc.engine.graphed(tokens_per_gpu * sc.parallelism.tp, prefill=True)
+    return run_ops(sc, prefill_ops(sc, tokens_per_gpu, prompt_len, cached), graphed)
+
+
+def mixed_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens_per_gpu: float,
+               prompt_len: float, cached: float = 0.0) -> Step:
+    """A decode step plus `prefill_tokens_per_gpu` prompt tokens per step on average.
+
+    Engines that mix (vLLM, TRT-LLM chunked prefill) run both in one forward: weights read once. Engines that
+    do not (SGLang without --enable-mixed-chunk) run a separate prefill batch whenever prompts wait: with f
+    prompts arriving per decode step, one batch of f prompts per step (f >= 1) or one prompt every 1/f steps,
+    so each decode step carries f x one-prompt-batch (amortized; its launch floor included)."""
+    t = sc.parallelism.tp
+    if prefill_tokens_per_gpu <= 0:
+        return decode_step(sc, batch_per_gpu, kv_len)
+    if not sc.engine.mixed_chunk:
+        f = min(1.0, prefill_tokens_per_gpu * t / max(prompt_len - cached, 1.0))
+        return amortized(decode_step(sc, batch_per_gpu, kv_len),
+                         prefill_step(sc, prefill_tokens_per_gpu / f, prompt_len, cached), f)
+    ops = merge(decode_ops(sc, batch_per_gpu, kv_len), prefill_ops(sc, prefill_tokens_per_gpu, prompt_len, cached))
+    return run_ops(sc, ops, sc.engine.graphed((batch_per_gpu + prefill_tokens_per_gpu) * t, prefill=True))
+
+
+def amortized(a: Step, b: Step, f: float) -> Step:
+    """Step a followed, on average, by f of step b."""
+    timed = a.timed + tuple(replace(x, seconds=x.seconds * f) for x in b.timed)
+    return Step(a.seconds + f * b.seconds, timed, a.compute_s + f * b.compute_s, a.memory_s + f * b.memory_s,
+                a.comm_s + f * b.comm_s, a.host_s + f * b.host_s, a.overhead_s + f * b.overhead_s,
+                a.launch_s + f * b.launch_s)

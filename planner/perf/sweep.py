@@ -1,0 +1,157 @@
+"""Vectorized decode model: the same op records and roofline as planner.perf.steps, evaluated with numpy over
+arrays of scenario variants (batch per GPU, context length, memory-bandwidth and FLOP/s scaling of the GPU).
+
+Every op's FLOP and bytes are affine in the tokens n and in n x context: v(n, c) = a + b n + d n c (context
+capped per sliding-window layer as planner.perf.ops does). The
+coefficients come from `step_ops` at three points, so the sweep cannot drift from the scalar model; routed
+expert weights read follow E_rank (1 - (1 - k/E)^(n G)) exactly. `tests/test_sweep.py` checks the two paths
+agree. Benchmark: `python -m planner.perf.sweep` (make bench-planner).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.deploy.scenario import Scenario
+from planner.perf.ops import ep_load_imbalance, step_ops
+from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor
+from planner.perf.steps import TBO_HIDDEN, launch_seconds, machine
+
+FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
+
+
+@dataclass
+class _OpCoef:
+    name: str
+    kind: str
+    count: int
+    coef: dict  # field -> (a, b, d)
+    expert_full: float  # routed expert op: weight bytes when every expert is touched (0 otherwise)
+    peak: float
+    mamf: float
+    floor: float
+    comm_a: float  # comm time = comm_a + comm_b x n (every byte of a collective scales with the tokens n)
+    comm_b: float
+    where: str
+    kfac: float = 1.0  # reduction-depth factor on compute efficiency (planner.perf.roofline.depth_factor)
+    # compute-efficiency curve of the op's dtype (planner.hardware.efficiency.OpEfficiency.compute_for)
+    compute: object = None
+
+
+class DecodeSweep:
+    def __init__(self, sc: Scenario):
+        if sc.gpu is None or sc.expert_layers_on_cpu:  # CPU ops (and their dispatch) are left to planner.perf.steps
+            raise ValueError("the vectorized sweep models GPU deployments without host-resident experts")
+        self.sc, m = sc, machine(sc)
+        self.machine = m
+        spec = sc.model.spec
+        par = sc.parallelism
+        self.k_over_e = spec.experts_per_token / max(spec.n_routed_experts, 1)
+        self.stage = par.gpus_per_stage
+        # grouped-GEMM rows per expert: n k (G / ep) x imbalance / touched experts of the rank (as planner.perf.ops)
+        per_rank = -(-(spec.n_routed_experts + par.redundant_experts) // par.ep)
+        self.rows_per_expert = (spec.experts_per_token * (par.gpus_per_stage / par.ep) / max(per_rank, 1)
+                                * ep_load_imbalance(sc))  # the busiest EP rank, as planner.perf.ops
+        sliding = sum(t == "sliding_attention" for t in spec.layer_types) / spec.num_layers
+        self.window, self.sliding = spec.sliding_window, sliding if spec.attention != "mla" else 0.0
+        base = {(n, c): {op.name: op for op in step_ops(sc, "decode", n, c)} for n, c in ((1, 1), (2, 1), (1, 2))}
+        big = {op.name: op for op in step_ops(sc, "decode", 1e9, 1)}
+        self.launch = launch_seconds(sc, list(base[(1, 1)].values()))  # kernel count does not depend on n
+        self.ops = []
+        for name, op in base[(1, 1)].items():
+            vals = {f: (getattr(op, f), getattr(base[(2, 1)][name], f), getattr(base[(1, 2)][name], f)) for f in FIELDS}
+            coef = {}
+            for f, (v11, v21, v12) in vals.items():
+                d = v12 - v11  # n*c term at n = 1
+                b = v21 - v11 - d  # n term
+                coef[f] = (v11 - b - d, b, d)
+            expert = big[name].weight_bytes if name in ("moe.experts", "moe.experts_host") else 0.0
+            e = m.eff.ops[op.kind] if op.kind != "comm" else None
+            peak = _peak(m.acc, op.dtype) if op.kind != "comm" else 0.0
+            gemm = op.kind in ("gemm", "grouped_gemm")
+            mamf = _mamf_cap(m.acc, op.dtype) if gemm else 1.0
+            kfac = depth_factor(op.depth) if gemm else 1.0
+            comm_a = comm_b = 0.0
+            if op.kind == "comm" and op.group > 1:
+                # all bytes of a collective scale with n, so its time is affine in n: latency + slope x n
+                one, two = comm_time(op, m), comm_time(base[(2, 1)][name], m)
+                comm_b = two - one
+                comm_a = one - comm_b
+            self.ops.append(_OpCoef(name, op.kind, op.count, coef, expert, peak, mamf,
+                                    e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac,
+                                    e.compute_for(op.dtype) if e else None))
+
+    def evaluate(self, batch, context, bw_scale=1.0, flops_scale=1.0):
+        """Decode step seconds and tokens/s per GPU for arrays (broadcast together) of variants."""
+        n = np.asarray(batch, dtype=float)
+        c = np.asarray(context, dtype=float)
+        if self.sliding and self.window:  # sliding-window layers attend to at most `window` tokens
+            c = c * (1 - self.sliding) + np.minimum(c, self.window) * self.sliding
+        bw = self.machine.acc.memory_bandwidth_bytes_per_s * np.asarray(bw_scale, dtype=float)
+        fl = np.asarray(flops_scale, dtype=float)
+        work = comm = 0.0
+        eff = self.machine.eff.ops
+        for op in self.ops:
+            v = {f: a + b * n + d * n * c for f, (a, b, d) in op.coef.items()}
+            if op.kind == "comm":
+                comm = comm + np.where(n > 0, op.comm_a + op.comm_b * n, 0.0) * op.count
+                continue
+            weights = v["weight_bytes"]
+            m = np.maximum(v["m"], 1.0)
+            if op.expert_full:
+                touched = 1 - (1 - self.k_over_e) ** (n * self.stage)  # fraction of the rank's experts
+                weights = op.expert_full * touched
+                m = np.maximum(np.ceil(n * self.rows_per_expert / np.maximum(touched, 1e-12)), 1.0)
+            total_bytes = weights + v["act_bytes"] + v["kv_read_bytes"] + v["kv_write_bytes"]
+            e = eff[op.kind]
+            eff_c = _interp(op.compute, m)
+            if op.kind in ("gemm", "grouped_gemm"):
+                eff_c = np.minimum(eff_c, op.mamf) * op.kfac
+            t_c = v["flops"] / (op.peak * fl * eff_c)
+            t_m = total_bytes / (bw * _interp(e.memory, m))
+            work = work + np.maximum(np.maximum(t_c, t_m), op.floor) * op.count
+        if self.sc.engine.overlap_comm == "tbo_ep" and self.sc.parallelism.ep > 1:
+            comm = comm - TBO_HIDDEN * np.minimum(comm, work)
+        busy = work + comm
+        cap = self.sc.engine.cuda_graph_max_batch
+        if self.launch and cap is not None:  # batches above the captured sizes are launched from the host
+            busy = np.where(n * self.sc.parallelism.tp > cap, np.maximum(busy, self.launch), busy)
+        step = (busy + self.sc.engine.step_overhead_s) * self.sc.parallelism.pp
+        return step, n / step
+
+
+def _interp(curve, m):
+    xs = np.log([p[0] for p in curve.points])
+    ys = np.array([p[1] for p in curve.points])
+    return np.interp(np.log(m), xs, ys) if len(xs) > 1 else np.full_like(m, ys[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Benchmark: variants per second of the vectorized decode model (Kimi K2.5 INT4, 8x H200, TP8)."""
+    from planner.deploy.scenario import load_scenario
+
+    path = (argv or sys.argv[1:] or ["profiles/scenarios/kimi-k2.5-int4-8xh200.yaml"])[0]
+    sc = load_scenario(path)
+    t0 = time.perf_counter()
+    sweep = DecodeSweep(sc)
+    setup = time.perf_counter() - t0
+    batch = np.geomspace(1, 1024, 100)[:, None, None]
+    ctx = np.geomspace(512, 262144, 100)[None, :, None]
+    bw = np.linspace(0.5, 2.0, 20)[None, None, :]
+    n_variants = batch.size * ctx.size * bw.size
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        sweep.evaluate(batch, ctx, bw)
+        best = min(best, time.perf_counter() - t0)
+    print(f"vectorized decode sweep: {n_variants:,} variants (batch x context x bandwidth) of {sc.name} "
+          f"in {best * 1e3:.1f} ms = {n_variants / best:,.0f} variants/s (setup {setup * 1e3:.1f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""`python -m planner validate CASES.yaml`: estimate every case and compare with what was measured
+(CONTRACT.md §4). error = predicted / measured - 1. A case that cannot be estimated (bad input, does
+not fit) is reported with its reason and no prediction; it never stops the run.
+
+A case citing a benchmark suite's published results (MLPerf Inference) ran the suite's request set for its
+model: prompt and answer lengths the case leaves unstated come from that dataset (planner.deploy.datasets), and the
+row says so (`dataset`). A case whose name or notes name a request set with a profile (ShareGPT) ran that set: what
+it leaves unstated, usually the shape of the answer lengths, comes from the set."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from planner.base.errors import PlannerError
+from planner.base.yamlio import check_keys, load_document, require_mapping
+from planner.deploy.datasets import named_dataset, suite_dataset
+from planner.deploy.scenario import scenario_from_mapping
+from planner.serving.estimate import estimate
+
+PER_NODE = {"prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_node"}
+
+
+def validate(path: str | Path) -> dict:
+    file = str(path)
+    doc = require_mapping(load_document(path), file)
+    check_keys(doc, ("schema_version", "cases"), file)
+    cases = doc.get("cases")
+    if not isinstance(cases, list):
+        raise PlannerError("expected a list of scenarios", file=file, field="cases")
+    rows, skipped = [], []
+    for k, case in enumerate(cases):
+        name = case.get("name", f"cases[{k}]") if isinstance(case, dict) else f"cases[{k}]"
+        try:
+            case = _with_dataset(case)
+            sc = scenario_from_mapping(case, f"{file}: cases[{k}]")
+            result = estimate(sc)
+        except PlannerError as err:
+            skipped.append({"name": name, "reason": str(err)})
+            continue
+        for m in sc.measured:
+            predicted = _lookup(result, m.metric)
+            row = {"name": name, "metric": m.metric, "measured": m.value, "predicted": predicted,
+                   "error": (predicted / m.value - 1) if predicted is not None and m.value else None,
+                   "fits": result["fits"], "reason": result["reason"],
+                   "bottleneck": result["bottleneck"], "source": m.source, "engine": sc.engine.name,
+                   "gpu": sc.gpu, "model": sc.model.name,
+                   "dataset": sc.workload.dataset.name if sc.workload.from_dataset else None}
+            rows.append(row)
+    errors = [abs(r["error"]) for r in rows if r["error"] is not None]
+    return {"cases": rows, "skipped": skipped, "summary": _summary(errors, len(rows))}
+
+
+def _with_dataset(case):
+    """The case with `workload.dataset` set to the request set it ran, when it names no dataset and leaves something
+    a dataset supplies unstated (the case itself is not changed):
+    - a case citing a benchmark suite's results, with a length unstated: the suite's set for its model;
+    - a case whose name or notes name a set (planner.deploy.datasets.named_dataset): that set (its answer-length
+      shape, when
+      the case states only mean lengths)."""
+    if not isinstance(case, dict) or not isinstance(case.get("workload"), dict) or not isinstance(
+            case.get("measured"), list) or not isinstance(case.get("model"), str):
+        return case
+    wl = case["workload"]
+    if wl.get("dataset") is not None:
+        return case
+    d = None
+    if any(wl.get(k) is None for k in ("input_len", "output_len")):
+        sources = [m.get("source") for m in case["measured"]
+                   if isinstance(m, dict) and isinstance(m.get("source"), str)]
+        d = suite_dataset(sources, case["model"])
+    if d is None and any(wl.get(k) is None for k in ("input_len", "output_len", "output_len_dist")):
+        d = named_dataset([case.get("name"), case.get("notes")])
+    return {**case, "workload": {**wl, "dataset": d.name}} if d else case
+
+
+def _lookup(result: dict, metric: str) -> float | None:
+    if metric in result["metrics"]:
+        return result["metrics"][metric]
+    if metric == "weights_bytes_total":
+        return None
+    if metric == "kv_tokens_per_gpu":
+        return result["capacity"]["kv_tokens_per_gpu"]
+    return None
+
+
+def _summary(errors: list[float], n_rows: int) -> dict:
+    if not errors:
+        return {"n": 0, "n_rows": n_rows, "median_abs_error": None, "p90_abs_error": None}
+    errors = sorted(errors)
+    p90 = errors[min(len(errors) - 1, int(round(0.9 * (len(errors) - 1))))]
+    return {"n": len(errors), "n_rows": n_rows, "median_abs_error": statistics.median(errors),
+            "p90_abs_error": p90, "within_20pct": sum(e <= 0.2 for e in errors) / len(errors)}
+
+
+def markdown(report: dict, source: str) -> str:
+    s = report["summary"]
+    lines = [
+        "# Validation against published measurements",
+        "",
+        f"Generated by `python -m planner validate {source} --markdown docs/validation.md`; do not edit by hand.",
+        "error = predicted / measured - 1. Cases are published end-to-end measurements in scenario form.",
+        "",
+        f"**{s['n']} comparisons: median |error| {_pct(s['median_abs_error'])}, p90 |error| "
+        f"{_pct(s['p90_abs_error'])}**, {_pct(s.get('within_20pct'))} within 20% (target: median <= 20%, "
+        "p90 <= 50%).",
+        "",
+        "Unstated prompt/answer lengths of a case that cites a benchmark suite's results come from the suite's "
+        "request set for its model (`profiles/datasets/`, column 'lengths from').",
+        "",
+        "| case | metric | measured | predicted | error | bottleneck (prefill / decode) | lengths from |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for r in report["cases"]:
+        b = r["bottleneck"]
+        pred = "does not fit: " + r["reason"] if not r["fits"] else _num(r["predicted"])
+        lines.append(f"| {r['name']} | {r['metric']} | {_num(r['measured'])} | {pred} | {_pct(r['error'], True)} "
+                     f"| {b.get('prefill') or '-'} / {b.get('decode') or '-'} | {r.get('dataset') or '-'} |")
+    for r in report["skipped"]:
+        lines.append(f"| {r['name']} | - | - | error: {r['reason']} | - | - | - |")
+    return "\n".join(lines) + "\n"
+
+
+def table(report: dict) -> str:
+    out = [f"{'case':46s} {'metric':32s} {'measured':>12s} {'predicted':>12s} {'error':>8s}"]
+    for r in report["cases"]:
+        out.append(f"{r['name'][:46]:46s} {r['metric'][:32]:32s} {_num(r['measured']):>12s} "
+                   f"{_num(r['predicted']):>12s} {_pct(r['error'], True):>8s}")
+    s = report["summary"]
+    out.append(f"n {s['n']}  median |error| {_pct(s['median_abs_error'])}  p90 |error| {_pct(s['p90_abs_error'])}"
+               f"  within 20% {_pct(s.get('within_20pct'))}")
+    for r in report["skipped"]:
+        out.append(f"skipped {r['name']}: {r['reason']}")
+    return "\n".join(out)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.4g}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    return "-" if x is None else (f"{x:+.0%}" if signed else f"{x:.0%}")

@@ -1,0 +1,252 @@
+"""The `size` answer: ranked plans at the workload's operating point (metrics, SLO margins, capacity, cost, engine
+flags), Pareto fronts (cost vs throughput, cost vs latency) as pandas tables, rejections, API break-even, and
+the readable table the CLI prints without --json.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from planner.perf.steps import decode_step
+from planner.serving.arrivals import percentile_metric
+from planner.serving.serve import serve_metrics
+from planner.sizing.capacity import groups, prompt_chunk, running_for
+from planner.sizing.cost import break_even
+from planner.sizing.fitting import build
+from planner.sizing.flags import flags_for
+
+NOTES = (
+    "metrics are the planner's serving model at the operating point (traffic / replicas); an SLO with a "
+    "percentile is checked there under random (Poisson) arrivals (planner.serving.arrivals), the vectorized screen "
+    "checks means",
+    "capacity and ranking: a vectorized estimate screens every plan, the scalar serving model re-evaluates the "
+    "best and every Pareto point (exact: true)",
+    "buy: capex = priced parts only (capex_excludes lists the rest), written off linearly over "
+    "amortization_years; energy at datasheet maximum power x PUE",
+)
+
+
+def _finite(x):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+def prefill_share(sc, running: float, t) -> float:
+    """Fraction of GPU time a request spends in prefill: its prompt's prefill (compute, the same whether alone or
+    mixed into decode steps) against its share of the decode steps it runs in (step time / running batch)."""
+    chunk, pre = prompt_chunk(sc)
+    new = max(1.0, t.input_len * (1 - t.prefix_cache_hit))
+    prefill_s = pre.seconds * new / chunk
+    batch = max(running, 1.0)
+    decode_s = t.output_len * decode_step(sc, batch / sc.parallelism.tp, sc.workload.mean_kv_len).seconds / batch
+    return prefill_s / (prefill_s + decode_s)
+
+
+def plan_dict(row, rank: int, wl) -> dict:
+    """One ranked plan at the workload's operating point."""
+    cand, sc, t = row.cand, row.sc, wl.traffic
+    g = groups(sc)
+    users = t.concurrency
+    r_op = row.extra.get("running_op") or running_for(sc, row.cap, t.output_tokens_per_s / row.replicas)
+    dep = build(cand, wl, replicas=row.replicas, concurrency=r_op * g * row.replicas)
+    # production traffic arrives at random times: steady state (per-GPU memory is that of one replica)
+    metrics, bottleneck, _ = serve_metrics(dep, row.mem, steady=True)
+    out_served = metrics["system_output_tokens_per_s"] if users is not None else t.output_tokens_per_s
+    req = out_served / t.output_len
+    in_served = req * t.input_len
+    share = prefill_share(dep, r_op, t)
+    usd_h = row.usd_per_hour
+    per_m = lambda usd, tokens_s: usd / (tokens_s * 3600) * 1e6 if tokens_s > 0 else None  # noqa: E731
+    slo = {}
+    pct = wl.slo_value("percentile")
+    for key, limit in wl.slo:
+        # a latency SLO at a percentile is compared with the serving model's value there (planner.serving.arrivals)
+        key_at = percentile_metric(key, pct) if pct is not None and key in ("ttft_ms", "tpot_ms") else key
+        if key == "percentile" or metrics.get(key_at) is None:
+            continue
+        value = metrics[key_at]
+        margin = (value - limit) / limit if key == "output_tokens_per_s_per_user" else (limit - value) / limit
+        slo[key] = {"limit": limit, "value": value, "margin": margin}
+    hw = cand.hw
+    host = None if hw.host is None else {"cpu": hw.host.cpu.name, "sockets": hw.host.sockets,
+                                         "memory_gb": hw.host.memory_bytes / 1e9,
+                                         "dram": f"{hw.host.dram_kind.lower()}-{hw.host.dram_mt_per_s:g}"}
+    energy = row.cost.power_w * row.replicas / 1e3 * wl.pue * wl.electricity_usd_per_kwh if wl.purchase == "buy" \
+        else None
+    return {
+        "rank": rank, "model": cand.model,
+        "hardware": {"label": hw.label(), "class": hw.system.cls, "system": hw.system.name, "gpu": hw.gpu,
+                     "gpus_per_node": hw.gpus_per_node if hw.gpu else 0, "nodes": hw.nodes,
+                     "gpus_per_replica": hw.gpus if hw.gpu else 0,
+                     "gpus_total": hw.gpus * row.replicas if hw.gpu else 0, "host": host},
+        "weights": cand.weights, "kv_cache": cand.kv_cache, "engine": cand.engine,
+        "parallelism": {"tp": cand.tp, "ep": cand.ep, "pp": cand.pp, "dp_attention": cand.dp,
+                        "expert_layers_on_cpu": cand.offload_layers, "plan": cand.plan},
+        "replicas": row.replicas,
+        "metrics": {k: _finite(v) for k, v in metrics.items()},
+        "bottleneck": bottleneck,
+        "slo": slo,
+        "served": {"requests_per_s": req, "output_tokens_per_s": out_served, "input_tokens_per_s": in_served,
+                   "running_per_group": r_op},
+        "capacity": {"running_per_group": row.cap.running, "engine_groups_per_replica": g,
+                     "output_tokens_per_s_per_replica": row.cap.out_per_s,
+                     "requests_per_s_per_replica": row.cap.out_per_s / t.output_len,
+                     "tpot_ms_at_capacity": row.cap.tpot_s * 1e3, "ttft_ms_at_capacity": row.cap.ttft_s * 1e3,
+                     "utilization": out_served / (row.cap.out_per_s * row.replicas), "exact": row.cap.exact},
+        "memory": {"weights_bytes_per_gpu": row.mem.weights_bytes_per_gpu,
+                   "kv_cache_bytes_per_gpu": row.mem.kv_cache_bytes_per_gpu, "host_bytes": row.mem.host_bytes,
+                   "kv_tokens_per_gpu": row.mem.kv_tokens_per_gpu},
+        "cost": {"purchase": wl.purchase, "usd_per_hour": usd_h, "usd_per_hour_per_replica": row.cost.usd_per_hour,
+                 "capex_usd": row.capex, "capex_usd_per_replica": row.cost.capex_usd,
+                 "usd_per_m_output_tokens": per_m(usd_h, out_served),
+                 "usd_per_m_tokens": per_m(usd_h, out_served + in_served),
+                 "split": {"prefill_time_share": share, "usd_per_m_input_tokens": per_m(usd_h * share, in_served),
+                           "usd_per_m_output_tokens": per_m(usd_h * (1 - share), out_served)},
+                 "power_w": row.cost.power_w * row.replicas, "energy_usd_per_hour": energy,
+                 "capex_parts": [{"part": p, "usd": u * row.replicas, "source": s} for p, u, s in row.cost.parts],
+                 "capex_excludes": list(row.cost.excludes)},
+        "flags": flags_for(cand, wl, row.cap.running),
+    }
+
+
+def frame(rows) -> pd.DataFrame:
+    """Every feasible plan as one table row (estimates unless `exact`)."""
+    return pd.DataFrame([{
+        "model": r.cand.model, "hardware": r.cand.hw.label(), "weights": r.cand.weights, "kv_cache": r.cand.kv_cache,
+        "engine": r.cand.engine, "plan": r.cand.plan, "replicas": r.replicas,
+        "usd_per_hour_per_replica": r.cost.usd_per_hour, "output_tokens_per_s_per_replica": r.cap.out_per_s,
+        "usd_per_hour": r.usd_per_hour, "usd_per_m_output_tokens": r.usd_per_m_output,
+        "tpot_ms": r.tpot_op_s * 1e3, "exact": r.cap.exact, "row": i} for i, r in enumerate(rows)],
+        columns=["model", "hardware", "weights", "kv_cache", "engine", "plan", "replicas", "usd_per_hour_per_replica",
+                 "output_tokens_per_s_per_replica", "usd_per_hour", "usd_per_m_output_tokens", "tpot_ms", "exact",
+                 "row"])
+
+
+def front(df: pd.DataFrame, cost: str, value: str, maximize: bool) -> pd.DataFrame:
+    """Pareto front: plans no other plan beats on both `cost` (lower) and `value` (higher if `maximize`)."""
+    if df.empty:
+        return df
+    d = df.sort_values([cost, value], ascending=[True, not maximize])
+    keep, best = [], -math.inf if maximize else math.inf
+    for idx, v in zip(d.index, d[value], strict=True):
+        if (v > best) if maximize else (v < best):
+            keep.append(idx)
+            best = v
+    return d.loc[keep]
+
+
+def fronts(rows) -> dict[str, pd.DataFrame]:
+    df = frame(rows)
+    return {"cost_vs_throughput": front(df, "usd_per_hour_per_replica", "output_tokens_per_s_per_replica", True),
+            "cost_vs_latency": front(df, "usd_per_m_output_tokens", "tpot_ms", False)}
+
+
+def pareto_rows(rows) -> list:
+    """Rows on either front (by the screen), so that the reported fronts are re-evaluated exactly."""
+    picked = set()
+    for f in fronts(rows).values():
+        picked.update(int(i) for i in f["row"])
+    return [rows[i] for i in sorted(picked)]
+
+
+def distinct(rows) -> list:
+    """Ranked rows without plans that differ from a better one only in KV dtype."""
+    seen, out = set(), []
+    for r in rows:
+        key = (r.cand.model, r.cand.hw.label(), r.cand.weights, r.cand.engine, r.cand.plan)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def document(wl, rows, exact, rej, stats, seconds: float) -> dict:
+    plans = [plan_dict(r, k + 1, wl) for k, r in enumerate(distinct(exact)[:wl.top])]
+    t = wl.traffic
+    return {
+        "workload": {"name": wl.name, "file": wl.file, "models": list(wl.models), "context_len": wl.context_len,
+                     "traffic": {"requests_per_s": t.request_rate, "concurrency": t.concurrency,
+                                 "input_len": t.input_len, "output_len": t.output_len,
+                                 "output_tokens_per_s": t.output_tokens_per_s},
+                     "slo": dict(wl.slo), "purchase": wl.purchase, "objective": wl.objective,
+                     "data_local": wl.data_local},
+        "plans": plans,
+        "rejected": rej.rendered(),
+        "rejected_by_kind": rej.by_kind(),
+        "pareto": {name: [{k: _finite(v) for k, v in rec.items()} for rec in f.drop(columns="row")
+                          .to_dict("records")] for name, f in fronts(rows).items()},
+        "api_break_even": break_even(plans, wl),
+        "summary": {**stats, "rejected": sum(rej.by_kind().values()), "seconds": seconds},
+        "notes": list(NOTES),
+    }
+
+
+def _money(x) -> str:
+    return "-" if x is None else f"{x:,.0f}" if x >= 100 else f"{x:,.2f}"
+
+
+def table(doc: dict) -> str:
+    """The readable answer: top plans with cost, SLO margins and flags; API comparison; Pareto; rejections."""
+    w, t = doc["workload"], doc["workload"]["traffic"]
+    load = f"requests in flight {t['concurrency']:g}" if t["concurrency"] is not None else \
+        f"{t['requests_per_s']:,.3g} requests/s"
+    slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items()) or "no SLO"
+    lines = [f"{w['name']}: {', '.join(w['models'])}, {load} x ({t['input_len']:,} in + {t['output_len']:,} out "
+             f"tokens), context {w['context_len']:,}; {slo}; {w['purchase']}; objective {w['objective']}"]
+    if not doc["plans"]:
+        lines.append("  no plan meets the workload")
+    rows = []
+    for p in doc["plans"]:
+        c, m = p["cost"], p["metrics"]
+        margins = " ".join(f"{k.replace('_ms', '')} {v['value']:,.0f}/{v['limit']:g} ({v['margin']:+.0%})"
+                           for k, v in p["slo"].items()) or f"TPOT {m['tpot_ms']:,.1f} ms"
+        rows.append({"#": p["rank"], "model": p["model"], "hardware": p["hardware"]["label"], "weights": p["weights"],
+                     "kv": p["kv_cache"],
+                     "engine": p["engine"], "plan": p["parallelism"]["plan"], "repl": p["replicas"],
+                     "USD/h": _money(c["usd_per_hour"]), "capex USD": _money(c["capex_usd"]),
+                     "USD/M out": _money(c["usd_per_m_output_tokens"]),
+                     "USD/M in|out": f"{_money(c['split']['usd_per_m_input_tokens'])}|"
+                                     f"{_money(c['split']['usd_per_m_output_tokens'])}",
+                     "util": f"{p['capacity']['utilization']:.0%}",
+                     "power kW": f"{c['power_w'] / 1e3:,.1f}" if c["power_w"] else "-",
+                     "SLO value/limit (margin)": margins})
+    if rows:
+        lines.append(pd.DataFrame(rows).to_string(index=False))
+        for p in doc["plans"]:
+            lines.append(f"  #{p['rank']} flags:")
+            lines += [f"    {eng}: {cmd}" for eng, cmd in p["flags"].items() if cmd]
+            if p["cost"]["capex_excludes"]:
+                lines.append(f"    capex excludes: {'; '.join(p['cost']['capex_excludes'])}")
+    lines.append(_api_line(doc["api_break_even"]))
+    for name, recs in doc["pareto"].items():
+        if recs:
+            df = pd.DataFrame(recs)[["model", "hardware", "weights", "kv_cache", "engine", "plan",
+                                     "usd_per_hour_per_replica",
+                                     "output_tokens_per_s_per_replica", "usd_per_m_output_tokens", "tpot_ms"]]
+            lines.append(f"Pareto front, {name.replace('_', ' ')} ({len(recs)} plans):")
+            lines.append(df.to_string(index=False, float_format=lambda x: f"{x:,.2f}"))
+    s = doc["summary"]
+    kinds = ", ".join(f"{k} {n:,}" for k, n in doc["rejected_by_kind"].items())
+    lines.append(f"Searched {s['candidates']:,} plans in {s['seconds']:.2f} s: {s['feasible']:,} meet the workload, "
+                 f"{s['rejected']:,} rejected ({kinds})")
+    for reason, n in list(doc["rejected"].items())[:15]:
+        lines.append(f"  {n:6,}  {reason}")
+    if len(doc["rejected"]) > 15:
+        lines.append(f"  ... {len(doc['rejected']) - 15} more reasons (--json lists all)")
+    return "\n".join(lines)
+
+
+def _api_line(api: dict) -> str:
+    if not api["available"]:
+        return f"API: not considered ({api.get('reason', '')}); answer: {api['answer']}"
+    a = api["api"]
+    line = (f"API ({a['name']}: {a['input_per_m_usd']:g} in / {a['output_per_m_usd']:g} out USD per M tokens): "
+            f"answer {api['answer']}")
+    if api.get("api_usd_per_day") is not None:
+        line += f"; this workload: API {api['api_usd_per_day']:,.0f} USD/day vs plan #1 {api['plan_usd_per_day']:,.0f}"
+    if api.get("break_even_tokens_per_day"):
+        line += f"; break-even {api['break_even_tokens_per_day']:,.0f} tokens/day"
+    elif api.get("reason"):
+        line += f"; {api['reason']}"
+    return line

@@ -1,0 +1,251 @@
+"""Sizing candidates: every (hardware, weight format, KV dtype, engine, parallel plan) the catalog allows, with
+the checks that need no memory model (format and engine support, total weights against total memory, price,
+budget for one replica). Each rejected candidate is counted under a reason; `planner/sizing/search.py` takes the rest.
+
+Hardware classes (profiles/systems/): GPU servers (1-8 GPUs per node, whole nodes up to `search.max_nodes`),
+CPU-offload workstations (1-2 GPUs + host RAM sizes), Apple unified memory machines, CPU-only servers.
+Plans per GPU count G: TP G; TP G + EP G; DP-attention G + EP G (tp 1); TP per node x PP nodes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import cache, lru_cache
+
+from planner.deploy.engines import load_engine
+from planner.hardware.accelerators import load_accelerator
+from planner.hardware.hosts import Host
+from planner.hardware.systems import System, list_systems, load_system
+from planner.model.inventory import tensor_inventory
+from planner.model.models import load_model
+from planner.model.quant import list_formats, load_format
+from planner.sizing.cost import UnitCost, unit_cost
+from planner.sizing.workload import SizingWorkload
+
+ENGINES = {"gpu_server": ("vllm", "sglang"), "workstation": ("llamacpp", "ktransformers"),
+           "apple": ("mlx", "llamacpp"), "cpu_server": ("llamacpp", "sglang")}
+# weight formats each engine loads (safetensors family unless listed); GGUF only in llama.cpp
+KT_FORMATS = ("int4-g32", "int4-g64", "int4-g128", "int8", "fp8-block128")  # kt-kernel RAWINT4/AMXINT4/AMXINT8/FP8
+CPU_SGLANG_FORMATS = ("bf16", "int8", "fp8-block128")  # SGLang CPU backend (lm-sys blog 2025-07-14)
+MLX_FORMATS = ("bf16", "fp16", "int8", "int4-g32", "int4-g64", "int4-g128", "mxfp4")
+NO_FP8_KV = ("llamacpp", "mlx")  # llama.cpp KV types are f16/bf16/q8_0 (8.5 bits); MLX keeps bf16/fp16
+
+
+@dataclass(frozen=True)
+class Hardware:
+    system: System
+    gpu: str | None  # accelerator profile; None = CPU only
+    gpus_per_node: int
+    nodes: int
+    host: Host | None  # host with its RAM size (workstations, CPU-only servers)
+
+    @property
+    def gpus(self) -> int:
+        return self.gpus_per_node * self.nodes
+
+    @property
+    def kind_label(self) -> str:
+        return self.system.display_name
+
+    def label(self) -> str:
+        parts = []
+        if self.gpu:
+            a = acc(self.gpu)
+            parts.append(a.display_name if a.unified_memory else f"{self.gpus}x {a.display_name}"
+                         + (f" ({self.nodes} nodes)" if self.nodes > 1 else ""))
+        if self.host is not None:
+            parts.append(f"{self.host.sockets}x {self.host.cpu.display_name}, {self.host.memory_bytes / 1e9:,.0f} GB "
+                         f"{self.host.dram_kind}-{self.host.dram_mt_per_s:g}")
+        return " + ".join(parts)
+
+    def mapping(self) -> dict:
+        """The scenario `hardware:` section (CONTRACT.md §2)."""
+        host = None
+        if self.host is not None:
+            h = self.host
+            host = {"cpu": h.cpu.name, "sockets": h.sockets, "dram": f"{h.dram_kind.lower()}-{h.dram_mt_per_s:g}",
+                    "channels_per_socket": h.channels_per_socket, "memory_gb": h.memory_bytes / 1e9}
+        return {"gpu": self.gpu, "gpus_per_node": self.gpus_per_node if self.gpu else 0, "nodes": self.nodes,
+                "host": host}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    hw: Hardware
+    weights: str
+    kv_cache: str
+    engine: str
+    tp: int = 1
+    ep: int = 1
+    pp: int = 1
+    dp: int = 1  # dp_attention ranks
+    offload_layers: int = 0  # MoE layers whose routed experts live in host RAM
+
+    @property
+    def plan(self) -> str:
+        parts = [f"TP{self.tp}"] if self.dp == 1 else [f"DP{self.dp}-attn"]
+        if self.ep > 1:
+            parts.append(f"EP{self.ep}")
+        if self.pp > 1:
+            parts.append(f"PP{self.pp}")
+        if self.offload_layers:
+            parts.append(f"{self.offload_layers} MoE layers on CPU")
+        return "+".join(parts)
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.hw.gpus
+
+    def scenario_doc(self, wl: SizingWorkload, replicas: int = 1, concurrency: float | None = None) -> dict:
+        t = wl.traffic
+        # with a percentile, the scalar serving model checks the SLO there (planner.serving.arrivals)
+        slo = dict(wl.slo)
+        return {
+            "name": f"{self.model} {self.weights} {self.hw.label()} {self.engine} {self.plan}",
+            "model": self.model, "weights": self.weights, "kv_cache": self.kv_cache,
+            "hardware": {**self.hw.mapping(), "nodes": self.hw.nodes * replicas},
+            "parallelism": {"tp": self.tp, "ep": self.ep, "pp": self.pp, "dp_attention": self.dp,
+                            "replicas": replicas},
+            "offload": {"expert_layers_on_cpu": self.offload_layers, "cpu_compute": True},
+            "engine": self.engine,
+            "workload": {"phase": "serve", "input_len": t.input_len, "output_len": t.output_len,
+                         "context_len": wl.context_len, "prefix_cache_hit": t.prefix_cache_hit,
+                         "concurrency": concurrency},
+            "slo": slo or None,
+        }
+
+
+@cache
+def acc(name: str):
+    """Accelerator profile, read once per process (the search asks for it per candidate)."""
+    return load_accelerator(name)
+
+
+@lru_cache(maxsize=256)
+def weights_bytes(model: str, fmt: str) -> int:
+    """Bytes the engine loads (language + vision; MTP layers are not loaded without speculative decoding)."""
+    m, f = load_model(model), load_format(fmt)
+    return sum(f.tensor_bytes(t, m.spec) for t in tensor_inventory(m.spec)
+               if t.part not in f.exclude_parts and t.part != "mtp")
+
+
+def formats_for(wl: SizingWorkload, engine: str, cls: str) -> list[str]:
+    names = wl.weights or tuple(n for n in list_formats() if not n.startswith("gguf-ud1"))  # ud1: superseded recipe
+    out = []
+    for name in names:
+        gguf = name.startswith("gguf-")
+        if engine == "llamacpp":
+            ok = gguf
+        elif engine == "ktransformers":
+            ok = name in KT_FORMATS
+        elif engine == "mlx":
+            ok = name in MLX_FORMATS
+        elif engine == "sglang" and cls == "cpu_server":
+            ok = name in CPU_SGLANG_FORMATS
+        else:
+            ok = not gguf
+        if ok:
+            out.append(name)
+    return out
+
+
+def systems_for(wl: SizingWorkload) -> list[System]:
+    return [s for s in (load_system(n) for n in (wl.systems or list_systems())) if s.cls in wl.classes]
+
+
+def hardware_options(system: System, wl: SizingWorkload) -> Iterator[Hardware]:
+    gpus = [g for g in system.gpus if wl.accelerators is None or g in wl.accelerators]
+    if system.cls == "gpu_server":
+        top = max(system.gpu_counts)
+        for gpu in gpus:
+            for gpn in system.gpu_counts:
+                for nodes in range(1, (wl.max_nodes if gpn == top else 1) + 1):
+                    yield Hardware(system, gpu, gpn, nodes, None)
+    elif system.cls == "apple":
+        for gpu in gpus:
+            yield Hardware(system, gpu, 1, 1, None)
+    else:
+        for n in system.gpu_counts:
+            if n == 0 and system.cls == "workstation":
+                continue
+            for gpu in (gpus if n else [None]):
+                for gb in system.memory_gb:
+                    yield Hardware(system, gpu, n, 1, replace(system.host, memory_bytes=int(gb * 1e9)))
+
+
+def plans(hw: Hardware, engine: str, model: str) -> Iterator[dict]:
+    """Parallel layouts of one replica on `hw` (the scenario loader still checks each)."""
+    spec = load_model(model).spec
+    g = hw.gpus
+    if hw.system.cls != "gpu_server":  # workstations: tensor split over their GPUs (llama.cpp --split-mode row)
+        yield {"tp": max(1, g)}
+        return
+    if spec.num_heads % g == 0:
+        yield {"tp": g}
+        if spec.is_moe and g > 1:
+            yield {"tp": g, "ep": g}
+    if spec.is_moe and g > 1 and (spec.n_routed_experts >= g):
+        yield {"tp": 1, "dp": g, "ep": g}
+    if hw.nodes > 1 and spec.num_heads % hw.gpus_per_node == 0:
+        yield {"tp": hw.gpus_per_node, "pp": hw.nodes}
+
+
+def static_reason(cand: Candidate, wl: SizingWorkload, cost: UnitCost | str) -> str:
+    """Why a candidate fails before any memory or speed model runs ('' when it passes). Physics first (total
+    weights against total memory), then price, then what the engine or the hardware cannot do, then budget."""
+    hw, spec = cand.hw, load_model(cand.model).spec
+    total = weights_bytes(cand.model, cand.weights)
+    a = acc(hw.gpu) if hw.gpu else None
+    if a is not None and hw.system.cls in ("gpu_server", "apple"):
+        frac = load_engine(cand.engine).fraction_for(hw.gpus)
+        usable = frac * a.memory_bytes * hw.gpus
+        if total > usable:
+            where = a.display_name if a.unified_memory else f"{hw.gpus}x{a.memory_capacity_gb:g} GB"
+            return (f"weights {total / 1e9:,.0f} GB exceed {where}"
+                    + (f" ({usable / 1e9:,.0f} GB usable at {cand.engine} memory fraction {frac:g})" if frac < 1
+                       else ""))
+    elif hw.host is not None:
+        gpu_mem = a.memory_bytes * hw.gpus if a else 0
+        if total > gpu_mem + hw.host.memory_bytes:
+            gpu_part = f"{hw.gpus}x{a.memory_capacity_gb:g} GB + " if a else ""
+            return f"weights {total / 1e9:,.0f} GB exceed {gpu_part}{hw.host.memory_bytes / 1e9:,.0f} GB host RAM"
+    if isinstance(cost, str):
+        return cost
+    if cand.kv_cache == "fp8_ds_mla" and (spec.attention != "mla" or cand.engine not in ("vllm", "sglang")):
+        return "fp8_ds_mla is FlashMLA's KV layout: MLA models on vLLM/SGLang only"
+    if cand.kv_cache in ("fp8", "fp8_ds_mla") and cand.engine in NO_FP8_KV:
+        return f"{cand.engine} has no fp8 KV cache"
+    if a is not None and cand.weights == "nvfp4" and a.peak_flops_by_dtype.get("fp4") is None:
+        return f"nvfp4 needs FP4 tensor cores; {a.display_name} has none"
+    if wl.budget_capex_usd is not None and cost.capex_usd > wl.budget_capex_usd:
+        return f"one replica costs {cost.capex_usd:,.0f} USD, above the {wl.budget_capex_usd:,.0f} USD budget"
+    if wl.budget_usd_per_hour is not None and cost.usd_per_hour > wl.budget_usd_per_hour:
+        return f"one replica costs {cost.usd_per_hour:,.2f} USD/h, above the {wl.budget_usd_per_hour:,.2f} USD/h budget"
+    return ""
+
+
+def enumerate_candidates(wl: SizingWorkload, rejected: Counter) -> list[tuple[Candidate, UnitCost]]:
+    """Candidates that pass the static checks, with the cost of one replica; the rest are counted in `rejected`."""
+    out = []
+    engines_allowed = set(wl.engines) if wl.engines else None
+    for system in systems_for(wl):
+        for hw in hardware_options(system, wl):
+            cost = unit_cost(hw, wl)
+            for model in wl.models:
+                for engine in ENGINES[system.cls]:
+                    if engines_allowed is not None and engine not in engines_allowed:
+                        continue
+                    layouts = list(plans(hw, engine, model))
+                    for fmt in formats_for(wl, engine, system.cls):
+                        for kv in wl.kv_cache:
+                            for layout in layouts:
+                                cand = Candidate(model, hw, fmt, kv, engine, **layout)
+                                reason = static_reason(cand, wl, cost)
+                                if reason:
+                                    rejected[reason] += 1
+                                else:
+                                    out.append((cand, cost))
+    return out

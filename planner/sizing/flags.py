@@ -1,0 +1,147 @@
+"""Engine command lines for a sized plan: vLLM, SGLang, llama.cpp (llama-server), KTransformers (SGLang +
+kt-kernel) and MLX. One string per engine (shell words, `shlex.split` parses them); null where the engine cannot
+run the plan (GGUF weights in vLLM, safetensors in llama.cpp).
+
+Sources of the flag names: vLLM docs "Engine Arguments"; SGLang docs "Server Arguments"; llama.cpp
+tools/server/README.md (-ngl, --n-cpu-moe, -ot, -c, --cache-type-k, -np, --split-mode); kvcache-ai/ktransformers
+doc/en/Kimi-K2-Thinking-Native.md (--kt-weight-path, --kt-cpuinfer, --kt-threadpool-count, --kt-num-gpu-experts,
+--kt-method); mlx-lm README (mlx_lm.server). Values come from the plan: parallel layout, context length, the
+engine's memory fraction (profiles/engines/), the KV dtype, and the running batch that keeps the SLO.
+Multi-node commands name the head node $HEAD_IP, each node's index $NODE_RANK and (vLLM data parallel) its
+first rank $DP_START_RANK = $NODE_RANK x GPUs per node.
+"""
+
+from __future__ import annotations
+
+import shlex
+from math import floor
+
+from planner.base.errors import PlannerError
+from planner.base.yamlio import load_document
+from planner.deploy.engines import load_engine
+from planner.model.models import load_model
+
+KT_METHOD = {"int4-g32": "RAWINT4", "int4-g64": "AMXINT4", "int4-g128": "AMXINT4", "int8": "AMXINT8",
+             "fp8-block128": "FP8"}
+LLAMACPP_KV = {"bf16": "bf16", "fp16": "f16"}
+
+
+def hf_repo(model: str) -> str:
+    """The Hugging Face repository named by the model profile (`hf_repo`), else the model reference itself."""
+    m = load_model(model)
+    try:
+        doc = load_document(m.file)
+    except PlannerError:
+        return model
+    return str(doc.get("hf_repo") or model) if isinstance(doc, dict) else model
+
+
+def checkpoint(model: str, weights: str) -> str:
+    """The official checkpoint when the plan uses its native format, else a path for a converted one."""
+    if load_model(model).native_weights == weights:
+        return hf_repo(model)
+    return f"/models/{model}-{weights}"
+
+
+def gguf_file(model: str, weights: str) -> str:
+    return f"{hf_repo(model).split('/')[-1]}-{weights.removeprefix('gguf-').upper()}.gguf"
+
+
+def _join(words: list) -> str:
+    return " ".join(shlex.quote(str(w)) if not str(w).startswith("$") else str(w) for w in words)
+
+
+def vllm(cand, wl, running: float) -> str | None:
+    if cand.weights.startswith("gguf-") or cand.hw.gpu is None or cand.hw.host is not None:
+        return None
+    eng = load_engine("vllm")
+    words = ["vllm", "serve", checkpoint(cand.model, cand.weights), "--tensor-parallel-size", cand.tp]
+    if cand.pp > 1:
+        words += ["--pipeline-parallel-size", cand.pp]
+    if cand.dp > 1:
+        words += ["--data-parallel-size", cand.dp]
+        if cand.hw.nodes > 1:
+            words += ["--data-parallel-size-local", cand.hw.gpus_per_node, "--data-parallel-address", "$HEAD_IP",
+                      "--data-parallel-start-rank", "$DP_START_RANK"]
+    elif cand.hw.nodes > 1:
+        words += ["--distributed-executor-backend", "ray"]
+    if cand.ep > 1:
+        words.append("--enable-expert-parallel")
+    words += ["--max-model-len", wl.context_len, "--gpu-memory-utilization", f"{eng.memory_fraction:g}",
+              "--max-num-seqs", max(1, floor(running))]
+    if cand.kv_cache in ("fp8", "fp8_ds_mla"):  # bf16/fp16: the default (`auto`, the model's dtype)
+        words += ["--kv-cache-dtype", "fp8"]
+    return _join(words + ["--trust-remote-code"])
+
+
+def sglang(cand, wl, running: float) -> str | None:
+    if cand.weights.startswith("gguf-") or cand.hw.gpu is None or cand.hw.host is not None:
+        return None
+    eng = load_engine("sglang")
+    frac = eng.fraction_for(cand.tp * cand.dp * cand.pp)
+    words = ["python", "-m", "sglang.launch_server", "--model-path", checkpoint(cand.model, cand.weights),
+             "--tp", cand.tp * cand.dp]
+    if cand.dp > 1:
+        words += ["--dp", cand.dp, "--enable-dp-attention"]
+    if cand.ep > 1:
+        words += ["--ep-size", cand.ep]
+    if cand.pp > 1:
+        words += ["--pp-size", cand.pp]
+    words += ["--mem-fraction-static", f"{frac:g}", "--context-length", wl.context_len,
+              "--max-running-requests", max(1, floor(running))]
+    if cand.kv_cache in ("fp8", "fp8_ds_mla"):
+        words += ["--kv-cache-dtype", "fp8_e4m3"]
+    if cand.hw.nodes > 1:
+        words += ["--nnodes", cand.hw.nodes, "--node-rank", "$NODE_RANK", "--dist-init-addr", "$HEAD_IP:5000"]
+    return _join(words + ["--trust-remote-code"])
+
+
+def llamacpp(cand, wl) -> str | None:
+    if not cand.weights.startswith("gguf-") or cand.kv_cache not in LLAMACPP_KV:
+        return None
+    slots = load_engine("llamacpp").max_num_seqs
+    words = ["llama-server", "-m", gguf_file(cand.model, cand.weights), "-c", wl.context_len * slots, "-np", slots,
+             "--cache-type-k", LLAMACPP_KV[cand.kv_cache]]
+    if cand.hw.gpu is None:
+        words += ["-ngl", 0]
+    else:
+        words += ["-ngl", 99]
+        n_moe = load_model(cand.model).spec.num_moe_layers
+        if cand.offload_layers and cand.offload_layers >= n_moe:
+            words += ["-ot", ".ffn_.*_exps.=CPU"]
+        elif cand.offload_layers:
+            words += ["--n-cpu-moe", cand.offload_layers]
+        if cand.tp > 1:
+            words += ["--split-mode", "row", "--tensor-split", ",".join(["1"] * cand.tp)]
+    if cand.hw.host is not None:
+        words += ["--threads", cand.hw.host.cores]
+    return _join(words)
+
+
+def ktransformers(cand, wl) -> str | None:
+    if cand.engine != "ktransformers" or cand.weights not in KT_METHOD:
+        return None
+    spec = load_model(cand.model).spec
+    n_moe = max(1, spec.num_moe_layers)
+    gpu_experts = round((n_moe - cand.offload_layers) / n_moe * spec.n_routed_experts)  # per layer, approximate
+    path = checkpoint(cand.model, cand.weights)
+    host = cand.hw.host
+    words = ["python", "-m", "sglang.launch_server", "--model", path, "--kt-weight-path", path,
+             "--kt-cpuinfer", host.cores if host else 1, "--kt-threadpool-count", host.sockets if host else 1,
+             "--kt-num-gpu-experts", gpu_experts, "--kt-method", KT_METHOD[cand.weights],
+             "--tensor-parallel-size", cand.tp, "--max-total-tokens", wl.context_len,
+             "--chunked-prefill-size", min(wl.context_len, 65536), "--trust-remote-code"]
+    return _join(words)
+
+
+def mlx(cand, wl) -> str | None:
+    if cand.engine != "mlx":
+        return None
+    return _join(["mlx_lm.server", "--model", f"/models/{cand.model}-{cand.weights}-mlx", "--max-tokens",
+                  wl.traffic.output_len])
+
+
+def flags_for(cand, wl, running: float) -> dict[str, str | None]:
+    """Command lines of every engine that can run `cand`; `running` = sequences per engine group at the SLO."""
+    return {"vllm": vllm(cand, wl, running), "sglang": sglang(cand, wl, running), "llamacpp": llamacpp(cand, wl),
+            "ktransformers": ktransformers(cand, wl), "mlx": mlx(cand, wl)}

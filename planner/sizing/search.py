@@ -1,0 +1,286 @@
+"""`python -m planner size WORKLOAD.yaml`: the cheapest hardware plans that carry a workload within its SLOs.
+
+1. candidates (planner/sizing/candidates.py): hardware x format x KV dtype x engine x parallel plan, with the checks
+   that
+   need no model (engine support, total weights vs total memory, price, budget);
+2. memory: the scalar memory model once per distinct plan (workstations: the fewest MoE layers in host RAM that
+   let the GPU hold the rest, then the smallest host RAM size that holds it; CPU servers: the smallest RAM);
+3. capacity at the SLO: vectorized screen for GPU plans (planner/sizing/capacity.py), the scalar serving model for
+   host-bound plans and for every plan that is reported (the best by the screen and the Pareto points);
+4. replicas for the traffic, cost, ranking by the objective, Pareto fronts (planner/sizing/answer.py).
+
+    python -m planner.sizing.search --bench [WORKLOAD.yaml]   # search time and plans per second
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from planner.deploy.memory import MemoryReport, memory_report
+from planner.deploy.scenario import Scenario
+from planner.serving.serve import serve_point
+from planner.sizing.candidates import Candidate, enumerate_candidates
+from planner.sizing.capacity import (
+    Capacity,
+    Limits,
+    exact_capacity,
+    groups,
+    out_per_s,
+    prompt_chunk,
+    replicas_needed,
+    running_for,
+    screen,
+)
+from planner.sizing.cost import UnitCost
+from planner.sizing.fitting import build, fit_group, memory_groups
+from planner.sizing.rejections import Rejections
+from planner.sizing.workload import SizingWorkload, load_workload
+
+EXACT_MIN = 12  # plans the scalar model re-evaluates at least (the best by the screen)
+EXACT_PER_TOP = 3  # ... and at least this many per reported plan
+PARALLEL_MIN_GROUPS = 64  # memory groups below which a second process is not worth its start
+
+
+@dataclass
+class Row:
+    """One feasible plan: candidate, one replica's cost, its scenario and memory, capacity at the SLO."""
+
+    cand: Candidate
+    cost: UnitCost
+    sc: Scenario | None  # None when a worker process evaluated the row (rebuilt by `ensure`)
+    mem: MemoryReport | None
+    cap: Capacity
+    curve: tuple = ()  # vectorized screen: (running per group, TPOT s, output tokens/s per replica) arrays
+    replicas: int = 0
+    out_served: float = 0.0  # output tokens/s the whole deployment serves
+    tpot_op_s: float = 0.0  # TPOT at the operating point (traffic / replicas)
+    usd_per_hour: float = 0.0
+    capex: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def ensure(self, wl: SizingWorkload) -> Row:
+        """Scenario and memory report, rebuilt when the row came from a worker process."""
+        if self.sc is None:
+            self.sc = build(self.cand, wl)
+            self.mem = memory_report(self.sc)
+        return self
+
+    @property
+    def usd_per_m_output(self) -> float:
+        return self.usd_per_hour / (self.out_served * 3600) * 1e6 if self.out_served > 0 else float("inf")
+
+    def key(self, objective: str) -> tuple:
+        first = {"usd_per_m_tokens": self.usd_per_m_output, "usd_per_hour": self.usd_per_hour,
+                 "capex": self.capex, "latency": self.tpot_op_s}[objective]
+        return (first, self.usd_per_hour, self.tpot_op_s, self.cand.hw.gpus * self.replicas, self.cand.hw.label(),
+                self.cand.weights, self.cand.kv_cache, self.cand.engine, self.cand.plan)
+
+
+def _slo_reject(cand: Candidate, sc: Scenario, limits: Limits, rej: Rejections) -> None:
+    """Count a plan that misses the SLO even with one request in flight, with the exact numbers at batch 1."""
+    pt = serve_point(sc, 1.0)
+    hw = cand.hw.label()
+    if limits.tpot_s is not None and pt.tpot_s > limits.tpot_s:
+        note = ""
+        if pt.step.host_s > 0.5 * pt.step.seconds and sc.host is not None:
+            other = pt.step.seconds - pt.step.host_s
+            have = sc.host.memory_bandwidth_bytes_per_s
+            if other < limits.tpot_s:
+                need = have * pt.step.host_s / (limits.tpot_s - other)
+                note = f"host experts need {need / 1e12:,.1f} TB/s, the host has {have / 1e9:,.0f} GB/s"
+        rej.slo(hw, "TPOT", pt.tpot_s, limits.tpot_s, note)
+    else:
+        rej.slo(hw, "TTFT", pt.ttft_s, limits.ttft_s or 0.0)
+
+
+def settle(row: Row, wl: SizingWorkload) -> None:
+    """Replicas for the traffic, traffic served, running batch and TPOT at the operating point (traffic spread over
+    the replicas), cost of the deployment. Estimated rows read the screen's curve; exact rows the scalar model."""
+    out_needed, users = wl.traffic.output_tokens_per_s, wl.traffic.concurrency
+    row.replicas = replicas_needed(out_needed, users, row.cap, row.sc)
+    row.usd_per_hour = row.cost.usd_per_hour * row.replicas
+    row.capex = row.cost.capex_usd * row.replicas
+    per_group = None if users is None else users / (row.replicas * groups(row.sc))
+    if not row.cap.exact:
+        running, tpot, out = row.curve
+        if per_group is not None:
+            row.tpot_op_s = float(np.interp(per_group, running, tpot))
+            row.out_served = float(np.interp(per_group, running, out)) * row.replicas
+        else:
+            k = int(np.searchsorted(out, out_needed / row.replicas))
+            row.tpot_op_s = float(tpot[min(k, len(tpot) - 1)])
+            row.out_served = out_needed
+        return
+    r = per_group if per_group is not None else running_for(row.sc, row.cap, out_needed / row.replicas)
+    pt = serve_point(row.sc, r)
+    row.extra["running_op"] = r
+    row.tpot_op_s = pt.tpot_s
+    row.out_served = out_per_s(row.sc, r, pt.step.seconds) * row.replicas if per_group is not None else out_needed
+
+
+def _budget_reason(row: Row, wl: SizingWorkload) -> str:
+    if wl.budget_capex_usd is not None and row.capex > wl.budget_capex_usd:
+        return f"{row.replicas} replicas cost {row.capex:,.0f} USD, above the {wl.budget_capex_usd:,.0f} USD budget"
+    if wl.budget_usd_per_hour is not None and row.usd_per_hour > wl.budget_usd_per_hour:
+        return (f"{row.replicas} replicas cost {row.usd_per_hour:,.2f} USD/h, above the "
+                f"{wl.budget_usd_per_hour:,.2f} USD/h budget")
+    return ""
+
+
+def _work(tasks: list, wl: SizingWorkload, keep: bool) -> tuple[list[Row], Rejections, int]:
+    """Memory fit and capacity of some candidate groups: feasible rows (with their scenario and memory report when
+    `keep`; a worker process returns them without), rejections, and how many candidates fit memory."""
+    rej = Rejections()
+    limits = Limits.of(dict(wl.slo))
+    rows, n_fit = [], 0
+    chunks: dict[Candidate, tuple] = {}  # one scalar prefill step per plan, shared by its KV dtypes (estimate)
+    for kind, items in tasks:
+        for cand, cost, sc, mem in fit_group(kind, items, wl, rej):
+            n_fit += 1
+            curve: tuple = ()
+            if sc.gpu is not None and sc.expert_layers_on_cpu == 0:
+                key = replace(cand, kv_cache="")
+                if key not in chunks:
+                    chunks[key] = prompt_chunk(sc)
+                cap, running, tpot = screen(sc, mem, limits, chunks[key])
+                if cap is not None:
+                    curve = (running, tpot, out_per_s(sc, running, tpot))
+            else:
+                cap = exact_capacity(sc, mem, limits)
+            if cap is None:
+                _slo_reject(cand, sc, limits, rej)
+                continue
+            row = Row(cand, cost, sc, mem, cap, curve)
+            settle(row, wl)
+            reason = _budget_reason(row, wl)
+            if reason:
+                rej.add(reason, "budget")
+                continue
+            if not keep:
+                row.sc = row.mem = None
+            rows.append(row)
+    return rows, rej, n_fit
+
+
+def _fork_pool():
+    """A one-worker process pool that inherits this process's warm caches (fork), or None where fork is missing
+    or unsafe: forking a multi-threaded process (a Streamlit script thread, a server) can deadlock the child,
+    so only the main thread forks."""
+    import threading  # noqa: PLC0415
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        import multiprocessing  # noqa: PLC0415
+        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    except (ImportError, ValueError, OSError):
+        return None
+
+
+def evaluate(wl: SizingWorkload, workers: int = 2) -> tuple[list[Row], Rejections, dict]:
+    """Every feasible plan (capacity estimated or exact), the rejections, and counters of the search. With
+    `workers` 2 and enough groups, a forked worker takes every other group while this process does the rest."""
+    rej = Rejections()
+    static = defaultdict(int)
+    pool = enumerate_candidates(wl, static)
+    rej.merge(static)
+    tasks = memory_groups(pool)
+    executor = _fork_pool() if workers > 1 and len(tasks) >= PARALLEL_MIN_GROUPS else None
+    if executor is None:
+        parts = [_work(tasks, wl, keep=True)]
+    else:
+        with executor:
+            future = executor.submit(_work, tasks[1::2], wl, False)
+            parts = [_work(tasks[0::2], wl, keep=True), future.result()]
+    rows, n_fit = [], 0
+    for part_rows, part_rej, part_fit in parts:
+        rows += part_rows
+        rej.absorb(part_rej)
+        n_fit += part_fit
+    stats = {"candidates": len(pool) + sum(static.values()), "passed_static_checks": len(pool),
+             "fit_memory": n_fit, "feasible": len(rows)}
+    return rows, rej, stats
+
+
+def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row] = ()) -> list[Row]:
+    """Re-evaluate the best rows (and `extra`) with the scalar serving model; return the exact rows, ranked."""
+    limits = Limits.of(dict(wl.slo))
+    rows.sort(key=lambda r: r.key(wl.objective))
+    chosen = rows[:max(EXACT_MIN, EXACT_PER_TOP * wl.top)]
+    chosen += [r for r in extra if r not in chosen]
+    exact = []
+    for row in chosen:
+        row.ensure(wl)
+        if not row.cap.exact:
+            cap = exact_capacity(row.sc, row.mem, limits, hint=row.cap.running)
+            if cap is None:
+                _slo_reject(row.cand, row.sc, limits, rej)
+                rows.remove(row)
+                continue
+            row.cap = cap
+            settle(row, wl)
+            reason = _budget_reason(row, wl)
+            if reason:
+                rej.add(reason, "budget")
+                rows.remove(row)
+                continue
+        exact.append(row)
+    exact.sort(key=lambda r: r.key(wl.objective))
+    return exact
+
+
+def size(wl: SizingWorkload) -> dict:
+    """The `size --json` document (CONTRACT.md §7)."""
+    from planner.sizing.answer import document, pareto_rows  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    rows, rej, stats = evaluate(wl)
+    exact = refine(rows, wl, rej, pareto_rows(rows))
+    stats["exact_evaluated"] = len(exact)
+    return document(wl, rows, exact, rej, stats, time.perf_counter() - t0)
+
+
+def bench(path: str) -> int:
+    """Search time (wall and CPU, first call and warm) and plans per second for one workload, bought and rented."""
+    import os  # noqa: PLC0415
+
+    wl = load_workload(path)
+    for purchase in ("buy", "rent"):
+        w = replace(wl, purchase=purchase)
+        t0 = time.perf_counter()
+        size(w)  # first call: profiles read, caches filled
+        first = time.perf_counter() - t0
+        walls, cpus = [], []
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.process_time()
+            doc = size(w)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        dt = min(walls)
+        s = doc["summary"]
+        best = doc["plans"][0]["hardware"]["label"] if doc["plans"] else "-"
+        print(f"{wl.name} ({purchase}, {', '.join(w.classes)}): {s['candidates']:,} candidates "
+              f"({s['passed_static_checks']:,} past static checks, {s['fit_memory']:,} fit memory, "
+              f"{s['feasible']:,} meet the SLO, {s['exact_evaluated']} exact); best {best}")
+        print(f"  {dt:.2f} s wall (best of 3; first call {first:.2f} s), this process {min(cpus):.2f} s CPU "
+              f"+ one forked worker; {s['candidates'] / dt:,.0f} plans/s; load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "--bench":
+        print("usage: python -m planner.sizing.search --bench [WORKLOAD.yaml]", file=sys.stderr)
+        return 2
+    return bench(args[1] if len(args) > 1 else "profiles/workloads/kimi-k2.5-chat.yaml")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
