@@ -4,4 +4,4 @@ import sys
 
 from kernels_bench.cli import main
 
-sys.exit(main())
+sys.exit(main(exiting=True))

@@ -6,7 +6,9 @@
     python -m kernels_bench comm --nproc 2 --json                       # torchrun: all_reduce, uneven all_to_all
 
 Bad input exits 2 with one line `error: ...` on stderr, never a traceback; `--json` prints one JSON document.
-SIGTERM is handled like Ctrl-C: the run is marked `interrupted` in the store, its finished cases are kept.
+SIGTERM is handled like Ctrl-C: the run is marked `interrupted` in the store, its finished cases are kept; further
+SIGINT/SIGTERM while it winds down are ignored (never a traceback). A store that fails a write ends the run with
+exit 2 and one line saying where the measurements it did not take were kept (kernels_bench/store.py).
 """
 
 from __future__ import annotations
@@ -87,27 +89,25 @@ def cmd_discover(args) -> dict:
 
 def cmd_ceilings(args) -> dict:
     from kernels_bench.ceilings import measure_ceilings
-    from kernels_bench.store import DEFAULT_PATH, Store
+    from kernels_bench.store import Store, run_lock, store_path
 
+    path = store_path(args.store)
     dev = _device(args)
     ceil = measure_ceilings(dev, args.size)
-    store = Store(args.store or DEFAULT_PATH)
-    rid = store.start_run(dev.as_json(), "ceilings", ceil)
-    store.finish_run(rid)
+    with run_lock(path), Store(path) as store:
+        rid = store.start_run(dev.as_json(), "ceilings", ceil)
+        store.finish_run(rid)
     return {"device": dev.as_json(), "ceilings": ceil, "run_id": rid, "store": str(store.path)}
 
 
 def run_suite(args, dev=None) -> dict:
     from dataclasses import replace
 
-    from kernels_bench.ceilings import measure_ceilings, summary
-    from kernels_bench.devices import accelerator_for
     from kernels_bench.plan import scenario
-    from kernels_bench.runner import Progress, run_cases
-    from kernels_bench.store import DEFAULT_PATH, Store
-    from kernels_bench.suites import ROUNDS, TIMING, cases_for
-    from planner.hardware.efficiency import efficiency_for
+    from kernels_bench.store import Store, run_lock, store_path
+    from kernels_bench.suites import TIMING, cases_for
 
+    path = store_path(args.store)
     dev = dev or _device(args)
     cases = cases_for(args.suite, dev.kind)
     if getattr(args, "cases", None):
@@ -129,7 +129,19 @@ def run_suite(args, dev=None) -> dict:
         if getattr(args, opt, None) is not None and getattr(args, opt) < 1:
             raise PlannerError(f"--{opt} must be >= 1")
     iters = getattr(args, "iters", None) or iters
-    store = Store(args.store or DEFAULT_PATH)
+    with run_lock(path), Store(path) as store:
+        return _run(args, dev, cases, store, (warmup, iters, budget))
+
+
+def _run(args, dev, cases: list, store, timing: tuple) -> dict:
+    """One run into an open store: ceilings, then the cases; the run's final status is always attempted."""
+    from kernels_bench.ceilings import measure_ceilings, summary
+    from kernels_bench.devices import accelerator_for
+    from kernels_bench.runner import Progress, run_cases
+    from kernels_bench.store import StoreWriteError
+    from kernels_bench.suites import ROUNDS
+    from planner.hardware.efficiency import efficiency_for
+
     rid = store.start_run(dev.as_json(), args.suite)
     try:
         print(f"kernels_bench: {dev.display_name} ({dev.name}, {dev.threads} threads); ceilings ...", file=sys.stderr)
@@ -139,12 +151,17 @@ def run_suite(args, dev=None) -> dict:
         acc = accelerator_for(dev, ceil)
         eff = efficiency_for(dev.name)
         rounds = getattr(args, "rounds", None) or ROUNDS[dev.kind]
-        rows = run_cases(cases, dev, acc, eff, store, rid, (warmup, iters, budget),
-                         Progress(len(cases), "kernels_bench "), rounds=rounds)
+        rows = run_cases(cases, dev, acc, eff, store, rid, timing, Progress(len(cases), "kernels_bench "),
+                         rounds=rounds)
     except KeyboardInterrupt as err:
-        store.finish_run(rid, "interrupted")
+        _ignore_signals()
+        if not store.mark(rid, "interrupted") and store.failed:
+            raise StoreWriteError(store.failure(), file=str(store.path), field="--store") from None
         how = f" by {err}" if str(err) else ""
         raise PlannerError(f"interrupted{how}; finished cases of run {rid} are kept in {store.path}") from None
+    except StoreWriteError:
+        store.mark(rid, "failed")  # may not get in either; the line says where the measurements are
+        raise StoreWriteError(store.failure(), file=str(store.path), field="--store") from None
     store.finish_run(rid)
     return {"device": dev.as_json(), "run_id": rid, "store": str(store.path), "suite": args.suite,
             "efficiency": list(eff.files), "ceilings": ceil, "runs": rows}
@@ -197,19 +214,35 @@ def _text(cmd: str, doc: dict) -> str:
     return json.dumps(doc, indent=2)
 
 
-def _terminate(signum, frame):
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; `kill` or a job scheduler: the run is marked interrupted
+_stopping = threading.Event()
+
+
+def _stop(signum, frame):
+    """The first SIGINT/SIGTERM stops the command; later ones (a key held down, a scheduler's repeats) are ignored
+    while it records the interruption and prints its one line."""
+    if _stopping.is_set():
+        return
+    _stopping.set()
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    previous = None
+def _ignore_signals() -> None:
+    _stopping.set()
+
+
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """The command line. `exiting` (python -m kernels_bench): stop signals stay ignored after the command, until
+    the interpreter exits; otherwise (tests, callers) the previous handlers come back."""
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)  # `kill` or a job scheduler: the run is marked interrupted
+        _stopping.clear()
+        previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         return _main(argv)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_IGN if exiting else handler)
 
 
 def _main(argv: list[str] | None) -> int:

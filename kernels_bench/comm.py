@@ -30,6 +30,18 @@ from planner.base.errors import PlannerError
 from planner.perf.roofline import comm_time
 
 TOKENS = (1, 16, 128, 1024)  # tokens per GPU
+# Most ranks `comm --nproc` starts on one machine. GPUs: one rank per GPU torch sees (NCCL cannot put two ranks of
+# one communicator on a GPU). CPU (gloo): each rank is a python with torch (~200 MB) timing the same collectives;
+# above the core count ranks time-share cores and time each other, and 8 is one 8-GPU node's TP/EP group, the
+# largest world the planner's intra-node link model describes. Multi-node worlds run under torchrun (see above).
+MAX_CPU_NPROC = 8
+
+
+def max_nproc(dev) -> int:
+    if dev.kind == "cuda":
+        return torch.cuda.device_count()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(2, min(MAX_CPU_NPROC, cores))  # two ranks always (the smallest world), even on one core
 
 
 def _cases(world: int, scale: plan.Scale) -> list[tuple[str, plan.Case]]:
@@ -112,18 +124,33 @@ def comm_command(args) -> dict | None:
     if args.worker:
         worker(args.worker, args.iters)
         return None
-    import statistics
-
-    from kernels_bench.ceilings import measure_ceilings
-    from kernels_bench.devices import accelerator_for, select_device
-    from kernels_bench.store import DEFAULT_PATH, Store
-    from kernels_bench.timing import Timing
+    from kernels_bench.devices import select_device
+    from kernels_bench.store import Store, run_lock, store_path
     from planner.hardware.efficiency import efficiency_for
 
     if args.nproc < 2:
         raise PlannerError("--nproc must be >= 2", field="--nproc")
+    if args.iters < 1:
+        raise PlannerError("--iters must be >= 1", field="--iters")
+    path = store_path(args.store)
     dev = select_device(args.device, args.threads)
-    store = Store(args.store or DEFAULT_PATH)
+    limit = max_nproc(dev)
+    if args.nproc > limit:
+        raise PlannerError(f"{args.nproc} processes on this {dev.kind} machine: at most {limit} (one per "
+                           f"{'GPU' if dev.kind == 'cuda' else 'core, 2 to 8'}; kernels_bench/comm.py "
+                           "MAX_CPU_NPROC)", field="--nproc")
+    with run_lock(path), Store(path) as store:
+        return _comm_run(args, dev, store, efficiency_for)
+
+
+def _comm_run(args, dev, store, efficiency_for) -> dict:
+    """torchrun the workers, then store one run of their rows."""
+    import statistics
+
+    from kernels_bench.ceilings import measure_ceilings
+    from kernels_bench.devices import accelerator_for
+    from kernels_bench.timing import Timing
+
     old = [r for r in store.runs(dev.name) if r["ceilings_json"]]
     ceil = json.loads(old[-1]["ceilings_json"]) if old else measure_ceilings(dev)
     acc = accelerator_for(dev, ceil)

@@ -4,7 +4,8 @@ planner's prediction beside every measurement (STYLE.md habit 8), storing every 
 One row per timed thing: the whole layer (op mla_decode | mla_prefill | moe) and, with components on, each of
 its stages alone (op = the planner op name(s) the stage implements). Fields: CONTRACT.md §8 plus percentiles,
 weight/KV bytes apart, peak memory, achieved GB/s and FLOP/s, MBU/MFU, measured/predicted, path, reference error.
-A failing case is recorded (oom | error) and the run goes on.
+A failing case is recorded (oom | error) and the run goes on; a failing store write stops the run (StoreWriteError),
+after every measurement already taken has been handed to the store, which keeps those it cannot write beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from kernels_bench import plan
 from kernels_bench.mla import MLALayer, components, run
 from kernels_bench.moe import MoEBlock
+from kernels_bench.store import StoreWriteError
 from kernels_bench.timing import Flusher, PeakMemory, Timing, measure
 from planner.hardware.efficiency import Efficiency
 from planner.perf.roofline import Machine
@@ -157,6 +159,19 @@ def _failed_row(case: plan.Case, status: str, text: str) -> dict:
             "group": case.group}
 
 
+def _store_units(store, units: list[Unit], m: Machine, rows: dict) -> None:
+    """Each unit's row into the store. When a write fails the store keeps the rest of the measurements beside it
+    (kernels_bench/store.py), so every unit is still handed over before the failure goes up."""
+    failed = None
+    for u in units:
+        try:
+            rows[u.name] = _store_unit(store, u, m)
+        except StoreWriteError as err:
+            failed = failed or err
+    if failed is not None:
+        raise failed
+
+
 def _store_unit(store, u: Unit, m: Machine) -> dict:
     row = _row(u.case, u.name, u.op, u.ops, Timing(tuple(u.samples)), m, u.prep.alloc, u.prep.layer.path,
                getattr(u.prep.layer, "ref_error", None))
@@ -234,8 +249,9 @@ def run_cases(cases: list[plan.Case], device, acc, eff: Efficiency, store, run_i
                         t = measure(u.fn, dev, warmup=warmup if r == 0 else 0, iters=per_round, before=flush,
                                     budget_s=budget)
                         u.samples += t.samples_s
-                    for u in mine:
-                        rows[u.name] = _store_unit(store, u, m)
+                    _store_units(store, mine, m, rows)
+                except StoreWriteError:
+                    raise  # the store failed, not the case: the run stops (kernels_bench/cli.py says where)
                 except (Exception, MemoryError) as err:  # noqa: BLE001
                     status, text = _failure(err)
                     for u in mine:

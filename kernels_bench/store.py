@@ -1,34 +1,47 @@
-"""Results store: one SQLite file (default bench_results/results.sqlite), written as a run goes.
+"""Results store: one SQLite file (default bench_results/results.sqlite), written as a run goes; the one owner of
+its schema. Imports without torch: the dashboard reads stores through the functions at the end of this file
+(torch is loaded lazily by `versions()` only, in the bench process that writes).
 
 Tables:
   runs   one invocation: device (name, kind, discovery record), versions, suite, argv, ceilings, status
-         (running -> done | interrupted; a killed process leaves `running`)
+         (running -> done | interrupted | failed; a killed process leaves `running`)
   cases  one row per timed case or component: status ok | oom | error, all samples, median/p10/p90, the planner's
          op records and prediction, FLOP and bytes, allocated vs predicted bytes, peak memory, reference error.
 A case row is inserted as `error` ("did not finish") before it runs and updated when it ends, each in its own
 commit: an interrupted or killed run keeps every finished case, and a case that took the process down is on record.
-A store that is not SQLite, damaged, of another schema, or locked by another writer for LOCK_TIMEOUT_S is a
-PlannerError naming the file (`--store`); rows already committed stay as they are.
+
+Failing loudly, never losing a measurement:
+- an existing store passes `PRAGMA quick_check` before anything is written into it; a damaged one is refused;
+- a store that is not SQLite, of another schema, or locked by another writer for LOCK_TIMEOUT_S is a PlannerError
+  naming the file (`--store`); rows already committed stay as they are;
+- a write that fails (disk full, I/O error, lock) is a StoreWriteError: from then on every measurement the run
+  still hands over is appended as a JSON line to `<store>.unsaved.jsonl` (or, when that cannot be written either,
+  to the system's temporary folder), and the run's one error line says where;
+- one writing run per store at a time (`run_lock`: an flock on `<store>.lock`, released by the OS when the process
+  ends, even on SIGKILL).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import torch
 
 from planner.base.errors import PlannerError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "bench_results" / "results.sqlite"
 LOCK_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before the run stops with an error
+READ_TIMEOUT_S = 5.0  # readers (dashboard, reports) wait this long for a writer's commit, then show nothing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -45,14 +58,41 @@ COLUMNS = ("status", "error", "path", "measured_s", "p10_s", "p90_s", "samples_j
            "ops_json", "alloc_bytes", "predicted_alloc_bytes", "peak_bytes", "ref_error", "result_json")
 
 
+class StoreWriteError(PlannerError):
+    """A write the store did not take (disk full, I/O error, lock held too long); the run must stop."""
+
+
+def store_path(text: str | None) -> Path:
+    """The store named by `--store` (None: the default). An empty or blank name, or one with spaces around it,
+    is refused rather than read as the default or as a file called ' '."""
+    if text is None:
+        return DEFAULT_PATH
+    if not text.strip() or text != text.strip() or Path(text).name.strip() in ("", ".", ".."):
+        raise PlannerError(f"{text!r} is not a store file name (empty, blank, or spaces around it)", field="--store")
+    return Path(text)
+
+
 def versions() -> dict:
+    """Python, torch, CUDA and git versions of the writing process. torch is imported here, lazily, so that this
+    module (the schema's owner) loads without it in the dashboard and the reports."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         rev = None
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "cuda": torch.version.cuda, "git": rev, "platform": platform.platform()}
+    return {"python": platform.python_version(), "torch": torch.__version__ if torch else None,
+            "cuda": torch.version.cuda if torch else None, "git": rev, "platform": platform.platform()}
+
+
+def _what(err: sqlite3.Error) -> str:
+    what = str(err) or type(err).__name__
+    if "locked" in what or "busy" in what:
+        what += f" (another process holds the store; waited {LOCK_TIMEOUT_S:g} s)"
+    return what
 
 
 @contextmanager
@@ -61,15 +101,58 @@ def _named(path: Path):
     try:
         yield
     except sqlite3.Error as err:
-        what = str(err) or type(err).__name__
-        if "locked" in what or "busy" in what:
-            what += f" (another process holds the store; waited {LOCK_TIMEOUT_S:g} s)"
-        raise PlannerError(f"results store: {what}", file=str(path), field="--store") from None
+        raise PlannerError(f"results store: {_what(err)}", file=str(path), field="--store") from None
+
+
+@contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold `<store>.lock` for one writing run; a second run on the same store is refused with one line."""
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise PlannerError(f"cannot create the run lock {lock.name} ({err.strerror})", file=str(path),
+                           field="--store") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise PlannerError(f"another kernels_bench run (pid {pid}) is writing this store; one run at a time",
+                               file=str(path), field="--store") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def run_holder(path: Path) -> str | None:
+    """The pid (as written) of the run holding the store's lock, or None when no run writes it now."""
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    finally:
+        os.close(fd)
 
 
 class Store:
     def __init__(self, path: str | Path = DEFAULT_PATH):
         self.path = Path(path)
+        self.failed: str | None = None  # the first failed write's reason; later writes go aside
+        self.aside: Path | None = None  # where measurements went when the store failed
+        self.aside_error: str | None = None
+        self.kept = 0  # measurements written aside
+        self.run_id: int | None = None
+        self._cases: dict[int, dict] = {}  # case id -> run, name, op, params (for rows written aside)
         with _named(self.path):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,34 +160,105 @@ class Store:
                 raise sqlite3.OperationalError(f"cannot create its folder ({err.strerror})") from None
             if self.path.is_dir():
                 raise sqlite3.OperationalError("is a folder, not a file")
+            existing = self.path.is_file() and self.path.stat().st_size > 0
             self.db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
             self.db.row_factory = sqlite3.Row
+            if existing:
+                self._check()
             self.db.executescript(SCHEMA)
             self.db.commit()
+
+    def _check(self) -> None:
+        """`PRAGMA quick_check` (page and index structure, O(size)); a damaged store is refused before any write."""
+        problems = [r[0] for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            self.db.close()
+            raise sqlite3.DatabaseError(f"damaged ({problems[0][:120]}; PRAGMA quick_check found {len(problems)} "
+                                        "problem(s)); nothing was written into it")
 
     def close(self) -> None:
         self.db.close()
 
-    def _write(self, sql: str, args: tuple) -> sqlite3.Cursor:
-        with _named(self.path):
-            cur = self.db.execute(sql, args)
-            self.db.commit()
-            return cur
+    def __enter__(self) -> Store:
+        return self
 
-    def _read(self, sql: str, args: tuple) -> list[sqlite3.Row]:
-        with _named(self.path):
-            return self.db.execute(sql, args).fetchall()
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- writing
+
+    def _write(self, sql: str, args: tuple, keep: dict | None = None) -> sqlite3.Cursor:
+        """One statement in its own commit. After a failure nothing more goes into the store: `keep` (a record of
+        a measurement) is appended beside it instead, and StoreWriteError says where."""
+        if self.failed is None:
+            try:
+                return self._execute(sql, args)
+            except sqlite3.Error as err:
+                self.failed = _what(err)
+                try:
+                    self.db.rollback()
+                except sqlite3.Error:
+                    pass
+        if keep is not None:
+            self._keep(keep)
+        raise StoreWriteError(self.failure(), file=str(self.path), field="--store")
+
+    def _execute(self, sql: str, args: tuple) -> sqlite3.Cursor:
+        cur = self.db.execute(sql, args)
+        self.db.commit()
+        return cur
+
+    def mark(self, run_id: int, status: str) -> bool:
+        """Best effort, even after a failed write: set a run's final status (True when the store took it)."""
+        try:
+            self._execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
+            return True
+        except sqlite3.Error:
+            return False
+
+    def _keep(self, record: dict) -> None:
+        line = json.dumps({"store": str(self.path), "kept_at": time.time(), **record}, default=str) + "\n"
+        targets = [self.aside] if self.aside else [
+            self.path.with_name(self.path.name + ".unsaved.jsonl"),
+            Path(tempfile.gettempdir()) / f"kernels_bench-unsaved-{os.getpid()}-{int(time.time())}.jsonl"]
+        for target in targets:
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+                try:
+                    os.write(fd, line.encode())
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as err:
+                self.aside_error = f"{target}: {err.strerror}"
+                continue
+            self.aside, self.kept = target, self.kept + 1
+            return
+
+    def failure(self) -> str:
+        """One line: why the store stopped taking writes, and where the measurements it did not take are."""
+        run = f"run {self.run_id} stopped" if self.run_id is not None else "nothing was written"
+        if self.kept:
+            where = f"{self.kept} measurement(s) it did not take are kept in {self.aside} (JSON lines)"
+        elif self.aside_error:
+            where = f"measurements could not be kept aside either ({self.aside_error})"
+        else:
+            where = "no measurement was lost"
+        return f"results store: write failed ({self.failed}); {run}; {where}"
 
     def start_run(self, device: dict, suite: str, ceilings: dict | None = None) -> int:
         cur = self._write(
             "INSERT INTO runs (started, status, device, device_kind, device_json, versions_json, suite, argv, "
             "ceilings_json) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
             (time.time(), device["name"], device["kind"], json.dumps(device), json.dumps(versions()), suite,
-             " ".join(sys.argv), json.dumps(ceilings) if ceilings else None))
+             " ".join(sys.argv), json.dumps(ceilings) if ceilings else None),
+            keep={"table": "runs", "device": device, "suite": suite, "ceilings": ceilings} if ceilings else None)
+        self.run_id = cur.lastrowid
         return cur.lastrowid
 
     def set_ceilings(self, run_id: int, ceilings: dict) -> None:
-        self._write("UPDATE runs SET ceilings_json = ? WHERE id = ?", (json.dumps(ceilings), run_id))
+        self._write("UPDATE runs SET ceilings_json = ? WHERE id = ?", (json.dumps(ceilings), run_id),
+                    keep={"table": "runs", "run_id": run_id, "ceilings": ceilings})
 
     def finish_run(self, run_id: int, status: str = "done") -> None:
         self._write("UPDATE runs SET finished = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
@@ -114,18 +268,26 @@ class Store:
             "INSERT INTO cases (run_id, case_name, op, status, error, started, cv_group, params_json) "
             "VALUES (?, ?, ?, 'error', 'did not finish (process interrupted or killed)', ?, ?, ?)",
             (run_id, name, op, time.time(), group, json.dumps(params)))
+        self._cases[cur.lastrowid] = {"run_id": run_id, "case": name, "op": op, "cv_group": group, "params": params}
         return cur.lastrowid
 
     def finish_case(self, case_id: int, **values) -> None:
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise KeyError(f"unknown case columns: {sorted(unknown)}")
+        keep = ({"table": "cases", "case_id": case_id, **self._cases.get(case_id, {}), "values": values}
+                if values.get("measured_s") is not None else None)
         values = {k: json.dumps(v) if k.endswith("_json") and not isinstance(v, str) and v is not None else v
                   for k, v in values.items()}
         cols = ", ".join(f"{k} = ?" for k in values)
-        self._write(f"UPDATE cases SET {cols}, finished = ? WHERE id = ?", (*values.values(), time.time(), case_id))
+        self._write(f"UPDATE cases SET {cols}, finished = ? WHERE id = ?", (*values.values(), time.time(), case_id),
+                    keep=keep)
 
-    # ---------------------------------------------------------------- reading
+    # ---------------------------------------------------------------- reading (a writer's own store)
+
+    def _read(self, sql: str, args: tuple) -> list[sqlite3.Row]:
+        with _named(self.path):
+            return self.db.execute(sql, args).fetchall()
 
     def runs(self, device: str | None = None) -> list[sqlite3.Row]:
         q, args = "SELECT * FROM runs", ()
@@ -140,3 +302,58 @@ class Store:
         if status:
             q, args = q + " AND status = ?", (*args, status)
         return self._read(q + " ORDER BY id", args)
+
+
+# ---------------------------------------------------------------- reading for views (dashboard, reports)
+# Read-only, never an exception: a missing, damaged, locked or other-schema store reads as no rows.
+
+def _query(path: Path, sql: str, args: tuple = ()) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT_S)
+    except sqlite3.Error:
+        return []
+    try:
+        cur = con.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    except sqlite3.Error:
+        return []
+    finally:
+        con.close()
+
+
+def latest_run_id(path: Path, since: float) -> int | None:
+    """The newest run started at or after `since` (a run a caller just started), or None."""
+    rows = _query(path, "SELECT id FROM runs WHERE started >= ? ORDER BY id DESC LIMIT 1", (since,))
+    return int(rows[0]["id"]) if rows else None
+
+
+def run_summaries(path: Path) -> list[dict]:
+    """Stored runs (ceilings-only runs left out), newest first, with how many cases each finished and how many
+    are ok."""
+    return _query(path, "SELECT r.id AS run, r.device, r.device_kind, r.suite, r.status, "
+                        "datetime(r.started, 'unixepoch') AS started_utc, "
+                        "SUM(c.finished IS NOT NULL) AS cases_finished, SUM(c.status = 'ok') AS cases_ok "
+                        "FROM runs AS r LEFT JOIN cases AS c ON c.run_id = r.id "
+                        "WHERE r.suite != 'ceilings' GROUP BY r.id ORDER BY r.id DESC")
+
+
+def finished_cases(path: Path, run_ids: tuple[int, ...]) -> list[dict]:
+    """Finished case rows of some runs: the CONTRACT.md §8 fields, the error, and the raw result_json."""
+    if not run_ids:
+        return []
+    marks = ",".join("?" * len(run_ids))
+    return _query(path, "SELECT c.run_id AS run, r.device, c.case_name AS \"case\", c.op, c.status, c.error, "
+                        "c.measured_s, c.predicted_s, c.flop, c.bytes, c.alloc_bytes, c.predicted_alloc_bytes, "
+                        "c.result_json FROM cases AS c JOIN runs AS r ON r.id = c.run_id "
+                        f"WHERE c.run_id IN ({marks}) AND c.finished IS NOT NULL ORDER BY c.id", tuple(run_ids))
+
+
+def measured_points(path: Path) -> list[dict]:
+    """(case, op, device, measured_s, flop, bytes) of every ok case with positive time, FLOP and bytes."""
+    return _query(path, "SELECT c.case_name AS \"case\", c.op, r.device, c.measured_s, c.flop, c.bytes "
+                        "FROM cases AS c LEFT JOIN runs AS r ON r.id = c.run_id WHERE c.status = 'ok' "
+                        "AND c.measured_s > 0 AND c.flop > 0 AND c.bytes > 0 ORDER BY c.id")
