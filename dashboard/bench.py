@@ -1,8 +1,11 @@
 """kernels_bench from the dashboard: `discover` and suite runs in a child process (`python -m kernels_bench ...`, so
-torch never loads into the server), and its SQLite store (kernels_bench/store.py: tables `runs` and `cases`) read
-back read-only, including the rows of a run still going.
+torch never loads into the server), and its SQLite store read back read-only through the store's owner
+(kernels_bench/store.py, which imports without torch), including the rows of a run still going.
 
-A missing kernels_bench (issue 4 in progress) or a missing store means "not available yet", never an exception.
+The child's stdout and stderr are drained by threads as it runs (a run's JSON document is 100-300 KB, more than a
+pipe holds: read only at exit, the child would block forever). One run at a time per store: a store another run is
+writing is refused before a child starts, and the child itself refuses it too (kernels_bench.store.run_lock).
+Without torch (the planner-only install) the page says how to get it; a missing store reads as no runs.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import importlib.util
 import json
 import queue
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,18 +24,19 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import ROOT
+from kernels_bench import store as results
 
 PROGRESS = re.compile(r"\] (\d+)/(\d+) ")  # kernels_bench.runner.Progress: "label[###   ] 3/22 ..."
 RESULT_FIELDS = ("measured_over_predicted", "achieved_bytes_per_s", "achieved_flop_per_s", "mbu", "mfu", "bound")
 
 
 def missing() -> str:
-    """'' when kernels_bench can be run; else why not."""
+    """'' when kernels_bench can run here; else why not (torch is an optional extra of the planner install)."""
     try:
-        found = importlib.util.find_spec("kernels_bench.cli") is not None
-    except (ImportError, ValueError) as err:
-        return f"kernels_bench is not available yet ({err})"
-    return "" if found else "kernels_bench is not available yet (no kernels_bench.cli module)"
+        found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        found = False
+    return "" if found else "kernels_bench needs torch, which is not installed (pip install -e '.[bench]')"
 
 
 def _command(*args: str) -> list[str]:
@@ -58,9 +61,46 @@ def discover(nonce: int = 0) -> dict:
         return {"error": f"kernels_bench discover printed no JSON ({err})"}
 
 
+class Drain:
+    """A child's stdout collected and its stderr lines queued by two threads while it runs, so neither pipe fills."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._out: list[str] = []
+        self._threads = [threading.Thread(target=self._read_out, daemon=True),
+                         threading.Thread(target=self._read_err, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _read_out(self) -> None:
+        for chunk in iter(lambda: self.proc.stdout.read(65536), ""):
+            self._out.append(chunk)
+
+    def _read_err(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.put(line.rstrip())
+
+    def new_lines(self) -> list[str]:
+        """stderr lines said since the last call."""
+        out = []
+        while True:
+            try:
+                out.append(self.lines.get_nowait())
+            except queue.Empty:
+                return out
+
+    def finish(self, timeout: float | None = None) -> tuple[int, str, list[str]]:
+        """Wait for the child and both readers: (exit code, all of stdout, stderr lines not yet taken)."""
+        code = self.proc.wait(timeout)
+        for t in self._threads:
+            t.join(timeout)
+        return code, "".join(self._out), self.new_lines()
+
+
 class SuiteRun:
     """One `kernels_bench run --json` child: progress parsed from its stderr, its rows read from the store as each
-    case finishes, its JSON document at the end."""
+    case finishes, its JSON document at the end. Nothing starts when another run is writing the store."""
 
     def __init__(self, device: str, suite: str, store: Path, cases: str = ""):
         args = ["run", "--suite", suite, "--device", device, "--json", "--store", str(store)]
@@ -68,24 +108,24 @@ class SuiteRun:
             args += ["--cases", cases]
         self.store, self.started = store, time.time()
         self.command = " ".join(["python -m kernels_bench", *args])
-        self.proc = subprocess.Popen(_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         self.step, self.total = 0, 0
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.put(line.rstrip())
+        self.proc: subprocess.Popen | None = None
+        holder = results.run_holder(store)
+        if holder is not None:
+            self.refused = (f"{store}: --store: another kernels_bench run (pid {holder}) is writing this store; "
+                            "one run at a time")
+            return
+        self.refused = ""
+        self.proc = subprocess.Popen(_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.drain = Drain(self.proc)
 
     def poll(self) -> bool:
         """Read what the child said; True while it runs."""
-        while True:
-            try:
-                line = self.lines.get_nowait()
-            except queue.Empty:
-                break
+        if self.proc is None:
+            return False
+        for line in self.drain.new_lines():
             self.stderr.append(line)
             m = PROGRESS.search(line)
             if m:
@@ -94,22 +134,24 @@ class SuiteRun:
 
     def rows(self) -> pd.DataFrame:
         """Finished cases of this run so far (the newest run in the store started after this one was)."""
-        run = latest_run(self.store, self.started - 1)
+        run = results.latest_run_id(self.store, self.started - 1)
         return cases(self.store, (run,)) if run is not None else pd.DataFrame()
 
     def result(self) -> tuple[dict | None, str]:
         """(the run's JSON document, "") once the child ended; (None, its last error line) when it failed."""
-        out, err = self.proc.communicate()
-        self.stderr += [line for line in err.splitlines() if line]
-        if self.proc.returncode != 0:
-            return None, (self.stderr or [f"exit code {self.proc.returncode}"])[-1]
+        if self.proc is None:
+            return None, self.refused
+        code, out, err = self.drain.finish()
+        self.stderr += [line for line in err if line]
+        if code != 0:
+            return None, (self.stderr or [f"exit code {code}"])[-1]
         try:
             return json.loads(out), ""
         except json.JSONDecodeError as exc:
             return None, f"kernels_bench printed no JSON ({exc})"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
@@ -117,55 +159,19 @@ class SuiteRun:
                 self.proc.kill()
 
 
-def _connect(store: Path) -> sqlite3.Connection | None:
-    if not store.is_file():
-        return None
-    try:
-        return sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error:
-        return None
-
-
-def _query(store: Path, sql: str, args: tuple = ()) -> pd.DataFrame:
-    con = _connect(store)
-    if con is None:
-        return pd.DataFrame()
-    try:
-        return pd.read_sql_query(sql, con, params=args)
-    except (sqlite3.Error, pd.errors.DatabaseError):
-        return pd.DataFrame()  # no such table yet, or a store of another schema
-    finally:
-        con.close()
-
-
-def latest_run(store: Path, since: float) -> int | None:
-    df = _query(store, "SELECT id FROM runs WHERE started >= ? ORDER BY id DESC LIMIT 1", (since,))
-    return None if df.empty else int(df["id"].iloc[0])
-
-
 def runs(store: Path) -> pd.DataFrame:
     """Stored runs, newest first, with how many cases each finished and how many are ok."""
-    return _query(store, "SELECT r.id AS run, r.device, r.device_kind, r.suite, r.status, "
-                         "datetime(r.started, 'unixepoch') AS started_utc, "
-                         "SUM(c.finished IS NOT NULL) AS cases_finished, SUM(c.status = 'ok') AS cases_ok "
-                         "FROM runs AS r LEFT JOIN cases AS c ON c.run_id = r.id "
-                         "WHERE r.suite != 'ceilings' GROUP BY r.id ORDER BY r.id DESC")
+    return pd.DataFrame(results.run_summaries(store))
 
 
 def cases(store: Path, run_ids: tuple[int, ...]) -> pd.DataFrame:
     """Finished case rows of some runs: the CONTRACT.md §8 fields and kernels_bench's own derived numbers."""
-    if not run_ids:
-        return pd.DataFrame()
-    marks = ",".join("?" * len(run_ids))
-    df = _query(store, "SELECT c.run_id AS run, r.device, c.case_name AS \"case\", c.op, c.status, c.error, "
-                       "c.measured_s, c.predicted_s, c.flop, c.bytes, c.alloc_bytes, c.predicted_alloc_bytes, "
-                       "c.result_json FROM cases AS c JOIN runs AS r ON r.id = c.run_id "
-                       f"WHERE c.run_id IN ({marks}) AND c.finished IS NOT NULL ORDER BY c.id", tuple(run_ids))
+    df = pd.DataFrame(results.finished_cases(store, tuple(run_ids)))
     if df.empty:
         return df
-    results = [_result(text) for text in df.pop("result_json")]
+    parsed = [_result(text) for text in df.pop("result_json")]
     for key in RESULT_FIELDS:
-        df[key] = [r.get(key) for r in results]
+        df[key] = [r.get(key) for r in parsed]
     return df
 
 

@@ -175,7 +175,7 @@ def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", en
                output_len: int = DEFAULT_OUTPUT_LEN, context: int | None = None,
                concurrency: float | None = None, output_len_dist: str = "fixed") -> dict:
     """The scenario mapping of `gpus` GPUs of one type. Up to one node the parallel plan is left unstated and the
-    planner picks TP/EP (planner.deploy.memory.resolve_unstated_plan);
+    planner picks TP/EP (planner.serving.unstated.resolve_unstated_plan);
     beyond, whole nodes run TP per node x PP over nodes.
     A count that is not whole nodes is left for the planner to reject (hardware.nodes)."""
     name = f"{weights} {gpus}x {gpu_label(gpu)}"  # engine and KV dtype are the same for every plan a page shows
@@ -200,8 +200,8 @@ def gpu_label(gpu: str) -> str:
 
 def _scenario(doc: dict):
     """(scenario with the parallel plan resolved, assumptions); raises PlannerError."""
-    from planner.deploy.memory import resolve_unstated_plan
-    from planner.deploy.scenario import scenario_from_mapping
+    from planner.deploy.scenario_file import scenario_from_mapping
+    from planner.serving.unstated import resolve_unstated_plan
 
     return resolve_unstated_plan(scenario_from_mapping(doc, SOURCE))
 
@@ -293,8 +293,6 @@ def capacity_vs_context(docs: tuple[dict, ...], contexts: tuple[int, ...]) -> pd
 @st.cache_data(show_spinner=False, max_entries=500)
 def roofline(doc: dict, batches: tuple[float, ...], results: str, results_mtime: float) -> dict:
     """Roofline tables of one deployment's decode step (planner.report.tables) and measured kernels_bench points."""
-    from planner.report.external import bench_points
-
     try:
         plan = _plan(doc)
     except PlannerError as err:
@@ -304,6 +302,19 @@ def roofline(doc: dict, batches: tuple[float, ...], results: str, results_mtime:
     measured, note = bench_points(Path(results))
     return {"points": T.roofline_points(plan, list(batches)), "ceilings": T.roofline_ceilings(plan.scenario.gpu),
             "measured": measured, "note": note}
+
+
+def bench_points(path: Path) -> tuple[pd.DataFrame | None, str]:
+    """Measured kernel runs of the kernels_bench store (read through its owner, kernels_bench/store.py, which loads
+    without torch) as roofline points; None and why when there are none."""
+    from kernels_bench.store import measured_points
+
+    if not path.is_file():
+        return None, f"no kernels_bench results ({path.name} not found): planner points only"
+    rows = measured_points(path)
+    if not rows:
+        return None, f"no successful kernels_bench runs readable in {path.name}: planner points only"
+    return pd.DataFrame(rows), ""
 
 
 # ------------------------------------------------------------------------------------------------ validation
@@ -324,16 +335,11 @@ def validation(path: str, path_mtime: float) -> dict:
     return {"table": table, "summary": report["summary"]}
 
 
-# ------------------------------------------------------------------------------------------------ sizing (issue 5)
+# ------------------------------------------------------------------------------------------------ sizing
 
 
 def sizing_missing() -> str:
-    """'' when planner.sizing.search and planner.sizing.workload import; else why sizing is not available yet."""
-    try:
-        from planner.sizing.search import size  # noqa: F401  (guarded: written in parallel, issue 5)
-        from planner.sizing.workload import workload_from_mapping  # noqa: F401
-    except Exception as err:  # noqa: BLE001  any failure of a module in progress means "not available yet"
-        return f"sizing (planner.sizing.search) is not available yet: {type(err).__name__}: {err}"[:300]
+    """Always '': sizing ships with the planner (planner.sizing). Kept only for the views that still ask."""
     return ""
 
 
@@ -356,9 +362,6 @@ def workload_presets() -> dict[str, dict]:
 @st.cache_data(show_spinner=False, max_entries=64)
 def sizing(workload: dict) -> dict:
     """`planner.sizing.search.size` of one workload mapping (CONTRACT.md §7 document), or {"error": ...}."""
-    why = sizing_missing()
-    if why:
-        return {"error": why, "unavailable": True}
     from planner.sizing.search import size
     from planner.sizing.workload import workload_from_mapping
 
@@ -366,8 +369,6 @@ def sizing(workload: dict) -> dict:
         return size(workload_from_mapping(workload, SOURCE))
     except PlannerError as err:
         return {"error": str(err)}
-    except Exception as err:  # noqa: BLE001  (issue 5 in progress: a crash there must not take the page down)
-        return {"error": f"sizing failed: {type(err).__name__}: {err}"[:300], "unavailable": True}
 
 
 def sizing_table(doc: dict) -> pd.DataFrame:

@@ -353,7 +353,10 @@ def finished_cases(path: Path, run_ids: tuple[int, ...]) -> list[dict]:
 
 
 def measured_points(path: Path) -> list[dict]:
-    """(case, op, device, measured_s, flop, bytes) of every ok case with positive time, FLOP and bytes."""
-    return _query(path, "SELECT c.case_name AS \"case\", c.op, r.device, c.measured_s, c.flop, c.bytes "
+    """Roofline points of every ok case with positive time, FLOP and bytes: case, op, device, measured_s, flop,
+    bytes, intensity_flop_per_byte (FLOP / byte) and flop_per_s (FLOP / measured second)."""
+    return _query(path, "SELECT c.case_name AS \"case\", c.op, COALESCE(r.device, 'measured') AS device, "
+                        "c.measured_s, c.flop, c.bytes, c.flop / c.bytes AS intensity_flop_per_byte, "
+                        "c.flop / c.measured_s AS flop_per_s "
                         "FROM cases AS c LEFT JOIN runs AS r ON r.id = c.run_id WHERE c.status = 'ok' "
                         "AND c.measured_s > 0 AND c.flop > 0 AND c.bytes > 0 ORDER BY c.id")
