@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from kernels_bench import plan
 from kernels_bench.qformats import QWeight, linear, quantize, try_enable_scaled_mm
 from kernels_bench.timing import storage_bytes
-from planner.deploy.memory import MLA_REPLICATED
+from planner.deploy.placement import MLA_REPLICATED
 
 Stage = tuple[tuple[str, ...], Callable[[dict], None]]
 ROW_PARALLEL = {"attn_output"}  # input features split by TP; other TP-split matrices split their output rows

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from planner.base.errors import PlannerError
-from planner.deploy.memory import gpu_share
-from planner.deploy.scenario import Scenario, scenario_from_mapping
+from planner.deploy.placement import gpu_share
+from planner.deploy.scenario import Scenario
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.hardware.efficiency import Efficiency
 from planner.model.inventory import TensorGroup, tensor_inventory
 from planner.model.kv import kv_layout

@@ -11,7 +11,7 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
-    from planner.deploy.scenario import load_scenario
+    from planner.deploy.scenario_file import load_scenario
     from planner.serving.estimate import estimate
 
     imported = time.perf_counter() - t0

@@ -56,7 +56,7 @@ def cmd_inspect(args: argparse.Namespace) -> dict:
 
 
 def cmd_estimate(args: argparse.Namespace) -> dict:
-    from planner.deploy.scenario import load_scenario
+    from planner.deploy.scenario_file import load_scenario
     from planner.serving.estimate import estimate
 
     return estimate(load_scenario(args.scenario))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from planner.deploy.scenario import scenario_from_mapping
+from planner.deploy.scenario_file import scenario_from_mapping
 
 BASE = {
     "model": "kimi-k2.5", "weights": "int4-g32", "kv_cache": "bf16",

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from planner.deploy.memory import resolve_unstated_plan
-from planner.deploy.scenario import scenario_from_mapping
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.serving.arrivals import length_nodes
 from planner.serving.estimate import estimate
 from planner.serving.serve import serve_point
+from planner.serving.unstated import resolve_unstated_plan
 from tests.scenario_util import scenario
 
 RUNS = yaml.safe_load((Path(__file__).parent / "data" / "mlperf_server_latency.yaml").read_text())["runs"]

@@ -7,7 +7,7 @@ import pytest
 from planner.base.errors import PlannerError
 from planner.deploy import datasets
 from planner.deploy.datasets import list_datasets, load_dataset
-from planner.deploy.scenario import scenario_from_mapping
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.serving.estimate import estimate
 from tests.scenario_util import BASE, merge, scenario
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from planner.deploy.scenario import load_scenario
+from planner.deploy.scenario_file import load_scenario
 from planner.perf.ops import Op, distinct_experts, ep_bytes_per_token
 from planner.perf.roofline import time_op
 from planner.perf.steps import decode_step, machine, prefill_step
@@ -384,7 +384,7 @@ def test_llamacpp_cpu_calibration_reproduces_its_table(model, ttft, tpot):
 
 
 def _unstated(model, weights, engine, gpus=8):
-    from planner.deploy.memory import resolve_unstated_plan
+    from planner.serving.unstated import resolve_unstated_plan
 
     none = dict.fromkeys(("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated"))
     sc = scenario(model=model, weights=weights, engine=engine, parallelism=none,

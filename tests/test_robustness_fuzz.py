@@ -334,7 +334,7 @@ def _paths(doc, prefix=()):
 
 
 def _loaders():
-    from planner.deploy.scenario import scenario_from_mapping
+    from planner.deploy.scenario_file import scenario_from_mapping
     from planner.model.spec import model_spec_from_config
     from planner.report.spec import load_report_spec
     from planner.sizing.workload import workload_from_mapping

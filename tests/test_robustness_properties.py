@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from planner.base.errors import PlannerError
 from planner.deploy.memory import memory_report
-from planner.deploy.scenario import scenario_from_mapping
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.hardware.accelerators import HARDWARE_DIR
 from planner.model.inspect import inspect_model, weights_bytes_by_component
 from planner.model.inventory import (

@@ -11,7 +11,7 @@ from hypothesis import event
 from hypothesis import strategies as st
 
 from planner.deploy.memory import memory_report
-from planner.deploy.scenario import scenario_from_mapping
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.model.models import load_model
 from planner.sizing.search import size
 from planner.sizing.workload import workload_from_mapping

@@ -49,7 +49,7 @@ def render(ref: str) -> None:
 
 def form(base: dict, preset: str, s: dict) -> dict:
     """The workload mapping (CONTRACT.md §7) the form describes, starting from the preset."""
-    from planner.sizing.cost import list_apis
+    from planner.sizing.api import list_apis
     from planner.sizing.workload import CLASSES, OBJECTIVES
 
     cat = data.catalog()

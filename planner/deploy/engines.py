@@ -19,6 +19,9 @@ from planner.base.yamlio import (
     require_mapping,
 )
 from planner.hardware.efficiency import DTYPES, Curve, read_curves
+from planner.hardware.systems import CLASSES
+from planner.model.kv import KV_DTYPES
+from planner.model.quant import QuantFormat
 
 ENGINES_DIR = PROFILES / "engines"
 FRACTION_MODES = ("total", "static", "free_after_load", "none")
@@ -78,6 +81,12 @@ class Engine:
     # compute efficiency per dtype over rows per expert, replacing the table's grouped_gemm curve
     # (planner.perf.steps.machine)
     tp_moe_compute_by_dtype: tuple[tuple[str, Curve], ...] = ()
+    # capabilities: what the engine loads and offers (sizing reads them; a new engine is its profile alone)
+    weight_formats: tuple[str, ...] = ("safetensors",)  # format names or families (safetensors | gguf) it loads
+    weight_formats_cpu: tuple[str, ...] | None = None  # the same on a CPU-only server (None: weight_formats)
+    kv_cache_dtypes: tuple[str, ...] = KV_DTYPES  # KV cache dtypes it offers (planner.model.kv.KV_DTYPES)
+    attention_dp: bool = False  # runs attention data-parallel beside expert-parallel MoE
+    sizing: tuple[tuple[str, int], ...] = ()  # (system class, rank) the sizing search offers it on; rank 1 first
 
     def cpu_compute_for(self, dtype: str) -> Curve | None:
         """The engine's CPU GEMM efficiency for `dtype` over GEMM rows (None: the calibration table applies)."""
@@ -85,6 +94,11 @@ class Engine:
         if dtype in by_dtype:
             return by_dtype[dtype]
         return Curve(((1.0, self.cpu_compute_efficiency),)) if self.cpu_compute_efficiency else None
+
+    def loads(self, fmt: QuantFormat, cpu_only: bool = False) -> bool:
+        """Whether the engine loads checkpoints in `fmt` (on a CPU-only server when `cpu_only`)."""
+        allowed = self.weight_formats_cpu if cpu_only and self.weight_formats_cpu is not None else self.weight_formats
+        return fmt.name in allowed or fmt.family in allowed
 
     @property
     def running_cap(self) -> int:
@@ -123,7 +137,8 @@ def load_engine(name: str) -> Engine:
                      "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s", "cpu_op_host_s",
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "request_ingest_s",
-                     "first_token_path_s"),
+                     "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
+                     "sizing"),
                file)
     mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
     split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
@@ -162,7 +177,46 @@ def load_engine(name: str) -> Engine:
         tp_moe_compute_by_dtype=_tp_moe_kernel(doc, file),
         request_ingest_s=get_number(doc, "request_ingest_s", file, default=0.0, minimum=0, maximum=1),
         first_token_path_s=get_number(doc, "first_token_path_s", file, default=0.0, minimum=0, maximum=1),
+        weight_formats=_names(doc, "weight_formats", file, None) or ("safetensors",),
+        weight_formats_cpu=_names(doc, "weight_formats_cpu", file, None),
+        kv_cache_dtypes=_names(doc, "kv_cache_dtypes", file, KV_DTYPES) or KV_DTYPES,
+        attention_dp=_bool(doc, "attention_dp", file),
+        sizing=_sizing(doc, file),
     )
+
+
+def _names(doc: dict, key: str, file: str, allowed: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """A list of names under `key` (None when absent); with `allowed`, each must be one of them."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise PlannerError("expected a non-empty list of names", file=file, field=key)
+    for v in value:
+        if allowed is not None and v not in allowed:
+            raise PlannerError(f"unknown {v!r}; known: {', '.join(allowed)}", file=file, field=key)
+    return tuple(value)
+
+
+def _bool(doc: dict, key: str, file: str) -> bool:
+    value = doc.get(key, False)
+    if not isinstance(value, bool):
+        raise PlannerError(f"expected true or false, got {value!r}"[:120], file=file, field=key)
+    return value
+
+
+def _sizing(doc: dict, file: str) -> tuple[tuple[str, int], ...]:
+    """`sizing: {system class: rank}`: where the sizing search offers the engine, and in which order."""
+    entry = require_mapping(doc.get("sizing") or {}, file, "sizing")
+    check_keys(entry, CLASSES, file, "sizing.")
+    return tuple((cls, get_number(entry, cls, file, prefix="sizing.", integer=True, minimum=1, maximum=100))
+                 for cls in CLASSES if cls in entry)
+
+
+def engines_for_class(cls: str) -> list[Engine]:
+    """Engines the sizing search offers on a system class, in their profiles' rank order (then by name)."""
+    ranked = [(dict(e.sizing)[cls], e.name, e) for e in map(load_engine, list_engines()) if cls in dict(e.sizing)]
+    return [e for _, _, e in sorted(ranked, key=lambda r: r[:2])]
 
 
 def _tp_moe_kernel(doc: dict, file: str) -> tuple[tuple[str, Curve], ...]:

@@ -1,43 +1,35 @@
-"""Scenario files (CONTRACT.md §2): model, weight format, KV dtype, hardware, parallel plan, offload,
-engine, speculative decoding, workload, SLO, and (for `validate`) measured values.
+"""A scenario (CONTRACT.md §2): model, weight format, KV dtype, hardware, parallel plan, offload, engine,
+speculative decoding, workload, SLO, and (for `validate`) measured values, every part resolved to its profile.
 
-`load_scenario(path)` reads one file; `scenario_from_mapping(doc, file)` reads one mapping (one case of
-a validate file). Every field is checked once here; unknown keys, wrong types and impossible plans
-raise a PlannerError naming the file and field.
+`make_scenario(...)` builds one from Python values (profile objects or names; small mappings for the parallel plan,
+workload, engine options and SLO, spelled as in the YAML) and runs every check; the YAML reader
+(planner.deploy.scenario_file) is a thin layer over it, so a scenario from a file and one built in code are checked
+alike, and errors name the file (or `file=` label) and the field as the YAML spells it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError, resolve_named
-from planner.base.yamlio import check_keys, get_choice, get_number, get_str, load_document, require_mapping
+from planner.base.yamlio import check_keys, get_choice, get_number, get_str, require_mapping
 from planner.deploy.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
 from planner.deploy.engines import Engine, load_engine
+from planner.hardware.accelerators import Accelerator, load_accelerator
+from planner.hardware.hosts import Host, load_host
 from planner.model.kv import KV_DTYPES
 from planner.model.models import Model, load_model
 from planner.model.quant import QuantFormat, load_format
 
-TOP_KEYS = ("name", "model", "weights", "kv_cache", "hardware", "parallelism", "offload", "engine", "engine_options",
-            "speculative",
-            "workload", "slo", "measured", "grade", "notes", "assumed")
-HARDWARE_KEYS = ("gpu", "gpus_per_node", "nodes", "host")
 PARALLEL_KEYS = ("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated", "redundant_experts", "dense_tp")
-OFFLOAD_KEYS = ("expert_layers_on_cpu", "cpu_compute")
-SPEC_KEYS = ("mtp_tokens", "acceptance")
 WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
                  "context_len", "output_len_dist", "dataset")
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
-MEASURED_KEYS = ("metric", "value", "source", "note", "unit")
-METRIC_VOCABULARY = (  # CONTRACT.md §3: what `validate` can compare
-    "prefill_tokens_per_s_per_gpu", "prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_gpu",
-    "decode_tokens_per_s_per_node", "output_tokens_per_s_per_user", "tpot_ms", "ttft_ms", "system_output_tokens_per_s",
-    "system_total_tokens_per_s", "e2e_latency_ms", "weights_bytes_total", "kv_tokens_per_gpu")
 MAX_TOKENS = 10**8  # no model has a context near 100M tokens: larger values are typos
 MAX_GPUS = 1 << 20
 
@@ -113,10 +105,10 @@ class Scenario:
     model: Model
     weights: QuantFormat
     kv_cache: str
-    gpu: str | None  # accelerator profile name; None = CPU only
+    gpu: str | None  # accelerator as the scenario names it (profile name or path), a label; None = CPU only
     gpus_per_node: int
     nodes: int
-    host: Any  # planner.hardware.accelerators.Host or None
+    host: Host | None  # host profile (CPU, DRAM, RAM size); needed for offload and CPU-only
     parallelism: Parallelism
     expert_layers_on_cpu: int  # MoE layers whose routed experts live in host RAM
     cpu_compute: bool  # host CPU computes offloaded experts (False: streamed over PCIe)
@@ -126,6 +118,19 @@ class Scenario:
     workload: Workload
     slo: tuple[tuple[str, float], ...] = ()  # (key, value) pairs of the slo mapping: ttft_ms, tpot_ms, ...
     measured: tuple[Measured, ...] = ()  # validate only
+    accelerator: Accelerator | None = None  # the resolved profile of `gpu`
+
+    def __hash__(self) -> int:
+        """Hashed once: the per-scenario caches (perf.ops role bytes, perf.steps machine) hash a scenario for every
+        op, and a field-wise hash walks the whole model spec. Equality stays field-wise (the dataclass's)."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> dict:  # a hash is only valid in the process that computed it (string hash seeds)
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
     def slo_value(self, key: str) -> float | None:
         return dict(self.slo).get(key)
@@ -135,18 +140,109 @@ class Scenario:
         return self.gpus_per_node * self.nodes
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    file = str(path)
-    return scenario_from_mapping(load_document(path), file)
+def make_scenario(
+    model: Model | str,
+    *,
+    weights: QuantFormat | str | None = None,
+    kv_cache: str = "bf16",
+    gpu: Accelerator | str | None = None,
+    gpus_per_node: int | None = None,
+    nodes: int = 1,
+    host: Host | str | Mapping | None = None,
+    parallelism: Parallelism | Mapping | None = None,
+    expert_layers_on_cpu: int | str | None = 0,
+    cpu_compute: bool | None = True,
+    engine: Engine | str = "vllm",
+    engine_options: Mapping | None = None,
+    mtp_tokens: int | None = 0,
+    acceptance: float | None = None,
+    workload: Workload | Mapping | None = None,
+    slo: Mapping | None = None,
+    measured: tuple[Measured, ...] = (),
+    name: str | None = None,
+    file: str = "<scenario>",
+) -> Scenario:
+    """A checked scenario from Python values. Profiles may be given as objects or by name (or path); the parallel
+    plan, workload, engine options and SLO as mappings spelled like the YAML (or a Parallelism / Workload already
+    built). Defaults are CONTRACT.md §2's. Errors are PlannerErrors naming `file` and the YAML field."""
+    model = model if isinstance(model, Model) else resolve_named(load_model, model, file, "model")
+    if not isinstance(weights, QuantFormat):
+        weights = resolve_named(load_format, model.native_weights if weights is None else weights, file, "weights")
+    if not isinstance(engine, Engine):
+        engine = resolve_named(load_engine, engine, file, "engine")
+    options = _part(engine_options, "engine_options", ENGINE_OPTION_KEYS, file)
+    engine = _engine_options(engine, options, file)
+    if kv_cache not in KV_DTYPES:
+        raise PlannerError(f"unknown KV cache dtype {kv_cache!r}; known: {', '.join(KV_DTYPES)}",
+                           file=file, field="kv_cache")
+    hw = {"gpus_per_node": gpus_per_node, "nodes": nodes}
+    gpn = get_number(hw, "gpus_per_node", file, prefix="hardware.", default=0 if gpu is None else 1, integer=True,
+                     minimum=0, maximum=MAX_GPUS)
+    nodes = get_number(hw, "nodes", file, prefix="hardware.", default=1, integer=True, minimum=1, maximum=MAX_GPUS)
+    accelerator = _accelerator(gpu, file)
+    label = None if gpu is None else accelerator.name if isinstance(gpu, Accelerator) else str(gpu)
+    if gpu is not None and gpn < 1:
+        raise PlannerError("must be >= 1 when a gpu is given", file=file, field="hardware.gpus_per_node")
+    if host is not None and not isinstance(host, Host):
+        host = load_host(host, file=file, field="hardware.host")
+    if not isinstance(parallelism, Parallelism):
+        parallelism = _parallelism(_part(parallelism, "parallelism", PARALLEL_KEYS, file), file, model, gpu,
+                                   gpn * nodes)
+    on_cpu = _offloaded(expert_layers_on_cpu, model, file)
+    if gpu is None:  # CPU only: every weight lives in host RAM
+        if host is None:
+            raise PlannerError("a CPU-only scenario (gpu null) needs a host profile", file=file, field="hardware.host")
+        on_cpu = model.spec.num_moe_layers
+    elif on_cpu and host is None:
+        raise PlannerError("expert offload needs a host profile", file=file, field="hardware.host")
+    spec_dec = {"mtp_tokens": mtp_tokens, "acceptance": acceptance}
+    mtp = get_number(spec_dec, "mtp_tokens", file, prefix="speculative.", default=0, integer=True, minimum=0,
+                     maximum=16)
+    acceptance = get_number(spec_dec, "acceptance", file, prefix="speculative.", default=None, minimum=0, maximum=1)
+    slo = _part(slo, "slo", SLO_KEYS, file)
+    for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
+        get_number(slo, key, file, prefix="slo.", default=None, minimum=0)
+    if not isinstance(workload, Workload):
+        workload = _workload(_part(workload, "workload", WORKLOAD_KEYS, file), file, model)
+    if "cuda_graph_max_batch" not in options:
+        engine = tuned_for_chosen_batch(engine, workload)
+    return Scenario(
+        name=str(name or Path(file).stem), file=file, model=model, weights=weights, kv_cache=kv_cache, gpu=label,
+        gpus_per_node=gpn, nodes=nodes, host=host, parallelism=parallelism, expert_layers_on_cpu=on_cpu,
+        cpu_compute=_bool({"cpu_compute": cpu_compute}, "cpu_compute", file, "offload.", True), engine=engine,
+        mtp_tokens=mtp, acceptance=acceptance, workload=workload,
+        slo=tuple((k, v) for k, v in slo.items() if v is not None), measured=tuple(measured), accelerator=accelerator,
+    )
 
 
-def _sub(doc: Mapping, key: str, file: str, allowed: tuple[str, ...]) -> dict:
-    value = doc.get(key)
+def _part(value: Any, key: str, allowed: tuple[str, ...], file: str) -> dict:
+    """One mapping part of a scenario (parallelism, workload, slo): absent is empty; unknown keys are refused."""
     if value is None:
         return {}
-    sub = require_mapping(value, file, key)
-    check_keys(sub, allowed, file, f"{key}.")
-    return sub
+    value = require_mapping(value, file, key)
+    check_keys(value, allowed, file, f"{key}.")
+    return dict(value)
+
+
+def _accelerator(gpu: Accelerator | str | None, file: str) -> Accelerator | None:
+    if gpu is None or isinstance(gpu, Accelerator):
+        return gpu
+    if not isinstance(gpu, str):
+        raise PlannerError(f"expected a string, got {type(gpu).__name__}", file=file, field="hardware.gpu")
+    try:
+        return load_accelerator(gpu)
+    except PlannerError as err:
+        raise PlannerError(err.message, file=file, field="hardware.gpu") from None
+
+
+def _offloaded(value: int | str | None, model: Model, file: str) -> int:
+    """`offload.expert_layers_on_cpu`: a count of MoE layers, or "all"."""
+    if value == "all":
+        return model.spec.num_moe_layers
+    if value is None:
+        return 0
+    return get_number({"expert_layers_on_cpu": value}, "expert_layers_on_cpu", file, prefix="offload.", default=0,
+                      integer=True, minimum=0, maximum=model.spec.num_moe_layers)
 
 
 def _bool(doc: Mapping, key: str, file: str, prefix: str, default: bool) -> bool:
@@ -156,75 +252,6 @@ def _bool(doc: Mapping, key: str, file: str, prefix: str, default: bool) -> bool
     if not isinstance(value, bool):
         raise PlannerError(f"expected true or false, got {value!r}"[:120], file=file, field=f"{prefix}{key}")
     return value
-
-
-def scenario_from_mapping(doc: Any, file: str) -> Scenario:
-    doc = require_mapping(doc, file)
-    check_keys(doc, TOP_KEYS, file)
-    name = str(doc.get("name") or Path(file).stem)
-    model = resolve_named(load_model, get_str(doc, "model", file), file, "model")
-    weights = resolve_named(load_format, get_str(doc, "weights", file, default=model.native_weights), file,
-                            "weights")
-    engine = resolve_named(load_engine, get_str(doc, "engine", file, default="vllm"), file, "engine")
-    engine = _engine_options(engine, _sub(doc, "engine_options", file, ENGINE_OPTION_KEYS), file)
-    kv_cache = get_str(doc, "kv_cache", file, default="bf16")
-    if kv_cache not in KV_DTYPES:
-        raise PlannerError(f"unknown KV cache dtype {kv_cache!r}; known: {', '.join(KV_DTYPES)}",
-                           file=file, field="kv_cache")
-
-    hw = _sub(doc, "hardware", file, HARDWARE_KEYS)
-    gpu = get_str(hw, "gpu", file, prefix="hardware.", default=None)
-    gpn = get_number(hw, "gpus_per_node", file, prefix="hardware.", default=0 if gpu is None else 1, integer=True,
-                     minimum=0, maximum=MAX_GPUS)
-    nodes = get_number(hw, "nodes", file, prefix="hardware.", default=1, integer=True, minimum=1, maximum=MAX_GPUS)
-    if gpu is not None:
-        from planner.hardware.accelerators import load_accelerator  # noqa: PLC0415  (kept lazy: hardware profiles are many)
-        try:
-            load_accelerator(gpu)
-        except PlannerError as err:
-            raise PlannerError(err.message, file=file, field="hardware.gpu") from None
-        if gpn < 1:
-            raise PlannerError("must be >= 1 when a gpu is given", file=file, field="hardware.gpus_per_node")
-    host = None
-    if hw.get("host") is not None:
-        from planner.hardware.hosts import load_host  # noqa: PLC0415
-        host = load_host(hw["host"], file=file, field="hardware.host")
-
-    par = _parallelism(_sub(doc, "parallelism", file, PARALLEL_KEYS), file, model, gpu, gpn * nodes)
-    off = _sub(doc, "offload", file, OFFLOAD_KEYS)
-    on_cpu = off.get("expert_layers_on_cpu", 0)
-    if on_cpu == "all":
-        on_cpu = model.spec.num_moe_layers
-    elif on_cpu is None:
-        on_cpu = 0
-    else:
-        on_cpu = get_number(off, "expert_layers_on_cpu", file, prefix="offload.", default=0, integer=True, minimum=0,
-                            maximum=model.spec.num_moe_layers)
-    if gpu is None:  # CPU only: every weight lives in host RAM
-        if host is None:
-            raise PlannerError("a CPU-only scenario (gpu null) needs a host profile", file=file, field="hardware.host")
-        on_cpu = model.spec.num_moe_layers
-    elif on_cpu and host is None:
-        raise PlannerError("expert offload needs a host profile", file=file, field="hardware.host")
-
-    spec_dec = _sub(doc, "speculative", file, SPEC_KEYS)
-    mtp = get_number(spec_dec, "mtp_tokens", file, prefix="speculative.", default=0, integer=True, minimum=0,
-                     maximum=16)
-    acceptance = get_number(spec_dec, "acceptance", file, prefix="speculative.", default=None, minimum=0, maximum=1)
-    slo = _sub(doc, "slo", file, SLO_KEYS)
-    for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
-        get_number(slo, key, file, prefix="slo.", default=None, minimum=0)
-    wl = _workload(_sub(doc, "workload", file, WORKLOAD_KEYS), file, model)
-    if "cuda_graph_max_batch" not in (doc.get("engine_options") or {}):
-        engine = tuned_for_chosen_batch(engine, wl)
-    return Scenario(
-        name=name, file=file, model=model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=gpn,
-        nodes=nodes, host=host, parallelism=par, expert_layers_on_cpu=on_cpu,
-        cpu_compute=_bool(off, "cpu_compute", file, "offload.", True), engine=engine, mtp_tokens=mtp,
-        acceptance=acceptance, workload=wl,
-        slo=tuple((k, v) for k, v in slo.items() if v is not None),
-        measured=_measured(doc.get("measured"), file),
-    )
 
 
 def chooses_batch(wl: Workload) -> bool:
@@ -360,19 +387,3 @@ def _workload(w: Mapping, file: str, model: Model) -> Workload:
     )
 
 
-def _measured(items: Any, file: str) -> tuple:
-    if items is None:
-        return ()
-    if not isinstance(items, list):
-        raise PlannerError("expected a list", file=file, field="measured")
-    out = []
-    for k, item in enumerate(items):
-        item = require_mapping(item, file, f"measured[{k}]")
-        check_keys(item, MEASURED_KEYS, file, f"measured[{k}].")
-        metric = get_str(item, "metric", file, prefix=f"measured[{k}].")
-        if metric not in METRIC_VOCABULARY:
-            raise PlannerError(f"unknown metric {metric!r} (known: {', '.join(METRIC_VOCABULARY)})"[:600],
-                               file=file, field=f"measured[{k}].metric")
-        out.append(Measured(metric, get_number(item, "value", file, prefix=f"measured[{k}].", minimum=0),
-                            get_str(item, "source", file, prefix=f"measured[{k}].", default="")))
-    return tuple(out)

@@ -7,7 +7,7 @@ the number of layers it repeats over, so totals are sums of `count x value`.
 
 Conventions (per GPU; t = tp, G = tp x dp_attention GPUs per stage, e = ep):
 - TP-split GEMMs do all tokens of the attention group with 1/t of the heads: FLOP = tokens_per_gpu x the
-  full-width cost; weights read once per step, split as memory.place_weights splits them.
+  full-width cost; weights read once per step, split as planner.deploy.placement splits them.
 - MLA decode runs weight-absorbed over the latent cache (FLOP 2 x heads x ctx x (576 + 512) per token,
   KV read ctx x 576 elements per sequence, not split by TP); MLA prefill decompresses K/V with kv_b_proj
   and runs causal attention over on average half the prompt (2 x heads x ctx x (192 + 128) per token).
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from math import ceil, log, sqrt
 
-from planner.deploy.memory import dense_group, gpu_share
+from planner.deploy.placement import dense_group, gpu_share
 from planner.deploy.scenario import Scenario
 from planner.model.inventory import tensor_inventory
 from planner.model.kv import kv_layout
@@ -78,7 +78,8 @@ def _w(sc: Scenario, role: str, kind: str) -> float:
     return _role_bytes(sc).get((role, kind), (0.0, 0.0, "bf16"))[0]
 
 
-def _dtype(sc: Scenario, role: str, kind: str) -> str:
+def role_dtype(sc: Scenario, role: str, kind: str) -> str:
+    """Storage dtype of a weight role in this scenario's format (what its GEMMs compute in)."""
     return _role_bytes(sc).get((role, kind), (0.0, 0.0, "bf16"))[2]
 
 
@@ -125,7 +126,7 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
     group_tokens = n * t  # every GPU of the TP group sees all of them (its share of heads / the whole latent)
     seqs = group_tokens / sq if phase == "decode" else 0
     lk = "moe" if s.is_moe and any(s.moe_layers) else "dense"
-    d = lambda role: _dtype(sc, role, lk)  # noqa: E731
+    d = lambda role: role_dtype(sc, role, lk)  # noqa: E731
     w = lambda role: _w(sc, role, lk)  # noqa: E731
     # every TP rank holds (and normalizes) all of its group's tokens
     ops: list[Op] = [Op("attn.norm", "elementwise", count, 4 * group_tokens * h, act_bytes=4 * group_tokens * h)]
@@ -230,7 +231,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     ops: list[Op] = []
     if dense_count:
         w3 = sum(_w(sc, r, "dense") for r in ("ffn_gate", "ffn_up", "ffn_down"))
-        ops.append(_gemm("mlp.dense", dense_count, n, h, 3 * s.intermediate_size, w3, _dtype(sc, "ffn_up", "dense"),
+        ops.append(_gemm("mlp.dense", dense_count, n, h, 3 * s.intermediate_size, w3, role_dtype(sc, "ffn_up", "dense"),
                          kernels=3, rows=n * gd,  # gate_up, SwiGLU, down
                          depth=swiglu_depth(h, s.intermediate_size / gd)))
         if gd > 1:
@@ -258,7 +259,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
         ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 6 * h * inter,
                       weight_bytes=touched * expert_bytes / expert_tp,
                       act_bytes=pairs * (2 * h + 6 * inter / expert_tp),
-                      dtype=_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1)),
+                      dtype=role_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1)),
                       kernels=3, depth=swiglu_depth(h, inter / expert_tp)))  # align/sort + two grouped GEMMs
     # gather tokens into expert order and scatter the outputs back (read + write, bf16), and SwiGLU over the
     # gate/up outputs (read 2I, write I): bandwidth-bound kernels beside the grouped GEMMs
@@ -271,7 +272,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
             not sc.cpu_compute or (phase == "prefill" and sc.engine.host_prefill == "pcie" and n >= 32))
         ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * h * inter,
                       weight_bytes=touched * expert_bytes / (G if stream else 1),
-                      dtype=_dtype(sc, "ffn_up_exps", "moe"),
+                      dtype=role_dtype(sc, "ffn_up_exps", "moe"),
                       m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu",
                       # engines that run the CPU experts one after another (llama.cpp's mul_mat_id) pay the
                       # per-op dispatch for each touched expert's three matrices
@@ -280,7 +281,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
         w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))
         shared_group = par.tp if e > 1 else gd  # as memory.gpu_share places the shared expert
         ops.append(_gemm("moe.shared", moe_count, n, h, 3 * s.shared_intermediate_size, w3,
-                         _dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group,
+                         role_dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group,
                          depth=swiglu_depth(h, s.shared_intermediate_size / shared_group)))
     if e > 1:
         intra, inter = ep_bytes_per_token(e, k, sc.gpus_per_node or 1, per_node=phase == "prefill")

@@ -26,9 +26,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from math import ceil
 
+from planner.deploy.engines import load_engine
 from planner.deploy.scenario import Scenario
 from planner.hardware.efficiency import efficiency_for
-from planner.perf.ops import Op, step_ops
+from planner.perf.ops import Op, role_dtype, step_ops
 from planner.perf.roofline import Machine, TimedOp, time_op
 
 # Two-batch overlap hides this fraction of the shorter of compute and communication. 0.5 reproduces the gains
@@ -60,9 +61,7 @@ class Step:
 
 @lru_cache(maxsize=128)
 def machine(sc: Scenario) -> Machine:
-    from planner.hardware.accelerators import load_accelerator
-
-    acc = load_accelerator(sc.gpu) if sc.gpu else None
+    acc = sc.accelerator
     gguf = sc.weights.family == "gguf"
     cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
     return Machine(acc, sc.host, _efficiency(sc), sc.gpus_per_node or 1, sc.engine.cpu_numa_aware, cpu_dtype,
@@ -80,16 +79,13 @@ def _efficiency(sc: Scenario):
 
 def kernel_notes(sc: Scenario) -> list[str]:
     """Plain-language notes on kernel choices that change the efficiency table for this scenario."""
-    from planner.deploy.engines import load_engine
-    from planner.perf.ops import _dtype
-
     notes = []
     profile = load_engine(sc.engine.name)
     if profile.cuda_graph_max_batch is not None and sc.engine.cuda_graph_max_batch is None:
         notes.append(f"the planner chose the batch, so the deployment is assumed configured for it: CUDA graphs "
                      f"capture every step ({sc.engine.name}'s default captures decode batches up to "
                      f"{profile.cuda_graph_max_batch}; set engine_options.cuda_graph_max_batch to model the default)")
-    dtype = _dtype(sc, "ffn_up_exps", "moe")
+    dtype = role_dtype(sc, "ffn_up_exps", "moe")
     if _efficiency(sc) is efficiency_for(sc.gpu) or dtype not in dict(sc.engine.tp_moe_compute_by_dtype):
         return notes
     return [*notes, f"routed experts split by TP (ep 1) run {sc.engine.name}'s own fused-MoE kernel: its {dtype} "

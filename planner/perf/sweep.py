@@ -132,7 +132,7 @@ def _interp(curve, m):
 
 def main(argv: list[str] | None = None) -> int:
     """Benchmark: variants per second of the vectorized decode model (Kimi K2.5 INT4, 8x H200, TP8)."""
-    from planner.deploy.scenario import load_scenario
+    from planner.deploy.scenario_file import load_scenario
 
     path = (argv or sys.argv[1:] or ["profiles/scenarios/kimi-k2.5-int4-8xh200.yaml"])[0]
     sc = load_scenario(path)

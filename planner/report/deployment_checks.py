@@ -14,7 +14,7 @@ from planner.base.errors import PlannerError
 from planner.base.units import gb
 from planner.base.yamlio import is_file, load_document, require_mapping
 from planner.deploy.memory import memory_report
-from planner.deploy.scenario import scenario_from_mapping
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.perf.ops import distinct_experts
 from planner.report.api import break_even_table
 from planner.report.check_inputs import Ctx, flag, name, named_model, need, number

@@ -13,7 +13,8 @@ from typing import Any
 
 from planner.base.errors import PlannerError
 from planner.base.yamlio import get_number, get_str, load_document, require_mapping
-from planner.deploy.scenario import Scenario, scenario_from_mapping
+from planner.deploy.scenario import Scenario
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.report.spec import ReportSpec, model_ref, resolve_path
 from planner.serving.estimate import estimate
 

@@ -182,7 +182,7 @@ def _option(key: str, value: Any, file: str, field: str) -> Any:
 
 
 def _workloads(doc: Mapping, file: str) -> dict[str, dict]:
-    from planner.deploy.scenario import WORKLOAD_KEYS
+    from planner.deploy.scenario_file import WORKLOAD_KEYS
 
     raw = require_mapping(doc.get("workloads") or {}, file, "workloads")
     out = {}

@@ -6,8 +6,9 @@ A scenario that does not fit reports its memory and reason with null metrics.
 
 from __future__ import annotations
 
-from planner.deploy.memory import memory_report, resolve_unstated_plan
+from planner.deploy.memory import memory_report
 from planner.deploy.scenario import Scenario
+from planner.serving.unstated import resolve_unstated_plan
 
 METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_gpu", "tpot_ms",
            "output_tokens_per_s_per_user", "system_output_tokens_per_s", "system_total_tokens_per_s",

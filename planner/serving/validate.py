@@ -15,7 +15,7 @@ from pathlib import Path
 from planner.base.errors import PlannerError
 from planner.base.yamlio import check_keys, load_document, require_mapping
 from planner.deploy.datasets import named_dataset, suite_dataset
-from planner.deploy.scenario import scenario_from_mapping
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.serving.estimate import estimate
 
 PER_NODE = {"prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_node"}

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
-from planner.deploy.engines import load_engine
+from planner.deploy.engines import Engine, engines_for_class, load_engine
 from planner.hardware.accelerators import load_accelerator
 from planner.hardware.hosts import Host
 from planner.hardware.systems import System, list_systems, load_system
@@ -23,14 +23,6 @@ from planner.model.models import load_model
 from planner.model.quant import list_formats, load_format
 from planner.sizing.cost import UnitCost, unit_cost
 from planner.sizing.workload import SizingWorkload
-
-ENGINES = {"gpu_server": ("vllm", "sglang"), "workstation": ("llamacpp", "ktransformers"),
-           "apple": ("mlx", "llamacpp"), "cpu_server": ("llamacpp", "sglang")}
-# weight formats each engine loads (safetensors family unless listed); GGUF only in llama.cpp
-KT_FORMATS = ("int4-g32", "int4-g64", "int4-g128", "int8", "fp8-block128")  # kt-kernel RAWINT4/AMXINT4/AMXINT8/FP8
-CPU_SGLANG_FORMATS = ("bf16", "int8", "fp8-block128")  # SGLang CPU backend (lm-sys blog 2025-07-14)
-MLX_FORMATS = ("bf16", "fp16", "int8", "int4-g32", "int4-g64", "int4-g128", "mxfp4")
-NO_FP8_KV = ("llamacpp", "mlx")  # llama.cpp KV types are f16/bf16/q8_0 (8.5 bits); MLX keeps bf16/fp16
 
 
 @dataclass(frozen=True)
@@ -132,24 +124,10 @@ def weights_bytes(model: str, fmt: str) -> int:
                if t.part not in f.exclude_parts and t.part != "mtp")
 
 
-def formats_for(wl: SizingWorkload, engine: str, cls: str) -> list[str]:
+def formats_for(wl: SizingWorkload, engine: Engine, cls: str) -> list[str]:
+    """The workload's acceptable formats that `engine` loads on a `cls` system (its profile's weight_formats)."""
     names = wl.weights or tuple(n for n in list_formats() if not n.startswith("gguf-ud1"))  # ud1: superseded recipe
-    out = []
-    for name in names:
-        gguf = name.startswith("gguf-")
-        if engine == "llamacpp":
-            ok = gguf
-        elif engine == "ktransformers":
-            ok = name in KT_FORMATS
-        elif engine == "mlx":
-            ok = name in MLX_FORMATS
-        elif engine == "sglang" and cls == "cpu_server":
-            ok = name in CPU_SGLANG_FORMATS
-        else:
-            ok = not gguf
-        if ok:
-            out.append(name)
-    return out
+    return [name for name in names if engine.loads(load_format(name), cpu_only=cls == "cpu_server")]
 
 
 def systems_for(wl: SizingWorkload) -> list[System]:
@@ -214,10 +192,10 @@ def static_reason(cand: Candidate, wl: SizingWorkload, cost: UnitCost | str) -> 
             return f"weights {total / 1e9:,.0f} GB exceed {gpu_part}{hw.host.memory_bytes / 1e9:,.0f} GB host RAM"
     if isinstance(cost, str):
         return cost
-    if cand.kv_cache == "fp8_ds_mla" and (spec.attention != "mla" or cand.engine not in ("vllm", "sglang")):
-        return "fp8_ds_mla is FlashMLA's KV layout: MLA models on vLLM/SGLang only"
-    if cand.kv_cache in ("fp8", "fp8_ds_mla") and cand.engine in NO_FP8_KV:
-        return f"{cand.engine} has no fp8 KV cache"
+    if cand.kv_cache == "fp8_ds_mla" and spec.attention != "mla":
+        return "fp8_ds_mla is FlashMLA's KV layout: MLA models only"
+    if cand.kv_cache not in load_engine(cand.engine).kv_cache_dtypes:
+        return f"{cand.engine} has no {cand.kv_cache} KV cache"
     if a is not None and cand.weights == "nvfp4" and a.peak_flops_by_dtype.get("fp4") is None:
         return f"nvfp4 needs FP4 tensor cores; {a.display_name} has none"
     if wl.budget_capex_usd is not None and cost.capex_usd > wl.budget_capex_usd:
@@ -235,11 +213,12 @@ def enumerate_candidates(wl: SizingWorkload, rejected: Counter) -> list[tuple[Ca
         for hw in hardware_options(system, wl):
             cost = unit_cost(hw, wl)
             for model in wl.models:
-                for engine in ENGINES[system.cls]:
+                for eng in engines_for_class(system.cls):
+                    engine = eng.name
                     if engines_allowed is not None and engine not in engines_allowed:
                         continue
                     layouts = list(plans(hw, engine, model))
-                    for fmt in formats_for(wl, engine, system.cls):
+                    for fmt in formats_for(wl, eng, system.cls):
                         for kv in wl.kv_cache:
                             for layout in layouts:
                                 cand = Candidate(model, hw, fmt, kv, engine, **layout)

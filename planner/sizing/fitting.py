@@ -14,7 +14,8 @@ from functools import lru_cache
 
 from planner.base.errors import PlannerError
 from planner.deploy.memory import MemoryReport, memory_report
-from planner.deploy.scenario import Scenario, scenario_from_mapping
+from planner.deploy.scenario import Scenario
+from planner.deploy.scenario_file import scenario_from_mapping
 from planner.model.inventory import tensor_inventory
 from planner.model.kv import kv_layout
 from planner.model.models import load_model

@@ -31,7 +31,14 @@ from typing import Any
 
 from planner.base.errors import PlannerError, resolve_named
 from planner.base.yamlio import check_keys, get_choice, get_number, get_str, load_document, require_mapping
+from planner.deploy.datasets import load_dataset
+from planner.deploy.engines import load_engine
+from planner.hardware.accelerators import load_accelerator
+from planner.hardware.systems import CLASSES, load_system
 from planner.model.kv import KV_DTYPES
+from planner.model.models import load_model
+from planner.model.quant import load_format
+from planner.sizing.api import ApiPrice, load_api
 
 # Defaults when a buy workload leaves them out (the presets state them explicitly):
 # 0.12 USD/kWh ~ EIA Electricity Monthly Update (data for September 2024): median state average revenue 11.94 c/kWh,
@@ -43,7 +50,6 @@ DEFAULT_ELECTRICITY_USD_PER_KWH = 0.12
 DEFAULT_PUE = 1.56
 DEFAULT_AMORTIZATION_YEARS = 3.0
 DEFAULT_KV = ("bf16", "fp8")
-CLASSES = ("gpu_server", "workstation", "apple", "cpu_server")
 OBJECTIVES = ("usd_per_m_tokens", "usd_per_hour", "capex", "latency")
 SECONDS_PER_DAY = 86_400
 
@@ -86,15 +92,6 @@ class Traffic:
         mul = lambda v: None if v is None else v * factor  # noqa: E731
         return Traffic(mul(self.requests_per_s), mul(self.tokens_per_day), mul(self.concurrency), self.input_len,
                        self.output_len, self.prefix_cache_hit)
-
-
-@dataclass(frozen=True)
-class ApiPrice:
-    name: str  # profile name or "inline"
-    input_per_m_usd: float  # USD per million prompt tokens (cache miss)
-    output_per_m_usd: float  # USD per million generated tokens
-    cached_input_per_m_usd: float | None  # USD per million prompt tokens served from the provider's cache
-    source: str  # citation
 
 
 @dataclass(frozen=True)
@@ -153,8 +150,6 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
     models = _names(doc, "models", file) or _names(doc, "model", file)
     if not models:
         raise PlannerError("missing: name the model (model: kimi-k2.5) or models: [...]", file=file, field="model")
-    from planner.model.models import load_model  # noqa: PLC0415
-    from planner.model.quant import load_format  # noqa: PLC0415
 
     for name in models:
         _resolve(load_model, name, file, "model")
@@ -228,7 +223,6 @@ def _traffic(t: Mapping, file: str) -> Traffic:
     # a named benchmark dataset (planner.deploy.datasets) supplies the mean lengths the traffic leaves out
     dataset = None
     if t.get("dataset") is not None:
-        from planner.deploy.datasets import load_dataset  # noqa: PLC0415
 
         dataset = _resolve(load_dataset, get_str(t, "dataset", file, prefix="traffic."), file, "traffic.dataset")
     tok = lambda key: get_number(t, key, file, prefix="traffic.", integer=True, minimum=1,  # noqa: E731
@@ -244,7 +238,6 @@ def _api(value: Any, file: str) -> ApiPrice | None:
     if value is None:
         return None
     if isinstance(value, str):
-        from planner.sizing.cost import load_api  # noqa: PLC0415  (api profiles are read only when named)
 
         return _resolve(load_api, value, file, "api")
     api = require_mapping(value, file, "api")
@@ -256,9 +249,6 @@ def _api(value: Any, file: str) -> ApiPrice | None:
 
 def _profiles(search: Mapping, key: str, file: str) -> tuple[str, ...] | None:
     """search.accelerators / systems / engines: names of profiles that exist (a typo must not narrow the search)."""
-    from planner.deploy.engines import load_engine  # noqa: PLC0415
-    from planner.hardware.accelerators import load_accelerator  # noqa: PLC0415
-    from planner.hardware.systems import load_system  # noqa: PLC0415
 
     names = _names(search, key, file, prefix="search.")
     load = {"accelerators": load_accelerator, "systems": load_system, "engines": load_engine}[key]

@@ -1,0 +1,108 @@
+"""Weight placement: which share of every tensor group the fullest GPU of a deployment holds, and what goes to
+host RAM.
+
+Placement rules (what engines shard and what they replicate):
+- routed experts: spread over the GPUs of a pipeline stage: the fullest EP rank holds
+  ceil((experts + redundant) / ep) of them (EPLB redundant copies; uneven when ep does not divide),
+  each also TP-split over tp x dp_attention / ep GPUs;
+  the first N MoE layers' experts go to host RAM with `offload.expert_layers_on_cpu: N`
+  (llama.cpp --n-cpu-moe N);
+- attention: column/row-parallel projections split by tp; MLA q_a_proj and kv_a_proj_with_mqa
+  are replicated (vLLM/SGLang ReplicatedLinear); GQA K/V keep at least one head per rank;
+  every dp_attention rank holds a full copy;
+- embedding, lm_head, dense MLP and shared experts: split over the engine's `dense_split` group
+  (vLLM: tp; SGLang: tp x dp_attention) or `parallelism.dense_tp`;
+- norms, routers, vision tower: replicated; PP puts embedding and vision on the first stage,
+  lm_head and the final norm on the last, layers evenly, MTP layers on the last.
+Used by memory accounting (planner.deploy.memory) and by the op records (planner.perf.ops), which read
+weights as they are placed here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from math import ceil
+
+from planner.deploy.scenario import Scenario
+from planner.model.inventory import COMPONENTS, TensorGroup, tensor_inventory
+
+MLA_REPLICATED = {"attn_q_a", "attn_q_a_norm", "attn_kv_a_mqa", "attn_kv_a_norm", "attn_q_a.bias",
+                  "attn_kv_a_mqa.bias"}
+COLUMN_SPLIT_VECTORS = {"attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_sinks"}
+
+
+@dataclass(frozen=True)
+class WeightPlacement:
+    per_gpu_bytes: int  # fullest GPU
+    per_gpu_by_component: dict  # component -> bytes on the fullest GPU
+    host_bytes: int  # weights in host RAM (offloaded experts, or everything when CPU-only)
+    loaded_bytes: int  # one copy of everything the engine loads (GPU + host)
+    stage_layers: int  # decoder layers on the fullest stage (for the KV share)
+
+
+def _stage_of(t: TensorGroup, n_layers: int, pp: int) -> int:
+    if t.part == "vision" or t.role == "token_embd":
+        return 0
+    if t.layer is None or t.layer >= n_layers:  # final norm, lm_head, MTP layers
+        return pp - 1
+    return t.layer * pp // n_layers
+
+
+def dense_group(sc: Scenario) -> int:
+    par = sc.parallelism
+    if par.dense_tp:
+        return par.dense_tp
+    if par.ep > 1 and par.dp_attention > 1:
+        # DP-attention + EP deployments (DeepSeek, SGLang DeepEP: --moe-dense-tp-size 1) run the dense layers
+        # data-parallel beside attention rather than all-reducing them over the whole EP group
+        return par.tp
+    return {"tp": par.tp, "tp_dp": par.gpus_per_stage, "none": 1}[sc.engine.dense_split]
+
+
+def gpu_share(t: TensorGroup, sc: Scenario) -> float:
+    """Fraction of the tensor group one GPU of its stage holds."""
+    spec, par = sc.model.spec, sc.parallelism
+    comp, role = t.component, t.role
+    if comp == "routed_experts":
+        # the fullest EP rank holds ceil((E + redundant) / ep) experts, each TP-split over stage GPUs / ep
+        per_rank = ceil((spec.n_routed_experts + par.redundant_experts) / par.ep)
+        return per_rank / spec.n_routed_experts / (par.gpus_per_stage / par.ep)
+    if comp == "shared_experts" and par.ep > 1:
+        # with expert parallelism the shared expert follows the attention TP group (vLLM TP+EP splits it over tp;
+        # DeepSeek/SGLang DP-attention + EP keep one whole copy per GPU: "2 routed + 1 shared expert per GPU")
+        return 1 / par.tp
+    if comp in ("dense_mlp", "shared_experts", "embedding", "lm_head"):
+        return 1 / dense_group(sc)
+    if comp == "attention" and t.part != "vision":
+        if role in MLA_REPLICATED or role.startswith("nextn."):
+            return 1.0
+        if role in ("attn_k", "attn_v", "attn_k.bias", "attn_v.bias"):
+            return max(1, spec.num_kv_heads // par.tp) / spec.num_kv_heads
+        if t.is_matrix or role in COLUMN_SPLIT_VECTORS:
+            return 1 / par.tp
+    return 1.0
+
+
+def place_weights(sc: Scenario) -> WeightPlacement:
+    spec, fmt, par = sc.model.spec, sc.weights, sc.parallelism
+    moe_layer_ids = [i for i, moe in enumerate(spec.moe_layers) if moe]
+    offloaded = set(moe_layer_ids[: sc.expert_layers_on_cpu])
+    stages: list[dict] = [defaultdict(float) for _ in range(par.pp)]
+    host = loaded = 0
+    for t in tensor_inventory(spec):
+        if t.part in fmt.exclude_parts or (t.part == "mtp" and sc.mtp_tokens == 0):
+            continue
+        nbytes = fmt.tensor_bytes(t, spec)
+        loaded += nbytes
+        if sc.gpu is None or (t.component == "routed_experts" and t.layer in offloaded):
+            host += nbytes
+            continue
+        stages[_stage_of(t, spec.num_layers, par.pp)][t.component] += nbytes * gpu_share(t, sc)
+    totals = [sum(s.values()) for s in stages]
+    k = max(range(par.pp), key=totals.__getitem__)
+    by_comp = {c: ceil(stages[k].get(c, 0)) for c in (*COMPONENTS, "vision")}
+    stage_layers = sum(1 for i in range(spec.num_layers) if i * par.pp // spec.num_layers == k)
+    if sc.mtp_tokens and k == par.pp - 1:
+        stage_layers += spec.mtp_layers
+    return WeightPlacement(sum(by_comp.values()), by_comp, host, loaded, stage_layers)

@@ -1,0 +1,92 @@
+"""Scenario files (CONTRACT.md §2): the YAML reader over planner.deploy.scenario.make_scenario.
+
+`load_scenario(path)` reads one file; `scenario_from_mapping(doc, file)` reads one mapping (one case of a validate
+file). This layer checks the document's shape (known keys, mappings where mappings belong, strings where names
+belong) and the `measured` list; every value check is make_scenario's, shared with scenarios built in code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from planner.base.errors import PlannerError
+from planner.base.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+from planner.deploy.scenario import (
+    ENGINE_OPTION_KEYS,
+    PARALLEL_KEYS,
+    SLO_KEYS,
+    WORKLOAD_KEYS,
+    Measured,
+    Scenario,
+    make_scenario,
+)
+
+TOP_KEYS = ("name", "model", "weights", "kv_cache", "hardware", "parallelism", "offload", "engine", "engine_options",
+            "speculative", "workload", "slo", "measured", "grade", "notes", "assumed")
+HARDWARE_KEYS = ("gpu", "gpus_per_node", "nodes", "host")
+OFFLOAD_KEYS = ("expert_layers_on_cpu", "cpu_compute")
+SPEC_KEYS = ("mtp_tokens", "acceptance")
+MEASURED_KEYS = ("metric", "value", "source", "note", "unit")
+METRIC_VOCABULARY = (  # CONTRACT.md §3: what `validate` can compare
+    "prefill_tokens_per_s_per_gpu", "prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_gpu",
+    "decode_tokens_per_s_per_node", "output_tokens_per_s_per_user", "tpot_ms", "ttft_ms", "system_output_tokens_per_s",
+    "system_total_tokens_per_s", "e2e_latency_ms", "weights_bytes_total", "kv_tokens_per_gpu")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    file = str(path)
+    return scenario_from_mapping(load_document(path), file)
+
+
+def _sub(doc: Mapping, key: str, file: str, allowed: tuple[str, ...]) -> dict:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    sub = require_mapping(value, file, key)
+    check_keys(sub, allowed, file, f"{key}.")
+    return sub
+
+
+def scenario_from_mapping(doc: Any, file: str) -> Scenario:
+    doc = require_mapping(doc, file)
+    check_keys(doc, TOP_KEYS, file)
+    model = get_str(doc, "model", file)
+    weights = get_str(doc, "weights", file, default=None)
+    engine = get_str(doc, "engine", file, default="vllm")
+    options = _sub(doc, "engine_options", file, ENGINE_OPTION_KEYS)
+    kv_cache = get_str(doc, "kv_cache", file, default="bf16")
+    hw = _sub(doc, "hardware", file, HARDWARE_KEYS)
+    gpu = get_str(hw, "gpu", file, prefix="hardware.", default=None)
+    off = _sub(doc, "offload", file, OFFLOAD_KEYS)
+    spec_dec = _sub(doc, "speculative", file, SPEC_KEYS)
+    sc = make_scenario(
+        model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=hw.get("gpus_per_node"),
+        nodes=hw.get("nodes"), host=hw.get("host"), parallelism=_sub(doc, "parallelism", file, PARALLEL_KEYS),
+        expert_layers_on_cpu=off.get("expert_layers_on_cpu", 0), cpu_compute=off.get("cpu_compute"), engine=engine,
+        engine_options=options, mtp_tokens=spec_dec.get("mtp_tokens"), acceptance=spec_dec.get("acceptance"),
+        workload=_sub(doc, "workload", file, WORKLOAD_KEYS), slo=_sub(doc, "slo", file, SLO_KEYS),
+        name=str(doc.get("name") or Path(file).stem), file=file,
+    )
+    measured = _measured(doc.get("measured"), file)
+    return replace(sc, measured=measured) if measured else sc
+
+
+def _measured(items: Any, file: str) -> tuple:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise PlannerError("expected a list", file=file, field="measured")
+    out = []
+    for k, item in enumerate(items):
+        item = require_mapping(item, file, f"measured[{k}]")
+        check_keys(item, MEASURED_KEYS, file, f"measured[{k}].")
+        metric = get_str(item, "metric", file, prefix=f"measured[{k}].")
+        if metric not in METRIC_VOCABULARY:
+            raise PlannerError(f"unknown metric {metric!r} (known: {', '.join(METRIC_VOCABULARY)})"[:600],
+                               file=file, field=f"measured[{k}].metric")
+        out.append(Measured(metric, get_number(item, "value", file, prefix=f"measured[{k}].", minimum=0),
+                            get_str(item, "source", file, prefix=f"measured[{k}].", default="")))
+    return tuple(out)
