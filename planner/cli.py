@@ -1,6 +1,8 @@
 """Command line: `python -m planner {inspect,estimate,validate,size} ... [--json]` (CONTRACT.md §1).
 
-Bad input exits 2 with one line `error: <file>: <field>: <what>` on stderr, never a traceback.
+Bad input exits 2 with one line `error: <file>: <field>: <what>` on stderr, never a traceback. The human-readable
+printers show names from input files through planner.base.escape.terminal: a control character (ESC, BEL, ...) is
+printed as its escape (`\\x1b`), never sent to the terminal.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import sys
 
 from planner.base.errors import PlannerError
+from planner.base.escape import terminal, terminal_lines
 from planner.base.units import count, gb
 
 
@@ -63,21 +66,27 @@ def cmd_estimate(args: argparse.Namespace) -> dict:
 
 
 def cmd_validate(args: argparse.Namespace) -> dict:
-    from planner.serving.validate import markdown, validate
+    """Validate the cases; with --markdown also write the table (planner.base.outputs.write_file: never through a
+    link, never over a folder, a device, the cases file or a file that `validate --markdown` did not write)."""
+    from planner.base.outputs import write_file
+    from planner.serving.validate import is_markdown, markdown, validate
 
+    if args.markdown:  # refuse a bad output place before the (long) run
+        _check_markdown_place(args)
     report = validate(args.cases)
     if args.markdown:
-        from pathlib import Path
-
-        out = Path(args.markdown)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(markdown(report, args.cases))
-            tmp.replace(out)
-        except OSError as err:
-            raise PlannerError(f"cannot write: {err.strerror or err}", file=args.markdown, field="--markdown") from None
+        write_file(args.markdown, markdown(report, args.cases), field="--markdown", inputs=[args.cases],
+                   ours=is_markdown)
     return report
+
+
+def _check_markdown_place(args: argparse.Namespace) -> None:
+    from planner.base.outputs import file_refusal, target
+    from planner.serving.validate import is_markdown
+
+    why = file_refusal(target(args.markdown), [args.cases], is_markdown)
+    if why:
+        raise PlannerError(why, file=args.markdown, field="--markdown")
 
 
 def cmd_report(args: argparse.Namespace) -> dict:
@@ -102,7 +111,7 @@ def cmd_size(args: argparse.Namespace) -> dict:
 def print_size(doc: dict) -> None:
     from planner.sizing.answer import table
 
-    print(table(doc))
+    print(terminal_lines(table(doc)))  # names from the workload file: no control character reaches the terminal
 
 
 def print_validate(doc: dict) -> None:
@@ -113,27 +122,27 @@ def print_validate(doc: dict) -> None:
 
 def print_inspect(doc: dict) -> None:
     p = doc["params"]
-    print(f"{doc['model']}  ({doc['architecture']}, {doc['source'][:100]})")
+    print(f"{terminal(doc['model'])}  ({terminal(doc['architecture'])}, {terminal(doc['source'][:100])})")
     print(f"  parameters      total {count(p['total'])}   active/token {count(p['active_per_token'])}"
           f"   mtp {count(p['mtp'])}   vision {count(p['vision'])}")
     for comp, n in p["by_component"].items():
         print(f"    {comp:16s} {count(n):>20s}")
-    print(f"  weights ({doc['weights']})  {count(doc['weights_bytes'])} B = {gb(doc['weights_bytes'], 2)}")
+    print(f"  weights ({terminal(doc['weights'])})  {count(doc['weights_bytes'])} B = {gb(doc['weights_bytes'], 2)}")
     for part, b in doc["weights_bytes_by_part"].items():
         print(f"    {part:16s} {count(b):>20s} B")
     for name, row in doc["storage_types"].items():
         print(f"    as {name:13s} {count(row['params']):>20s} params {gb(row['bytes'], 2):>12s}")
     kv = doc["kv_cache_bytes_per_token"]
     mha = doc["kv_cache_mha_equivalent_bytes_per_token"]
-    print(f"  KV cache ({doc['kv_cache']})  {count(kv)} B/token "
+    print(f"  KV cache ({terminal(doc['kv_cache'])})  {count(kv)} B/token "
           f"({count(doc['kv_cache_bytes_per_token_per_layer'])} B per layer); "
           f"MHA-equivalent {count(mha)} B/token ({mha / kv:.1f}x)")
 
 
 def print_estimate(doc: dict) -> None:
     m, c = doc["memory"], doc["capacity"]
-    print(f"{doc['scenario']['name']}: {'FITS' if doc['fits'] else 'DOES NOT FIT'}"
-          + (f" - {doc['reason']}" if doc["reason"] else ""))
+    print(f"{terminal(doc['scenario']['name'])}: {'FITS' if doc['fits'] else 'DOES NOT FIT'}"
+          + (f" - {terminal(doc['reason'])}" if doc["reason"] else ""))
     print(f"  per GPU: weights {gb(m['weights_bytes_per_gpu'])}, KV cache {gb(m['kv_cache_bytes_per_gpu'])}, "
           f"activations {gb(m['activation_bytes_per_gpu'])}, runtime {gb(m['runtime_bytes_per_gpu'])}, "
           f"free {gb(m['free_bytes_per_gpu'])} of {gb(m['capacity_bytes_per_gpu'])}")
@@ -146,7 +155,7 @@ def print_estimate(doc: dict) -> None:
             print(f"  {key:32s} {val:,.2f}")
     bott = doc.get("bottleneck") or {}
     if any(bott.values()):
-        print("  bottleneck: " + ", ".join(f"{k} {v}" for k, v in bott.items() if v))
+        print("  bottleneck: " + ", ".join(f"{k} {terminal(v)}" for k, v in bott.items() if v))
     sv = doc.get("serving") or {}
     if sv.get("mode") == "waves":
         print(f"  served as {sv['waves_per_group']:.3g} wave(s) of {sv['running_per_group']:,.0f} requests per engine "
@@ -163,7 +172,7 @@ def print_estimate(doc: dict) -> None:
                   + (f", mean wait for prefill {sv['prefill_wait_ms']:,.0f} ms" if load < 1 else
                      ": prompts arrive faster than it prefills them, the queue grows without bound"))
     for note in doc.get("assumptions") or ():
-        print(f"  assumed: {note}")
+        print(f"  assumed: {terminal(note)}")
 
 
 def main(argv: list[str] | None = None) -> int:

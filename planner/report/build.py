@@ -1,10 +1,15 @@
-"""`python -m planner report REPORT.yaml --out DIR`: build every section, write DIR atomically.
+"""`python -m planner report REPORT.yaml --out DIR`: build every section, write DIR atomically and safely.
 
 Writes go to a fresh temporary folder beside DIR (`.DIR.tmp-<pid>-<random>`); only when index.html,
 report.md, every CSV and PNG are complete is DIR swapped for it (the old DIR is renamed aside, the new
 one renamed in, the old one removed). An interrupted run leaves DIR as it was (or, killed in the instant
 between the two renames, no DIR at all), never a half report behind a complete-looking index. Reports to
 different folders share nothing; leftovers of killed runs are removed by the next build of the same DIR.
+
+DIR is replaced only when the planner made it (planner.base.outputs: the marker file `.planner-output`, or a
+report folder written before markers existed, see `_old_report`); a folder with other files, a symbolic link,
+`.`/`..` and the folder holding REPORT.yaml are refused with one line and left as they are. Every CSV goes
+through planner.base.escape.csv_frame (no cell a spreadsheet would run as a formula).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from planner.base.errors import PlannerError
+from planner.base.escape import csv_frame
+from planner.base.outputs import write_folder
 from planner.report.render import html_report, markdown_report
 from planner.report.sections import Context, Section, build_sections
 from planner.report.spec import load_report_spec
@@ -74,7 +80,7 @@ def write_outputs(tmp: Path, spec, sections: list[Section], png: bool, command: 
     for s in sections:
         for slug, _caption, df, _shown in s.tables:
             name = _file_slug(f"{s.key}--{slug}") + ".csv"
-            df.to_csv(tmp / name, index=False)
+            csv_frame(df).to_csv(tmp / name, index=False)
             csv_names[slug] = name
         for slug, _caption, fig in s.figures:
             name = _file_slug(f"{s.key}--{slug}") + ".png"
@@ -90,72 +96,41 @@ def write_outputs(tmp: Path, spec, sections: list[Section], png: bool, command: 
             "figures": sum(len(s.figures) for s in sections)}
 
 
-def _clean_leftovers(out: Path) -> None:
-    """Temporary folders of runs of the same DIR that were killed (their process is gone)."""
-    for p in out.parent.glob(f".{out.name}.*-*"):
-        m = re.match(rf"\.{re.escape(out.name)}\.(tmp|old)-(\d+)-", p.name)
-        if not m or not p.is_dir():
-            continue
-        try:
-            os.kill(int(m.group(2)), 0)
-        except ProcessLookupError:
-            shutil.rmtree(p, ignore_errors=True)
-        except OSError:
-            pass
+REPORT_FILES = ("index.html", "report.md")
 
 
-def swap_in(tmp: Path, out: Path) -> None:
-    """Replace `out` by the complete folder `tmp` (two renames on the same file system). If the second rename
-    fails, the previous report is put back before trying again."""
-    for _ in range(20):
-        holder, aside = None, None
-        if out.exists():
-            holder = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
-            aside = holder / "report"
-            try:
-                os.replace(out, aside)
-            except FileNotFoundError:  # another build of the same DIR moved it first
-                aside = None
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another build put a DIR back in between: restore ours if still needed, try again
-            if aside is not None and not out.exists():
-                os.replace(aside, out)
-            if holder is not None:
-                shutil.rmtree(holder, ignore_errors=True)
-            time.sleep(0.05)
-            continue
-        if holder is not None:
-            shutil.rmtree(holder, ignore_errors=True)
-        return
-    raise PlannerError(f"could not replace {out} (another build keeps writing it)", file=str(out))
+def _old_report(folder: Path) -> bool:
+    """A report folder written before the marker existed: only index.html, report.md, CSVs and PNGs, and an
+    index.html that says the planner generated it (so replacing it loses nothing but an old report)."""
+    try:
+        names = os.listdir(folder)
+        if "index.html" not in names or not all(
+                (n in REPORT_FILES or n.endswith((".csv", ".png"))) and (folder / n).is_file()
+                and not (folder / n).is_symlink() for n in names):
+            return False
+        page = (folder / "index.html").read_bytes()[:16 << 20]
+    except OSError:
+        return False
+    return b'<p class="meta">Generated ' in page and b"by <code>python -m planner report " in page
 
 
 def build_report(report: str | Path, out: str | Path, *, png: bool = True) -> dict:
     """Build the report described by `report` into folder `out`; returns a summary for the terminal."""
     t0 = time.perf_counter()
     spec = load_report_spec(report)
-    out_arg, out = str(out), Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise PlannerError("exists and is not a folder", file=str(out))
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _clean_leftovers(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
-    except OSError as err:  # a parent that is a file, a read-only or missing mount: nothing was written
-        raise PlannerError(f"cannot write the report here: {err.strerror or err}", file=out_arg,
-                           field="--out") from None
-    try:
+    out_arg = str(out)
+    built: dict = {}
+
+    def fill(tmp: Path) -> None:
         ctx = Context(spec, Path(tempfile.mkdtemp(prefix="scratch-", dir=tmp)))
         sections = build_sections(ctx)
         _unique_keys(sections)
         shutil.rmtree(ctx.scratch)
         command = f"python -m planner report {report} --out {out_arg}"
-        counts = write_outputs(tmp, spec, sections, png, command)
-        swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        built.update(sections=sections, counts=write_outputs(tmp, spec, sections, png, command))
+
+    out = write_folder(out_arg, fill, field="--out", inputs=[spec.file], legacy=_old_report)
+    sections, counts = built["sections"], built["counts"]
     summary = {"report": spec.file, "title": spec.title, "out": str(out), "index": str(out / "index.html"),
                "sections": [s.title for s in sections], "seconds": round(time.perf_counter() - t0, 2), **counts,
                "notes": [f"{s.title}: {n}" for s in sections for n in s.notes
