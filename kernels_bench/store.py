@@ -170,7 +170,12 @@ class Store:
 
     def _check(self) -> None:
         """`PRAGMA quick_check` (page and index structure, O(size)); a damaged store is refused before any write."""
-        problems = [r[0] for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        try:
+            problems = [str(r[0]) for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.OperationalError:
+            raise  # locked or busy: said as such by _named
+        except sqlite3.DatabaseError as err:
+            problems = [str(err) or type(err).__name__]
         if problems != ["ok"]:
             self.db.close()
             raise sqlite3.DatabaseError(f"damaged ({problems[0][:120]}; PRAGMA quick_check found {len(problems)} "
