@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--markdown", metavar="FILE", help="also write the per-case table as Markdown to FILE")
     r = sub.add_parser("report", help="YAML-driven report: DIR/index.html, DIR/report.md, DIR/*.csv")
     r.add_argument("report", help="report YAML (profiles/reports/), e.g. profiles/reports/kimi-k2.5.yaml")
-    r.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
+    r.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: new, empty or made by the planner (then replaced atomically)")
     r.add_argument("--no-png", action="store_true", help="skip the PNG export (report.md then has no figures)")
     r.add_argument("--json", action="store_true", help="print the build summary as one JSON document")
     z = sub.add_parser("size", help="pre-purchase sizing: cheapest plans that meet a workload, with cost and flags")

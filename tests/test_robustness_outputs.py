@@ -355,6 +355,15 @@ def test_markdown_code_span_holds_backticks():
     assert "<a " not in page and page.count("<code>") == 1
 
 
+def test_report_summary_shows_controls_escaped():
+    from planner.report.build import summary_text
+
+    doc = {"title": TERMINAL, "seconds": 1.0, "sections": ["s"], "figures": 0, "png": 0, "csv": 1,
+           "claims": {"confirmed\x07": 1}, "png_note": "note\x1b[2J", "notes": ["n\x9b"], "index": "/x\x1b/index.html"}
+    text = summary_text(doc)
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text) and text.startswith("\\x1b]0;pwned")
+
+
 def test_terminal_shows_controls():
     assert escape.terminal(TERMINAL) == "\\x1b]0;pwned\\x07\\x1b[2J"
     assert escape.terminal("a\u202eb\x9bc") == "a\\u202eb\\x9bc"

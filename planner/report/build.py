@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from planner.base.escape import csv_frame
+from planner.base.escape import csv_frame, terminal
 from planner.base.outputs import write_folder
 from planner.report.render import html_report, markdown_report
 from planner.report.sections import Context, Section, build_sections
@@ -143,12 +143,13 @@ def build_report(report: str | Path, out: str | Path, *, png: bool = True) -> di
 
 
 def summary_text(doc: dict) -> str:
-    lines = [f"{doc['title']}", f"  built in {doc['seconds']:.1f} s: {len(doc['sections'])} sections, "
+    """The build summary for a terminal: the title, notes and paths with control characters shown escaped."""
+    lines = [terminal(doc["title"]), f"  built in {doc['seconds']:.1f} s: {len(doc['sections'])} sections, "
              f"{doc['figures']} figures, {doc['png']} PNG, {doc['csv']} CSV"]
     if doc.get("claims"):
-        lines.append("  claims: " + ", ".join(f"{n} {k}" for k, n in doc["claims"].items()))
+        lines.append("  claims: " + ", ".join(f"{n} {terminal(k)}" for k, n in doc["claims"].items()))
     if doc.get("png_note"):
-        lines.append(f"  {doc['png_note']}")
-    lines += [f"  {n}" for n in doc["notes"]]
-    lines.append(f"  open: {doc['index']}")
+        lines.append(f"  {terminal(doc['png_note'])}")
+    lines += [f"  {terminal(n)}" for n in doc["notes"]]
+    lines.append(f"  open: {terminal(doc['index'])}")
     return "\n".join(lines)
