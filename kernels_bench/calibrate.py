@@ -15,13 +15,13 @@ held-out whole-layer runs (what the planner sums into step times); components' h
 Comm runs (kernels_bench comm), when stored, give all-reduce and all-to-all latency and bandwidth fractions.
 Refused (exit 2, the previous file untouched), each error naming the store and the run(s): a timing that is not a
 finite positive number of seconds, a fit whose held-out median error exceeds MAX_HOLDOUT_MEDIAN_ABS_ERROR or that
-cannot be held out at all, and any fitted fraction outside (0, 1].
+cannot be held out at all, any fitted fraction outside (0, 1], a target that is a link or a file it did not write
+(kernels_bench/calibration_guard.py).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 import statistics
 import sys
@@ -32,20 +32,15 @@ from pathlib import Path
 import yaml
 
 from kernels_bench import plan
+from kernels_bench.calibration_guard import HEADER, check_fit, timing, write_calibration
 from kernels_bench.devices import Device, accelerator_for
 from kernels_bench.store import ROOT, Store, store_path
 from planner.base.errors import PlannerError
-from planner.hardware.efficiency import CAL_DIR, Curve, Efficiency, OpEfficiency, _read, efficiency_for
+from planner.hardware.efficiency import CAL_DIR, Curve, Efficiency, OpEfficiency, efficiency_for
 from planner.perf.roofline import time_op
 
 LAYER_OPS = ("mla_decode", "mla_prefill", "moe")
 LO, HI = 0.003, 1.0  # fitted fractions of a peak; a run faster than its peak shows up as held-out error instead
-# A calibration replaces the published defaults in every estimate on its device, so a poor fit does harm. The shipped
-# CPU calibration holds its whole-layer runs out at a median 11.7% (p90 34%), a synthetic store with 5% noise at
-# under 15%. A median over 50% means the fit misses half of a typical held-out layer's time: the timings and the
-# planner's op records disagree (wrong units, a broken timer, a device under other load; timings x1e30 give 100%,
-# x1e-30 give 1.6e29), and such a file would move every estimate of the device by more than it knows.
-MAX_HOLDOUT_MEDIAN_ABS_ERROR = 0.5
 FLOOR_LO, FLOOR_HI = 1e-7, 0.05
 KNOTS = {"compute": 4, "memory": 3}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a file stem under profiles/calibration/, never a path
@@ -226,15 +221,6 @@ def _device_from(row) -> Device:
                   {k: v for k, v in d.items() if k not in known})
 
 
-def _timing(store: Store, row) -> float:
-    """The row's measured seconds; anything but a finite positive number is refused, naming the store and run."""
-    t = row["measured_s"]
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-        raise PlannerError(f"run {row['run_id']}, case {row['case_name']!r}: measured_s {t!r} is not a finite "
-                           "positive time; refusing to calibrate from it", file=str(store.path), field="--store")
-    return float(t)
-
-
 def load_runs(store: Store, run_ids: list[int]) -> list[dict]:
     import json
 
@@ -242,7 +228,7 @@ def load_runs(store: Store, run_ids: list[int]) -> list[dict]:
     for row in store.cases(run_ids, status="ok"):
         if not row["ops_json"]:
             continue
-        _timing(store, row)  # an ok row without a time (SQLite stores NaN as NULL) is refused too
+        timing(store, row)  # an ok row without a time (SQLite stores NaN as NULL) is refused too
         layer = row["op"] in LAYER_OPS
         parent = row["case_name"] if layer else row["case_name"][: -len(row["op"]) - 1]
         out.append({"case": row["case_name"], "group": row["cv_group"], "path": row["path"] or "",
@@ -306,8 +292,8 @@ def _calibrate(args, device: Device, run_suite, store: Store) -> dict:
     t0 = time.time()
     errs, comp_errs, by_kind = cross_validate(runs, base, acc, args.folds)
     eff = fit(runs, base, acc)
-    _check_fit(eff, sorted({o.kind for r in runs for o in r["ops"] if o.kind != "comm"}), errs,
-               f"{which} of {device.name}", store)
+    check_fit(eff, sorted({o.kind for r in runs for o in r["ops"] if o.kind != "comm"}), _pct(errs, 0.5),
+              f"{which} of {device.name}", store)
     train = [e for r, e in zip(runs, _errors(runs, eff, acc), strict=True) if r["layer"]]
     skipped = [r for r in all_runs if r not in runs]
     skipped_ratio = [r["measured_s"] / predict(r, eff, acc) for r in skipped]
@@ -359,56 +345,14 @@ def _calibrate(args, device: Device, run_suite, store: Store) -> dict:
     comm = _comm_section(store, device.name)
     if comm:
         doc["comm"] = comm
-    header = ("# Written by `python -m kernels_bench calibrate` (kernels_bench/calibrate.py); fractions of the peaks\n"
+    header = (f"{HEADER} (kernels_bench/calibrate.py); fractions of the peaks\n"
               "# named under fit.peaks, curves [[m, fraction], ...] over GEMM rows m as in default.yaml.\n")
-    _write(path, header + yaml.safe_dump(doc, sort_keys=False, width=120))
+    write_calibration(path, header + yaml.safe_dump(doc, sort_keys=False, width=120))
     efficiency_for.cache_clear()
     return summary | {"by_kind_holdout_median_abs_error": {k: round(_pct(v, 0.5), 4) for k, v in by_kind.items()},
                       "train_median_abs_error": doc["fit"]["train_median_abs_error"],
                       "holdout_components_median_abs_error": doc["fit"]["holdout_components_median_abs_error"],
                       "excluded_dequant_runs": len(skipped), "run_ids": doc["runs"]["run_ids"]}
-
-
-def _write(path: Path, text: str) -> None:
-    """Written beside the target and renamed over it once the planner loads it: a refused, failed or killed
-    calibration leaves the previous file (which overlays every estimate for this device) as it was. Never through
-    a symlink: the file is replaced only where it is."""
-    if path.is_symlink() or path.parent.is_symlink():
-        raise PlannerError("is a symbolic link: refusing to write through it", file=str(path), field="--out")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        _read(tmp, efficiency_for(None))  # the planner must load what was written (raises PlannerError otherwise)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise PlannerError(f"cannot write it: {err.strerror}", file=str(path), field="--out") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _check_fit(eff: Efficiency, kinds: list[str], holdout: list[float], which: str, store: Store) -> None:
-    """Refuse a fit that should not replace the defaults: held out too poorly (or not at all), or a fraction
-    outside (0, 1] / a floor that is not a finite positive time."""
-    median = _pct(holdout, 0.5)
-    if not math.isfinite(median):
-        raise PlannerError(f"{which}: no whole-layer run could be held out (one shape group?), so the fit cannot be "
-                           "checked; refusing to write it", file=str(store.path), field="--run")
-    if median > MAX_HOLDOUT_MEDIAN_ABS_ERROR:
-        raise PlannerError(f"{which}: held-out median error {median:.3g} exceeds {MAX_HOLDOUT_MEDIAN_ABS_ERROR:g} "
-                           "(kernels_bench/calibrate.py MAX_HOLDOUT_MEDIAN_ABS_ERROR): timings and the planner's "
-                           "op records disagree; nothing written", file=str(store.path), field="--run")
-    for kind in kinds:
-        e = eff.ops[kind]
-        for part, curve in (("compute", e.compute), ("memory", e.memory)):
-            bad = [f for _, f in curve.points if not (math.isfinite(f) and 0 < f <= 1)]
-            if bad:
-                raise PlannerError(f"{which}: fitted {kind} {part} fraction {bad[0]:.3g} is outside (0, 1]; "
-                                   "nothing written", file=str(store.path), field="--run")
-        if not (math.isfinite(e.floor_s) and e.floor_s > 0):
-            raise PlannerError(f"{which}: fitted {kind} floor {e.floor_s!r} s is not a finite positive time; "
-                               "nothing written", file=str(store.path), field="--run")
 
 
 def _rel(path: Path) -> str:

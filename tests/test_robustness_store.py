@@ -255,6 +255,20 @@ def test_calibration_is_not_written_through_a_symlink(tmp_path):
     assert elsewhere.read_text() == "mine\n"
 
 
+def test_calibration_replaces_only_a_file_calibrate_wrote(tmp_path):
+    from planner.base.errors import PlannerError
+
+    _timed_store(tmp_path / "r.sqlite")
+    _calibrate(tmp_path, tmp_path / "r.sqlite")  # writes cal/cpu-test.yaml
+    _calibrate(tmp_path, tmp_path / "r.sqlite")  # and replaces its own file
+    mine = tmp_path / "cal" / "cpu-test.yaml"
+    mine.write_text("# my hand-made table\ndevice: cpu-test\nops: {}\n")
+    with pytest.raises(PlannerError, match="not written by"):
+        _calibrate(tmp_path, tmp_path / "r.sqlite")
+    assert mine.read_text().startswith("# my hand-made table")
+    assert sorted(p.name for p in mine.parent.iterdir()) == ["cpu-test.yaml"]
+
+
 # ---------------------------------------------------------------- the dashboard's children
 
 CHATTY = "import json, sys; sys.stderr.write('kernels_bench [#  ] 1/1 x\\n'); print(json.dumps({'pad': 'x' * 300000}))"
