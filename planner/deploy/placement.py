@@ -90,10 +90,9 @@ def place_weights(sc: Scenario) -> WeightPlacement:
     offloaded = set(moe_layer_ids[: sc.expert_layers_on_cpu])
     stages: list[dict] = [defaultdict(float) for _ in range(par.pp)]
     host = loaded = 0
-    for t in tensor_inventory(spec):
+    for t, nbytes in zip(tensor_inventory(spec), fmt.inventory_bytes(spec), strict=True):
         if t.part in fmt.exclude_parts or (t.part == "mtp" and sc.mtp_tokens == 0):
             continue
-        nbytes = fmt.tensor_bytes(t, spec)
         loaded += nbytes
         if sc.gpu is None or (t.component == "routed_experts" and t.layer in offloaded):
             host += nbytes

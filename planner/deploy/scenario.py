@@ -10,11 +10,12 @@ alike, and errors name the file (or `file=` label) and the field as the YAML spe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError, resolve_named
+from planner.base.frozen import hash_once, state_without_hash
 from planner.base.yamlio import check_keys, get_choice, get_number, get_str, require_mapping
 from planner.deploy.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
 from planner.deploy.engines import Engine, load_engine
@@ -120,17 +121,9 @@ class Scenario:
     measured: tuple[Measured, ...] = ()  # validate only
     accelerator: Accelerator | None = None  # the resolved profile of `gpu`
 
-    def __hash__(self) -> int:
-        """Hashed once: the per-scenario caches (perf.ops role bytes, perf.steps machine) hash a scenario for every
-        op, and a field-wise hash walks the whole model spec. Equality stays field-wise (the dataclass's)."""
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = hash(tuple(getattr(self, f.name) for f in fields(self)))
-            object.__setattr__(self, "_hash", h)
-        return h
-
-    def __getstate__(self) -> dict:  # a hash is only valid in the process that computed it (string hash seeds)
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+    # hashed once: the per-scenario caches (perf.ops role bytes, perf.steps machine) hash a scenario per op
+    __hash__ = hash_once
+    __getstate__ = state_without_hash
 
     def slo_value(self, key: str) -> float | None:
         return dict(self.slo).get(key)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError
+from planner.base.frozen import hash_once, state_without_hash
 from planner.base.yamlio import (
     PROFILES,
     check_keys,
@@ -31,7 +32,7 @@ from planner.base.yamlio import (
     profile_names,
     require_mapping,
 )
-from planner.model.inventory import TensorGroup
+from planner.model.inventory import TensorGroup, tensor_inventory
 from planner.model.spec import ModelSpec
 
 QUANT_DIR = PROFILES / "quant"
@@ -124,6 +125,8 @@ class QuantFormat:
     exclude_parts: tuple[str, ...]  # parts this format's files do not hold (GGUF: vision lives in mmproj)
     source: str  # where the layout comes from
     own_types: tuple[StorageType, ...] = ()  # types defined by the format itself (mixed-<x>bpw)
+    __hash__ = hash_once  # hashed once: inventory_bytes is cached per (format, model)
+    __getstate__ = state_without_hash
 
     def _type(self, name: str) -> StorageType:
         for st in self.own_types:
@@ -148,8 +151,18 @@ class QuantFormat:
         return st
 
     def tensor_bytes(self, t: TensorGroup, spec: ModelSpec) -> int:
-        st = self.storage_for(t, spec)
-        return st.tensor_bytes(t.shape) * t.count
+        """Stored bytes of tensor group `t` (all `t.count` tensors), scales and packing included."""
+        return self.storage_for(t, spec).tensor_bytes(t.shape) * t.count
+
+    def inventory_bytes(self, spec: ModelSpec) -> tuple[int, ...]:
+        """tensor_bytes of every group of `tensor_inventory(spec)`, in its order (cached per format and model: the
+        memory model places every tensor of every plan the sizing search tries)."""
+        return _inventory_bytes(self, spec)
+
+
+@lru_cache(maxsize=512)
+def _inventory_bytes(fmt: QuantFormat, spec: ModelSpec) -> tuple[int, ...]:
+    return tuple(fmt.tensor_bytes(t, spec) for t in tensor_inventory(spec))
 
 
 def use_more_bits(i: int, n: int) -> bool:

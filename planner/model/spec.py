@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner.base.errors import PlannerError
+from planner.base.frozen import hash_once, state_without_hash
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
@@ -81,6 +82,9 @@ class ModelSpec:
     mtp_layers: int  # num_nextn_predict_layers (DeepSeek/GLM multi-token prediction)
     vision: VisionSpec | None  # vision tower (Kimi K2.5)
     max_context: int | None = None  # max_position_embeddings: longest context the model is configured for
+
+    __hash__ = hash_once  # hashed once: every per-scenario cache key holds a spec
+    __getstate__ = state_without_hash
 
     @property
     def num_moe_layers(self) -> int:

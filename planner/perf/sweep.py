@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.deploy.scenario import Scenario
+from planner.deploy.scenario_file import load_scenario
 from planner.perf.ops import ep_load_imbalance, step_ops
 from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor
 from planner.perf.steps import TBO_HIDDEN, launch_seconds, machine
@@ -132,8 +133,6 @@ def _interp(curve, m):
 
 def main(argv: list[str] | None = None) -> int:
     """Benchmark: variants per second of the vectorized decode model (Kimi K2.5 INT4, 8x H200, TP8)."""
-    from planner.deploy.scenario_file import load_scenario
-
     path = (argv or sys.argv[1:] or ["profiles/scenarios/kimi-k2.5-int4-8xh200.yaml"])[0]
     sc = load_scenario(path)
     t0 = time.perf_counter()

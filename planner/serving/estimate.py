@@ -6,8 +6,11 @@ A scenario that does not fit reports its memory and reason with null metrics.
 
 from __future__ import annotations
 
+from planner.base.errors import PlannerError
 from planner.deploy.memory import memory_report
 from planner.deploy.scenario import Scenario
+from planner.perf.steps import kernel_notes
+from planner.serving.serve import serve_metrics
 from planner.serving.unstated import resolve_unstated_plan
 
 METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_gpu", "tpot_ms",
@@ -27,10 +30,6 @@ def estimate(sc: Scenario) -> dict:
     metrics, bottleneck, curve = dict.fromkeys(METRICS), {"prefill": None, "decode": None}, []
     serving: dict = {}
     if mem.fits:
-        from planner.base.errors import PlannerError
-        from planner.perf.steps import kernel_notes
-        from planner.serving.serve import serve_metrics
-
         try:
             computed, bottleneck, curve = serve_metrics(sc, mem, info=serving)
             metrics.update(computed)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 from planner.deploy.engines import Engine, engines_for_class, load_engine
+from planner.deploy.scenario import Scenario, make_scenario
 from planner.hardware.accelerators import load_accelerator
 from planner.hardware.hosts import Host
 from planner.hardware.systems import System, list_systems, load_system
@@ -52,16 +53,6 @@ class Hardware:
                          f"{self.host.dram_kind}-{self.host.dram_mt_per_s:g}")
         return " + ".join(parts)
 
-    def mapping(self) -> dict:
-        """The scenario `hardware:` section (CONTRACT.md §2)."""
-        host = None
-        if self.host is not None:
-            h = self.host
-            host = {"cpu": h.cpu.name, "sockets": h.sockets, "dram": f"{h.dram_kind.lower()}-{h.dram_mt_per_s:g}",
-                    "channels_per_socket": h.channels_per_socket, "memory_gb": h.memory_bytes / 1e9}
-        return {"gpu": self.gpu, "gpus_per_node": self.gpus_per_node if self.gpu else 0, "nodes": self.nodes,
-                "host": host}
-
 
 @dataclass(frozen=True)
 class Candidate:
@@ -91,23 +82,24 @@ class Candidate:
     def gpus_per_replica(self) -> int:
         return self.hw.gpus
 
-    def scenario_doc(self, wl: SizingWorkload, replicas: int = 1, concurrency: float | None = None) -> dict:
-        t = wl.traffic
-        # with a percentile, the scalar serving model checks the SLO there (planner.serving.arrivals)
-        slo = dict(wl.slo)
-        return {
-            "name": f"{self.model} {self.weights} {self.hw.label()} {self.engine} {self.plan}",
-            "model": self.model, "weights": self.weights, "kv_cache": self.kv_cache,
-            "hardware": {**self.hw.mapping(), "nodes": self.hw.nodes * replicas},
-            "parallelism": {"tp": self.tp, "ep": self.ep, "pp": self.pp, "dp_attention": self.dp,
-                            "replicas": replicas},
-            "offload": {"expert_layers_on_cpu": self.offload_layers, "cpu_compute": True},
-            "engine": self.engine,
-            "workload": {"phase": "serve", "input_len": t.input_len, "output_len": t.output_len,
-                         "context_len": wl.context_len, "prefix_cache_hit": t.prefix_cache_hit,
-                         "concurrency": concurrency},
-            "slo": slo or None,
-        }
+    @property
+    def name(self) -> str:
+        return f"{self.model} {self.weights} {self.hw.label()} {self.engine} {self.plan}"
+
+    def scenario(self, wl: SizingWorkload, replicas: int = 1, concurrency: float | None = None) -> Scenario:
+        """The candidate as a checked scenario (planner.deploy.scenario.make_scenario) serving the workload's
+        traffic; with a percentile SLO the serving model checks the SLO there (planner.serving.arrivals)."""
+        t, hw = wl.traffic, self.hw
+        return make_scenario(
+            self.model, weights=self.weights, kv_cache=self.kv_cache, gpu=hw.gpu,
+            gpus_per_node=hw.gpus_per_node if hw.gpu else 0, nodes=hw.nodes * replicas, host=hw.host,
+            parallelism={"tp": self.tp, "ep": self.ep, "pp": self.pp, "dp_attention": self.dp, "replicas": replicas},
+            expert_layers_on_cpu=self.offload_layers, engine=self.engine,
+            workload={"phase": "serve", "input_len": t.input_len, "output_len": t.output_len,
+                      "context_len": wl.context_len, "prefix_cache_hit": t.prefix_cache_hit,
+                      "concurrency": concurrency},
+            slo=dict(wl.slo) or None, name=self.name, file=wl.file,
+        )
 
 
 @cache

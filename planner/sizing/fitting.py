@@ -1,4 +1,4 @@
-"""Memory fit of sizing candidates: each candidate's scenario through the scenario loader, the scalar memory model
+"""Memory fit of sizing candidates: each candidate's scenario (make_scenario), the scalar memory model
 once per distinct plan, and the two searches memory asks for:
 - the KV dtypes of one plan, smallest first: once one does not fit, the larger ones do not either;
 - hosts that differ only in RAM size: with GPUs, the fewest MoE layers in host RAM that let the GPUs hold the
@@ -9,61 +9,21 @@ Rejected candidates are counted in a planner.sizing.rejections.Rejections.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import fields, replace
-from functools import lru_cache
+from dataclasses import replace
 
 from planner.base.errors import PlannerError
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
-from planner.deploy.scenario_file import scenario_from_mapping
-from planner.model.inventory import tensor_inventory
 from planner.model.kv import kv_layout
 from planner.model.models import load_model
-from planner.model.quant import QuantFormat
 from planner.sizing.candidates import Candidate
 from planner.sizing.rejections import Rejections
 from planner.sizing.workload import SizingWorkload
 
 
-class _MemoFormat(QuantFormat):
-    """The same weight format with `tensor_bytes` looked up per tensor group: the memory model asks it for every
-    tensor of every plan, and the answer depends only on the format, the model and the tensor. (A cache inside
-    planner/model/quant.py would make this wrapper unnecessary.)"""
-
-    def tensor_bytes(self, t, spec) -> int:
-        memo = _MEMO.get((self.name, id(spec)))
-        if memo is None:
-            inventory = tensor_inventory(spec)  # spec and inventory kept alive beside the ids that key them
-            memo = _MEMO[(self.name, id(spec))] = (spec, inventory, {id(g): QuantFormat.tensor_bytes(self, g, spec)
-                                                                     for g in inventory})
-        got = memo[2].get(id(t))
-        return got if got is not None else QuantFormat.tensor_bytes(self, t, spec)
-
-
-_MEMO: dict = {}
-
-
-@lru_cache(maxsize=256)
-def _memo_format(fmt: QuantFormat) -> QuantFormat:
-    return _MemoFormat(**{f.name: getattr(fmt, f.name) for f in fields(fmt)})
-
-
-class _HashOnce(Scenario):
-    """A scenario that computes its hash once: the planner's per-scenario caches (ops._role_bytes, perf.machine)
-    hash it for every op, and hashing walks the whole model spec. Same fields and equality as Scenario."""
-
-    def __hash__(self) -> int:
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = Scenario.__hash__(self)
-            object.__setattr__(self, "_hash", h)
-        return h
-
-
 def build(cand: Candidate, wl: SizingWorkload, replicas: int = 1, concurrency: float | None = None) -> Scenario:
-    """The candidate's scenario through the scenario loader (which checks the plan)."""
-    sc = scenario_from_mapping(cand.scenario_doc(wl, replicas, concurrency), wl.file)
-    return _HashOnce(**{f.name: getattr(sc, f.name) for f in fields(sc)} | {"weights": _memo_format(sc.weights)})
+    """The candidate's scenario (make_scenario checks the plan)."""
+    return cand.scenario(wl, replicas, concurrency)
 
 
 def _where(cand: Candidate) -> str:
@@ -141,7 +101,7 @@ def _smallest_host(items: list, wl: SizingWorkload, rej: Rejections):
             ram = cand.hw.host.memory_bytes
             if mem.host_bytes <= ram:
                 cand = replace(cand, offload_layers=layers)
-                chosen = (cand, cost, replace(sc0, host=cand.hw.host, name=cand.scenario_doc(wl)["name"]), mem)
+                chosen = (cand, cost, replace(sc0, host=cand.hw.host, name=cand.name), mem)
                 break
             rej.memory(_where(cand), f"offloaded weights need {mem.host_bytes / 1e9:,.1f} GB of host RAM, the host "
                                      f"has {ram / 1e9:,.1f} GB")

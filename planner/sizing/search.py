@@ -14,9 +14,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
+import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,6 +28,7 @@ import numpy as np
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
 from planner.serving.serve import serve_point
+from planner.sizing.answer import document, pareto_rows
 from planner.sizing.candidates import Candidate, enumerate_candidates
 from planner.sizing.capacity import (
     Capacity,
@@ -171,14 +176,9 @@ def _fork_pool():
     """A one-worker process pool that inherits this process's warm caches (fork), or None where fork is missing
     or unsafe: forking a multi-threaded process (a Streamlit script thread, a server) can deadlock the child,
     so only the main thread forks."""
-    import threading  # noqa: PLC0415
-
     if threading.current_thread() is not threading.main_thread():
         return None
     try:
-        import multiprocessing  # noqa: PLC0415
-        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
-
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
     except (ImportError, ValueError, OSError):
         return None
@@ -238,8 +238,6 @@ def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row
 
 def size(wl: SizingWorkload) -> dict:
     """The `size --json` document (CONTRACT.md §7)."""
-    from planner.sizing.answer import document, pareto_rows  # noqa: PLC0415
-
     t0 = time.perf_counter()
     rows, rej, stats = evaluate(wl)
     exact = refine(rows, wl, rej, pareto_rows(rows))
@@ -249,8 +247,6 @@ def size(wl: SizingWorkload) -> dict:
 
 def bench(path: str) -> int:
     """Search time (wall and CPU, first call and warm) and plans per second for one workload, bought and rented."""
-    import os  # noqa: PLC0415
-
     wl = load_workload(path)
     for purchase in ("buy", "rent"):
         w = replace(wl, purchase=purchase)
