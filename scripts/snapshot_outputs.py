@@ -1,7 +1,8 @@
 """Snapshot the planner's outputs on every shipped input, to show a refactor changed nothing.
 
     python scripts/snapshot_outputs.py DIR            # writes DIR/<command>--<input>.json (+ report files)
-    python scripts/snapshot_outputs.py --compare A B  # exit 1 and list the files that differ
+    python scripts/snapshot_outputs.py --compare A B [RTOL]  # exit 1 and list the files that differ (numbers in JSON
+                                                      # may differ by RTOL, relative)
 
 Inputs: every `profiles/scenarios/*.yaml` (estimate), `profiles/workloads/*.yaml` (size), the validation cases
 (`../shared/validation/public_cases.yaml` and `tests/data/*cases*.yaml` where present), every
@@ -88,20 +89,43 @@ def snapshot(dest: Path) -> None:
         print(f"report {f.stem}: rc {rc}", file=sys.stderr)
 
 
-def compare(a: Path, b: Path) -> int:
+def _close(x, y, rtol: float) -> bool:
+    """JSON documents equal up to a relative tolerance on numbers (same keys, same strings)."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_close(x[k], y[k], rtol) for k in x)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(_close(u, v, rtol) for u, v in zip(x, y))
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+        return abs(x - y) <= rtol * max(abs(x), abs(y))
+    return x == y
+
+
+def compare(a: Path, b: Path, rtol: float = 0.0) -> int:
+    """Byte-identical outputs; with `rtol`, JSON outputs may differ in numbers by that relative amount."""
     names = sorted({p.name for p in a.iterdir()} | {p.name for p in b.iterdir()})
-    bad = [n for n in names if not (a / n).exists() or not (b / n).exists()
-           or (a / n).read_bytes() != (b / n).read_bytes()]
+    same, close, bad = [], [], []
+    for n in names:
+        if not (a / n).exists() or not (b / n).exists():
+            bad.append(n)
+        elif (a / n).read_bytes() == (b / n).read_bytes():
+            same.append(n)
+        elif rtol and n.endswith(".json") and _close(json.loads((a / n).read_text()), json.loads((b / n).read_text()),
+                                                     rtol):
+            close.append(n)
+        else:
+            bad.append(n)
+    for n in close:
+        print(f"within rtol {rtol:g}: {n}")
     for n in bad:
         print(f"differs: {n}")
-    print(f"{len(names) - len(bad)} of {len(names)} outputs identical")
+    print(f"{len(same)} of {len(names)} outputs identical" + (f", {len(close)} within rtol {rtol:g}" if rtol else ""))
     return 1 if bad else 0
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
-        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--compare":
+        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) == 5 else 0.0))
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     snapshot(Path(sys.argv[1]))

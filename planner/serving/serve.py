@@ -31,8 +31,18 @@ import numpy as np
 
 from planner.deploy.memory import MemoryReport
 from planner.deploy.scenario import Scenario
-from planner.perf.steps import Step, decode_step, mixed_step, prefill_step, tokens_per_step
+from planner.perf.steps import Step, decode_step, prefill_step, tokens_per_step
 from planner.serving.arrivals import Tails, percentile_metric, tails
+from planner.serving.point import (
+    Limits,
+    OperatingPoint,
+    deployment_gpus,
+    engine_groups,
+    largest_within,
+    prefill_alone,
+)
+
+ESTIMATE_REL_TOL = 1e-9  # `estimate` reports the SLO-limited batch to float precision, not the sizing search's 1%
 
 
 @dataclass(frozen=True)
@@ -54,37 +64,17 @@ class ServePoint:
         return self.tails.ttft_s if self.tails else self.ttft_s
 
 
-def _groups(sc: Scenario) -> int:
-    return sc.parallelism.dp_attention * sc.parallelism.replicas
-
-
-def _gpus_used(sc: Scenario) -> int:
-    return max(1, sc.parallelism.gpus_per_replica * sc.parallelism.replicas) if sc.gpu else 1
-
-
-def _prefill_alone(sc: Scenario) -> tuple[Step, float]:
-    """One request's prompt on its TP group, in engine-sized chunks: (step of one chunk, TTFT seconds)."""
-    wl, t = sc.workload, sc.parallelism.tp
-    new = wl.new_prompt_len
-    chunk = min(new, sc.engine.max_batched_tokens)
-    step = prefill_step(sc, chunk / t, wl.input_len, wl.input_len - new)
-    return step, step.seconds * new / chunk
-
-
 def serve_point(sc: Scenario, running: float) -> ServePoint:
     """Steady state with `running` sequences decoding per engine group (closed loop)."""
     wl, t = sc.workload, sc.parallelism.tp
+    op = OperatingPoint(sc, running)
+    p = op.prompt_tokens_per_gpu
+    step = op.mixed_step()
+    pre, ttft = prefill_alone(sc)
     tps = tokens_per_step(sc)
-    b = running / t
-    out = max(wl.output_len, 1)
-    new_prompt = wl.input_len * (1 - wl.prefix_cache_hit)
-    # prompt tokens prefilled per step to replace finishing sequences; a lone sequence has no one to mix with
-    p = b * tps * new_prompt / out * max(0.0, (running - 1) / running) if running > 0 else 0.0
-    step = mixed_step(sc, b, sc.workload.mean_kv_len, p, wl.input_len, wl.input_len - new_prompt)
-    pre, ttft = _prefill_alone(sc)
     if p > 0:  # the prompt shares steps with the running batch: its chunks take mixed-step time
         budget = max(1.0, sc.engine.max_batched_tokens - running * tps)
-        ttft = max(ttft, ceil(max(new_prompt, 1) / budget) * step.seconds)
+        ttft = max(ttft, ceil(wl.new_prompt_len / budget) * step.seconds)
     ttft += sc.engine.first_token_path_s
     pct = sc.slo_value("percentile")
     if pct is None:
@@ -109,7 +99,7 @@ class Wave:
 def wave(sc: Scenario, mem: MemoryReport) -> Wave:
     """One wave of min(concurrency, what the engine runs at once) requests per engine group."""
     wl, t = sc.workload, sc.parallelism.tp
-    demand = max(1.0, wl.concurrency / _groups(sc))
+    demand = max(1.0, wl.concurrency / engine_groups(sc))
     size = min(demand, max_running(sc, mem))
     new = wl.new_prompt_len
     cached = wl.input_len - new
@@ -185,17 +175,17 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
     info = {} if info is None else info
     wl, par = sc.workload, sc.parallelism
     tps = tokens_per_step(sc)
-    gpus = _gpus_used(sc)
+    gpus = deployment_gpus(sc)
     per_node = sc.gpus_per_node or 1
     metrics: dict = {}
     bottleneck = {"prefill": None, "decode": None}
     if wl.phase == "prefill":
         tokens = wl.batch_per_gpu or min(sc.engine.max_batched_tokens,
-                                         wl.input_len * (wl.concurrency or inf) / _groups(sc)) / par.tp
+                                         wl.input_len * (wl.concurrency or inf) / engine_groups(sc)) / par.tp
         step = prefill_step(sc, tokens, wl.input_len, wl.input_len * wl.prefix_cache_hit)
         info.update(mode="prefill", tokens_per_gpu_per_step=tokens)
         rate = tokens / step.seconds
-        _, ttft = _prefill_alone(sc)
+        _, ttft = prefill_alone(sc)
         metrics.update(prefill_tokens_per_s_per_gpu=rate, prefill_tokens_per_s_per_node=rate * per_node,
                        ttft_ms=1e3 * max(ttft, step.seconds))
         bottleneck["prefill"] = step.bottleneck
@@ -207,14 +197,14 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         b = _decode_batch(sc, mem)
         info.update(mode="decode", running_per_group=b * par.tp)
         step = decode_step(sc, b, sc.workload.mean_kv_len)
-        pre, ttft = _prefill_alone(sc)
+        pre, ttft = prefill_alone(sc)
         tpot = step.seconds / tps
         out_gpu = b * tps / step.seconds
         queue = 0.0
     elif wl.concurrency and not wl.batch_per_gpu and not steady:
         w = wave(sc, mem)
         info.update(mode="waves", output_len_dist=wl.output_len_dist, running_per_group=w.size,
-                    waves_per_group=wl.concurrency / _groups(sc) / w.size,
+                    waves_per_group=wl.concurrency / engine_groups(sc) / w.size,
                     wave_prefill_ms=1e3 * w.prefill_s, wave_duration_ms=1e3 * w.duration_s, queue_ms=1e3 * w.queue_s)
         step, pre, tpot, ttft, queue = w.decode_step, w.chunk, w.tpot_s, w.ttft_s, w.queue_s
         e2e = w.e2e_s
@@ -226,7 +216,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
         pt = serve_point(sc, running)
         step, pre, tpot, ttft = pt.step, pt.prefill, pt.tpot_s, pt.ttft_s
         out_gpu = running / par.tp * tps / step.seconds
-        demand = wl.concurrency / _groups(sc) if wl.concurrency else running
+        demand = wl.concurrency / engine_groups(sc) if wl.concurrency else running
         queue = max(0.0, demand - running) / running * (wl.output_len * tpot + ttft)
         info["queue_ms"] = 1e3 * queue
         ttft += queue
@@ -259,7 +249,7 @@ def _decode_batch(sc: Scenario, mem: MemoryReport) -> float:
     if wl.batch_per_gpu:
         return wl.batch_per_gpu
     if wl.concurrency:
-        return wl.concurrency / _groups(sc) / par.tp
+        return wl.concurrency / engine_groups(sc) / par.tp
     return _slo_limited(sc, max_running(sc, mem), serving=False) / par.tp
 
 
@@ -269,35 +259,26 @@ def _serve_running(sc: Scenario, mem: MemoryReport) -> float:
     if wl.batch_per_gpu:
         return min(cap, wl.batch_per_gpu * sc.parallelism.tp)
     if wl.concurrency:
-        return max(min(cap, wl.concurrency / _groups(sc)), min(1.0, wl.concurrency / _groups(sc)))
+        return max(min(cap, wl.concurrency / engine_groups(sc)), min(1.0, wl.concurrency / engine_groups(sc)))
     return _slo_limited(sc, cap, serving=True)
 
 
 def _slo_limited(sc: Scenario, cap: float, serving: bool) -> float:
-    """Largest running batch per engine group (<= cap) whose TPOT and TTFT keep the SLO (bisection)."""
-    tpot_slo = sc.slo_value("tpot_ms")
-    ttft_slo = sc.slo_value("ttft_ms")
-    if not tpot_slo and not ttft_slo:
+    """Largest running batch per engine group (<= cap) whose TPOT and TTFT keep the SLO (planner.serving.point
+    .largest_within; 1 when not even one sequence keeps it). `serving`: steady-state mixed steps with their TTFT;
+    else decode steps alone."""
+    limits = Limits.of(dict(sc.slo))
+    if not limits.any:
         return cap
 
     def ok(r: float) -> bool:
         if serving:
             pt = serve_point(sc, r)
-            tpot, ttft = pt.slo_tpot_s, pt.slo_ttft_s
-        else:
-            step = decode_step(sc, r / sc.parallelism.tp, sc.workload.mean_kv_len)
-            tpot, ttft = step.seconds / tokens_per_step(sc), 0.0
-        return (not tpot_slo or tpot * 1e3 <= tpot_slo) and (not ttft_slo or ttft * 1e3 <= ttft_slo)
+            return bool(limits.ok(pt.slo_tpot_s, pt.slo_ttft_s))
+        return bool(limits.ok(OperatingPoint(sc, r).decode_step().seconds / tokens_per_step(sc), 0.0))
 
-    lo, hi = 1.0, cap
-    if ok(hi):
-        return hi
-    if not ok(lo):
-        return lo
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo
+    best = largest_within(ok, cap, rel_tol=ESTIMATE_REL_TOL)
+    return 1.0 if best is None else best
 
 
 def throughput_curve(sc: Scenario, mem: MemoryReport) -> list[dict]:

@@ -11,8 +11,9 @@ import pandas as pd
 
 from planner.perf.steps import decode_step
 from planner.serving.arrivals import percentile_metric
+from planner.serving.point import prefill_alone, replica_groups
 from planner.serving.serve import serve_metrics
-from planner.sizing.capacity import groups, prompt_chunk, running_for
+from planner.sizing.capacity import running_for
 from planner.sizing.cost import break_even
 from planner.sizing.fitting import build
 from planner.sizing.flags import flags_for
@@ -35,9 +36,7 @@ def _finite(x):
 def prefill_share(sc, running: float, t) -> float:
     """Fraction of GPU time a request spends in prefill: its prompt's prefill (compute, the same whether alone or
     mixed into decode steps) against its share of the decode steps it runs in (step time / running batch)."""
-    chunk, pre = prompt_chunk(sc)
-    new = max(1.0, t.input_len * (1 - t.prefix_cache_hit))
-    prefill_s = pre.seconds * new / chunk
+    _, prefill_s = prefill_alone(sc)
     batch = max(running, 1.0)
     decode_s = t.output_len * decode_step(sc, batch / sc.parallelism.tp, sc.workload.mean_kv_len).seconds / batch
     return prefill_s / (prefill_s + decode_s)
@@ -46,7 +45,7 @@ def prefill_share(sc, running: float, t) -> float:
 def plan_dict(row, rank: int, wl) -> dict:
     """One ranked plan at the workload's operating point."""
     cand, sc, t = row.cand, row.sc, wl.traffic
-    g = groups(sc)
+    g = replica_groups(sc)
     users = t.concurrency
     r_op = row.extra.get("running_op") or running_for(sc, row.cap, t.output_tokens_per_s / row.replicas)
     dep = build(cand, wl, replicas=row.replicas, concurrency=r_op * g * row.replicas)

@@ -18,42 +18,20 @@ import numpy as np
 
 from planner.deploy.memory import MemoryReport
 from planner.deploy.scenario import Scenario
-from planner.perf.steps import mixed_step, prefill_step, tokens_per_step
+from planner.perf.steps import mixed_step, tokens_per_step
 from planner.perf.sweep import DecodeSweep
+from planner.serving.point import (
+    REL_TOL,
+    Limits,
+    OperatingPoint,
+    largest_within,
+    prompt_chunk,
+    replica_groups,
+    steady_prompt_tokens,
+)
 from planner.serving.serve import max_running, serve_point
 
 GRID = 32  # batch sizes per candidate in the vectorized screen
-REL_TOL = 0.01  # bisection stops when the bracket is within 1%
-
-
-@dataclass(frozen=True)
-class Limits:
-    tpot_s: float | None  # slo.tpot_ms and 1 / slo.output_tokens_per_s_per_user, whichever is tighter
-    ttft_s: float | None
-
-    @classmethod
-    def of(cls, slo: dict) -> Limits:
-        tpot = [slo[k] / 1e3 for k in ("tpot_ms",) if slo.get(k)]
-        if slo.get("output_tokens_per_s_per_user"):
-            tpot.append(1 / slo["output_tokens_per_s_per_user"])
-        return cls(min(tpot) if tpot else None, slo["ttft_ms"] / 1e3 if slo.get("ttft_ms") else None)
-
-    def excess(self, tpot_s, ttft_s) -> np.ndarray:
-        """Largest relative overshoot of a limit (value / limit - 1); <= 0 where the SLO holds."""
-        out = np.full(np.shape(tpot_s), -1.0)
-        if self.tpot_s is not None:
-            out = np.maximum(out, np.asarray(tpot_s) / self.tpot_s - 1)
-        if self.ttft_s is not None:
-            out = np.maximum(out, np.asarray(ttft_s) / self.ttft_s - 1)
-        return out
-
-    def ok(self, tpot_s, ttft_s):
-        good = np.ones_like(np.asarray(tpot_s, dtype=float), dtype=bool)
-        if self.tpot_s is not None:
-            good &= np.asarray(tpot_s) <= self.tpot_s
-        if self.ttft_s is not None:
-            good &= np.asarray(ttft_s) <= self.ttft_s
-        return good
 
 
 @dataclass(frozen=True)
@@ -65,26 +43,9 @@ class Capacity:
     exact: bool  # from the scalar serving model (False: vectorized estimate)
 
 
-def groups(sc: Scenario) -> int:
-    """Engine groups (independent running batches) of one replica."""
-    return sc.parallelism.dp_attention
-
-
-def gpus_used(sc: Scenario) -> int:
-    return max(1, sc.parallelism.gpus_per_replica) if sc.gpu else 1
-
-
-def out_per_s(sc: Scenario, running: float, step_s):
-    """Output tokens/s of one replica with `running` sequences per group (planner.serving.serve's accounting)."""
-    return running / sc.parallelism.tp * tokens_per_step(sc) / step_s * gpus_used(sc)
-
-
-def prompt_chunk(sc: Scenario):
-    """One engine-sized chunk of a prompt on one TP group: (chunk tokens, its prefill step)."""
-    wl, t = sc.workload, sc.parallelism.tp
-    new = wl.new_prompt_len
-    chunk = min(new, sc.engine.max_batched_tokens)
-    return chunk, prefill_step(sc, chunk / t, wl.input_len, wl.input_len - new)
+def out_per_s(sc: Scenario, running, step_s):
+    """Output tokens/s of one replica with `running` sequences per group (planner.serving.point.OperatingPoint)."""
+    return OperatingPoint(sc, running).output_tokens_per_s(step_s)
 
 
 def screen(sc: Scenario, mem: MemoryReport, limits: Limits, chunk=None) -> tuple[Capacity | None, np.ndarray,
@@ -106,8 +67,7 @@ def screen(sc: Scenario, mem: MemoryReport, limits: Limits, chunk=None) -> tuple
     new = wl.new_prompt_len
     chunk, pre = chunk or prompt_chunk(sc)
     ttft_alone = pre.seconds * new / chunk
-    # prompt tokens per step per GPU that replace finishing sequences (planner.serving.serve.serve_point's steady state)
-    mixed = batch * tokens_per_step(sc) * new / max(wl.output_len, 1) * np.maximum(0.0, (running - 1) / running)
+    mixed = steady_prompt_tokens(sc, running)  # [R] prompt tokens per step per GPU (planner.serving.point)
     exact: dict[int, float] = {}  # grid index -> exact mixed step minus decode step
 
     def estimate():
@@ -149,24 +109,14 @@ def screen(sc: Scenario, mem: MemoryReport, limits: Limits, chunk=None) -> tuple
 
 def exact_capacity(sc: Scenario, mem: MemoryReport, limits: Limits, hint: float | None = None) -> Capacity | None:
     """Largest running batch per group (<= memory and engine limit) within the SLO, by the scalar model."""
-    cap = max_running(sc, mem)
 
     def ok(r: float) -> bool:
         pt = serve_point(sc, r)
         return bool(limits.ok(pt.slo_tpot_s, pt.slo_ttft_s))
 
-    if ok(cap):
-        best = cap
-    elif not ok(1.0):
+    best = largest_within(ok, max_running(sc, mem), hint)
+    if best is None:
         return None
-    else:
-        lo, hi = 1.0, cap
-        if hint and 1.0 < hint < cap:  # the estimate splits the bracket first
-            lo, hi = (hint, cap) if ok(hint) else (1.0, hint)
-        while hi / lo > 1 + REL_TOL:
-            mid = sqrt(lo * hi)
-            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-        best = lo
     pt = serve_point(sc, best)
     return Capacity(best, out_per_s(sc, best, pt.step.seconds), pt.slo_tpot_s, pt.slo_ttft_s, True)
 
@@ -175,15 +125,10 @@ def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:
     """Running batch per group that serves `out_needed` output tokens/s on one replica (<= capacity.running)."""
     if out_needed >= capacity.out_per_s:
         return capacity.running
-    wl = sc.workload
-    new = wl.new_prompt_len
-    kv_mean = wl.mean_kv_len
-    tps = tokens_per_step(sc)
 
     def out(r: float) -> float:  # serve_point's mixed step, without its TTFT
-        b = r / sc.parallelism.tp
-        p = b * tps * new / max(wl.output_len, 1) * max(0.0, (r - 1) / r)
-        return out_per_s(sc, r, mixed_step(sc, b, kv_mean, p, wl.input_len, wl.input_len - new).seconds)
+        op = OperatingPoint(sc, r)
+        return op.output_tokens_per_s(op.mixed_step().seconds)
 
     lo, hi = 0.0, capacity.running
     guess = capacity.running * out_needed / capacity.out_per_s  # throughput grows slower than the batch: a floor
@@ -200,5 +145,5 @@ def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:
 def replicas_needed(out_needed: float | None, users: float | None, capacity: Capacity, sc: Scenario) -> int:
     """Replicas for an output-token rate, or for a number of requests in flight (closed loop)."""
     if users is not None:
-        return max(1, ceil(users / (capacity.running * groups(sc)) - 1e-9))
+        return max(1, ceil(users / (capacity.running * replica_groups(sc)) - 1e-9))
     return max(1, ceil(out_needed / capacity.out_per_s - 1e-9))

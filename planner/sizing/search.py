@@ -27,16 +27,14 @@ import numpy as np
 
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
+from planner.serving.point import Limits, prompt_chunk, replica_groups
 from planner.serving.serve import serve_point
 from planner.sizing.answer import document, pareto_rows
 from planner.sizing.candidates import Candidate, enumerate_candidates
 from planner.sizing.capacity import (
     Capacity,
-    Limits,
     exact_capacity,
-    groups,
     out_per_s,
-    prompt_chunk,
     replicas_needed,
     running_for,
     screen,
@@ -110,7 +108,7 @@ def settle(row: Row, wl: SizingWorkload) -> None:
     row.replicas = replicas_needed(out_needed, users, row.cap, row.sc)
     row.usd_per_hour = row.cost.usd_per_hour * row.replicas
     row.capex = row.cost.capex_usd * row.replicas
-    per_group = None if users is None else users / (row.replicas * groups(row.sc))
+    per_group = None if users is None else users / (row.replicas * replica_groups(row.sc))
     if not row.cap.exact:
         running, tpot, out = row.curve
         if per_group is not None:
