@@ -1,4 +1,6 @@
-"""Command line: `python -m planner {inspect,estimate,validate,size} ... [--json]` (CONTRACT.md §1).
+"""Command line: `python -m planner {inspect,estimate,validate,size,report} ... [--json]` (CONTRACT.md §1).
+
+Each command imports its own modules when it runs, so `estimate` does not pay for pandas and plotly.
 
 Bad input exits 2 with one line `error: <file>: <field>: <what>` on stderr, never a traceback. The human-readable
 printers show names from input files through planner.base.escape.terminal: a control character (ESC, BEL, ...) is
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from planner.base.errors import PlannerError
@@ -192,8 +195,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `| head`: the reader left; stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:

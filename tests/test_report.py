@@ -278,28 +278,27 @@ def test_roofline_says_when_there_are_no_measurements(tmp_path):
     assert any("no kernels_bench results" in n for n in summary["notes"])
 
 
-def test_sizing_says_not_available_until_search_lands(tmp_path, monkeypatch):
-    import planner.report.external as external
-
-    monkeypatch.setattr(external, "search_module_found", lambda: False)
+def test_a_workload_sizing_refuses_becomes_a_note_naming_the_field(tmp_path):
     doc = yaml.safe_load(KIMI.read_text())
     doc["sections"] = [s for s in doc["sections"] if isinstance(s, dict) and "sizing" in s]
+    doc["sections"][0]["sizing"]["workload"]["objective"] = "cheapest-ever"
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(doc))
     summary = build_report(path, tmp_path / "o", png=False)
-    assert any("not available yet" in n for n in summary["notes"])
-    assert "not available yet" in (tmp_path / "o" / "report.md").read_text()
+    note = next(n for n in summary["notes"] if "sizing refused the workload" in n)
+    assert "objective" in note and "sections[0].sizing.workload" in note
+    assert "sizing refused the workload" in (tmp_path / "o" / "report.md").read_text()
 
 
 def test_sizing_output_becomes_a_table_and_a_pareto_chart(tmp_path, monkeypatch):
-    import planner.report.external as external
+    import planner.report.sections as sections
 
     plan = {"hardware": {"gpu": "h200-sxm", "gpus_per_node": 8, "nodes": 1}, "weights": "int4-g32",
             "kv_cache": "fp8", "parallelism": {"tp": 8, "ep": 8}, "replicas": 1,
             "metrics": {"tpot_ms": 40.0, "ttft_ms": 300.0, "system_output_tokens_per_s": 2000.0},
             "cost": {"usd_per_hour": 18.4, "usd_per_m_output_tokens": 2.56, "capex_usd": 0}}
     fake = {"plans": [plan], "rejected": {"weights 595 GB exceed 2x80 GB": 30}, "api_break_even": {"answer": "api"}}
-    monkeypatch.setattr(external, "sizing", lambda workload, scratch: (fake, ""))
+    monkeypatch.setattr(sections, "run_sizing", lambda workload, where: (fake, ""))
     doc = yaml.safe_load(KIMI.read_text())
     doc["sections"] = [s for s in doc["sections"] if isinstance(s, dict) and "sizing" in s]
     path = tmp_path / "r.yaml"

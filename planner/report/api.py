@@ -1,14 +1,14 @@
-"""API price vs renting the report's plans: cost per million output tokens and the break-even daily volume.
+"""API price vs renting the report's plans: cost per million output tokens and the break-even daily volume, from
+the sizing cost model (planner.sizing.cost) at each plan's own workload, rented around the clock:
 
-Stand-in until planner.sizing.search (pre-purchase sizing) lands with the full cost model (capex, power, PUE):
-this uses rental prices only (`prices.cloud_usd_per_gpu_hour` of each accelerator profile) and the
-planner's throughput of each plan at its workload, run around the clock.
-
-    rent $/h        = GPUs x cloud $/GPU-h
-    self $/M out    = rent $/h / (system output tokens/s x 3600) x 1e6    (prompt tokens ride along: the
+    rent $/h        = GPUs x cloud $/GPU-h                                   (cost.rent_usd_per_hour)
+    self $/M out    = rent $/h / (system output tokens/s x 3600) x 1e6       (prompt tokens ride along: the
                       workload's input_len is prefilled in the same steps)
-    API $/M out     = output price + input price x input_len / output_len   (the same requests through the API)
+    API $/M out     = API $ per request / output_len x 1e6                    (cost.api_usd_per_m_output)
     break-even      = rent $/day / API $ per output token   [output tokens per day]
+
+Purchase, power and utilization below 100% are the sizing report's (`planner size`); this table answers for plans a
+report names.
 """
 
 from __future__ import annotations
@@ -18,37 +18,41 @@ from math import ceil
 import pandas as pd
 
 from planner.report.plans import Plan
+from planner.sizing.api import ApiPrice
+from planner.sizing.cost import api_usd_per_m_output, break_even_output_tokens_per_day, rent_usd_per_hour
 
 SECONDS_PER_DAY = 86400
 
 
-def api_cost_per_m_output(api: dict, input_len: float, output_len: float) -> float:
-    """API dollars per million output tokens of requests shaped like the workload (input billed too)."""
-    return api["output_per_m_usd"] + api["input_per_m_usd"] * input_len / max(output_len, 1)
+def api_price(api: dict) -> ApiPrice:
+    """A report's inline `api:` mapping (prices in USD per million tokens) as the sizing model's ApiPrice."""
+    cached = api.get("cached_input_per_m_usd")
+    return ApiPrice("report", float(api["input_per_m_usd"]), float(api["output_per_m_usd"]),
+                    float(cached) if isinstance(cached, (int, float)) else None, str(api.get("source") or ""))
 
 
 def break_even_table(plans: list[Plan], api: dict) -> tuple[pd.DataFrame, list[str]]:
     """One row per plan that fits and has a rental price; lines for the plans left out and why."""
-    from planner.hardware.accelerators import load_accelerator
-
+    price_api = api_price(api)
     rows, left_out = [], []
     for p in plans:
         sc = p.scenario
         if not p.fits:
             left_out.append(f"{p.name}: does not fit ({p.result['reason']})")
             continue
-        price = load_accelerator(sc.gpu).cloud if sc.gpu else None
+        gpus = sc.parallelism.gpus_per_replica * sc.parallelism.replicas
+        rent = rent_usd_per_hour(sc.gpu, gpus) if sc.gpu else None
         tok_s = p.result["metrics"].get("system_output_tokens_per_s")
-        if price is None or not tok_s:
-            left_out.append(f"{p.name}: no rental price in the {sc.gpu or 'host'} profile" if price is None
+        if rent is None or not tok_s:
+            left_out.append(f"{p.name}: no rental price in the {sc.gpu or 'host'} profile" if rent is None
                             else f"{p.name}: no output throughput (prefill-only workload)")
             continue
-        gpus = sc.parallelism.gpus_per_replica * sc.parallelism.replicas
-        usd_h = gpus * price.usd
-        api_m = api_cost_per_m_output(api, sc.workload.input_len, sc.workload.output_len)
+        usd_h, price = rent
+        wl = sc.workload
+        api_m = api_usd_per_m_output(price_api, wl.input_len, wl.output_len)
         per_day = tok_s * SECONDS_PER_DAY
-        even = usd_h * 24 / (api_m / 1e6)
-        rows.append({"plan": p.name, "input_len": sc.workload.input_len, "output_len": sc.workload.output_len,
+        even = break_even_output_tokens_per_day(usd_h, api_m)
+        rows.append({"plan": p.name, "input_len": wl.input_len, "output_len": wl.output_len,
                      "gpus": gpus, "usd_per_gpu_hour": price.usd, "price_date": price.date,
                      "price_source": price.source, "rent_usd_per_hour": usd_h,
                      "system_output_tokens_per_s": tok_s, "output_tokens_per_day_capacity": per_day,
@@ -62,12 +66,13 @@ def daily_cost_curve(table: pd.DataFrame, api: dict, points: int = 40) -> pd.Dat
     plans' workloads, and each plan as whole replicas rented 24 h."""
     if table.empty:
         return pd.DataFrame(columns=["option", "output_tokens_per_day", "usd_per_day"])
+    price_api = api_price(api)
     lo = 1e6
     hi = max(1e9, 4 * float(table["break_even_output_tokens_per_day"].max()))
     vols = [lo * (hi / lo) ** (i / (points - 1)) for i in range(points)]
     rows = []
     for (i, o), _ in table.groupby(["input_len", "output_len"], sort=False):
-        api_m = api_cost_per_m_output(api, i, o)
+        api_m = api_usd_per_m_output(price_api, i, o)
         rows += [{"option": f"API, {i:,} in / {o:,} out tokens", "output_tokens_per_day": v,
                   "usd_per_day": v / 1e6 * api_m} for v in vols]
     for r in table.itertuples():

@@ -134,7 +134,7 @@ def build_report(report: str | Path, out: str | Path, *, png: bool = True) -> di
     summary = {"report": spec.file, "title": spec.title, "out": str(out), "index": str(out / "index.html"),
                "sections": [s.title for s in sections], "seconds": round(time.perf_counter() - t0, 2), **counts,
                "notes": [f"{s.title}: {n}" for s in sections for n in s.notes
-                         if "not available" in n or "no kernels_bench" in n]}
+                         if "not available" in n or "no kernels_bench" in n or "refused" in n]}
     for s in sections:
         for slug, _c, df, _shown in s.tables:
             if slug == "claims-audit":

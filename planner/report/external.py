@@ -1,64 +1,37 @@
-"""Inputs that may not exist yet: sizing (planner.sizing.search, `python -m planner size`) and kernels_bench results.
-
-Both are read through their contracts (CONTRACT.md §7 JSON of `size --json`; the §8 run fields in
-bench_results/results.sqlite), so the report keeps working while those modules change. When either is
-missing, the caller gets `None` and a one-line reason to print instead of the section's content.
+"""What a report takes from the other parts of the project: the sizing search's answer for a workload
+(planner.sizing.search.size, the CONTRACT.md §7 document) and kernels_bench results (the CONTRACT.md §8 run fields in
+bench_results/results.sqlite). A workload the search refuses, or a results file that is missing or unreadable, gives
+the caller `None` and a one-line reason to print instead of the section's content.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
-import json
 import sqlite3
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
+
+from planner.base.errors import PlannerError
+from planner.report.spec import resolve_path
+from planner.sizing.search import size
+from planner.sizing.workload import load_workload, workload_from_mapping
 
 RUN_FIELDS = ("case", "op", "status", "measured_s", "flop", "bytes")  # CONTRACT.md §8
 
 
-def search_module_found() -> bool:
+def sizing(workload: Any, where: str) -> tuple[dict | None, str]:
+    """CONTRACT.md §7 output of `planner size` for a workload file path or an inline mapping (`where` names it in
+    error messages: the report file and field)."""
     try:
-        return importlib.util.find_spec("planner.sizing.search") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def sizing(workload: Any, scratch: Path) -> tuple[dict | None, str]:
-    """CONTRACT.md §7 output of `planner size` for a workload file path or an inline mapping."""
-    if not search_module_found():
-        return None, "sizing (planner.sizing.search) is not available yet"
-    try:
-        from planner.cli import main
-        from planner.sizing import search as search  # noqa: F401  (guarded: issue 5 is being written)
-    except Exception as err:  # noqa: BLE001  any failure of a module in progress means "not available"
-        return None, f"sizing is not available yet ({type(err).__name__}: {err})"[:300]
-    if isinstance(workload, Mapping):
-        path = Path(tempfile.mkstemp(suffix=".yaml", prefix="sizing-", dir=scratch)[1])
-        path.write_text(yaml.safe_dump(dict(workload), sort_keys=False))
-    else:
-        from planner.report.spec import resolve_path
-
-        path = resolve_path(str(workload))
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(["size", str(path), "--json"])
-        doc = json.loads(out.getvalue()) if rc == 0 else None
-    except Exception as exc:  # noqa: BLE001
-        return None, f"sizing failed: {type(exc).__name__}: {exc}"[:300]
-    if not isinstance(doc, dict) or "plans" not in doc:
-        why = err.getvalue().strip() or "no plans in its output"
-        if "invalid choice" in why:
-            why = "`python -m planner size` is not registered yet"
-        return None, f"sizing is not available yet ({why})"[:300]
-    return doc, ""
+        if isinstance(workload, Mapping):
+            wl = workload_from_mapping(dict(workload), where)
+        else:
+            wl = load_workload(resolve_path(str(workload)))
+        return size(wl), ""
+    except PlannerError as err:
+        return None, f"sizing refused the workload: {err}"[:300]
 
 
 def sizing_table(doc: dict) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from planner.base.errors import PlannerError
 from planner.base.yamlio import get_number, get_str, load_document, require_mapping
 from planner.deploy.scenario import Scenario
 from planner.deploy.scenario_file import scenario_from_mapping
+from planner.model.models import load_model
 from planner.report.spec import ReportSpec, model_ref, resolve_path
 from planner.serving.estimate import estimate
 
@@ -39,8 +40,6 @@ def _with_workload(doc: dict, wl: Any, spec: ReportSpec) -> dict:
 
 
 def _template_docs(template: Mapping, spec: ReportSpec, field: str) -> list[tuple[str, dict]]:
-    from planner.model.models import load_model
-
     hw = require_mapping(template.get("hardware") or {}, spec.file, f"{field}.hardware")
     gpu = get_str(hw, "gpu", spec.file, prefix=f"{field}.hardware.", default=None)
     if not spec.hardware and not gpu:

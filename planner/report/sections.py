@@ -16,10 +16,17 @@ import plotly.graph_objects as go
 from planner.base.errors import PlannerError
 from planner.base.units import gb
 from planner.model.models import Model, load_model
+from planner.model.quant import load_format
 from planner.report import figures as F
 from planner.report import tables as T
+from planner.report.api import break_even_table, daily_cost_curve
+from planner.report.claims import audit, verdict_counts
+from planner.report.external import bench_points, sizing_table
+from planner.report.external import sizing as run_sizing
 from planner.report.plans import Plan, load_plans, pick
 from planner.report.spec import ReportSpec, SectionSpec, model_ref, resolve_path
+from planner.report.verdict import BANDS
+from planner.serving.validate import validate
 
 
 @dataclass
@@ -76,8 +83,6 @@ def weights_by_format(ctx: Context, opts: dict, where: str) -> Section:
     s.tables += [("weights-total", "Stored weight bytes per format", totals, True),
                  ("weights-by-component", "Stored weight bytes per format and component", weights, False)]
     s.notes += [f"not sized: {line}" for line in skipped]
-    from planner.model.quant import load_format
-
     for name in formats:
         ctx.used_sources[f"format {name}"] = load_format(name).source
     return s
@@ -132,7 +137,6 @@ def throughput_latency(ctx: Context, opts: dict, where: str) -> Section:
 
 
 def roofline(ctx: Context, opts: dict, where: str) -> Section:
-    from planner.report.external import bench_points
 
     s = Section("roofline", "Roofline")
     fitting = [p for p in ctx.plans if p.fits and p.scenario.gpu]
@@ -163,16 +167,13 @@ def roofline(ctx: Context, opts: dict, where: str) -> Section:
 
 
 def sizing(ctx: Context, opts: dict, where: str) -> Section:
-    from planner.report.external import sizing as run_sizing
-    from planner.report.external import sizing_table
-
     s = Section("sizing", "Sizing")
     if opts.get("workload") is None:
         raise PlannerError("missing (a workload file or mapping, CONTRACT.md §7)", file=ctx.spec.file,
                            field=f"{where}.workload")
-    doc, why = run_sizing(opts["workload"], ctx.scratch)
+    doc, why = run_sizing(opts["workload"], f"{ctx.spec.file}: {where}.workload")
     if doc is None:
-        s.notes.append(f"{why}: the sizing table and Pareto chart are not available yet")
+        s.notes.append(f"{why}: no sizing table or Pareto chart")
         return s
     table = sizing_table(doc)
     s.paragraphs.append(f"{len(table)} feasible plans, ranked best first by `planner size`.")
@@ -191,8 +192,6 @@ def sizing(ctx: Context, opts: dict, where: str) -> Section:
 
 
 def api_break_even(ctx: Context, opts: dict, where: str) -> Section:
-    from planner.report.api import break_even_table, daily_cost_curve
-
     s = Section("api-break-even", "API break-even")
     api = dict(opts.get("api") or {})
     for key in ("input_per_m_usd", "output_per_m_usd"):
@@ -222,8 +221,6 @@ def api_break_even(ctx: Context, opts: dict, where: str) -> Section:
 
 
 def validation(ctx: Context, opts: dict, where: str) -> Section:
-    from planner.serving.validate import validate
-
     s = Section("validation", "Validation against published measurements")
     path = resolve_path(str(opts.get("cases") or "../shared/validation/public_cases.yaml"))
     if not path.is_file():
@@ -242,8 +239,6 @@ def validation(ctx: Context, opts: dict, where: str) -> Section:
 
 
 def claims_audit(ctx: Context, opts: dict, where: str) -> Section:
-    from planner.report.claims import audit, verdict_counts
-    from planner.report.verdict import BANDS
 
     s = Section("claims-audit", "Claims audit")
     table, file = audit(opts, ctx.spec.models[0], ctx.spec.workloads, ctx.spec.file, where)
@@ -264,10 +259,8 @@ def assumptions(ctx: Context, opts: dict, where: str) -> Section:
     for p in ctx.plans:
         sc = p.scenario
         ctx.used_sources.setdefault(f"engine {sc.engine.name}", sc.engine.source)
-        if sc.gpu:
-            from planner.hardware.accelerators import load_accelerator
-
-            acc = load_accelerator(sc.gpu)
+        if sc.accelerator is not None:
+            acc = sc.accelerator
             ctx.used_sources.setdefault(f"accelerator {sc.gpu}", "; ".join(dict.fromkeys(acc.sources.values())))
         for a in p.result.get("assumptions") or []:
             s.paragraphs.append(f"{p.name}: {a}")

@@ -30,6 +30,11 @@ from typing import Any
 
 from planner.base.errors import PlannerError
 from planner.base.yamlio import PROFILES, check_keys, get_str, load_document, require_mapping
+from planner.deploy.scenario_file import WORKLOAD_KEYS
+from planner.hardware.accelerators import load_accelerator
+from planner.model.kv import KV_DTYPES
+from planner.model.models import load_model
+from planner.model.quant import list_formats, load_format
 
 ROOT = PROFILES.parent
 REPORTS_DIR = PROFILES / "reports"
@@ -96,11 +101,6 @@ def _names(doc: Mapping, key: str, file: str, default: tuple[str, ...] | None = 
 
 def _check_refs(spec_models: tuple[str, ...], formats: tuple[str, ...], hardware: tuple[str, ...], kv: tuple[str, ...],
                 file: str) -> None:
-    from planner.hardware.accelerators import load_accelerator
-    from planner.model.kv import KV_DTYPES
-    from planner.model.models import load_model
-    from planner.model.quant import load_format
-
     for field, names, load in (("models", spec_models, load_model), ("formats", formats, load_format),
                                ("hardware", hardware, load_accelerator)):
         for k, name in enumerate(names):
@@ -167,9 +167,6 @@ def _option(key: str, value: Any, file: str, field: str) -> Any:
                 "numbers": "a non-empty list of positive numbers"}.get(kind, f"a {kind}")
         raise PlannerError(f"expected {want}, got {value!r}"[:200], file=file, field=field)
     if key in ("formats", "dtypes"):
-        from planner.model.kv import KV_DTYPES
-        from planner.model.quant import load_format
-
         for k, name in enumerate(value):
             try:
                 if key == "formats":
@@ -182,8 +179,6 @@ def _option(key: str, value: Any, file: str, field: str) -> Any:
 
 
 def _workloads(doc: Mapping, file: str) -> dict[str, dict]:
-    from planner.deploy.scenario_file import WORKLOAD_KEYS
-
     raw = require_mapping(doc.get("workloads") or {}, file, "workloads")
     out = {}
     for name, w in raw.items():
@@ -223,8 +218,6 @@ def load_report_spec(path: str | Path) -> ReportSpec:
     doc = require_mapping(load_document(p), file)
     check_keys(doc, TOP_KEYS, file)
     models = _names(doc, "models", file)
-    from planner.model.quant import list_formats
-
     fmt_raw = doc.get("formats")
     formats = tuple(list_formats()) if fmt_raw in (None, "all") else _names(doc, "formats", file)
     kv = _names(doc, "kv_cache", file, ("bf16", "fp8"))

@@ -9,11 +9,13 @@ from __future__ import annotations
 import pandas as pd
 
 from planner.base.errors import PlannerError
+from planner.hardware.accelerators import load_accelerator
 from planner.model.inspect import weights_bytes_by_component, weights_bytes_by_part
 from planner.model.inventory import active_params_per_token, params_by_component, params_by_part
 from planner.model.kv import kv_layout, mha_equivalent_bytes_per_token
 from planner.model.models import Model
 from planner.model.quant import load_format
+from planner.perf.steps import decode_step
 from planner.report.plans import Plan
 
 
@@ -126,8 +128,6 @@ def plan_metrics_table(plans: list[Plan]) -> pd.DataFrame:
 
 def roofline_points(plan: Plan, batches: list[float]) -> pd.DataFrame:
     """Every timed GPU op of one decode step of `plan` at each batch (per GPU), as roofline coordinates."""
-    from planner.perf.steps import decode_step
-
     sc = plan.scenario
     wl = sc.workload
     kv_len = wl.mean_kv_len
@@ -144,8 +144,6 @@ def roofline_points(plan: Plan, batches: list[float]) -> pd.DataFrame:
 
 
 def roofline_ceilings(gpu: str) -> pd.DataFrame:
-    from planner.hardware.accelerators import load_accelerator
-
     acc = load_accelerator(gpu)
     rows = [{"gpu": acc.display_name, "ceiling": "memory", "dtype": "", "value": acc.memory_bandwidth_bytes_per_s,
              "unit": "B/s"}]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner.base.yamlio import PROFILES
-from planner.hardware.accelerators import load_accelerator
+from planner.hardware.accelerators import Price, load_accelerator
 from planner.sizing.api import ApiPrice
 from planner.sizing.workload import SECONDS_PER_DAY, SizingWorkload
 
@@ -96,12 +96,28 @@ def _rel(file: str) -> str:
         return file
 
 
-def api_usd_per_request(api: ApiPrice, wl: SizingWorkload) -> float:
-    """What one request of the workload costs at the API (prefix-cache hits at the cached-input price)."""
-    t = wl.traffic
-    hit = t.prefix_cache_hit if api.cached_input_per_m_usd is not None else 0.0
+def api_usd_per_request(api: ApiPrice, input_len: float, output_len: float, prefix_cache_hit: float = 0.0) -> float:
+    """What one request costs at the API: input_len prompt tokens (prefix-cache hits at the cached-input price when
+    the API has one) and output_len generated tokens."""
+    hit = prefix_cache_hit if api.cached_input_per_m_usd is not None else 0.0
     per_input = (1 - hit) * api.input_per_m_usd + hit * (api.cached_input_per_m_usd or 0.0)
-    return (t.input_len * per_input + t.output_len * api.output_per_m_usd) / 1e6
+    return (input_len * per_input + output_len * api.output_per_m_usd) / 1e6
+
+
+def api_usd_per_m_output(api: ApiPrice, input_len: float, output_len: float, prefix_cache_hit: float = 0.0) -> float:
+    """API dollars per million output tokens of requests shaped so (their prompts billed too)."""
+    return api_usd_per_request(api, input_len, output_len, prefix_cache_hit) / max(output_len, 1) * 1e6
+
+
+def rent_usd_per_hour(gpu: str, gpus: int) -> tuple[float, Price] | None:
+    """Renting `gpus` GPUs at the accelerator profile's cloud price: (USD per hour, the price), or None."""
+    price = load_accelerator(gpu).cloud
+    return None if price is None else (price.usd * gpus, price)
+
+
+def break_even_output_tokens_per_day(usd_per_hour: float, api_usd_per_m_out: float) -> float:
+    """Output tokens per day above which hardware paid around the clock costs less than the API."""
+    return usd_per_hour * 24 / (api_usd_per_m_out / 1e6)
 
 
 def break_even(plans: list[dict], wl: SizingWorkload) -> dict:
@@ -126,7 +142,8 @@ def break_even(plans: list[dict], wl: SizingWorkload) -> dict:
     if not out["available"]:
         out["answer"] = "self-hosted" if best is not None else "none"
         return out
-    per_request = api_usd_per_request(wl.api, wl)
+    t = wl.traffic
+    per_request = api_usd_per_request(wl.api, t.input_len, t.output_len, t.prefix_cache_hit)
     out["api_usd_per_m_output_tokens_equivalent"] = per_request / wl.traffic.output_len * 1e6
     if best is None:
         out["answer"] = "api"
