@@ -1,10 +1,10 @@
 """kernels_bench from the dashboard: `discover` and suite runs in a child process (`python -m kernels_bench ...`, so
 torch never loads into the server), and its SQLite store read back read-only through the store's owner
-(kernels_bench/store.py, which imports without torch), including the rows of a run still going.
+(planner/base/store.py, which imports without torch), including the rows of a run still going.
 
 The child's stdout and stderr are drained by threads as it runs (a run's JSON document is 100-300 KB, more than a
 pipe holds: read only at exit, the child would block forever). One run at a time per store: a store another run is
-writing is refused before a child starts, and the child itself refuses it too (kernels_bench.store.run_lock).
+writing is refused before a child starts, and the child itself refuses it too (planner.base.store.run_lock).
 Without torch (the planner-only install) the page says how to get it; a missing store reads as no runs.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import ROOT
-from kernels_bench import store as results
+from planner.base import store as results
 
 PROGRESS = re.compile(r"\] (\d+)/(\d+) ")  # kernels_bench.runner.Progress: "label[###   ] 3/22 ..."
 RESULT_FIELDS = ("measured_over_predicted", "achieved_bytes_per_s", "achieved_flop_per_s", "mbu", "mfu", "bound")

@@ -22,6 +22,7 @@ from planner.base.errors import PlannerError
 from planner.model.models import list_models, load_model
 from planner.model.quant import list_formats, load_format
 from planner.report import tables as T
+from planner.report.external import bench_points
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "dashboard"  # the "file" named in planner error messages about dashboard inputs
@@ -302,19 +303,6 @@ def roofline(doc: dict, batches: tuple[float, ...], results: str, results_mtime:
     measured, note = bench_points(Path(results))
     return {"points": T.roofline_points(plan, list(batches)), "ceilings": T.roofline_ceilings(plan.scenario.gpu),
             "measured": measured, "note": note}
-
-
-def bench_points(path: Path) -> tuple[pd.DataFrame | None, str]:
-    """Measured kernel runs of the kernels_bench store (read through its owner, kernels_bench/store.py, which loads
-    without torch) as roofline points; None and why when there are none."""
-    from kernels_bench.store import measured_points
-
-    if not path.is_file():
-        return None, f"no kernels_bench results ({path.name} not found): planner points only"
-    rows = measured_points(path)
-    if not rows:
-        return None, f"no successful kernels_bench runs readable in {path.name}: planner points only"
-    return pd.DataFrame(rows), ""
 
 
 # ------------------------------------------------------------------------------------------------ validation

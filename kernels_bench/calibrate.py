@@ -34,8 +34,8 @@ import yaml
 from kernels_bench import plan
 from kernels_bench.calibration_guard import HEADER, check_fit, timing, write_calibration
 from kernels_bench.devices import Device, accelerator_for
-from kernels_bench.store import ROOT, Store, store_path
 from planner.base.errors import PlannerError
+from planner.base.store import ROOT, Store, store_path
 from planner.hardware.efficiency import CAL_DIR, Curve, Efficiency, OpEfficiency, efficiency_for
 from planner.perf.roofline import time_op
 

@@ -8,7 +8,7 @@
 Bad input exits 2 with one line `error: ...` on stderr, never a traceback; `--json` prints one JSON document.
 SIGTERM is handled like Ctrl-C: the run is marked `interrupted` in the store, its finished cases are kept; further
 SIGINT/SIGTERM while it winds down are ignored (never a traceback). A store that fails a write ends the run with
-exit 2 and one line saying where the measurements it did not take were kept (kernels_bench/store.py).
+exit 2 and one line saying where the measurements it did not take were kept (planner/base/store.py).
 """
 
 from __future__ import annotations
@@ -89,13 +89,14 @@ def cmd_discover(args) -> dict:
 
 def cmd_ceilings(args) -> dict:
     from kernels_bench.ceilings import measure_ceilings
-    from kernels_bench.store import Store, run_lock, store_path
+    from kernels_bench.devices import versions
+    from planner.base.store import Store, run_lock, store_path
 
     path = store_path(args.store)
     dev = _device(args)
     ceil = measure_ceilings(dev, args.size)
     with run_lock(path), Store(path) as store:
-        rid = store.start_run(dev.as_json(), "ceilings", ceil)
+        rid = store.start_run(dev.as_json(), "ceilings", ceil, environment=versions())
         store.finish_run(rid)
     return {"device": dev.as_json(), "ceilings": ceil, "run_id": rid, "store": str(store.path)}
 
@@ -104,8 +105,8 @@ def run_suite(args, dev=None) -> dict:
     from dataclasses import replace
 
     from kernels_bench.plan import scenario
-    from kernels_bench.store import Store, run_lock, store_path
     from kernels_bench.suites import TIMING, cases_for
+    from planner.base.store import Store, run_lock, store_path
 
     path = store_path(args.store)
     dev = dev or _device(args)
@@ -136,13 +137,13 @@ def run_suite(args, dev=None) -> dict:
 def _run(args, dev, cases: list, store, timing: tuple) -> dict:
     """One run into an open store: ceilings, then the cases; the run's final status is always attempted."""
     from kernels_bench.ceilings import measure_ceilings, summary
-    from kernels_bench.devices import accelerator_for
+    from kernels_bench.devices import accelerator_for, versions
     from kernels_bench.runner import Progress, run_cases
-    from kernels_bench.store import StoreWriteError
     from kernels_bench.suites import ROUNDS
+    from planner.base.store import StoreWriteError
     from planner.hardware.efficiency import efficiency_for
 
-    rid = store.start_run(dev.as_json(), args.suite)
+    rid = store.start_run(dev.as_json(), args.suite, environment=versions())
     try:
         print(f"kernels_bench: {dev.display_name} ({dev.name}, {dev.threads} threads); ceilings ...", file=sys.stderr)
         ceil = measure_ceilings(dev, args.suite)

@@ -125,7 +125,7 @@ def comm_command(args) -> dict | None:
         worker(args.worker, args.iters)
         return None
     from kernels_bench.devices import select_device
-    from kernels_bench.store import Store, run_lock, store_path
+    from planner.base.store import Store, run_lock, store_path
     from planner.hardware.efficiency import efficiency_for
 
     if args.nproc < 2:
@@ -148,7 +148,7 @@ def _comm_run(args, dev, store, efficiency_for) -> dict:
     import statistics
 
     from kernels_bench.ceilings import measure_ceilings
-    from kernels_bench.devices import accelerator_for
+    from kernels_bench.devices import accelerator_for, versions
     from kernels_bench.timing import Timing
 
     old = [r for r in store.runs(dev.name) if r["ceilings_json"]]
@@ -165,7 +165,8 @@ def _comm_run(args, dev, store, efficiency_for) -> dict:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise PlannerError(f"torchrun exited {proc.returncode}: {tail[:200]}")
         res = json.loads(out.read_text())
-    rid = store.start_run(dev.as_json() | {"backend": res["backend"], "world": res["world"]}, "comm", ceil)
+    rid = store.start_run(dev.as_json() | {"backend": res["backend"], "world": res["world"]}, "comm", ceil,
+                          environment=versions())
     rows = []
     for r in res["rows"]:
         op = plan.op_from_record(r["op_record"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 
 from planner.base.errors import PlannerError
+from planner.base.yamlio import PROFILES
 from planner.hardware.accelerators import DTYPES, Accelerator, list_accelerators, load_accelerator
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "amx_tile",
@@ -209,3 +211,14 @@ def accelerator_for(device: Device, ceilings: dict | None) -> Accelerator:
         mamf_bf16_flops_per_s=None, mamf_fp8_flops_per_s=None, memory_achieved_bytes_per_s=copy,
         scale_up_achieved_bytes_per_s=None, host_link_achieved_bytes_per_s=None, allreduce_busbw_bytes_per_s=None,
         purchase=None, cloud=None, sources=source, file="kernels_bench:ceilings")
+
+
+def versions() -> dict:
+    """Python, torch, CUDA and git versions of this process, stored with every run (planner.base.store)."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROFILES.parent, capture_output=True,
+                             text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda, "git": rev,
+            "platform": platform.platform()}

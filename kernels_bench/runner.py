@@ -21,8 +21,8 @@ import torch
 from kernels_bench import plan
 from kernels_bench.mla import MLALayer, components, run
 from kernels_bench.moe import MoEBlock
-from kernels_bench.store import StoreWriteError
 from kernels_bench.timing import Flusher, PeakMemory, Timing, measure
+from planner.base.store import StoreWriteError
 from planner.hardware.efficiency import Efficiency
 from planner.perf.roofline import Machine
 
@@ -161,7 +161,7 @@ def _failed_row(case: plan.Case, status: str, text: str) -> dict:
 
 def _store_units(store, units: list[Unit], m: Machine, rows: dict) -> None:
     """Each unit's row into the store. When a write fails the store keeps the rest of the measurements beside it
-    (kernels_bench/store.py), so every unit is still handed over before the failure goes up."""
+    (planner/base/store.py), so every unit is still handed over before the failure goes up."""
     failed = None
     for u in units:
         try:

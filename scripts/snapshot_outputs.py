@@ -94,7 +94,7 @@ def _close(x, y, rtol: float) -> bool:
     if isinstance(x, dict) and isinstance(y, dict):
         return x.keys() == y.keys() and all(_close(x[k], y[k], rtol) for k in x)
     if isinstance(x, list) and isinstance(y, list):
-        return len(x) == len(y) and all(_close(u, v, rtol) for u, v in zip(x, y))
+        return len(x) == len(y) and all(_close(u, v, rtol) for u, v in zip(x, y, strict=True))
     if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
         return abs(x - y) <= rtol * max(abs(x), abs(y))
     return x == y

@@ -24,9 +24,9 @@ from kernels_bench.mla import MLALayer, run
 from kernels_bench.moe import MoEBlock
 from kernels_bench.qformats import FP8_BLOCK, quantize
 from kernels_bench.runner import TOLERANCE, run_cases
-from kernels_bench.store import Store
 from kernels_bench.suites import CPU_SCALE, cases_for
 from planner.base.errors import PlannerError
+from planner.base.store import Store
 from planner.hardware.efficiency import _read, efficiency_for
 from planner.model.quant import storage_types
 

@@ -22,9 +22,9 @@ import torch
 
 import kernels_bench.ceilings as ceilings
 import kernels_bench.runner as runner
-import kernels_bench.store as store_mod
+import planner.base.store as store_mod
 from kernels_bench import cli as kb_cli
-from kernels_bench.store import Store
+from planner.base.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))

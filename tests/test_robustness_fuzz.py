@@ -203,7 +203,7 @@ def test_bench_rejects_a_store_that_is_not_sqlite_all(command, entry, tmp_path, 
 
 
 def _real_store(path: Path) -> bytes:
-    from kernels_bench.store import Store
+    from planner.base.store import Store
 
     s = Store(path)
     rid = s.start_run({"name": "cpu-x", "kind": "cpu"}, "smoke", {"copy_bytes_per_s": 1e10})
@@ -299,7 +299,7 @@ def test_bench_unreadable_rows_name_the_store(tmp_path, capsys, monkeypatch):
     """A store whose rows are not what kernels_bench writes (edited, another version): calibrate names the store."""
     _no_measurements(monkeypatch)
     from kernels_bench.devices import select_device
-    from kernels_bench.store import Store
+    from planner.base.store import Store
 
     store = tmp_path / "results.sqlite"
     s = Store(store)

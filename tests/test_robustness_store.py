@@ -27,12 +27,12 @@ import pytest
 import torch
 
 import kernels_bench.ceilings as ceilings
-import kernels_bench.store as store_mod
+import planner.base.store as store_mod
 from kernels_bench import cli as kb_cli
 from kernels_bench import plan
 from kernels_bench.devices import accelerator_for, select_device
-from kernels_bench.store import Store
 from kernels_bench.suites import cases_for
+from planner.base.store import Store
 from planner.hardware.efficiency import efficiency_for
 from tests.test_robustness_bench import CEILINGS, ENV, MOE_BF16, TINY, _ok_cases, earlier_run, one_error_line, rows
 
@@ -303,7 +303,7 @@ def test_suite_run_with_a_300_kb_document_finishes(tmp_path, monkeypatch):
 
 def test_a_second_run_on_the_same_store_is_refused(tmp_path, capsys, monkeypatch, no_measurements):
     from dashboard import bench
-    from kernels_bench.store import run_lock
+    from planner.base.store import run_lock
 
     path = tmp_path / "results.sqlite"
     before = earlier_run(path)
@@ -380,7 +380,7 @@ def test_three_quick_sigints_end_in_one_line(tmp_path):
 
 def test_the_store_and_the_dashboard_reader_import_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import kernels_bench.store, dashboard.bench\n"
+            "import planner.base.store, dashboard.bench\n"
             "assert dashboard.bench.missing().startswith('kernels_bench needs torch')\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True,
                           timeout=120)

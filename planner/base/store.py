@@ -1,6 +1,7 @@
-"""Results store: one SQLite file (default bench_results/results.sqlite), written as a run goes; the one owner of
-its schema. Imports without torch: the dashboard reads stores through the functions at the end of this file
-(torch is loaded lazily by `versions()` only, in the bench process that writes).
+"""Results store of kernels_bench: one SQLite file (default bench_results/results.sqlite), written as a run goes;
+the one owner of its schema. Pure Python (no torch): kernels_bench writes through `Store`, and the dashboard and
+the reports read through the functions at the end of this file. The writing process's versions (torch, CUDA) come
+from kernels_bench.devices.versions, passed to `Store.start_run`.
 
 Tables:
   runs   one invocation: device (name, kind, discovery record), versions, suite, argv, ceilings, status
@@ -26,9 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import platform
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,8 +36,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from planner.base.errors import PlannerError
+from planner.base.yamlio import PROFILES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROFILES.parent  # the checkout
 DEFAULT_PATH = ROOT / "bench_results" / "results.sqlite"
 LOCK_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before the run stops with an error
 READ_TIMEOUT_S = 5.0  # readers (dashboard, reports) wait this long for a writer's commit, then show nothing
@@ -70,22 +70,6 @@ def store_path(text: str | None) -> Path:
     if not text.strip() or text != text.strip() or Path(text).name.strip() in ("", ".", ".."):
         raise PlannerError(f"{text!r} is not a store file name (empty, blank, or spaces around it)", field="--store")
     return Path(text)
-
-
-def versions() -> dict:
-    """Python, torch, CUDA and git versions of the writing process. torch is imported here, lazily, so that this
-    module (the schema's owner) loads without it in the dashboard and the reports."""
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        rev = None
-    return {"python": platform.python_version(), "torch": torch.__version__ if torch else None,
-            "cuda": torch.version.cuda if torch else None, "git": rev, "platform": platform.platform()}
 
 
 def _what(err: sqlite3.Error) -> str:
@@ -251,11 +235,12 @@ class Store:
             where = "no measurement was lost"
         return f"results store: write failed ({self.failed}); {run}; {where}"
 
-    def start_run(self, device: dict, suite: str, ceilings: dict | None = None) -> int:
+    def start_run(self, device: dict, suite: str, ceilings: dict | None = None, environment: dict | None = None) -> int:
+        """A new run on `device`; `environment`: versions of the writing process (kernels_bench.devices.versions)."""
         cur = self._write(
             "INSERT INTO runs (started, status, device, device_kind, device_json, versions_json, suite, argv, "
             "ceilings_json) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), device["name"], device["kind"], json.dumps(device), json.dumps(versions()), suite,
+            (time.time(), device["name"], device["kind"], json.dumps(device), json.dumps(environment or {}), suite,
              " ".join(sys.argv), json.dumps(ceilings) if ceilings else None),
             keep={"table": "runs", "device": device, "suite": suite, "ceilings": ceilings} if ceilings else None)
         self.run_id = cur.lastrowid
