@@ -208,9 +208,8 @@ def _scenario(doc: dict):
 
 
 def plan_label(par) -> str:
-    parts = [f"TP{par.tp}" if par.dp_attention == 1 else f"DP{par.dp_attention}-attn"]
-    parts += [f"{k}{v}" for k, v in (("EP", par.ep), ("PP", par.pp)) if v > 1]
-    return "+".join(parts) + (f" x{par.replicas} replicas" if par.replicas > 1 else "")
+    """The plan's one label (planner.deploy.scenario.Parallelism.label) and its replicas."""
+    return par.label + (f" x{par.replicas} replicas" if par.replicas > 1 else "")
 
 
 @st.cache_data(show_spinner=False, max_entries=50_000)

@@ -300,7 +300,7 @@ def test_sizing_output_becomes_a_table_and_a_pareto_chart(tmp_path, monkeypatch)
     summary = build_report(path, tmp_path / "o", png=False)
     assert summary["figures"] == 1 and summary["notes"] == []
     table = pd.read_csv(tmp_path / "o" / "sizing--sizing-plans.csv")
-    assert table.loc[0, "gpus"] == 8 and table.loc[0, "parallelism"] == "tp8 ep8"
+    assert table.loc[0, "gpus"] == 8 and table.loc[0, "parallelism"] == "TP8+EP8"
 
 
 def test_failed_swap_puts_the_previous_report_back(tmp_path, monkeypatch):

@@ -35,6 +35,16 @@ MAX_TOKENS = 10**8  # no model has a context near 100M tokens: larger values are
 MAX_GPUS = 1 << 20
 
 
+def plan_label(tp: int, ep: int = 1, pp: int = 1, dp_attention: int = 1, offload_layers: int = 0) -> str:
+    """One name for a parallel plan, used by sizing, reports and the dashboard: "TP8", "TP8+EP8", "DP8-attn+EP8"
+    (tp 1 with data-parallel attention), "+PP2" for pipeline stages, "+4 MoE layers on CPU" for expert offload."""
+    parts = [f"TP{tp}"] if dp_attention == 1 else [f"DP{dp_attention}-attn"]
+    parts += [f"{k}{v}" for k, v in (("EP", ep), ("PP", pp)) if v > 1]
+    if offload_layers:
+        parts.append(f"{offload_layers} MoE layers on CPU")
+    return "+".join(parts)
+
+
 @dataclass(frozen=True)
 class Parallelism:
     tp: int  # tensor parallel degree of attention (and dense layers by default)
@@ -54,6 +64,11 @@ class Parallelism:
     @property
     def gpus_per_replica(self) -> int:
         return self.tp * self.dp_attention * self.pp
+
+    @property
+    def label(self) -> str:
+        """The plan as deployments name it: "TP8+EP8", "DP8-attn+EP8", "TP8+PP2" (plan_label)."""
+        return plan_label(self.tp, self.ep, self.pp, self.dp_attention)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ from planner.base.errors import PlannerError
 from planner.hardware.efficiency import Curve, Efficiency
 from planner.perf.ops import Op
 
+# CPU<->GPU link per direction when the accelerator profile states none: PCIe 4.0 x16, 31 GB/s (16 GT/s x 16 lanes,
+# 128b/130b; ../shared/reference/hardware.yaml pcie_x16_spec, from stas00/ml-engineering network/README.md), the
+# slowest link of the data-center GPUs profiled here; gen5 cards state their 63 GB/s in their profiles
+PCIE_FALLBACK_BYTES_PER_S = 31e9
 FALLBACK_DTYPE = {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "fp8", "bf16"),
                   "bf16": ("bf16", "fp16"), "fp16": ("fp16", "bf16")}
 
@@ -92,7 +96,7 @@ def time_op(op: Op, m: Machine) -> TimedOp:
     t_c = op.flops / (peak * eff_c) if op.flops else 0.0
     t_m = op.bytes / (m.acc.memory_bandwidth_bytes_per_s * e.memory.at(op.m or 1)) if op.bytes else 0.0
     if op.where == "pcie":
-        link = m.acc.host_link_bytes_per_s or 32e9  # PCIe 4.0 x16 per direction when the profile has none
+        link = m.acc.host_link_bytes_per_s or PCIE_FALLBACK_BYTES_PER_S
         rate = link * m.eff.comm["pcie_fraction"]
         if m.stream_pageable_bytes_per_s:  # staged through the driver's pinned bounce buffer
             rate = min(rate, m.stream_pageable_bytes_per_s)
@@ -131,7 +135,7 @@ def comm_time(op: Op, m: Machine) -> float:
         return 0.0
     acc = m.acc
     nvlink = (acc.scale_up_bytes_per_s if acc and acc.scale_up_bytes_per_s else None)
-    pcie = (acc.host_link_bytes_per_s if acc and acc.host_link_bytes_per_s else 25e9)
+    pcie = (acc.host_link_bytes_per_s if acc and acc.host_link_bytes_per_s else PCIE_FALLBACK_BYTES_PER_S)
     intra = nvlink or pcie * c["pcie_fraction"]
     cross_node = g > max(m.gpus_per_node, 1)
     rdma = c["rdma_bytes_per_s_per_gpu"]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from planner.base.errors import PlannerError
 from planner.base.store import measured_points
+from planner.deploy.scenario import plan_label
 from planner.report.spec import resolve_path
 from planner.sizing.search import size
 from planner.sizing.workload import load_workload, workload_from_mapping
@@ -52,10 +53,11 @@ def sizing_table(doc: dict) -> pd.DataFrame:
 
 
 def _plan_label(par: dict) -> str:
-    """A plan's own label when it has one ("DP8-attn+EP8"), else its degrees above 1 ("tp8 ep8")."""
-    labels = [v for v in par.values() if isinstance(v, str)]
-    return labels[0] if labels else " ".join(f"{k}{v}" for k, v in par.items()
-                                             if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 1)
+    """The plan's label as sizing wrote it, else the one label of its degrees (planner.deploy.scenario.plan_label)."""
+    if isinstance(par.get("plan"), str):
+        return par["plan"]
+    num = lambda key: int(par.get(key) or 1)  # noqa: E731
+    return plan_label(num("tp"), num("ep"), num("pp"), num("dp_attention"), int(par.get("expert_layers_on_cpu") or 0))
 
 
 def bench_points(path: Path) -> tuple[pd.DataFrame | None, str]:

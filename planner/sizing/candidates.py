@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 from planner.deploy.engines import Engine, engines_for_class, load_engine
-from planner.deploy.scenario import Scenario, make_scenario
+from planner.deploy.scenario import Scenario, make_scenario, plan_label
 from planner.hardware.accelerators import load_accelerator
 from planner.hardware.hosts import Host
 from planner.hardware.systems import System, list_systems, load_system
@@ -69,14 +69,7 @@ class Candidate:
 
     @property
     def plan(self) -> str:
-        parts = [f"TP{self.tp}"] if self.dp == 1 else [f"DP{self.dp}-attn"]
-        if self.ep > 1:
-            parts.append(f"EP{self.ep}")
-        if self.pp > 1:
-            parts.append(f"PP{self.pp}")
-        if self.offload_layers:
-            parts.append(f"{self.offload_layers} MoE layers on CPU")
-        return "+".join(parts)
+        return plan_label(self.tp, self.ep, self.pp, self.dp, self.offload_layers)
 
     @property
     def gpus_per_replica(self) -> int:
