@@ -2,16 +2,26 @@
 
 Every profile, scenario and config goes through `load_document`: size-limited before parsing,
 safe loading only (yaml's SafeLoader or its libyaml twin; tags that would construct Python objects are
-refused), and parse errors reported as one line with file, line and column. Whatever the parser or the
-safe constructor raises (`!!int 'abc'`, a 5,000-digit integer, JSON nested 100,000 deep) is such an error too, and
-so are documents whose YAML aliases expand past MAX_NODES values ("billion laughs") or whose text holds lone
-surrogates. `check_keys` rejects unknown keys by name.
+refused), and parse errors reported as one line with file, line and column. A key given twice in one mapping is
+refused (JSON and YAML alike: the parsers would keep the last silently), a leading byte-order mark is dropped (JSON
+and YAML alike), and YAML numbers follow the YAML 1.2 core schema (`1e3` is a number; `1:30` is text, not 90 as
+YAML 1.1's base 60 read it; `0777` is refused as ambiguous, YAML 1.1 octal 511 or YAML 1.2 decimal 777). A path
+that is not a regular file is named for what it is (a folder, a FIFO, a device, a symbolic-link loop).
+
+Whatever the parser or the safe constructor raises (`!!int 'abc'`, a 5,000-digit integer, JSON nested 100,000
+deep) is such an error too, and so are documents whose YAML aliases expand past MAX_NODES values ("billion
+laughs") or whose text holds lone surrogates.
+`check_keys` rejects unknown keys by name. The limits are planner.base.limits'.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,13 +29,94 @@ from typing import Any
 import yaml
 
 from planner.base.errors import PlannerError
+from planner.base.limits import MAX_INPUT_BYTES, MAX_NESTING, MAX_NODES
 
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when built in: same rules, faster
-MAX_INPUT_BYTES = 16 * 1024 * 1024  # no real profile, scenario or config.json comes near 16 MiB
-MAX_NESTING = 64  # deeper documents are refused: no real input nests more than ~6 levels
-MAX_NODES = 1_000_000  # values after alias expansion; the largest real input (a validate file) holds ~10,000
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when built in: same rules, faster
+_INT, _FLOAT, _MERGE = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:merge"
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution): decimal, 0o octal and 0x hex integers;
+# floats with an optional exponent, .inf and .nan. No base 60, no 0b, no underscores (YAML 1.1 had them all).
+_CORE_INT = re.compile(r"[-+]?[0-9]+\Z|0o[0-7]+\Z|0x[0-9a-fA-F]+\Z")
+_CORE_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z"
+                         r"|[-+]?\.(?:inf|Inf|INF)\Z|\.(?:nan|NaN|NAN)\Z")
 # the one profiles root: <checkout>/profiles (planner/base/yamlio.py -> planner/base -> planner -> checkout)
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+
+
+class StrictLoader(_BASE_LOADER):
+    """The safe loader with YAML 1.2 core-schema numbers and no key given twice in one mapping.
+
+    Keys a merge (`<<: *base`) brings in may be overridden, as YAML intends; only keys written twice are refused."""
+
+    yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in rules if tag not in (_INT, _FLOAT)]
+                               for first, rules in _BASE_LOADER.yaml_implicit_resolvers.items()}
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        if not getattr(node, "keys_checked", False):  # before a merge adds its keys (a node may be merged twice)
+            node.keys_checked = True
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice in one mapping",
+                                                            key_node.start_mark)
+                seen.add(key)
+        super().flatten_mapping(node)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node))
+        sign, digits = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
+        if not _CORE_INT.match(text):
+            raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not an integer", node.start_mark)
+        if digits[:2] == "0o":
+            return sign * int(digits[2:], 8)
+        if digits[:2] == "0x":
+            return sign * int(digits[2:], 16)
+        if len(digits) > 1 and digits[0] == "0":
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r}: a leading zero reads as octal in YAML 1.1 and decimal in YAML 1.2; write "
+                f"{sign * int(digits)} or 0o{digits.lstrip('0') or '0'}", node.start_mark)
+        return sign * int(digits)
+
+
+StrictLoader.add_implicit_resolver(_INT, _CORE_INT, list("-+0123456789"))
+StrictLoader.add_implicit_resolver(_FLOAT, _CORE_FLOAT, list("-+.0123456789"))
+StrictLoader.add_constructor(_INT, StrictLoader.construct_yaml_int)
+SAFE_LOADER = StrictLoader
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose keys are all different (json.loads would keep the last of two silently)."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {twice!r} given twice in one object")
+    return out
+
+
+def file_problem(path: str | Path) -> str:
+    """Why `path` cannot be read as an input file, in words: not found, a folder, a FIFO, a device, a socket, a
+    symbolic-link loop, a broken link, a name no file can have."""
+    try:
+        mode = os.stat(path).st_mode
+    except ValueError:
+        return "not a file name (NUL byte)"
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link loop, not a file"
+        if err.errno == errno.ENOENT and os.path.islink(path):
+            return "a broken symbolic link (its target does not exist)"
+        if err.errno == errno.ENOENT:
+            return "file not found"
+        return f"cannot read: {err.strerror or type(err).__name__}"
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"{what}, not a regular file"
+    return "not a regular file"
 
 
 def is_file(path: str | Path) -> bool:
@@ -56,7 +147,7 @@ def load_document(path: str | Path) -> Any:
     path = Path(path)
     name = str(path)
     if not is_file(path):
-        raise PlannerError("file not found", file=name)
+        raise PlannerError(file_problem(path), file=name)
     try:
         size = path.stat().st_size
         if size > MAX_INPUT_BYTES:
@@ -75,10 +166,11 @@ def load_document(path: str | Path) -> Any:
 
 
 def parse_text(text: str, name: str, *, json_mode: bool = False) -> Any:
-    """Parse YAML (or JSON) text; errors name `name` and the line."""
+    """Parse YAML (or JSON) text; errors name `name` and the line. A leading byte-order mark is dropped."""
+    text = text.removeprefix("\ufeff")
     if json_mode:
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, object_pairs_hook=_json_object)
         except json.JSONDecodeError as err:
             raise PlannerError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}", file=name) from None
         except RecursionError:
@@ -173,6 +265,16 @@ def get_number(
     if maximum is not None and value > maximum:
         raise PlannerError(f"must be <= {maximum:g}, got {value:g}", file=file, field=field)
     return int(value) if integer else value
+
+
+def get_percentile(doc: Mapping, file: str, *, prefix: str = "", key: str = "percentile") -> float | None:
+    """A percentile strictly between 0 and 100, or None when absent: p0 is the fastest request and p100 the slowest
+    of an unbounded tail, neither a latency a deployment can promise."""
+    value = get_number(doc, key, file, prefix=prefix, default=None)
+    if value is not None and not 0 < value < 100:
+        raise PlannerError(f"must be between 0 and 100, both excluded, got {value:g}", file=file,
+                           field=f"{prefix}{key}")
+    return value
 
 
 def get_choice(doc: Mapping, key: str, allowed: tuple[str, ...], file: str, *, prefix: str = "",

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from planner.base import limits
 from planner.base.errors import PlannerError
 from planner.base.yamlio import (
     PROFILES,
@@ -50,7 +51,7 @@ DATASETS_DIR = PROFILES / "datasets"
 OUTPUT_LEN_DISTS = ("fixed", "exponential")
 # benchmark suites whose published results name their request sets: the text a citation of a result contains
 SUITES = {"mlperf-inference": re.compile(r"inference_results_v\d")}
-MAX_TOKENS = 10**8
+MAX_TOKENS = limits.MAX_TOKENS  # lengths and quantiles: planner.base.limits
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from planner.base import limits
 from planner.base.errors import PlannerError, resolve_named
 from planner.base.frozen import hash_once, state_without_hash
-from planner.base.yamlio import check_keys, get_choice, get_number, get_str, require_mapping
+from planner.base.yamlio import check_keys, get_choice, get_number, get_percentile, get_str, require_mapping
 from planner.deploy.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
 from planner.deploy.engines import Engine, load_engine
 from planner.hardware.accelerators import Accelerator, load_accelerator
@@ -31,8 +32,8 @@ WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_l
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
-MAX_TOKENS = 10**8  # no model has a context near 100M tokens: larger values are typos
-MAX_GPUS = 1 << 20
+MAX_TOKENS = limits.MAX_TOKENS  # no model has a context near 100M tokens: larger values are typos
+MAX_GPUS = limits.MAX_GPUS
 
 
 def plan_label(tp: int, ep: int = 1, pp: int = 1, dp_attention: int = 1, offload_layers: int = 0) -> str:
@@ -210,6 +211,7 @@ def make_scenario(
     slo = _part(slo, "slo", SLO_KEYS, file)
     for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
         get_number(slo, key, file, prefix="slo.", default=None, minimum=0)
+    get_percentile(slo, file, prefix="slo.")
     if not isinstance(workload, Workload):
         workload = _workload(_part(workload, "workload", WORKLOAD_KEYS, file), file, model)
     if "cuda_graph_max_batch" not in options:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError
+from planner.base.limits import MAX_CONCURRENCY
 from planner.base.yamlio import check_keys, get_number, get_str, load_document, require_mapping
 from planner.deploy.scenario import (
     ENGINE_OPTION_KEYS,
@@ -62,13 +63,18 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
     gpu = get_str(hw, "gpu", file, prefix="hardware.", default=None)
     off = _sub(doc, "offload", file, OFFLOAD_KEYS)
     spec_dec = _sub(doc, "speculative", file, SPEC_KEYS)
+    workload = _sub(doc, "workload", file, WORKLOAD_KEYS)
+    # requests in flight, as a benchmark client runs them: a whole number (sizing builds scenarios in code with the
+    # fractional load a replica carries; a file states what was run)
+    get_number(workload, "concurrency", file, prefix="workload.", default=None, integer=True, minimum=1,
+               maximum=MAX_CONCURRENCY)
     sc = make_scenario(
         model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=hw.get("gpus_per_node"),
         nodes=hw.get("nodes"), host=hw.get("host"), parallelism=_sub(doc, "parallelism", file, PARALLEL_KEYS),
         expert_layers_on_cpu=off.get("expert_layers_on_cpu", 0), cpu_compute=off.get("cpu_compute"), engine=engine,
         engine_options=options, mtp_tokens=spec_dec.get("mtp_tokens"), acceptance=spec_dec.get("acceptance"),
-        workload=_sub(doc, "workload", file, WORKLOAD_KEYS), slo=_sub(doc, "slo", file, SLO_KEYS),
-        name=str(doc.get("name") or Path(file).stem), file=file,
+        workload=workload, slo=_sub(doc, "slo", file, SLO_KEYS),
+        name=get_str(doc, "name", file, default=None) or Path(file).stem, file=file,
     )
     measured = _measured(doc.get("measured"), file)
     return replace(sc, measured=measured) if measured else sc

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError
+from planner.base.limits import MAX_PRICE_USD
 from planner.base.yamlio import PROFILES, check_keys, get_number, get_str, is_file, load_document, require_mapping
 
 HARDWARE_DIR = PROFILES / "hardware"
@@ -210,7 +211,7 @@ def _price(doc: Mapping, key: str, file: str, sources: Mapping[str, str]) -> Pri
     check_keys(entry, ("value", "date", "source", "note"), file, f"prices.{key}.")
     refs = _refs(entry, file, f"prices.{key}.", sources, required=True)
     date = entry.get("date")
-    return Price(get_number(entry, "value", file, prefix=f"prices.{key}.", minimum=0),
+    return Price(get_number(entry, "value", file, prefix=f"prices.{key}.", minimum=0, maximum=MAX_PRICE_USD),
                  None if date is None else str(date), "; ".join(sources[r] for r in refs),
                  get_str(entry, "note", file, prefix=f"prices.{key}.", default=""))
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner.base.errors import PlannerError
-from planner.base.yamlio import check_keys, get_number, get_str, is_file, require_mapping
+from planner.base.limits import MAX_HOST_MEMORY_GB
+from planner.base.yamlio import check_keys, file_problem, get_number, get_str, is_file, require_mapping
 from planner.hardware.accelerators import (  # shared strict-loading helpers
     DTYPE_ALIASES,
     GIB,
@@ -183,6 +184,8 @@ def load_host(spec: str | Path | Mapping, file: str | None = None, field: str | 
     text = str(spec)
     if text.endswith((".yaml", ".yml")) or "/" in text or is_file(HARDWARE_DIR / "hosts" / f"{text}.yaml"):
         path = _profile_path("hosts", text, "host")
+        if not is_file(path):  # a path the input names: say where it was named
+            raise PlannerError(f"host profile {text!r}: {file_problem(path)}", file=where, field=field)
         doc, pfile, sources = _top(path, "host", _HOST_FILE_KEYS)
         _refs(doc, pfile, "", sources, required=True)
         measured = _measured(doc, pfile, sources, {"memory_read_gb_per_s_per_socket": GIGA})
@@ -223,7 +226,8 @@ def _host(doc: Mapping, name: str, file: str, prefix: str, sources: Mapping[str,
                            field=f"{prefix}dram")
     channels = get_number(doc, "channels_per_socket", file, prefix=prefix, integer=True, minimum=1,
                           maximum=cpu.max_channels_per_socket, default=cpu.max_channels_per_socket)
-    gb, gib = _opt(doc, "memory_gb", file, prefix), _opt(doc, "memory_gib", file, prefix)
+    gb, gib = (get_number(doc, key, file, prefix=prefix, default=None, minimum=0, maximum=MAX_HOST_MEMORY_GB)
+               for key in ("memory_gb", "memory_gib"))
     if gb is not None and gib is not None:
         raise PlannerError("give memory_gb or memory_gib, not both", file=file, field=f"{prefix}memory_gib")
     memory = int(gb * GIGA) if gb is not None else (int(gib * GIB) if gib is not None else None)

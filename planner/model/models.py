@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError
-from planner.base.yamlio import PROFILES, check_keys, get_str, is_file, load_document, profile_names, require_mapping
+from planner.base.yamlio import (
+    PROFILES,
+    check_keys,
+    file_problem,
+    get_str,
+    is_file,
+    load_document,
+    profile_names,
+    require_mapping,
+)
 from planner.model.quant import native_format_name
 from planner.model.spec import ModelSpec, model_spec_from_config
 
@@ -45,15 +54,19 @@ def load_model(ref: str) -> Model:
     if _is_dir(path):
         path = path / "config.json"
         if not is_file(path):
-            raise PlannerError("folder holds no config.json", file=ref)
+            what = file_problem(path)
+            raise PlannerError("folder holds no config.json" if what == "file not found" else f"config.json is {what}",
+                               file=ref)
     if path.suffix.lower() == ".json" or path.name == "config.json":
         file = str(path)
         config = require_mapping(load_document(path), file)
         name = _profile_named_by(config) or (path.stem if path.name != "config.json" else path.parent.name)
         spec = model_spec_from_config(config, name=name, file=file)
         return Model(name, spec, native_format_name(config, spec, file), file, file)
-    profile = path if path.suffix in (".yaml", ".yml") else MODELS_DIR / f"{ref}.yaml"
-    if not is_file(profile):
+    # a name is a file stem in profiles/models/ (`../quant/x` would leave the folder); a path ends in .yaml
+    profile = path if path.suffix in (".yaml", ".yml") else None if "/" in ref or "\\" in ref \
+        else MODELS_DIR / f"{ref}.yaml"
+    if profile is None or not is_file(profile):
         raise PlannerError(f"unknown model {ref!r}: not a profile ({', '.join(list_models())}) "
                            "nor a config.json file or folder", field="model")
     file = str(profile)

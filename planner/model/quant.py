@@ -238,8 +238,10 @@ def load_format(name: str) -> QuantFormat:
         return QuantFormat(name, "safetensors", f"routed experts at an average {bits:g} bits per weight, "
                            "the rest as the native checkpoint", (rule,), "native", "native", (),
                            "mixed recipe: an average over the quantized tensors (CONTRACT.md §6)", (st,))
-    path = Path(name) if name.endswith((".yaml", ".yml")) else QUANT_DIR / f"{name}.yaml"
-    if not is_file(path):
+    # a name is a file stem in profiles/quant/ (`../quant/int4-g32` would leave the folder); a path ends in .yaml
+    path = Path(name) if name.endswith((".yaml", ".yml")) else None if "/" in name or "\\" in name \
+        else QUANT_DIR / f"{name}.yaml"
+    if path is None or not is_file(path):
         raise PlannerError(f"unknown weight format {name!r}; known: {', '.join(list_formats())}, mixed-<x>bpw",
                            field="weights")
     file = str(path)

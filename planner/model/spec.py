@@ -14,6 +14,7 @@ from typing import Any
 
 from planner.base.errors import PlannerError
 from planner.base.frozen import hash_once, state_without_hash
+from planner.base.limits import CONFIG_LIMITS, MAX_CONFIG_INT
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
@@ -127,8 +128,9 @@ class _Fields:
                 raise self._err(key, f"expected an integer, got {value!r}"[:120])
         if value < minimum:
             raise self._err(key, f"must be >= {minimum}, got {value}")
-        if value > 10**8:
-            raise self._err(key, f"absurd size {value}")
+        limit = CONFIG_LIMITS.get(key, MAX_CONFIG_INT)
+        if value > limit:  # planner.base.limits says why each limit is where it is
+            raise self._err(key, f"{value:,} is over the planner's limit of {limit:,}")
         return value
 
     def bool(self, key: str, default: bool) -> bool:
@@ -205,6 +207,10 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
     kv_heads = f.int("num_key_value_heads", heads)
     if heads % kv_heads:
         raise f._err("num_key_value_heads", f"{kv_heads} does not divide num_attention_heads {heads}")
+    # transformers' default head_dim is hidden // heads: 0 when there are more heads than hidden units
+    if model_type not in MLA_TYPES and cfg.get("head_dim") is None and hidden < heads:
+        raise f._err("num_attention_heads", f"{heads} heads leave hidden_size {hidden} a head_dim of 0; "
+                                            "give head_dim or fewer heads")
     base: dict[str, Any] = dict(
         name=name, model_type=model_type, architecture=model_type, vocab_size=f.int("vocab_size"),
         hidden_size=hidden, num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from planner.base.errors import PlannerError
 from planner.base.escape import md_code, md_text, terminal
+from planner.base.limits import MAX_VALIDATE_CASES
 from planner.base.yamlio import check_keys, load_document, require_mapping
 from planner.deploy.datasets import named_dataset, suite_dataset
 from planner.deploy.scenario_file import scenario_from_mapping
@@ -29,9 +30,12 @@ def validate(path: str | Path) -> dict:
     cases = doc.get("cases")
     if not isinstance(cases, list):
         raise PlannerError("expected a list of scenarios", file=file, field="cases")
+    if len(cases) > MAX_VALIDATE_CASES:  # each case is estimated: time grows with the count (planner.base.limits)
+        raise PlannerError(f"{len(cases):,} cases, over the planner's limit of {MAX_VALIDATE_CASES:,} per file; "
+                           "split the file", file=file, field="cases")
     rows, skipped = [], []
     for k, case in enumerate(cases):
-        name = case.get("name", f"cases[{k}]") if isinstance(case, dict) else f"cases[{k}]"
+        name = _case_name(case, k)
         try:
             case = _with_dataset(case)
             sc = scenario_from_mapping(case, f"{file}: cases[{k}]")
@@ -50,6 +54,12 @@ def validate(path: str | Path) -> dict:
             rows.append(row)
     errors = [abs(r["error"]) for r in rows if r["error"] is not None]
     return {"cases": rows, "skipped": skipped, "summary": _summary(errors, len(rows))}
+
+
+def _case_name(case, k: int) -> str:
+    """The case's name for its rows: its `name` when that is text (a name that is not is refused with the case)."""
+    name = case.get("name") if isinstance(case, dict) else None
+    return name if isinstance(name, str) and name else f"cases[{k}]"
 
 
 def _with_dataset(case):

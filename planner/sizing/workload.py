@@ -30,7 +30,22 @@ from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError, resolve_named
-from planner.base.yamlio import check_keys, get_choice, get_number, get_str, load_document, require_mapping
+from planner.base.limits import (
+    MAX_CONCURRENCY,
+    MAX_PRICE_USD,
+    MAX_REQUESTS_PER_S,
+    MAX_TOKENS,
+    MAX_TOKENS_PER_DAY,
+)
+from planner.base.yamlio import (
+    check_keys,
+    get_choice,
+    get_number,
+    get_percentile,
+    get_str,
+    load_document,
+    require_mapping,
+)
 from planner.deploy.datasets import load_dataset
 from planner.deploy.engines import load_engine
 from planner.hardware.accelerators import load_accelerator
@@ -61,7 +76,6 @@ TRAFFIC_KEYS = ("requests_per_s", "tokens_per_day", "concurrency", "input_len", 
 SLO_KEYS = ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user", "percentile")
 BUDGET_KEYS = ("capex_usd", "usd_per_hour")
 SEARCH_KEYS = ("classes", "accelerators", "systems", "engines", "max_nodes")
-MAX_TOKENS = 10**8
 
 
 @dataclass(frozen=True)
@@ -170,7 +184,7 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
     slo = _sub(doc, "slo", file, SLO_KEYS)
     for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
         get_number(slo, key, file, prefix="slo.", default=None, minimum=1e-9)
-    get_number(slo, "percentile", file, prefix="slo.", default=None, minimum=0, maximum=100)
+    get_percentile(slo, file, prefix="slo.")
     purchase = get_str(doc, "purchase", file, default="buy")
     if purchase not in ("buy", "rent"):
         raise PlannerError(f"expected buy or rent, got {purchase!r}", file=file, field="purchase")
@@ -196,7 +210,7 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
                                       minimum=0.1, maximum=30),
         budget_capex_usd=get_number(budget, "capex_usd", file, prefix="budget.", default=None, minimum=0),
         budget_usd_per_hour=get_number(budget, "usd_per_hour", file, prefix="budget.", default=None, minimum=0),
-        api=_api(doc.get("api"), file), data_local=data_local, objective=objective,
+        api=_api(doc.get("api"), file, traffic), data_local=data_local, objective=objective,
         top=get_number(doc, "top", file, default=5, integer=True, minimum=1, maximum=100),
         classes=classes, accelerators=_profiles(search, "accelerators", file),
         systems=_profiles(search, "systems", file), engines=_profiles(search, "engines", file),
@@ -219,7 +233,7 @@ def _traffic(t: Mapping, file: str) -> Traffic:
     if len(given) != 1:
         raise PlannerError("give exactly one of requests_per_s, tokens_per_day, concurrency"
                            + (f" (got {', '.join(given)})" if given else ""), file=file, field="traffic")
-    num = lambda key, **kw: get_number(t, key, file, prefix="traffic.", default=None, minimum=1e-12, **kw)  # noqa: E731
+    num = lambda key, **kw: get_number(t, key, file, prefix="traffic.", default=None, **kw)  # noqa: E731
     # a named benchmark dataset (planner.deploy.datasets) supplies the mean lengths the traffic leaves out
     dataset = None
     if t.get("dataset") is not None:
@@ -227,24 +241,41 @@ def _traffic(t: Mapping, file: str) -> Traffic:
         dataset = _resolve(load_dataset, get_str(t, "dataset", file, prefix="traffic."), file, "traffic.dataset")
     tok = lambda key: get_number(t, key, file, prefix="traffic.", integer=True, minimum=1,  # noqa: E731
                                  maximum=MAX_TOKENS, default=getattr(dataset, key) if dataset else ...)
-    return Traffic(requests_per_s=num("requests_per_s", maximum=1e7), tokens_per_day=num("tokens_per_day"),
-                   concurrency=num("concurrency", maximum=1e7), input_len=tok("input_len"),
-                   output_len=tok("output_len"),
-                   prefix_cache_hit=get_number(t, "prefix_cache_hit", file, prefix="traffic.", default=0.0,
-                                               minimum=0, maximum=1))
+    # bounds: planner.base.limits (a larger load needs over a million GPUs, and `size` refused it naming a
+    # field of its own candidates, hardware.nodes, that the workload does not have)
+    traffic = Traffic(requests_per_s=num("requests_per_s", minimum=1e-12, maximum=MAX_REQUESTS_PER_S),
+                      tokens_per_day=num("tokens_per_day", minimum=1e-12, maximum=MAX_TOKENS_PER_DAY),
+                      concurrency=num("concurrency", integer=True, minimum=1, maximum=MAX_CONCURRENCY),
+                      input_len=tok("input_len"), output_len=tok("output_len"),
+                      prefix_cache_hit=get_number(t, "prefix_cache_hit", file, prefix="traffic.", default=0.0,
+                                                  minimum=0, maximum=1))
+    if traffic.tokens_per_day is not None and traffic.request_rate > MAX_REQUESTS_PER_S:
+        tokens = traffic.input_len + traffic.output_len
+        raise PlannerError(f"{traffic.tokens_per_day:g} tokens a day of {tokens:,}-token requests are "
+                           f"{traffic.request_rate:,.0f} requests/s, over the planner's limit of "
+                           f"{MAX_REQUESTS_PER_S:,.0f}", file=file, field="traffic.tokens_per_day")
+    return traffic
 
 
-def _api(value: Any, file: str) -> ApiPrice | None:
+def _api(value: Any, file: str, traffic: Traffic) -> ApiPrice | None:
     if value is None:
         return None
     if isinstance(value, str):
-
-        return _resolve(load_api, value, file, "api")
-    api = require_mapping(value, file, "api")
-    check_keys(api, ("input_per_m_usd", "output_per_m_usd", "cached_input_per_m_usd", "source"), file, "api.")
-    price = lambda key, default=...: get_number(api, key, file, prefix="api.", default=default, minimum=0)  # noqa: E731
-    return ApiPrice("inline", price("input_per_m_usd"), price("output_per_m_usd"),
-                    price("cached_input_per_m_usd", None), get_str(api, "source", file, prefix="api.", default=file))
+        api = _resolve(load_api, value, file, "api")
+    else:
+        doc = require_mapping(value, file, "api")
+        check_keys(doc, ("input_per_m_usd", "output_per_m_usd", "cached_input_per_m_usd", "source"), file, "api.")
+        price = lambda key, default=...: get_number(doc, key, file, prefix="api.", default=default,  # noqa: E731
+                                                    minimum=0, maximum=MAX_PRICE_USD)
+        api = ApiPrice("inline", price("input_per_m_usd"), price("output_per_m_usd"),
+                       price("cached_input_per_m_usd", None), get_str(doc, "source", file, prefix="api.", default=file))
+    # the break-even volume is a replica's cost over the API's price per request: a free request has none
+    hit = traffic.prefix_cache_hit if api.cached_input_per_m_usd is not None else 0.0
+    billed_input = (1 - hit) * api.input_per_m_usd + hit * (api.cached_input_per_m_usd or 0.0)
+    if traffic.input_len * billed_input + traffic.output_len * api.output_per_m_usd <= 0:
+        raise PlannerError("the API's prices make this traffic's requests free (0 USD each): no plan can be "
+                           "compared with it; give its prices", file=file, field="api")
+    return api
 
 
 def _profiles(search: Mapping, key: str, file: str) -> tuple[str, ...] | None:
