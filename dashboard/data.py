@@ -200,11 +200,16 @@ def gpu_label(gpu: str) -> str:
 
 
 def _scenario(doc: dict):
-    """(scenario with the parallel plan resolved, assumptions); raises PlannerError."""
-    from planner.deploy.scenario_file import scenario_from_mapping
+    """(scenario with the parallel plan resolved, assumptions); raises PlannerError. `doc` is a deployment()
+    description (a plain mapping, so Streamlit's caches can key on it), built straight into a checked scenario."""
+    from planner.deploy.scenario import make_scenario
     from planner.serving.unstated import resolve_unstated_plan
 
-    return resolve_unstated_plan(scenario_from_mapping(doc, SOURCE))
+    hw = doc["hardware"]
+    sc = make_scenario(doc["model"], weights=doc["weights"], kv_cache=doc["kv_cache"], gpu=hw["gpu"],
+                       gpus_per_node=hw["gpus_per_node"], nodes=hw["nodes"], parallelism=doc["parallelism"],
+                       engine=doc["engine"], workload=doc["workload"], name=doc["name"], file=SOURCE)
+    return resolve_unstated_plan(sc)
 
 
 def plan_label(par) -> str:

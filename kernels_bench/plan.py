@@ -18,8 +18,7 @@ from functools import lru_cache
 
 from planner.base.errors import PlannerError
 from planner.deploy.placement import gpu_share
-from planner.deploy.scenario import Scenario
-from planner.deploy.scenario_file import scenario_from_mapping
+from planner.deploy.scenario import Scenario, make_scenario
 from planner.hardware.efficiency import Efficiency
 from planner.model.inventory import TensorGroup, tensor_inventory
 from planner.model.kv import kv_layout
@@ -29,7 +28,8 @@ from planner.perf.ops import Op, step_ops
 from planner.perf.roofline import Machine, TimedOp, time_op
 from planner.perf.steps import decode_ops, prefill_ops
 
-# The scenario needs an accelerator to load; op records do not depend on it (times come from the bench's Machine).
+# A scenario places weights on an accelerator; the op records (FLOP, bytes per op) do not depend on which, and times
+# come from the bench's own Machine (kernels_bench.devices.accelerator_for), so any GPU profile serves as the label.
 SCENARIO_GPU = "h200-sxm"
 
 
@@ -111,9 +111,8 @@ def scenario(case: Case) -> Scenario:
         par, gpus = {"tp": case.tp}, case.tp
     else:
         par, gpus = {"tp": 1, "dp_attention": case.ep, "ep": case.ep}, case.ep
-    doc = {"name": case.name, "model": case.model, "weights": case.weights, "kv_cache": case.kv_cache,
-           "hardware": {"gpu": SCENARIO_GPU, "gpus_per_node": gpus}, "parallelism": par, "engine": "ideal"}
-    sc = scenario_from_mapping(doc, f"kernels_bench case {case.name}")
+    sc = make_scenario(case.model, weights=case.weights, kv_cache=case.kv_cache, gpu=SCENARIO_GPU, gpus_per_node=gpus,
+                       parallelism=par, engine="ideal", name=case.name, file=f"kernels_bench case {case.name}")
     spec = case.scale.apply(sc.model.spec)
     if spec.attention != "mla" or not spec.is_moe:
         raise PlannerError(f"{case.model}: kernels_bench runs MLA + routed-expert models (DeepSeek-V3/Kimi K2 family)",
