@@ -330,11 +330,6 @@ def validation(path: str, path_mtime: float) -> dict:
 # ------------------------------------------------------------------------------------------------ sizing
 
 
-def sizing_missing() -> str:
-    """Always '': sizing ships with the planner (planner.sizing). Kept only for the views that still ask."""
-    return ""
-
-
 @st.cache_data(show_spinner=False)
 def workload_presets() -> dict[str, dict]:
     """profiles/workloads/*.yaml by name (read with the planner's safe loader; checked when sized)."""

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
+from planner.base.escape import csv_frame
 from planner.base.units import GB, gb
 
 CHART_CONFIG = {"displaylogo": False}
@@ -18,13 +19,14 @@ MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 def table(df: pd.DataFrame, name: str, caption: str = "", height: int | str = "auto") -> None:
-    """A table and its CSV download (built only when clicked; no rerun). The CSV keeps SI units (bytes); on screen
+    """A table and its CSV download (built only when clicked; no rerun; cells a spreadsheet would evaluate are
+    neutralised, planner.base.escape.csv_frame). The CSV keeps SI units (bytes); on screen
     byte columns of GB size are shown in GB and counts with thousands separators."""
     if caption:
         st.caption(caption)
     view, config = display(df)
     st.dataframe(view, hide_index=True, height=height, column_config=config)
-    st.download_button(f"Download {name}.csv", data=lambda: df.to_csv(index=False), file_name=f"{name}.csv",
+    st.download_button(f"Download {name}.csv", data=lambda: csv_frame(df).to_csv(index=False), file_name=f"{name}.csv",
                        mime="text/csv", key=f"csv.{name}", on_click="ignore", icon=":material/download:")
 
 

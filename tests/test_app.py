@@ -141,13 +141,8 @@ def test_performance(env):
 
 
 def test_sizing(env):
-    from dashboard.data import sizing_missing
-
     at = start("sizing")
     assert not at.exception
-    if sizing_missing():
-        assert "not available yet" in at.info[0].value
-        return
     clean(at)
     assert "Best plan:" in at.success[0].value and "(buy)" in at.success[0].value
     assert chart(at, "Sizing: cost vs latency")

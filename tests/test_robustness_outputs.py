@@ -380,3 +380,19 @@ def test_write_file_refuses_a_pipe_and_leaves_no_temporary(tmp_path):
     outputs.write_file(path, "two\n", field="--out")
     assert path.read_text() == "two\n" and (path.stat().st_mode & 0o777) == 0o640
     assert sorted(p.name for p in path.parent.iterdir()) == ["b.yaml"]
+
+
+def test_dashboard_csv_download_is_neutralised(monkeypatch):
+    """The dashboard's table downloads go through the same CSV rule as the report's files."""
+    import pandas as pd
+
+    import dashboard.ui as ui
+
+    got = {}
+    monkeypatch.setattr(ui.st, "caption", lambda *a, **k: None)
+    monkeypatch.setattr(ui.st, "dataframe", lambda *a, **k: None)
+    monkeypatch.setattr(ui.st, "download_button", lambda label, data, **k: got.setdefault("data", data))
+    ui.table(pd.DataFrame({"plan": ["=HYPERLINK(\"http://evil.example\")", "+cmd", "ok"], "value": [-1.5, 2, 3]}), "t")
+    rows = list(csv.reader(io.StringIO(got["data"]())))
+    assert [r[0] for r in rows[1:]] == ["'=HYPERLINK(\"http://evil.example\")", "'+cmd", "ok"]
+    assert rows[1][1] == "-1.5"  # numbers keep their sign

@@ -55,10 +55,6 @@ def answer(ref: str, s: dict) -> None:
 
 
 def cheapest(ref: str, s: dict) -> None:
-    why = data.sizing_missing()
-    if why:
-        st.info(ui.plain(f"Cheapest hardware: {why}"))
-        return
     wl = data.workload_for(ref, s["name"])
     if wl is None:
         st.info(f"Cheapest hardware: no {data.DEFAULT_WORKLOAD} workload preset in profiles/workloads.")

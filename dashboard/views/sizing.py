@@ -22,10 +22,6 @@ def render(ref: str) -> None:
     if s is None:
         return
     st.title(f"Sizing: {s['name']}")
-    why = data.sizing_missing()
-    if why:
-        st.info(ui.plain(f"Not available yet: {why}"))
-        return
     presets = data.workload_presets()
     if not presets:
         st.info("Not available yet: no workload presets in profiles/workloads.")
@@ -39,10 +35,7 @@ def render(ref: str) -> None:
     with st.spinner("Searching hardware plans ..."):
         doc = data.sizing(workload)
     if "error" in doc:
-        if doc.get("unavailable"):
-            st.info(ui.plain(doc["error"]))
-        else:
-            ui.error(doc["error"])
+        ui.error(doc["error"])
         return
     results(doc)
 
