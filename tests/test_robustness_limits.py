@@ -139,6 +139,8 @@ def test_validate_refuses_a_file_of_more_cases_than_the_limit_at_once(tmp_path):
     # within the tokens-a-day limit, but 5.8e8 requests/s of 2 tokens each
     ({"requests_per_s": None, "tokens_per_day": 1e14, "input_len": 1, "output_len": 1}, "traffic.tokens_per_day"),
     ({"requests_per_s": 5e6}, "traffic.requests_per_s"),  # was searched, then refused naming hardware.nodes
+    # within the rate limit, but 1.7e15 tokens a day (was refused naming hardware.nodes: 8 million nodes)
+    ({"requests_per_s": 1e5, "input_len": 100_000, "output_len": 100_000}, "traffic.requests_per_s"),
 ])
 def test_sizing_rates_past_their_limit_are_refused_at_load_naming_the_workload_field(tmp_path, traffic, field):
     text = _refused(load_workload, _workload(tmp_path, traffic=traffic), contains=(field,))

@@ -68,5 +68,7 @@ MAX_CONCURRENCY = 10**7
 # request rate: ChatGPT's 2.5 billion prompts a day (2025) average ~29,000 per second; 100,000/s is ~3x that.
 # Past it, `size` needs over a million GPUs and refused the plan naming hardware.nodes, a field the workload lacks
 MAX_REQUESTS_PER_S = 1e5
-# tokens a day: Google reported 980 trillion tokens a month (2025), ~3.3e13 a day; 1e14 is 3x that
+# tokens a day, stated or carried by a request rate: Google reported 980 trillion tokens a month (2025), ~3.3e13 a
+# day; 1e14 is 3x that. 100,000 requests/s of 200,000 tokens (1.7e15 a day) needed 8 million nodes and was refused
+# naming hardware.nodes; at the limit the heaviest shape (decode only) needs ~2.6 million H100s and answers in 2 s
 MAX_TOKENS_PER_DAY = 1e14

@@ -249,12 +249,24 @@ def _traffic(t: Mapping, file: str) -> Traffic:
                       input_len=tok("input_len"), output_len=tok("output_len"),
                       prefix_cache_hit=get_number(t, "prefix_cache_hit", file, prefix="traffic.", default=0.0,
                                                   minimum=0, maximum=1))
-    if traffic.tokens_per_day is not None and traffic.request_rate > MAX_REQUESTS_PER_S:
-        tokens = traffic.input_len + traffic.output_len
-        raise PlannerError(f"{traffic.tokens_per_day:g} tokens a day of {tokens:,}-token requests are "
-                           f"{traffic.request_rate:,.0f} requests/s, over the planner's limit of "
-                           f"{MAX_REQUESTS_PER_S:,.0f}", file=file, field="traffic.tokens_per_day")
+    _bounded_load(traffic, file)
     return traffic
+
+
+def _bounded_load(traffic: Traffic, file: str) -> None:
+    """The request rate and the tokens a day it carries, within planner.base.limits (whichever field gave them)."""
+    rate = traffic.request_rate
+    if rate is None:
+        return
+    field = "traffic.requests_per_s" if traffic.requests_per_s is not None else "traffic.tokens_per_day"
+    tokens = traffic.input_len + traffic.output_len
+    if rate > MAX_REQUESTS_PER_S:
+        raise PlannerError(f"{rate:,.0f} requests/s of {tokens:,} tokens each, over the planner's limit of "
+                           f"{MAX_REQUESTS_PER_S:,.0f} requests/s", file=file, field=field)
+    per_day = rate * tokens * SECONDS_PER_DAY
+    if per_day > MAX_TOKENS_PER_DAY * (1 + 1e-9):  # tokens_per_day itself is checked where it is read
+        raise PlannerError(f"{rate:,.4g} requests/s of {tokens:,} tokens each are {per_day:.3g} tokens a day, over "
+                           f"the planner's limit of {MAX_TOKENS_PER_DAY:.0e}", file=file, field=field)
 
 
 def _api(value: Any, file: str, traffic: Traffic) -> ApiPrice | None:
