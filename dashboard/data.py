@@ -348,12 +348,13 @@ def workload_presets() -> dict[str, dict]:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def sizing(workload: dict) -> dict:
-    """`planner.sizing.search.size` of one workload mapping (CONTRACT.md §7 document), or {"error": ...}."""
-    from planner.sizing.search import size
+    """`planner.sizing.search.size` of one workload mapping (CONTRACT.md §7 document), or {"error": ...}. The page
+    waits at most the CLI's default time budget: past it the answer is partial and says what it left out."""
+    from planner.sizing.search import DEFAULT_BUDGET_S, size
     from planner.sizing.workload import workload_from_mapping
 
     try:
-        return size(workload_from_mapping(workload, SOURCE))
+        return size(workload_from_mapping(workload, SOURCE), budget_s=DEFAULT_BUDGET_S)
     except PlannerError as err:
         return {"error": str(err)}
 

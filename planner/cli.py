@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     z = sub.add_parser("size", help="pre-purchase sizing: cheapest plans that meet a workload, with cost and flags")
     z.add_argument("workload", help="workload YAML (CONTRACT.md §7), e.g. profiles/workloads/kimi-k2.5-chat.yaml")
     z.add_argument("--json", action="store_true", help="print one JSON document")
+    z.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="stop searching after S seconds and answer with what was found, saying what was left out "
+                        "(default 15; 0 = no limit)")
     return p
 
 
@@ -106,10 +109,20 @@ def print_report(doc: dict) -> None:
 
 
 def cmd_size(args: argparse.Namespace) -> dict:
-    from planner.sizing.search import size
+    from planner.sizing.search import DEFAULT_BUDGET_S, size
     from planner.sizing.workload import load_workload
 
-    return size(load_workload(args.workload))
+    budget = DEFAULT_BUDGET_S if args.time_budget is None else args.time_budget
+    if budget < 0 or budget != budget or budget == float("inf"):
+        raise PlannerError(f"expected a number of seconds >= 0, got {args.time_budget}", field="--time-budget")
+    wl = load_workload(args.workload)
+    return size(wl, budget_s=budget or None, progress=_progress_line if sys.stderr.isatty() else None)
+
+
+def _progress_line(done: int, total: int) -> None:
+    """`size` progress on a terminal: one line, rewritten in place (stderr; --json keeps stdout one document)."""
+    sys.stderr.write(f"\rsearching: {done:,} of {total:,} candidate groups" + ("\n" if done + 1 >= total else ""))
+    sys.stderr.flush()
 
 
 def print_size(doc: dict) -> None:

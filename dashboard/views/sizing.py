@@ -111,6 +111,11 @@ def results(doc: dict) -> None:
     sm = doc.get("summary") or {}
     st.caption(f"{sm.get('candidates', 0):,} candidate plans, {sm.get('fit_memory', 0):,} fit memory, "
                f"{sm.get('feasible', 0):,} meet the SLO; searched in {sm.get('seconds', 0):.2f} s.")
+    if sm.get("partial"):
+        left = sm.get("not_searched") or []
+        st.warning(ui.plain(f"Partial answer: the search's time budget ran out before {len(left):,} model/hardware "
+                            "combinations were searched (narrow the hardware classes or nodes): "
+                            + "; ".join(left[:5]) + (" ..." if len(left) > 5 else "")))
     plans = doc.get("plans") or []
     if not plans:
         st.warning("No plan carries this workload within its SLO and budget; the rejections below say why.")

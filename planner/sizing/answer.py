@@ -194,7 +194,8 @@ def table(doc: dict) -> str:
     lines = [f"{w['name']}: {', '.join(w['models'])}, {load} x ({t['input_len']:,} in + {t['output_len']:,} out "
              f"tokens), context {w['context_len']:,}; {slo}; {w['purchase']}; objective {w['objective']}"]
     if not doc["plans"]:
-        lines.append("  no plan meets the workload")
+        lines.append("  no plan meets the workload" + (" among the plans searched before the time budget ran out"
+                                                       if doc["summary"].get("partial") else ""))
     rows = []
     for p in doc["plans"]:
         c, m = p["cost"], p["metrics"]
@@ -229,6 +230,13 @@ def table(doc: dict) -> str:
     kinds = ", ".join(f"{k} {n:,}" for k, n in doc["rejected_by_kind"].items())
     lines.append(f"Searched {s['candidates']:,} plans in {s['seconds']:.2f} s: {s['feasible']:,} meet the workload, "
                  f"{s['rejected']:,} rejected ({kinds})")
+    if s.get("partial"):
+        left = s["not_searched"]
+        lines.append(f"PARTIAL ANSWER: the time budget ran out before {len(left):,} model/hardware combinations were "
+                     "searched (raise --time-budget, or narrow search: classes, accelerators, max_nodes):")
+        lines += [f"  not searched: {line}" for line in left[:10]]
+        if len(left) > 10:
+            lines.append(f"  ... {len(left) - 10} more (--json lists all)")
     for reason, n in list(doc["rejected"].items())[:15]:
         lines.append(f"  {n:6,}  {reason}")
     if len(doc["rejected"]) > 15:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
+from pathlib import Path
 
 from planner.deploy.engines import Engine, engines_for_class, load_engine
 from planner.deploy.scenario import Scenario, make_scenario, plan_label
@@ -190,6 +191,24 @@ def static_reason(cand: Candidate, wl: SizingWorkload, cost: UnitCost | str) -> 
     return ""
 
 
+def distinct_models(refs: tuple[str, ...]) -> list[str]:
+    """The workload's models, each once: every spelling of one config path (`./a/../a/config.json`, its folder)
+    is one model (the first spelling kept); profile names are compared as given."""
+    seen, out = set(), []
+    for ref in refs:
+        path = Path(ref)
+        key = ref
+        if "/" in ref or "\\" in ref or path.suffix.lower() in (".json", ".yaml", ".yml"):
+            try:
+                key = str((path / "config.json" if path.is_dir() else path).resolve())
+            except (OSError, RuntimeError):  # a symlink loop: load_model says what it is
+                key = ref
+        if key not in seen:
+            seen.add(key)
+            out.append(ref)
+    return out
+
+
 def enumerate_candidates(wl: SizingWorkload, rejected: Counter) -> list[tuple[Candidate, UnitCost]]:
     """Candidates that pass the static checks, with the cost of one replica; the rest are counted in `rejected`."""
     out = []
@@ -197,7 +216,7 @@ def enumerate_candidates(wl: SizingWorkload, rejected: Counter) -> list[tuple[Ca
     for system in systems_for(wl):
         for hw in hardware_options(system, wl):
             cost = unit_cost(hw, wl)
-            for model in wl.models:
+            for model in distinct_models(wl.models):
                 for eng in engines_for_class(system.cls):
                     engine = eng.name
                     if engines_allowed is not None and engine not in engines_allowed:

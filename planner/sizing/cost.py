@@ -144,6 +144,10 @@ def break_even(plans: list[dict], wl: SizingWorkload) -> dict:
         return out
     t = wl.traffic
     per_request = api_usd_per_request(wl.api, t.input_len, t.output_len, t.prefix_cache_hit)
+    if per_request <= 0:  # the workload loader refuses such prices; a workload built in code may not have
+        out.update(available=False, answer="self-hosted" if best is not None else "none",
+                   reason="the API prices make every request free: no break-even to compute")
+        return out
     out["api_usd_per_m_output_tokens_equivalent"] = per_request / wl.traffic.output_len * 1e6
     if best is None:
         out["answer"] = "api"

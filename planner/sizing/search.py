@@ -20,11 +20,13 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from planner.base import limits
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
 from planner.serving.point import Limits, prompt_chunk, replica_groups
@@ -47,6 +49,10 @@ from planner.sizing.workload import SizingWorkload, load_workload
 EXACT_MIN = 12  # plans the scalar model re-evaluates at least (the best by the screen)
 EXACT_PER_TOP = 3  # ... and at least this many per reported plan
 PARALLEL_MIN_GROUPS = 64  # memory groups below which a second process is not worth its start
+# `python -m planner size` answers within this many seconds by default: a one-model workload takes 2-5 s on a 2-core
+# machine, the whole catalog at max_nodes 64 minutes; past it the answer is partial and says what it left out
+DEFAULT_BUDGET_S = 15.0
+Progress = Callable[[int, int], None]  # (candidate groups done, groups in all)
 
 
 @dataclass
@@ -127,6 +133,9 @@ def settle(row: Row, wl: SizingWorkload) -> None:
 
 
 def _budget_reason(row: Row, wl: SizingWorkload) -> str:
+    nodes = row.cand.hw.nodes * row.replicas
+    if nodes > limits.MAX_GPUS:  # a scenario refuses more nodes (planner.base.limits): say why the plan is out
+        return f"{row.replicas:,} replicas ({nodes:,} nodes) exceed the {limits.MAX_GPUS:,}-node limit"
     if wl.budget_capex_usd is not None and row.capex > wl.budget_capex_usd:
         return f"{row.replicas} replicas cost {row.capex:,.0f} USD, above the {wl.budget_capex_usd:,.0f} USD budget"
     if wl.budget_usd_per_hour is not None and row.usd_per_hour > wl.budget_usd_per_hour:
@@ -135,14 +144,20 @@ def _budget_reason(row: Row, wl: SizingWorkload) -> str:
     return ""
 
 
-def _work(tasks: list, wl: SizingWorkload, keep: bool) -> tuple[list[Row], Rejections, int]:
+def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = None,
+          progress: Progress | None = None) -> tuple[list[Row], Rejections, int, list]:
     """Memory fit and capacity of some candidate groups: feasible rows (with their scenario and memory report when
-    `keep`; a worker process returns them without), rejections, and how many candidates fit memory."""
+    `keep`; a worker process returns them without), rejections, how many candidates fit memory, and the groups left
+    unsearched when the `deadline` (time.monotonic) passed."""
     rej = Rejections()
     limits = Limits.of(dict(wl.slo))
     rows, n_fit = [], 0
     chunks: dict[Candidate, tuple] = {}  # one scalar prefill step per plan, shared by its KV dtypes (estimate)
-    for kind, items in tasks:
+    for k, (kind, items) in enumerate(tasks):
+        if deadline is not None and time.monotonic() > deadline:
+            return rows, rej, n_fit, tasks[k:]
+        if progress is not None:
+            progress(k, len(tasks))
         for cand, cost, sc, mem in fit_group(kind, items, wl, rej):
             n_fit += 1
             curve: tuple = ()
@@ -167,7 +182,7 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool) -> tuple[list[Row], Rejec
             if not keep:
                 row.sc = row.mem = None
             rows.append(row)
-    return rows, rej, n_fit
+    return rows, rej, n_fit, []
 
 
 def _fork_pool():
@@ -182,9 +197,11 @@ def _fork_pool():
         return None
 
 
-def evaluate(wl: SizingWorkload, workers: int = 2) -> tuple[list[Row], Rejections, dict]:
+def evaluate(wl: SizingWorkload, workers: int = 2, deadline: float | None = None,
+             progress: Progress | None = None) -> tuple[list[Row], Rejections, dict]:
     """Every feasible plan (capacity estimated or exact), the rejections, and counters of the search. With
-    `workers` 2 and enough groups, a forked worker takes every other group while this process does the rest."""
+    `workers` 2 and enough groups, a forked worker takes every other group while this process does the rest. Groups
+    not reached by the `deadline` are listed in the counters (`not_searched`) instead."""
     rej = Rejections()
     static = defaultdict(int)
     pool = enumerate_candidates(wl, static)
@@ -192,19 +209,34 @@ def evaluate(wl: SizingWorkload, workers: int = 2) -> tuple[list[Row], Rejection
     tasks = memory_groups(pool)
     executor = _fork_pool() if workers > 1 and len(tasks) >= PARALLEL_MIN_GROUPS else None
     if executor is None:
-        parts = [_work(tasks, wl, keep=True)]
+        parts = [_work(tasks, wl, True, deadline, progress)]
     else:
         with executor:
-            future = executor.submit(_work, tasks[1::2], wl, False)
-            parts = [_work(tasks[0::2], wl, keep=True), future.result()]
-    rows, n_fit = [], 0
-    for part_rows, part_rej, part_fit in parts:
+            future = executor.submit(_work, tasks[1::2], wl, False, deadline)
+            parts = [_work(tasks[0::2], wl, True, deadline, _halved(progress)), future.result()]
+    rows, n_fit, left = [], 0, []
+    for part_rows, part_rej, part_fit, part_left in parts:
         rows += part_rows
         rej.absorb(part_rej)
         n_fit += part_fit
+        left += part_left
     stats = {"candidates": len(pool) + sum(static.values()), "passed_static_checks": len(pool),
-             "fit_memory": n_fit, "feasible": len(rows)}
+             "fit_memory": n_fit, "feasible": len(rows), "partial": bool(left), "not_searched": _unsearched(left)}
     return rows, rej, stats
+
+
+def _halved(progress: Progress | None) -> Progress | None:
+    """Progress of this process's half of the groups, reported as progress over all of them."""
+    return None if progress is None else (lambda k, n: progress(2 * k, 2 * n))
+
+
+def _unsearched(groups: list) -> list[str]:
+    """What a search stopped by its time budget left out: candidate plans per model and hardware, most first."""
+    count: dict[str, int] = defaultdict(int)
+    for _, items in groups:
+        for cand, _ in items:
+            count[f"{cand.model} on {cand.hw.label()}"] += 1
+    return [f"{where}: {n:,} candidate plan(s)" for where, n in sorted(count.items(), key=lambda kv: -kv[1])]
 
 
 def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row] = ()) -> list[Row]:
@@ -234,10 +266,13 @@ def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row
     return exact
 
 
-def size(wl: SizingWorkload) -> dict:
-    """The `size --json` document (CONTRACT.md §7)."""
+def size(wl: SizingWorkload, budget_s: float | None = None, progress: Progress | None = None) -> dict:
+    """The `size --json` document (CONTRACT.md §7). With `budget_s`, the search stops taking new candidate groups
+    when that many seconds have passed and answers with what it found: `summary.partial` is true and
+    `summary.not_searched` lists the candidates it did not reach. `progress(done, total)` is called per group."""
     t0 = time.perf_counter()
-    rows, rej, stats = evaluate(wl)
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    rows, rej, stats = evaluate(wl, deadline=deadline, progress=progress)
     exact = refine(rows, wl, rej, pareto_rows(rows))
     stats["exact_evaluated"] = len(exact)
     return document(wl, rows, exact, rej, stats, time.perf_counter() - t0)
