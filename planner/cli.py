@@ -1,4 +1,4 @@
-"""Command line: `python -m planner {inspect,estimate,validate,size,report} ... [--json]` (CONTRACT.md §1).
+"""Command line: `python -m planner {inspect,estimate,validate,size,report,list} ... [--json]` (CONTRACT.md §1).
 
 Each command imports its own modules when it runs, so `estimate` does not pay for pandas and plotly.
 
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop searching after S seconds and answer with what was found, saying what was left out "
                         "(default 15; 0 = no limit)")
+    ls = sub.add_parser("list", help="the profiles the planner knows, one line each: models, gpus, hosts, ...")
+    ls.add_argument("kind", nargs="?", help="models | gpus | hosts | formats | engines | workloads | datasets | "
+                                            "systems (default: all)")
+    ls.add_argument("--json", action="store_true", help="print one JSON document")
     return p
 
 
@@ -125,6 +129,18 @@ def _progress_line(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
+def cmd_list(args: argparse.Namespace) -> dict:
+    from planner.catalog import catalog
+
+    return catalog(args.kind)
+
+
+def print_list(doc: dict) -> None:
+    from planner.catalog import table
+
+    print(table(doc))
+
+
 def print_size(doc: dict) -> None:
     from planner.sizing.answer import table
 
@@ -196,13 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         doc = {"inspect": cmd_inspect, "estimate": cmd_estimate, "validate": cmd_validate,
-               "report": cmd_report, "size": cmd_size}[args.command](args)
+               "report": cmd_report, "size": cmd_size, "list": cmd_list}[args.command](args)
         if args.json:
             json.dump(doc, sys.stdout, indent=2, allow_nan=False)
             sys.stdout.write("\n")
         else:
             {"inspect": print_inspect, "estimate": print_estimate, "validate": print_validate,
-             "report": print_report, "size": print_size}[args.command](doc)
+             "report": print_report, "size": print_size, "list": print_list}[args.command](doc)
         return 0
     except PlannerError as err:
         print(f"error: {err}", file=sys.stderr)
