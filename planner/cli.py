@@ -56,7 +56,31 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("kind", nargs="?", help="models | gpus | hosts | formats | engines | workloads | datasets | "
                                             "systems (default: all)")
     ls.add_argument("--json", action="store_true", help="print one JSON document")
+    c = sub.add_parser("compare", help="a benchmark result file (vLLM, SGLang, aiperf, llama-bench) beside the "
+                                       "planner's prediction for the same workload")
+    c.add_argument("result", help="result file; the tool is recognised by content")
+    for flag, kind, what in (("--scenario", str, "scenario YAML giving hardware, plan, engine, weights, model"),
+                             ("--gpu", str, "accelerator profile"), ("--gpus", int, "GPUs per node"),
+                             ("--host", str, "host profile (CPU-only or offload runs)"), ("--engine", str, "engine"),
+                             ("--model", str, "model (default: the file's)"), ("--weights", str, "weight format"),
+                             ("--tp", int, "tensor parallel"), ("--ep", int, "expert parallel")):
+        c.add_argument(flag, type=kind, help=what)
+    c.add_argument("--json", action="store_true", help="print one JSON document")
     return p
+
+
+def cmd_compare(args: argparse.Namespace) -> dict:
+    from planner.compare.run import Deployment, compare
+
+    return compare(args.result, Deployment(scenario=args.scenario, model=args.model, weights=args.weights,
+                                           engine=args.engine, gpu=args.gpu, gpus=args.gpus, host=args.host,
+                                           tp=args.tp, ep=args.ep))
+
+
+def print_compare(doc: dict) -> None:
+    from planner.compare.run import table
+
+    print(table(doc))
 
 
 def cmd_inspect(args: argparse.Namespace) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 PLANNER = Path(__file__).resolve().parent.parent / "planner"
 # floors, lowest first: a module may import its own package and those below it
-FLOORS = ("base", "model", "hardware", "deploy", "perf", "serving", "sizing", "report", "")  # "" = top level
+FLOORS = ("base", "model", "hardware", "deploy", "perf", "serving", "sizing", "report", "compare", "")  # "" = top level
 # imports inside functions that are allowed, each with why: (importing module, imported module or package prefix)
 LAZY = {
     ("planner.report.build", "kaleido"): "PNG export is optional (kaleido drives Debian chromium; --no-png skips it)",
