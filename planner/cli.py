@@ -236,13 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         doc = {"inspect": cmd_inspect, "estimate": cmd_estimate, "validate": cmd_validate,
-               "report": cmd_report, "size": cmd_size, "list": cmd_list}[args.command](args)
+               "report": cmd_report, "size": cmd_size, "list": cmd_list,
+               "compare": cmd_compare}[args.command](args)
         if args.json:
             json.dump(doc, sys.stdout, indent=2, allow_nan=False)
             sys.stdout.write("\n")
         else:
             {"inspect": print_inspect, "estimate": print_estimate, "validate": print_validate,
-             "report": print_report, "size": print_size, "list": print_list}[args.command](doc)
+             "report": print_report, "size": print_size, "list": print_list,
+             "compare": print_compare}[args.command](doc)
         return 0
     except PlannerError as err:
         print(f"error: {err}", file=sys.stderr)
