@@ -88,9 +88,37 @@ def cmd_inspect(args: argparse.Namespace) -> dict:
     from planner.model.models import load_model
     from planner.model.quant import load_format
 
+    if args.model.endswith(".gguf"):  # a GGUF file or split part: exact bytes from its header
+        from planner.model.gguf_file import inspect_gguf
+
+        return inspect_gguf(args.model)
+    weights = _safetensors_files(args.model)
+    if weights == "only":
+        from planner.model.safetensors_file import inspect_safetensors
+
+        return inspect_safetensors(args.model)
     model = load_model(args.model)
     fmt = load_format(args.weights or model.native_weights)
-    return inspect_model(model, fmt, args.kv_cache)
+    doc = inspect_model(model, fmt, args.kv_cache)
+    if weights == "beside":  # a downloaded model folder: the checkpoint's exact bytes beside the config's accounting
+        from planner.model.safetensors_file import inspect_safetensors
+
+        doc["checkpoint"] = inspect_safetensors(args.model)
+    return doc
+
+
+def _safetensors_files(path: str) -> str:
+    """"only" for a .safetensors file, an index, or a folder of them without config.json; "beside" for a folder
+    holding both; "" otherwise."""
+    if path.endswith((".safetensors", ".safetensors.index.json")):
+        return "only"
+    try:
+        names = os.listdir(path) if os.path.isdir(path) else []
+    except (OSError, ValueError):
+        names = []
+    if not any(n.endswith(".safetensors") for n in names):
+        return ""
+    return "beside" if "config.json" in names else "only"
 
 
 def cmd_estimate(args: argparse.Namespace) -> dict:
@@ -178,6 +206,11 @@ def print_validate(doc: dict) -> None:
 
 
 def print_inspect(doc: dict) -> None:
+    from planner.model.safetensors_file import table as files_table
+
+    if "files" in doc:  # a GGUF or safetensors header inspection
+        print(files_table(doc))
+        return
     p = doc["params"]
     print(f"{terminal(doc['model'])}  ({terminal(doc['architecture'])}, {terminal(doc['source'][:100])})")
     print(f"  parameters      total {count(p['total'])}   active/token {count(p['active_per_token'])}"
@@ -194,6 +227,8 @@ def print_inspect(doc: dict) -> None:
     print(f"  KV cache ({terminal(doc['kv_cache'])})  {count(kv)} B/token "
           f"({count(doc['kv_cache_bytes_per_token_per_layer'])} B per layer); "
           f"MHA-equivalent {count(mha)} B/token ({mha / kv:.1f}x)")
+    if doc.get("checkpoint"):
+        print(files_table(doc["checkpoint"]))
 
 
 def print_estimate(doc: dict) -> None:
