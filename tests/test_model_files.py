@@ -5,6 +5,7 @@ reports the sum of the tensor bytes, by dtype and component."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -151,3 +152,27 @@ def test_cli_inspect_dispatches_on_files(tmp_path, capsys):
     bad.write_bytes(b"\xff" * 16)
     assert main(["inspect", str(bad)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def _hub_cache(root, repo="Qwen/Qwen3-30B-A3B", rev="0123456789abcdef0123456789abcdef01234567"):
+    """A Hugging Face cache as huggingface_hub lays it out: models--owner--name/{refs/main, snapshots/<rev>/}."""
+    src = Path(__file__).parent / "data" / "hf-configs" / f"{repo.replace('/', '__')}.json"
+    folder = root / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(rev)
+    (folder / "snapshots" / rev).mkdir(parents=True)
+    (folder / "snapshots" / rev / "config.json").write_text(src.read_text())
+
+
+def test_model_id_resolves_offline_from_the_cache(tmp_path, monkeypatch, capsys):
+    _hub_cache(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["inspect", "Qwen/Qwen3-30B-A3B", "--json"]) == 0
+    by_id = json.loads(capsys.readouterr().out)
+    assert main(["inspect", "qwen3-30b-a3b", "--json"]) == 0
+    by_profile = json.loads(capsys.readouterr().out)
+    assert by_id["params"] == by_profile["params"]
+    assert main(["inspect", "moonshotai/Not-Cached"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "moonshotai/Not-Cached" in err and "HF_HUB_OFFLINE" in err
