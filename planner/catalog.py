@@ -49,7 +49,8 @@ def _entry(kind: str, path: Path) -> dict:
     row = {"name": path.stem, "description": _description(doc, path)}
     if kind == "gpus":
         acc = load_accelerator(path.stem)
-        row["description"] = _one_line(f"{acc.vendor} {acc.display_name}, {acc.arch}, "
+        name = acc.display_name if acc.display_name.startswith(acc.vendor) else f"{acc.vendor} {acc.display_name}"
+        row["description"] = _one_line(f"{name}, {acc.arch}, "
                                        f"{acc.memory_capacity_gb:g} GB {acc.memory_type or ''}".strip())
         row.update(vendor=acc.vendor, memory_gb=acc.memory_capacity_gb, purchase_usd=acc.purchase_usd,
                    usd_per_gpu_hour=acc.cloud_usd_per_gpu_hour)

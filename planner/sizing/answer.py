@@ -6,9 +6,11 @@ the readable table the CLI prints without --json.
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
+from planner.hardware.accelerators import load_accelerator as acc
 from planner.perf.steps import decode_step
 from planner.serving.arrivals import percentile_metric
 from planner.serving.point import prefill_alone, replica_groups
@@ -17,6 +19,7 @@ from planner.sizing.capacity import running_for
 from planner.sizing.cost import break_even
 from planner.sizing.fitting import build
 from planner.sizing.flags import flags_for
+from planner.sizing.rejections import kind_of
 
 NOTES = (
     "metrics are the planner's serving model at the operating point (traffic / replicas); an SLO with a "
@@ -160,6 +163,40 @@ def distinct(rows) -> list:
     return out
 
 
+def by_hardware(rows, wl) -> list[dict]:
+    """The best plan of each hardware type (GPU profile, or the system for CPU-only and Apple plans), ranked by the
+    workload's objective: a screened estimate unless `exact` (the ranked plans above are re-evaluated exactly)."""
+    best: dict[str, object] = {}
+    for r in sorted(rows, key=lambda r: r.key(wl.objective)):
+        best.setdefault(r.cand.hw.gpu or r.cand.hw.kind_label, r)
+    out = []
+    for k, (name, r) in enumerate(best.items()):
+        a = acc(r.cand.hw.gpu) if r.cand.hw.gpu else None
+        out.append({"rank": k + 1, "hardware_type": name, "vendor": a.vendor if a else None,
+                    "hardware": r.cand.hw.label(), "weights": r.cand.weights, "kv_cache": r.cand.kv_cache,
+                    "engine": r.cand.engine, "plan": r.cand.plan, "replicas": r.replicas,
+                    "usd_per_hour": r.usd_per_hour, "capex_usd": r.capex,
+                    "usd_per_m_output_tokens": _finite(r.usd_per_m_output), "tpot_ms": r.tpot_op_s * 1e3,
+                    "exact": r.cap.exact})
+    return out
+
+
+_PROFILE = re.compile(r"profiles/(hardware|systems)/([\w.+-]+)\.yaml")
+
+
+def unpriced(rej) -> dict:
+    """Candidates rejected for a missing price, and the GPU and system profiles that lack it."""
+    n, gpus, systems = 0, set(), set()
+    for reason, count in rej.counts.items():
+        if kind_of(reason) != "no price":
+            continue
+        n += count
+        m = _PROFILE.search(reason)
+        if m:
+            (gpus if m.group(1) == "hardware" else systems).add(m.group(2))
+    return {"candidates": n, "gpus": sorted(gpus), "systems": sorted(systems)}
+
+
 def document(wl, rows, exact, rej, stats, seconds: float) -> dict:
     plans = [plan_dict(r, k + 1, wl) for k, r in enumerate(distinct(exact)[:wl.top])]
     t = wl.traffic
@@ -171,6 +208,8 @@ def document(wl, rows, exact, rej, stats, seconds: float) -> dict:
                      "slo": dict(wl.slo), "purchase": wl.purchase, "objective": wl.objective,
                      "data_local": wl.data_local},
         "plans": plans,
+        "by_hardware": by_hardware(rows, wl),
+        "unpriced": unpriced(rej),
         "rejected": rej.rendered(),
         "rejected_by_kind": rej.by_kind(),
         "pareto": {name: [{k: _finite(v) for k, v in rec.items()} for rec in f.drop(columns="row")
@@ -193,6 +232,12 @@ def table(doc: dict) -> str:
     slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items()) or "no SLO"
     lines = [f"{w['name']}: {', '.join(w['models'])}, {load} x ({t['input_len']:,} in + {t['output_len']:,} out "
              f"tokens), context {w['context_len']:,}; {slo}; {w['purchase']}; objective {w['objective']}"]
+    up = doc.get("unpriced") or {}
+    if up.get("candidates"):
+        lines.append(f"  unpriced: {up['candidates']:,} candidate plans had no {w['purchase']} price and were left out"
+                     + (f"; GPUs: {', '.join(up['gpus'])}" if up["gpus"] else "")
+                     + (f"; systems: {', '.join(up['systems'])}" if up["systems"] else "")
+                     + " (add prices: in the workload, or to the profiles)")
     if not doc["plans"]:
         lines.append("  no plan meets the workload" + (" among the plans searched before the time budget ran out"
                                                        if doc["summary"].get("partial") else ""))
@@ -218,6 +263,14 @@ def table(doc: dict) -> str:
             lines += [f"    {eng}: {cmd}" for eng, cmd in p["flags"].items() if cmd]
             if p["cost"]["capex_excludes"]:
                 lines.append(f"    capex excludes: {'; '.join(p['cost']['capex_excludes'])}")
+    if doc.get("by_hardware"):
+        lines.append(f"Best plan per hardware type ({len(doc['by_hardware'])} types meet the workload; * = estimate):")
+        lines.append(pd.DataFrame([{
+            "#": h["rank"], "type": h["hardware_type"], "hardware": h["hardware"], "weights": h["weights"],
+            "engine": h["engine"], "plan": h["plan"], "repl": h["replicas"], "USD/h": _money(h["usd_per_hour"]),
+            "capex USD": _money(h["capex_usd"]), "USD/M out": _money(h["usd_per_m_output_tokens"]) +
+            ("" if h["exact"] else "*"), "TPOT ms": f"{h['tpot_ms']:,.1f}"} for h in doc["by_hardware"]])
+            .to_string(index=False))
     lines.append(_api_line(doc["api_break_even"]))
     for name, recs in doc["pareto"].items():
         if recs:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from planner.base import limits
+from planner.base.errors import PlannerError
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
 from planner.serving.point import Limits, prompt_chunk, replica_groups
@@ -160,16 +161,11 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
             progress(k, len(tasks))
         for cand, cost, sc, mem in fit_group(kind, items, wl, rej):
             n_fit += 1
-            curve: tuple = ()
-            if sc.gpu is not None and sc.expert_layers_on_cpu == 0:
-                key = replace(cand, kv_cache="")
-                if key not in chunks:
-                    chunks[key] = prompt_chunk(sc)
-                cap, running, tpot = screen(sc, mem, limits, chunks[key])
-                if cap is not None:
-                    curve = (running, tpot, out_per_s(sc, running, tpot))
-            else:
-                cap = exact_capacity(sc, mem, limits)
+            try:
+                cap, curve = _capacity(cand, sc, mem, limits, chunks)
+            except PlannerError as err:  # a profile lacks a figure the speed model needs (e.g. a null bf16 peak)
+                rej.add(f"{err.message}: the speed model cannot time this hardware", "hardware data")
+                continue
             if cap is None:
                 _slo_reject(cand, sc, limits, rej)
                 continue
@@ -183,6 +179,17 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
                 row.sc = row.mem = None
             rows.append(row)
     return rows, rej, n_fit, []
+
+
+def _capacity(cand: Candidate, sc, mem, limits: Limits, chunks: dict) -> tuple:
+    """(capacity or None, the screened throughput curve or ()) of one plan that fits memory."""
+    if sc.gpu is None or sc.expert_layers_on_cpu != 0:
+        return exact_capacity(sc, mem, limits), ()
+    key = replace(cand, kv_cache="")
+    if key not in chunks:
+        chunks[key] = prompt_chunk(sc)
+    cap, running, tpot = screen(sc, mem, limits, chunks[key])
+    return cap, (() if cap is None else (running, tpot, out_per_s(sc, running, tpot)))
 
 
 def _fork_pool():
