@@ -8,7 +8,11 @@ import torch
 
 HF_CLASS = {"deepseek_v3": "DeepseekV3", "kimi_k2": "DeepseekV3", "deepseek_v2": "DeepseekV2",
             "qwen3_moe": "Qwen3Moe", "qwen2_moe": "Qwen2Moe", "mixtral": "Mixtral", "llama": "Llama",
-            "qwen3": "Qwen3", "gpt_oss": "GptOss", "glm4_moe": "Glm4Moe"}
+            "qwen3": "Qwen3", "gpt_oss": "GptOss", "glm4_moe": "Glm4Moe",
+            "deepseek_v32": "DeepseekV32", "glm_moe_dsa": "GlmMoeDsa", "qwen3_next": "Qwen3Next",
+            "qwen3_5_moe_text": "Qwen3_5Moe", "minimax_m2": "MiniMaxM2"}
+# the config class where it is not <cls>Config (a multimodal model's text config)
+HF_CONFIG = {"qwen3_5_moe_text": "Qwen3_5MoeTextConfig"}
 DROP = ("quantization_config", "auto_map", "model_type")
 
 
@@ -16,13 +20,13 @@ def hf_param_count(config: dict) -> int:
     """Parameters + persistent non-rotary buffers (the router's e_score_correction_bias) of the language model."""
     import transformers
 
-    if config.get("model_type") == "kimi_k25":
+    if config.get("model_type") in ("kimi_k25", "qwen3_5_moe"):
         config = config["text_config"]
     cls = HF_CLASS[config["model_type"]]
     kwargs = {k: v for k, v in config.items() if k not in DROP}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        conf = getattr(transformers, f"{cls}Config")(**kwargs)
+        conf = getattr(transformers, HF_CONFIG.get(config["model_type"], f"{cls}Config"))(**kwargs)
         with torch.device("meta"):
             model = getattr(transformers, f"{cls}ForCausalLM")(conf)
     params = sum(p.numel() for p in model.parameters())

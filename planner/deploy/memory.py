@@ -26,7 +26,7 @@ class MemoryReport:
     free_bytes_per_gpu: int
     host_bytes: int
     kv_bytes_per_token_per_gpu: int  # one token, all layers on the fullest GPU
-    kv_bytes_per_sequence_per_gpu: int  # one request at context_len (paged, window caps applied)
+    kv_bytes_per_sequence_per_gpu: int  # one request at context_len (paged, window caps applied) + its state
     kv_tokens_per_gpu: int
     max_concurrency: float  # requests at context_len the deployment holds (all KV groups)
     max_batch_per_gpu: float  # decode sequences per GPU at the mean kv_len that fit in the pool
@@ -77,11 +77,17 @@ def memory_report(sc: Scenario) -> MemoryReport:
     layout = kv_layout(spec, sc.kv_cache)
     block = eng.mla_kv_block_tokens if spec.attention == "mla" else eng.kv_block_tokens
     layers_frac = place.stage_layers / spec.num_layers
-    per_token = ceil(layout.per_gpu_layer_bytes(par.tp, spec.num_kv_heads) * place.stage_layers)
-    per_seq = layout.bytes_for_context(paged_tokens(wl.context_len, block), par.tp, spec.num_kv_heads, layers_frac)
+    # layers with a per-token cache on the fullest stage (linear-attention layers hold a fixed state instead)
+    cached_layers = place.stage_layers if not layout.linear_layers else \
+        place.stage_layers * (layout.full_layers + layout.sliding_layers) / spec.num_layers
+    per_token = ceil(layout.per_gpu_layer_bytes(par.tp, spec.num_kv_heads) * cached_layers)
+    # one request = its tokens' cache (window caps) + its linear-attention state (planner.model.kv)
+    state = layout.state_bytes_per_gpu(par.tp, layers_frac)
+    per_seq = layout.bytes_for_context(paged_tokens(wl.context_len, block), par.tp, spec.num_kv_heads,
+                                       layers_frac) + state
     mean_len = round(wl.mean_kv_len)
     per_seq_mean = max(1, layout.bytes_for_context(paged_tokens(max(1, mean_len), block), par.tp,
-                                                   spec.num_kv_heads, layers_frac))
+                                                   spec.num_kv_heads, layers_frac) + state)
     groups = par.dp_attention * par.replicas  # independent KV pools of one set of sequences each
     seqs_needed = _sequences_per_kv_group(sc)
 

@@ -8,7 +8,9 @@ Placement rules (what engines shard and what they replicate):
   the first N MoE layers' experts go to host RAM with `offload.expert_layers_on_cpu: N`
   (llama.cpp --n-cpu-moe N);
 - attention: column/row-parallel projections split by tp; MLA q_a_proj and kv_a_proj_with_mqa
-  are replicated (vLLM/SGLang ReplicatedLinear); GQA K/V keep at least one head per rank;
+  are replicated (vLLM/SGLang ReplicatedLinear); GQA K/V keep at least one head per rank; the DSA indexer
+  (wq_b, wk, weights_proj, k_norm) is replicated (vllm deepseek_v2.py Indexer: "no tensor parallel, just
+  replicated"); Gated DeltaNet projections, conv1d, A_log and dt_bias split by heads over tp, its norm replicated;
   every dp_attention rank holds a full copy;
 - embedding, lm_head, dense MLP and shared experts: split over the engine's `dense_split` group
   (vLLM: tp; SGLang: tp x dp_attention) or `parallelism.dense_tp`;
@@ -29,7 +31,7 @@ from planner.model.inventory import COMPONENTS, TensorGroup, tensor_inventory
 
 MLA_REPLICATED = {"attn_q_a", "attn_q_a_norm", "attn_kv_a_mqa", "attn_kv_a_norm", "attn_q_a.bias",
                   "attn_kv_a_mqa.bias"}
-COLUMN_SPLIT_VECTORS = {"attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_sinks"}
+COLUMN_SPLIT_VECTORS = {"attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_sinks", "ssm_conv1d", "ssm_a", "ssm_dt"}
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def gpu_share(t: TensorGroup, sc: Scenario) -> float:
     if comp in ("dense_mlp", "shared_experts", "embedding", "lm_head"):
         return 1 / dense_group(sc)
     if comp == "attention" and t.part != "vision":
-        if role in MLA_REPLICATED or role.startswith("nextn."):
+        if role in MLA_REPLICATED or role.startswith(("nextn.", "attn_idx_")):
             return 1.0
         if role in ("attn_k", "attn_v", "attn_k.bias", "attn_v.bias"):
             return max(1, spec.num_kv_heads // par.tp) / spec.num_kv_heads

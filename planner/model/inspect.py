@@ -76,6 +76,10 @@ def inspect_model(model: Model, fmt: QuantFormat, kv_dtype: str = "bf16") -> dic
         "kv_cache_mha_equivalent_bytes_per_token": mha,
         "kv_cache_sliding_window": layout.sliding_window,
         "kv_cache_sliding_layers": layout.sliding_layers,
+        # the fixed part: linear-attention conv + recurrent state of one request, all layers, unsplit
+        "state_bytes_per_request": layout.state_bytes_per_request,
+        "kv_cache_indexer_bytes_per_token_per_layer": layout.indexer_bytes_per_token_per_layer,
+        "layer_kinds": spec.layer_kind_counts,
         "architecture_facts": {
             "layers": spec.num_layers, "hidden_size": spec.hidden_size, "attention": spec.attention,
             "heads": spec.num_heads, "kv_heads": spec.num_kv_heads, "head_dim": spec.head_dim,

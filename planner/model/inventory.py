@@ -55,8 +55,48 @@ def _norm(out: list, name: str, role: str, comp: str, part: str, layer: int | No
     out.append(TensorGroup(f"{name}.weight", role, comp, part, layer, (n,)))
 
 
+def _indexer(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
+    """DSA lightning indexer (transformers DeepseekV32 / GlmMoeDsa Indexer): wq_b from the q latent, one shared
+    key wk with a LayerNorm (weight and bias), and weights_proj giving each indexer head's weight per token."""
+    h, a, d, nh = s.hidden_size, "attention", s.index_head_dim, s.index_n_heads
+    _linear(out, f"{p}.self_attn.indexer.wq_b", "attn_idx_q_b", a, part, i, nh * d, s.q_lora_rank or h)
+    _linear(out, f"{p}.self_attn.indexer.wk", "attn_idx_k", a, part, i, d, h)
+    out.append(TensorGroup(f"{p}.self_attn.indexer.k_norm.weight", "attn_idx_k_norm", a, part, i, (d,)))
+    out.append(TensorGroup(f"{p}.self_attn.indexer.k_norm.bias", "attn_idx_k_norm.bias", a, part, i, (d,)))
+    _linear(out, f"{p}.self_attn.indexer.weights_proj", "attn_idx_w", a, part, i, nh, h)
+
+
+def _gated_deltanet(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
+    """Gated DeltaNet layer (transformers Qwen3NextGatedDeltaNet / Qwen3_5MoeGatedDeltaNet). Qwen3-Next stores
+    in_proj_qkvz [2 k_dim + 2 v_dim, h] and in_proj_ba [2 Hv, h]; Qwen3.5 splits them into in_proj_qkv, in_proj_z,
+    in_proj_b, in_proj_a (same total). conv1d [conv_dim, 1, kernel] over q, k, v; A_log and dt_bias per v head;
+    a gated RMSNorm of width dv; out_proj [h, v_dim]. Role names follow llama.cpp's qwen3next tensors."""
+    h, a, q = s.hidden_size, "attention", f"{p}.linear_attn"
+    k_dim = s.linear_num_key_heads * s.linear_key_head_dim
+    v_dim = s.linear_num_value_heads * s.linear_value_head_dim
+    hv = s.linear_num_value_heads
+    conv_dim = 2 * k_dim + v_dim
+    if s.model_type == "qwen3_next":
+        _linear(out, f"{q}.in_proj_qkvz", "ssm_in", a, part, i, 2 * k_dim + 2 * v_dim, h)
+        _linear(out, f"{q}.in_proj_ba", "ssm_ba", a, part, i, 2 * hv, h)
+    else:
+        _linear(out, f"{q}.in_proj_qkv", "attn_qkv", a, part, i, conv_dim, h)
+        _linear(out, f"{q}.in_proj_z", "attn_gate", a, part, i, v_dim, h)
+        _linear(out, f"{q}.in_proj_b", "ssm_beta", a, part, i, hv, h)
+        _linear(out, f"{q}.in_proj_a", "ssm_alpha", a, part, i, hv, h)
+    out.append(TensorGroup(f"{q}.conv1d.weight", "ssm_conv1d", a, part, i, (conv_dim, 1, s.linear_conv_kernel)))
+    out.append(TensorGroup(f"{q}.A_log", "ssm_a", a, part, i, (hv,)))
+    out.append(TensorGroup(f"{q}.dt_bias", "ssm_dt", a, part, i, (hv,)))
+    _norm(out, f"{q}.norm", "ssm_norm", a, part, i, s.linear_value_head_dim)
+    _linear(out, f"{q}.out_proj", "ssm_out", a, part, i, h, v_dim)
+
+
 def _attention(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
     h, a = s.hidden_size, "attention"
+    kind = s.attention_kind(i)
+    if kind == "linear_gdn":
+        _gated_deltanet(out, s, p, part, i)
+        return
     if s.attention == "mla":
         q_out = s.num_heads * s.qk_head_dim
         if s.q_lora_rank is None:
@@ -71,15 +111,18 @@ def _attention(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
         _linear(out, f"{p}.self_attn.kv_b_proj", "attn_kv_b", a, part, i,
                 s.num_heads * (s.qk_nope_head_dim + s.v_head_dim), s.kv_lora_rank)
         _linear(out, f"{p}.self_attn.o_proj", "attn_output", a, part, i, h, s.num_heads * s.v_head_dim, s.o_bias)
+        if kind == "mla_dsa":
+            _indexer(out, s, p, part, i)
         return
     q, kv = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
-    _linear(out, f"{p}.self_attn.q_proj", "attn_q", a, part, i, q, h, s.qkv_bias)
+    # gated attention (Qwen3-Next): q_proj also emits the sigmoid output gate, 2 x heads x head_dim rows
+    _linear(out, f"{p}.self_attn.q_proj", "attn_q", a, part, i, q * (2 if s.attn_output_gate else 1), h, s.qkv_bias)
     _linear(out, f"{p}.self_attn.k_proj", "attn_k", a, part, i, kv, h, s.qkv_bias)
     _linear(out, f"{p}.self_attn.v_proj", "attn_v", a, part, i, kv, h, s.qkv_bias)
     _linear(out, f"{p}.self_attn.o_proj", "attn_output", a, part, i, h, q, s.o_bias)
-    if s.qk_norm:
-        _norm(out, f"{p}.self_attn.q_norm", "attn_q_norm", a, part, i, s.head_dim)
-        _norm(out, f"{p}.self_attn.k_norm", "attn_k_norm", a, part, i, s.head_dim)
+    if s.qk_norm:  # per head (width head_dim), or over all heads at once (MiniMax-M2)
+        _norm(out, f"{p}.self_attn.q_norm", "attn_q_norm", a, part, i, q if s.qk_norm_full else s.head_dim)
+        _norm(out, f"{p}.self_attn.k_norm", "attn_k_norm", a, part, i, kv if s.qk_norm_full else s.head_dim)
     if s.attention_sinks:
         out.append(TensorGroup(f"{p}.self_attn.sinks", "attn_sinks", a, part, i, (s.num_heads,)))
 

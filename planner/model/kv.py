@@ -8,6 +8,20 @@ ranks down to one head per rank. Sliding-window layers keep at most `sliding_win
 `fp8_ds_mla` is FlashMLA's FP8 layout: 656 B per token per layer =
 512 B e4m3 latent + 4 float32 scales (one per 128 latent values, 16 B) + 64 bf16 rope values (128 B)
 (deepseek-ai/FlashMLA README, "FP8 KV cache"; vLLM kv_cache_dtype fp8_ds_mla).
+
+DSA (DeepSeek-V3.2, GLM-5): every layer also caches the lightning indexer's key, 132 B per token per layer =
+index_head_dim 128 fp8 values + one float32 scale per 128 values, stored as uint8 whatever the KV dtype
+(vllm-project/vllm@002d6073 vllm/model_executor/models/deepseek_v2.py, Indexer: DeepseekV32IndexerCache(head_dim=
+head_dim + head_dim // quant_block_size * 4, dtype=torch.uint8), quant_block_size 128; SGLang's DSA pool,
+dsa_indexer_bytes_per_token_per_layer, is the same index_head_dim + index_head_dim // 128 * 4 uint8). Not split by TP
+(the indexer is replicated, one key per token).
+
+Linear attention (Gated DeltaNet, Qwen3-Next / Qwen3.5): no per-token cache; each request holds, per linear
+layer, a conv state of (kernel - 1) x conv_dim and a recurrent state of Hv x dv x dk, conv_dim = 2 Hk dk + Hv dv,
+both split over TP by heads (vllm-project/vllm@02d71083 vllm/model_executor/layers/mamba/mamba_utils.py
+MambaStateShapeCalculator.gated_delta_net_state_shape). Dtypes (gated_delta_net_state_dtype): conv state in the
+model dtype, recurrent state in mamba_ssm_cache_dtype (the model dtype unless set; Qwen3.5's config asks for
+float32). Qwen3-Next-80B-A3B: 3 x 8192 x 2 B + 32 x 128 x 128 x 2 B = 1,097,728 B per layer, x 36 layers.
 """
 
 from __future__ import annotations
@@ -21,6 +35,28 @@ from planner.model.spec import ModelSpec
 KV_DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
 KV_DTYPES = ("bf16", "fp16", "fp8", "fp8_ds_mla")
 FP8_DS_MLA_BYTES_PER_LAYER = 512 * 1 + (512 // 128) * 4 + 64 * 2  # = 656
+INDEXER_QUANT_BLOCK = 128  # fp8 values per float32 scale in the DSA indexer key cache (vLLM quant_block_size)
+STATE_DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+
+
+def indexer_bytes_per_token_per_layer(spec: ModelSpec) -> int:
+    """DSA indexer key cache: index_head_dim fp8 + 4 B per 128 values (128 + 4 = 132 B for DeepSeek-V3.2)."""
+    if not spec.index_topk:
+        return 0
+    return spec.index_head_dim + spec.index_head_dim // INDEXER_QUANT_BLOCK * 4
+
+
+def linear_state_bytes_per_layer(spec: ModelSpec) -> tuple[int, int]:
+    """(conv state, recurrent state) bytes of one request in one Gated DeltaNet layer, unsplit."""
+    if not spec.num_linear_layers:
+        return 0, 0
+    conv_dim = 2 * spec.linear_num_key_heads * spec.linear_key_head_dim \
+        + spec.linear_num_value_heads * spec.linear_value_head_dim
+    conv = (spec.linear_conv_kernel - 1) * conv_dim * STATE_DTYPE_BYTES.get(spec.native_dtype, 2)
+    rec_dtype = spec.linear_state_dtype or spec.native_dtype
+    rec = spec.linear_num_value_heads * spec.linear_value_head_dim * spec.linear_key_head_dim \
+        * STATE_DTYPE_BYTES.get(rec_dtype, 2)
+    return conv, rec
 
 
 @dataclass(frozen=True)
@@ -34,6 +70,16 @@ class KVLayout:
     sliding_window: int | None  # tokens a sliding layer keeps
     bytes_per_token_per_layer: int  # one layer, one token (unsplit)
     split_by_tp: bool  # GQA heads split across TP ranks; False for the MLA latent
+    indexer_bytes_per_token_per_layer: int = 0  # DSA indexer key (132 B), included in bytes_per_token_per_layer
+    linear_layers: int = 0  # linear-attention layers: a fixed state per request, no per-token cache
+    state_bytes_per_request: int = 0  # all linear layers' conv + recurrent state of one request, unsplit
+    state_tp_heads: int = 1  # heads the state splits over TP (linear_num_key_heads): at most this many ranks
+
+    def state_bytes_per_gpu(self, tp: int = 1, layers_fraction: float = 1.0) -> int:
+        """One request's linear-attention state on one GPU of a TP group (heads split; a rank keeps at least one)."""
+        if not self.state_bytes_per_request:
+            return 0
+        return ceil(self.state_bytes_per_request / min(max(tp, 1), self.state_tp_heads) * layers_fraction)
 
     def bytes_for_context(self, tokens: int, tp: int = 1, kv_heads: int = 1, layers_fraction: float = 1.0) -> int:
         """KV bytes of one sequence of `tokens` on one GPU of a TP group (window caps applied)."""
@@ -54,7 +100,9 @@ def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
     if dtype not in KV_DTYPES and dtype not in KV_DTYPE_BYTES:
         raise PlannerError(f"unknown KV cache dtype {dtype!r}; known: {', '.join(KV_DTYPES)}", field="kv_cache")
     sliding = sum(t == "sliding_attention" for t in spec.layer_types)
-    full = spec.num_layers - sliding
+    linear = spec.num_linear_layers
+    full = spec.num_layers - sliding - linear
+    indexer = indexer_bytes_per_token_per_layer(spec)
     if spec.attention == "mla":
         if dtype == "fp8_ds_mla":
             if spec.kv_lora_rank != 512 or spec.qk_rope_head_dim != 64:
@@ -62,6 +110,7 @@ def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
             per_layer = FP8_DS_MLA_BYTES_PER_LAYER
         else:
             per_layer = spec.kv_latent_elems_per_layer * KV_DTYPE_BYTES[dtype]
+        per_layer += indexer
         split = False
     else:
         if dtype == "fp8_ds_mla":
@@ -69,7 +118,9 @@ def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
                                field="kv_cache")
         per_layer = 2 * spec.num_kv_heads * spec.head_dim * KV_DTYPE_BYTES[dtype]  # K and V
         split = True
-    return KVLayout(dtype, per_layer * spec.num_layers, full, sliding, spec.sliding_window, per_layer, split)
+    conv, rec = linear_state_bytes_per_layer(spec)
+    return KVLayout(dtype, per_layer * (full + sliding), full, sliding, spec.sliding_window, per_layer, split,
+                    indexer, linear, (conv + rec) * linear, max(1, spec.linear_num_key_heads))
 
 
 def mha_equivalent_bytes_per_token(spec: ModelSpec, dtype: str = "bf16") -> int:
@@ -80,7 +131,7 @@ def mha_equivalent_bytes_per_token(spec: ModelSpec, dtype: str = "bf16") -> int:
         per_layer = spec.num_heads * (spec.qk_head_dim + spec.v_head_dim) * nbytes
     else:
         per_layer = 2 * spec.num_heads * spec.head_dim * nbytes
-    return per_layer * spec.num_layers
+    return per_layer * (spec.num_layers - spec.num_linear_layers)
 
 
 def paged_tokens(tokens: int, block_tokens: int) -> int:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from math import ceil
+from math import ceil, prod
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ class StorageType:
     compute: str  # dtype the matmul runs in on hardware with that unit: bf16 | fp8 | int8 | fp4
 
     def tensor_bytes(self, shape: tuple[int, ...]) -> int:
-        rows, cols = (1, shape[0]) if len(shape) == 1 else shape
+        # vectors are one row; a conv1d kernel [channels, 1, width] is channels x 1 rows of width
+        rows, cols = (1, shape[0]) if len(shape) == 1 else (prod(shape[:-1]), shape[-1])
         if self.block_weights:
             return rows * (cols // self.block_weights) * self.bytes_per_block
         value = ceil(rows * cols * self.bits / 8)

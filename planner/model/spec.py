@@ -14,13 +14,19 @@ from typing import Any
 
 from planner.base.errors import PlannerError
 from planner.base.frozen import hash_once, state_without_hash
-from planner.base.limits import CONFIG_LIMITS, MAX_CONFIG_INT
+from planner.model.config_fields import Fields as _Fields
+from planner.model.config_fields import config_dtype as _dtype
+from planner.model.families import DSA_TYPES, dsa, minimax_m2, qwen_next
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
     "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
+    "deepseek_v32", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "minimax_m2",
 )
-MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2")
+MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2", "deepseek_v32", "glm_moe_dsa")
+# per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds)
+ATTENTION_KINDS = ("gqa", "sliding", "mla", "mla_dsa", "linear_gdn")
+FFN_KINDS = ("dense", "moe")
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,56 @@ class ModelSpec:
     mtp_layers: int  # num_nextn_predict_layers (DeepSeek/GLM multi-token prediction)
     vision: VisionSpec | None  # vision tower (Kimi K2.5)
     max_context: int | None = None  # max_position_embeddings: longest context the model is configured for
+    # DeepSeek sparse attention (DSA, DeepSeek-V3.2 / GLM-5): a lightning indexer per layer scores every cached
+    # token with its own fp8 key and the MLA attention reads only the index_topk best; 0 = no indexer
+    index_n_heads: int = 0  # indexer query heads (64 in DeepSeek-V3.2)
+    index_head_dim: int = 0  # indexer key/query width (128): its key cache holds one such vector per token
+    index_topk: int = 0  # tokens each query attends to (2048)
+    # Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5: layer_types "linear_attention"): per request a fixed
+    # conv state and recurrent state instead of a growing cache
+    linear_num_key_heads: int = 0  # q/k heads of the linear layers
+    linear_num_value_heads: int = 0  # v heads (one dv x dk recurrent state each)
+    linear_key_head_dim: int = 0  # dk
+    linear_value_head_dim: int = 0  # dv
+    linear_conv_kernel: int = 0  # causal short-convolution width (the conv state keeps kernel - 1 inputs)
+    linear_state_dtype: str = ""  # recurrent-state dtype (Qwen3.5 mamba_ssm_dtype float32 -> "fp32"); "" = native
+    attn_output_gate: bool = False  # full-attention q_proj also emits a per-channel sigmoid gate (2x wide)
+    qk_norm_full: bool = False  # q/k RMSNorm over all heads at once (MiniMax-M2 qk_norm_type per_layer)
 
     __hash__ = hash_once  # hashed once: every per-scenario cache key holds a spec
     __getstate__ = state_without_hash
+
+    def attention_kind(self, i: int) -> str:
+        """Attention kind of decoder layer i (MTP layers, i >= num_layers, take the last full-attention kind)."""
+        lt = self.layer_types[i] if i < self.num_layers else "full_attention"
+        if lt == "linear_attention":
+            return "linear_gdn"
+        if lt == "sliding_attention":
+            return "sliding"
+        if self.attention == "mla":
+            return "mla_dsa" if self.index_topk else "mla"
+        return "gqa"
+
+    @property
+    def attention_kinds(self) -> tuple[str, ...]:
+        """Per layer: one of ATTENTION_KINDS."""
+        return tuple(self.attention_kind(i) for i in range(self.num_layers))
+
+    @property
+    def ffn_kinds(self) -> tuple[str, ...]:
+        """Per layer: "moe" (routed experts) or "dense" (one MLP)."""
+        return tuple("moe" if m else "dense" for m in self.moe_layers)
+
+    @property
+    def layer_kind_counts(self) -> dict[str, dict[str, int]]:
+        """Layers per attention kind and per FFN kind (kinds with no layer left out)."""
+        att, ffn = self.attention_kinds, self.ffn_kinds
+        return {"attention": {k: att.count(k) for k in ATTENTION_KINDS if k in att},
+                "ffn": {k: ffn.count(k) for k in FFN_KINDS if k in ffn}}
+
+    @property
+    def num_linear_layers(self) -> int:
+        return sum(t == "linear_attention" for t in self.layer_types)
 
     @property
     def num_moe_layers(self) -> int:
@@ -104,53 +157,6 @@ class ModelSpec:
     def kv_latent_elems_per_layer(self) -> int:
         """MLA cache per token per layer: kv_lora_rank + qk_rope_head_dim (512 + 64 = 576 for DeepSeek-V3/Kimi)."""
         return self.kv_lora_rank + self.qk_rope_head_dim
-
-
-class _Fields:
-    """Reads config fields with errors that name the file and the field."""
-
-    def __init__(self, cfg: Mapping[str, Any], file: str, prefix: str = ""):
-        self.cfg, self.file, self.prefix = cfg, file, prefix
-
-    def _err(self, key: str, msg: str) -> PlannerError:
-        return PlannerError(msg, file=self.file, field=f"{self.prefix}{key}")
-
-    def int(self, key: str, default: Any = ..., *, minimum: int = 1) -> Any:
-        value = self.cfg.get(key)
-        if value is None:
-            if default is ...:
-                raise self._err(key, "missing required field")
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise self._err(key, f"expected an integer, got {value!r}"[:120])
-        if value < minimum:
-            raise self._err(key, f"must be >= {minimum}, got {value}")
-        limit = CONFIG_LIMITS.get(key, MAX_CONFIG_INT)
-        if value > limit:  # planner.base.limits says why each limit is where it is
-            raise self._err(key, f"{value:,} is over the planner's limit of {limit:,}")
-        return value
-
-    def bool(self, key: str, default: bool) -> bool:
-        value = self.cfg.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self._err(key, f"expected true/false, got {value!r}"[:120])
-        return value
-
-    def int_list(self, key: str) -> list[int]:
-        value = self.cfg.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise self._err(key, "expected a list of integers")
-        return value
-
-
-def _dtype(cfg: Mapping[str, Any]) -> str:
-    raw = cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
-    return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(str(raw), "bf16")
 
 
 def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -> ModelSpec:
@@ -174,6 +180,13 @@ def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -
         prefix = "text_config."
         vision = _moonvit(config.get("vision_config"), file)
         model_type = "kimi_k2"
+    elif model_type == "qwen3_5_moe":
+        # Qwen3.5: the language model under text_config (its vision tower is not counted yet: params.vision 0)
+        cfg = config.get("text_config")
+        if not isinstance(cfg, Mapping):
+            raise PlannerError("missing required field", file=file, field="text_config")
+        prefix = "text_config."
+        model_type = "qwen3_5_moe_text"
     return _build(cfg, model_type, name=name, file=file, prefix=prefix, vision=vision)
 
 
@@ -243,6 +256,13 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
         base.update(_gpt_oss(f, cfg, layers, file, prefix))
     elif model_type == "glm4_moe":
         base.update(_glm4_moe(f, layers))
+    elif model_type in ("qwen3_next", "qwen3_5_moe_text"):
+        base.update(_qwen_moe(f, "qwen2_moe", layers))  # the MoE block is Qwen2-MoE's (gated shared expert)
+        base.update(qwen_next(f, cfg, layers, model_type, file, prefix))
+    elif model_type == "minimax_m2":
+        base.update(minimax_m2(f, layers))
+    if model_type in DSA_TYPES:
+        base.update(dsa(f))
     spec = ModelSpec(**base)
     if spec.is_moe and spec.experts_per_token > spec.n_routed_experts:
         raise f._err("num_experts_per_tok", f"{spec.experts_per_token} exceeds the {spec.n_routed_experts} experts")
@@ -261,12 +281,13 @@ def _mla(f: _Fields, cfg: Mapping[str, Any], model_type: str, layers: int) -> di
     # noaux_tc routing keeps a float32 e_score_correction_bias per expert (DeepSeek-V3 / Kimi K2);
     # DeepSeek-V2's greedy / group_limited_greedy routing has none.
     score_bias = model_type != "deepseek_v2" or cfg.get("topk_method") == "noaux_tc"
+    arch = {"deepseek_v2": "deepseek_v2", "deepseek_v32": "deepseek_v32", "glm_moe_dsa": "glm_moe_dsa"}
     nope, rope, v = f.int("qk_nope_head_dim"), f.int("qk_rope_head_dim"), f.int("v_head_dim")
     return dict(
         attention="mla", q_lora_rank=f.int("q_lora_rank", None), kv_lora_rank=f.int("kv_lora_rank"),
         qk_nope_head_dim=nope, qk_rope_head_dim=rope, v_head_dim=v, head_dim=nope + rope,
         o_bias=f.bool("attention_bias", False),
-        architecture="deepseek_v2" if model_type == "deepseek_v2" else "deepseek_v3",
+        architecture=arch.get(model_type, "deepseek_v3"),
         moe_layers=moe, n_routed_experts=experts, experts_per_token=f.int("num_experts_per_tok") if experts else 0,
         moe_intermediate_size=moe_inter, n_shared_experts=shared, shared_intermediate_size=shared * moe_inter,
         router_score_bias=bool(experts) and score_bias,

@@ -21,66 +21,14 @@ Conventions (per GPU; t = tp, G = tp x dp_attention GPUs per stage, e = ep):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
 from math import ceil, log, sqrt
 
-from planner.deploy.placement import dense_group, gpu_share
+from planner.deploy.placement import dense_group
 from planner.deploy.scenario import Scenario
-from planner.model.inventory import tensor_inventory
 from planner.model.kv import kv_layout
-
-
-@dataclass(frozen=True)
-class Op:
-    name: str  # e.g. "attn.q_b_proj", "moe.experts", "comm.ep_dispatch"
-    kind: str  # gemm | grouped_gemm | attention_decode | attention_prefill | elementwise | comm | cpu_experts
-    count: int  # layers this op repeats over on the GPU
-    flops: float  # per occurrence
-    weight_bytes: float = 0.0  # weights read per occurrence
-    act_bytes: float = 0.0  # activations read + written per occurrence
-    kv_read_bytes: float = 0.0
-    kv_write_bytes: float = 0.0
-    comm_bytes: float = 0.0  # bytes this GPU sends per occurrence (over NVLink/XGMI/PCIe inside a node)
-    rdma_bytes: float = 0.0  # of which cross nodes over the scale-out NICs (all-to-all)
-    comm: str = ""  # allreduce | alltoall | allgather | pcie (weights streamed from host) | ""
-    group: int = 1  # GPUs in the collective
-    dtype: str = "bf16"  # compute dtype of the GEMM (fp8 / fp4 / int8 where the weights allow and the GPU has it)
-    m: int = 0  # GEMM rows (tokens) for efficiency curves
-    where: str = "gpu"  # gpu | cpu | pcie (weights streamed from host RAM to the GPU that computes)
-    kernels: int = 1  # kernel launches this op stands for (the per-kernel floor applies to each)
-    depth: float = 0.0  # GEMM reduction depth K on this GPU (FLOP-weighted harmonic mean over its GEMMs; 0: n/a)
-
-    @property
-    def bytes(self) -> float:
-        return self.weight_bytes + self.act_bytes + self.kv_read_bytes + self.kv_write_bytes
-
-
-@lru_cache(maxsize=512)
-def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]:
-    """(role, layer kind) -> (bytes on this GPU, bytes of one expert (experts only), compute dtype) for one layer."""
-    spec, fmt = sc.model.spec, sc.weights
-    first_moe = next((i for i, m in enumerate(spec.moe_layers) if m), None)
-    first_dense = next((i for i, m in enumerate(spec.moe_layers) if not m), None)
-    wanted = {first_moe: "moe", first_dense: "dense", None: "head"}
-    out: dict[tuple[str, str], tuple[float, float, str]] = {}
-    for t in tensor_inventory(spec):
-        if t.part != "language" or t.layer not in wanted or not t.is_matrix:
-            continue
-        st = fmt.storage_for(t, spec)
-        nbytes = fmt.tensor_bytes(t, spec)
-        key = (t.role, wanted[t.layer])
-        out[key] = (nbytes * gpu_share(t, sc), nbytes / t.count, st.compute)
-    return out
-
-
-def _w(sc: Scenario, role: str, kind: str) -> float:
-    return _role_bytes(sc).get((role, kind), (0.0, 0.0, "bf16"))[0]
-
-
-def role_dtype(sc: Scenario, role: str, kind: str) -> str:
-    """Storage dtype of a weight role in this scenario's format (what its GEMMs compute in)."""
-    return _role_bytes(sc).get((role, kind), (0.0, 0.0, "bf16"))[2]
+from planner.perf.op_record import Op, _gemm, _role_bytes, _w, role_dtype, swiglu_depth
+from planner.perf.ops_kinds import dsa_indexer_ops as _dsa_indexer_ops
+from planner.perf.ops_kinds import linear_attention_ops
 
 
 def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens: float, skew: float = 0.0) -> float:
@@ -98,31 +46,15 @@ def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens:
     return touched * experts_on_rank / n_experts
 
 
-def swiglu_depth(h: float, inter_per_gpu: float) -> float:
-    """Reduction depth of a SwiGLU MLP on one GPU: gate/up reduce over h (2/3 of the FLOP), down over the GPU's
-    slice of the intermediate size (1/3); FLOP-weighted harmonic mean, as time ~ FLOP / efficiency(K)."""
-    return 1 / (2 / 3 / h + 1 / 3 / max(inter_per_gpu, 1.0))
-
-
-def _gemm(name: str, count: int, m: float, k: int, n: float, weight: float, dtype: str, kind: str = "gemm",
-          kernels: int = 1, rows: float | None = None, depth: float | None = None) -> Op:
-    """[m, k] x [k, n]: 2mkn FLOP; bf16 activations in and out (+ an fp8 copy of the input for fp8 GEMMs:
-    DeepGEMM/CUTLASS block-scaled GEMMs quantize activations per token per 128 channels first).
-    `rows`: the GEMM's real M for the efficiency curve when the GPU runs all `rows` tokens of its TP group on
-    a 1/t column slice (FLOP and bytes are still counted as m tokens at full width).
-    `depth`: the reduction depth one GPU runs (row-parallel layers split k over TP); default k."""
-    quant = 3 * m * k if dtype == "fp8" else 0
-    return Op(name, kind, count, 2 * m * k * n, weight_bytes=weight, act_bytes=2 * m * (k + n) + quant, dtype=dtype,
-              m=ceil(rows or m), kernels=kernels, depth=depth or k)
-
-
 def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq: int) -> list[Op]:
-    """Attention of one layer kind. n = tokens this GPU's attention group computes (per GPU FLOP accounting)."""
+    """Softmax attention (GQA, sliding, MLA, MLA + DSA) of `count` layers. n = tokens this GPU's attention group
+    computes (per GPU FLOP accounting)."""
     s, par = sc.model.spec, sc.parallelism
     h, t = s.hidden_size, par.tp
     heads = s.num_heads  # n x heads = (group tokens n x t) x (heads / t): the per-GPU share of the work
     layout = kv_layout(s, sc.kv_cache)
-    kv_tok = layout.per_gpu_layer_bytes(t, s.num_kv_heads)  # bytes per token per layer on this GPU
+    # bytes per token per layer on this GPU that attention reads (the DSA indexer key is read by the indexer)
+    kv_tok = layout.per_gpu_layer_bytes(t, s.num_kv_heads) - layout.indexer_bytes_per_token_per_layer
     group_tokens = n * t  # every GPU of the TP group sees all of them (its share of heads / the whole latent)
     seqs = group_tokens / sq if phase == "decode" else 0
     lk = "moe" if s.is_moe and any(s.moe_layers) else "dense"
@@ -142,6 +74,9 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
         ops.append(_gemm("attn.kv_a_proj", count, n * t, h, s.kv_latent_elems_per_layer, w("attn_kv_a_mqa"),
                          d("attn_kv_a_mqa"), kernels=3))  # + kv_a_layernorm, rope and cache write
         kvb = w("attn_kv_b")
+        if s.index_topk:
+            ops += _dsa_indexer_ops(sc, phase, n, ctx, count, seqs, lk)
+            ctx = min(ctx, s.index_topk)  # DSA: the attention reads only the top-k tokens the indexer chose
         if phase == "decode":
             # absorbed: q_nope x W_UK (128 -> 512 per head) and o x W_UV (512 -> 128 per head)
             ops.append(_gemm("attn.absorb_uk_uv", count, n, 2 * s.qk_nope_head_dim, s.num_heads * s.kv_lora_rank,
@@ -162,13 +97,14 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
                          rows=group_tokens, depth=s.num_heads * s.v_head_dim / t))  # row-parallel
     else:
         kv_heads = s.num_kv_heads
-        ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.head_dim, w("attn_q"), d("attn_q"),
+        gate = 2 if s.attn_output_gate else 1  # gated attention: q_proj also emits the output gate
+        ops.append(_gemm("attn.q_proj", count, n, h, gate * s.num_heads * s.head_dim, w("attn_q"), d("attn_q"),
                          rows=group_tokens))
         kv_w = w("attn_k") + w("attn_v")
         ops.append(_gemm("attn.kv_proj", count, n * max(1, t / kv_heads), h, 2 * kv_heads * s.head_dim,
                          kv_w, d("attn_k"), kernels=2))  # + rope and cache write
         window = s.sliding_window or ctx
-        sliding = layout.sliding_layers / s.num_layers
+        sliding = layout.sliding_layers / (layout.full_layers + layout.sliding_layers)
         eff_ctx = ctx * (1 - sliding) + min(ctx, window) * sliding
         flops = 4 * n * heads * eff_ctx * s.head_dim
         if phase == "decode":
@@ -308,7 +244,10 @@ def step_ops(sc: Scenario, phase: str, tokens_per_gpu: float, context: float, *,
     moe_layers = ceil(s.num_moe_layers / par.pp)
     dense_layers = layers - moe_layers
     n = tokens_per_gpu
-    ops = _attention_ops(sc, phase, n, context, layers, sq)
+    linear = ceil(s.num_linear_layers / par.pp)
+    ops = _attention_ops(sc, phase, n, context, layers - linear, sq)
+    if linear:
+        ops += linear_attention_ops(sc, phase, n, linear, sq)
     ops += _ffn_ops(sc, phase, n, moe_layers, dense_layers, skew)
     lm = n if logits_tokens is None else logits_tokens
     gv = dense_group(sc)
