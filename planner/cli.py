@@ -268,6 +268,8 @@ def print_estimate(doc: dict) -> None:
                   f"{load:.0%} of its prefill capacity"
                   + (f", mean wait for prefill {sv['prefill_wait_ms']:,.0f} ms" if load < 1 else
                      ": prompts arrive faster than it prefills them, the queue grows without bound"))
+    if doc.get("simulation"):
+        print(f"  {terminal(doc['simulation']['summary_line'])}")
     for note in doc.get("assumptions") or ():
         print(f"  assumed: {terminal(note)}")
 

@@ -169,10 +169,14 @@ def test_requests_beyond_engine_limit_queue_for_whole_waves():
     cap = {"engine": "sglang", "engine_options": {"max_num_seqs": 64}}
     full, double = _serve(64, **cap), _serve(128, **cap)
     assert double["ttft_ms"] > full["ttft_ms"] + 0.4 * full["e2e_latency_ms"]
-    assert double["system_output_tokens_per_s"] == pytest.approx(full["system_output_tokens_per_s"])
-    # 96 requests, 64 at a time: a third of them wait one whole wave
+    # simulated (planner.serving.sim): the second wave's requests are sent as the first wave's answers reach the
+    # client, so it is the first wave again up to the step table's interpolation (0.03% here)
+    assert double["system_output_tokens_per_s"] == pytest.approx(full["system_output_tokens_per_s"], rel=1e-3)
+    # 96 requests, 64 at a time: a third of them wait one whole wave (the first wave's e2e), then prefill as a wave
+    # of 32 (between no time and the 64-wave's TTFT): the mean TTFT rises by (e2e + ttft_32 - ttft_64) / 3
     partial = _serve(96, **cap)
-    assert partial["ttft_ms"] - full["ttft_ms"] == pytest.approx(full["e2e_latency_ms"] / 3, rel=1e-6)
+    rise = partial["ttft_ms"] - full["ttft_ms"]
+    assert (full["e2e_latency_ms"] - full["ttft_ms"]) / 3 <= rise <= full["e2e_latency_ms"] / 3 * (1 + 1e-9)
 
 
 def _sglang_dsv3(**over):

@@ -32,7 +32,9 @@ def test_varied_lengths_stretch_the_wave_and_lower_throughput():
     fixed, varied = _serve(256, "fixed")["metrics"], _serve(256, "exponential")["metrics"]
     # the wave lasts until its longest answer ends: fewer tokens per second for the same mean length
     assert varied["system_output_tokens_per_s"] < 0.8 * fixed["system_output_tokens_per_s"]
-    assert varied["ttft_ms"] == pytest.approx(fixed["ttft_ms"])  # prompts are the same
+    # prompts are the same; simulated (planner.serving.sim), answers that end during the prefill leave their decode
+    # tokens' share of the chunked-prefill steps to the prompts, so the TTFT moves a little (0.03% here)
+    assert varied["ttft_ms"] == pytest.approx(fixed["ttft_ms"], rel=1e-3)
     # the mean request finishes before the wave does (256 requests of 256 tokens on average per wave)
     wave_ms = 1e3 * 256 * 256 / varied["system_output_tokens_per_s"]
     assert varied["e2e_latency_ms"] < wave_ms
@@ -87,7 +89,7 @@ def test_a_burst_waits_for_the_api_server_to_take_every_request_in():
 
 def test_the_first_token_path_outside_the_forward_adds_to_every_served_ttft():
     """engine first_token_path_s (SGLang: HTTP, tokenizer manager, IPC, detokenizer) delays the first token by exactly
-    its value, in the wave picture and in steady state, and leaves TPOT and throughput alone."""
+    its value, simulated and in steady state, and leaves TPOT alone (and the steady state's throughput)."""
     from dataclasses import replace
 
     from planner.deploy.engines import load_engine
@@ -101,4 +103,9 @@ def test_the_first_token_path_outside_the_forward_adds_to_every_served_ttft():
         got, base = estimate(sc)["metrics"], estimate(without)["metrics"]
         assert got["ttft_ms"] - base["ttft_ms"] == pytest.approx(1e3 * path, rel=1e-6)
         assert got["tpot_ms"] == pytest.approx(base["tpot_ms"])
-        assert got["system_output_tokens_per_s"] == pytest.approx(base["system_output_tokens_per_s"])
+        if "concurrency" in wl:  # simulated: the last token is that much later too, so the run (vLLM's benchmark
+            tokens = wl["concurrency"] * wl["output_len"]  # duration, first send to last token) lasts `path` longer
+            assert tokens / got["system_output_tokens_per_s"] == pytest.approx(
+                tokens / base["system_output_tokens_per_s"] + path, rel=1e-6)
+        else:
+            assert got["system_output_tokens_per_s"] == pytest.approx(base["system_output_tokens_per_s"])

@@ -1,0 +1,368 @@
+"""Discrete-event simulator of one serving deployment: the engine's scheduler and a benchmark client, step by step,
+with step times from the roofline (planner.serving.steptable over planner.perf.steps). Issue 18, part 1.
+
+Run: `python -m planner.serving.sim --bench` (speed: 1,000 requests of 1,024 in / 1,024 out at concurrency 64).
+
+What is simulated, per replica (replicas share the client's requests evenly: concurrency, prompts and rate split
+over them; a replica left without requests idles, so concurrency 1 never counts more than one user):
+- the API server (one per replica) takes requests in one at a time, `request_ingest_s` each, and streams nothing
+  while requests wait to be taken in: a first token made meanwhile reaches the client when that backlog is done,
+  and the request's later tokens as much later (they stream at the engine's pace afterwards; the per-token cost of
+  that streaming is not modelled), as planner.serving.serve.wave does in closed form;
+- attention-DP routing: each of the dp_attention ranks has its own scheduler, running batch and KV pool; requests go
+  round robin (SGLang DataParallelController, --load-balance-method default round_robin) or to the least loaded rank
+  (vLLM's DP load balancer: fewest waiting x 4 + running, vllm/v1/engine/core_client.py DPLBAsyncMPClient). The
+  ranks step together (the MoE layers gather every rank's tokens): a replica's step lasts as long as its slowest
+  rank's; a rank with no request joins with an idle batch that costs nothing here (APPROXIMATE: the op records of
+  the fullest rank are used, not the MoE tokens of all ranks together);
+- the scheduler of each rank, every step:
+  - mixed engines (vLLM V1 `Scheduler.schedule`, TRT-LLM in-flight batching; engine `mixed_chunk: true`): a token
+    budget of `max_batched_tokens`; running requests first (a decoding one takes 1 + MTP drafts tokens, one still
+    in prefill takes the rest of its prompt up to the budget left), then waiting requests in arrival order while
+    budget, the running cap (`Engine.running_cap`) and free KV allow, the last one chunked;
+  - prefill-first engines (SGLang's default, `mixed_chunk: false`, scheduler.py get_next_batch_to_run): whenever a
+    prompt waits (or a chunked one is unfinished) and can be admitted, a prefill batch of up to
+    `max_batched_tokens` (--chunked-prefill-size) prompt tokens runs as a step of its own; otherwise one decode step
+    of every running request;
+  - KV: a group holds `MemoryReport.kv_tokens_per_gpu` tokens (its pool; a sequence's KV sits on every GPU of its
+    TP group, split or replicated, so the pool of one GPU is the group's token count). A request holds its cached
+    prefix, prefilled prompt and generated tokens. Blocks are taken as tokens are computed (vLLM's
+    KVCacheManager.allocate_slots, no reservation); when a step cannot get its tokens, the latest admitted running
+    request is preempted (vLLM's default, preemption by recompute; SGLang retract_decode likewise): its KV is freed
+    and it waits at the head of the queue to prefill its prompt and generated tokens again. APPROXIMATE: SGLang's
+    admission reserves KV for the outputs to come (new_token_ratio 0.7 decaying to 0.1), not modelled;
+  - CUDA graphs: the step-time model decides per step size (Engine.graphed); padding a batch to the captured size
+    is not modelled;
+  - prefix cache: `prefix_cache_hit` of every prompt is cached (its KV held, not computed);
+  - MTP: each decode step gives 1 + drafts x acceptance tokens per request (planner.perf.steps.tokens_per_step).
+- spans: while no rank has a prompt to prefill, every step is a decode step of the same batch, so the steps up to
+  the next event (a request finishing, one arriving, the KV pool filling) run as one span, its step time taken at
+  the span's middle context (exact where step time is linear in the context, planner.serving.steptable).
+
+Metrics: planner.serving.simstats (vLLM benchmarks/serve.py definitions).
+
+Not yet (issue 18, for a later session): prefill/decode disaggregation (two pools and the KV transfer), SGLang's
+output-token reservation at admission, CUDA-graph padding, a per-token streaming cost after a burst, rate/burst
+fields in the scenario file (the Client supports them; Workload has only `concurrency`), sizing and the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from bisect import bisect_right
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+from math import ceil
+
+import numpy as np
+
+from planner.deploy.memory import MemoryReport, memory_report
+from planner.deploy.scenario import Scenario
+from planner.deploy.scenario_file import load_scenario
+from planner.perf.steps import tokens_per_step
+from planner.serving.client import Client, Lengths
+from planner.serving.simstats import Run, SimResult, combine
+from planner.serving.steptable import StepTable
+
+LEAST_LOADED = ("vllm",)  # engines whose DP router picks the least loaded rank (others: round robin)
+WAITING_WEIGHT = 4  # vLLM DPLBAsyncMPClient: score = waiting x 4 + running
+
+
+@dataclass(frozen=True)
+class Sched:
+    """Scheduler knobs of one engine group (attention-DP rank)."""
+
+    budget: int  # tokens per step (max_num_batched_tokens, --chunked-prefill-size, max_num_tokens)
+    cap: int  # running requests (Engine.running_cap)
+    kv_tokens: float  # KV pool of the group, tokens
+    mixed: bool  # prompt chunks share decode steps
+    tps: float  # tokens per request per decode step (MTP included)
+    draft: int  # budget tokens a decoding request takes (1 + MTP drafts)
+    ingest_s: float
+    path_s: float
+    ranks: int  # attention-DP ranks per replica
+    least_loaded: bool
+
+    @classmethod
+    def of(cls, sc: Scenario, mem: MemoryReport) -> Sched:
+        eng = sc.engine
+        kv = float(mem.kv_tokens_per_gpu) if mem.kv_tokens_per_gpu else float("inf")
+        return cls(max(1, eng.max_batched_tokens), max(1, eng.running_cap), kv, eng.mixed_chunk,
+                   tokens_per_step(sc), 1 + sc.mtp_tokens, eng.request_ingest_s, eng.first_token_path_s,
+                   sc.parallelism.dp_attention, eng.name in LEAST_LOADED)
+
+
+class Replica:
+    """One replica under one client: requests, ranks, clock. `run()` fills the per-request arrays."""
+
+    def __init__(self, sched: Sched, table: StepTable, client: Client, cached: float):
+        self.s, self.table, self.client = sched, table, client
+        rng = np.random.default_rng(client.seed)
+        n = client.num_prompts
+        self.inp = client.input.draw(n, rng)
+        self.out = client.output.draw(n, rng)
+        self.send_at = client.send_times(rng)
+        self.cached = np.minimum(np.floor(self.inp * cached), self.inp - 1)  # prefix-cache tokens of each prompt
+        self.prompt = (self.inp - self.cached).astype(float)  # tokens to prefill (recompute adds generated ones)
+        self.done_pf = np.zeros(n)  # prompt tokens prefilled so far
+        self.gen = np.zeros(n)  # output tokens so far
+        self.ctx = np.zeros(n)  # KV tokens held
+        self.sent = np.full(n, np.nan)
+        self.first = np.full(n, np.nan)  # first token delivered to the client
+        self.last = np.full(n, np.nan)  # last token delivered
+        self.last_tok = np.zeros(n)  # engine time of the latest token (ITL)
+        self.held = np.zeros(n)  # how long the API server held the first token (and so every later one)
+        self.itl_gap: list[np.ndarray] = []  # inter-token gaps (seconds) ...
+        self.itl_n: list[np.ndarray] = []  # ... and how many tokens had each
+        self.ingest_start: list[float] = []
+        self.ingest_end: list[float] = []
+        self.run_end: list[float] = []  # end of each busy run of the API server
+        self.run_of: list[int] = []  # the busy run each intake belongs to
+        self.ready: deque = deque()  # (time taken in, request) in order
+        self.waiting = [deque() for _ in range(sched.ranks)]
+        self.running: list[list[int]] = [[] for _ in range(sched.ranks)]
+        self.kv_used = [0.0] * sched.ranks
+        self.rr = 0
+        self.next_send = 0
+        self.prefill_tokens = 0.0
+        self.prefill_busy_s = 0.0
+        self.timeline: list[tuple[float, int, int, float]] = []  # (t, running, queued, KV used fraction)
+
+    # -- client and API server ------------------------------------------------------------------------------------
+    def _send(self, i: int, t: float) -> None:
+        """Request i leaves the client at t (or its send time); the API server takes it in after the ones before."""
+        t = max(t, float(self.send_at[i]))
+        self.sent[i] = t
+        busy = bool(self.ingest_end) and t <= self.ingest_end[-1]
+        start = self.ingest_end[-1] if busy else t
+        end = start + self.s.ingest_s
+        if busy:
+            self.run_end[-1] = end  # the server's busy run goes on
+        else:
+            self.run_end.append(end)
+        self.ingest_start.append(start)
+        self.ingest_end.append(end)
+        self.run_of.append(len(self.run_end) - 1)
+        self.ready.append((end, i))
+
+    def _send_more(self, t: float) -> None:
+        c = self.client.concurrency
+        n = self.client.num_prompts
+        while self.next_send < n and (c is None or self.next_send - self._finished < c):
+            self._send(self.next_send, t)
+            self.next_send += 1
+
+    def _delivered(self, t: float) -> float:
+        """When a token made at engine time t reaches the client: after the first-token path, and not while the
+        API server is taking requests in (it streams nothing meanwhile)."""
+        t += self.s.path_s
+        k = bisect_right(self.ingest_start, t) - 1
+        if k >= 0 and self.ingest_end[k] > t:
+            return self.run_end[self.run_of[k]]
+        return t
+
+    def _admit_ready(self, t: float) -> None:
+        while self.ready and self.ready[0][0] <= t:
+            _, i = self.ready.popleft()
+            if self.s.least_loaded:
+                r = min(range(self.s.ranks),
+                        key=lambda q: WAITING_WEIGHT * len(self.waiting[q]) + len(self.running[q]))
+            else:
+                r, self.rr = self.rr, (self.rr + 1) % self.s.ranks
+            self.waiting[r].append(i)
+
+    # -- scheduler --------------------------------------------------------------------------------------------------
+    def _schedule(self, r: int) -> tuple[list[int], list[tuple[int, float]]]:
+        """This step's decoding requests and prompt pieces (request, tokens) of rank r."""
+        s, run = self.s, self.running[r]
+        dec = [i for i in run if self.done_pf[i] >= self.prompt[i]]
+        if not s.mixed:  # SGLang: a prefill batch, when one can be formed, runs alone
+            pieces = self._pieces(r, s.budget, s.kv_tokens - self.kv_used[r])
+            if pieces:
+                return [], pieces
+        preempted = False
+        while self.kv_used[r] + len(dec) * s.tps > s.kv_tokens and len(run) > 1:
+            self._preempt(r, run[-1])  # the latest admitted request gives its KV back (recompute later)
+            dec = [i for i in dec if i in run]
+            preempted = True
+        if not s.mixed or preempted:  # vLLM admits no waiting request in a step that preempted
+            return dec, []
+        free = s.kv_tokens - self.kv_used[r] - len(dec) * s.tps
+        return dec, self._pieces(r, s.budget - len(dec) * s.draft, free)
+
+    def _pieces(self, r: int, budget: float, free: float) -> list[tuple[int, float]]:
+        """Prompt pieces for `budget` tokens and `free` KV tokens: unfinished prompts first, then waiting requests
+        in order while the running cap allows (the last one chunked; one whose chunk finds no KV waits)."""
+        s, run, wait = self.s, self.running[r], self.waiting[r]
+        pieces = []
+        for i in run:
+            left = self.prompt[i] - self.done_pf[i]
+            if left <= 0:
+                continue
+            take = min(left, budget, free)
+            if take <= 0:
+                break
+            pieces.append((i, take))
+            budget, free = budget - take, free - take
+        while wait and budget > 0 and len(run) < s.cap:
+            i = wait[0]
+            want = min(self.prompt[i] - self.done_pf[i], budget)
+            if want + self.cached[i] > free:
+                break
+            wait.popleft()
+            run.append(i)
+            self.ctx[i] = self.cached[i]
+            self.kv_used[r] += self.cached[i]
+            pieces.append((i, want))
+            budget, free = budget - want, free - want - self.cached[i]
+        return pieces
+
+    def _preempt(self, r: int, i: int) -> None:
+        self.running[r].remove(i)
+        self.kv_used[r] -= self.ctx[i]
+        self.ctx[i] = 0.0
+        self.prompt[i] = self.inp[i] - self.cached[i] + self.gen[i]  # recompute the prompt and the generated tokens
+        self.done_pf[i] = 0.0
+        self.waiting[r].appendleft(i)
+
+    def _rank_seconds(self, dec: list[int], pieces: list[tuple[int, float]], steps: int = 1) -> float:
+        kv = float(np.mean(self.ctx[dec])) + (steps - 1) / 2 * self.s.tps if dec else 0.0
+        tokens = sum(p for _, p in pieces)
+        if tokens <= 0:
+            return self.table.decode(len(dec), kv)
+        ctx = sum(p * (self.cached[i] + self.done_pf[i] + p / 2) for i, p in pieces) / tokens
+        return self.table.mixed(len(dec), kv, tokens, ctx)
+
+    # -- the run ----------------------------------------------------------------------------------------------------
+    def run(self) -> Run:
+        s, n = self.s, self.client.num_prompts
+        self._finished = 0
+        t = 0.0
+        self._send_more(t)
+        while self._finished < n:
+            self._admit_ready(t)
+            plan = [self._schedule(r) for r in range(s.ranks)]
+            if not any(d or p for d, p in plan):
+                if not self.ready:
+                    raise RuntimeError("serving simulator stalled: nothing runs and nothing arrives")
+                t = max(t, self.ready[0][0])
+                continue
+            steps = 1
+            if not any(p for _, p in plan):
+                steps = self._span(plan, t)
+            dt = max(self._rank_seconds(d, p, steps) for d, p in plan)
+            t_end = t + steps * dt
+            if any(p for _, p in plan):
+                self.prefill_busy_s += dt
+            for r, (dec, pieces) in enumerate(plan):
+                self._advance(r, dec, pieces, steps, dt, t_end)
+            t = t_end
+            self._send_more(t)
+            self.timeline.append((t, sum(map(len, self.running)), sum(map(len, self.waiting)) + len(self.ready),
+                                  sum(self.kv_used) / (s.kv_tokens * s.ranks)))
+        return Run(self.sent, self.first, self.last, self.inp, self.out, _cat(self.itl_gap), _cat(self.itl_n),
+                   np.array(self.timeline).reshape(-1, 4), self.prefill_tokens, self.prefill_busy_s, self.held)
+
+    def _span(self, plan, t: float) -> int:
+        """Decode steps that can run as one span from t: up to the first finish, the KV pool filling, the next
+        arrival."""
+        s, k = self.s, None
+        for r, (dec, _) in enumerate(plan):
+            if not dec:
+                continue
+            left = int(np.min(np.ceil((self.out[dec] - self.gen[dec]) / s.tps - 1e-9)))
+            room = int((s.kv_tokens - self.kv_used[r]) // (len(dec) * s.tps)) if s.kv_tokens < float("inf") else left
+            k = min(left, max(1, room)) if k is None else min(k, left, max(1, room))
+        k = max(1, k or 1)
+        if self.ready and k > 1:
+            dt = max(self._rank_seconds(d, p, k) for d, p in plan)
+            k = max(1, min(k, ceil((self.ready[0][0] - t) / dt)))
+        return k
+
+    def _advance(self, r: int, dec: list[int], pieces, steps: int, dt: float, t_end: float) -> None:
+        s = self.s
+        finished = []
+        if dec:
+            idx = np.array(dec)
+            first_gap = t_end - (steps - 1) * dt - self.last_tok[idx]
+            self.itl_gap.append(first_gap)
+            self.itl_n.append(np.ones(len(dec)))
+            if steps > 1:
+                self.itl_gap.append(np.array([dt]))
+                self.itl_n.append(np.array([float((steps - 1) * len(dec))]))
+            self.gen[idx] += steps * s.tps
+            self.ctx[idx] += steps * s.tps
+            self.kv_used[r] += steps * s.tps * len(dec)
+            self.last_tok[idx] = t_end
+            finished = idx[self.gen[idx] >= self.out[idx] - 1e-9].tolist()
+        for i, p in pieces:
+            self.done_pf[i] += p
+            self.ctx[i] += p
+            self.kv_used[r] += p
+            self.prefill_tokens += p
+            if self.done_pf[i] >= self.prompt[i] - 1e-9 and np.isnan(self.first[i]):
+                self.first[i] = self._delivered(t_end)
+                self.held[i] = self.first[i] - (t_end + s.path_s)
+                self.gen[i] = 1.0
+                self.last_tok[i] = t_end
+                if self.out[i] <= 1:
+                    finished.append(i)
+        for i in finished:
+            self.running[r].remove(i)
+            self.kv_used[r] -= self.ctx[i]
+            self.last[i] = t_end + s.path_s + self.held[i]
+            self._finished += 1
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def simulate(sc: Scenario, mem: MemoryReport, client: Client) -> SimResult:
+    """Run `client` against the deployment; replicas share its requests evenly (identical shares simulated once)."""
+    sched = Sched.of(sc, mem)
+    wl = sc.workload
+    table = _table(sc, client)
+    reps = sc.parallelism.replicas
+    shares = []
+    for k in range(reps):
+        c = None if client.concurrency is None else client.concurrency // reps + (k < client.concurrency % reps)
+        m = client.num_prompts // reps + (k < client.num_prompts % reps)
+        if m and (c is None or c > 0):
+            shares.append((c, m))
+    runs = []
+    for share in sorted(set(shares)):
+        c, m = share
+        sub = Client(m, client.input, client.output, c, client.rate / reps if client.rate else None,
+                     client.arrival, client.seed)
+        runs.append((Replica(sched, table, sub, wl.prefix_cache_hit).run(), shares.count(share)))
+    return combine(sc, runs)
+
+
+def _table(sc: Scenario, client: Client) -> StepTable:
+    """The step table of a run: context anchors at half the mean prompt and the mean prompt + 1.5 answers."""
+    return _cached_table(sc, max(1.0, client.input.mean * 0.5), client.input.mean + client.output.mean * 1.5)
+
+
+@lru_cache(maxsize=32)
+def _cached_table(sc: Scenario, kv_lo: float, kv_hi: float) -> StepTable:
+    return StepTable(sc, kv_lo, kv_hi)  # filled lazily: later runs of the same scenario reuse its evaluations
+
+
+def _bench() -> None:
+    sc = load_scenario("profiles/scenarios/kimi-k2.5-int4-8xh200.yaml")
+    mem = memory_report(sc)
+    client = Client(1000, Lengths(1024), Lengths(1024), concurrency=64)
+    for label in ("first (step table built)", "again (new table)"):
+        t0 = time.perf_counter()
+        res = simulate(sc, mem, client)
+        print(f"{label}: {1e3 * (time.perf_counter() - t0):.0f} ms; {res.summary_line()}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", action="store_true", help="time 1,000 requests of 1,024/1,024 at concurrency 64")
+    if parser.parse_args().bench:
+        _bench()
