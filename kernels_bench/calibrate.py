@@ -57,21 +57,28 @@ def _knots(ms: list[int], n: int) -> list[float]:
 class Model:
     """Parameter vector (log space) <-> Efficiency table for the op kinds the runs use."""
 
-    def __init__(self, runs: list[dict], base: Efficiency):
-        self.base = base
+    def __init__(self, runs: list[dict], base: Efficiency, only: tuple[str, ...] | None = None,
+                 dtype: str | None = None):
+        """`only`: the op kinds fitted (others keep the base table's values; default every kind the runs use).
+        `dtype`: fit only the compute curve of that dtype (`compute_by_dtype`), memory and floor kept from `base`
+        (kernels_bench/silicon.py fits a kind on its reference dtype first, then each other dtype this way)."""
+        self.base, self.dtype = base, dtype
         kinds: dict[str, list[int]] = {}
         for r in runs:
             for op in r["ops"]:
-                if op.kind != "comm":
+                if op.kind != "comm" and (only is None or op.kind in only):
                     kinds.setdefault(op.kind, []).append(op.m or 1)
         self.layout: list[tuple[str, str, float | None]] = []  # (kind, compute|memory|floor, knot m)
         x0 = []
         for kind in sorted(kinds):
             b = base.ops[kind]
-            for part in ("compute", "memory"):
+            for part in ("compute",) if dtype else ("compute", "memory"):
+                curve = b.compute_for(dtype) if dtype else getattr(b, part)
                 for m in _knots(kinds[kind], KNOTS[part]):
                     self.layout.append((kind, part, m))
-                    x0.append(math.log(min(HI, max(LO, getattr(b, part).at(m)))))
+                    x0.append(math.log(min(HI, max(LO, curve.at(m)))))
+            if dtype:
+                continue
             self.layout.append((kind, "floor", None))
             x0.append(math.log(min(FLOOR_HI, max(FLOOR_LO, b.floor_s or 1e-5))))
         # a kind's launch floor cannot exceed its fastest single-op run per kernel (else the fit parks the whole
@@ -99,6 +106,10 @@ class Model:
                 parts[kind][part].append((m, math.exp(v)))
         ops = dict(self.base.ops)
         for kind, p in parts.items():
+            if self.dtype:
+                by = dict(ops[kind].compute_by_dtype) | {self.dtype: Curve(tuple(p["compute"]))}
+                ops[kind] = replace(ops[kind], compute_by_dtype=tuple(sorted(by.items())))
+                continue
             fitted = OpEfficiency(Curve(tuple(p["compute"])), Curve(tuple(p["memory"])), p["floor"])
             # dtypes the runs did not measure keep the base table's own curves (FP4 on a GPU timed in BF16/FP8)
             ops[kind] = replace(fitted, compute_by_dtype=ops[kind].compute_by_dtype) if kind in ops else fitted
@@ -145,9 +156,11 @@ class _Cache:
             self.times[i][j] = v
 
 
-def fit(runs: list[dict], base: Efficiency, acc, min_step: float = math.log(1.03)) -> Efficiency:
-    """Pattern search: each parameter up and down by `step` (log space), keep improvements, halve when none."""
-    model = Model(runs, base)
+def fit(runs: list[dict], base: Efficiency, acc, min_step: float = math.log(1.03), only: tuple[str, ...] | None = None,
+        dtype: str | None = None) -> Efficiency:
+    """Pattern search: each parameter up and down by `step` (log space), keep improvements, halve when none.
+    `only` and `dtype` as in Model."""
+    model = Model(runs, base, only, dtype)
     x = list(model.x0)
     cache = _Cache(model, runs, acc, x)
     best = cache.loss()

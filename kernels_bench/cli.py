@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--folds", type=int, default=5, help="cross-validation folds over case shapes")
     k.add_argument("--include-dequant", action="store_true",
                    help="also fit runs whose weights were dequantized before the matmul (not what engines run)")
+    s = sub.add_parser("import-silicon", help="fit profiles/calibration/<gpu>-<engine>.yaml from aiconfigurator-core's "
+                       "silicon op tables (kernels_bench/silicon.py; the `silicon` extra)")
+    s.add_argument("--system", required=True, help="aiconfigurator system: h100_sxm, h200_sxm, b200_sxm, gb200, ...")
+    s.add_argument("--engine", required=True, help="sglang, vllm or trtllm")
+    s.add_argument("--version", default=None, help="engine version folder (default: the newest holding each table)")
+    s.add_argument("--data", default=None, help=argparse.SUPPRESS)  # a systems/data root (tests' fixtures)
+    s.add_argument("--out", default=None, help="folder for the YAML (default profiles/calibration)")
+    s.add_argument("--json", action="store_true", help="one JSON document on stdout")
     m = sub.add_parser("comm", help="torch.distributed all_reduce and uneven all_to_all_single under torchrun")
     _common(m)
     m.add_argument("--nproc", type=int, default=2, help="processes torchrun starts")
@@ -188,6 +196,12 @@ def cmd_calibrate(args) -> dict:
     return calibrate(args, _device(args), run_suite)
 
 
+def cmd_import_silicon(args) -> dict:
+    from kernels_bench.silicon import import_silicon
+
+    return import_silicon(args)
+
+
 def cmd_comm(args) -> dict:
     from kernels_bench.comm import comm_command
 
@@ -250,7 +264,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         doc = {"discover": cmd_discover, "ceilings": cmd_ceilings, "run": run_suite, "calibrate": cmd_calibrate,
-               "comm": cmd_comm}[args.command](args)
+               "comm": cmd_comm, "import-silicon": cmd_import_silicon}[args.command](args)
     except PlannerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """Efficiency as data: achievable fraction of peak per op class, from profiles/calibration/.
 
-`efficiency_for(gpu)` returns the default table (published kernel measurements) overlaid with
-`profiles/calibration/<gpu>.yaml` when kernels_bench has written one. "Theoretical" and "calibrated"
-estimates are the same code with a different table (STYLE.md habit 6).
+`efficiency_for(gpu, engine)` returns the default table (published kernel measurements) overlaid with
+`profiles/calibration/<gpu>-<engine>.yaml` (silicon tables of that engine, `kernels_bench import-silicon`) when
+present, else `profiles/calibration/<gpu>.yaml` when kernels_bench has written one (`calibration_file`). "Theoretical"
+and "calibrated" estimates are the same code with a different table (STYLE.md habit 6).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from planner.base.yamlio import PROFILES, check_keys, get_number, load_document,
 
 CAL_DIR = PROFILES / "calibration"
 OP_KINDS = ("gemm", "grouped_gemm", "attention_decode", "attention_prefill", "elementwise", "cpu_experts")
-DTYPES = ("fp4", "fp8", "int8", "bf16", "fp16")  # GEMM compute dtypes (planner.perf.roofline FALLBACK_DTYPE)
+# GEMM compute dtypes (planner.perf.roofline FALLBACK_DTYPE); int4 names the W4A16 kernels (INT4 weights dequantized
+# in the GEMM, BF16 activations: Marlin / Machete / CUTLASS mixed-input) whose curve a grouped_gemm table may carry
+DTYPES = ("fp4", "fp8", "int8", "int4", "bf16", "fp16")
 COMM_KEYS = ("allreduce_latency_s", "allreduce_latency_cross_node_s", "allreduce_busbw_fraction",
              "alltoall_latency_s", "alltoall_nvlink_fraction", "rdma_bytes_per_s_per_gpu", "pcie_fraction")
 
@@ -115,10 +118,21 @@ def _read(path, base: Efficiency | None) -> Efficiency:
     return Efficiency(str(doc.get("device") or path.stem), ops, comm, (base.files if base else ()) + (file,))
 
 
+def calibration_file(gpu: str | None, engine: str | None = None):
+    """The calibration that overlays the default table for this GPU and engine: profiles/calibration/<gpu>-<engine>.yaml
+    (kernels_bench import-silicon: the engine's kernels measured on that GPU) when present, else <gpu>.yaml
+    (kernels_bench calibrate), else None (the default table alone)."""
+    if not gpu:
+        return None
+    for stem in ((f"{gpu}-{engine}",) if engine else ()) + (gpu,):
+        if (CAL_DIR / f"{stem}.yaml").is_file():
+            return CAL_DIR / f"{stem}.yaml"
+    return None
+
+
 @lru_cache(maxsize=64)
-def efficiency_for(gpu: str | None) -> Efficiency:
-    """Default table, overlaid by profiles/calibration/<gpu>.yaml when it exists."""
+def efficiency_for(gpu: str | None, engine: str | None = None) -> Efficiency:
+    """Default table, overlaid by calibration_file(gpu, engine) when there is one."""
     eff = _read(CAL_DIR / "default.yaml", None)
-    if gpu and (CAL_DIR / f"{gpu}.yaml").is_file():
-        eff = _read(CAL_DIR / f"{gpu}.yaml", eff)
-    return eff
+    path = calibration_file(gpu, engine)
+    return _read(path, eff) if path else eff

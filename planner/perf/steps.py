@@ -28,7 +28,7 @@ from math import ceil
 
 from planner.deploy.engines import load_engine
 from planner.deploy.scenario import Scenario
-from planner.hardware.efficiency import efficiency_for
+from planner.hardware.efficiency import calibration_file, efficiency_for
 from planner.perf.ops import Op, role_dtype, step_ops
 from planner.perf.roofline import Machine, TimedOp, time_op
 
@@ -70,11 +70,32 @@ def machine(sc: Scenario) -> Machine:
 
 
 def _efficiency(sc: Scenario):
-    """The GPU's efficiency table, with the engine's fused-MoE curves when the routed experts are split by tensor
-    parallelism (ep 1): engines run their own fused-MoE kernel there, not the DeepGEMM-class grouped GEMM."""
-    if not sc.engine.tp_moe_compute_by_dtype or sc.parallelism.ep > 1 or not sc.model.spec.n_routed_experts:
-        return efficiency_for(sc.gpu)
-    return _with_tp_moe(sc.gpu, sc.engine.tp_moe_compute_by_dtype)
+    """The GPU's efficiency table for this engine (planner.hardware.efficiency.calibration_file), with two kernel
+    choices the scenario makes:
+    - routed experts split by tensor parallelism (ep 1) run the engine's own fused-MoE kernel, not the DeepGEMM-class
+      grouped GEMM: the engine's tp_moe_kernel curves, unless the table is that engine's silicon calibration
+      (it measured the engine's MoE kernel itself);
+    - INT4 weight-only experts (W4A16, Kimi K2.5) run mixed-input kernels whose compute the table's `int4` grouped-GEMM
+      curve describes (fitted from int4_wo MoE tables); their BF16-activation GEMMs take that curve."""
+    eff = efficiency_for(sc.gpu, sc.engine.name)
+    tp_moe = (sc.engine.tp_moe_compute_by_dtype if sc.parallelism.ep == 1 and sc.model.spec.n_routed_experts
+              and not _engine_table(sc) else ())
+    w4a16 = _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype)
+    deepgemm = sc.parallelism.ep > 1 and _engine_table(sc)
+    if not tp_moe and not w4a16 and not deepgemm:
+        return eff
+    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm)
+
+
+def _engine_table(sc: Scenario) -> bool:
+    path = calibration_file(sc.gpu, sc.engine.name)
+    return path is not None and path.stem == f"{sc.gpu}-{sc.engine.name}"
+
+
+def _w4a16_experts(sc: Scenario) -> bool:
+    """Routed experts stored as INT4 with BF16 compute (weight-only: dequantized inside the GEMM)."""
+    return bool(sc.model.spec.n_routed_experts) and sc.weights.family == "safetensors" and \
+        sc.weights.name.startswith("int4") and role_dtype(sc, "ffn_up_exps", "moe") == "bf16"
 
 
 def kernel_notes(sc: Scenario) -> list[str]:
@@ -85,18 +106,35 @@ def kernel_notes(sc: Scenario) -> list[str]:
         notes.append(f"the planner chose the batch, so the deployment is assumed configured for it: CUDA graphs "
                      f"capture every step ({sc.engine.name}'s default captures decode batches up to "
                      f"{profile.cuda_graph_max_batch}; set engine_options.cuda_graph_max_batch to model the default)")
+    path = calibration_file(sc.gpu, sc.engine.name)
+    if path is not None:  # the default table alone (published kernel tables) goes unsaid, as before
+        notes.append(f"kernel efficiencies: profiles/calibration/{path.name} over default.yaml")
+    eff = efficiency_for(sc.gpu, sc.engine.name)
+    if _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype):
+        notes.append("INT4 weight-only routed experts (W4A16) run mixed-input MoE kernels: the table's int4 "
+                     "grouped-GEMM curve (fitted from int4_wo MoE silicon tables) replaces the BF16 one")
     dtype = role_dtype(sc, "ffn_up_exps", "moe")
-    if _efficiency(sc) is efficiency_for(sc.gpu) or dtype not in dict(sc.engine.tp_moe_compute_by_dtype):
+    if (sc.parallelism.ep > 1 or not sc.model.spec.n_routed_experts or _engine_table(sc)
+            or dtype not in dict(sc.engine.tp_moe_compute_by_dtype)):
         return notes
     return [*notes, f"routed experts split by TP (ep 1) run {sc.engine.name}'s own fused-MoE kernel: its {dtype} "
             f"efficiency (profiles/engines/{sc.engine.name}.yaml tp_moe_kernel) replaces the grouped-GEMM table"]
 
 
 @lru_cache(maxsize=64)
-def _with_tp_moe(gpu: str | None, curves: tuple):
-    eff = efficiency_for(gpu)
+def _with_moe_curves(gpu: str | None, engine: str, tp_moe: tuple, w4a16: bool, deepgemm: bool = False):
+    """`deepgemm`: expert-parallel deployments run DeepGEMM-class grouped GEMMs (DeepEP), not the fused-MoE kernel
+    an engine's silicon moe table measured: the default table's grouped_gemm, with the silicon int4 curve kept."""
+    eff = efficiency_for(gpu, engine)
     gg = eff.ops["grouped_gemm"]
-    by_dtype = dict(gg.compute_by_dtype) | dict(curves)
+    if deepgemm:
+        int4 = dict(gg.compute_by_dtype).get("int4")
+        gg = efficiency_for(None).ops["grouped_gemm"]
+        gg = replace(gg, compute_by_dtype=tuple(sorted((dict(gg.compute_by_dtype) | (
+            {"int4": int4} if int4 else {})).items())))
+    by_dtype = dict(gg.compute_by_dtype) | dict(tp_moe)
+    if w4a16:
+        by_dtype["bf16"] = by_dtype["int4"]
     return replace(eff, ops={**eff.ops, "grouped_gemm": replace(gg, compute_by_dtype=tuple(sorted(by_dtype.items())))})
 
 

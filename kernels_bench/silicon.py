@@ -1,0 +1,349 @@
+"""Silicon op tables as a calibration: NVIDIA aiconfigurator-core's measured per-op latencies -> efficiency curves.
+
+    python -m kernels_bench import-silicon --system h200_sxm --engine sglang [--version V] [--json]
+
+aiconfigurator-core (PyPI, Apache-2.0; the `silicon` extra) ships per-op latencies measured on each GPU under
+`aiconfigurator_core/systems/data/<system>/<op>/<engine>/<version>/*.parquet` (latency in ms) with a
+`collection_meta.yaml` each. This module reads four of them and expresses every row as the planner's own op record
+for the same shapes (STYLE.md habit 8: FLOP and bytes come from planner.perf.ops, never from here):
+- gemm_perf (m, n, k, gemm_dtype): planner.perf.ops._gemm with the weight bytes of planner.model.quant's storage type;
+- moe_perf (num_tokens, hidden_size, inter_size, topk, num_experts, moe_tp_size, moe_ep_size, moe_dtype), rows with
+  `balanced` routing: planner.perf.ops.step_ops of a scenario whose routed experts have that shape (Kimi K2.5's spec
+  with the row's widths swapped in), num_tokens the MoE group's tokens (aiconfigurator queries num_tokens x
+  attention-DP size), moe_tp x moe_ep GPUs, ops moe.experts + moe.permute_act. APPROXIMATE: with ep > 1 the planner
+  times the busiest EP rank (planner.perf.ops.ep_load_imbalance, 1.06 at EP8 for 384 experts) while the table's
+  routing is balanced; the fitted curve absorbs that factor;
+- generation_mla / context_mla (num_heads per GPU, batch_size, isl, step = tokens already cached, tp_size): the
+  attn.mla_decode / attn.mla_prefill record of planner.perf.steps.decode_ops / prefill_ops for DeepSeek-V3 (128
+  heads) or Kimi K2.5 (64 heads) at that TP.
+Fit (kernels_bench.calibrate.fit, the planner's roofline as the model): per op kind the reference dtype's rows fit
+compute, memory and floor; each other dtype's rows then fit its own compute curve (`compute_by_dtype`; int4_wo,
+the W4A16 kernels Kimi K2.5's INT4 experts run, as `int4`). Every HOLDOUT_EVERY-th distinct shape is held out; the
+file written is the fit without them, so the held-out median and p90 |predicted/measured - 1| it reports are its
+own, beside the default table's (profiles/calibration/default.yaml) on the same rows. Refusals as calibrate's
+(kernels_bench/calibration_guard.py). Writes profiles/calibration/<gpu>-<engine>.yaml (planner.base.outputs).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from kernels_bench import plan
+from kernels_bench.calibrate import _pct, _rel, _yaml_curve, fit
+from kernels_bench.calibration_guard import HEADER, check_fit, write_calibration
+from planner.base.errors import PlannerError
+from planner.deploy.scenario import make_scenario
+from planner.hardware.accelerators import load_accelerator
+from planner.hardware.efficiency import CAL_DIR, Efficiency, efficiency_for
+from planner.model.quant import storage_types
+from planner.perf.ops import _gemm, step_ops
+from planner.perf.roofline import time_op
+from planner.perf.steps import decode_ops, prefill_ops
+
+SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "gb200": "gb200",
+           "a100_sxm": "a100-sxm-80gb", "l40s": "l40s", "rtx_pro_6000_server": "rtx-pro-6000"}
+ENGINES = ("sglang", "vllm", "trtllm")
+# table dtype -> (planner storage type or weight format, curve key). fp8_block is preferred to per-tensor fp8 for the
+# `fp8` curve: DeepSeek-V3/Kimi-family FP8 checkpoints are block-scaled (128 x 128).
+GEMM_DTYPES = {"bfloat16": ("bf16", "bf16"), "fp8_block": ("fp8_block128", "fp8"), "fp8": ("fp8_tensor", "fp8"),
+               "nvfp4": ("nvfp4", "fp4")}
+# int4_wo: Kimi K2.5 ships group 32 (profiles/quant/int4-g32.yaml); its bytes are counted at group 32
+MOE_DTYPES = {"bfloat16": ("bf16", "bf16"), "fp8_block": ("fp8-block128", "fp8"), "fp8": ("fp8", "fp8"),
+              "int4_wo": ("int4-g32", "int4"), "nvfp4": ("nvfp4", "fp4")}
+# the dtype whose rows fit a kind's compute, memory and floor; attention kinds fit on their BF16-KV rows only (the
+# planner has one attention curve per GPU; FP8-KV rows are held out and reported against it)
+REFERENCE = {"gemm": ("bfloat16",), "grouped_gemm": ("fp8_block", "fp8", "bfloat16"),
+             "attention_decode": ("bfloat16",), "attention_prefill": ("bfloat16",)}
+PER_DTYPE = ("gemm", "grouped_gemm")  # kinds whose other dtypes get their own compute curve
+# shapes of the models this planner is for: GEMMs with K and N of at least 1,024 (the table also sweeps K = 64),
+# MoE with hidden size >= 4,096 (DeepSeek-V3/Kimi 7,168, Qwen3-235B 4,096, ...)
+MIN_GEMM_KN = 1024
+MIN_MOE_HIDDEN = 4096
+HOLDOUT_EVERY = 5
+MAX_ROWS = 240  # per (table, dtype) in the fit: the pattern search re-times every row per trial (2 shared cores)
+MLA_MODELS = {128: "deepseek-v3", 64: "kimi-k2.5"}  # total attention heads -> a profile with that MLA layout
+MOE_BASE = "kimi-k2.5"
+
+
+def data_root() -> Path:
+    try:
+        import aiconfigurator_core
+    except ImportError:
+        raise PlannerError("aiconfigurator-core is not installed: pip install -e '.[silicon]'",
+                           field="--system") from None
+    return Path(aiconfigurator_core.__file__).parent / "systems" / "data"
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aiconfigurator-core")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _versions(folder: Path) -> list[str]:
+    def key(v: str):
+        return [int(p) if p.isdigit() else p for p in v.replace("rc", ".").replace("post", ".").split(".")]
+
+    return sorted((p.name for p in folder.iterdir() if p.is_dir()), key=key) if folder.is_dir() else []
+
+
+def find_tables(root: Path, system: str, engine: str, version: str | None) -> dict[str, Path]:
+    """{table name: parquet path} for gemm, moe and MLA of one system/engine; the newest version holding each table
+    unless `version` is given."""
+    out = {}
+    for op, names in (("gemm", ("gemm_perf",)), ("moe", ("moe_perf",)),
+                      ("mla", ("generation_mla_perf", "context_mla_perf"))):
+        folder = root / system / op / engine
+        versions = [version] if version else list(reversed(_versions(folder)))
+        for name in names:
+            for v in versions:
+                path = folder / v / f"{name}.parquet"
+                if path.is_file():
+                    out[name] = path
+                    break
+    if not out:
+        raise PlannerError(f"no gemm/moe/mla tables for {system} {engine}" + (f" {version}" if version else ""),
+                           file=str(root), field="--system")
+    return out
+
+
+def _read(path: Path):
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+# ---------------------------------------------------------------- rows -> the planner's op records
+
+@lru_cache(maxsize=256)
+def _moe_scenario(gpu: str, fmt: str, hidden: int, inter: int, topk: int, experts: int, tp: int, ep: int):
+    g = tp * ep
+    sc = make_scenario(MOE_BASE, weights=fmt, gpu=gpu, gpus_per_node=min(g, 8), nodes=max(1, g // 8),
+                       parallelism={"tp": 1, "dp_attention": g, "ep": ep}, engine="ideal",
+                       name="silicon-moe", file="kernels_bench import-silicon")
+    spec = replace(sc.model.spec, hidden_size=hidden, moe_intermediate_size=inter, experts_per_token=topk,
+                   n_routed_experts=experts)
+    return replace(sc, model=replace(sc.model, spec=spec))
+
+
+def moe_ops(row, gpu: str) -> list:
+    fmt, key = MOE_DTYPES[row.moe_dtype]
+    g = row.moe_tp_size * row.moe_ep_size
+    sc = _moe_scenario(gpu, fmt, row.hidden_size, row.inter_size, row.topk, row.num_experts, row.moe_tp_size,
+                       row.moe_ep_size)
+    ops = [op for op in step_ops(sc, "prefill", row.num_tokens / g, 1) if op.name in ("moe.experts", "moe.permute_act")]
+    return [replace(op, count=1, dtype=key) if op.kind == "grouped_gemm" else replace(op, count=1) for op in ops]
+
+
+def gemm_ops(row) -> list:
+    st, key = GEMM_DTYPES[row.gemm_dtype]
+    weight = storage_types()[st].tensor_bytes((row.n, row.k))
+    return [replace(_gemm("gemm", 1, row.m, row.k, row.n, weight, storage_types()[st].compute), dtype=key)]
+
+
+@lru_cache(maxsize=64)
+def _mla_scenario(gpu: str, model: str, tp: int, kv: str):
+    return make_scenario(model, weights="bf16", kv_cache=kv, gpu=gpu, gpus_per_node=min(tp, 8),
+                         nodes=max(1, tp // 8), parallelism={"tp": tp}, engine="ideal", name="silicon-mla",
+                         file="kernels_bench import-silicon")
+
+
+def mla_ops(row, gpu: str, phase: str) -> list:
+    model = MLA_MODELS[row.num_heads * row.tp_size]
+    sc = _mla_scenario(gpu, model, row.tp_size, "fp8" if row.kv_cache_dtype == "fp8" else "bf16")
+    per_gpu = row.batch_size / row.tp_size  # the TP group's sequences, counted per GPU as the planner does
+    if phase == "decode":
+        ops = decode_ops(sc, per_gpu, row.step + 1)
+        name = "attn.mla_decode"
+    else:
+        ops = prefill_ops(sc, per_gpu * row.isl, row.isl)
+        name = "attn.mla_prefill"
+    return [replace(op, count=1) for op in ops if op.name == name]
+
+
+def _every(df, n: int):
+    return df if len(df) <= n else df.iloc[[round(i * (len(df) - 1) / (n - 1)) for i in range(n)]]
+
+
+def load_rows(tables: dict[str, Path], gpu: str) -> list[dict]:
+    """Runs in calibrate's shape ({"ops", "measured_s", "weight", "layer", "group"}) plus table, dtype and holdout."""
+    runs = []
+    for name, path in sorted(tables.items()):
+        df = _read(path)
+        if name == "gemm_perf":
+            df = df[df.gemm_dtype.isin(list(GEMM_DTYPES)) & (df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN)]
+            dcol, build = "gemm_dtype", gemm_ops
+            shape = ("m", "n", "k")
+        elif name == "moe_perf":
+            df = df[df.moe_dtype.isin(list(MOE_DTYPES)) & (df.distribution == "balanced")
+                    & (df.hidden_size >= MIN_MOE_HIDDEN)]
+            dcol, build = "moe_dtype", lambda r: moe_ops(r, gpu)
+            shape = ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size")
+        else:
+            df = df[(df.num_heads * df.tp_size).isin(list(MLA_MODELS))]
+            phase = "decode" if name.startswith("generation") else "prefill"
+            dcol, build = "kv_cache_dtype", (lambda r, p=phase: mla_ops(r, gpu, p))
+            shape = ("num_heads", "batch_size", "isl", "step", "tp_size")
+        for dtype, part in df.groupby(dcol):
+            part = part.sort_values(list(shape)).drop_duplicates(list(shape))
+            part = _every(part, MAX_ROWS * HOLDOUT_EVERY // (HOLDOUT_EVERY - 1))
+            for i, r in enumerate(part.itertuples(index=False)):
+                if not (math.isfinite(r.latency) and r.latency > 0):
+                    continue
+                try:
+                    ops = build(r)
+                except PlannerError:
+                    continue
+                if ops:
+                    runs.append({"ops": ops, "measured_s": r.latency * 1e-3, "weight": 1.0, "layer": True,
+                                 "group": f"{name}-{i}", "table": name, "dtype": str(dtype),
+                                 "holdout": i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1})
+    return runs
+
+
+# ---------------------------------------------------------------- fit, report, write
+
+def _errors(runs: list[dict], eff: Efficiency, acc) -> list[float]:
+    m = plan.machine(acc, eff)
+    return [sum(time_op(op, m).seconds for op in r["ops"]) / r["measured_s"] - 1 for r in runs]
+
+
+def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]]:
+    """Per kind: the reference dtype's training rows fit compute, memory and floor; each other dtype's rows then
+    fit its own compute curve. MLA rows (both KV dtypes) fit their kind together. Returns the table and, per kind,
+    the dtype curves fitted."""
+    eff = efficiency_for(None)
+    by_kind: dict[str, dict[str, list]] = {}
+    for r in runs:
+        if not r["holdout"]:
+            by_kind.setdefault(r["ops"][_main(r)].kind, {}).setdefault(r["dtype"], []).append(r)
+    fitted: dict[str, list[str]] = {}
+    for kind, groups in sorted(by_kind.items()):
+        order = [d for d in REFERENCE.get(kind, ()) if d in groups] + sorted(
+            d for d in groups if d not in REFERENCE.get(kind, ()))
+        ref = order[0]
+        eff = fit(groups[ref], eff, acc, only=(kind,))
+        if kind not in PER_DTYPE:
+            fitted[kind] = []
+            continue
+        key = _key(groups[ref][0])
+        e = eff.ops[kind]
+        eff = replace(eff, ops={**eff.ops, kind: replace(e, compute_by_dtype=tuple(sorted(
+            (dict(e.compute_by_dtype) | {key: e.compute}).items())))})
+        done = [key]
+        for d in order[1:]:
+            key = _key(groups[d][0])
+            if key not in done:  # fp8_block before per-tensor fp8 (REFERENCE order)
+                eff = fit(groups[d], eff, acc, only=(kind,), dtype=key)
+                done.append(key)
+        fitted[kind] = sorted(done)
+    return eff, fitted
+
+
+def _main(run: dict) -> int:
+    """Index of the op the row measures (the GEMM of a MoE row, else its only op)."""
+    return next((i for i, op in enumerate(run["ops"]) if op.kind in ("gemm", "grouped_gemm")), 0)
+
+
+def _key(run: dict) -> str:
+    return run["ops"][_main(run)].dtype
+
+
+def _summary(runs: list[dict], eff: Efficiency, acc) -> dict:
+    out = {}
+    default = efficiency_for(None)
+    for (table, dtype) in sorted({(r["table"], r["dtype"]) for r in runs}):
+        rows = [r for r in runs if r["table"] == table and r["dtype"] == dtype]
+        held = [r for r in rows if r["holdout"]]
+        e, d = _errors(held, eff, acc), _errors(held, default, acc)
+        out[f"{table}.{dtype}"] = {"n_fit": len(rows) - len(held), "n_holdout": len(held),
+                                   "holdout_median_abs_error": round(_pct(e, 0.5), 4),
+                                   "holdout_p90_abs_error": round(_pct(e, 0.9), 4),
+                                   "default_median_abs_error": round(_pct(d, 0.5), 4),
+                                   "default_p90_abs_error": round(_pct(d, 0.9), 4)}
+    return out
+
+
+def import_silicon(args) -> dict:
+    if args.system not in SYSTEMS:
+        raise PlannerError(f"unknown system {args.system!r} (known: {', '.join(SYSTEMS)})", field="--system")
+    if args.engine not in ENGINES:
+        raise PlannerError(f"unknown engine {args.engine!r} (known: {', '.join(ENGINES)})", field="--engine")
+    root = Path(args.data) if getattr(args, "data", None) else data_root()
+    gpu = SYSTEMS[args.system]
+    acc = load_accelerator(gpu)
+    tables = find_tables(root, args.system, args.engine, args.version)
+    t0 = time.time()
+    runs = load_rows(tables, gpu)
+    if len([r for r in runs if r["holdout"]]) < 2:
+        raise PlannerError(f"{len(runs)} usable rows in {sorted(tables)}: too few to hold any out", field="--system")
+    eff, fitted = fit_silicon(runs, acc)
+    held = [r for r in runs if r["holdout"]]
+    errs = _errors(held, eff, acc)
+    kinds = sorted(fitted)
+    check_fit(eff, kinds, _pct(errs, 0.5), f"{args.system} {args.engine}", _Where(root))
+    per_table = _summary(runs, eff, acc)
+    name = f"{gpu}-{args.engine}"
+    out_dir = Path(args.out) if getattr(args, "out", None) else CAL_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.yaml"
+    ops_doc = {}
+    for kind in kinds:
+        e = eff.ops[kind]
+        entry = {"compute": _yaml_curve(e.compute), "memory": _yaml_curve(e.memory),
+                 "floor_s": float(f"{e.floor_s:.3g}")}
+        by = {d: _yaml_curve(c) for d, c in e.compute_by_dtype if d in fitted[kind]}
+        if by:
+            entry["compute_by_dtype"] = by
+        entry["n"] = sum(r["ops"][_main(r)].kind == kind for r in runs)
+        ops_doc[kind] = entry
+    versions = {t: p.parent.name for t, p in tables.items()}
+    doc = {
+        "device": name,
+        "source": f"aiconfigurator-core {package_version()} silicon tables ({args.system}, {args.engine} "
+                  f"{', '.join(sorted(set(versions.values())))}): "
+                  + "; ".join(f"systems/data/{_under(p, root)}" for p in tables.values()),
+        "ops": ops_doc,
+        "fit": {"method": "pattern search on mean |log(predicted/measured)|; planner.perf.roofline.time_op as the "
+                          "model (kernels_bench/silicon.py)",
+                "package": f"aiconfigurator-core {package_version()}", "system": args.system, "engine": args.engine,
+                "engine_versions": versions, "holdout": f"every {HOLDOUT_EVERY}th distinct shape per table and dtype",
+                "n_fit": len(runs) - len(held), "n_holdout": len(held),
+                "holdout_median_abs_error": round(_pct(errs, 0.5), 4),
+                "holdout_p90_abs_error": round(_pct(errs, 0.9), 4),
+                "default_holdout_median_abs_error": round(_pct(_errors(held, efficiency_for(None), acc), 0.5), 4),
+                "tables": per_table, "seconds": round(time.time() - t0, 1)},
+    }
+    header = (f"{HEADER} import-silicon` (kernels_bench/silicon.py): NVIDIA aiconfigurator-core's measured op\n"
+              f"# latencies on {args.system} with {args.engine}, fitted as fractions of profiles/hardware/{gpu}.yaml "
+              "peaks; curves\n# [[m, fraction], ...] over GEMM rows m as in default.yaml. int4 = W4A16 (int4_wo).\n")
+    write_calibration(path, header + yaml.safe_dump(doc, sort_keys=False, width=120))
+    efficiency_for.cache_clear()
+    return {"device": name, "file": _rel(path), "n_fit": doc["fit"]["n_fit"], "n_holdout": len(held),
+            "holdout_median_abs_error": doc["fit"]["holdout_median_abs_error"],
+            "holdout_p90_abs_error": doc["fit"]["holdout_p90_abs_error"],
+            "default_holdout_median_abs_error": doc["fit"]["default_holdout_median_abs_error"],
+            "tables": per_table, "package": doc["fit"]["package"], "engine_versions": versions}
+
+
+def _under(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+class _Where:
+    """What check_fit names in its refusals (calibrate passes its Store)."""
+
+    def __init__(self, path: Path):
+        self.path = path
