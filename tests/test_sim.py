@@ -94,3 +94,16 @@ def test_kv_pool_full_preempts_and_still_finishes():
     res = simulate(sc, mem, Client(64, Lengths(20000), Lengths(2000), concurrency=64))
     assert res.requests == 64 and np.all(np.isfinite(res.e2e_s))
     assert float(np.max(res.kv_used)) <= 1 + 1e-9
+
+
+def test_a_scenario_states_how_many_prompts_its_benchmark_sent():
+    """workload.num_prompts (vllm bench serve --num-prompts) sets the simulated client's prompt count; without it a
+    concurrency C sends C prompts."""
+    from planner.deploy.scenario_file import scenario_from_mapping
+    from planner.serving.client import client_for
+
+    doc = {"model": "kimi-k2.5", "hardware": {"gpu": "h200-sxm", "gpus_per_node": 8}, "parallelism": {"tp": 8},
+           "engine": "vllm", "workload": {"phase": "serve", "concurrency": 4, "input_len": 512, "output_len": 64}}
+    assert client_for(scenario_from_mapping(doc, "t")).num_prompts == 4
+    doc["workload"]["num_prompts"] = 40
+    assert client_for(scenario_from_mapping(doc, "t")).num_prompts == 40

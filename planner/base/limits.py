@@ -16,6 +16,9 @@ MAX_NODES = 1_000_000  # values after YAML alias expansion; the largest real inp
 # cases in one validate file: the shipped file holds 36; a case costs ~40 ms of CPU to estimate (an SLO search more),
 # so 1,000 cases answer within a minute. A file of 100,000 alias copies of one case (134 s) is refused before any runs
 MAX_VALIDATE_CASES = 1_000
+# prompts a simulated benchmark run sends (workload.num_prompts): the serving simulator takes ~0.1 s per 1,000
+# requests on a 2-core machine, so 100,000 stay within about 10 s; published benchmarks send 100 to 10,000
+MAX_PROMPTS = 100_000
 
 # ---------------------------------------------------------------- model configs (planner.model.spec)
 # The tensor inventory and the op records hold a few entries per layer, so time and memory grow with layers:

@@ -28,7 +28,7 @@ from planner.model.quant import QuantFormat, load_format
 
 PARALLEL_KEYS = ("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated", "redundant_experts", "dense_tp")
 WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
-                 "context_len", "output_len_dist", "dataset")
+                 "context_len", "output_len_dist", "dataset", "num_prompts")
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
@@ -87,6 +87,9 @@ class Workload:
     output_len_dist: str = "fixed"
     dataset: Dataset | None = None  # benchmark request set the unstated lengths came from (planner.deploy.datasets)
     from_dataset: tuple[str, ...] = ()  # the workload fields the dataset supplied
+    # prompts the benchmark client sends with `concurrency` in flight (vllm bench serve --num-prompts); None: as many
+    # as the concurrency, all at once (planner.serving.client.client_for)
+    num_prompts: int | None = None
 
     @property
     def new_prompt_len(self) -> float:
@@ -394,6 +397,8 @@ def _workload(w: Mapping, file: str, model: Model) -> Workload:
         dataset=dataset,
         from_dataset=tuple(k for k in ("input_len", "output_len", "output_len_dist")
                            if dataset and w.get(k) is None and not (k == "output_len" and phase == "prefill")),
+        num_prompts=get_number(w, "num_prompts", file, prefix="workload.", default=None, integer=True, minimum=1,
+                               maximum=limits.MAX_PROMPTS),
     )
 
 

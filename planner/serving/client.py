@@ -80,9 +80,9 @@ class Client:
 def client_for(sc: Scenario, num_prompts: int | None = None) -> Client:
     """The client of a scenario with a `concurrency` C: closed loop with `num_prompts` prompts, by default C (one
     request per slot, all sent at t = 0: what the published cases ran where they say, e.g. GPUStack's 100 x 32k and
-    1,000 ShareGPT requests at rate inf, and what the closed-form waves of planner.serving.serve assume; the scenario
-    file has no prompt count yet); lengths from the workload (output lengths exponential when `output_len_dist` says
-    so, a dataset's quantiles when the workload took its lengths from a dataset that publishes them)."""
+    1,000 ShareGPT requests at rate inf, and what the closed-form waves of planner.serving.serve assume; a scenario
+    states another count as workload.num_prompts); lengths from the workload (output lengths exponential when
+    `output_len_dist` says so, a dataset's quantiles when the workload took its lengths from a dataset that publishes them)."""
     wl = sc.workload
     c = max(1, round(wl.concurrency or 1))
     d = wl.dataset
@@ -94,4 +94,4 @@ def client_for(sc: Scenario, num_prompts: int | None = None) -> Client:
         out = Lengths(wl.output_len, "quantiles", quantiles=d.output_quantiles)
     else:
         out = Lengths(wl.output_len, "exponential" if wl.output_len_dist == "exponential" else "fixed")
-    return Client(num_prompts or c, inp, out, concurrency=c)
+    return Client(num_prompts or wl.num_prompts or c, inp, out, concurrency=c)
