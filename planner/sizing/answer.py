@@ -74,7 +74,7 @@ def plan_dict(row, rank: int, wl) -> dict:
     host = None if hw.host is None else {"cpu": hw.host.cpu.name, "sockets": hw.host.sockets,
                                          "memory_gb": hw.host.memory_bytes / 1e9,
                                          "dram": f"{hw.host.dram_kind.lower()}-{hw.host.dram_mt_per_s:g}"}
-    energy = row.cost.power_w * row.replicas / 1e3 * wl.pue * wl.electricity_usd_per_kwh if wl.purchase == "buy" \
+    energy = row.cost.power_w * row.replicas / 1e3 * wl.pue * wl.electricity_usd_per_kwh if wl.purchase != "rent" \
         else None
     return {
         "rank": rank, "model": cand.model,

@@ -33,23 +33,53 @@ class UnitCost:
 
 
 def unit_cost(hw, wl: SizingWorkload) -> UnitCost | str:
-    """Cost of one replica of `hw` (planner.sizing.candidates.Hardware), or the reason it cannot be priced."""
-    return _buy(hw, wl) if wl.purchase == "buy" else _rent(hw)
+    """Cost of one replica of `hw` (planner.sizing.candidates.Hardware), or the reason it cannot be priced.
+    `purchase: owned` is hardware already paid for: capex 0, the energy bill only (as bought hardware's)."""
+    if wl.purchase == "owned":
+        return _owned(hw, wl)
+    return _buy(hw, wl) if wl.purchase == "buy" else _rent(hw, wl)
 
 
-def _rent(hw) -> UnitCost | str:
+def _gpu_price(gpu: str, wl: SizingWorkload, rent: bool) -> Price | None:
+    """The workload's own price for `gpu` when it gives one (prices:), else the accelerator profile's."""
+    buy_usd, rent_usd = wl.price_override(gpu)
+    usd = rent_usd if rent else buy_usd
+    if usd is not None:
+        return Price(usd, None, f"{Path(wl.file).name} prices.{gpu}", "the workload's price")
+    acc = load_accelerator(gpu)
+    return acc.cloud if rent else acc.purchase
+
+
+def _owned(hw, wl: SizingWorkload) -> UnitCost:
+    power, excludes = 0.0, []
+    if hw.gpu is not None:
+        acc = load_accelerator(hw.gpu)
+        if acc.power_w is None:
+            excludes.append(f"{acc.display_name} energy: no power figure in profiles/hardware/{hw.gpu}.yaml")
+        power += (acc.power_w or 0.0) * hw.gpus
+    if hw.host is not None and hw.system.cls in ("workstation", "cpu_server"):
+        power += hw.system.host_power_w or 0.0
+    elif hw.system.cls == "gpu_server" and hw.system.host_power_w is not None:
+        power += hw.system.host_power_w * hw.nodes
+    hourly = power / 1e3 * wl.pue * wl.electricity_usd_per_kwh
+    return UnitCost(0.0, hourly, power, ((f"{hw.label()} (owned)", 0.0, "purchase: owned"),), tuple(excludes))
+
+
+def _rent(hw, wl: SizingWorkload) -> UnitCost | str:
     sys = hw.system
-    if sys.cloud_per_hour is not None:
+    own_rate = hw.gpu is not None and wl.price_override(hw.gpu)[1] is not None  # beats a whole-machine price
+    if sys.cloud_per_hour is not None and not own_rate:
         return UnitCost(0.0, sys.cloud_per_hour.usd * hw.nodes, 0.0,
                         ((f"{sys.display_name} rental", sys.cloud_per_hour.usd, sys.cloud_per_hour.source),), ())
     if hw.gpu is None or sys.cls in ("workstation", "apple"):
         return f"no rental price for {hw.kind_label} in {_rel(sys.file)}"
     acc = load_accelerator(hw.gpu)
-    if acc.cloud is None:
+    price = _gpu_price(hw.gpu, wl, rent=True)
+    if price is None:
         return f"no rental price in profiles/hardware/{hw.gpu}.yaml"
-    return UnitCost(0.0, acc.cloud.usd * hw.gpus, (acc.power_w or 0.0) * hw.gpus,
-                    ((f"{hw.gpus}x {acc.display_name} at {acc.cloud.usd:g} USD/GPU-h", acc.cloud.usd * hw.gpus,
-                      acc.cloud.source),), ())
+    return UnitCost(0.0, price.usd * hw.gpus, (acc.power_w or 0.0) * hw.gpus,
+                    ((f"{hw.gpus}x {acc.display_name} at {price.usd:g} USD/GPU-h", price.usd * hw.gpus,
+                      price.source),), ())
 
 
 def _buy(hw, wl: SizingWorkload) -> UnitCost | str:
@@ -58,11 +88,12 @@ def _buy(hw, wl: SizingWorkload) -> UnitCost | str:
     power = 0.0
     if hw.gpu is not None:
         acc = load_accelerator(hw.gpu)
-        if acc.purchase is None:
+        price = _gpu_price(hw.gpu, wl, rent=False)
+        if price is None:
             return f"no purchase price in profiles/hardware/{hw.gpu}.yaml"
         if acc.power_w is None:
             return f"no power figure in profiles/hardware/{hw.gpu}.yaml (energy cost unknown)"
-        parts.append((f"{hw.gpus}x {acc.display_name}", acc.purchase.usd * hw.gpus, acc.purchase.source))
+        parts.append((f"{hw.gpus}x {acc.display_name}", price.usd * hw.gpus, price.source))
         power += acc.power_w * hw.gpus
     if hw.host is not None and sys.cls in ("workstation", "cpu_server"):
         if sys.cpu is None:

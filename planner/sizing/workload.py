@@ -8,7 +8,8 @@ the hardware is paid for. Input of `python -m planner size`.
     traffic: {requests_per_s: 2.0, input_len: 4000, output_len: 1000}   # or tokens_per_day / concurrency;
                                      # dataset: <profiles/datasets name> fills the lengths left out
     slo: {ttft_ms: 3000, tpot_ms: 50}
-    purchase: buy                    # buy | rent
+    purchase: buy                    # buy | rent | owned (hardware you have: capex 0, energy counted)
+    prices: {h100-sxm: {purchase_usd: 25000, usd_per_gpu_hour: 2.1}}   # your quotes, over the profiles' prices
     electricity_usd_per_kwh: 0.12    # buy: energy price, PUE, years the purchase is written off over
     pue: 1.56
     amortization_years: 3
@@ -69,13 +70,15 @@ OBJECTIVES = ("usd_per_m_tokens", "usd_per_hour", "capex", "latency")
 SECONDS_PER_DAY = 86_400
 
 TOP_KEYS = ("name", "description", "model", "models", "weights", "kv_cache", "context_len", "traffic", "slo",
-            "purchase", "electricity_usd_per_kwh", "pue", "amortization_years", "budget", "api", "data_local",
+            "purchase", "prices", "electricity_usd_per_kwh", "pue", "amortization_years", "budget", "api", "data_local",
             "objective", "top", "search", "source", "notes")
 TRAFFIC_KEYS = ("requests_per_s", "tokens_per_day", "concurrency", "input_len", "output_len", "prefix_cache_hit",
                 "dataset")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user", "percentile")
 BUDGET_KEYS = ("capex_usd", "usd_per_hour")
 SEARCH_KEYS = ("classes", "accelerators", "systems", "engines", "max_nodes")
+PURCHASES = ("buy", "rent", "owned")
+PRICE_KEYS = ("purchase_usd", "usd_per_gpu_hour")
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class SizingWorkload:
     context_len: int  # longest request (prompt + output) that must fit
     traffic: Traffic
     slo: tuple[tuple[str, float], ...]  # (key, value): ttft_ms, tpot_ms, output_tokens_per_s_per_user, percentile
-    purchase: str  # buy | rent
+    purchase: str  # buy | rent | owned (capex 0: energy only)
     electricity_usd_per_kwh: float
     pue: float  # facility power / IT power
     amortization_years: float
@@ -133,6 +136,14 @@ class SizingWorkload:
     systems: tuple[str, ...] | None  # restrict profiles/systems entries; None = all
     engines: tuple[str, ...] | None  # restrict engines; None = all that fit each class
     max_nodes: int  # largest multi-node replica of GPU servers
+    prices: tuple[tuple[str, float | None, float | None], ...] = ()  # (gpu, purchase USD, USD per GPU-hour) overrides
+
+    def price_override(self, gpu: str) -> tuple[float | None, float | None]:
+        """The workload's own (purchase USD, USD per GPU-hour) for `gpu`; (None, None) when it gives none."""
+        for name, buy, rent in self.prices:
+            if name == gpu:
+                return buy, rent
+        return None, None
 
     def slo_value(self, key: str) -> float | None:
         return dict(self.slo).get(key)
@@ -185,9 +196,7 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
     for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
         get_number(slo, key, file, prefix="slo.", default=None, minimum=1e-9)
     get_percentile(slo, file, prefix="slo.")
-    purchase = get_str(doc, "purchase", file, default="buy")
-    if purchase not in ("buy", "rent"):
-        raise PlannerError(f"expected buy or rent, got {purchase!r}", file=file, field="purchase")
+    purchase = get_choice(doc, "purchase", PURCHASES, file, default="buy")
     budget = _sub(doc, "budget", file, BUDGET_KEYS)
     search = _sub(doc, "search", file, SEARCH_KEYS)
     classes = _names(search, "classes", file, CLASSES, "search.")
@@ -216,7 +225,27 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
         systems=_profiles(search, "systems", file), engines=_profiles(search, "engines", file),
         max_nodes=get_number(search, "max_nodes", file, prefix="search.", default=2, integer=True, minimum=1,
                              maximum=64),
+        prices=_prices(doc.get("prices"), file),
     )
+
+
+def _prices(value: Any, file: str) -> tuple[tuple[str, float | None, float | None], ...]:
+    """`prices: {<gpu profile>: {purchase_usd: .., usd_per_gpu_hour: ..}}`: the buyer's quotes, used instead of the
+    profile's prices (planner.sizing.cost) and named as the workload's in every plan's capex parts."""
+    if value is None:
+        return ()
+    doc = require_mapping(value, file, "prices")
+    out = []
+    for gpu, entry in doc.items():
+        _resolve(load_accelerator, gpu, file, f"prices.{gpu}")
+        entry = require_mapping(entry, file, f"prices.{gpu}")
+        check_keys(entry, PRICE_KEYS, file, f"prices.{gpu}.")
+        if not entry:
+            raise PlannerError("give purchase_usd and/or usd_per_gpu_hour", file=file, field=f"prices.{gpu}")
+        buy, rent = (get_number(entry, key, file, prefix=f"prices.{gpu}.", default=None, minimum=1e-9,
+                                maximum=MAX_PRICE_USD) for key in PRICE_KEYS)
+        out.append((gpu, buy, rent))
+    return tuple(out)
 
 
 def _sub(doc: Mapping, key: str, file: str, allowed: tuple[str, ...]) -> dict:
