@@ -82,7 +82,8 @@ def client_for(sc: Scenario, num_prompts: int | None = None) -> Client:
     request per slot, all sent at t = 0: what the published cases ran where they say, e.g. GPUStack's 100 x 32k and
     1,000 ShareGPT requests at rate inf, and what the closed-form waves of planner.serving.serve assume; a scenario
     states another count as workload.num_prompts); lengths from the workload (output lengths exponential when
-    `output_len_dist` says so, a dataset's quantiles when the workload took its lengths from a dataset that publishes them)."""
+    `output_len_dist` says so, a dataset's quantiles when the workload took its lengths from a dataset that
+    publishes them)."""
     wl = sc.workload
     c = max(1, round(wl.concurrency or 1))
     d = wl.dataset
