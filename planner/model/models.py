@@ -27,7 +27,7 @@ from planner.model.quant import native_format_name
 from planner.model.spec import ModelSpec, model_spec_from_config
 
 MODELS_DIR = PROFILES / "models"
-PROFILE_KEYS = ("source", "hf_repo", "native_weights", "config", "notes")
+PROFILE_KEYS = ("source", "hf_repo", "native_weights", "config", "notes", "published")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,13 @@ class Model:
     native_weights: str  # format of the official checkpoint (from quantization_config)
     source: str  # profile source line, or the config path
     file: str  # file the config was read from
+    # checkpoints someone publishes, format -> Hugging Face repo id: the official one in its native format (the
+    # profile's hf_repo) plus the profile's `published:` entries (community quantizations, each with its source)
+    published: tuple[tuple[str, str], ...] = ()
+
+    def checkpoint(self, fmt: str) -> str | None:
+        """The published checkpoint of this model in `fmt`, or None (the user would quantize it themselves)."""
+        return dict(self.published).get(fmt)
 
 
 def list_models() -> list[str]:
@@ -62,7 +69,9 @@ def load_model(ref: str) -> Model:
         config = require_mapping(load_document(path), file)
         name = _profile_named_by(config) or (path.stem if path.name != "config.json" else path.parent.name)
         spec = model_spec_from_config(config, name=name, file=file)
-        return Model(name, spec, native_format_name(config, spec, file), file, file)
+        native = native_format_name(config, spec, file)
+        # the user's own checkpoint, in the config's native format, is the one they have
+        return Model(name, spec, native, file, file, ((native, str(path.parent)),))
     # a name is a file stem in profiles/models/ (`../quant/x` would leave the folder); a path ends in .yaml
     profile = path if path.suffix in (".yaml", ".yml") else None if "/" in ref or "\\" in ref \
         else MODELS_DIR / f"{ref}.yaml"
@@ -79,7 +88,19 @@ def load_model(ref: str) -> Model:
     if stated != native:
         raise PlannerError(f"says {stated!r} but config.quantization_config gives {native!r}",
                            file=file, field="native_weights")
-    return Model(profile.stem, spec, native, get_str(doc, "source", file), file)
+    return Model(profile.stem, spec, native, get_str(doc, "source", file), file, _published(doc, native, file))
+
+
+def _published(doc: dict, native: str, file: str) -> tuple[tuple[str, str], ...]:
+    """`published: {format: {repo: owner/name, source: ...}}` beside the official checkpoint (hf_repo, native)."""
+    out = {native: get_str(doc, "hf_repo", file)} if doc.get("hf_repo") else {}
+    entries = require_mapping(doc.get("published") or {}, file, "published")
+    for fmt, entry in entries.items():
+        entry = require_mapping(entry, file, f"published.{fmt}")
+        check_keys(entry, ("repo", "source", "notes"), file, f"published.{fmt}.")
+        get_str(entry, "source", file, prefix=f"published.{fmt}.")
+        out[str(fmt)] = get_str(entry, "repo", file, prefix=f"published.{fmt}.")
+    return tuple(out.items())
 
 
 def _is_dir(path: Path) -> bool:

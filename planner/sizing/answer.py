@@ -11,6 +11,7 @@ import re
 import pandas as pd
 
 from planner.hardware.accelerators import load_accelerator as acc
+from planner.model.models import load_model
 from planner.perf.steps import decode_step
 from planner.serving.arrivals import percentile_metric
 from planner.serving.point import prefill_alone, replica_groups
@@ -83,6 +84,9 @@ def plan_dict(row, rank: int, wl) -> dict:
                      "gpus_per_replica": hw.gpus if hw.gpu else 0,
                      "gpus_total": hw.gpus * row.replicas if hw.gpu else 0, "host": host},
         "weights": cand.weights, "kv_cache": cand.kv_cache, "engine": cand.engine,
+        "checkpoint": {"published": cand.published, "repo": load_model(cand.model).checkpoint(cand.weights),
+                       "note": "" if cand.published else "needs your own quantization: no published checkpoint "
+                                                          f"of {cand.model} in {cand.weights}"},
         "parallelism": {"tp": cand.tp, "ep": cand.ep, "pp": cand.pp, "dp_attention": cand.dp,
                         "expert_layers_on_cpu": cand.offload_layers, "plan": cand.plan},
         "replicas": row.replicas,
@@ -246,8 +250,8 @@ def table(doc: dict) -> str:
         c, m = p["cost"], p["metrics"]
         margins = " ".join(f"{k.replace('_ms', '')} {v['value']:,.0f}/{v['limit']:g} ({v['margin']:+.0%})"
                            for k, v in p["slo"].items()) or f"TPOT {m['tpot_ms']:,.1f} ms"
-        rows.append({"#": p["rank"], "model": p["model"], "hardware": p["hardware"]["label"], "weights": p["weights"],
-                     "kv": p["kv_cache"],
+        rows.append({"#": p["rank"], "model": p["model"], "hardware": p["hardware"]["label"],
+                     "weights": p["weights"] + ("" if p["checkpoint"]["published"] else "*"), "kv": p["kv_cache"],
                      "engine": p["engine"], "plan": p["parallelism"]["plan"], "repl": p["replicas"],
                      "USD/h": _money(c["usd_per_hour"]), "capex USD": _money(c["capex_usd"]),
                      "USD/M out": _money(c["usd_per_m_output_tokens"]),
@@ -258,6 +262,9 @@ def table(doc: dict) -> str:
                      "SLO value/limit (margin)": margins})
     if rows:
         lines.append(pd.DataFrame(rows).to_string(index=False))
+        if any(not p["checkpoint"]["published"] for p in doc["plans"]):
+            lines.append("  * needs your own quantization: nobody publishes this model's checkpoint in that format "
+                         "(plans on published checkpoints rank first)")
         for p in doc["plans"]:
             lines.append(f"  #{p['rank']} flags:")
             lines += [f"    {eng}: {cmd}" for eng, cmd in p["flags"].items() if cmd]

@@ -69,6 +69,11 @@ class Candidate:
     offload_layers: int = 0  # MoE layers whose routed experts live in host RAM
 
     @property
+    def published(self) -> bool:
+        """Whether someone publishes this model's checkpoint in this format (planner.model.models.Model.published)."""
+        return load_model(self.model).checkpoint(self.weights) is not None
+
+    @property
     def plan(self) -> str:
         return plan_label(self.tp, self.ep, self.pp, self.dp, self.offload_layers)
 

@@ -37,10 +37,9 @@ def hf_repo(model: str) -> str:
 
 
 def checkpoint(model: str, weights: str) -> str:
-    """The official checkpoint when the plan uses its native format, else a path for a converted one."""
-    if load_model(model).native_weights == weights:
-        return hf_repo(model)
-    return f"/models/{model}-{weights}"
+    """The published checkpoint in this format (the official one, or a published quantization: the model profile's
+    `published:`), else a path for the checkpoint the user has to quantize themselves."""
+    return load_model(model).checkpoint(weights) or f"/models/{model}-{weights}-your-own-quantization"
 
 
 def gguf_file(model: str, weights: str) -> str:

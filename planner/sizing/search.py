@@ -85,10 +85,12 @@ class Row:
         return self.usd_per_hour / (self.out_served * 3600) * 1e6 if self.out_served > 0 else float("inf")
 
     def key(self, objective: str) -> tuple:
+        """Ranking: plans on a published checkpoint first (the others need the user's own quantization: work, and
+        an accuracy nobody has measured), then the objective, then ties broken by cost, latency and size."""
         first = {"usd_per_m_tokens": self.usd_per_m_output, "usd_per_hour": self.usd_per_hour,
                  "capex": self.capex, "latency": self.tpot_op_s}[objective]
-        return (first, self.usd_per_hour, self.tpot_op_s, self.cand.hw.gpus * self.replicas, self.cand.hw.label(),
-                self.cand.weights, self.cand.kv_cache, self.cand.engine, self.cand.plan)
+        return (not self.cand.published, first, self.usd_per_hour, self.tpot_op_s, self.cand.hw.gpus * self.replicas,
+                self.cand.hw.label(), self.cand.weights, self.cand.kv_cache, self.cand.engine, self.cand.plan)
 
 
 def _slo_reject(cand: Candidate, sc: Scenario, limits: Limits, rej: Rejections) -> None:
