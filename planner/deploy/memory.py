@@ -1,11 +1,12 @@
 """Memory fit per device: weights as planner.deploy.placement places them, KV pool by engine policy,
 activation workspace and runtime overhead, and the reason when something does not fit.
-Per-GPU numbers are those of the fullest GPU.
+Per-GPU numbers are those of the fullest GPU. On superchips (GH200, GB200, GB300) the Grace CPU's LPDDR5X is a
+second tier: `grace_tier` moves the routed experts of the fewest MoE layers there when HBM is short.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 
 from planner.base.units import gb
@@ -140,7 +141,7 @@ def memory_report(sc: Scenario) -> MemoryReport:
     elif not reason and seqs_needed and pool < seqs_needed * per_seq_mean:
         reason = (f"KV cache for {seqs_needed:g} sequences of {mean_len:,} tokens needs "
                   f"{gb(seqs_needed * per_seq_mean)} per GPU, the pool has {gb(pool)}")
-    host_reason = _host_check(sc, place.host_bytes)
+    host_reason = _host_check(sc, place)
     reason = reason or host_reason
     pool_i = max(0, int(pool))
     return MemoryReport(
@@ -169,13 +170,58 @@ def _sequences_per_kv_group(sc: Scenario) -> float:
     return 0
 
 
-def _host_check(sc: Scenario, host_bytes: int) -> str:
-    if not host_bytes or sc.host is None:
+def _host_check(sc: Scenario, place: WeightPlacement) -> str:
+    if not place.host_bytes:
+        return ""
+    acc = sc.accelerator
+    if sc.host is None and acc is not None and acc.grace_memory_bytes_per_gpu:
+        # superchip: each GPU's share of the offloaded experts sits in the Grace memory beside it (the OS and the
+        # engine's host process also live there; not counted)
+        if place.host_bytes_per_gpu > acc.grace_memory_bytes_per_gpu:
+            return (f"Grace-resident experts need {gb(place.host_bytes_per_gpu)} per GPU, {acc.display_name} has "
+                    f"{gb(acc.grace_memory_bytes_per_gpu)} of Grace memory per GPU")
         return ""
     cap = getattr(sc.host, "memory_bytes", None)
-    if cap and host_bytes > cap:
-        return f"offloaded weights need {gb(host_bytes)} of host RAM, the host has {gb(cap)}"
+    if cap and place.host_bytes > cap:
+        return f"offloaded weights need {gb(place.host_bytes)} of host RAM, the host has {gb(cap)}"
     return ""
+
+
+def grace_tier(sc: Scenario) -> tuple[Scenario, list[str]]:
+    """The scenario with its superchip's Grace memory in use where HBM is short, and an assumption line saying so.
+
+    A superchip scenario (the accelerator profile's `superchip_host_memory`, no host profile) whose weights, one
+    request's KV, activations and runtime do not fit HBM keeps the routed experts of the fewest MoE layers in Grace
+    memory, streamed over NVLink-C2C while the GPU computes (SGLang's GB200 prefill instances: "offload weights to
+    the host memory with prefetching", lm-sys blog 2025-09-25). A scenario that fits HBM, or that states its
+    offload, keeps its layers; HBM-only GPUs and scenarios with a host profile are returned unchanged."""
+    acc = sc.accelerator
+    if acc is None or not acc.grace_memory_bytes_per_gpu or sc.host is not None or not sc.model.spec.is_moe:
+        return sc, []
+    stated = bool(sc.expert_layers_on_cpu)
+    if not stated:
+        if memory_report(sc).fits:
+            return sc, []
+
+        def hbm_holds(n: int) -> bool:  # HBM fits; only the Grace side may still be short
+            trial = replace(sc, expert_layers_on_cpu=n, cpu_compute=False)
+            mem = memory_report(trial)
+            return mem.fits or mem.reason == _host_check(trial, place_weights(trial))
+
+        lo, hi = 1, sc.model.spec.num_moe_layers
+        if not hbm_holds(hi):
+            return sc, []
+        while lo < hi:  # HBM use falls as layers move out: the fewest that fit
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if hbm_holds(mid) else (mid + 1, hi)
+        sc = replace(sc, expert_layers_on_cpu=lo, cpu_compute=False)
+    place = place_weights(sc)
+    rate = acc.grace_stream_bytes_per_s or acc.host_link_bytes_per_s or 0
+    return sc, [f"Grace memory tier: routed experts of {sc.expert_layers_on_cpu} of {sc.model.spec.num_moe_layers} "
+                f"MoE layers live in {acc.display_name}'s Grace memory ({gb(place.host_bytes_per_gpu)} per GPU of "
+                f"{gb(acc.grace_memory_bytes_per_gpu)}) and stream over NVLink-C2C at {gb(rate)}/s per GPU, "
+                "prefetched while the GPU computes" + (", as the scenario states" if stated else
+                                                        ", since weights and KV do not fit HBM")]
 
 
 def _cpu_only(sc: Scenario, place: WeightPlacement, layout: KVLayout, per_token: int, per_seq: int,

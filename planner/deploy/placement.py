@@ -6,7 +6,8 @@ Placement rules (what engines shard and what they replicate):
   ceil((experts + redundant) / ep) of them (EPLB redundant copies; uneven when ep does not divide),
   each also TP-split over tp x dp_attention / ep GPUs;
   the first N MoE layers' experts go to host RAM with `offload.expert_layers_on_cpu: N`
-  (llama.cpp --n-cpu-moe N);
+  (llama.cpp --n-cpu-moe N); on a superchip (GH200/GB200/GB300) without a host profile they go to the Grace
+  memory beside each GPU, each GPU's own share (SGLang's GB200 prefill offload with prefetch);
 - attention: column/row-parallel projections split by tp; MLA q_a_proj and kv_a_proj_with_mqa
   are replicated (vLLM/SGLang ReplicatedLinear); GQA K/V keep at least one head per rank; the DSA indexer
   (wq_b, wk, weights_proj, k_norm) is replicated (vllm deepseek_v2.py Indexer: "no tensor parallel, just
@@ -41,6 +42,7 @@ class WeightPlacement:
     host_bytes: int  # weights in host RAM (offloaded experts, or everything when CPU-only)
     loaded_bytes: int  # one copy of everything the engine loads (GPU + host)
     stage_layers: int  # decoder layers on the fullest stage (for the KV share)
+    host_bytes_per_gpu: int = 0  # fullest GPU's share of the offloaded experts (in a superchip's Grace memory)
 
 
 def _stage_of(t: TensorGroup, n_layers: int, pp: int) -> int:
@@ -92,12 +94,15 @@ def place_weights(sc: Scenario) -> WeightPlacement:
     offloaded = set(moe_layer_ids[: sc.expert_layers_on_cpu])
     stages: list[dict] = [defaultdict(float) for _ in range(par.pp)]
     host = loaded = 0
+    host_share: list[float] = [0.0] * par.pp
     for t, nbytes in zip(tensor_inventory(spec), fmt.inventory_bytes(spec), strict=True):
         if t.part in fmt.exclude_parts or (t.part == "mtp" and sc.mtp_tokens == 0):
             continue
         loaded += nbytes
         if sc.gpu is None or (t.component == "routed_experts" and t.layer in offloaded):
             host += nbytes
+            if sc.gpu is not None:
+                host_share[_stage_of(t, spec.num_layers, par.pp)] += nbytes * gpu_share(t, sc)
             continue
         stages[_stage_of(t, spec.num_layers, par.pp)][t.component] += nbytes * gpu_share(t, sc)
     totals = [sum(s.values()) for s in stages]
@@ -106,4 +111,4 @@ def place_weights(sc: Scenario) -> WeightPlacement:
     stage_layers = sum(1 for i in range(spec.num_layers) if i * par.pp // spec.num_layers == k)
     if sc.mtp_tokens and k == par.pp - 1:
         stage_layers += spec.mtp_layers
-    return WeightPlacement(sum(by_comp.values()), by_comp, host, loaded, stage_layers)
+    return WeightPlacement(sum(by_comp.values()), by_comp, host, loaded, stage_layers, ceil(max(host_share)))

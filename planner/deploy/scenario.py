@@ -205,7 +205,7 @@ def make_scenario(
         if host is None:
             raise PlannerError("a CPU-only scenario (gpu null) needs a host profile", file=file, field="hardware.host")
         on_cpu = model.spec.num_moe_layers
-    elif on_cpu and host is None:
+    elif on_cpu and host is None and not accelerator.grace_memory_bytes_per_gpu:  # superchips: Grace memory
         raise PlannerError("expert offload needs a host profile", file=file, field="hardware.host")
     spec_dec = {"mtp_tokens": mtp_tokens, "acceptance": acceptance}
     mtp = get_number(spec_dec, "mtp_tokens", file, prefix="speculative.", default=0, integer=True, minimum=0,
@@ -222,7 +222,8 @@ def make_scenario(
     return Scenario(
         name=str(name or Path(file).stem), file=file, model=model, weights=weights, kv_cache=kv_cache, gpu=label,
         gpus_per_node=gpn, nodes=nodes, host=host, parallelism=parallelism, expert_layers_on_cpu=on_cpu,
-        cpu_compute=_bool({"cpu_compute": cpu_compute}, "cpu_compute", file, "offload.", True), engine=engine,
+        cpu_compute=_bool({"cpu_compute": cpu_compute}, "cpu_compute", file, "offload.", True) and not (
+            on_cpu and host is None and gpu is not None), engine=engine,  # Grace experts stream over NVLink-C2C
         mtp_tokens=mtp, acceptance=acceptance, workload=workload,
         slo=tuple((k, v) for k, v in slo.items() if v is not None), measured=tuple(measured), accelerator=accelerator,
     )

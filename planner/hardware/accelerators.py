@@ -72,6 +72,9 @@ class Accelerator:
     cloud: Price | None  # rental price per GPU-hour
     sources: Mapping[str, str]  # source key -> citation
     file: str  # profile path, for error messages
+    # superchips (GH200, GB200, GB300): the Grace CPU's LPDDR5X is a memory tier behind NVLink-C2C
+    grace_memory_bytes_per_gpu: int | None = None  # Grace memory per GPU (a Grace serves 1 or 2 GPUs); None: no tier
+    grace_stream_bytes_per_s: float | None = None  # Grace -> GPU per GPU: min(C2C per direction, LPDDR5X per GPU)
 
     def __hash__(self) -> int:  # the dict fields are not hashable; a profile is identified by its file
         return hash((self.name, self.file))
@@ -226,7 +229,8 @@ def _top(path: Path, kind: str, allowed: tuple[str, ...]) -> tuple[dict, str, di
 
 
 _ACC_KEYS = ("kind", "display_name", "vendor", "arch", "form_factor", "unified_memory", "memory", "peak_tflops",
-             "scale_up", "host_link", "power", "measured", "prices", "notes", "sources")
+             "scale_up", "host_link", "power", "measured", "prices", "notes", "sources", "superchip_host_memory")
+_GRACE_KEYS = ("capacity_gb_per_gpu", "type", "c2c_uni_gb_per_s", "bandwidth_gb_per_s_per_gpu")
 
 
 def load_accelerator(name_or_path: str | Path) -> Accelerator:
@@ -258,6 +262,10 @@ def _load_accelerator(path_text: str, _mtime_ns: int) -> Accelerator:
     link = _section(doc, "host_link", ("kind", "pcie_gen", "lanes", "uni_gb_per_s"), file, sources,
                     ("pcie_gen", "lanes", "uni_gb_per_s"), optional=True) or {}
     power = _section(doc, "power", ("watts",), file, sources, ("watts",), optional=True) or {}
+    grace = _section(doc, "superchip_host_memory", _GRACE_KEYS, file, sources, _GRACE_KEYS[:1] + _GRACE_KEYS[2:],
+                     optional=True) or {}
+    grace_gb = _opt(grace, "capacity_gb_per_gpu", file, "superchip_host_memory.", GIGA)
+    grace_rates = [r for r in (_opt(grace, k, file, "superchip_host_memory.", GIGA) for k in _GRACE_KEYS[2:]) if r]
     measured = _measured(doc, file, sources, _ACC_MEASURED)
     prices = require_mapping(doc.get("prices") or {}, file, "prices")
     check_keys(prices, ("purchase_usd", "cloud_usd_per_gpu_hour"), file, "prices.")
@@ -287,6 +295,7 @@ def _load_accelerator(path_text: str, _mtime_ns: int) -> Accelerator:
         allreduce_busbw_bytes_per_s=measured.get("allreduce_busbw_gb_per_s"),
         purchase=_price(prices, "purchase_usd", file, sources),
         cloud=_price(prices, "cloud_usd_per_gpu_hour", file, sources),
-        sources=sources, file=file)
+        sources=sources, file=file, grace_memory_bytes_per_gpu=None if grace_gb is None else int(grace_gb),
+        grace_stream_bytes_per_s=min(grace_rates) if grace_gb and grace_rates else None)
 
 

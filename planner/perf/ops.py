@@ -202,12 +202,14 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     ops.append(Op("moe.permute_act", "elementwise", moe_count, 0,
                   act_bytes=pairs * (8 * h + 6 * inter / expert_tp), kernels=3))
     if on_cpu:
-        # host-resident experts: computed by the CPU, or streamed to the GPU(s) over PCIe and computed there
-        # (cpu_compute false; and llama.cpp's op offload of large prompt batches, engine host_prefill: pcie)
+        # host-resident experts: computed by the CPU, or streamed to the GPU(s) over PCIe (NVLink-C2C from a
+        # superchip's Grace memory) and computed there (cpu_compute false; and llama.cpp's op offload of large prompt
+        # batches, engine host_prefill: pcie); each GPU streams its share: the touched experts of its EP rank
+        # split over expert_tp (G / ep) GPUs
         stream = sc.gpu is not None and (
             not sc.cpu_compute or (phase == "prefill" and sc.engine.host_prefill == "pcie" and n >= 32))
         ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * h * inter,
-                      weight_bytes=touched * expert_bytes / (G if stream else 1),
+                      weight_bytes=touched * expert_bytes / (expert_tp if stream else 1),
                       dtype=role_dtype(sc, "ffn_up_exps", "moe"),
                       m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu",
                       # engines that run the CPU experts one after another (llama.cpp's mul_mat_id) pay the

@@ -2,8 +2,8 @@
 
 GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m) x depth(K)), bytes / (HBM x eff_m(m)), kernels x floor)
 CPU op:   the same with the host's AMX/AVX-512 peak and DRAM bandwidth (NUMA-aware engines use every
-          socket, others one socket's worth); `pcie` ops stream their weights over the host link while
-          the GPU computes them, t = max(stream, GPU compute).
+          socket, others one socket's worth); `pcie` ops stream their weights over the host link (a
+          superchip's NVLink-C2C from Grace memory) while the GPU computes them, t = max(stream, GPU compute).
 Comm op:  all-reduce  t = latency + 2(g-1)/g x bytes / bus bandwidth (NVLink/XGMI inside a node, RDMA
           across nodes, PCIe without a scale-up fabric); all-to-all t = latency + max(NVLink part,
           RDMA part) of the bytes sent to other ranks; p2p t = latency + bytes / link.
@@ -96,7 +96,8 @@ def time_op(op: Op, m: Machine) -> TimedOp:
     t_c = op.flops / (peak * eff_c) if op.flops else 0.0
     t_m = op.bytes / (m.acc.memory_bandwidth_bytes_per_s * e.memory.at(op.m or 1)) if op.bytes else 0.0
     if op.where == "pcie":
-        link = m.acc.host_link_bytes_per_s or PCIE_FALLBACK_BYTES_PER_S
+        # a superchip streams from its Grace memory: NVLink-C2C or the LPDDR5X share per GPU, whichever is lower
+        link = m.acc.grace_stream_bytes_per_s or m.acc.host_link_bytes_per_s or PCIE_FALLBACK_BYTES_PER_S
         rate = link * m.eff.comm["pcie_fraction"]
         if m.stream_pageable_bytes_per_s:  # staged through the driver's pinned bounce buffer
             rate = min(rate, m.stream_pageable_bytes_per_s)

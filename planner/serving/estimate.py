@@ -18,7 +18,7 @@ is kept, its percentiles dropped, and an assumption says so.
 from __future__ import annotations
 
 from planner.base.errors import PlannerError
-from planner.deploy.memory import memory_report
+from planner.deploy.memory import grace_tier, memory_report
 from planner.deploy.scenario import Scenario
 from planner.perf.steps import kernel_notes
 from planner.serving.client import client_for
@@ -34,6 +34,8 @@ METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_g
 
 def estimate(sc: Scenario) -> dict:
     sc, assumptions = resolve_unstated_plan(sc)
+    sc, grace = grace_tier(sc)  # superchips: Grace memory holds the experts HBM cannot
+    assumptions = [*assumptions, *grace]
     wl = sc.workload
     if wl.from_dataset:
         d = wl.dataset
