@@ -91,11 +91,39 @@ def _gated_deltanet(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
     _linear(out, f"{q}.out_proj", "ssm_out", a, part, i, h, v_dim)
 
 
+def _kda(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
+    """Kimi Delta Attention layer (transformers KimiLinearDeltaAttention; planner.model.families_hybrid): q/k/v
+    [H d, h], one depthwise conv1d [3 H d, 1, kernel], forget gate f_a [d, h] -> f_b [H d, d] with dt_bias [H d] and
+    A_log per head, beta b_proj [H, h], output gate g_a [d, h] -> g_b [H d, d] (or one g_proj [H d, h] where
+    use_full_rank_gate), gated RMSNorm o_norm [d], o_proj [h, H d]."""
+    h, a, q = s.hidden_size, "attention", f"{p}.self_attn"
+    heads, d = s.linear_num_value_heads, s.linear_value_head_dim
+    hd = heads * d
+    for n, role in (("q_proj", "ssm_q"), ("k_proj", "ssm_k"), ("v_proj", "ssm_v")):
+        _linear(out, f"{q}.{n}", role, a, part, i, hd, h)
+    out.append(TensorGroup(f"{q}.conv1d.weight", "ssm_conv1d", a, part, i, (3 * hd, 1, s.linear_conv_kernel)))
+    out.append(TensorGroup(f"{q}.forget_gate.dt_bias", "ssm_dt", a, part, i, (hd,)))
+    out.append(TensorGroup(f"{q}.forget_gate.A_log", "ssm_a", a, part, i, (heads,)))  # stored [1, 1, H, 1]
+    _linear(out, f"{q}.forget_gate.f_a_proj", "ssm_f_a", a, part, i, d, h)
+    _linear(out, f"{q}.forget_gate.f_b_proj", "ssm_f_b", a, part, i, hd, d)
+    _linear(out, f"{q}.b_proj", "ssm_beta", a, part, i, heads, h)
+    if s.linear_full_rank_gate:
+        _linear(out, f"{q}.g_proj", "ssm_g", a, part, i, hd, h)
+    else:
+        _linear(out, f"{q}.g_a_proj", "ssm_g_a", a, part, i, d, h)
+        _linear(out, f"{q}.g_b_proj", "ssm_g_b", a, part, i, hd, d)
+    _norm(out, f"{q}.o_norm", "ssm_norm", a, part, i, d)
+    _linear(out, f"{q}.o_proj", "ssm_out", a, part, i, h, hd)
+
+
 def _attention(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
     h, a = s.hidden_size, "attention"
     kind = s.attention_kind(i)
     if kind == "linear_gdn":
         _gated_deltanet(out, s, p, part, i)
+        return
+    if kind == "linear_kda":
+        _kda(out, s, p, part, i)
         return
     if s.attention == "mla":
         q_out = s.num_heads * s.qk_head_dim
@@ -111,6 +139,8 @@ def _attention(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
         _linear(out, f"{p}.self_attn.kv_b_proj", "attn_kv_b", a, part, i,
                 s.num_heads * (s.qk_nope_head_dim + s.v_head_dim), s.kv_lora_rank)
         _linear(out, f"{p}.self_attn.o_proj", "attn_output", a, part, i, h, s.num_heads * s.v_head_dim, s.o_bias)
+        if s.mla_output_gate:  # Kimi-K3: sigmoid gate on the attention output, from the hidden state
+            _linear(out, f"{p}.self_attn.g_proj", "attn_gate", a, part, i, s.num_heads * s.v_head_dim, h)
         if kind == "mla_dsa":
             _indexer(out, s, p, part, i)
         return
@@ -147,8 +177,17 @@ def _ffn(out: list, s: ModelSpec, p: str, part: str, i: int, moe: bool) -> None:
         # e_score_correction_bias: float32 in the checkpoints (DeepSeek-V3 / Kimi listings); a buffer in transformers
         out.append(TensorGroup(f"{p}.mlp.gate.e_score_correction_bias", "exp_probs_b", r, part, i,
                                (s.n_routed_experts,), 1, "f32"))
+    he = s.latent_expert_size or h
+    if s.latent_expert_size:
+        # latent MoE (Kimi-K3): every token is projected to the experts' width and back once per layer, so these
+        # count as always-active, placed like the shared experts
+        sh = "shared_experts"
+        _linear(out, f"{p}.mlp.routed_expert_down_proj", "ffn_latent_down", sh, part, i, he, h)
+        _linear(out, f"{p}.mlp.routed_expert_up_proj", "ffn_latent_up", sh, part, i, h, he)
+        if s.latent_expert_norm:
+            _norm(out, f"{p}.mlp.routed_expert_norm", "ffn_latent_norm", sh, part, i, he)
     _mlp(out, f"{p}.mlp.experts.{{E}}", ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"), "routed_experts",
-         part, i, h, s.moe_intermediate_size, s.expert_bias, s.n_routed_experts)
+         part, i, he, s.moe_intermediate_size, s.expert_bias, s.n_routed_experts)
     if s.shared_intermediate_size:
         _mlp(out, f"{p}.mlp.shared_experts", ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"),
              "shared_experts", part, i, h, s.shared_intermediate_size)

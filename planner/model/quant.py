@@ -289,6 +289,10 @@ def native_format_name(config: Mapping[str, Any], spec: ModelSpec, file: str | N
                 if not isinstance(w, Mapping):
                     continue
                 size = w.get("group_size")
+                # 4-bit floats in groups of 32 with uint8 (E8M0) scales are MXFP4 (Kimi-K3: format
+                # mxfp4-pack-quantized, weights type float, scale_dtype torch.uint8)
+                if w.get("num_bits") == 4 and w.get("type") == "float" and size == 32:
+                    return "mxfp4"
                 if w.get("num_bits") == 4 and w.get("strategy") == "group" and type(size) is int \
                         and size in (32, 64, 128):
                     return f"int4-g{size}"

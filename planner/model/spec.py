@@ -17,15 +17,17 @@ from planner.base.frozen import hash_once, state_without_hash
 from planner.model.config_fields import Fields as _Fields
 from planner.model.config_fields import config_dtype as _dtype
 from planner.model.families import DSA_TYPES, dsa, minimax_m2, qwen_next
+from planner.model.families_hybrid import kimi_linear
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
     "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
     "deepseek_v32", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "minimax_m2",
+    "kimi_linear", "kimi_k3",
 )
 MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2", "deepseek_v32", "glm_moe_dsa")
 # per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds)
-ATTENTION_KINDS = ("gqa", "sliding", "mla", "mla_dsa", "linear_gdn")
+ATTENTION_KINDS = ("gqa", "sliding", "mla", "mla_dsa", "linear_gdn", "linear_kda")
 FFN_KINDS = ("dense", "moe")
 
 
@@ -104,6 +106,11 @@ class ModelSpec:
     linear_state_dtype: str = ""  # recurrent-state dtype (Qwen3.5 mamba_ssm_dtype float32 -> "fp32"); "" = native
     attn_output_gate: bool = False  # full-attention q_proj also emits a per-channel sigmoid gate (2x wide)
     qk_norm_full: bool = False  # q/k RMSNorm over all heads at once (MiniMax-M2 qk_norm_type per_layer)
+    # Kimi-K3 (kimi_linear text model; planner.model.families_hybrid): fields transformers 5.25 does not build
+    linear_full_rank_gate: bool = False  # KDA output gate is one g_proj [H d, h] (use_full_rank_gate), not g_a/g_b
+    mla_output_gate: bool = False  # MLA output gated by g_proj [heads x v_head_dim, h] (mla_use_output_gate)
+    latent_expert_size: int = 0  # routed experts run at this width (routed_expert_hidden_size); 0 = hidden_size
+    latent_expert_norm: bool = False  # RMSNorm of width latent_expert_size in the latent MoE (latent_moe_use_norm)
 
     __hash__ = hash_once  # hashed once: every per-scenario cache key holds a spec
     __getstate__ = state_without_hash
@@ -112,7 +119,7 @@ class ModelSpec:
         """Attention kind of decoder layer i (MTP layers, i >= num_layers, take the last full-attention kind)."""
         lt = self.layer_types[i] if i < self.num_layers else "full_attention"
         if lt == "linear_attention":
-            return "linear_gdn"
+            return "linear_kda" if self.architecture == "kimi_linear" else "linear_gdn"
         if lt == "sliding_attention":
             return "sliding"
         if self.attention == "mla":
@@ -187,6 +194,13 @@ def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -
             raise PlannerError("missing required field", file=file, field="text_config")
         prefix = "text_config."
         model_type = "qwen3_5_moe_text"
+    elif model_type == "kimi_k3":
+        # Kimi-K3: the kimi_linear text model under text_config (its MoonViT-v2 tower is not counted yet: vision 0)
+        cfg = config.get("text_config")
+        if not isinstance(cfg, Mapping):
+            raise PlannerError("missing required field", file=file, field="text_config")
+        prefix = "text_config."
+        model_type = "kimi_linear"
     return _build(cfg, model_type, name=name, file=file, prefix=prefix, vision=vision)
 
 
@@ -261,6 +275,8 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
         base.update(qwen_next(f, cfg, layers, model_type, file, prefix))
     elif model_type == "minimax_m2":
         base.update(minimax_m2(f, layers))
+    elif model_type == "kimi_linear":
+        base.update(kimi_linear(f, cfg, layers, file, prefix))
     if model_type in DSA_TYPES:
         base.update(dsa(f))
     spec = ModelSpec(**base)

@@ -18,6 +18,15 @@ Gated DeltaNet (Qwen3-Next, Qwen3.5 linear layers), per layer, heads split over 
 - prefill: chunked scan (flash-linear-attention chunk_gated_delta_rule, 64-token chunks): per token the three
   state passes plus the intra-chunk attention, 2 x 64 x (dk + dv) per v head. APPROXIMATE: the chunk form's
   extra WY-representation work is left out (it is below the state passes for dk = dv = 128).
+
+Kimi Delta Attention (Kimi-Linear, Kimi-K3 linear layers): the same delta rule with H heads of dk = dv = d, its decay
+per channel instead of per head: one more elementwise pass over the state, 7 x H x d x d FLOP per token. Projections:
+q, k, v [h -> H d] each, f_a [h -> d], b [h -> H], the output gate g [h -> H d] (full rank, Kimi-K3) or g_a
+[h -> d], then f_b (and g_b) [d -> H d]. The recurrent state is float32 (planner.model.kv).
+
+Kimi-K3 extras: the MLA output gate g_proj [h -> heads x v_head_dim] on each full-attention layer, and the latent MoE
+projections (h -> routed_expert_hidden_size before the experts, back after; planner.perf.ops runs the experts at
+the latent width).
 """
 
 from __future__ import annotations
@@ -54,23 +63,34 @@ def dsa_indexer_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, 
 
 
 def linear_attention_ops(sc: Scenario, phase: str, n: float, count: int, sq: int) -> list[Op]:
-    """Gated DeltaNet layers: projections, short conv and the recurrent delta rule (module docstring)."""
+    """Gated DeltaNet or KDA layers: projections, short conv and the recurrent delta rule (module docstring)."""
     s, t = sc.model.spec, sc.parallelism.tp
     h, hv, dk, dv = s.hidden_size, s.linear_num_value_heads, s.linear_key_head_dim, s.linear_value_head_dim
     k_dim, v_dim = s.linear_num_key_heads * dk, hv * dv
     conv_dim = 2 * k_dim + v_dim
     group_tokens = n * t
     lk = "moe" if s.is_moe else "dense"
-    in_roles = ("ssm_in", "ssm_ba", "attn_qkv", "attn_gate", "ssm_beta", "ssm_alpha")
-    w_in = sum(_w(sc, r, lk) for r in in_roles)
-    dt = role_dtype(sc, "ssm_in" if s.model_type == "qwen3_next" else "attn_qkv", lk)
-    ops = [
-        Op("lin.norm", "elementwise", count, 4 * group_tokens * h, act_bytes=4 * group_tokens * h),
-        _gemm("lin.in_proj", count, n, h, 2 * k_dim + 2 * v_dim + 2 * hv, w_in, dt, kernels=2, rows=group_tokens),
-    ]
+    kda = s.architecture == "kimi_linear"
+    ops = [Op("lin.norm", "elementwise", count, 4 * group_tokens * h, act_bytes=4 * group_tokens * h)]
+    if kda:
+        gate = v_dim if s.linear_full_rank_gate else dk
+        w_in = sum(_w(sc, r, lk) for r in ("ssm_q", "ssm_k", "ssm_v", "ssm_f_a", "ssm_beta", "ssm_g", "ssm_g_a"))
+        ops.append(_gemm("lin.in_proj", count, n, h, conv_dim + dk + hv + gate, w_in, role_dtype(sc, "ssm_q", lk),
+                         kernels=2, rows=group_tokens))
+        low_rank = 1 if s.linear_full_rank_gate else 2  # f_b, and g_b where the output gate is low-rank
+        ops.append(_gemm("lin.gate_b_proj", count, n, dk, low_rank * v_dim,
+                         _w(sc, "ssm_f_b", lk) + _w(sc, "ssm_g_b", lk), role_dtype(sc, "ssm_f_b", lk),
+                         rows=group_tokens))
+    else:
+        in_roles = ("ssm_in", "ssm_ba", "attn_qkv", "attn_gate", "ssm_beta", "ssm_alpha")
+        w_in = sum(_w(sc, r, lk) for r in in_roles)
+        dt = role_dtype(sc, "ssm_in" if s.model_type == "qwen3_next" else "attn_qkv", lk)
+        ops.append(_gemm("lin.in_proj", count, n, h, 2 * k_dim + 2 * v_dim + 2 * hv, w_in, dt, kernels=2,
+                         rows=group_tokens))
     layout = kv_layout(s, sc.kv_cache)
     state = layout.state_bytes_per_gpu(t) / max(layout.linear_layers, 1)  # one request, one layer, this GPU
-    per_token = 6 * hv * dk * dv + 2 * conv_dim * s.linear_conv_kernel  # state passes + conv, per token
+    passes = 7 if kda else 6  # KDA: + the per-channel decay of the state
+    per_token = passes * hv * dk * dv + 2 * conv_dim * s.linear_conv_kernel  # state passes + conv, per token
     if phase == "decode":
         seqs = group_tokens / sq
         ops.append(Op("lin.gdn_decode", "attention_decode", count, n * per_token, kv_read_bytes=seqs * state,
@@ -85,3 +105,20 @@ def linear_attention_ops(sc: Scenario, phase: str, n: float, count: int, sq: int
     if t > 1:
         ops.append(Op("comm.lin_allreduce", "comm", count, 0, comm_bytes=n * t * h * 2, comm="allreduce", group=t))
     return ops
+
+
+def mla_output_gate_ops(sc: Scenario, n: float, count: int) -> list[Op]:
+    """Kimi-K3's MLA output gate: g_proj [h -> heads x v_head_dim], column-parallel, + the sigmoid product."""
+    s, t = sc.model.spec, sc.parallelism.tp
+    lk = "moe" if s.is_moe else "dense"
+    return [_gemm("attn.output_gate", count, n, s.hidden_size, s.num_heads * s.v_head_dim, _w(sc, "attn_gate", lk),
+                  role_dtype(sc, "attn_gate", lk), kernels=2, rows=n * t)]
+
+
+def latent_moe_ops(sc: Scenario, n: float, count: int, group: int) -> list[Op]:
+    """Kimi-K3's latent MoE projections, h -> L before the routed experts and L -> h after (+ the latent RMSNorm),
+    split over `group` GPUs as the shared experts are."""
+    s = sc.model.spec
+    w = _w(sc, "ffn_latent_down", "moe") + _w(sc, "ffn_latent_up", "moe")
+    return [_gemm("moe.latent_proj", count, n, s.hidden_size, 2 * s.latent_expert_size, w,
+                  role_dtype(sc, "ffn_latent_down", "moe"), kernels=3, rows=n * group)]
