@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                              ("--tp", int, "tensor parallel"), ("--ep", int, "expert parallel")):
         c.add_argument(flag, type=kind, help=what)
     c.add_argument("--json", action="store_true", help="print one JSON document")
+    s = sub.add_parser("silicon", help="estimate aiconfigurator-core's silicon serving runs (silicon_sample.csv) "
+                                       "and report TTFT/TPOT error by model, GPU, engine and concurrency")
+    s.add_argument("csv", nargs="?", help="the CSV (default: the installed aiconfigurator-core's)")
+    s.add_argument("--sample", type=int, help="evaluate every Nth mapped row")
+    s.add_argument("--markdown", metavar="FILE", help="also write the per-group tables as Markdown to FILE")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
     return p
 
 
@@ -155,6 +161,28 @@ def _check_markdown_place(args: argparse.Namespace) -> None:
     why = file_refusal(target(args.markdown), [args.cases], is_markdown)
     if why:
         raise PlannerError(why, file=args.markdown, field="--markdown")
+
+
+def cmd_silicon(args: argparse.Namespace) -> dict:
+    """Silicon validation (planner.serving.silicon); --markdown written as `validate --markdown` writes."""
+    from planner.base.outputs import file_refusal, target, write_file
+    from planner.serving.silicon import default_csv, run
+    from planner.serving.silicon_report import is_markdown, markdown
+
+    path = args.csv or default_csv()
+    if args.markdown and (why := file_refusal(target(args.markdown), [path], is_markdown)):
+        raise PlannerError(why, file=args.markdown, field="--markdown")
+    doc = run(path, sample=args.sample)
+    if args.markdown:
+        cmd = f"python -m planner silicon{'' if args.csv is None else ' ' + path} --markdown {args.markdown}"
+        write_file(args.markdown, markdown(doc, cmd), field="--markdown", inputs=[path], ours=is_markdown)
+    return doc
+
+
+def print_silicon(doc: dict) -> None:
+    from planner.serving.silicon_report import table
+
+    print(table(doc))
 
 
 def cmd_report(args: argparse.Namespace) -> dict:
@@ -279,14 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         doc = {"inspect": cmd_inspect, "estimate": cmd_estimate, "validate": cmd_validate,
                "report": cmd_report, "size": cmd_size, "list": cmd_list,
-               "compare": cmd_compare}[args.command](args)
+               "compare": cmd_compare, "silicon": cmd_silicon}[args.command](args)
         if args.json:
             json.dump(doc, sys.stdout, indent=2, allow_nan=False)
             sys.stdout.write("\n")
         else:
             {"inspect": print_inspect, "estimate": print_estimate, "validate": print_validate,
              "report": print_report, "size": print_size, "list": print_list,
-             "compare": print_compare}[args.command](doc)
+             "compare": print_compare, "silicon": print_silicon}[args.command](doc)
         return 0
     except PlannerError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,0 +1,251 @@
+"""Silicon validation (issue 18 item 3): NVIDIA aiconfigurator-core's `systems/silicon_sample.csv` as scenarios.
+
+`python -m planner silicon [PATH] [--json] [--markdown FILE]`. The CSV holds end-to-end serving runs measured on
+silicon: one row per (deployment, ISL/OSL, concurrency) with the measured mean TTFT and TPOT. Each aggregated row
+becomes a scenario through planner.deploy.scenario.make_scenario and is estimated (the serving simulator runs its
+concurrency); planner.serving.silicon_report groups the errors (error = predicted / measured - 1, as `validate`).
+
+Every mapping is stated here and in the output (`mapping`); a row that cannot be mapped is listed in `skipped` with
+its reason, never dropped. The CSV is read with pandas; aiconfigurator-core itself is never imported.
+
+Columns used (aiconfigurator-core 0.12.0): model_path, system, backend, backend_version, mode (agg | disagg),
+isl, osl, gemm_quant_mode, moe_quant_mode, precision, tp_size, pp_size, attention_dp_size, moe_tp_size,
+moe_ep_size, batch_size (per attention-DP rank), silicon_data_source (`silicon_concurrency=N`: the client's
+concurrency for the whole deployment), silicon_ttft_ms, silicon_tpot_ms.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from planner.base.errors import PlannerError
+from planner.base.limits import MAX_PROMPTS
+from planner.deploy.scenario import Scenario, make_scenario
+from planner.model.models import Model, load_model
+from planner.serving.estimate import estimate
+from planner.serving.silicon_report import summarize
+
+PACKAGE = "aiconfigurator_core"  # the `silicon` extra (pyproject.toml): NVIDIA aiconfigurator-core, Apache-2.0
+COLUMNS = ("id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision", "mode",
+           "isl", "osl", "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
+           "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms")
+
+# model_path (the checkpoint the engine loaded) -> model profile, and why where it is not the profile's hf_repo
+MODELS = {
+    "deepseek-ai/DeepSeek-R1": ("deepseek-r1", ""),
+    "nvidia/DeepSeek-R1-NVFP4": ("deepseek-r1", "NVIDIA's NVFP4 quantization of DeepSeek-R1"),
+    "deepseek-ai/DeepSeek-V3": ("deepseek-v3", ""),
+    "nvidia/DeepSeek-V3.1-NVFP4": ("deepseek-v3", "DeepSeek-V3.1 has DeepSeek-V3's architecture (config.json)"),
+    "moonshotai/Kimi-K2.5": ("kimi-k2.5", ""),
+    "openai/gpt-oss-120b": ("gpt-oss-120b", ""),
+    "Qwen/Qwen3-235B-A22B-FP8": ("qwen3-235b-a22b", "Qwen's FP8 (block-128) release of Qwen3-235B-A22B"),
+    "Qwen/Qwen3.5-397B-A17B": ("qwen3.5-397b-a17b", ""),
+    "meta-llama/Llama-3.1-70B": ("llama-3.1-70b", ""),
+    "zhipuai/GLM-5": ("glm-5", "zai-org/GLM-5 (Zhipu AI's organisation, renamed)"),
+}
+# system -> (accelerator profile, GPUs per node as the runs used them: 8-GPU HGX boards; GB200/GB300 NVL72 racks
+# are one NVLink domain of 72 GPUs, 4 per compute tray; the planner's nodes = ceil(GPUs / per node))
+GPUS = {"h100_sxm": ("h100-sxm", 8), "h200_sxm": ("h200-sxm", 8), "b200_sxm": ("b200", 8), "b300_sxm": ("b300", 8),
+        "gb200": ("gb200", 4), "gb300": ("gb300", 4)}
+ENGINES = {"trtllm": "trtllm", "sglang": "sglang", "vllm": "vllm"}
+# quantization mode (aiconfigurator's GEMMQuantMode / MoEQuantMode names) -> weight format profile
+FORMATS = {"fp8_block": "fp8-block128", "fp8": "fp8", "nvfp4": "nvfp4", "int4_wo": "int4-g128", "bf16": "bf16",
+           "float16": "bf16"}
+# a row's format in the same family as the checkpoint's native one is the checkpoint's format: the engine loads the
+# checkpoint as published (DeepSeek-R1 "fp8" is its block-128 FP8; gpt-oss "nvfp4" is its MXFP4 experts;
+# Kimi-K2.5 "int4_wo" is its group-32 INT4)
+FAMILIES = ({"fp8", "fp8-block128"}, {"nvfp4", "mxfp4"}, {"int4-g32", "int4-g64", "int4-g128"})
+PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
+# (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
+KV_CACHE = "bf16"  # the CSV does not record the KV cache dtype; bf16 is the engines' "auto" for these checkpoints
+CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
+BANDS = ((4, "<=4"), (16, "5-16"), (64, "17-64"), (256, "65-256"), (math.inf, ">256"))
+
+MAPPING = {
+    "models": {k: v[0] + (f" ({v[1]})" if v[1] else "") for k, v in MODELS.items()},
+    "gpus": {k: f"{v[0]}, {v[1]} per node" for k, v in GPUS.items()},
+    "engines": ENGINES,
+    "formats": {**FORMATS, "rule": "moe_quant_mode for MoE models, gemm_quant_mode for dense; NaN: precision, "
+                "else the checkpoint's native format; a format in the native one's family is the native one"},
+    "parallelism": "tp = tp_size, dp_attention = attention_dp_size (0 or empty = 1), ep = moe_ep_size (0 or empty "
+                   "= 1); GPUs = tp x dp_attention; moe_tp_size x moe_ep_size must equal it",
+    "workload": f"phase serve, input_len = isl, output_len = osl (fixed lengths), concurrency = silicon_concurrency "
+                f"(batch_size x attention_dp_size where absent), num_prompts = {PROMPTS_PER_SLOT} x concurrency",
+    "kv_cache": f"{KV_CACHE} (not in the CSV)",
+    "engine_version": "reported per row; the engine profile's defaults are used for every version",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One aggregated CSV row as a scenario with what was measured."""
+
+    id: str
+    scenario: Scenario
+    ttft_ms: float  # measured mean TTFT
+    tpot_ms: float  # measured mean TPOT
+    labels: dict = field(default_factory=dict)  # model, gpu, engine, version, format, plan, band: for grouping
+
+
+def default_csv() -> str:
+    """The installed aiconfigurator-core's silicon_sample.csv, found without importing the package (its spec's
+    folder: importlib.util.find_spec of a top-level package runs none of its code)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    folders = list(spec.submodule_search_locations or ()) if spec else []
+    for folder in folders:
+        path = Path(folder) / "systems" / "silicon_sample.csv"
+        if path.is_file():
+            return str(path)
+    why = "is not installed" if spec is None else "has no systems/silicon_sample.csv"
+    raise PlannerError(f"{PACKAGE} {why}: pip install -e '.[silicon]' (aiconfigurator-core), or give the CSV's path")
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """The CSV with its columns checked (a one-line PlannerError naming the first missing column)."""
+    file = str(path)
+    try:
+        df = pd.read_csv(path, dtype={"backend_version": str})
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise PlannerError(f"cannot read the CSV: {err}".splitlines()[0], file=file) from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise PlannerError(f"not aiconfigurator's silicon_sample.csv schema: no column {missing[0]!r}", file=file)
+    return df
+
+
+def _num(x, default: float | None = None) -> float | None:
+    return default if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _whole(x, default: int = 1) -> int:
+    """A parallel degree: 0 or empty means not used (1)."""
+    v = _num(x)
+    return default if v is None or v <= 0 else int(v)
+
+
+def band(concurrency: float) -> str:
+    return next(label for hi, label in BANDS if concurrency <= hi)
+
+
+def to_case(row, file: str = "<silicon>") -> Case | str:
+    """A Case, or the reason the row is skipped."""
+    if row.mode != "agg":
+        return "disaggregated (prefill/decode pools): not evaluated yet"
+    model = MODELS.get(row.model_path)
+    if model is None:
+        return f"model {row.model_path} has no profile"
+    gpu = GPUS.get(row.system)
+    if gpu is None:
+        return f"GPU {row.system} has no profile"
+    engine = ENGINES.get(row.backend)
+    if engine is None:
+        return f"engine {row.backend} has no profile"
+    if _whole(row.pp_size) != 1:
+        return "pipeline parallel runs not mapped"
+    tp, dp, ep = _whole(row.tp_size), _whole(row.attention_dp_size), _whole(row.moe_ep_size)
+    gpus = tp * dp
+    try:
+        moe = load_model(model[0]).spec.is_moe
+    except PlannerError as err:
+        return f"model profile {model[0]} does not load: {err}"
+    if not moe:
+        ep = 1  # a dense model's runs carry no expert plan (the moe_* columns are placeholders)
+    elif _whole(row.moe_tp_size) * ep != gpus:
+        return f"parallel plan inconsistent: moe_tp {_whole(row.moe_tp_size)} x moe_ep {ep} != tp {tp} x dp {dp}"
+    m = CONCURRENCY.search(str(row.silicon_data_source))
+    conc = int(m.group(1)) if m else None
+    if conc is None and _num(row.batch_size) is not None:
+        conc = int(round(row.batch_size * dp))
+    if not conc:
+        return "no concurrency recorded"
+    ttft, tpot = _num(row.silicon_ttft_ms), _num(row.silicon_tpot_ms)
+    if not ttft or not tpot or ttft <= 0 or tpot <= 0:
+        return "no measured TTFT/TPOT"
+    try:
+        name = model[0]
+        fmt, why = weight_format(row, load_model(name))
+        if fmt is None:
+            return why
+        sc = make_scenario(name, weights=fmt, kv_cache=KV_CACHE, gpu=gpu[0], gpus_per_node=min(gpu[1], gpus),
+                           nodes=math.ceil(gpus / gpu[1]), engine=engine,
+                           parallelism={"tp": tp, "dp_attention": dp, "ep": ep},
+                           workload={"phase": "serve", "concurrency": conc, "input_len": int(row.isl),
+                                     "output_len": int(row.osl),
+                                     "num_prompts": min(MAX_PROMPTS, PROMPTS_PER_SLOT * conc)},
+                           name=str(row.id), file=file)
+    except PlannerError as err:  # the planner's own checks (e.g. tp must divide the attention heads)
+        return "not a valid scenario: " + ": ".join(x for x in (err.field, err.message) if x)
+    version = row.backend_version if isinstance(row.backend_version, str) else "unstated"
+    labels = {"model": name, "gpu": gpu[0], "engine": engine, "version": f"{engine} {version}",
+              "format": sc.weights.name, "plan": sc.parallelism.label, "concurrency": conc, "band": band(conc),
+              "isl": int(row.isl), "osl": int(row.osl)}
+    return Case(str(row.id), sc, ttft, tpot, labels)
+
+
+def weight_format(row, model: Model) -> tuple[str | None, str]:
+    """The row's weight format profile (FORMATS, FAMILIES), or None and why."""
+    native = model.native_weights
+    mode = row.moe_quant_mode if model.spec.is_moe and isinstance(row.moe_quant_mode, str) else row.gemm_quant_mode
+    if not isinstance(mode, str):
+        mode = row.precision if isinstance(row.precision, str) else None
+    if mode is None:
+        return native, ""
+    fmt = FORMATS.get(mode)
+    if fmt is None:
+        return None, f"format {mode} has no profile"
+    if any(fmt in fam and native in fam for fam in FAMILIES):
+        return native, ""
+    return fmt, ""
+
+
+def cases(df: pd.DataFrame, file: str = "<silicon>") -> tuple[list[Case], list[dict]]:
+    """(cases, skipped rows with their reason), rows in the CSV's order."""
+    out, skipped = [], []
+    for row in df.itertuples(index=False):
+        c = to_case(row, file)
+        if isinstance(c, str):
+            skipped.append({"id": str(row.id), "model": str(row.model_path), "gpu": str(row.system),
+                            "engine": str(row.backend), "mode": str(row.mode), "reason": c})
+        else:
+            out.append(c)
+    return out, skipped
+
+
+def evaluate(case: Case) -> dict:
+    """Estimate one case: predicted and measured TTFT and TPOT with their errors."""
+    r = estimate(case.scenario)
+    m = r["metrics"]
+    row = {"id": case.id, **case.labels, "fits": r["fits"], "reason": r["reason"],
+           "ttft_ms": case.ttft_ms, "tpot_ms": case.tpot_ms,
+           "predicted_ttft_ms": m.get("ttft_ms"), "predicted_tpot_ms": m.get("tpot_ms")}
+    for k in ("ttft", "tpot"):
+        p = row[f"predicted_{k}_ms"]
+        row[f"{k}_error"] = p / row[f"{k}_ms"] - 1 if p is not None else None
+    return row
+
+
+def run(path: str | Path, sample: int | None = None) -> dict:
+    """Map, estimate and group the CSV at `path` (every `sample`-th evaluable row when given)."""
+    t0 = time.perf_counter()
+    df = read_csv(path)
+    found, skipped = cases(df, str(path))
+    if sample and sample > 1:
+        found = found[::sample]
+    # deployments together: profiles, memory and step tables are looked up while still cached
+    found.sort(key=lambda c: (c.labels["model"], c.labels["gpu"], c.labels["engine"], c.labels["plan"],
+                              c.labels["format"], c.labels["isl"], c.labels["osl"], c.labels["concurrency"]))
+    rows = []
+    for c in found:
+        try:
+            rows.append(evaluate(c))
+        except PlannerError as err:
+            skipped.append({"id": c.id, "model": c.labels["model"], "gpu": c.labels["gpu"],
+                            "engine": c.labels["engine"], "mode": "agg", "reason": f"estimate failed: {err}"})
+    return summarize(str(path), len(df), rows, skipped, MAPPING, time.perf_counter() - t0, sample)
