@@ -18,6 +18,7 @@ from planner.serving.point import prefill_alone, replica_groups
 from planner.serving.serve import serve_metrics
 from planner.sizing.capacity import running_for
 from planner.sizing.cost import break_even
+from planner.sizing.fits import lines as fits_lines
 from planner.sizing.fitting import build
 from planner.sizing.flags import flags_for
 from planner.sizing.rejections import kind_of
@@ -245,6 +246,8 @@ def table(doc: dict) -> str:
     if not doc["plans"]:
         lines.append("  no plan meets the workload" + (" among the plans searched before the time budget ran out"
                                                        if doc["summary"].get("partial") else ""))
+    if doc.get("fits"):
+        lines += fits_lines(doc["fits"])
     rows = []
     for p in doc["plans"]:
         c, m = p["cost"], p["metrics"]

@@ -43,6 +43,8 @@ from planner.sizing.capacity import (
     screen,
 )
 from planner.sizing.cost import UnitCost
+from planner.sizing.fits import answer as fits_answer
+from planner.sizing.fits import plan_fits
 from planner.sizing.fitting import build, fit_group, memory_groups
 from planner.sizing.rejections import Rejections
 from planner.sizing.workload import SizingWorkload, load_workload
@@ -284,7 +286,38 @@ def size(wl: SizingWorkload, budget_s: float | None = None, progress: Progress |
     rows, rej, stats = evaluate(wl, deadline=deadline, progress=progress)
     exact = refine(rows, wl, rej, pareto_rows(rows))
     stats["exact_evaluated"] = len(exact)
-    return document(wl, rows, exact, rej, stats, time.perf_counter() - t0)
+    doc = document(wl, rows, exact, rej, stats, time.perf_counter() - t0)
+    if wl.purchase == "owned" and not doc["plans"]:
+        doc["fits"] = what_fits(wl, deadline)
+        doc["summary"]["seconds"] = time.perf_counter() - t0
+    return doc
+
+
+def what_fits(wl: SizingWorkload, deadline: float | None = None) -> dict:
+    """Owned hardware that carries no plan at the workload's context: the largest context and the formats that fit
+    (planner.sizing.fits), and the best plan sized at that context (the same search, context_len lowered)."""
+    pool = enumerate_candidates(wl, defaultdict(int))
+    fits, left = plan_fits(pool, wl, deadline)
+    out = fits_answer(fits, wl, left)
+    top = out["largest_context"]
+    if top >= wl.context_len:
+        out["plan_note"] = (f"the memory holds {wl.context_len:,} tokens ({', '.join(out['formats_at_requested'])}) "
+                            "but no plan meets the SLO there (rejections above)")
+    elif top < out["request_tokens"]:
+        out["plan_note"] = (f"not even one request of the workload ({out['request_tokens']:,} tokens) fits: "
+                            "shorter requests, a smaller format or more memory")
+    else:
+        left_s = None if deadline is None else max(1.0, deadline - time.monotonic())
+        there = size(replace(wl, context_len=top), budget_s=left_s)
+        if there["plans"]:
+            out["plan"] = there["plans"][0]
+            if out["plan"]["replicas"] > 1:
+                out["plan_note"] = (f"the traffic needs {out['plan']['replicas']} copies of this hardware at "
+                                    f"{top:,} tokens")
+        else:
+            first = next(iter(there["rejected"]), "")
+            out["plan_note"] = f"at {top:,} tokens no plan meets the SLO either" + (f" ({first})" if first else "")
+    return out
 
 
 def bench(path: str) -> int:
