@@ -134,9 +134,11 @@ def _safetensors_files(path: str) -> str:
 
 def cmd_estimate(args: argparse.Namespace) -> dict:
     from planner.deploy.scenario_file import load_scenario
+    from planner.estimate_text import with_launch
     from planner.serving.estimate import estimate
 
-    return estimate(load_scenario(args.scenario))
+    sc = load_scenario(args.scenario)
+    return with_launch(sc, estimate(sc))
 
 
 def cmd_validate(args: argparse.Namespace) -> dict:
@@ -265,41 +267,9 @@ def print_inspect(doc: dict) -> None:
 
 
 def print_estimate(doc: dict) -> None:
-    m, c = doc["memory"], doc["capacity"]
-    print(f"{terminal(doc['scenario']['name'])}: {'FITS' if doc['fits'] else 'DOES NOT FIT'}"
-          + (f" - {terminal(doc['reason'])}" if doc["reason"] else ""))
-    print(f"  per GPU: weights {gb(m['weights_bytes_per_gpu'])}, KV cache {gb(m['kv_cache_bytes_per_gpu'])}, "
-          f"activations {gb(m['activation_bytes_per_gpu'])}, runtime {gb(m['runtime_bytes_per_gpu'])}, "
-          f"free {gb(m['free_bytes_per_gpu'])} of {gb(m['capacity_bytes_per_gpu'])}")
-    if m["host_bytes"]:
-        print(f"  host RAM: {gb(m['host_bytes'])}")
-    print(f"  KV tokens per GPU {count(c['kv_tokens_per_gpu'])}; max concurrency at "
-          f"{count(c['context_len'])} tokens: {c['max_concurrency']:.2f}")
-    for key, val in doc["metrics"].items():
-        if val is not None:
-            print(f"  {key:32s} {val:,.2f}")
-    bott = doc.get("bottleneck") or {}
-    if any(bott.values()):
-        print("  bottleneck: " + ", ".join(f"{k} {terminal(v)}" for k, v in bott.items() if v))
-    sv = doc.get("serving") or {}
-    if sv.get("mode") == "waves":
-        print(f"  served as {sv['waves_per_group']:.3g} wave(s) of {sv['running_per_group']:,.0f} requests per engine "
-              f"group (prefill {sv['wave_prefill_ms']:,.0f} ms, whole wave {sv['wave_duration_ms']:,.0f} ms"
-              + (f"; {sv['output_len_dist']} output lengths" if sv.get("output_len_dist", "fixed") != "fixed" else "")
-              + ")")
-    elif sv.get("mode") == "steady":
-        print(f"  served as a steady state of {sv['running_per_group']:,.1f} running sequences per engine group"
-              + (f" (queue {sv['queue_ms']:,.0f} ms)" if sv.get("queue_ms") else ""))
-        if sv.get("arrivals") == "poisson":
-            load = sv["prefill_load"]
-            print(f"  random arrivals: {sv['requests_per_s_per_group']:,.2f} requests/s per engine group use "
-                  f"{load:.0%} of its prefill capacity"
-                  + (f", mean wait for prefill {sv['prefill_wait_ms']:,.0f} ms" if load < 1 else
-                     ": prompts arrive faster than it prefills them, the queue grows without bound"))
-    if doc.get("simulation"):
-        print(f"  {terminal(doc['simulation']['summary_line'])}")
-    for note in doc.get("assumptions") or ():
-        print(f"  assumed: {terminal(note)}")
+    from planner.estimate_text import text
+
+    print(text(doc))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,18 +8,23 @@ doc/en/Kimi-K2-Thinking-Native.md (--kt-weight-path, --kt-cpuinfer, --kt-threadp
 --kt-method); mlx-lm README (mlx_lm.server). Values come from the plan: parallel layout, context length, the
 engine's memory fraction (profiles/engines/), the KV dtype, and the running batch that keeps the SLO.
 Multi-node commands name the head node $HEAD_IP, each node's index $NODE_RANK and (vLLM data parallel) its
-first rank $DP_START_RANK = $NODE_RANK x GPUs per node.
+first rank $DP_START_RANK = $NODE_RANK x GPUs per node. `scenario_flags` gives the same command for an `estimate`
+scenario in its own engine.
 """
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from math import floor
+from types import SimpleNamespace
 
 from planner.base.errors import PlannerError
 from planner.base.yamlio import load_document
 from planner.deploy.engines import load_engine
-from planner.model.models import load_model
+from planner.deploy.scenario import Scenario
+from planner.hardware.hosts import Host
+from planner.model.models import Model, load_model
 
 KT_METHOD = {"int4-g32": "RAWINT4", "int4-g64": "AMXINT4", "int4-g128": "AMXINT4", "int8": "AMXINT8",
              "fp8-block128": "FP8"}
@@ -144,3 +149,67 @@ def flags_for(cand, wl, running: float) -> dict[str, str | None]:
     """Command lines of every engine that can run `cand`; `running` = sequences per engine group at the SLO."""
     return {"vllm": vllm(cand, wl, running), "sglang": sglang(cand, wl, running), "llamacpp": llamacpp(cand, wl),
             "ktransformers": ktransformers(cand, wl), "mlx": mlx(cand, wl)}
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One engine group (replica) of a scenario, spelled as the command builders above read a sizing Candidate."""
+
+    gpu: str | None  # accelerator profile; None = CPU only
+    gpus_per_node: int
+    nodes: int  # nodes of one replica
+    host: Host | None  # host, where the command needs it (CPU-only runs and expert offload)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    model: str  # a reference load_model resolves (profile name, or the config.json path)
+    hw: _Group
+    weights: str
+    kv_cache: str
+    engine: str
+    tp: int
+    ep: int
+    pp: int
+    dp: int  # dp_attention ranks
+    offload_layers: int  # MoE layers whose routed experts live in host RAM
+
+
+@dataclass(frozen=True)
+class _Lengths:
+    context_len: int  # longest request (--max-model-len, --context-length, -c per slot)
+    traffic: SimpleNamespace  # output_len (mlx_lm.server --max-tokens)
+
+
+BUILDERS = {"vllm": vllm, "sglang": sglang, "llamacpp": llamacpp, "ktransformers": ktransformers, "mlx": mlx}
+
+
+def scenario_flags(sc: Scenario, running: float | None = None) -> str | None:
+    """The launch command of one engine group of scenario `sc` in its own engine (vllm, sglang, llamacpp,
+    ktransformers, mlx), from its model, weights, parallel plan, KV dtype and context; `running` is the running
+    batch per engine group (estimate's serving.running_per_group; default the engine's sequence cap). None where
+    the engine has no command builder here (trtllm, ideal, deepseek-internal) or cannot load the weights
+    (GGUF in vLLM, safetensors in llama.cpp)."""
+    build = BUILDERS.get(sc.engine.name)
+    if build is None:
+        return None
+    p = sc.parallelism
+    gpn = max(1, sc.gpus_per_node)
+    nodes = max(1, -(-p.gpus_per_replica // gpn)) if sc.gpu is not None else 1
+    host = sc.host if sc.gpu is None or sc.expert_layers_on_cpu else None
+    plan = _Plan(_model_ref(sc.model), _Group(sc.gpu, sc.gpus_per_node, nodes, host), sc.weights.name, sc.kv_cache,
+                 sc.engine.name, p.tp, p.ep, p.pp, p.dp_attention, sc.expert_layers_on_cpu)
+    wl = _Lengths(sc.workload.context_len, SimpleNamespace(output_len=sc.workload.output_len))
+    if build in (vllm, sglang):
+        return build(plan, wl, running or sc.engine.running_cap)
+    return build(plan, wl)
+
+
+def _model_ref(model: Model) -> str:
+    """A reference load_model resolves to `model`: its profile name, else the config file it was read from."""
+    try:
+        if load_model(model.name).file == model.file:
+            return model.name
+    except PlannerError:
+        pass
+    return model.file
