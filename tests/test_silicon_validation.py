@@ -1,0 +1,95 @@
+"""`planner silicon` (planner.serving.silicon): aiconfigurator-core's silicon serving runs as scenarios.
+
+tests/data/silicon_sample_small.csv: 14 rows copied verbatim (header included) from aiconfigurator-core 0.12.0's
+systems/silicon_sample.csv, chosen to cover each mapping and each skip reason. No network; aiconfigurator-core is
+neither needed nor imported."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from planner.cli import main
+from planner.serving import silicon
+from planner.serving.silicon_report import is_markdown, markdown
+
+FIXTURE = Path(__file__).parent / "data" / "silicon_sample_small.csv"
+
+
+@pytest.fixture(scope="module")
+def mapped():
+    return silicon.cases(silicon.read_csv(FIXTURE), str(FIXTURE))
+
+
+@pytest.fixture(scope="module")
+def doc():
+    return silicon.run(FIXTURE)
+
+
+def _case(cases, part: str):
+    return next(c for c in cases if part in c.id)
+
+
+def test_every_row_is_evaluated_or_skipped_with_a_reason(mapped):
+    cases, skipped = mapped
+    assert len(cases) + len(skipped) == 14
+    assert all(s["reason"] for s in skipped)
+    reasons = [s["reason"] for s in skipped]
+    assert reasons.count("disaggregated (prefill/decode pools): not evaluated yet") == 2
+    assert reasons.count("model MiniMaxAI/MiniMax-M2.5 has no profile") == 2
+    assert "model Qwen/Qwen3-32B has no profile" in reasons
+    assert "parallel plan inconsistent: moe_tp 2 x moe_ep 1 != tp 1 x dp 1" in reasons
+    assert any(r.startswith("not a valid scenario: parallelism.tp: tp 72 does not divide") for r in reasons)
+
+
+def test_mapping_of_models_gpus_engines_formats_and_plans(mapped):
+    cases, _ = mapped
+    dsr1 = _case(cases, "deepseek_r1_h200_sxm_sglang_fp8_agg_1024x1024_c4").scenario
+    assert (dsr1.model.name, dsr1.gpu, dsr1.engine.name, dsr1.weights.name) == (
+        "deepseek-r1", "h200-sxm", "sglang", "fp8-block128")  # "fp8" of the block-scaled checkpoint
+    assert (dsr1.parallelism.tp, dsr1.parallelism.ep, dsr1.total_gpus) == (8, 1, 8)
+    wl = dsr1.workload
+    assert (wl.phase, wl.concurrency, wl.num_prompts, wl.input_len, wl.output_len) == ("serve", 4, 40, 1024, 1024)
+    assert _case(cases, "kimi_k2_5_b200").scenario.weights.name == "int4-g32"  # int4_wo: Kimi's own group-32 INT4
+    oss = _case(cases, "gpt_oss_120b_b200_sxm_trtllm").scenario
+    assert (oss.weights.name, oss.engine.name, oss.gpu) == ("mxfp4", "trtllm", "b200")  # nvfp4 label: MXFP4 experts
+    llama = _case(cases, "llama_3_1_70b_h200").scenario
+    assert (llama.weights.name, llama.parallelism.tp, llama.parallelism.ep) == ("fp8", 4, 1)
+    qwen = _case(cases, "qwen3_235b_a22b_fp8_h100_sxm_trtllm").scenario
+    assert (qwen.model.name, qwen.weights.name, qwen.parallelism.tp) == ("qwen3-235b-a22b", "fp8-block128", 4)
+    # no silicon_concurrency recorded: batch_size x attention-DP ranks, as the mapping states
+    assert _case(cases, "deepseek_r1_gb200_trtllm_agg_4000x1000_c_tp8").scenario.workload.concurrency == 28
+
+
+def test_errors_are_computed_and_grouped(doc):
+    rows = [r for r in doc["cases"] if r["fits"]]
+    assert doc["evaluated"] == len(rows) >= 6
+    for r in rows:
+        assert r["ttft_error"] == pytest.approx(r["predicted_ttft_ms"] / r["ttft_ms"] - 1)
+        assert r["tpot_error"] == pytest.approx(r["predicted_tpot_ms"] / r["tpot_ms"] - 1)
+    assert doc["summary"]["ttft"]["n"] == doc["summary"]["tpot"]["n"] == len(rows)
+    for key in ("model", "gpu", "engine", "band"):
+        assert sum(g["ttft"]["n"] for g in doc["groups"][key]) == len(rows)
+    assert doc["skipped_by_reason"]["disaggregated (prefill/decode pools): not evaluated yet"] == 2
+    assert "models" in doc["mapping"] and "kv_cache" in doc["mapping"]
+    assert "aiconfigurator_core" not in sys.modules
+
+
+def test_markdown_and_cli(doc, tmp_path, capsys):
+    text = markdown(doc, "python -m planner silicon x.csv --markdown out.md")
+    assert is_markdown(text.encode()) and "## By model" in text and "## Rows not evaluated" in text
+    out = tmp_path / "silicon.md"
+    assert main(["silicon", str(FIXTURE), "--json", "--markdown", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["evaluated"] == doc["evaluated"] and is_markdown(out.read_bytes())
+
+
+def test_bad_csv_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,model_path\nx,y\n")
+    assert main(["silicon", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no column 'silicon_data_source'" in err
