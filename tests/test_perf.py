@@ -419,10 +419,9 @@ def test_unstated_plan_is_the_best_of_tp_and_dp_attention_layouts():
 
 
 def test_a_chosen_operating_point_is_served_with_graphs_a_stated_one_with_the_engine_defaults():
-    """planner.deploy.scenario.tuned_for_chosen_batch: with no batch or concurrency stated the planner picks the batch
-    and
-    assumes the deployment captures it (MLPerf-style tuned runs); a stated concurrency runs the engine's defaults
-    (trtllm-serve's PyTorch backend graphs decode batches up to 128), unless engine_options says otherwise."""
+    """planner.deploy.engine_options.tuned_for_chosen_batch: with no batch or concurrency stated the planner picks the
+    batch and assumes the deployment captures it (MLPerf-style tuned runs); a stated concurrency runs the engine's
+    defaults (trtllm-serve's PyTorch backend graphs decode batches up to 128), unless engine_options says otherwise."""
     wl = {"phase": "serve", "input_len": 1024, "output_len": 256}
     chosen = scenario(model="deepseek-v3", weights="fp8-block128", engine="trtllm", workload=wl)
     stated = scenario(model="deepseek-v3", weights="fp8-block128", engine="trtllm",

@@ -10,7 +10,7 @@ alike, and errors name the file (or `file=` label) and the field as the YAML spe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from planner.base.errors import PlannerError, resolve_named
 from planner.base.frozen import hash_once, state_without_hash
 from planner.base.yamlio import check_keys, get_choice, get_number, get_percentile, get_str, require_mapping
 from planner.deploy.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
+from planner.deploy.engine_options import ENGINE_OPTION_KEYS, apply_engine_options, tuned_for_chosen_batch
 from planner.deploy.engines import Engine, load_engine
 from planner.hardware.accelerators import Accelerator, load_accelerator
 from planner.hardware.hosts import Host, load_host
@@ -29,8 +30,6 @@ from planner.model.quant import QuantFormat, load_format
 PARALLEL_KEYS = ("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated", "redundant_experts", "dense_tp")
 WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
                  "context_len", "output_len_dist", "dataset", "num_prompts")
-ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
-                      "max_running_requests", "cuda_graph_max_batch")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
 MAX_TOKENS = limits.MAX_TOKENS  # no model has a context near 100M tokens: larger values are typos
 MAX_GPUS = limits.MAX_GPUS
@@ -183,7 +182,7 @@ def make_scenario(
     if not isinstance(engine, Engine):
         engine = resolve_named(load_engine, engine, file, "engine")
     options = _part(engine_options, "engine_options", ENGINE_OPTION_KEYS, file)
-    engine = _engine_options(engine, options, file)
+    engine = apply_engine_options(engine, options, file)
     if kv_cache not in KV_DTYPES:
         raise PlannerError(f"unknown KV cache dtype {kv_cache!r}; known: {', '.join(KV_DTYPES)}",
                            file=file, field="kv_cache")
@@ -266,59 +265,6 @@ def _bool(doc: Mapping, key: str, file: str, prefix: str, default: bool) -> bool
     if not isinstance(value, bool):
         raise PlannerError(f"expected true or false, got {value!r}"[:120], file=file, field=f"{prefix}{key}")
     return value
-
-
-def chooses_batch(wl: Workload) -> bool:
-    """Whether the planner picks the running batch itself (decode or serve with neither batch_per_gpu nor concurrency:
-    MLPerf offline/server style, sizing)."""
-    return wl.phase != "prefill" and not wl.batch_per_gpu and not wl.concurrency
-
-
-def tuned_for_chosen_batch(engine: Engine, wl: Workload) -> Engine:
-    """The engine as deployed for an operating point the planner chooses: CUDA graphs cover every step it runs.
-
-    A stated batch or concurrency benchmarks a deployment as launched, with the engine's default graph sizes (steps
-    outside them pay the host launch cost, planner.perf.steps.launch_seconds). An operating point the planner picks is
-    one
-    the deployment is configured for, as published tuned runs are: MLPerf submissions run TensorRT engines (C++
-    runtime, no Python launches) or capture their batch sizes; NVIDIA's trtllm-serve recipes set
-    cuda_graph_config.max_batch_size to the max batch; SGLang takes --cuda-graph-max-bs and piecewise prefill graphs.
-    A scenario that states engine_options.cuda_graph_max_batch keeps it."""
-    if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None and not engine.eager_kernel_host_s):
-        return engine
-    return replace(engine, cuda_graph_max_batch=None, graph_prefill_tokens=MAX_TOKENS)
-
-
-def _engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
-    """Scenario overrides of engine settings (--gpu-memory-utilization / --mem-fraction-static, ...)."""
-    if not opts:
-        return engine
-    pre = "engine_options."
-    frac = get_number(opts, "memory_fraction", file, prefix=pre, default=None, minimum=0.05, maximum=1.0)
-    tokens = get_number(opts, "max_batched_tokens", file, prefix=pre, default=None, integer=True, minimum=1,
-                        maximum=MAX_TOKENS)
-    seqs = get_number(opts, "max_num_seqs", file, prefix=pre, default=None, integer=True, minimum=1,
-                      maximum=MAX_TOKENS)
-    block = get_number(opts, "kv_block_tokens", file, prefix=pre, default=None, integer=True, minimum=1,
-                       maximum=1 << 16)
-    running = get_number(opts, "max_running_requests", file, prefix=pre, default=None, integer=True, minimum=1,
-                         maximum=MAX_TOKENS)  # SGLang --max-running-requests
-    graphs = get_number(opts, "cuda_graph_max_batch", file, prefix=pre, default=None, integer=True, minimum=0,
-                        maximum=MAX_TOKENS)  # SGLang --cuda-graph-max-bs, vLLM max capture size
-    changes: dict[str, Any] = {}
-    if running is not None:
-        changes["max_running_requests"] = running
-    if graphs is not None:
-        changes["cuda_graph_max_batch"] = graphs
-    if frac is not None:
-        changes.update(memory_fraction=frac, memory_fraction_by_tp=())
-    if tokens is not None:
-        changes["max_batched_tokens"] = tokens
-    if seqs is not None:
-        changes.update(max_num_seqs=seqs, max_running_requests=running)
-    if block is not None:
-        changes.update(kv_block_tokens=block, mla_kv_block_tokens=block)
-    return replace(engine, **changes)
 
 
 def _parallelism(p: Mapping, file: str, model: Model, gpu: str | None, total_gpus: int) -> Parallelism:

@@ -28,7 +28,7 @@ from planner.deploy.scenario import Scenario
 from planner.model.kv import kv_layout
 from planner.perf.op_record import Op, _gemm, _role_bytes, _w, role_dtype, swiglu_depth
 from planner.perf.ops_kinds import dsa_indexer_ops as _dsa_indexer_ops
-from planner.perf.ops_kinds import linear_attention_ops
+from planner.perf.ops_kinds import latent_moe_ops, linear_attention_ops, mla_output_gate_ops
 
 
 def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens: float, skew: float = 0.0) -> float:
@@ -176,6 +176,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     if not moe_count:
         return ops
     k, E = s.experts_per_token, s.n_routed_experts
+    he = s.latent_expert_size or h  # latent MoE (Kimi-K3): experts and their all-to-all run at the latent width
     ops.append(Op("attn.ffn_norm", "elementwise", moe_count, 4 * n * par.tp * h, act_bytes=4 * n * par.tp * h))
     ops.append(_gemm("moe.router", moe_count, n * par.tp, h, E, _w(sc, "ffn_gate_inp", "moe"), "bf16",
                      kernels=2))  # + top-k
@@ -192,15 +193,15 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     gpu_moe = moe_count - min(on_cpu, moe_count)
     inter = s.moe_intermediate_size
     if gpu_moe:
-        ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 6 * h * inter,
+        ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 6 * he * inter,
                       weight_bytes=touched * expert_bytes / expert_tp,
-                      act_bytes=pairs * (2 * h + 6 * inter / expert_tp),
+                      act_bytes=pairs * (2 * he + 6 * inter / expert_tp),
                       dtype=role_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1)),
-                      kernels=3, depth=swiglu_depth(h, inter / expert_tp)))  # align/sort + two grouped GEMMs
+                      kernels=3, depth=swiglu_depth(he, inter / expert_tp)))  # align/sort + two grouped GEMMs
     # gather tokens into expert order and scatter the outputs back (read + write, bf16), and SwiGLU over the
     # gate/up outputs (read 2I, write I): bandwidth-bound kernels beside the grouped GEMMs
     ops.append(Op("moe.permute_act", "elementwise", moe_count, 0,
-                  act_bytes=pairs * (8 * h + 6 * inter / expert_tp), kernels=3))
+                  act_bytes=pairs * (8 * he + 6 * inter / expert_tp), kernels=3))
     if on_cpu:
         # host-resident experts: computed by the CPU, or streamed to the GPU(s) over PCIe (NVLink-C2C from a
         # superchip's Grace memory) and computed there (cpu_compute false; and llama.cpp's op offload of large prompt
@@ -208,7 +209,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
         # split over expert_tp (G / ep) GPUs
         stream = sc.gpu is not None and (
             not sc.cpu_compute or (phase == "prefill" and sc.engine.host_prefill == "pcie" and n >= 32))
-        ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * h * inter,
+        ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * he * inter,
                       weight_bytes=touched * expert_bytes / (expert_tp if stream else 1),
                       dtype=role_dtype(sc, "ffn_up_exps", "moe"),
                       m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu",
@@ -221,11 +222,13 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
         ops.append(_gemm("moe.shared", moe_count, n, h, 3 * s.shared_intermediate_size, w3,
                          role_dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group,
                          depth=swiglu_depth(h, s.shared_intermediate_size / shared_group)))
+    if s.latent_expert_size:
+        ops += latent_moe_ops(sc, n, moe_count, par.tp if e > 1 else gd)
     if e > 1:
         intra, inter = ep_bytes_per_token(e, k, sc.gpus_per_node or 1, per_node=phase == "prefill")
         # the all-to-all ends when the busiest rank has received its tokens
-        ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * h * busiest,
-                      rdma_bytes=n * inter * 3 * h * busiest, comm="alltoall", group=e))
+        ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * he * busiest,
+                      rdma_bytes=n * inter * 3 * he * busiest, comm="alltoall", group=e))
     # TP-split experts (ep 1) reduce over the whole stage; with EP the shared expert and the TP-duplicated
     # tokens reduce over the attention TP group
     reduce_group = G if e == 1 else par.tp
@@ -248,6 +251,8 @@ def step_ops(sc: Scenario, phase: str, tokens_per_gpu: float, context: float, *,
     n = tokens_per_gpu
     linear = ceil(s.num_linear_layers / par.pp)
     ops = _attention_ops(sc, phase, n, context, layers - linear, sq)
+    if s.mla_output_gate:
+        ops += mla_output_gate_ops(sc, n, layers - linear)
     if linear:
         ops += linear_attention_ops(sc, phase, n, linear, sq)
     ops += _ffn_ops(sc, phase, n, moe_layers, dense_layers, skew)

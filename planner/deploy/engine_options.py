@@ -1,0 +1,73 @@
+"""A scenario's engine as deployed: `engine_options` (the engine's launch flags a scenario states, overriding its
+profile) and the CUDA-graph assumption for an operating point the planner chooses itself.
+
+`wl` below is a planner.deploy.scenario.Workload (phase, batch_per_gpu, concurrency); this module sits below
+scenario.py, which builds scenarios with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from planner.base import limits
+from planner.base.yamlio import get_number
+from planner.deploy.engines import Engine
+
+ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
+                      "max_running_requests", "cuda_graph_max_batch")
+MAX_TOKENS = limits.MAX_TOKENS
+
+
+def chooses_batch(wl: Any) -> bool:
+    """Whether the planner picks the running batch itself (decode or serve with neither batch_per_gpu nor concurrency:
+    MLPerf offline/server style, sizing)."""
+    return wl.phase != "prefill" and not wl.batch_per_gpu and not wl.concurrency
+
+
+def tuned_for_chosen_batch(engine: Engine, wl: Any) -> Engine:
+    """The engine as deployed for an operating point the planner chooses: CUDA graphs cover every step it runs.
+
+    A stated batch or concurrency benchmarks a deployment as launched, with the engine's default graph sizes (steps
+    outside them pay the host launch cost, planner.perf.steps.launch_seconds). An operating point the planner picks is
+    one
+    the deployment is configured for, as published tuned runs are: MLPerf submissions run TensorRT engines (C++
+    runtime, no Python launches) or capture their batch sizes; NVIDIA's trtllm-serve recipes set
+    cuda_graph_config.max_batch_size to the max batch; SGLang takes --cuda-graph-max-bs and piecewise prefill graphs.
+    A scenario that states engine_options.cuda_graph_max_batch keeps it."""
+    if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None and not engine.eager_kernel_host_s):
+        return engine
+    return replace(engine, cuda_graph_max_batch=None, graph_prefill_tokens=MAX_TOKENS)
+
+
+def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
+    """Scenario overrides of engine settings (--gpu-memory-utilization / --mem-fraction-static, ...)."""
+    if not opts:
+        return engine
+    pre = "engine_options."
+    frac = get_number(opts, "memory_fraction", file, prefix=pre, default=None, minimum=0.05, maximum=1.0)
+    tokens = get_number(opts, "max_batched_tokens", file, prefix=pre, default=None, integer=True, minimum=1,
+                        maximum=MAX_TOKENS)
+    seqs = get_number(opts, "max_num_seqs", file, prefix=pre, default=None, integer=True, minimum=1,
+                      maximum=MAX_TOKENS)
+    block = get_number(opts, "kv_block_tokens", file, prefix=pre, default=None, integer=True, minimum=1,
+                       maximum=1 << 16)
+    running = get_number(opts, "max_running_requests", file, prefix=pre, default=None, integer=True, minimum=1,
+                         maximum=MAX_TOKENS)  # SGLang --max-running-requests
+    graphs = get_number(opts, "cuda_graph_max_batch", file, prefix=pre, default=None, integer=True, minimum=0,
+                        maximum=MAX_TOKENS)  # SGLang --cuda-graph-max-bs, vLLM max capture size
+    changes: dict[str, Any] = {}
+    if running is not None:
+        changes["max_running_requests"] = running
+    if graphs is not None:
+        changes["cuda_graph_max_batch"] = graphs
+    if frac is not None:
+        changes.update(memory_fraction=frac, memory_fraction_by_tp=())
+    if tokens is not None:
+        changes["max_batched_tokens"] = tokens
+    if seqs is not None:
+        changes.update(max_num_seqs=seqs, max_running_requests=running)
+    if block is not None:
+        changes.update(kv_block_tokens=block, mla_kv_block_tokens=block)
+    return replace(engine, **changes)
