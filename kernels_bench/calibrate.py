@@ -1,4 +1,6 @@
-"""Calibration: fit the planner's efficiency curves to stored runs; write profiles/calibration/<device>.yaml.
+"""Calibration: fit the planner's efficiency curves to stored runs; with `--write`, write
+profiles/calibration/<device>.yaml (which every estimate for that device then reads), or with `--out DIR|FILE.yaml`
+write there. Without either it fits and reports the held-out errors, and writes nothing.
 
 The model fitted is the planner's own (planner.perf.roofline.time_op, called as is): a run's time is the sum over its op
 records of max(FLOP / (peak[dtype] x compute(m)), bytes / (bandwidth x memory(m)), kernels x floor_s), with per
@@ -314,12 +316,7 @@ def _calibrate(args, device: Device, run_suite, store: Store) -> dict:
     if not NAME.fullmatch(name):
         raise PlannerError(f"{name!r} is not a calibration name (letters, digits, '.', '_', '-'; no folders)",
                            field="--name")
-    out_dir = Path(args.out) if args.out else CAL_DIR
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise PlannerError(f"cannot create the folder: {err.strerror}", file=str(out_dir), field="--out") from None
-    path = out_dir / f"{name}.yaml"
+    path = _target(args.out, name)
     counts = {k: sum(any(o.kind == k for o in r["ops"]) for r in runs) for k in eff.ops}
     ops_doc = {}
     for kind in sorted({o.kind for r in runs for o in r["ops"] if o.kind != "comm"}):
@@ -360,12 +357,28 @@ def _calibrate(args, device: Device, run_suite, store: Store) -> dict:
         doc["comm"] = comm
     header = (f"{HEADER} (kernels_bench/calibrate.py); fractions of the peaks\n"
               "# named under fit.peaks, curves [[m, fraction], ...] over GEMM rows m as in default.yaml.\n")
-    write_calibration(path, header + yaml.safe_dump(doc, sort_keys=False, width=120))
-    efficiency_for.cache_clear()
-    return summary | {"by_kind_holdout_median_abs_error": {k: round(_pct(v, 0.5), 4) for k, v in by_kind.items()},
+    written = bool(getattr(args, "write", False) or args.out)  # never silently: every estimate on `name` reads it
+    if written:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PlannerError(f"cannot create the folder: {err.strerror}", file=str(path.parent),
+                               field="--out") from None
+        write_calibration(path, header + yaml.safe_dump(doc, sort_keys=False, width=120))
+        efficiency_for.cache_clear()
+    return summary | {"written": written,
+                      "by_kind_holdout_median_abs_error": {k: round(_pct(v, 0.5), 4) for k, v in by_kind.items()},
                       "train_median_abs_error": doc["fit"]["train_median_abs_error"],
                       "holdout_components_median_abs_error": doc["fit"]["holdout_components_median_abs_error"],
                       "excluded_dequant_runs": len(skipped), "run_ids": doc["runs"]["run_ids"]}
+
+
+def _target(out: str | None, name: str) -> Path:
+    """The calibration file: `--out FILE.yaml` as named, `--out DIR` as DIR/<name>.yaml, else
+    profiles/calibration/<name>.yaml (the file every estimate for device `name` reads)."""
+    if out and Path(out).suffix.lower() in (".yaml", ".yml"):
+        return Path(out)
+    return (Path(out) if out else CAL_DIR) / f"{name}.yaml"
 
 
 def _rel(path: Path) -> str:

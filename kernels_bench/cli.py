@@ -2,7 +2,8 @@
 
     python -m kernels_bench discover --json
     python -m kernels_bench run --suite smoke --device cpu --json       # progress on stderr, rows in the store
-    python -m kernels_bench calibrate --json                            # fits profiles/calibration/<device>.yaml
+    python -m kernels_bench calibrate --json                            # fits and reports; writes nothing
+    python -m kernels_bench calibrate --write                           # and writes profiles/calibration/<dev>.yaml
     python -m kernels_bench comm --nproc 2 --json                       # torchrun: all_reduce, uneven all_to_all
 
 Bad input exits 2 with one line `error: ...` on stderr, never a traceback; `--json` prints one JSON document.
@@ -55,13 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--iters", type=int, default=None, help="timed iterations per case (default: per suite)")
     r.add_argument("--rounds", type=int, default=None, help="interleaved passes over all cases (default: 3 on "
                    "the CPU, 1 on GPUs)")
-    k = sub.add_parser("calibrate", help="fit efficiency curves from runs into profiles/calibration/<device>.yaml")
+    k = sub.add_parser("calibrate", help="fit efficiency curves from runs; --write: into "
+                       "profiles/calibration/<device>.yaml")
     _common(k)
     k.add_argument("--run", type=int, action="append", default=None, help="run id(s) to fit (default: the latest "
                    "run of the device; one is run first when the store has none)")
     k.add_argument("--suite", default="smoke", help="suite to run when the store holds no run of the device")
     k.add_argument("--name", default=None, help="calibration name (default: the device name)")
-    k.add_argument("--out", default=None, help="folder for the YAML (default profiles/calibration)")
+    k.add_argument("--out", default=None, metavar="DIR|FILE.yaml",
+                   help="write the calibration to DIR/<name>.yaml or to FILE.yaml (estimates read only "
+                        "profiles/calibration/<device>.yaml)")
+    k.add_argument("--write", action="store_true",
+                   help="write profiles/calibration/<name>.yaml, which every estimate for that device then reads "
+                        "(without --write or --out: fit and report, write nothing)")
     k.add_argument("--folds", type=int, default=5, help="cross-validation folds over case shapes")
     k.add_argument("--include-dequant", action="store_true",
                    help="also fit runs whose weights were dequantized before the matmul (not what engines run)")
@@ -146,7 +153,7 @@ def _run(args, dev, cases: list, store, timing: tuple) -> dict:
     """One run into an open store: ceilings, then the cases; the run's final status is always attempted."""
     from kernels_bench.ceilings import measure_ceilings, summary
     from kernels_bench.devices import accelerator_for, versions
-    from kernels_bench.runner import Progress, run_cases
+    from kernels_bench.runner import Progress, run_cases, summarize
     from kernels_bench.suites import ROUNDS
     from planner.base.store import StoreWriteError
     from planner.hardware.efficiency import efficiency_for
@@ -173,7 +180,7 @@ def _run(args, dev, cases: list, store, timing: tuple) -> dict:
         raise StoreWriteError(store.failure(), file=str(store.path), field="--store") from None
     store.finish_run(rid)
     return {"device": dev.as_json(), "run_id": rid, "store": str(store.path), "suite": args.suite,
-            "efficiency": list(eff.files), "ceilings": ceil, "runs": rows}
+            "efficiency": list(eff.files), "ceilings": ceil, "runs": rows, "summary": summarize(rows)}
 
 
 def _scale(text: str):
@@ -213,6 +220,8 @@ def _text(cmd: str, doc: dict) -> str:
         lines = [f"{doc['device']['display_name']} ({doc['device']['name']}): run {doc['run_id']} in {doc['store']}",
                  f"{'case':58} {'status':6} {'measured':>10} {'predicted':>10} {'meas/pred':>9} {'GB/s':>7} "
                  f"{'GFLOP/s':>8} {'alloc=pred':>10}"]
+        from kernels_bench.runner import emulated_note
+
         for r in doc["runs"]:
             if r["status"] != "ok":
                 lines.append(f"{r['case'][:58]:58} {r['status']:6} {r['error']}")
@@ -220,13 +229,37 @@ def _text(cmd: str, doc: dict) -> str:
             same = "yes" if r["alloc_bytes"] == r["predicted_alloc_bytes"] else "NO"
             lines.append(f"{r['case'][:58]:58} ok     {r['measured_s'] * 1e3:8.3f}ms {r['predicted_s'] * 1e3:8.3f}ms "
                          f"{r['measured_over_predicted']:9.2f} {r['achieved_bytes_per_s'] / 1e9:7.1f} "
-                         f"{r['achieved_flop_per_s'] / 1e9:8.1f} {same:>10}")
-        return "\n".join(lines)
+                         f"{r['achieved_flop_per_s'] / 1e9:8.1f} {same:>10}" + (" *" if emulated_note(r) else ""))
+        return "\n".join(lines + _run_summary(doc))
     if cmd == "calibrate":
-        return (f"{doc['device']}: wrote {doc['file']} from {doc['n_fit']} runs; held-out error over "
-                f"{doc['n_holdout']} runs: median {doc['holdout_median_abs_error']:.1%}, "
-                f"p90 {doc['holdout_p90_abs_error']:.1%}")
+        fit = (f"from {doc['n_fit']} runs; held-out error over {doc['n_holdout']} runs: median "
+               f"{doc['holdout_median_abs_error']:.1%}, p90 {doc['holdout_p90_abs_error']:.1%}")
+        if doc.get("written", True):
+            return f"{doc['device']}: wrote {doc['file']} {fit}"
+        return (f"{doc['device']}: fitted {fit}\nnot written: add --write to write {doc['file']} (every estimate "
+                f"for {doc['device']} then reads it) or --out DIR|FILE.yaml to write it elsewhere")
     return json.dumps(doc, indent=2)
+
+
+def _run_summary(doc: dict) -> list[str]:
+    """The lines under a run's table: cases by status, median measured/predicted per op kind, what the * rows are,
+    and the layers whose parts sum above their whole (kernels_bench.runner.summarize)."""
+    from kernels_bench.runner import emulated_note
+
+    sm = doc.get("summary") or {}
+    if not sm:
+        return []
+    c = sm["cases"]
+    ratios = ", ".join(f"{k} {v['median']:.2f} ({v['n']})" for k, v in sm["median_measured_over_predicted"].items())
+    lines = [f"summary: {sum(c.values())} cases: {c['ok']} ok, {c['oom']} oom, {c['error']} error; median "
+             f"measured/predicted of whole layers (cases): {ratios or 'none'}"]
+    notes = sorted({emulated_note(r) for r in doc["runs"] if r["status"] == "ok" and emulated_note(r)})
+    lines += [f"* {n}" for n in notes]
+    for p in sm["parts_over_whole"]:
+        lines.append(f"parts above their whole: {p['case']} {p['whole_s'] * 1e3:.3f} ms whole, its parts "
+                     f"{p['parts_s'] * 1e3:.3f} ms: each part is timed alone after a cache flush, inside the layer "
+                     "its inputs are warm (and GPU launches overlap), so parts need not sum to the whole")
+    return lines
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; `kill` or a job scheduler: the run is marked interrupted

@@ -10,6 +10,7 @@ after every measurement already taken has been handed to the store, which keeps 
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 import zlib
@@ -262,3 +263,53 @@ def run_cases(cases: list[plan.Case], device, acc, eff: Efficiency, store, run_i
     if progress:
         progress.done()
     return [rows[n] for case in cases for n in names.get(case.name, []) if n in rows]
+
+
+LAYER_OPS = ("mla_decode", "mla_prefill", "moe")  # whole-layer rows; other ops are components of one
+# what a row's kernel path means when its weights were dequantized to bf16 before the matmul: the device has no
+# kernel for the format (fp8 on CPUs and pre-Hopper GPUs, int4 everywhere in plain torch), while the planner
+# predicts the fused low-precision kernel an engine runs
+EMULATED = ("emulated: {fmt} weights dequantized to bf16 before each matmul (no {fmt} kernel on this device); "
+            "the prediction is the engine's fused {fmt} kernel, so measured/predicted here is not a planner error")
+PARTS_SLACK = 1.10  # parts within 10% of their whole read as summing to it (timing noise on a shared CPU)
+
+
+def summarize(rows: list[dict]) -> dict:
+    """What a run's rows say at a glance: cases by status, the median measured/predicted per op kind (whole layers,
+    bf16 apart from emulated formats), which rows are emulated, and the layers whose parts sum above their whole.
+
+    Parts are timed alone, each after a cache flush (kernels_bench.timing.Flusher): inside the whole layer a stage
+    finds its inputs (and on a CPU the dequantized weights' pages) warm, and on a GPU the launches overlap, so the
+    parts may sum above the whole; `parts_over_whole` names those layers with both times."""
+    layers = [r for r in rows if r["op"] in LAYER_OPS]
+    status = {s: sum(r["status"] == s for r in layers) for s in ("ok", "oom", "error")}
+    ok = [r for r in rows if r["status"] == "ok" and r.get("measured_over_predicted")]
+    ratios: dict[str, list[float]] = {}
+    for r in ok:
+        if r["op"] in LAYER_OPS:
+            key = r["op"] + (" (emulated)" if _emulated(r) else "")
+            ratios.setdefault(key, []).append(r["measured_over_predicted"])
+    parts: dict[str, float] = {}
+    for r in ok:
+        if r["op"] not in LAYER_OPS:
+            whole = r["case"][: -len(r["op"]) - 1]
+            parts[whole] = parts.get(whole, 0.0) + r["measured_s"]
+    over = [{"case": r["case"], "whole_s": r["measured_s"], "parts_s": parts[r["case"]]}
+            for r in ok if r["op"] in LAYER_OPS and parts.get(r["case"], 0) > PARTS_SLACK * r["measured_s"]]
+    return {"cases": status,
+            "median_measured_over_predicted": {k: {"median": statistics.median(v), "n": len(v)}
+                                               for k, v in ratios.items()},
+            "emulated": [r["case"] for r in ok if r["op"] in LAYER_OPS and _emulated(r)],
+            "parts_over_whole": over}
+
+
+def emulated_note(row: dict) -> str:
+    """The note for a row whose weights were dequantized before the matmul ('' for a native row)."""
+    if not _emulated(row):
+        return ""
+    fmt = next((f for f in ("fp8", "int4", "mxfp4", "nvfp4", "int8") if f in row["case"]), "low-precision")
+    return EMULATED.format(fmt=fmt)
+
+
+def _emulated(row: dict) -> bool:
+    return "dequant" in (row.get("path") or "")

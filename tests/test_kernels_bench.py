@@ -267,6 +267,53 @@ def test_calibrate_writes_a_file_the_planner_loads(tmp_path):
     assert doc["n_holdout"] > 0 and doc["holdout_median_abs_error"] < 0.15
 
 
+def test_calibrate_writes_only_when_asked(tmp_path, monkeypatch):
+    """Issue 21: a fit alone writes nothing (every CPU estimate reads profiles/calibration/<device>.yaml); --write
+    writes there, --out FILE.yaml writes that file."""
+    import kernels_bench.calibrate as cal
+
+    monkeypatch.setattr(cal, "CAL_DIR", tmp_path / "calibration")
+    store, dev = _synthetic_store(tmp_path / "r.sqlite")
+    args = Namespace(store=str(store.path), run=None, suite="smoke", name="cpu-test", out=None, folds=3,
+                     include_dequant=False, write=False)
+    doc = cal.calibrate(args, dev, run_suite=None)
+    assert doc["written"] is False and doc["file"].endswith("cpu-test.yaml") and not (tmp_path / "calibration").exists()
+    doc = cal.calibrate(replace_ns(args, write=True), dev, run_suite=None)
+    assert doc["written"] is True and (tmp_path / "calibration" / "cpu-test.yaml").is_file()
+    doc = cal.calibrate(replace_ns(args, out=str(tmp_path / "mine.yaml")), dev, run_suite=None)
+    assert doc["written"] is True and _read(tmp_path / "mine.yaml", efficiency_for(None)).device == "cpu-test"
+
+
+def replace_ns(ns: Namespace, **changes) -> Namespace:
+    return Namespace(**(vars(ns) | changes))
+
+
+def test_run_summary_counts_medians_emulation_and_parts():
+    from kernels_bench.cli import _run_summary
+    from kernels_bench.runner import summarize
+
+    def row(case, op, measured, ratio, path="grouped_mm+native"):
+        return {"case": case, "op": op, "status": "ok", "measured_s": measured, "predicted_s": measured / ratio,
+                "measured_over_predicted": ratio, "path": path}
+
+    rows = [row("moe-decode-t4-bf16", "moe", 0.015, 1.1), row("moe-decode-t4-bf16.moe.shared", "moe.shared", 0.001, 1),
+            row("moe-decode-t4-int4-g32", "moe", 0.0394, 60, "grouped_mm+dequant"),
+            row("moe-decode-t4-int4-g32.moe.experts", "moe.experts", 0.0496, 70, "grouped_mm+dequant"),
+            row("mla-decode-b1-ctx1024-bf16-tp8", "mla_decode", 0.008, 0.9),
+            row("mla-decode-b8-ctx1024-bf16-tp8", "mla_decode", 0.01, 1.3),
+            {"case": "moe-prefill-t4096-bf16", "op": "moe", "status": "oom", "error": "out of memory"}]
+    sm = summarize(rows)
+    assert sm["cases"] == {"ok": 4, "oom": 1, "error": 0}
+    assert sm["median_measured_over_predicted"]["moe (emulated)"] == {"median": 60, "n": 1}
+    assert sm["median_measured_over_predicted"]["mla_decode"]["median"] == pytest.approx(1.1)
+    assert sm["emulated"] == ["moe-decode-t4-int4-g32"]
+    assert sm["parts_over_whole"] == [{"case": "moe-decode-t4-int4-g32", "whole_s": 0.0394, "parts_s": 0.0496}]
+    text = "\n".join(_run_summary({"runs": rows, "summary": sm}))
+    assert "5 cases: 4 ok, 1 oom, 0 error" in text and "moe (emulated) 60.00 (1)" in text
+    assert "int4 weights dequantized to bf16" in text and "not a planner error" in text
+    assert "moe-decode-t4-int4-g32 39.400 ms whole, its parts 49.600 ms" in text
+
+
 # ---------------------------------------------------------------- CLI, comm, gpu_check.sh
 
 @pytest.mark.parametrize("args, message", [

@@ -231,14 +231,17 @@ def test_refused_calibration_leaves_the_kimi_estimate_unchanged(tmp_path, capsys
         assert planner_main(["estimate", str(KIMI), "--json"]) == 0
         return capsys.readouterr().out
 
-    before, files = estimate(), {p.name: p.read_bytes() for p in cal_dir.iterdir()}
+    def files_now() -> dict:  # every file under the calibration folder (silicon/ holds the imported tables)
+        return {str(p.relative_to(cal_dir)): p.read_bytes() for p in cal_dir.rglob("*") if p.is_file()}
+
+    before, files = estimate(), files_now()
     store = tmp_path / "r.sqlite"
     _timed_store(store, 1e30)
     code = kb_cli.main(["calibrate", "--device", "cpu", "--store", str(store), "--name", "h200-sxm", "--folds", "3",
                         "--json"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and "held-out median error" in line
-    assert {p.name: p.read_bytes() for p in cal_dir.iterdir()} == files
+    assert files_now() == files
     assert estimate() == before
 
 
