@@ -199,6 +199,10 @@ def make_scenario(
     if not isinstance(parallelism, Parallelism):
         parallelism = _parallelism(_part(parallelism, "parallelism", PARALLEL_KEYS, file), file, model, gpu,
                                    gpn * nodes)
+    if parallelism.dp_attention > 1 and not engine.attention_dp:  # e.g. llama.cpp, KTransformers, MLX
+        raise PlannerError(f"{parallelism.dp_attention} data-parallel attention ranks need an engine that runs them "
+                           f"(profile attention_dp: true, e.g. vllm, sglang, trtllm); {engine.name} does not",
+                           file=file, field="parallelism.dp_attention")
     on_cpu = _offloaded(expert_layers_on_cpu, model, file)
     if gpu is None:  # CPU only: every weight lives in host RAM
         if host is None:
