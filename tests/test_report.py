@@ -4,6 +4,7 @@ text from YAML and configs is escaped; the output folder is replaced atomically;
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -57,7 +58,28 @@ def test_default_report_builds_with_pngs(tmp_path):
     summary = build_report(KIMI, out)
     assert_complete(out, summary)
     titles = summary["sections"]
-    assert titles[0] == "Model card" and "Claims audit" in titles and "Assumptions and sources" in titles
+    # the verdict first (issue 21): cost per budget tier and traffic, what fits where, the claims found wrong
+    assert titles[0] == "Verdict: kimi-k2.5" and titles[1] == "Model card"
+    assert "Claims audit" in titles and "Assumptions and sources" in titles
+    tiers = pd.read_csv(out / "verdict--verdict-tiers.csv")
+    assert list(tiers["tier"]) == ["API", "one workstation", "one node", "a cluster"]
+    assert list(tiers.columns[1:]) == ["0.5 req/s", "5 req/s", "50 req/s"]
+    fits = pd.read_csv(out / "verdict--verdict-fits.csv")
+    assert "int4-g32" in set(fits["weights"]) and "H200 SXM" in fits.columns
+    wrong = pd.read_csv(out / "verdict--verdict-claims.csv")
+    assert len(wrong) and set(wrong["verdict"]) <= {"wrong"} | {v for v in wrong["verdict"] if v.startswith("off")}
+    # the sizing range shows a trade-off: plans at every rate, rejections grouped by kind (not one row per reason)
+    plans = pd.read_csv(out / "sizing--sizing-plans.csv")
+    assert set(plans["requests_per_s"]) == {0.5, 5, 50}
+    assert plans.groupby("requests_per_s")["usd_per_m_output_tokens"].min().nunique() > 1
+    rejected = pd.read_csv(out / "sizing--sizing-rejected.csv")
+    assert len(rejected) <= 8 and rejected["reason"].is_unique
+    # no machine path in any output
+    for f in [*out.glob("*.csv"), out / "report.md", out / "index.html"]:
+        text = f.read_text()
+        for root in (str(ROOT), str(ROOT.parent), str(tmp_path), "/home"):
+            assert f" {root}/" not in text and f"|{root}/" not in text and f",{root}/" not in text, (f.name, root)
+            assert not re.search(rf"(?<![\w.]){re.escape(root)}/", text), (f.name, root)
     if chromium_path():
         assert summary["png"] == summary["figures"] and not summary["png_note"], summary["png_note"]
         assert len(list(out.glob("*.png"))) == summary["figures"]
@@ -285,14 +307,14 @@ def test_a_workload_sizing_refuses_becomes_a_note_naming_the_field(tmp_path):
 
 
 def test_sizing_output_becomes_a_table_and_a_pareto_chart(tmp_path, monkeypatch):
-    import planner.report.sections as sections
+    import planner.report.external as external
 
     plan = {"hardware": {"gpu": "h200-sxm", "gpus_per_node": 8, "nodes": 1}, "weights": "int4-g32",
             "kv_cache": "fp8", "parallelism": {"tp": 8, "ep": 8}, "replicas": 1,
             "metrics": {"tpot_ms": 40.0, "ttft_ms": 300.0, "system_output_tokens_per_s": 2000.0},
             "cost": {"usd_per_hour": 18.4, "usd_per_m_output_tokens": 2.56, "capex_usd": 0}}
     fake = {"plans": [plan], "rejected": {"weights 595 GB exceed 2x80 GB": 30}, "api_break_even": {"answer": "api"}}
-    monkeypatch.setattr(sections, "run_sizing", lambda workload, where: (fake, ""))
+    monkeypatch.setattr(external, "sizing", lambda workload, where: (fake, ""))  # each rate of the range
     doc = yaml.safe_load(KIMI.read_text())
     doc["sections"] = [s for s in doc["sections"] if isinstance(s, dict) and "sizing" in s]
     path = tmp_path / "r.yaml"

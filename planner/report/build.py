@@ -21,11 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from planner.base.escape import csv_frame, terminal
 from planner.base.outputs import write_folder
 from planner.report.render import html_report, markdown_report
 from planner.report.sections import Context, Section, build_sections
-from planner.report.spec import load_report_spec
+from planner.report.spec import load_report_spec, public_text
 
 PNG_WIDTH = 1100
 
@@ -126,7 +128,9 @@ def build_report(report: str | Path, out: str | Path, *, png: bool = True) -> di
         sections = build_sections(ctx)
         _unique_keys(sections)
         shutil.rmtree(ctx.scratch)
-        command = f"python -m planner report {report} --out {out_arg}"
+        for s in sections:
+            _scrub(s)
+        command = public_text(f"python -m planner report {report} --out {out_arg}")
         built.update(sections=sections, counts=write_outputs(tmp, spec, sections, png, command))
 
     out = write_folder(out_arg, fill, field="--out", inputs=[spec.file], legacy=_old_report)
@@ -140,6 +144,18 @@ def build_report(report: str | Path, out: str | Path, *, png: bool = True) -> di
             if slug == "claims-audit":
                 summary["claims"] = {k: int(n) for k, n in df["kind"].value_counts().items()}
     return summary
+
+
+def _scrub(s: Section) -> None:
+    """No machine path in a section's text or tables (planner.report.spec.public_text)."""
+    s.paragraphs = [public_text(p) for p in s.paragraphs]
+    s.notes = [public_text(n) for n in s.notes]
+    for k, (slug, caption, df, shown) in enumerate(s.tables):
+        df = df.copy()
+        for col in df.columns:
+            if not pd.api.types.is_numeric_dtype(df[col]):
+                df[col] = df[col].map(lambda v: public_text(v) if isinstance(v, str) else v)
+        s.tables[k] = (slug, public_text(caption), df, shown)
 
 
 def summary_text(doc: dict) -> str:

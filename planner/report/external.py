@@ -14,6 +14,7 @@ import pandas as pd
 
 from planner.base.errors import PlannerError
 from planner.base.store import measured_points
+from planner.base.yamlio import load_document
 from planner.deploy.scenario import plan_label
 from planner.report.spec import resolve_path
 from planner.sizing.search import size
@@ -31,6 +32,24 @@ def sizing(workload: Any, where: str) -> tuple[dict | None, str]:
         return size(wl), ""
     except PlannerError as err:
         return None, f"sizing refused the workload: {err}"[:300]
+
+
+def sizing_range(workload: Any, rates: list[float] | None, where: str) -> list[tuple[float | None, dict | None, str]]:
+    """`sizing` of a workload at each request rate in `rates` ((rate, document or None, why) each; one run at the
+    workload's own traffic when `rates` is empty). A workload file is read once and its traffic replaced."""
+    if not rates:
+        doc, why = sizing(workload, where)
+        return [(None, doc, why)]
+    try:
+        base = dict(workload) if isinstance(workload, Mapping) else load_document(resolve_path(str(workload)))
+    except PlannerError as err:
+        return [(rate, None, f"sizing refused the workload: {err}"[:300]) for rate in rates]
+    out = []
+    for rate in rates:
+        traffic = {k: v for k, v in dict(base.get("traffic") or {}).items()
+                   if k not in ("requests_per_s", "tokens_per_day", "concurrency")}
+        out.append((rate, *sizing({**base, "traffic": {**traffic, "requests_per_s": rate}}, where)))
+    return out
 
 
 def sizing_table(doc: dict) -> pd.DataFrame:

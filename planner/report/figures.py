@@ -159,11 +159,16 @@ def daily_cost(curve: pd.DataFrame) -> go.Figure:
 
 
 def sizing_pareto(sizing: pd.DataFrame) -> go.Figure:
+    """Cost vs latency of the ranked plans, one series per traffic rate when the table has several."""
     df = sizing.dropna(subset=["usd_per_m_output_tokens", "tpot_ms"])
-    fig = go.Figure(go.Scatter(
-        x=df["tpot_ms"], y=df["usd_per_m_output_tokens"], mode="markers",
-        text=[t(f"#{r.rank} {r.gpus}x {r.gpu} {r.weights}") for r in df.itertuples()],
-        hovertemplate="%{text}<br>TPOT %{x:.1f} ms<br>$%{y:.2f} per M output tokens<extra></extra>"))
+    groups = df.groupby("requests_per_s", sort=True) if "requests_per_s" in df.columns else [(None, df)]
+    fig = go.Figure()
+    for rate, g in groups:
+        fig.add_scatter(
+            name="plans" if rate is None else f"{rate:g} requests/s", x=g["tpot_ms"], y=g["usd_per_m_output_tokens"],
+            mode="markers", marker={"size": 9},
+            text=[t(f"#{r.rank} {r.gpus}x {r.gpu} {r.weights} x{r.replicas}") for r in g.itertuples()],
+            hovertemplate="%{text}<br>TPOT %{x:.1f} ms<br>$%{y:.2f} per M output tokens<extra></extra>")
     return _layout(fig, "Sizing: cost vs latency of the ranked plans", xaxis={"title": "TPOT (ms)"},
                    yaxis={"title": "USD per million output tokens", "type": "log"})
 

@@ -21,11 +21,11 @@ from planner.report import figures as F
 from planner.report import tables as T
 from planner.report.api import break_even_table, daily_cost_curve
 from planner.report.claims import audit, verdict_counts
-from planner.report.external import bench_points, sizing_table
-from planner.report.external import sizing as run_sizing
+from planner.report.external import bench_points, sizing_range, sizing_table
 from planner.report.plans import Plan, load_plans, pick
 from planner.report.spec import ReportSpec, SectionSpec, model_ref, resolve_path
 from planner.report.verdict import BANDS
+from planner.report.verdict_section import DEFAULT_FORMATS, fit_table, tier_table, wrong_claims
 from planner.serving.validate import validate
 
 
@@ -44,6 +44,26 @@ class Context:
     spec: ReportSpec
     scratch: Path  # temporary folder of this build (never part of the output)
     used_sources: dict = field(default_factory=dict)  # "what" -> citation, gathered for the assumptions section
+    cache: dict = field(default_factory=dict)  # results two sections share (sizing runs, the claims audit)
+
+    def options_of(self, kind: str) -> tuple[dict, str] | None:
+        """(options, field) of the report's first section of `kind`, or None."""
+        sec = next((sec for sec in self.spec.sections if sec.kind == kind), None)
+        return None if sec is None else (dict(sec.options), sec.field)
+
+    def sizing_runs(self, opts: dict, where: str) -> list:
+        """The sizing search at each traffic rate of a sizing section's options (planner.report.external), once."""
+        key = ("sizing", where)
+        if key not in self.cache:
+            self.cache[key] = sizing_range(opts["workload"], opts.get("rates"), f"{self.spec.file}: {where}.workload")
+        return self.cache[key]
+
+    def claims(self, opts: dict, where: str) -> tuple[pd.DataFrame, str]:
+        """The claims audit (planner.report.claims) of a claims_audit section's options, once."""
+        key = ("claims", where)
+        if key not in self.cache:
+            self.cache[key] = audit(opts, self.spec.models[0], self.spec.workloads, self.spec.file, where)
+        return self.cache[key]
 
     @cached_property
     def models(self) -> list[Model]:
@@ -171,23 +191,67 @@ def sizing(ctx: Context, opts: dict, where: str) -> Section:
     if opts.get("workload") is None:
         raise PlannerError("missing (a workload file or mapping, CONTRACT.md §7)", file=ctx.spec.file,
                            field=f"{where}.workload")
-    doc, why = run_sizing(opts["workload"], f"{ctx.spec.file}: {where}.workload")
-    if doc is None:
-        s.notes.append(f"{why}: no sizing table or Pareto chart")
-        return s
-    table = sizing_table(doc)
-    s.paragraphs.append(f"{len(table)} feasible plans, ranked best first by `planner size`.")
+    tables, grouped = [], {}
+    for rate, doc, why in ctx.sizing_runs(opts, where):
+        at = "" if rate is None else f" at {rate:g} requests/s"
+        if doc is None:
+            s.notes.append(f"{why}{at}: no sizing table")
+            continue
+        table = sizing_table(doc)
+        if rate is not None:
+            table.insert(0, "requests_per_s", rate)
+        tables.append(table)
+        sm = doc.get("summary") or {}
+        s.paragraphs.append(f"{at.strip() or 'the workload'}: {sm.get('feasible', len(table)):,} feasible plans of "
+                            f"{sm.get('candidates', 0):,} searched; the {len(table)} best ranked below.")
+        for g in doc.get("rejected_grouped") or []:
+            grouped.setdefault(g["kind"], []).append((rate, g))
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if not table.empty:
-        s.figures.append(("sizing-pareto", "Cost vs latency of the ranked plans", F.sizing_pareto(table)))
+        s.figures.append(("sizing-pareto", "Cost vs latency of the ranked plans at each traffic rate",
+                          F.sizing_pareto(table)))
     s.tables.append(("sizing-plans", "Ranked plans", table, True))
-    api = doc.get("api_break_even") or {}
-    if api:
-        rows = [{"quantity": k, "value": v} for k, v in api.items() if not isinstance(v, (dict, list))]
-        s.tables.append(("sizing-api-break-even", "API break-even (from sizing)", pd.DataFrame(rows), True))
-    rejected = pd.DataFrame([{"reason": k, "plans": v} for k, v in (doc.get("rejected") or {}).items()])
-    if not rejected.empty:
-        rejected = rejected.sort_values("plans", ascending=False, kind="stable")
-        s.tables.append(("sizing-rejected", "Rejected plans by reason", rejected, True))
+    # rejections grouped by reason kind with counts (every reason is in `planner size --json`)
+    merged: dict[tuple, list] = {}  # the same rejections at several rates: one row naming the rates
+    for kind, items in grouped.items():
+        for rate, g in items:
+            merged.setdefault((kind, g["plans"], g["reasons"], "; ".join(g["examples"])), []).append(rate)
+    rows = [{"reason": kind, "requests_per_s": ", ".join("-" if r is None else f"{r:g}" for r in rates),
+             "plans": n, "distinct_reasons": k, "most_frequent": ex} for (kind, n, k, ex), rates in merged.items()]
+    if rows:
+        s.tables.append(("sizing-rejected", "Rejected plans by kind of reason", pd.DataFrame(rows), True))
+    return s
+
+
+def verdict(ctx: Context, opts: dict, where: str) -> Section:
+    """One screen: cheapest way per budget tier and traffic, what fits where, the claims found wrong."""
+    model = ctx.models[0].name
+    s = Section("verdict", f"Verdict: {model}")
+    sized = ctx.options_of("sizing")
+    runs = ctx.sizing_runs(*sized) if sized and sized[0].get("workload") is not None else []
+    wl = dict(sized[0]["workload"]) if sized and isinstance(sized[0].get("workload"), dict) else {}
+    context = int(wl.get("context_len") or 131072)
+    if runs:
+        first = next((d for _, d, _ in runs if d is not None), None)
+        w = first["workload"] if first else {}
+        slo = ", ".join(f"{k} {v:g}" for k, v in (w.get("slo") or {}).items()) or "no SLO"
+        s.paragraphs.append(f"Cheapest way to serve {model} per budget tier ({w.get('purchase', '')}: "
+                            f"USD per million output tokens at the traffic served, {slo}, context "
+                            f"{context:,}); * = no published checkpoint in that format (your own quantization).")
+        s.tables.append(("verdict-tiers", "Cheapest plan per budget tier and traffic",
+                         tier_table([(r, d) for r, d, _ in runs]), True))
+    else:
+        s.notes.append("no sizing section: no cost per tier")
+    formats = list(wl.get("weights") or DEFAULT_FORMATS)
+    gpus = list(ctx.spec.hardware) or ["h200-sxm", "h100-sxm"]
+    s.tables.append(("verdict-fits", f"Fewest GPUs that hold {model} with one {context:,}-token request",
+                     fit_table(model_ref(ctx.spec.models[0]), formats, gpus, context), True))
+    audited = ctx.options_of("claims_audit")
+    if audited:
+        table, _ = ctx.claims(*audited)
+        bad = wrong_claims(table)
+        s.paragraphs.append(f"The audit found {len(bad)} of {len(table)} claims wrong or off (claims audit below).")
+        s.tables.append(("verdict-claims", "Claims the audit found wrong or off", bad, True))
     return s
 
 
@@ -241,7 +305,7 @@ def validation(ctx: Context, opts: dict, where: str) -> Section:
 def claims_audit(ctx: Context, opts: dict, where: str) -> Section:
 
     s = Section("claims-audit", "Claims audit")
-    table, file = audit(opts, ctx.spec.models[0], ctx.spec.workloads, ctx.spec.file, where)
+    table, file = ctx.claims(opts, where)
     counts = verdict_counts(table)
     s.paragraphs.append(f"{len(table)} claims from {file}: {counts['confirmed']} confirmed, {counts['off']} off, "
                         f"{counts['wrong']} wrong, {counts['not_checkable']} not checkable by the planner.")
@@ -276,7 +340,8 @@ def assumptions(ctx: Context, opts: dict, where: str) -> Section:
     return s
 
 
-BUILDERS = {"model_card": model_card, "weights_by_format": weights_by_format, "memory_per_gpu": memory_per_gpu,
+BUILDERS = {"verdict": verdict, "model_card": model_card, "weights_by_format": weights_by_format,
+            "memory_per_gpu": memory_per_gpu,
             "kv_vs_context": kv_vs_context, "throughput_latency": throughput_latency, "roofline": roofline,
             "sizing": sizing, "api_break_even": api_break_even, "validation": validation,
             "claims_audit": claims_audit, "assumptions": assumptions}

@@ -13,7 +13,8 @@
       - {name: ..., model: ..., hardware: ...}  # an inline scenario (CONTRACT.md §2)
       - template: {engine: vllm, hardware: {gpus_per_node: 8}, parallelism: {tp: 8}, workload: chat}
                                                 # one scenario per model x hardware (weights default: native)
-    sections: [model_card, {kv_vs_context: {max_context: 262144}}, ...]   # in order; options per section
+    sections: [verdict, model_card, {kv_vs_context: {max_context: 262144}}, ...]   # in order; options per section
+                                                # sizing: {workload: ..., rates: [0.5, 5, 50]} sizes each rate
 
 Relative paths are relative to the project root (the folder holding `profiles/`), so `../shared/...`
 names the shared folder beside the checkout. Unknown keys, sections or options are errors naming
@@ -23,6 +24,7 @@ file and field.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +45,14 @@ TOP_KEYS = ("title", "description", "source", "models", "formats", "kv_cache", "
 PLAN_KEYS = ("scenario", "template", "workload", "name")
 # section -> allowed option keys (the one place a new section or option is declared)
 SECTIONS: dict[str, tuple[str, ...]] = {
+    "verdict": (),  # reads the sizing and claims_audit sections' options (planner/report/verdict_section.py)
     "model_card": (),
     "weights_by_format": ("formats",),
     "memory_per_gpu": ("plans",),
     "kv_vs_context": ("max_context", "dtypes"),
     "throughput_latency": ("plans",),
     "roofline": ("plan", "batches", "results"),
-    "sizing": ("workload",),
+    "sizing": ("workload", "rates"),
     "api_break_even": ("api", "plans"),
     "validation": ("cases",),
     "claims_audit": ("claims", "checks"),
@@ -84,6 +87,18 @@ def resolve_path(ref: str) -> Path:
     """A path from a report file: absolute, or relative to the project root."""
     path = Path(ref)
     return path if path.is_absolute() else ROOT / path
+
+
+_ABSOLUTE = re.compile(r"(?<![\w.])/(?:tmp|home|work|var|private|Users|root|mnt)/[^\s`'\",;|)<>]*")
+
+
+def public_text(text: str) -> str:
+    """`text` without this machine's paths: the project root and its parent become relative ('', '../'), the
+    temporary folder its name's tail (reports are shared; a path says nothing to their reader)."""
+    out = str(text)
+    for prefix, short in ((str(ROOT) + "/", ""), (str(ROOT.parent) + "/", "../")):
+        out = out.replace(prefix, short)
+    return _ABSOLUTE.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], out)
 
 
 def _names(doc: Mapping, key: str, file: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -143,7 +158,7 @@ def _sections(doc: Mapping, file: str) -> tuple[SectionSpec, ...]:
 
 # what each section option holds (checked here, so a section never meets a value of the wrong type)
 OPTION_KINDS = {"formats": "names", "plans": "names", "dtypes": "names", "plan": "name", "max_context": "tokens",
-                "batches": "numbers", "results": "path", "cases": "path", "claims": "path",
+                "batches": "numbers", "rates": "numbers", "results": "path", "cases": "path", "claims": "path",
                 "workload": "path or mapping", "api": "mapping", "checks": "mapping"}
 
 

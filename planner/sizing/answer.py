@@ -174,16 +174,37 @@ def by_hardware(rows, wl) -> list[dict]:
     best: dict[str, object] = {}
     for r in sorted(rows, key=lambda r: r.key(wl.objective)):
         best.setdefault(r.cand.hw.gpu or r.cand.hw.kind_label, r)
-    out = []
-    for k, (name, r) in enumerate(best.items()):
-        a = acc(r.cand.hw.gpu) if r.cand.hw.gpu else None
-        out.append({"rank": k + 1, "hardware_type": name, "vendor": a.vendor if a else None,
-                    "hardware": r.cand.hw.label(), "weights": r.cand.weights, "kv_cache": r.cand.kv_cache,
-                    "engine": r.cand.engine, "plan": r.cand.plan, "replicas": r.replicas,
-                    "usd_per_hour": r.usd_per_hour, "capex_usd": r.capex,
-                    "usd_per_m_output_tokens": _finite(r.usd_per_m_output), "tpot_ms": r.tpot_op_s * 1e3,
-                    "exact": r.cap.exact})
-    return out
+    return [{"rank": k + 1, "hardware_type": name, **_entry(r)} for k, (name, r) in enumerate(best.items())]
+
+
+def _entry(r) -> dict:
+    """One plan's line in the per-hardware and per-tier summaries."""
+    a = acc(r.cand.hw.gpu) if r.cand.hw.gpu else None
+    return {"vendor": a.vendor if a else None, "hardware": r.cand.hw.label(), "weights": r.cand.weights,
+            "kv_cache": r.cand.kv_cache, "engine": r.cand.engine, "plan": r.cand.plan, "replicas": r.replicas,
+            "usd_per_hour": r.usd_per_hour, "capex_usd": r.capex,
+            "usd_per_m_output_tokens": _finite(r.usd_per_m_output), "tpot_ms": r.tpot_op_s * 1e3,
+            "exact": r.cap.exact}
+
+
+TIERS = ("one workstation", "one node", "a cluster")
+
+
+def tier_of(row) -> str:
+    """Budget tier of a plan: a workstation or Apple machine, one server node, or several nodes (a multi-node
+    replica or several replicas)."""
+    if row.cand.hw.system.cls in ("workstation", "apple"):
+        return "one workstation" if row.replicas == 1 else "a cluster"
+    return "one node" if row.cand.hw.nodes * row.replicas == 1 else "a cluster"
+
+
+def by_tier(rows, wl) -> dict[str, dict]:
+    """The best plan of each budget tier (TIERS) by the workload's objective, as `by_hardware` writes a plan."""
+    best: dict[str, object] = {}
+    for r in sorted(rows, key=lambda r: r.key(wl.objective)):
+        best.setdefault(tier_of(r), r)
+    return {tier: {**_entry(r), "nodes": r.cand.hw.nodes * r.replicas, "class": r.cand.hw.system.cls,
+                   "published": r.cand.published} for tier in TIERS if (r := best.get(tier)) is not None}
 
 
 _PROFILE = re.compile(r"profiles/(hardware|systems)/([\w.+-]+)\.yaml")
@@ -214,9 +235,11 @@ def document(wl, rows, exact, rej, stats, seconds: float) -> dict:
                      "data_local": wl.data_local},
         "plans": plans,
         "by_hardware": by_hardware(rows, wl),
+        "by_tier": by_tier(rows, wl),
         "unpriced": unpriced(rej),
         "rejected": rej.rendered(),
         "rejected_by_kind": rej.by_kind(),
+        "rejected_grouped": rej.grouped(),
         "pareto": {name: [{k: _finite(v) for k, v in rec.items()} for rec in f.drop(columns="row")
                           .to_dict("records")] for name, f in fronts(rows).items()},
         "api_break_even": break_even(plans, wl),

@@ -34,15 +34,19 @@ class Rejections:
         self.kinds: Counter = Counter()
         self._slo: dict[tuple, list] = defaultdict(list)  # (hardware, metric, limit) -> [(value, note)]
         self._memory: dict[str, str] = {}  # where -> the reason line counting that group
+        self._kind: dict[str, str] = {}  # reason -> its kind (as counted)
 
     def add(self, reason: str, kind: str | None = None, n: int = 1) -> None:
         self.counts[reason] += n
-        self.kinds[kind or kind_of(reason)] += n
+        self._kind.setdefault(reason, kind or kind_of(reason))
+        self.kinds[self._kind[reason]] += n
 
     def absorb(self, other: Rejections) -> None:
         """Add the counts of another Rejections (a worker process's)."""
         self.counts.update(other.counts)
         self.kinds.update(other.kinds)
+        for reason, kind in other._kind.items():
+            self._kind.setdefault(reason, kind)
         for key, values in other._slo.items():
             self._slo[key] += values
         for where, key in other._memory.items():
@@ -75,6 +79,18 @@ class Rejections:
             out[f"{hardware}: {metric} {span} {unit} at batch 1, above the {limit * scale:,.0f} {unit} SLO"
                 + (f" ({note})" if note else "")] += len(values)
         return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def grouped(self, examples: int = 3) -> list[dict]:
+        """Rejections by kind, most first: plans, distinct reasons, and the most frequent reasons as examples (a
+        summary for readers; `rendered` lists every reason)."""
+        by: dict[str, list] = defaultdict(list)
+        for reason, n in self.rendered().items():
+            by[self._kind.get(reason, "slo" if reason.endswith(" SLO") or " SLO (" in reason else "memory")].append(
+                (reason, n))
+        out = [{"kind": k, "plans": self.kinds[k], "reasons": len(by.get(k, ())),
+                "examples": [f"{r} ({n:,})" for r, n in by.get(k, ())[:examples]]}
+               for k in KINDS if self.kinds.get(k)]
+        return sorted(out, key=lambda g: -g["plans"])
 
     def by_kind(self) -> dict[str, int]:
         return {k: self.kinds[k] for k in KINDS if self.kinds.get(k)}
