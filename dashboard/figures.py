@@ -1,6 +1,7 @@
 """The dashboard's own figures, pure like planner/report/figures.py (whose layout and escaping they reuse): one table
 in, one plotly figure out. Only views the reports do not have live here: the fits grid, concurrency vs context,
-TTFT/TPOT per plan, and kernels_bench measured vs predicted."""
+TTFT/TPOT per plan, kernels_bench measured vs predicted, and the serving simulator's run (timeline, latency
+percentiles and distributions)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from planner.base.units import gb
 from planner.report import figures as F
+from planner.serving.simstats import PERCENTILES
 
 FITS, NO_FIT, INVALID = 1.0, 0.0, 0.5
 GRID_COLORS = [[0.0, "#f4a6a6"], [0.5, "#d9d9d9"], [1.0, "#8fd19e"]]
@@ -108,3 +110,69 @@ def bench_scatter(rows: pd.DataFrame) -> go.Figure:
     fig.update_layout(title=F.t("kernels_bench: predicted vs measured seconds per case"),
                       xaxis_title="measured (s)", yaxis_title="predicted (s)")
     return fig
+
+
+# ------------------------------------------------------------------------------------------------ simulated run
+# (the `simulation` block and percentile metrics of `estimate`, planner/serving/estimate.py and simstats.py)
+
+LATENCIES = (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("e2e_latency", "E2E latency"))
+TIMELINE = (("running", "running in the engine"), ("queued", "queued (engine and API server)"),
+            ("in_flight", "in flight at the client"))
+
+
+def timeline_table(simulation: dict) -> pd.DataFrame:
+    """The simulated run's sampled timeline: t_s, running, queued, in_flight (requests), kv_used (pool fraction)."""
+    tl = simulation["timeline"]
+    return pd.DataFrame({k: tl[k] for k in ("t_s", "running", "queued", "in_flight", "kv_used")})
+
+
+def percentile_table(metrics: dict) -> pd.DataFrame:
+    """Mean, p50, p90 and p99 (ms) of each latency the simulated run reports (a latency without percentiles, such as
+    a TPOT kept from the closed forms, has no row)."""
+    cols = ["latency", "mean_ms", *(f"p{q}_ms" for q in PERCENTILES)]
+    rows = [[label, metrics.get(f"{key}_ms"), *(metrics[f"{key}_p{q}_ms"] for q in PERCENTILES)]
+            for key, label in LATENCIES if all(metrics.get(f"{key}_p{q}_ms") is not None for q in PERCENTILES)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def distribution_table(simulation: dict) -> pd.DataFrame:
+    """Each latency's distribution, long: latency, percentile, ms (empty when the block has none)."""
+    dist = simulation.get("distributions") or {}
+    rows = [{"latency": label, "percentile": q, "ms": v} for key, label in LATENCIES
+            for q, v in zip(dist.get("q", []), dist.get(f"{key}_ms") or [], strict=False)]
+    return pd.DataFrame(rows, columns=["latency", "percentile", "ms"])
+
+
+def sim_timeline(tl: pd.DataFrame) -> go.Figure:
+    """Requests running, queued and in flight over the simulated run (steps: each value holds until the next
+    sample), KV pool use on the right axis."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for key, label in TIMELINE:
+        fig.add_scatter(name=label, x=tl["t_s"], y=tl[key], mode="lines", line_shape="hv",
+                        hovertemplate=f"%{{x:,.1f}} s: %{{y:,.0f}} {label}<extra></extra>", secondary_y=False)
+    fig.add_scatter(name="KV pool used", x=tl["t_s"], y=tl["kv_used"], mode="lines", line_shape="hv",
+                    line={"dash": "dot", "color": "#7f7f7f"}, secondary_y=True,
+                    hovertemplate="%{x:,.1f} s: KV pool %{y:.1%} used<extra></extra>")
+    fig.update_xaxes(title_text="time since the first request (s)")
+    fig.update_yaxes(title_text="requests", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="KV pool used", tickformat=".0%", rangemode="tozero", showgrid=False,
+                     secondary_y=True)
+    return _layout(fig, "Simulated run: requests running, queued and in flight; KV pool use", height=400)
+
+
+def latency_cdf(dist: pd.DataFrame) -> go.Figure:
+    """Cumulative distribution of each latency of the simulated run: TTFT and E2E (left), TPOT and ITL (right)."""
+    panels = (("TTFT", "E2E latency"), ("TPOT", "ITL"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("per request: first token, whole answer",
+                                                        "per output token"), horizontal_spacing=0.08)
+    for col, names in enumerate(panels, start=1):
+        for name in names:
+            d = dist[dist["latency"] == name]
+            if d.empty:
+                continue
+            fig.add_scatter(name=name, x=d["ms"], y=d["percentile"], mode="lines+markers", row=1, col=col,
+                            hovertemplate=f"{name}: p%{{y:g}} = %{{x:,.1f}} ms<extra></extra>")
+    fig.update_xaxes(title_text="ms", type="log")
+    fig.update_yaxes(title_text="percentile of requests (ITL: of tokens)", range=[0, 100], col=1)
+    fig.update_yaxes(range=[0, 100], col=2)
+    return _layout(fig, "Latency distributions of the simulated run", height=380)

@@ -4,10 +4,12 @@ the planner's checks. The kernels_bench results database and the published cases
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -138,6 +140,23 @@ def test_performance(env):
     assert at.number_input(key="perf.in.sharegpt-vllm-bench").value == d.input_len
     assert at.radio(key="perf.dist.sharegpt-vllm-bench").value == d.output_len_dist
     assert {m.label: m.value for m in at.metric} not in (fixed, varied)
+
+
+def test_performance_simulated_run(env):
+    at = start("performance")
+    assert "Simulated run" not in " ".join(charts(at))  # no concurrency: the closed forms only
+    at.number_input(key="perf.conc").set_value(16).run()
+    clean(at)
+    assert "Simulated benchmark run" in [h.value for h in at.header]
+    timeline = chart(at, "Simulated run: requests running, queued and in flight")
+    names = {t["name"] for t in timeline["data"]}
+    assert {"running in the engine", "queued (engine and API server)", "KV pool used"} <= names
+    flight = next(t for t in timeline["data"] if t["name"] == "in flight at the client")["y"]  # plotly's binary array
+    assert max(np.frombuffer(base64.b64decode(flight["bdata"]), flight["dtype"])) == 16
+    assert {t["name"] for t in chart(at, "Latency distributions")["data"]} == {"TTFT", "TPOT", "ITL", "E2E latency"}
+    table = next(d.value for d in at.dataframe if "p99_ms" in d.value.columns)
+    assert list(table["latency"]) == ["TTFT", "TPOT", "ITL", "E2E latency"]
+    assert (table["p50_ms"] <= table["p99_ms"]).all()
 
 
 def test_sizing(env):

@@ -1,5 +1,6 @@
 """Performance page: one deployment's serving metrics (TTFT, TPOT, throughput), the bottleneck of each phase, the
-throughput-latency curve beside other GPU types, and the roofline of its decode step with measured kernels_bench
+throughput-latency curve beside other GPU types, for a stated concurrency the serving simulator's run (requests and KV
+use over time, latency distributions and percentiles), and the roofline of its decode step with measured kernels_bench
 points when the results database holds any."""
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def render(ref: str) -> None:
             ui.chart(F.throughput_latency(res["curves"]), "perf.curve")
         with right:
             ui.chart(D.latency_bars(res["metrics"]), "perf.latency")
+    if result.get("simulation"):
+        simulated_run(result)
     ui.table(res["metrics"], "plan-metrics", "Serving metrics of each deployment at its workload")
     ui.table(res["curves"], "throughput-curves", "Throughput-latency points (running batch doubles along a line)",
              height=240)
@@ -104,6 +107,26 @@ def headline(name: str, result: dict) -> None:
                 f"{par['replicas']} replica(s); engine {sc['engine']}, KV cache {sc['kv_cache']}.")
     for line in result.get("assumptions") or []:
         st.caption(f"assumed: {line}")
+
+
+def simulated_run(result: dict) -> None:
+    """The serving simulator's run of the chosen concurrency (estimate's `simulation` block, cached with the plan by
+    data.plans): timeline, latency distributions and percentiles."""
+    sim = result["simulation"]
+    c = sim["client"]
+    st.header("Simulated benchmark run")
+    st.caption(f"{c['num_prompts']:,} requests, at most {c['concurrency']:,} in flight (a closed-loop client as "
+               f"`vllm bench serve --max-concurrency`); prompt lengths {c['input_len']}, output lengths "
+               f"{c['output_len']}. {ui.plain(sim['summary_line'])}.")
+    ui.chart(D.sim_timeline(D.timeline_table(sim)), "perf.sim.timeline")
+    dist = D.distribution_table(sim)
+    left, right = st.columns([3, 2])
+    if not dist.empty:
+        with left:
+            ui.chart(D.latency_cdf(dist), "perf.sim.cdf")
+    with right:
+        ui.table(D.percentile_table(result["metrics"]), "simulated-percentiles",
+                 "Latency percentiles of the simulated run (ms; TPOT and ITL as vLLM's client counts them)")
 
 
 def roofline(doc: dict, result: dict) -> None:

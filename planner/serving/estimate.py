@@ -5,7 +5,8 @@ A scenario that does not fit reports its memory and reason with null metrics.
 A served workload with a `concurrency` (phase serve, no batch_per_gpu) is run through the serving simulator
 (planner.serving.sim: a closed-loop client as `vllm bench serve --max-concurrency`, planner.serving.client.client_for):
 its means replace the closed-form ones, its percentiles are added (ttft_p50_ms ... itl_p99_ms) and `simulation` holds
-the run's summary and a sampled timeline. Bottlenecks and the throughput curve stay the closed forms'.
+the run's summary, a sampled timeline and each latency's distribution (SimResult.distributions). Bottlenecks and
+the throughput curve stay the closed forms'.
 Where the API server's intake holds the tokens for a large share of the requests' life (HELD_SHARE_CLOSED_FORM: a
 burst of hundreds of requests at `request_ingest_s` each), the simulator's TPOT is the engine's pace only: the
 single API process then also streams the held tokens of every request, a per-token cost not modelled, and the
@@ -106,9 +107,10 @@ def _simulate(sc: Scenario, mem, metrics: dict, assumptions: list) -> dict:
     """Simulate the scenario's benchmark client; update `metrics` with the run's; the `simulation` block."""
     client = client_for(sc)
     res = simulate(sc, mem, client)
-    sim = res.metrics()
+    sim, dist = res.metrics(), res.distributions()
     if res.held_share > HELD_SHARE_CLOSED_FORM:
         sim = {k: v for k, v in sim.items() if not k.startswith(("tpot_", "itl_", "output_tokens_per_s_per_user"))}
+        dist = {k: v for k, v in dist.items() if not k.startswith(("tpot_", "itl_"))}
         assumptions.append(f"the API server's intake held first tokens for {res.held_share:.0%} of the requests' "
                            f"life: TPOT from the closed-form waves (the streaming of held tokens is not simulated)")
     metrics.update(sim)
@@ -118,4 +120,5 @@ def _simulate(sc: Scenario, mem, metrics: dict, assumptions: list) -> dict:
         metrics["prefill_tokens_per_s_per_node"] = metrics["prefill_tokens_per_s_per_gpu"] * per_node
     return {"client": {"concurrency": client.concurrency, "num_prompts": client.num_prompts,
                        "input_len": client.input.dist, "output_len": client.output.dist},
-            "summary": res.summary(), "summary_line": res.summary_line(), "timeline": res.timeline()}
+            "summary": res.summary(), "summary_line": res.summary_line(), "timeline": res.timeline(),
+            "distributions": dist}

@@ -13,7 +13,8 @@
   tokens / duration; per GPU over the deployment's GPUs; per user = 1 / mean TPOT (the contract's
   output_tokens_per_s_per_user, as planner.serving.serve reports it).
 The timeline (running requests, queued ones (engine queue and API-server intake), KV pool use, requests in flight at
-the client) is sampled on an even grid of the run for the JSON output.
+the client) is sampled on an even grid of the run for the JSON output, and each latency's distribution at
+DISTRIBUTION_QUANTILES (for a CDF plot).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from planner.serving.point import deployment_gpus, replica_gpus
 
 PERCENTILES = (50, 90, 99)
 TIMELINE_POINTS = 120  # samples of the timeline in --json
+DISTRIBUTION_QUANTILES = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 100)  # percent, for a CDF in --json
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,18 @@ class SimResult:
             m["itl_ms"] = 1e3 * float(np.sum(self.itl_gap_s * self.itl_n) / np.sum(self.itl_n))
             m |= {f"itl_p{q}_ms": 1e3 * _weighted_percentile(self.itl_gap_s, self.itl_n, q) for q in PERCENTILES}
         return m
+
+    def distributions(self) -> dict:
+        """Each latency (ms) at DISTRIBUTION_QUANTILES (percent; `q`), as `metrics` computes its percentiles (ITL
+        weighted by the tokens of each gap); a latency with no sample (TPOT when every answer is one token) is
+        left out."""
+        out: dict = {"q": list(DISTRIBUTION_QUANTILES)}
+        for name, x in (("ttft", self.ttft_s), ("tpot", self.tpot_s), ("e2e_latency", self.e2e_s)):
+            if len(x):
+                out[f"{name}_ms"] = (1e3 * np.percentile(x, DISTRIBUTION_QUANTILES)).tolist()
+        if len(self.itl_gap_s):
+            out["itl_ms"] = [1e3 * _weighted_percentile(self.itl_gap_s, self.itl_n, q) for q in DISTRIBUTION_QUANTILES]
+        return out
 
     def summary(self) -> dict:
         return {"requests": self.requests, "duration_s": self.duration_s, "output_tokens": self.output_tokens,
