@@ -9,6 +9,7 @@ Skips with the reason when playwright or chromium is missing (.ci/run installs D
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -35,11 +36,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def bench_store(tmp_path_factory) -> Path:
+    """The server's kernels_bench results store ($PLANNER_BENCH_RESULTS): a temporary file, never bench_results/."""
+    return tmp_path_factory.mktemp("bench-store") / "results.sqlite"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, bench_store):
     """`streamlit run app.py` on a free port; stopped by its PID."""
     tmp = tmp_path_factory.mktemp("app-server")
     port = free_port()
-    env = {**os.environ, "PLANNER_BENCH_RESULTS": str(tmp / "results.sqlite")}
+    env = {**os.environ, "PLANNER_BENCH_RESULTS": str(bench_store)}
     log = (tmp / "streamlit.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -112,4 +119,38 @@ def test_dashboard_in_chromium(server, browser, tmp_path):
     page.screenshot(path=str(tmp_path / "fit.png"))
     assert errors == []
     assert [u for u in requests if not u.startswith((server, "data:", "blob:"))] == []  # nothing from outside
+    page.close()
+
+
+SMOKE_LIMIT_S = 180  # issue 21: the machine page's smoke suite runs to completion within 3 minutes
+
+
+def test_machine_page_smoke_suite(server, browser, bench_store, tmp_path):
+    """The machine page starts `kernels_bench run --suite smoke --device cpu` as a child (dashboard.bench.SuiteRun,
+    its output drained as it runs), shows the run's table and summary within 3 minutes, with no error, and the run
+    lands in the server's temporary store ($PLANNER_BENCH_RESULTS, set by the `server` fixture)."""
+    pytest.importorskip("torch", reason="kernels_bench needs torch (pip install -e '.[bench]')")
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/?page=machine")
+    run = page.get_by_role("button", name="Run", exact=True)
+    run.wait_for(timeout=120_000)  # after `kernels_bench discover` (a child importing torch)
+    assert page.get_by_text("--suite smoke --device cpu").first.is_visible()
+    started = time.monotonic()
+    run.click()
+    page.get_by_text("Summary:").wait_for(timeout=SMOKE_LIMIT_S * 1000)
+    took = time.monotonic() - started
+    page.wait_for_function(SETTLED, timeout=30_000)
+    print(f"machine page smoke suite: {took:.0f} s")
+    assert took < SMOKE_LIMIT_S
+    text = page.inner_text("body")
+    assert re.search(r"run \d+: \d+ rows, \d+ ok", text), text[-2000:]
+    assert re.search(r"Summary: (\d+) cases: \1 ok, 0 out of memory, 0 error", text), text[-2000:]
+    assert re.search(r"Run \d+ on ", text)
+    assert page.get_by_role("button", name="Download kernels-bench-run.csv").is_visible()
+    assert f"Runs stored in {bench_store}" in text and bench_store.is_file()
+    assert page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]').count() == 0, text[-2000:]
+    page.screenshot(path=str(tmp_path / "machine-smoke.png"), full_page=True)
+    assert errors == []
     page.close()

@@ -96,3 +96,23 @@ def run(device: str, suite: str, cases: str, store) -> None:
     keep = [c for c in ("case", "op", "status", "measured_s", "predicted_s", "measured_over_predicted",
                         "achieved_bytes_per_s", "achieved_flop_per_s", "bound", "error") if c in done.columns]
     ui.table(done[keep], "kernels-bench-run", f"Run {doc['run_id']} on {doc['device'].get('display_name', device)}")
+    line = summary_line(doc)
+    if line:
+        st.markdown(line)
+
+
+def summary_line(doc: dict) -> str:
+    """The run's summary (kernels_bench.runner.summarize, as `kernels_bench run` prints it under its table): cases
+    by status, median measured/predicted per op kind; '' for a document without one."""
+    sm = doc.get("summary") or {}
+    if not sm:
+        return ""
+    c = sm["cases"]
+    ratios = ", ".join(f"{k} {v['median']:.2f} ({v['n']} cases)"
+                       for k, v in sm.get("median_measured_over_predicted", {}).items())
+    line = (f"**Summary:** {sum(c.values())} cases: {c['ok']} ok, {c['oom']} out of memory, {c['error']} error; "
+            f"median measured/predicted per op kind: {ratios or 'none'}.")
+    if sm.get("emulated"):
+        line += (f" {len(sm['emulated'])} cases ran an emulated format on this device (weights dequantized before "
+                 "the matmul): their ratio measures the emulation, not a planner error.")
+    return line
