@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                              ("--model", str, "model (default: the file's)"), ("--weights", str, "weight format"),
                              ("--tp", int, "tensor parallel"), ("--ep", int, "expert parallel")):
         c.add_argument(flag, type=kind, help=what)
+    c.add_argument("--store", default=None, help="SQLite results file the comparison is kept in (default "
+                                                 "bench_results/results.sqlite; the dashboard's Validation page)")
+    c.add_argument("--no-store", action="store_true", help="do not keep the comparison in the result store")
+    c.add_argument("--calibrate", metavar="NAME", help="write measured/predicted per metric as the correction NAME "
+                                                       "(profiles/calibration/user/NAME.yaml), applied only to "
+                                                       "scenarios with `correction: NAME`")
     c.add_argument("--json", action="store_true", help="print one JSON document")
     s = sub.add_parser("silicon", help="estimate aiconfigurator-core's silicon serving runs (silicon_sample.csv) "
                                        "and report TTFT/TPOT error by model, GPU, engine and concurrency")
@@ -76,17 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_compare(args: argparse.Namespace) -> dict:
+    from planner.base.store import store_path
+    from planner.compare.keep import calibrate, keep
     from planner.compare.run import Deployment, compare
+    from planner.deploy.correction import correction_path
 
-    return compare(args.result, Deployment(scenario=args.scenario, model=args.model, weights=args.weights,
-                                           engine=args.engine, gpu=args.gpu, gpus=args.gpus, host=args.host,
-                                           tp=args.tp, ep=args.ep))
+    store = None if args.no_store else store_path(args.store)  # names checked before the work
+    if args.calibrate is not None:
+        correction_path(args.calibrate, args.result, "--calibrate")
+    doc = compare(args.result, Deployment(scenario=args.scenario, model=args.model, weights=args.weights,
+                                          engine=args.engine, gpu=args.gpu, gpus=args.gpus, host=args.host,
+                                          tp=args.tp, ep=args.ep, calibrate=args.calibrate))
+    if args.calibrate is not None:
+        doc["calibration"] = calibrate(args.calibrate, doc)
+    if store is not None:
+        doc["stored"] = keep(doc, store)
+    return doc
 
 
 def print_compare(doc: dict) -> None:
+    from planner.compare.keep import lines
     from planner.compare.run import table
 
-    print(table(doc))
+    print("\n".join([table(doc), *lines(doc)]))
 
 
 def cmd_inspect(args: argparse.Namespace) -> dict:

@@ -151,3 +151,115 @@ def test_scenario_file_gives_the_deployment(tmp_path):
     run = doc["runs"][0]
     assert run["scenario"]["engine"] == "sglang" and run["scenario"]["parallelism"]["ep"] == 8
     assert run["workload"] == {"phase": "serve", "input_len": 1024, "output_len": 256, "concurrency": 8}
+
+
+# ---------------------------------------------------------------- result store and --calibrate (issue 22)
+
+@pytest.fixture(autouse=True)
+def _own_places(tmp_path, monkeypatch):
+    """No test writes into the checkout: the default store and the user calibration folder are under tmp_path."""
+    import planner.base.store as store
+
+    monkeypatch.setattr(store, "DEFAULT_PATH", tmp_path / "default.sqlite")
+    monkeypatch.setenv("PLANNER_USER_CALIBRATION", str(tmp_path / "calibration-user"))
+
+
+VLLM_FLAGS = [str(DATA / "vllm-bench-serve.json"), "--gpu", "h200-sxm", "--gpus", "8", "--tp", "8"]
+
+
+def test_store_round_trip(tmp_path, capsys):
+    from planner.base.store import compared_rows
+
+    db = tmp_path / "mine.sqlite"
+    assert main(["compare", *VLLM_FLAGS, "--store", str(db), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = compared_rows(db)
+    assert doc["stored"] == {"store": str(db), "rows": len(rows)} and len(rows) == len(_rows(doc))
+    for kept, row in zip(rows, _rows(doc), strict=True):
+        assert (kept["metric"], kept["measured"], kept["predicted"], kept["error"]) == \
+            (row["metric"], row["measured"], row["predicted"], row["error"])
+        assert kept["tool"] == vllm.NAME and kept["model"] == "deepseek-v3" and kept["hardware"] == "8 x h200-sxm (TP8)"
+        assert kept["file"] == "vllm-bench-serve.json" and kept["stored_utc"]
+    scenario = json.loads(rows[0]["scenario_json"])
+    assert scenario["workload"]["concurrency"] == 8 and scenario["hardware"]["gpu"] == "h200-sxm"
+    # a second comparison is added, newest first; the default store is used without --store
+    assert main(["compare", str(DATA / "llama-bench.json"), "--gpu", "h100-sxm", "--gpus", "1", "--store",
+                 str(db)]) == 0
+    assert "kept" in capsys.readouterr().out
+    rows = compared_rows(db)
+    assert rows[0]["tool"] == llamabench.NAME and rows[-1]["tool"] == vllm.NAME
+    assert main(["compare", *VLLM_FLAGS]) == 0 and compared_rows(tmp_path / "default.sqlite")
+    assert main(["compare", *VLLM_FLAGS, "--no-store", "--store", str(tmp_path / "none.sqlite")]) == 0
+    assert not (tmp_path / "none.sqlite").exists()
+    # views never raise: missing, not SQLite, or a kernels_bench store without the table read as no rows
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    assert compared_rows(tmp_path / "missing.sqlite") == [] and compared_rows(junk) == []
+    capsys.readouterr()
+    assert main(["compare", *VLLM_FLAGS, "--store", " "]) == 2
+    assert "--store" in capsys.readouterr().err
+
+
+def _estimate(mapping: dict) -> dict:
+    from planner.deploy.scenario_file import scenario_from_mapping
+    from planner.serving.estimate import estimate
+
+    return estimate(scenario_from_mapping(mapping, "test.yaml"))
+
+
+def test_calibrate_writes_a_correction_a_scenario_selects(tmp_path, capsys):
+    from planner.deploy.correction import HEAD, user_dir
+
+    assert main(["compare", *VLLM_FLAGS, "--no-store", "--calibrate", "my-h200", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    path = user_dir() / "my-h200.yaml"
+    assert doc["calibration"]["file"] == str(path) and path.read_text().startswith(HEAD)
+    ratios = {k: v["ratio"] for k, v in doc["calibration"]["ratios"].items()}
+    measured = {r["metric"]: r["measured"] for r in _rows(doc)}
+    predicted = {r["metric"]: r["predicted"] for r in _rows(doc)}
+    assert ratios["tpot_ms"] == pytest.approx(measured["tpot_ms"] / predicted["tpot_ms"])
+    assert "itl_ms" not in ratios and "request_throughput_per_s" not in ratios  # carried by tpot / output rate
+    moved = {m["metric"]: m for m in doc["calibration"]["moved"]}
+    assert moved["itl_ms"]["corrected"] == pytest.approx(measured["itl_ms"])  # one run: corrected = measured
+    assert moved["ttft_ms"]["error_corrected"] == pytest.approx(0, abs=1e-9)
+    # a scenario naming the correction gets corrected metrics and an assumption line saying by how much
+    plain = dict(doc["runs"][0]["input"])
+    base = _estimate(plain)
+    fixed = _estimate({**plain, "correction": "my-h200"})
+    assert fixed["metrics"]["tpot_ms"] == pytest.approx(measured["tpot_ms"], rel=1e-6)
+    assert fixed["metrics"]["ttft_ms"] == pytest.approx(measured["ttft_ms"], rel=1e-6)
+    assert fixed["metrics"]["output_tokens_per_s_per_user"] == pytest.approx(
+        base["metrics"]["output_tokens_per_s_per_user"] / ratios["tpot_ms"])
+    line = [a for a in fixed["assumptions"] if a.startswith("correction my-h200")]
+    assert len(line) == 1 and "tpot_ms x" in line[0] and "calibrated on another" not in line[0]
+    assert fixed["correction"]["moved"]["tpot_ms"]["before"] == pytest.approx(base["metrics"]["tpot_ms"])
+    # never applied without the key; another deployment is said
+    assert "correction" not in base and not any("correction" in a for a in base["assumptions"])
+    other = _estimate({**plain, "hardware": {"gpu": "h100-sxm", "gpus_per_node": 8}, "weights": "int4-g128",
+                       "correction": "my-h200"})
+    assert any("calibrated on another deployment" in a and "gpu h200-sxm (this scenario: h100-sxm)" in a
+               for a in other["assumptions"])
+    # compare --calibrate fits on the model's own prediction even when the scenario file names a correction
+    sc = tmp_path / "s.yaml"
+    sc.write_text("model: deepseek-v3\nhardware: {gpu: h200-sxm, gpus_per_node: 8}\nparallelism: {tp: 8}\n"
+                  "correction: my-h200\n")
+    again = compare(str(DATA / "vllm-bench-serve.json"), Deployment(scenario=str(sc), calibrate="x"))
+    assert _rows(again)[0]["predicted"] == pytest.approx(predicted["ttft_ms"])
+    corrected = compare(str(DATA / "vllm-bench-serve.json"), Deployment(scenario=str(sc)))
+    assert _rows(corrected)[0]["predicted"] == pytest.approx(measured["ttft_ms"])
+
+
+def test_calibrate_refuses_bad_names_and_foreign_files(capsys):
+    from planner.deploy.correction import user_dir
+
+    for name in ("../up", "", ".hidden", "a b"):
+        assert main(["compare", *VLLM_FLAGS, "--no-store", "--calibrate", name]) == 2
+        assert "--calibrate" in capsys.readouterr().err
+    user_dir().mkdir(parents=True)
+    (user_dir() / "mine.yaml").write_text("ratios: {}\n")  # not written by the planner: kept
+    assert main(["compare", *VLLM_FLAGS, "--no-store", "--calibrate", "mine"]) == 2
+    assert "not written by the planner" in capsys.readouterr().err
+    assert (user_dir() / "mine.yaml").read_text() == "ratios: {}\n"
+    with pytest.raises(PlannerError, match="no correction 'absent'"):
+        _estimate({"model": "deepseek-v3", "hardware": {"gpu": "h200-sxm", "gpus_per_node": 8},
+                   "correction": "absent"})

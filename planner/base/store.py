@@ -8,6 +8,9 @@ Tables:
          (running -> done | interrupted | failed; a killed process leaves `running`)
   cases  one row per timed case or component: status ok | oom | error, all samples, median/p10/p90, the planner's
          op records and prediction, FLOP and bytes, allocated vs predicted bytes, peak memory, reference error.
+  compared, compared_metrics  `python -m planner compare` (planner.compare): one row per run of a benchmark
+         result file (the tool, file name, model, hardware, engine, the scenario it was predicted with as JSON, a
+         timestamp) and one per metric (measured, predicted, error = predicted / measured - 1); one commit each.
 A case row is inserted as `error` ("did not finish") before it runs and updated when it ends, each in its own
 commit: an interrupted or killed run keeps every finished case, and a case that took the process down is on record.
 
@@ -53,6 +56,12 @@ CREATE TABLE IF NOT EXISTS cases (
   measured_s REAL, p10_s REAL, p90_s REAL, samples_json TEXT, predicted_s REAL, flop REAL, bytes REAL, ops_json TEXT,
   alloc_bytes INTEGER, predicted_alloc_bytes INTEGER, peak_bytes INTEGER, ref_error REAL, result_json TEXT);
 CREATE INDEX IF NOT EXISTS cases_run ON cases(run_id);
+CREATE TABLE IF NOT EXISTS compared (
+  id INTEGER PRIMARY KEY, stored REAL, tool TEXT, file TEXT, label TEXT, model TEXT, hardware TEXT, engine TEXT,
+  scenario_json TEXT);
+CREATE TABLE IF NOT EXISTS compared_metrics (
+  id INTEGER PRIMARY KEY, compared_id INTEGER REFERENCES compared(id), metric TEXT, measured REAL, predicted REAL,
+  error REAL);
 """
 COLUMNS = ("status", "error", "path", "measured_s", "p10_s", "p90_s", "samples_json", "predicted_s", "flop", "bytes",
            "ops_json", "alloc_bytes", "predicted_alloc_bytes", "peak_bytes", "ref_error", "result_json")
@@ -273,6 +282,22 @@ class Store:
         self._write(f"UPDATE cases SET {cols}, finished = ? WHERE id = ?", (*values.values(), time.time(), case_id),
                     keep=keep)
 
+    def add_compared(self, tool: str, file: str, runs: list[dict]) -> int:
+        """Keep the runs of one `compare` (dicts: label, model, hardware, engine, scenario, metrics [{metric,
+        measured, predicted, error}]) in one commit; returns the rows written. Failures are one-line PlannerErrors."""
+        now, n = time.time(), 0
+        with _named(self.path), self.db:
+            for r in runs:
+                cur = self.db.execute(
+                    "INSERT INTO compared (stored, tool, file, label, model, hardware, engine, scenario_json) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (now, tool, file, r["label"], r.get("model"), r.get("hardware"),
+                                                        r.get("engine"), json.dumps(r.get("scenario"), default=str)))
+                rows = [(cur.lastrowid, m["metric"], m["measured"], m["predicted"], m["error"]) for m in r["metrics"]]
+                self.db.executemany("INSERT INTO compared_metrics (compared_id, metric, measured, predicted, error) "
+                                    "VALUES (?, ?, ?, ?, ?)", rows)
+                n += len(rows)
+        return n
+
     # ---------------------------------------------------------------- reading (a writer's own store)
 
     def _read(self, sql: str, args: tuple) -> list[sqlite3.Row]:
@@ -350,3 +375,12 @@ def measured_points(path: Path) -> list[dict]:
                         "c.flop / c.measured_s AS flop_per_s "
                         "FROM cases AS c LEFT JOIN runs AS r ON r.id = c.run_id WHERE c.status = 'ok' "
                         "AND c.measured_s > 0 AND c.flop > 0 AND c.bytes > 0 ORDER BY c.id")
+
+
+def compared_rows(path: Path) -> list[dict]:
+    """Kept `compare` results, newest first, one row per metric: stored_utc, tool, file, label, model, hardware,
+    engine, metric, measured, predicted, error, scenario_json."""
+    return _query(path, "SELECT datetime(c.stored, 'unixepoch') AS stored_utc, c.tool, c.file, c.label, c.model, "
+                        "c.hardware, c.engine, m.metric, m.measured, m.predicted, m.error, c.scenario_json "
+                        "FROM compared AS c JOIN compared_metrics AS m ON m.compared_id = c.id "
+                        "ORDER BY c.id DESC, m.id")

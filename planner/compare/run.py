@@ -38,6 +38,7 @@ class Deployment:
     host: str | None = None
     tp: int | None = None
     ep: int | None = None
+    calibrate: str | None = None  # `--calibrate NAME`: predict without any correction the scenario file names
 
 
 def compare(path: str, dep: Deployment) -> dict:
@@ -63,6 +64,8 @@ def _base(dep: Deployment) -> dict:
     if dep.scenario:
         doc = copy.deepcopy(require_mapping(load_document(dep.scenario), dep.scenario))
         doc.pop("measured", None)
+        if dep.calibrate:
+            doc.pop("correction", None)  # a correction is fitted on the model's own predictions
     hw = dict(doc.get("hardware") or {})
     for key, value in (("gpu", dep.gpu), ("gpus_per_node", dep.gpus), ("host", dep.host)):
         if value is not None:
@@ -120,7 +123,8 @@ def _compare_run(run: Run, base: dict, dep: Deployment, path: str) -> dict:
                 "phase": sc.workload.phase, "input_len": sc.workload.input_len, "output_len": sc.workload.output_len,
                 "concurrency": sc.workload.concurrency},
             "fits": result["fits"], "reason": result["reason"], "bottleneck": result["bottleneck"],
-            "from_file": notes, "assumptions": result["assumptions"], "metrics": rows}
+            "from_file": notes, "assumptions": result["assumptions"], "metrics": rows,
+            "input": doc}  # the scenario mapping predicted (kept in the result store)
 
 
 def _predicted(result: dict, metric: str, gpus: int, output_len: int) -> float | None:

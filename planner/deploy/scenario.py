@@ -18,6 +18,7 @@ from planner.base import limits
 from planner.base.errors import PlannerError, resolve_named
 from planner.base.frozen import hash_once, state_without_hash
 from planner.base.yamlio import check_keys, get_choice, get_number, get_percentile, get_str, require_mapping
+from planner.deploy.correction import Correction
 from planner.deploy.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
 from planner.deploy.engine_options import ENGINE_OPTION_KEYS, apply_engine_options, tuned_for_chosen_batch
 from planner.deploy.engines import Engine, load_engine
@@ -138,6 +139,7 @@ class Scenario:
     slo: tuple[tuple[str, float], ...] = ()  # (key, value) pairs of the slo mapping: ttft_ms, tpot_ms, ...
     measured: tuple[Measured, ...] = ()  # validate only
     accelerator: Accelerator | None = None  # the resolved profile of `gpu`
+    correction: Correction | None = None  # a per-deployment correction the file names (`correction: NAME`)
 
     # hashed once: the per-scenario caches (perf.ops role bytes, perf.steps machine) hash a scenario per op
     __hash__ = hash_once

@@ -15,6 +15,7 @@ from typing import Any
 from planner.base.errors import PlannerError
 from planner.base.limits import MAX_CONCURRENCY
 from planner.base.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+from planner.deploy.correction import load_correction
 from planner.deploy.scenario import (
     ENGINE_OPTION_KEYS,
     PARALLEL_KEYS,
@@ -26,7 +27,7 @@ from planner.deploy.scenario import (
 )
 
 TOP_KEYS = ("name", "model", "weights", "kv_cache", "hardware", "parallelism", "offload", "engine", "engine_options",
-            "speculative", "workload", "slo", "measured", "grade", "notes", "assumed")
+            "speculative", "workload", "slo", "measured", "grade", "notes", "assumed", "correction")
 HARDWARE_KEYS = ("gpu", "gpus_per_node", "nodes", "host")
 OFFLOAD_KEYS = ("expert_layers_on_cpu", "cpu_compute")
 SPEC_KEYS = ("mtp_tokens", "acceptance")
@@ -77,6 +78,8 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
         name=get_str(doc, "name", file, default=None) or Path(file).stem, file=file,
     )
     measured = _measured(doc.get("measured"), file)
+    if doc.get("correction") is not None:  # named, never implied (planner.deploy.correction)
+        sc = replace(sc, correction=load_correction(doc["correction"], file))
     return replace(sc, measured=measured) if measured else sc
 
 

@@ -19,8 +19,9 @@ is kept, its percentiles dropped, and an assumption says so.
 from __future__ import annotations
 
 from planner.base.errors import PlannerError
+from planner.deploy.correction import apply_correction
 from planner.deploy.memory import grace_tier, memory_report
-from planner.deploy.scenario import Scenario
+from planner.deploy.scenario import Scenario, plan_label
 from planner.perf.steps import kernel_notes
 from planner.serving.client import client_for
 from planner.serving.serve import serve_metrics
@@ -57,6 +58,12 @@ def estimate(sc: Scenario) -> dict:
             assumptions = [*assumptions, *kernel_notes(sc)]
         except PlannerError as err:  # e.g. a GPU profile that publishes no tensor-core peaks: memory still answers
             assumptions = [*assumptions, f"speed not estimated: {err}"]
+    correction = None
+    if sc.correction is not None:  # only when the scenario names one (`correction: NAME`), said in the assumptions
+        line, moved = apply_correction(sc.correction, metrics, {
+            "model": sc.model.name, "weights": sc.weights.name, "gpu": sc.gpu, "gpus": sc.total_gpus,
+            "engine": sc.engine.name, "plan": plan_label(par.tp, par.ep, par.pp, par.dp_attention)})
+        assumptions, correction = [*assumptions, line], {"name": sc.correction.name, "moved": moved}
     return {
         "fits": mem.fits,
         "reason": mem.reason,
@@ -94,6 +101,7 @@ def estimate(sc: Scenario) -> dict:
         "serving": serving,
         "throughput_curve": curve,
         "simulation": simulation,
+        **({"correction": correction} if correction else {}),  # only with a named correction
     }
 
 
