@@ -74,7 +74,7 @@ def test_scenario_flags_follow_the_plan():
     assert scenario_flags(trt) is None  # no command builder for TensorRT-LLM
 
 
-@pytest.mark.parametrize("engine", ["llamacpp", "ktransformers", "mlx", "ideal"])
+@pytest.mark.parametrize("engine", ["llamacpp", "ktransformers", "mlx"])
 def test_attention_dp_on_an_engine_without_it_is_refused(engine):
     with pytest.raises(PlannerError) as err:
         make_scenario("deepseek-r1", weights="gguf-q4_k_m" if engine == "llamacpp" else "fp8-block128",
