@@ -178,12 +178,35 @@ def test_validation_published_cases(env):
     table = at.dataframe[0].value
     assert set(table["metric"]) == {"tpot_ms", "ttft_ms", ""}
     assert table["source"].iloc[-1].startswith("skipped: ")  # the bad case, with its reason
-    assert "No kernels_bench runs stored" in at.info[0].value
+    assert any("No kernels_bench runs stored" in i.value for i in at.info)
+    assert any("No compared runs kept" in i.value for i in at.info)
     at.multiselect(key="val.metrics").set_value(["tpot_ms"]).run()
     clean(at)
     assert set(at.dataframe[0].value["metric"]) == {"tpot_ms", ""}
     names = {t["name"] for t in chart(at, "Validation: predicted vs published")["data"]}
     assert "tpot_ms" in names and "ttft_ms" not in names
+
+
+def test_validation_shows_your_compared_runs_and_an_uploaded_result(env):
+    from planner.cli import main
+
+    result = Path(__file__).parent / "data" / "results" / "vllm-bench-serve.json"
+    assert main(["compare", str(result), "--gpu", "h200-sxm", "--gpus", "8", "--tp", "8", "--store",
+                 str(env / "results.sqlite")]) == 0
+    at = start("validation")
+    clean(at)
+    yours = next(d.value for d in at.dataframe if "hardware" in d.value.columns)
+    assert {"tool", "model", "hardware", "metric", "measured", "predicted", "error"} <= set(yours.columns)
+    assert set(yours["model"]) == {"deepseek-v3"} and "tpot_ms" in set(yours["metric"])
+    at.file_uploader(key="val.result_upload").set_value(("vllm.json", result.read_bytes(), "application/json")).run()
+    clean(at)
+    up = next(d.value for d in at.dataframe if "run" in d.value.columns)
+    assert "tpot_ms" in set(up["metric"]) and up["predicted"].notna().any()
+    at.button(key="val.up.keep").click().run()
+    clean(at)
+    assert "kept" in at.success[0].value
+    at.file_uploader(key="val.result_upload").set_value(("r.json", b'{"a": 1}', "application/json")).run()
+    assert not at.exception and "not a benchmark result" in at.error[0].value.replace("\\", "")
 
 
 def test_upload_config(env):
@@ -217,4 +240,4 @@ def test_this_machine_runs_a_case_and_validation_shows_it(env):
     assert chart(at, "kernels_bench: predicted vs measured")
     assert "moe-decode-t1-bf16" in set(at.dataframe[1].value["case"])
     at.multiselect(key="val.runs").set_value([]).run()
-    assert "No finished cases" in at.info[0].value
+    assert any("No finished cases" in i.value for i in at.info)
