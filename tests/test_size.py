@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from planner.deploy.memory import memory_report
+from planner.sizing.answer import table
 from planner.sizing.fitting import build
 from planner.sizing.search import evaluate, refine, size
 from planner.sizing.workload import load_workload, workload_from_mapping
@@ -219,3 +220,38 @@ def test_sizing_survives_an_slo_that_holds_only_at_the_largest_batch():
     out = size(workload_from_mapping(doc, "w.yaml"))
     for plan in out["plans"]:
         assert plan["metrics"]["tpot_ms"] <= 30 * (1 + 1e-6)
+
+
+@pytest.fixture(scope="module")
+def chat_by_purchase():
+    """The Kimi K2.5 chat workload sized in-process over the whole catalog (no time budget), bought and rented."""
+    wl = load_workload(str(CHAT))
+    return {p: size(replace(wl, purchase=p), budget_s=None) for p in ("buy", "rent")}
+
+
+@pytest.mark.parametrize("purchase", ["buy", "rent"])
+def test_chat_ranks_eight_gpu_types(chat_by_purchase, purchase):
+    """Issue 21: Kimi K2.5 chat ranks plans on at least eight GPU types, across vendors, bought and rented; ranked
+    rows come first, then every priced type without a plan meeting the workload, with why."""
+    rows = chat_by_purchase[purchase]["by_hardware"]
+    ranked = [h for h in rows if h["rank"] is not None]
+    assert len(ranked) >= 8, [h["hardware_type"] for h in ranked]
+    assert [h["rank"] for h in ranked] == list(range(1, len(ranked) + 1))
+    assert all(h["meets_slo"] for h in ranked) and rows[:len(ranked)] == ranked  # feasible first
+    assert {h["vendor"] for h in ranked} >= {"NVIDIA", "AMD"}
+    unmet = rows[len(ranked):]
+    assert all(not h["meets_slo"] and ": no " in h["reason"] for h in unmet)
+    assert not {h["hardware_type"] for h in ranked} & {h["hardware_type"] for h in unmet}
+
+
+def test_chat_buy_names_apple_and_why(chat_by_purchase):
+    """Apple is priced to buy but no Mac meets the chat SLO (TTFT 3 s on 4,000-token prompts): the answer says so
+    with the closest figure it reached, in the JSON and in the readable table."""
+    doc = chat_by_purchase["buy"]
+    apple = [h for h in doc["by_hardware"] if h.get("vendor") == "Apple"]
+    assert apple and all(h["rank"] is None for h in apple)
+    m3 = next(h for h in apple if h["hardware_type"] == "apple-m3-ultra")
+    assert "no plan meets" in m3["reason"] and "at 1 request in flight" in m3["reason"], m3["reason"]
+    assert m3["best"]["value"] > m3["best"]["limit"]
+    text = table(doc)
+    assert "Priced hardware types with no plan meeting the workload" in text and m3["reason"] in text

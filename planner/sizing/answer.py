@@ -16,6 +16,7 @@ from planner.perf.steps import decode_step
 from planner.serving.arrivals import percentile_metric
 from planner.serving.point import prefill_alone, replica_groups
 from planner.serving.serve import serve_metrics
+from planner.sizing.by_type import hw_type
 from planner.sizing.capacity import running_for
 from planner.sizing.cost import break_even
 from planner.sizing.fits import lines as fits_lines
@@ -168,13 +169,20 @@ def distinct(rows) -> list:
     return out
 
 
-def by_hardware(rows, wl) -> list[dict]:
-    """The best plan of each hardware type (GPU profile, or the system for CPU-only and Apple plans), ranked by the
-    workload's objective: a screened estimate unless `exact` (the ranked plans above are re-evaluated exactly)."""
+def by_hardware(rows, wl, missed: dict | None = None) -> list[dict]:
+    """The best plan of each hardware type, ranked by the workload's objective (a screened estimate unless `exact`;
+    the ranked plans above are re-evaluated exactly); then each priced type with no plan meeting the workload
+    (`missed`: type -> why, and its closest miss), `rank` None, so a buyer sees every priced type."""
     best: dict[str, object] = {}
     for r in sorted(rows, key=lambda r: r.key(wl.objective)):
-        best.setdefault(r.cand.hw.gpu or r.cand.hw.kind_label, r)
-    return [{"rank": k + 1, "hardware_type": name, **_entry(r)} for k, (name, r) in enumerate(best.items())]
+        best.setdefault(hw_type(r.cand), r)
+    out = [{"rank": k + 1, "hardware_type": name, "meets_slo": True, "reason": "", **_entry(r)}
+           for k, (name, r) in enumerate(best.items())]
+    for name, why in sorted((missed or {}).items(), key=lambda kv: (kv[1].get("ratio", math.inf), kv[0])):
+        if name not in best:
+            out.append({"rank": None, "hardware_type": name, "meets_slo": False, "vendor": why.get("vendor"),
+                        "hardware": why.get("hardware"), "reason": why["reason"], "best": why.get("best")})
+    return out
 
 
 def _entry(r) -> dict:
@@ -223,7 +231,7 @@ def unpriced(rej) -> dict:
     return {"candidates": n, "gpus": sorted(gpus), "systems": sorted(systems)}
 
 
-def document(wl, rows, exact, rej, stats, seconds: float) -> dict:
+def document(wl, rows, exact, rej, stats, seconds: float, missed: dict | None = None) -> dict:
     plans = [plan_dict(r, k + 1, wl) for k, r in enumerate(distinct(exact)[:wl.top])]
     t = wl.traffic
     return {
@@ -234,7 +242,7 @@ def document(wl, rows, exact, rej, stats, seconds: float) -> dict:
                      "slo": dict(wl.slo), "purchase": wl.purchase, "objective": wl.objective,
                      "data_local": wl.data_local},
         "plans": plans,
-        "by_hardware": by_hardware(rows, wl),
+        "by_hardware": by_hardware(rows, wl, missed),
         "by_tier": by_tier(rows, wl),
         "unpriced": unpriced(rej),
         "rejected": rej.rendered(),
@@ -296,14 +304,18 @@ def table(doc: dict) -> str:
             lines += [f"    {eng}: {cmd}" for eng, cmd in p["flags"].items() if cmd]
             if p["cost"]["capex_excludes"]:
                 lines.append(f"    capex excludes: {'; '.join(p['cost']['capex_excludes'])}")
-    if doc.get("by_hardware"):
-        lines.append(f"Best plan per hardware type ({len(doc['by_hardware'])} types meet the workload; * = estimate):")
+    ranked = [h for h in doc.get("by_hardware", ()) if h["rank"] is not None]
+    if ranked:
+        lines.append(f"Best plan per hardware type ({len(ranked)} types meet the workload; * = estimate):")
         lines.append(pd.DataFrame([{
             "#": h["rank"], "type": h["hardware_type"], "hardware": h["hardware"], "weights": h["weights"],
             "engine": h["engine"], "plan": h["plan"], "repl": h["replicas"], "USD/h": _money(h["usd_per_hour"]),
             "capex USD": _money(h["capex_usd"]), "USD/M out": _money(h["usd_per_m_output_tokens"]) +
-            ("" if h["exact"] else "*"), "TPOT ms": f"{h['tpot_ms']:,.1f}"} for h in doc["by_hardware"]])
-            .to_string(index=False))
+            ("" if h["exact"] else "*"), "TPOT ms": f"{h['tpot_ms']:,.1f}"} for h in ranked]).to_string(index=False))
+    unmet = [h for h in doc.get("by_hardware", ()) if h["rank"] is None]
+    if unmet:
+        lines.append(f"Priced hardware types with no plan meeting the workload ({len(unmet)}; closest first):")
+        lines += [f"  - {h['reason']}" for h in unmet]
     lines.append(_api_line(doc["api_break_even"]))
     for name, recs in doc["pareto"].items():
         if recs:

@@ -33,6 +33,7 @@ from planner.deploy.scenario import Scenario
 from planner.serving.point import Limits, prompt_chunk, replica_groups
 from planner.serving.serve import serve_point
 from planner.sizing.answer import document, pareto_rows
+from planner.sizing.by_type import closer, hw_type, missed_types
 from planner.sizing.candidates import Candidate, enumerate_candidates
 from planner.sizing.capacity import (
     Capacity,
@@ -95,8 +96,9 @@ class Row:
                 self.cand.hw.label(), self.cand.weights, self.cand.kv_cache, self.cand.engine, self.cand.plan)
 
 
-def _slo_reject(cand: Candidate, sc: Scenario, limits: Limits, rej: Rejections) -> None:
-    """Count a plan that misses the SLO even with one request in flight, with the exact numbers at batch 1."""
+def _slo_reject(cand: Candidate, sc: Scenario, limits: Limits, rej: Rejections, tried: dict) -> None:
+    """Count a plan that misses the SLO even with one request in flight, with the exact numbers at batch 1, and
+    keep the closest miss of its hardware type in `tried`."""
     pt = serve_point(sc, 1.0)
     hw = cand.hw.label()
     if limits.tpot_s is not None and pt.tpot_s > limits.tpot_s:
@@ -108,8 +110,12 @@ def _slo_reject(cand: Candidate, sc: Scenario, limits: Limits, rej: Rejections) 
                 need = have * pt.step.host_s / (limits.tpot_s - other)
                 note = f"host experts need {need / 1e12:,.1f} TB/s, the host has {have / 1e9:,.0f} GB/s"
         rej.slo(hw, "TPOT", pt.tpot_s, limits.tpot_s, note)
+        miss = ("TPOT", pt.tpot_s, limits.tpot_s)
     else:
         rej.slo(hw, "TTFT", pt.ttft_s, limits.ttft_s or 0.0)
+        miss = ("TTFT", pt.ttft_s, limits.ttft_s or 0.0)
+    closer(tried, hw_type(cand), {"metric": miss[0], "value": miss[1], "limit": miss[2], "hardware": hw,
+                                   "weights": cand.weights, "engine": cand.engine, "plan": cand.plan})
 
 
 def settle(row: Row, wl: SizingWorkload) -> None:
@@ -150,19 +156,21 @@ def _budget_reason(row: Row, wl: SizingWorkload) -> str:
 
 
 def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = None,
-          progress: Progress | None = None) -> tuple[list[Row], Rejections, int, list]:
+          progress: Progress | None = None) -> tuple[list[Row], Rejections, int, list, dict]:
     """Memory fit and capacity of some candidate groups: feasible rows (with their scenario and memory report when
-    `keep`; a worker process returns them without), rejections, how many candidates fit memory, and the groups left
-    unsearched when the `deadline` (time.monotonic) passed."""
-    rej = Rejections()
+    `keep`; a worker process returns them without), rejections, how many candidates fit memory, the groups left
+    unsearched when the `deadline` (time.monotonic) passed, and the hardware types tried (by_type.closer)."""
+    rej, tried = Rejections(), {}
     limits = Limits.of(dict(wl.slo))
     rows, n_fit = [], 0
     chunks: dict[Candidate, tuple] = {}  # one scalar prefill step per plan, shared by its KV dtypes (estimate)
     for k, (kind, items) in enumerate(tasks):
         if deadline is not None and time.monotonic() > deadline:
-            return rows, rej, n_fit, tasks[k:]
+            return rows, rej, n_fit, tasks[k:], tried
         if progress is not None:
             progress(k, len(tasks))
+        for cand, _ in items:
+            closer(tried, hw_type(cand), None, (cand.hw.label(),))
         for cand, cost, sc, mem in fit_group(kind, items, wl, rej):
             n_fit += 1
             try:
@@ -171,7 +179,7 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
                 rej.add(f"{err.message}: the speed model cannot time this hardware", "hardware data")
                 continue
             if cap is None:
-                _slo_reject(cand, sc, limits, rej)
+                _slo_reject(cand, sc, limits, rej, tried)
                 continue
             row = Row(cand, cost, sc, mem, cap, curve)
             settle(row, wl)
@@ -182,7 +190,7 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
             if not keep:
                 row.sc = row.mem = None
             rows.append(row)
-    return rows, rej, n_fit, []
+    return rows, rej, n_fit, [], tried
 
 
 def _capacity(cand: Candidate, sc, mem, limits: Limits, chunks: dict) -> tuple:
@@ -210,7 +218,9 @@ def _fork_pool():
 
 def evaluate(wl: SizingWorkload, workers: int = 2, deadline: float | None = None,
              progress: Progress | None = None) -> tuple[list[Row], Rejections, dict]:
-    """Every feasible plan (capacity estimated or exact), the rejections, and counters of the search. With
+    """Every feasible plan (capacity estimated or exact), the rejections, and counters of the search (with
+    `hardware_tried`, the hardware types that reached the memory check: their labels and closest SLO miss, which
+    `size` takes out). With
     `workers` 2 and enough groups, a forked worker takes every other group while this process does the rest. Groups
     not reached by the `deadline` are listed in the counters (`not_searched`) instead."""
     rej = Rejections()
@@ -225,14 +235,17 @@ def evaluate(wl: SizingWorkload, workers: int = 2, deadline: float | None = None
         with executor:
             future = executor.submit(_work, tasks[1::2], wl, False, deadline)
             parts = [_work(tasks[0::2], wl, True, deadline, _halved(progress)), future.result()]
-    rows, n_fit, left = [], 0, []
-    for part_rows, part_rej, part_fit, part_left in parts:
+    rows, n_fit, left, tried = [], 0, [], {}
+    for part_rows, part_rej, part_fit, part_left, part_tried in parts:
+        for kind, entry in part_tried.items():
+            closer(tried, kind, entry["slo"], entry["labels"])
         rows += part_rows
         rej.absorb(part_rej)
         n_fit += part_fit
         left += part_left
     stats = {"candidates": len(pool) + sum(static.values()), "passed_static_checks": len(pool),
              "fit_memory": n_fit, "feasible": len(rows), "partial": bool(left), "not_searched": _unsearched(left)}
+    stats["hardware_tried"] = tried
     return rows, rej, stats
 
 
@@ -250,7 +263,8 @@ def _unsearched(groups: list) -> list[str]:
     return [f"{where}: {n:,} candidate plan(s)" for where, n in sorted(count.items(), key=lambda kv: -kv[1])]
 
 
-def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row] = ()) -> list[Row]:
+def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row] = (),
+           tried: dict | None = None) -> list[Row]:
     """Re-evaluate the best rows (and `extra`) with the scalar serving model; return the exact rows, ranked."""
     limits = Limits.of(dict(wl.slo))
     rows.sort(key=lambda r: r.key(wl.objective))
@@ -262,7 +276,7 @@ def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row
         if not row.cap.exact:
             cap = exact_capacity(row.sc, row.mem, limits, hint=row.cap.running)
             if cap is None:
-                _slo_reject(row.cand, row.sc, limits, rej)
+                _slo_reject(row.cand, row.sc, limits, rej, {} if tried is None else tried)
                 rows.remove(row)
                 continue
             row.cap = cap
@@ -284,9 +298,11 @@ def size(wl: SizingWorkload, budget_s: float | None = None, progress: Progress |
     t0 = time.perf_counter()
     deadline = None if budget_s is None else time.monotonic() + budget_s
     rows, rej, stats = evaluate(wl, deadline=deadline, progress=progress)
-    exact = refine(rows, wl, rej, pareto_rows(rows))
+    tried = stats.pop("hardware_tried")
+    exact = refine(rows, wl, rej, pareto_rows(rows), tried)
     stats["exact_evaluated"] = len(exact)
-    doc = document(wl, rows, exact, rej, stats, time.perf_counter() - t0)
+    doc = document(wl, rows, exact, rej, stats, time.perf_counter() - t0,
+                   missed_types(wl, rej, tried, stats["partial"]))
     if wl.purchase == "owned" and not doc["plans"]:
         doc["fits"] = what_fits(wl, deadline)
         doc["summary"]["seconds"] = time.perf_counter() - t0
