@@ -32,6 +32,7 @@ import yaml
 from planner.base import escape, outputs
 from planner.base.errors import PlannerError
 from planner.cli import main
+from tests.markdown_util import live_pipes
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "profiles" / "reports" / "dsv3-vs-kimi-h200-h100-mi300x.yaml"
@@ -141,25 +142,13 @@ def _rendered(markdown_text: str) -> str:
     return markdown_it.MarkdownIt("commonmark").enable("table").render(markdown_text)
 
 
-def _live_pipes(line: str) -> int:
-    """Table pipes of a Markdown line: `|` not escaped by a backslash (which may itself be escaped)."""
-    n, k = 0, 0
-    while k < len(line):
-        if line[k] == "\\":
-            k += 2
-            continue
-        n += line[k] == "|"
-        k += 1
-    return n
-
-
 def _tables_whole(text: str) -> None:
     """Every row of every Markdown table has as many live pipes as its header."""
     width = None
     for line in text.splitlines():
         if line.startswith("|"):
-            width = width if width is not None else _live_pipes(line)
-            assert _live_pipes(line) == width, line
+            width = width if width is not None else live_pipes(line)
+            assert live_pipes(line) == width, line
         else:
             width = None
 

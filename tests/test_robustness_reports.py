@@ -35,6 +35,7 @@ from planner.report import render
 from planner.report.sections import Section
 from planner.report.spec import ReportSpec
 from tests.fuzz_corpus import corpus
+from tests.markdown_util import live_pipes
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -149,18 +150,6 @@ PAGE_TAGS = {"html", "head", "meta", "title", "style", "script", "body", "main",
              "li", "a", "section", "div", "table", "caption", "thead", "tr", "th", "tbody", "td"}
 
 
-def _live_pipes(line: str) -> int:
-    """Table pipes of a Markdown line: `|` not escaped by a backslash (which may itself be escaped)."""
-    n, k = 0, 0
-    while k < len(line):
-        if line[k] == "\\":
-            k += 2
-            continue
-        n += line[k] == "|"
-        k += 1
-    return n
-
-
 def _escaped_everywhere(title, description, paragraph, note, caption, cell, column):
     spec = ReportSpec(file="r.yaml", name="r", title=title, description=description, source="", models=(),
                       formats=(), kv_dtypes=(), hardware=(), workloads={}, plans=(), sections=())
@@ -184,7 +173,7 @@ def _escaped_everywhere(title, description, paragraph, note, caption, cell, colu
         if "<" in raw:
             assert raw not in md
     table_lines = [ln for ln in re.split(r"\r\n|[\r\n]", md) if ln.startswith("| ")]  # CommonMark line ends
-    assert len({_live_pipes(ln) for ln in table_lines}) == 1  # no cell breaks the table
+    assert len({live_pipes(ln) for ln in table_lines}) == 1  # no cell breaks the table
 
 
 test_report_text_is_escaped = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))(
