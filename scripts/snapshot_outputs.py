@@ -65,7 +65,7 @@ def snapshot(dest: Path) -> None:
     for f in sorted((Path("profiles/scenarios")).glob("*.yaml")):
         jobs.append((f"estimate--{f.stem}", ["estimate", str(f), "--json"]))
     for f in sorted((Path("profiles/workloads")).glob("*.yaml")):
-        jobs.append((f"size--{f.stem}", ["size", str(f), "--json"]))
+        jobs.append((f"size--{f.stem}", ["size", str(f), "--json", "--time-budget", "0"]))  # whole searches
     cases = [Path("../shared/validation/public_cases.yaml"), *sorted((Path("tests/data")).glob("*cases*.yaml"))]
     for f in cases:
         if f.exists():

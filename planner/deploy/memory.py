@@ -151,7 +151,7 @@ def memory_report(sc: Scenario) -> MemoryReport:
         kv_tokens_per_gpu=pool_i // per_token if per_token else 0,
         max_concurrency=pool_i / per_seq * groups if per_seq else 0.0,
         max_batch_per_gpu=pool_i / per_seq_mean / par.tp,
-        weights_by_component=place.per_gpu_by_component, layout=layout,
+        weights_by_component=dict(place.per_gpu_by_component), layout=layout,
     )
 
 

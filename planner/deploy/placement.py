@@ -25,10 +25,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from math import ceil
 
-from planner.deploy.scenario import Scenario
+from planner.deploy.scenario import Parallelism, Scenario
 from planner.model.inventory import COMPONENTS, TensorGroup, tensor_inventory
+from planner.model.quant import QuantFormat
+from planner.model.spec import ModelSpec
 
 MLA_REPLICATED = {"attn_q_a", "attn_q_a_norm", "attn_kv_a_mqa", "attn_kv_a_norm", "attn_q_a.bias",
                   "attn_kv_a_mqa.bias"}
@@ -54,19 +57,25 @@ def _stage_of(t: TensorGroup, n_layers: int, pp: int) -> int:
 
 
 def dense_group(sc: Scenario) -> int:
-    par = sc.parallelism
+    return _dense_group(sc.parallelism, sc.engine.dense_split)
+
+
+def _dense_group(par: Parallelism, dense_split: str) -> int:
     if par.dense_tp:
         return par.dense_tp
     if par.ep > 1 and par.dp_attention > 1:
         # DP-attention + EP deployments (DeepSeek, SGLang DeepEP: --moe-dense-tp-size 1) run the dense layers
         # data-parallel beside attention rather than all-reducing them over the whole EP group
         return par.tp
-    return {"tp": par.tp, "tp_dp": par.gpus_per_stage, "none": 1}[sc.engine.dense_split]
+    return {"tp": par.tp, "tp_dp": par.gpus_per_stage, "none": 1}[dense_split]
 
 
 def gpu_share(t: TensorGroup, sc: Scenario) -> float:
     """Fraction of the tensor group one GPU of its stage holds."""
-    spec, par = sc.model.spec, sc.parallelism
+    return _share(t, sc.model.spec, sc.parallelism, sc.engine.dense_split)
+
+
+def _share(t: TensorGroup, spec: ModelSpec, par: Parallelism, dense_split: str) -> float:
     comp, role = t.component, t.role
     if comp == "routed_experts":
         # the fullest EP rank holds ceil((E + redundant) / ep) experts, each TP-split over stage GPUs / ep
@@ -77,7 +86,7 @@ def gpu_share(t: TensorGroup, sc: Scenario) -> float:
         # DeepSeek/SGLang DP-attention + EP keep one whole copy per GPU: "2 routed + 1 shared expert per GPU")
         return 1 / par.tp
     if comp in ("dense_mlp", "shared_experts", "embedding", "lm_head"):
-        return 1 / dense_group(sc)
+        return 1 / _dense_group(par, dense_split)
     if comp == "attention" and t.part != "vision":
         if role in MLA_REPLICATED or role.startswith(("nextn.", "attn_idx_")):
             return 1.0
@@ -89,26 +98,34 @@ def gpu_share(t: TensorGroup, sc: Scenario) -> float:
 
 
 def place_weights(sc: Scenario) -> WeightPlacement:
-    spec, fmt, par = sc.model.spec, sc.weights, sc.parallelism
+    """Weights of the fullest GPU (and host RAM). Depends only on the model, format, plan, offload, MTP and the
+    engine's dense split, so the sizing search's KV-dtype and host-size variants of one plan share one result."""
+    return _place(sc.model.spec, sc.weights, sc.parallelism, sc.expert_layers_on_cpu, sc.mtp_tokens, sc.gpu is None,
+                  sc.engine.dense_split)
+
+
+@lru_cache(maxsize=4096)
+def _place(spec: ModelSpec, fmt: QuantFormat, par: Parallelism, on_cpu: int, mtp_tokens: int, cpu_only: bool,
+           dense_split: str) -> WeightPlacement:
     moe_layer_ids = [i for i, moe in enumerate(spec.moe_layers) if moe]
-    offloaded = set(moe_layer_ids[: sc.expert_layers_on_cpu])
+    offloaded = set(moe_layer_ids[:on_cpu])
     stages: list[dict] = [defaultdict(float) for _ in range(par.pp)]
     host = loaded = 0
     host_share: list[float] = [0.0] * par.pp
     for t, nbytes in zip(tensor_inventory(spec), fmt.inventory_bytes(spec), strict=True):
-        if t.part in fmt.exclude_parts or (t.part == "mtp" and sc.mtp_tokens == 0):
+        if t.part in fmt.exclude_parts or (t.part == "mtp" and mtp_tokens == 0):
             continue
         loaded += nbytes
-        if sc.gpu is None or (t.component == "routed_experts" and t.layer in offloaded):
+        if cpu_only or (t.component == "routed_experts" and t.layer in offloaded):
             host += nbytes
-            if sc.gpu is not None:
-                host_share[_stage_of(t, spec.num_layers, par.pp)] += nbytes * gpu_share(t, sc)
+            if not cpu_only:
+                host_share[_stage_of(t, spec.num_layers, par.pp)] += nbytes * _share(t, spec, par, dense_split)
             continue
-        stages[_stage_of(t, spec.num_layers, par.pp)][t.component] += nbytes * gpu_share(t, sc)
+        stages[_stage_of(t, spec.num_layers, par.pp)][t.component] += nbytes * _share(t, spec, par, dense_split)
     totals = [sum(s.values()) for s in stages]
     k = max(range(par.pp), key=totals.__getitem__)
     by_comp = {c: ceil(stages[k].get(c, 0)) for c in (*COMPONENTS, "vision")}
     stage_layers = sum(1 for i in range(spec.num_layers) if i * par.pp // spec.num_layers == k)
-    if sc.mtp_tokens and k == par.pp - 1:
+    if mtp_tokens and k == par.pp - 1:
         stage_layers += spec.mtp_layers
     return WeightPlacement(sum(by_comp.values()), by_comp, host, loaded, stage_layers, ceil(max(host_share)))
