@@ -10,9 +10,10 @@ HF_CLASS = {"deepseek_v3": "DeepseekV3", "kimi_k2": "DeepseekV3", "deepseek_v2":
             "qwen3_moe": "Qwen3Moe", "qwen2_moe": "Qwen2Moe", "mixtral": "Mixtral", "llama": "Llama",
             "qwen3": "Qwen3", "gpt_oss": "GptOss", "glm4_moe": "Glm4Moe",
             "deepseek_v32": "DeepseekV32", "glm_moe_dsa": "GlmMoeDsa", "qwen3_next": "Qwen3Next",
-            "qwen3_5_moe_text": "Qwen3_5Moe", "minimax_m2": "MiniMaxM2", "kimi_linear": "KimiLinear"}
+            "qwen3_5_moe_text": "Qwen3_5Moe", "minimax_m2": "MiniMaxM2", "kimi_linear": "KimiLinear",
+            "llama4_text": "Llama4"}
 # the config class where it is not <cls>Config (a multimodal model's text config)
-HF_CONFIG = {"qwen3_5_moe_text": "Qwen3_5MoeTextConfig"}
+HF_CONFIG = {"qwen3_5_moe_text": "Qwen3_5MoeTextConfig", "llama4_text": "Llama4TextConfig"}
 DROP = ("quantization_config", "auto_map", "model_type")
 
 
@@ -25,7 +26,7 @@ def hf_param_count(config: dict) -> int:
         # transformers 5.25 has no situ activation and does not read Kimi-K3's latent MoE, output gates or full-rank
         # KDA gate: tests/test_models_2026.py checks K3 with those removed against transformers and the rest by shape
         pytest.skip("transformers 5.25 cannot build Kimi-K3 as published (hidden_act situ)")
-    if config.get("model_type") in ("kimi_k25", "qwen3_5_moe"):
+    if config.get("model_type") in ("kimi_k25", "qwen3_5_moe", "llama4"):
         config = config["text_config"]
     cls = HF_CLASS[config["model_type"]]
     kwargs = {k: v for k, v in config.items() if k not in DROP}

@@ -23,6 +23,7 @@ NEW = {  # profile -> config stem in shared/reference/hf-configs
     "deepseek-v3.2": "deepseek-ai__DeepSeek-V3.2", "glm-5": "zai-org__GLM-5",
     "qwen3-next-80b-a3b": "Qwen__Qwen3-Next-80B-A3B-Instruct", "qwen3.5-397b-a17b": "Qwen__Qwen3.5-397B-A17B",
     "minimax-m2.7": "MiniMaxAI__MiniMax-M2.7", "kimi-k2.6": "moonshotai__Kimi-K2.6", "kimi-k3": "moonshotai__Kimi-K3",
+    "llama-4-maverick": "meta-llama__Llama-4-Maverick-17B-128E-Instruct",
 }
 # configs transformers 5.25 cannot build as published (Kimi-K3: hidden_act situ, and fields it ignores), checked apart
 NOT_IN_TRANSFORMERS = {"moonshotai__Kimi-K3"}
@@ -117,6 +118,8 @@ DEPLOY = {  # one deployment each that fits: weights in native format on 8 x H20
     "kimi-k2.6": dict(gpu="h200-sxm", gpus_per_node=8, parallelism={"tp": 8}),
     # Kimi-K3: 1.56 TB of MXFP4 experts + BF16 rest over two nodes
     "kimi-k3": dict(gpu="h200-sxm", gpus_per_node=8, nodes=2, parallelism={"tp": 8, "pp": 2}),
+    # Llama-4-Maverick: 801 GB of BF16 weights on 8 x 141 GB
+    "llama-4-maverick": dict(gpu="h200-sxm", gpus_per_node=8, parallelism={"tp": 8}),
 }
 
 
@@ -210,3 +213,35 @@ def test_kda_decode_is_constant_in_context():
     assert long["attn.mla_decode"].kv_read_bytes == 256 * short["attn.mla_decode"].kv_read_bytes
     # latent MoE: the experts run at 3584 wide, not 7168
     assert "moe.latent_proj" in short and "attn.output_gate" in short
+
+
+def test_llama4_layout_and_params():
+    # transformers Llama4TextConfig: no_rope_layers default 1 where (i + 1) % 4 != 0 = RoPE + chunked attention, 0 =
+    # NoPE full attention (layers 3, 7, ..., 47); moe_layers every interleave_moe_layer_step = 2 (layers 1, 3, ...)
+    spec = load_model("llama-4-maverick").spec
+    assert spec.layer_kind_counts == {"attention": {"gqa": 12, "sliding": 36}, "ffn": {"dense": 24, "moe": 24}}
+    assert spec.attention_kinds[:4] == ("sliding",) * 3 + ("gqa",) and spec.ffn_kinds[:2] == ("dense", "moe")
+    assert spec.sliding_window == 8192
+    # Llama4ForCausalLM on the meta device: 400,711,848,960; about 17B active (top-1 + shared expert)
+    assert params_by_part(spec) == {"language": 400_711_848_960, "mtp": 0, "vision": 0}
+    assert load_model("llama-4-maverick").native_weights == "bf16"
+
+
+def test_llama4_explicit_no_rope_layers_and_no_chunking():
+    text = dict(_config("meta-llama__Llama-4-Maverick-17B-128E-Instruct")["text_config"], num_hidden_layers=4,
+                num_local_experts=4, no_rope_layers=[0, 1, 1, 0], moe_layers=[0, 2])
+    spec = model_spec_from_config(text, name="s", file="s.json")
+    assert spec.attention_kinds == ("gqa", "sliding", "sliding", "gqa") and spec.ffn_kinds == ("moe", "dense") * 2
+    assert params_by_part(spec)["language"] == hf_param_count(text)
+    spec = model_spec_from_config(dict(text, attention_chunk_size=None), name="s", file="s.json")
+    assert spec.attention_kinds == ("gqa",) * 4 and spec.sliding_window is None
+
+
+def test_llama4_chunked_kv_capped_at_chunk():
+    # chunked layers keep at most attention_chunk_size tokens per request (vLLM ChunkedLocalAttentionSpec: one chunk
+    # window, planner.model.families_llama4); full layers grow. bf16: K, V x 8 kv heads x 128 x 2 B = 4096 B per layer
+    lay = kv_layout(load_model("llama-4-maverick").spec, "bf16")
+    assert lay.bytes_per_token_per_layer == 4096 and (lay.full_layers, lay.sliding_layers) == (12, 36)
+    per_rank = 4096 // 8  # one kv head per rank at tp 8
+    assert lay.bytes_for_context(131072, tp=8, kv_heads=8) == per_rank * (12 * 131072 + 36 * 8192)
+    assert lay.bytes_for_context(4096, tp=8, kv_heads=8) == per_rank * 48 * 4096

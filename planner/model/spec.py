@@ -18,12 +18,13 @@ from planner.model.config_fields import Fields as _Fields
 from planner.model.config_fields import config_dtype as _dtype
 from planner.model.families import DSA_TYPES, dsa, minimax_m2, qwen_next
 from planner.model.families_hybrid import kimi_linear
+from planner.model.families_llama4 import llama4
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
     "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
     "deepseek_v32", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "minimax_m2",
-    "kimi_linear", "kimi_k3",
+    "kimi_linear", "kimi_k3", "llama4", "llama4_text",
 )
 MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2", "deepseek_v32", "glm_moe_dsa")
 # per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds)
@@ -71,7 +72,7 @@ class ModelSpec:
     o_bias: bool  # output projection carries a bias
     qk_norm: bool  # per-head RMSNorm on q and k (Qwen3, GLM-4.5 use_qk_norm)
     attention_sinks: bool  # one learned sink logit per head (gpt-oss)
-    layer_types: tuple[str, ...]  # per layer: "full_attention" | "sliding_attention"
+    layer_types: tuple[str, ...]  # per layer: "full_attention" | "sliding_attention" (also Llama 4 chunked layers)
     sliding_window: int | None  # tokens kept by sliding-window layers
     # feed-forward
     intermediate_size: int  # dense MLP width
@@ -201,6 +202,13 @@ def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -
             raise PlannerError("missing required field", file=file, field="text_config")
         prefix = "text_config."
         model_type = "kimi_linear"
+    elif model_type == "llama4":
+        # Llama 4: the text model under text_config (a vision tower under vision_config is not counted yet: vision 0)
+        cfg = config.get("text_config")
+        if not isinstance(cfg, Mapping):
+            raise PlannerError("missing required field", file=file, field="text_config")
+        prefix = "text_config."
+        model_type = "llama4_text"
     return _build(cfg, model_type, name=name, file=file, prefix=prefix, vision=vision)
 
 
@@ -277,6 +285,8 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
         base.update(minimax_m2(f, layers))
     elif model_type == "kimi_linear":
         base.update(kimi_linear(f, cfg, layers, file, prefix))
+    elif model_type == "llama4_text":
+        base.update(llama4(f, cfg, layers, file, prefix))
     if model_type in DSA_TYPES:
         base.update(dsa(f))
     spec = ModelSpec(**base)
