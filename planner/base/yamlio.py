@@ -226,6 +226,16 @@ def require_mapping(doc: Any, file: str, field: str | None = None) -> dict:
     return dict(doc)
 
 
+def sub_mapping(value: Any, key: str, allowed: Iterable[str], file: str) -> dict:
+    """The mapping under `key` of an input (a scenario's parallelism, a workload's traffic, ...): absent or null is
+    empty; anything but a mapping, or a key not in `allowed`, is an error naming `key`."""
+    if value is None:
+        return {}
+    sub = require_mapping(value, file, key)
+    check_keys(sub, allowed, file, f"{key}.")
+    return sub
+
+
 def check_keys(doc: Mapping, allowed: Iterable[str], file: str, prefix: str = "") -> None:
     """Reject keys not in `allowed`, naming the first one and what is allowed."""
     allowed = list(allowed)

@@ -12,12 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from planner.base import limits
 from planner.base.errors import PlannerError, resolve_named
 from planner.base.frozen import hash_once, state_without_hash
-from planner.base.yamlio import check_keys, get_choice, get_number, get_percentile, get_str, require_mapping
+from planner.base.yamlio import (
+    get_choice,
+    get_number,
+    get_percentile,
+    get_str,
+    sub_mapping,
+)
 from planner.deploy.correction import Correction
 from planner.deploy.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
 from planner.deploy.engine_options import ENGINE_OPTION_KEYS, apply_engine_options, tuned_for_chosen_batch
@@ -183,7 +188,7 @@ def make_scenario(
         weights = resolve_named(load_format, model.native_weights if weights is None else weights, file, "weights")
     if not isinstance(engine, Engine):
         engine = resolve_named(load_engine, engine, file, "engine")
-    options = _part(engine_options, "engine_options", ENGINE_OPTION_KEYS, file)
+    options = sub_mapping(engine_options, "engine_options", ENGINE_OPTION_KEYS, file)
     engine = apply_engine_options(engine, options, file)
     if kv_cache not in KV_DTYPES:
         raise PlannerError(f"unknown KV cache dtype {kv_cache!r}; known: {', '.join(KV_DTYPES)}",
@@ -199,7 +204,7 @@ def make_scenario(
     if host is not None and not isinstance(host, Host):
         host = load_host(host, file=file, field="hardware.host")
     if not isinstance(parallelism, Parallelism):
-        parallelism = _parallelism(_part(parallelism, "parallelism", PARALLEL_KEYS, file), file, model, gpu,
+        parallelism = _parallelism(sub_mapping(parallelism, "parallelism", PARALLEL_KEYS, file), file, model, gpu,
                                    gpn * nodes)
     if parallelism.dp_attention > 1 and not engine.attention_dp:  # e.g. llama.cpp, KTransformers, MLX
         raise PlannerError(f"{parallelism.dp_attention} data-parallel attention ranks need an engine that runs them "
@@ -216,12 +221,12 @@ def make_scenario(
     mtp = get_number(spec_dec, "mtp_tokens", file, prefix="speculative.", default=0, integer=True, minimum=0,
                      maximum=16)
     acceptance = get_number(spec_dec, "acceptance", file, prefix="speculative.", default=None, minimum=0, maximum=1)
-    slo = _part(slo, "slo", SLO_KEYS, file)
+    slo = sub_mapping(slo, "slo", SLO_KEYS, file)
     for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
         get_number(slo, key, file, prefix="slo.", default=None, minimum=0)
     get_percentile(slo, file, prefix="slo.")
     if not isinstance(workload, Workload):
-        workload = _workload(_part(workload, "workload", WORKLOAD_KEYS, file), file, model)
+        workload = _workload(sub_mapping(workload, "workload", WORKLOAD_KEYS, file), file, model)
     if "cuda_graph_max_batch" not in options:
         engine = tuned_for_chosen_batch(engine, workload)
     return Scenario(
@@ -232,15 +237,6 @@ def make_scenario(
         mtp_tokens=mtp, acceptance=acceptance, workload=workload,
         slo=tuple((k, v) for k, v in slo.items() if v is not None), measured=tuple(measured), accelerator=accelerator,
     )
-
-
-def _part(value: Any, key: str, allowed: tuple[str, ...], file: str) -> dict:
-    """One mapping part of a scenario (parallelism, workload, slo): absent is empty; unknown keys are refused."""
-    if value is None:
-        return {}
-    value = require_mapping(value, file, key)
-    check_keys(value, allowed, file, f"{key}.")
-    return dict(value)
 
 
 def _accelerator(gpu: Accelerator | str | None, file: str) -> Accelerator | None:

@@ -7,14 +7,13 @@ belong) and the `measured` list; every value check is make_scenario's, shared wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError
 from planner.base.limits import MAX_CONCURRENCY
-from planner.base.yamlio import check_keys, get_number, get_str, load_document, require_mapping
+from planner.base.yamlio import check_keys, get_number, get_str, load_document, require_mapping, sub_mapping
 from planner.deploy.correction import load_correction
 from planner.deploy.scenario import (
     ENGINE_OPTION_KEYS,
@@ -43,38 +42,30 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario_from_mapping(load_document(path), file)
 
 
-def _sub(doc: Mapping, key: str, file: str, allowed: tuple[str, ...]) -> dict:
-    value = doc.get(key)
-    if value is None:
-        return {}
-    sub = require_mapping(value, file, key)
-    check_keys(sub, allowed, file, f"{key}.")
-    return sub
-
-
 def scenario_from_mapping(doc: Any, file: str) -> Scenario:
     doc = require_mapping(doc, file)
     check_keys(doc, TOP_KEYS, file)
     model = get_str(doc, "model", file)
     weights = get_str(doc, "weights", file, default=None)
     engine = get_str(doc, "engine", file, default="vllm")
-    options = _sub(doc, "engine_options", file, ENGINE_OPTION_KEYS)
+    options = sub_mapping(doc.get("engine_options"), "engine_options", ENGINE_OPTION_KEYS, file)
     kv_cache = get_str(doc, "kv_cache", file, default="bf16")
-    hw = _sub(doc, "hardware", file, HARDWARE_KEYS)
+    hw = sub_mapping(doc.get("hardware"), "hardware", HARDWARE_KEYS, file)
     gpu = get_str(hw, "gpu", file, prefix="hardware.", default=None)
-    off = _sub(doc, "offload", file, OFFLOAD_KEYS)
-    spec_dec = _sub(doc, "speculative", file, SPEC_KEYS)
-    workload = _sub(doc, "workload", file, WORKLOAD_KEYS)
+    off = sub_mapping(doc.get("offload"), "offload", OFFLOAD_KEYS, file)
+    spec_dec = sub_mapping(doc.get("speculative"), "speculative", SPEC_KEYS, file)
+    workload = sub_mapping(doc.get("workload"), "workload", WORKLOAD_KEYS, file)
     # requests in flight, as a benchmark client runs them: a whole number (sizing builds scenarios in code with the
     # fractional load a replica carries; a file states what was run)
     get_number(workload, "concurrency", file, prefix="workload.", default=None, integer=True, minimum=1,
                maximum=MAX_CONCURRENCY)
     sc = make_scenario(
         model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=hw.get("gpus_per_node"),
-        nodes=hw.get("nodes"), host=hw.get("host"), parallelism=_sub(doc, "parallelism", file, PARALLEL_KEYS),
+        nodes=hw.get("nodes"), host=hw.get("host"),
+        parallelism=sub_mapping(doc.get("parallelism"), "parallelism", PARALLEL_KEYS, file),
         expert_layers_on_cpu=off.get("expert_layers_on_cpu", 0), cpu_compute=off.get("cpu_compute"), engine=engine,
         engine_options=options, mtp_tokens=spec_dec.get("mtp_tokens"), acceptance=spec_dec.get("acceptance"),
-        workload=workload, slo=_sub(doc, "slo", file, SLO_KEYS),
+        workload=workload, slo=sub_mapping(doc.get("slo"), "slo", SLO_KEYS, file),
         name=get_str(doc, "name", file, default=None) or Path(file).stem, file=file,
     )
     measured = _measured(doc.get("measured"), file)

@@ -167,6 +167,16 @@ class ModelSpec:
         return self.kv_lora_rank + self.qk_rope_head_dim
 
 
+# wrapper model_type -> the model_type of its language model under text_config. Only Kimi K2.5's MoonViT tower is
+# counted (params.vision); Qwen3.5's tower, Kimi-K3's MoonViT-v2 and a Llama 4 vision_config are not yet (vision 0)
+TEXT_CONFIG_TYPES = {
+    "kimi_k25": "kimi_k2",  # Kimi K2.5: a DeepSeek-V3 architecture, MoonViT under vision_config
+    "qwen3_5_moe": "qwen3_5_moe_text",
+    "kimi_k3": "kimi_linear",  # Kimi-K3: the kimi_linear text model
+    "llama4": "llama4_text",
+}
+
+
 def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -> ModelSpec:
     """Build a ModelSpec from an HF config mapping (top level of config.json)."""
     if not isinstance(config, Mapping):
@@ -180,35 +190,15 @@ def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -
     vision = None
     prefix = ""
     cfg = config
-    if model_type == "kimi_k25":
-        # Kimi K2.5: the language model is a DeepSeek-V3 architecture under text_config; MoonViT under vision_config.
+    if model_type in TEXT_CONFIG_TYPES:
+        # multimodal wrappers: the language model sits under text_config (see TEXT_CONFIG_TYPES)
         cfg = config.get("text_config")
         if not isinstance(cfg, Mapping):
             raise PlannerError("missing required field", file=file, field="text_config")
         prefix = "text_config."
-        vision = _moonvit(config.get("vision_config"), file)
-        model_type = "kimi_k2"
-    elif model_type == "qwen3_5_moe":
-        # Qwen3.5: the language model under text_config (its vision tower is not counted yet: params.vision 0)
-        cfg = config.get("text_config")
-        if not isinstance(cfg, Mapping):
-            raise PlannerError("missing required field", file=file, field="text_config")
-        prefix = "text_config."
-        model_type = "qwen3_5_moe_text"
-    elif model_type == "kimi_k3":
-        # Kimi-K3: the kimi_linear text model under text_config (its MoonViT-v2 tower is not counted yet: vision 0)
-        cfg = config.get("text_config")
-        if not isinstance(cfg, Mapping):
-            raise PlannerError("missing required field", file=file, field="text_config")
-        prefix = "text_config."
-        model_type = "kimi_linear"
-    elif model_type == "llama4":
-        # Llama 4: the text model under text_config (a vision tower under vision_config is not counted yet: vision 0)
-        cfg = config.get("text_config")
-        if not isinstance(cfg, Mapping):
-            raise PlannerError("missing required field", file=file, field="text_config")
-        prefix = "text_config."
-        model_type = "llama4_text"
+        if model_type == "kimi_k25":
+            vision = _moonvit(config.get("vision_config"), file)
+        model_type = TEXT_CONFIG_TYPES[model_type]
     return _build(cfg, model_type, name=name, file=file, prefix=prefix, vision=vision)
 
 

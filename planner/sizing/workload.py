@@ -46,6 +46,7 @@ from planner.base.yamlio import (
     get_str,
     load_document,
     require_mapping,
+    sub_mapping,
 )
 from planner.deploy.datasets import load_dataset
 from planner.deploy.engines import load_engine
@@ -192,13 +193,13 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
     if context < traffic.input_len + traffic.output_len:
         raise PlannerError(f"{context:,} is shorter than one request (input_len {traffic.input_len:,} + output_len "
                            f"{traffic.output_len:,})", file=file, field="context_len")
-    slo = _sub(doc, "slo", file, SLO_KEYS)
+    slo = sub_mapping(doc.get("slo"), "slo", SLO_KEYS, file)
     for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):
         get_number(slo, key, file, prefix="slo.", default=None, minimum=1e-9)
     get_percentile(slo, file, prefix="slo.")
     purchase = get_choice(doc, "purchase", PURCHASES, file, default="buy")
-    budget = _sub(doc, "budget", file, BUDGET_KEYS)
-    search = _sub(doc, "search", file, SEARCH_KEYS)
+    budget = sub_mapping(doc.get("budget"), "budget", BUDGET_KEYS, file)
+    search = sub_mapping(doc.get("search"), "search", SEARCH_KEYS, file)
     classes = _names(search, "classes", file, CLASSES, "search.")
     for cls in classes:
         if cls not in CLASSES:
@@ -246,14 +247,6 @@ def _prices(value: Any, file: str) -> tuple[tuple[str, float | None, float | Non
                                 maximum=MAX_PRICE_USD) for key in PRICE_KEYS)
         out.append((gpu, buy, rent))
     return tuple(out)
-
-
-def _sub(doc: Mapping, key: str, file: str, allowed: tuple[str, ...]) -> dict:
-    if doc.get(key) is None:
-        return {}
-    sub = require_mapping(doc[key], file, key)
-    check_keys(sub, allowed, file, f"{key}.")
-    return sub
 
 
 def _traffic(t: Mapping, file: str) -> Traffic:
