@@ -11,7 +11,7 @@ HF_CLASS = {"deepseek_v3": "DeepseekV3", "kimi_k2": "DeepseekV3", "deepseek_v2":
             "qwen3": "Qwen3", "gpt_oss": "GptOss", "glm4_moe": "Glm4Moe",
             "deepseek_v32": "DeepseekV32", "glm_moe_dsa": "GlmMoeDsa", "qwen3_next": "Qwen3Next",
             "qwen3_5_moe_text": "Qwen3_5Moe", "minimax_m2": "MiniMaxM2", "kimi_linear": "KimiLinear",
-            "llama4_text": "Llama4"}
+            "llama4_text": "Llama4", "nemotron_h": "NemotronH"}
 # the config class where it is not <cls>Config (a multimodal model's text config)
 HF_CONFIG = {"qwen3_5_moe_text": "Qwen3_5MoeTextConfig", "llama4_text": "Llama4TextConfig"}
 DROP = ("quantization_config", "auto_map", "model_type")

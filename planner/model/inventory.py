@@ -12,47 +12,17 @@ blocks run, llama.cpp's ne[0]) and (n,) for vectors (norms, biases, sinks).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
-from math import prod
 
+from planner.model.inventory_blocks import nemotron_block
 from planner.model.spec import ModelSpec
+from planner.model.tensor_group import TensorGroup
+from planner.model.tensor_group import linear as _linear
+from planner.model.tensor_group import mlp as _mlp
+from planner.model.tensor_group import norm as _norm
 
 COMPONENTS = ("embedding", "attention", "dense_mlp", "shared_experts", "routed_experts", "router", "norms", "lm_head")
 PARTS = ("language", "mtp", "vision")
-
-
-@dataclass(frozen=True)
-class TensorGroup:
-    """`count` tensors of one shape, role and placement."""
-
-    name: str  # checkpoint-style name, `{L}` = layer index, `{E}` = expert index
-    role: str  # GGUF-style tensor role, e.g. attn_q_b, ffn_up_exps, attn_norm
-    component: str  # one of COMPONENTS (vision tensors: "vision")
-    part: str  # language | mtp | vision
-    layer: int | None  # decoder layer index (MTP layers continue after the last language layer)
-    shape: tuple[int, ...]  # (out, in) for matrices, (n,) for vectors
-    count: int = 1  # identical tensors in this group (routed experts of one layer)
-    dtype: str = "native"  # native = checkpoint's float dtype; f32 = always float32 (router score bias)
-
-    @property
-    def numel(self) -> int:
-        return prod(self.shape) * self.count
-
-    @property
-    def is_matrix(self) -> bool:
-        return len(self.shape) == 2
-
-
-def _linear(out: list, name: str, role: str, comp: str, part: str, layer: int | None,
-            rows: int, cols: int, bias: bool = False, count: int = 1) -> None:
-    out.append(TensorGroup(f"{name}.weight", role, comp, part, layer, (rows, cols), count))
-    if bias:
-        out.append(TensorGroup(f"{name}.bias", f"{role}.bias", comp, part, layer, (rows,), count))
-
-
-def _norm(out: list, name: str, role: str, comp: str, part: str, layer: int | None, n: int) -> None:
-    out.append(TensorGroup(f"{name}.weight", role, comp, part, layer, (n,)))
 
 
 def _indexer(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
@@ -157,14 +127,6 @@ def _attention(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
         out.append(TensorGroup(f"{p}.self_attn.sinks", "attn_sinks", a, part, i, (s.num_heads,)))
 
 
-def _mlp(out: list, prefix: str, roles: tuple[str, str, str], comp: str, part: str, i: int,
-         h: int, inter: int, bias: bool = False, count: int = 1) -> None:
-    gate, up, down = roles
-    _linear(out, f"{prefix}.gate_proj", gate, comp, part, i, inter, h, bias, count)
-    _linear(out, f"{prefix}.up_proj", up, comp, part, i, inter, h, bias, count)
-    _linear(out, f"{prefix}.down_proj", down, comp, part, i, h, inter, bias, count)
-
-
 def _ffn(out: list, s: ModelSpec, p: str, part: str, i: int, moe: bool) -> None:
     h = s.hidden_size
     if not moe:
@@ -255,7 +217,10 @@ def tensor_inventory(spec: ModelSpec) -> tuple[TensorGroup, ...]:
     out.append(TensorGroup("model.embed_tokens.weight", "token_embd", "embedding", "language", None,
                            (spec.vocab_size, h)))
     for i in range(spec.num_layers):
-        _decoder_layer(out, spec, i, "language", spec.moe_layers[i])
+        if spec.block_pattern:  # Nemotron-H: one sublayer per block
+            nemotron_block(out, spec, i, "language")
+        else:
+            _decoder_layer(out, spec, i, "language", spec.moe_layers[i])
     _norm(out, "model.norm", "output_norm", "norms", "language", None, h)
     if not spec.tie_word_embeddings:
         out.append(TensorGroup("lm_head.weight", "output", "lm_head", "language", None, (spec.vocab_size, h)))

@@ -22,6 +22,14 @@ both split over TP by heads (vllm-project/vllm@02d71083 vllm/model_executor/laye
 MambaStateShapeCalculator.gated_delta_net_state_shape). Dtypes (gated_delta_net_state_dtype): conv state in the
 model dtype, recurrent state in mamba_ssm_cache_dtype (the model dtype unless set; Qwen3.5's config asks for
 float32). Qwen3-Next-80B-A3B: 3 x 8192 x 2 B + 32 x 128 x 128 x 2 B = 1,097,728 B per layer, x 36 layers.
+
+Mamba-2 (Nemotron-H, Nemotron-3): the same two states with conv_dim = H p + 2 G n and a temporal state H x p x n
+(MambaStateShapeCalculator.mamba2_state_shape; planner.model.families_nemotron maps H, p, G, n onto the linear_*
+fields), conv state in the model dtype, SSM state in mamba_ssm_cache_dtype (float32 in Nemotron-3's configs).
+Nemotron-3 Super: 3 x 10,240 x 2 B + 128 x 64 x 128 x 4 B = 4,255,744 B per Mamba layer, x 40 layers. vLLM splits
+the H heads over TP and replicates the G groups where tp does not divide G (extra_groups_for_head_shards); the planner
+divides the whole state by tp up to H ranks: exact for tp dividing G (8), APPROXIMATE (conv state a little low) above.
+Blocks without a token mixer (Nemotron-H feed-forward blocks, layer type "none") hold no cache and no state.
 """
 
 from __future__ import annotations
@@ -101,7 +109,7 @@ def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
         raise PlannerError(f"unknown KV cache dtype {dtype!r}; known: {', '.join(KV_DTYPES)}", field="kv_cache")
     sliding = sum(t == "sliding_attention" for t in spec.layer_types)
     linear = spec.num_linear_layers
-    full = spec.num_layers - sliding - linear
+    full = spec.num_layers - sliding - linear - spec.num_mixerless_layers
     indexer = indexer_bytes_per_token_per_layer(spec)
     if spec.attention == "mla":
         if dtype == "fp8_ds_mla":
@@ -119,8 +127,10 @@ def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
         per_layer = 2 * spec.num_kv_heads * spec.head_dim * KV_DTYPE_BYTES[dtype]  # K and V
         split = True
     conv, rec = linear_state_bytes_per_layer(spec)
+    # the state splits over TP by key heads (Gated DeltaNet, KDA) or by SSM heads (Mamba-2, module docstring)
+    tp_heads = spec.linear_num_value_heads if spec.architecture == "nemotron_h" else spec.linear_num_key_heads
     return KVLayout(dtype, per_layer * (full + sliding), full, sliding, spec.sliding_window, per_layer, split,
-                    indexer, linear, (conv + rec) * linear, max(1, spec.linear_num_key_heads))
+                    indexer, linear, (conv + rec) * linear, max(1, tp_heads))
 
 
 def mha_equivalent_bytes_per_token(spec: ModelSpec, dtype: str = "bf16") -> int:
@@ -131,7 +141,7 @@ def mha_equivalent_bytes_per_token(spec: ModelSpec, dtype: str = "bf16") -> int:
         per_layer = spec.num_heads * (spec.qk_head_dim + spec.v_head_dim) * nbytes
     else:
         per_layer = 2 * spec.num_heads * spec.head_dim * nbytes
-    return per_layer * (spec.num_layers - spec.num_linear_layers)
+    return per_layer * (spec.num_layers - spec.num_linear_layers - spec.num_mixerless_layers)
 
 
 def paged_tokens(tokens: int, block_tokens: int) -> int:

@@ -19,17 +19,19 @@ from planner.model.config_fields import config_dtype as _dtype
 from planner.model.families import DSA_TYPES, dsa, minimax_m2, qwen_next
 from planner.model.families_hybrid import kimi_linear
 from planner.model.families_llama4 import llama4
+from planner.model.families_nemotron import block_count, nemotron_h
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
     "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
     "deepseek_v32", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "minimax_m2",
-    "kimi_linear", "kimi_k3", "llama4", "llama4_text",
+    "kimi_linear", "kimi_k3", "llama4", "llama4_text", "nemotron_h",
 )
 MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2", "deepseek_v32", "glm_moe_dsa")
-# per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds)
-ATTENTION_KINDS = ("gqa", "sliding", "mla", "mla_dsa", "linear_gdn", "linear_kda")
-FFN_KINDS = ("dense", "moe")
+# per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds); "none": a Nemotron-H
+# block that holds only a feed-forward (no token mixer) or only a token mixer (no feed-forward)
+ATTENTION_KINDS = ("gqa", "sliding", "mla", "mla_dsa", "linear_gdn", "linear_kda", "linear_mamba", "none")
+FFN_KINDS = ("dense", "moe", "none")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ class ModelSpec:
     o_bias: bool  # output projection carries a bias
     qk_norm: bool  # per-head RMSNorm on q and k (Qwen3, GLM-4.5 use_qk_norm)
     attention_sinks: bool  # one learned sink logit per head (gpt-oss)
-    layer_types: tuple[str, ...]  # per layer: "full_attention" | "sliding_attention" (also Llama 4 chunked layers)
+    layer_types: tuple[str, ...]  # per layer: "full_attention" | "sliding_attention" (also Llama 4 chunked layers) |
+    # "linear_attention" | "none" (a Nemotron-H feed-forward block)
     sliding_window: int | None  # tokens kept by sliding-window layers
     # feed-forward
     intermediate_size: int  # dense MLP width
@@ -112,6 +115,11 @@ class ModelSpec:
     mla_output_gate: bool = False  # MLA output gated by g_proj [heads x v_head_dim, h] (mla_use_output_gate)
     latent_expert_size: int = 0  # routed experts run at this width (routed_expert_hidden_size); 0 = hidden_size
     latent_expert_norm: bool = False  # RMSNorm of width latent_expert_size in the latent MoE (latent_moe_use_norm)
+    # Nemotron-H (planner.model.families_nemotron): blocks of ONE sublayer each, Mamba-2 state in the linear_* fields
+    block_pattern: str = ""  # hybrid_override_pattern, one char per layer: M Mamba-2, * attention, - MLP, E MoE
+    mlp_gated: bool = True  # MLPs and experts have gate, up and down (SwiGLU); False: up and down only (relu2)
+    linear_conv_bias: bool = False  # Mamba-2 conv1d has a bias (use_conv_bias)
+    linear_proj_bias: bool = False  # Mamba-2 in_proj / out_proj have biases (use_bias)
 
     __hash__ = hash_once  # hashed once: every per-scenario cache key holds a spec
     __getstate__ = state_without_hash
@@ -119,8 +127,10 @@ class ModelSpec:
     def attention_kind(self, i: int) -> str:
         """Attention kind of decoder layer i (MTP layers, i >= num_layers, take the last full-attention kind)."""
         lt = self.layer_types[i] if i < self.num_layers else "full_attention"
+        if lt == "none":
+            return "none"
         if lt == "linear_attention":
-            return "linear_kda" if self.architecture == "kimi_linear" else "linear_gdn"
+            return {"kimi_linear": "linear_kda", "nemotron_h": "linear_mamba"}.get(self.architecture, "linear_gdn")
         if lt == "sliding_attention":
             return "sliding"
         if self.attention == "mla":
@@ -134,8 +144,17 @@ class ModelSpec:
 
     @property
     def ffn_kinds(self) -> tuple[str, ...]:
-        """Per layer: "moe" (routed experts) or "dense" (one MLP)."""
+        """Per layer: "moe" (routed experts), "dense" (one MLP) or "none" (a Nemotron-H mixer block)."""
+        if self.block_pattern:
+            return tuple({"E": "moe", "-": "dense"}.get(c, "none") for c in self.block_pattern)
         return tuple("moe" if m else "dense" for m in self.moe_layers)
+
+    def weight_kind(self, i: int) -> str:
+        """Which layers' weights op records look up for layer i: "moe" or "dense" by its FFN; a Nemotron-H mixer
+        block (no FFN) counts with the MoE layers of an MoE model, as the attention of other MoE models does."""
+        if self.moe_layers[i]:
+            return "moe"
+        return "moe" if self.block_pattern and self.is_moe and self.block_pattern[i] != "-" else "dense"
 
     @property
     def layer_kind_counts(self) -> dict[str, dict[str, int]]:
@@ -147,6 +166,11 @@ class ModelSpec:
     @property
     def num_linear_layers(self) -> int:
         return sum(t == "linear_attention" for t in self.layer_types)
+
+    @property
+    def num_mixerless_layers(self) -> int:
+        """Nemotron-H feed-forward blocks: no token mixer (0 for decoder layers)."""
+        return sum(t == "none" for t in self.layer_types)
 
     @property
     def num_moe_layers(self) -> int:
@@ -227,7 +251,7 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
            vision: VisionSpec | None) -> ModelSpec:
     f = _Fields(cfg, file, prefix)
     hidden = f.int("hidden_size")
-    layers = f.int("num_hidden_layers")
+    layers = block_count(cfg, file, prefix) if model_type == "nemotron_h" else f.int("num_hidden_layers")
     heads = f.int("num_attention_heads")
     kv_heads = f.int("num_key_value_heads", heads)
     if heads % kv_heads:
@@ -277,6 +301,8 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
         base.update(kimi_linear(f, cfg, layers, file, prefix))
     elif model_type == "llama4_text":
         base.update(llama4(f, cfg, layers, file, prefix))
+    elif model_type == "nemotron_h":
+        base.update(nemotron_h(f, cfg, layers, file, prefix))
     if model_type in DSA_TYPES:
         base.update(dsa(f))
     spec = ModelSpec(**base)

@@ -47,7 +47,7 @@ def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]
         if t.part != "language" or not t.is_matrix:
             continue
         # the first layer of its FFN kind that holds the role (hybrids: attention roles live only in some layers)
-        key = (t.role, "head" if t.layer is None else ("moe" if spec.moe_layers[t.layer] else "dense"))
+        key = (t.role, "head" if t.layer is None else spec.weight_kind(t.layer))
         if key in out:
             continue
         st = fmt.storage_for(t, spec)

@@ -165,9 +165,11 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     h, G, e = s.hidden_size, par.gpus_per_stage, par.ep
     gd = dense_group(sc)
     ops: list[Op] = []
+    mats = 3 if s.mlp_gated else 2  # SwiGLU gate, up, down; Nemotron-H's relu2 MLPs: up, down
     if dense_count:
         w3 = sum(_w(sc, r, "dense") for r in ("ffn_gate", "ffn_up", "ffn_down"))
-        ops.append(_gemm("mlp.dense", dense_count, n, h, 3 * s.intermediate_size, w3, role_dtype(sc, "ffn_up", "dense"),
+        ops.append(_gemm("mlp.dense", dense_count, n, h, mats * s.intermediate_size, w3,
+                         role_dtype(sc, "ffn_up", "dense"),
                          kernels=3, rows=n * gd,  # gate_up, SwiGLU, down
                          depth=swiglu_depth(h, s.intermediate_size / gd)))
         if gd > 1:
@@ -193,7 +195,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     gpu_moe = moe_count - min(on_cpu, moe_count)
     inter = s.moe_intermediate_size
     if gpu_moe:
-        ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 6 * he * inter,
+        ops.append(Op("moe.experts", "grouped_gemm", gpu_moe, pairs * 2 * mats * he * inter,
                       weight_bytes=touched * expert_bytes / expert_tp,
                       act_bytes=pairs * (2 * he + 6 * inter / expert_tp),
                       dtype=role_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1)),
@@ -209,7 +211,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
         # split over expert_tp (G / ep) GPUs
         stream = sc.gpu is not None and (
             not sc.cpu_compute or (phase == "prefill" and sc.engine.host_prefill == "pcie" and n >= 32))
-        ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 6 * he * inter,
+        ops.append(Op("moe.experts_host", "cpu_experts", min(on_cpu, moe_count), pairs * 2 * mats * he * inter,
                       weight_bytes=touched * expert_bytes / (expert_tp if stream else 1),
                       dtype=role_dtype(sc, "ffn_up_exps", "moe"),
                       m=ceil(pairs / max(touched, 1)), where="pcie" if stream else "cpu",
@@ -219,7 +221,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     if s.shared_intermediate_size:
         w3 = sum(_w(sc, r, "moe") for r in ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"))
         shared_group = par.tp if e > 1 else gd  # as memory.gpu_share places the shared expert
-        ops.append(_gemm("moe.shared", moe_count, n, h, 3 * s.shared_intermediate_size, w3,
+        ops.append(_gemm("moe.shared", moe_count, n, h, mats * s.shared_intermediate_size, w3,
                          role_dtype(sc, "ffn_up_shexp", "moe"), kernels=3, rows=n * shared_group,
                          depth=swiglu_depth(h, s.shared_intermediate_size / shared_group)))
     if s.latent_expert_size:
@@ -250,9 +252,13 @@ def step_ops(sc: Scenario, phase: str, tokens_per_gpu: float, context: float, *,
     dense_layers = layers - moe_layers
     n = tokens_per_gpu
     linear = ceil(s.num_linear_layers / par.pp)
-    ops = _attention_ops(sc, phase, n, context, layers - linear, sq)
+    softmax = layers - linear
+    if s.block_pattern:  # Nemotron-H: a block holds a mixer or a feed-forward, not both
+        softmax -= ceil(s.num_mixerless_layers / par.pp)
+        dense_layers = ceil(s.ffn_kinds.count("dense") / par.pp)
+    ops = _attention_ops(sc, phase, n, context, softmax, sq)
     if s.mla_output_gate:
-        ops += mla_output_gate_ops(sc, n, layers - linear)
+        ops += mla_output_gate_ops(sc, n, softmax)
     if linear:
         ops += linear_attention_ops(sc, phase, n, linear, sq)
     ops += _ffn_ops(sc, phase, n, moe_layers, dense_layers, skew)

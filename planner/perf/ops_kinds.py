@@ -24,6 +24,14 @@ per channel instead of per head: one more elementwise pass over the state, 7 x H
 q, k, v [h -> H d] each, f_a [h -> d], b [h -> H], the output gate g [h -> H d] (full rank, Kimi-K3) or g_a
 [h -> d], then f_b (and g_b) [d -> H d]. The recurrent state is float32 (planner.model.kv).
 
+Mamba-2 (Nemotron-H, Nemotron-3 Mamba blocks; planner.model.families_nemotron maps H heads of width p, G groups and
+state size n onto the linear_* fields): in_proj [h -> 2 H p + 2 G n + H] (z, x, B, C, dt) column-parallel, out_proj
+[H p -> h] row-parallel; decode (vLLM selective_state_update) decays the H x p x n state by exp(dt A), adds
+dt x B outer x and reads it out with C: 5 x H x p x n FLOP per token (multiply, multiply-add, multiply-add), the state
+read and written once per step; prefill is the chunked SSD scan (mamba_chunk_scan_combined, chunk_size 128 in
+Nemotron-3's config): the state passes plus the intra-chunk attention, 2 x 128 x (n + p) per head. APPROXIMATE as
+for Gated DeltaNet: the chunk-state and state-passing stages beyond these are left out.
+
 Kimi-K3 extras: the MLA output gate g_proj [h -> heads x v_head_dim] on each full-attention layer, and the latent MoE
 projections (h -> routed_expert_hidden_size before the experts, back after; planner.perf.ops runs the experts at
 the latent width).
@@ -38,6 +46,7 @@ from planner.model.kv import kv_layout
 from planner.perf.op_record import Op, _gemm, _w, role_dtype
 
 GDN_CHUNK = 64  # tokens per chunk of fla's chunk_gated_delta_rule (chunk_size 64)
+SSD_CHUNK = 128  # tokens per chunk of Mamba-2's SSD scan (Nemotron-3 configs: chunk_size 128)
 
 
 def dsa_indexer_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, seqs: float, lk: str) -> list[Op]:
@@ -70,9 +79,12 @@ def linear_attention_ops(sc: Scenario, phase: str, n: float, count: int, sq: int
     conv_dim = 2 * k_dim + v_dim
     group_tokens = n * t
     lk = "moe" if s.is_moe else "dense"
-    kda = s.architecture == "kimi_linear"
+    kda, mamba = s.architecture == "kimi_linear", s.architecture == "nemotron_h"
     ops = [Op("lin.norm", "elementwise", count, 4 * group_tokens * h, act_bytes=4 * group_tokens * h)]
-    if kda:
+    if mamba:  # z, x, B, C and one dt per head
+        ops.append(_gemm("lin.in_proj", count, n, h, 2 * v_dim + 2 * k_dim + hv, _w(sc, "ssm_in", lk),
+                         role_dtype(sc, "ssm_in", lk), kernels=2, rows=group_tokens))
+    elif kda:
         gate = v_dim if s.linear_full_rank_gate else dk
         w_in = sum(_w(sc, r, lk) for r in ("ssm_q", "ssm_k", "ssm_v", "ssm_f_a", "ssm_beta", "ssm_g", "ssm_g_a"))
         ops.append(_gemm("lin.in_proj", count, n, h, conv_dim + dk + hv + gate, w_in, role_dtype(sc, "ssm_q", lk),
@@ -89,16 +101,17 @@ def linear_attention_ops(sc: Scenario, phase: str, n: float, count: int, sq: int
                          rows=group_tokens))
     layout = kv_layout(s, sc.kv_cache)
     state = layout.state_bytes_per_gpu(t) / max(layout.linear_layers, 1)  # one request, one layer, this GPU
-    passes = 7 if kda else 6  # KDA: + the per-channel decay of the state
+    passes = 7 if kda else 5 if mamba else 6  # KDA: + the per-channel decay of the state; Mamba-2: no delta rule
     per_token = passes * hv * dk * dv + 2 * conv_dim * s.linear_conv_kernel  # state passes + conv, per token
+    name, chunk = ("lin.ssd", SSD_CHUNK) if mamba else ("lin.gdn", GDN_CHUNK)
     if phase == "decode":
         seqs = group_tokens / sq
-        ops.append(Op("lin.gdn_decode", "attention_decode", count, n * per_token, kv_read_bytes=seqs * state,
+        ops.append(Op(f"{name}_decode", "attention_decode", count, n * per_token, kv_read_bytes=seqs * state,
                       kv_write_bytes=seqs * state, act_bytes=2 * n * (conv_dim + v_dim),
                       m=ceil(sq * hv / t), kernels=3))  # conv update, gating, fused recurrent step
     else:
-        flops = n * (per_token + 2 * GDN_CHUNK * (dk + dv) * hv)
-        ops.append(Op("lin.gdn_prefill", "attention_prefill", count, flops, act_bytes=4 * n * (conv_dim + v_dim),
+        flops = n * (per_token + 2 * chunk * (dk + dv) * hv)
+        ops.append(Op(f"{name}_prefill", "attention_prefill", count, flops, act_bytes=4 * n * (conv_dim + v_dim),
                       kv_write_bytes=state, m=ceil(group_tokens), kernels=6))  # conv, gating, chunked scan stages
     ops.append(_gemm("lin.out_proj", count, n, v_dim, h, _w(sc, "ssm_out", lk), role_dtype(sc, "ssm_out", lk),
                      kernels=2, rows=group_tokens, depth=v_dim / t))  # + gated RMSNorm; row-parallel
