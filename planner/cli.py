@@ -116,11 +116,6 @@ def cmd_inspect(args: argparse.Namespace) -> dict:
         from planner.model.gguf_file import inspect_gguf
 
         return inspect_gguf(args.model)
-    if "/" in args.model and not os.path.exists(args.model):  # a Hugging Face id: its config.json, cache first
-        from planner.model.hub import config_path, is_model_id
-
-        if is_model_id(args.model):
-            args.model = config_path(args.model)
     weights = _safetensors_files(args.model)
     if weights == "only":
         from planner.model.safetensors_file import inspect_safetensors

@@ -3,7 +3,9 @@
 Times in the unit a person reads (ms below 1 s, s below 1 min, min above) with a warning past a minute; GPU memory
 in GB (1e9, datasheets) and GiB (2^30, nvidia-smi and allocators) side by side; one explaining line where per-user
 speed and system throughput differ oddly. `--json` keeps the SI fields (planner.serving.estimate) and only gains
-`engine_flags`. Top floor: it may import sizing (the flags), which the serving floor must not.
+`engine_flags` and, for a model read from the Hub or weights read from a checkpoint file, `scenario.model_config` /
+`scenario.weights_file` (planner.model.weights_file.add_sources). Top floor: it may import sizing (the flags),
+which the serving floor must not.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from planner.base.escape import terminal
 from planner.base.units import MINUTE_S, count, duration, gb, gb_gib, rate
 from planner.deploy.scenario import Scenario
 from planner.hardware.accelerators import load_accelerator
+from planner.model.weights_file import add_sources
 from planner.sizing.flags import scenario_flags
 
 
@@ -21,6 +24,7 @@ def with_launch(sc: Scenario, doc: dict) -> dict:
     scenario's engine at the running batch the estimate served (planner.sizing.flags.scenario_flags; null where the
     planner has no command builder for the engine or the engine cannot load the weights); llama.cpp's tensor
     parallelism is named in the assumptions (profiles/engines/llamacpp.yaml)."""
+    add_sources(doc, sc.model, sc.weights)  # a Hub id's revision, a checkpoint file's exact bytes
     doc["engine_flags"] = scenario_flags(sc, (doc.get("serving") or {}).get("running_per_group"))
     if sc.engine.name == "llamacpp" and sc.parallelism.tp > 1:
         doc.setdefault("assumptions", []).append(

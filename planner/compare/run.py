@@ -1,7 +1,7 @@
 """Measured beside predicted: each run of a result file becomes a scenario (hardware, plan, engine and weights from
-flags or a scenario file; model from a flag, the scenario, or the name the file gives; workload from the file),
-planner.serving.estimate predicts it, and every measured metric gets its prediction and error = predicted /
-measured - 1 (CONTRACT.md §4).
+flags or a scenario file; model from a flag, the scenario, or the name the file gives: a profile, else a Hugging
+Face id; workload from the file), planner.serving.estimate predicts it, and every measured metric gets its
+prediction and error = predicted / measured - 1 (CONTRACT.md §4).
 
 Predictions for the names that are not in estimate's `metrics` (planner.compare.result):
 - `itl_ms`: the decode step, estimate's `tpot_ms` (a streamed token per step);
@@ -14,6 +14,7 @@ Predictions for the names that are not in estimate's `metrics` (planner.compare.
 from __future__ import annotations
 
 import copy
+import os
 import statistics
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from planner.base.yamlio import load_document, require_mapping
 from planner.compare.read import read_result
 from planner.compare.result import Run, model_profile
 from planner.deploy.scenario_file import scenario_from_mapping
+from planner.model.hub import is_model_id
+from planner.model.weights_file import add_sources, is_checkpoint_path
 from planner.serving.estimate import estimate
 
 
@@ -75,8 +78,8 @@ def _base(dep: Deployment) -> dict:
                            "CPU-only run) or --scenario S.yaml", field="--gpu")
     doc["hardware"] = hw
     for key, value in (("model", dep.model), ("weights", dep.weights), ("engine", dep.engine)):
-        if value is not None:
-            doc[key] = value
+        if value is not None:  # a checkpoint path given as a flag is relative to the working folder
+            doc[key] = os.path.abspath(value) if key == "weights" and is_checkpoint_path(value) else value
     if dep.tp is not None or dep.ep is not None:
         doc["parallelism"] = {k: v for k, v in (("tp", dep.tp), ("ep", dep.ep)) if v is not None}
     elif "parallelism" not in doc:
@@ -89,6 +92,8 @@ def _compare_run(run: Run, base: dict, dep: Deployment, path: str) -> dict:
     notes = list(run.notes)
     if "model" not in doc:
         model = model_profile(run.model)
+        if model is None and run.model and is_model_id(run.model):  # a Hub id (vLLM's model_id): its config.json
+            model = run.model
         if model is None:
             raise PlannerError(f"the file names the model {run.model!r}, which matches no profile: give --model"
                                if run.model else "the file names no model: give --model", file=path, field="--model")
@@ -112,7 +117,7 @@ def _compare_run(run: Run, base: dict, dep: Deployment, path: str) -> dict:
     doc["workload"] = wl
     doc["name"] = run.label
     sc = scenario_from_mapping(doc, dep.scenario or f"{path}: {run.label}")
-    result = estimate(sc)
+    result = add_sources(estimate(sc), sc.model, sc.weights)  # a Hub id's revision, a checkpoint's exact bytes
     gpus = max(1, sc.total_gpus // max(1, sc.parallelism.replicas))
     rows = []
     for metric, value in run.measured:

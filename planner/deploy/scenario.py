@@ -32,6 +32,7 @@ from planner.hardware.hosts import Host, load_host
 from planner.model.kv import KV_DTYPES
 from planner.model.models import Model, load_model
 from planner.model.quant import QuantFormat, load_format
+from planner.model.weights_file import checkpoint_weights, is_checkpoint_path
 
 PARALLEL_KEYS = ("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated", "redundant_experts", "dense_tp")
 WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
@@ -182,9 +183,13 @@ def make_scenario(
 ) -> Scenario:
     """A checked scenario from Python values. Profiles may be given as objects or by name (or path); the parallel
     plan, workload, engine options and SLO as mappings spelled like the YAML (or a Parallelism / Workload already
-    built). Defaults are CONTRACT.md §2's. Errors are PlannerErrors naming `file` and the YAML field."""
+    built). `weights` may name a checkpoint (a .gguf file or split part, .safetensors, an index or a folder of them:
+    planner.model.weights_file): its header's exact bytes replace the recipe's. Defaults are CONTRACT.md §2's.
+    Errors are PlannerErrors naming `file` and the YAML field."""
     model = model if isinstance(model, Model) else resolve_named(load_model, model, file, "model")
-    if not isinstance(weights, QuantFormat):
+    if isinstance(weights, str) and is_checkpoint_path(weights):  # a GGUF / safetensors file: its exact bytes
+        weights = checkpoint_weights(weights, model, file)
+    elif not isinstance(weights, QuantFormat):
         weights = resolve_named(load_format, model.native_weights if weights is None else weights, file, "weights")
     if not isinstance(engine, Engine):
         engine = resolve_named(load_engine, engine, file, "engine")
@@ -220,6 +225,9 @@ def make_scenario(
     spec_dec = {"mtp_tokens": mtp_tokens, "acceptance": acceptance}
     mtp = get_number(spec_dec, "mtp_tokens", file, prefix="speculative.", default=0, integer=True, minimum=0,
                      maximum=16)
+    if mtp and weights.exact is not None and not dict(weights.exact.bytes_by_part).get("mtp"):
+        raise PlannerError(f"{mtp} MTP draft tokens need MTP layers; {weights.exact.path} holds none",
+                           file=file, field="speculative.mtp_tokens")
     acceptance = get_number(spec_dec, "acceptance", file, prefix="speculative.", default=None, minimum=0, maximum=1)
     slo = sub_mapping(slo, "slo", SLO_KEYS, file)
     for key in ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user"):

@@ -7,6 +7,7 @@ belong) and the `measured` list; every value check is make_scenario's, shared wi
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from planner.deploy.scenario import (
     Scenario,
     make_scenario,
 )
+from planner.model.weights_file import is_checkpoint_path
 
 TOP_KEYS = ("name", "model", "weights", "kv_cache", "hardware", "parallelism", "offload", "engine", "engine_options",
             "speculative", "workload", "slo", "measured", "grade", "notes", "assumed", "correction")
@@ -47,6 +49,8 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
     check_keys(doc, TOP_KEYS, file)
     model = get_str(doc, "model", file)
     weights = get_str(doc, "weights", file, default=None)
+    if weights is not None and is_checkpoint_path(weights):  # a checkpoint path: relative to the file's folder
+        weights = str(Path(file.split(": ", 1)[0]).parent / os.path.expanduser(weights))
     engine = get_str(doc, "engine", file, default="vllm")
     options = sub_mapping(doc.get("engine_options"), "engine_options", ENGINE_OPTION_KEYS, file)
     kv_cache = get_str(doc, "kv_cache", file, default="bf16")

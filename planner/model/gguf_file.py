@@ -22,7 +22,9 @@ import gguf
 
 from planner.base.errors import PlannerError
 from planner.base.yamlio import file_problem, is_file
+from planner.model.stored import StoredTensor, summary
 
+BLOCK = re.compile(r"blk\.(\d+)\.")
 SPLIT = re.compile(r"^(?P<stem>.*)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
@@ -71,16 +73,16 @@ def _field(reader: gguf.GGUFReader, key: str):
     return value.tolist()[0] if hasattr(value, "tolist") else value
 
 
-def inspect_gguf(path: str | Path) -> dict:
-    """Architecture, metadata and the exact stored bytes of a GGUF file or split set, by ggml type and component."""
+def read_gguf(path: str | Path) -> tuple[dict, list[StoredTensor]]:
+    """The metadata (model name, architecture, file type, block counts, files) and every tensor of a GGUF file or
+    split set, from the headers alone."""
     path = Path(path)
     if not is_file(path):
         raise PlannerError(file_problem(path), file=str(path))
-    by_type: dict[str, dict[str, int]] = {}
-    by_comp: dict[str, dict[str, int]] = {}
-    parts = {"language": 0, "mtp": 0}
-    arch, file_type, name, blocks, nextn, n_tensors, file_bytes = None, None, None, None, 0, 0, 0
-    for part in split_parts(path):
+    rows: list[StoredTensor] = []
+    arch, file_type, name, blocks, nextn, file_bytes = None, None, None, None, 0, 0
+    files = split_parts(path)
+    for part in files:
         try:
             reader = gguf.GGUFReader(part, "r")
         except (ValueError, OSError, KeyError, IndexError) as err:  # gguf-py's refusals of a bad header
@@ -93,23 +95,18 @@ def inspect_gguf(path: str | Path) -> dict:
             nextn = _field(reader, f"{arch}.nextn_predict_layers") or 0
         file_bytes += part.stat().st_size
         for t in reader.tensors:
-            n_tensors += 1
-            ttype, comp, size = t.tensor_type.name, component(t.name), int(t.n_bytes)
-            for table, key in ((by_type, ttype), (by_comp, comp)):
-                row = table.setdefault(key, {"params": 0, "bytes": 0, "tensors": 0})
-                row["params"] += int(t.n_elements)
-                row["bytes"] += size
-                row["tensors"] += 1
-            m = re.match(r"blk\.(\d+)\.", t.name)
-            mtp = m is not None and blocks is not None and nextn and int(m.group(1)) >= blocks - nextn
-            parts["mtp" if mtp else "language"] += size
-    total = sum(r["bytes"] for r in by_type.values())
+            m = BLOCK.match(t.name)
+            layer = int(m.group(1)) if m else None
+            mtp = layer is not None and blocks is not None and nextn and layer >= blocks - nextn
+            rows.append(StoredTensor(t.name, t.tensor_type.name, component(t.name), "mtp" if mtp else "language",
+                                     layer, int(t.n_elements), int(t.n_bytes)))
     ftype = gguf.LlamaFileType(file_type).name if file_type in {e.value for e in gguf.LlamaFileType} else file_type
-    return {
-        "kind": "gguf", "model": name or path.name, "architecture": arch, "files": [str(p) for p in split_parts(path)],
-        "file_type": ftype, "tensors": n_tensors, "block_count": blocks, "nextn_predict_layers": nextn,
-        "params_total": sum(r["params"] for r in by_type.values()),
-        "weights_bytes": total, "weights_bytes_by_part": parts, "file_bytes": file_bytes,
-        "by_dtype": dict(sorted(by_type.items(), key=lambda kv: -kv[1]["bytes"])),
-        "by_component": dict(sorted(by_comp.items(), key=lambda kv: -kv[1]["bytes"])),
-    }
+    meta = {"kind": "gguf", "model": name or path.name, "architecture": arch, "files": [str(p) for p in files],
+            "file_type": ftype, "block_count": blocks, "nextn_predict_layers": nextn, "file_bytes": file_bytes}
+    return meta, rows
+
+
+def inspect_gguf(path: str | Path) -> dict:
+    """Architecture, metadata and the exact stored bytes of a GGUF file or split set, by ggml type and component."""
+    meta, rows = read_gguf(path)
+    return {**meta, **summary(rows, ("language", "mtp"))}

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-
-from huggingface_hub import hf_hub_download, try_to_load_from_cache
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+from pathlib import Path
 
 from planner.base.errors import PlannerError
 
@@ -28,10 +26,15 @@ def is_model_id(text: str) -> bool:
 
 def config_path(model_id: str, revision: str | None = None) -> str:
     """The local path of the id's config.json: from the cache, else downloaded (config.json only)."""
+    try:  # the `files` extra; 120-150 ms of import (httpx), paid only when a model is a Hub id
+        from huggingface_hub import errors, hf_hub_download, try_to_load_from_cache
+    except ImportError:
+        raise PlannerError(f"{model_id}: reading a Hugging Face id needs huggingface_hub (pip install -e '.[files]')",
+                           field="model") from None
     cache = os.environ.get("HF_HUB_CACHE") or None  # read per call: tests and users may set it after import
     try:
         cached = try_to_load_from_cache(model_id, "config.json", cache_dir=cache, revision=revision)
-    except HFValidationError as err:
+    except errors.HFValidationError as err:
         raise PlannerError(f"{model_id!r} is not a Hugging Face model id: {err}"[:300], field="model") from None
     if isinstance(cached, str):
         return cached
@@ -40,7 +43,13 @@ def config_path(model_id: str, revision: str | None = None) -> str:
                            field="model")
     try:
         return hf_hub_download(model_id, "config.json", revision=revision, cache_dir=cache)
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
+    except (errors.HfHubHTTPError, errors.LocalEntryNotFoundError, OSError, ValueError) as err:
         raise PlannerError(f"{model_id}: cannot fetch config.json from the Hugging Face Hub "
                            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"[:300],
                            field="model") from None
+
+
+def revision_of(path: str) -> str | None:
+    """The commit a cached config.json belongs to: its snapshot folder's name (`snapshots/<revision>/config.json`)."""
+    p = Path(path)
+    return p.parent.name if p.parent.parent.name == "snapshots" else None

@@ -12,7 +12,7 @@ from planner.model.inventory import (
     tensor_inventory,
 )
 from planner.model.kv import kv_layout, mha_equivalent_bytes_per_token
-from planner.model.models import Model
+from planner.model.models import Model, model_config
 from planner.model.quant import QuantFormat
 
 
@@ -57,6 +57,7 @@ def inspect_model(model: Model, fmt: QuantFormat, kv_dtype: str = "bf16") -> dic
         "architecture": spec.architecture,
         "model_type": spec.model_type,
         "source": model.source,
+        **({"model_config": model_config(model)} if model.hub_id else {}),  # a Hub id: its revision
         "params": {
             "total": parts["language"],
             "active_per_token": active_params_per_token(spec),

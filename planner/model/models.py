@@ -1,6 +1,7 @@
-"""Load a model by profile name (`profiles/models/<name>.yaml`) or from a Hugging Face `config.json`
-(a file, or a folder that holds one). Both go through `model_spec_from_config`, so a profile and the
-config.json it copies give identical results.
+"""Load a model by profile name (`profiles/models/<name>.yaml`) or from a Hugging Face `config.json` (a file, a
+folder that holds one, or a Hub id such as `moonshotai/Kimi-K2.5`, resolved to its config.json through
+planner.model.hub). All go through `model_spec_from_config`, so a profile and the config.json it copies give
+identical results.
 
 A profile is `{source, hf_repo, native_weights, config}` where `config` is the config.json mapping.
 """
@@ -23,6 +24,7 @@ from planner.base.yamlio import (
     profile_names,
     require_mapping,
 )
+from planner.model.hub import config_path, is_model_id, revision_of
 from planner.model.quant import native_format_name
 from planner.model.spec import ModelSpec, model_spec_from_config
 
@@ -42,6 +44,8 @@ class Model:
     # checkpoints someone publishes, format -> Hugging Face repo id: the official one in its native format (the
     # profile's hf_repo) plus the profile's `published:` entries (community quantizations, each with its source)
     published: tuple[tuple[str, str], ...] = ()
+    hub_id: str | None = None  # the Hugging Face id the config.json was resolved from (planner.model.hub)
+    revision: str | None = None  # the commit of that config.json (its cache snapshot)
 
     def checkpoint(self, fmt: str) -> str | None:
         """The published checkpoint of this model in `fmt`, or None (the user would quantize it themselves)."""
@@ -54,7 +58,8 @@ def list_models() -> list[str]:
 
 @lru_cache(maxsize=64)
 def load_model(ref: str) -> Model:
-    """`ref` is a profile name, a path to a config.json, or a folder holding config.json."""
+    """`ref` is a profile name, a path to a config.json, a folder holding config.json, or a Hugging Face id
+    (`owner/name`: its config.json only, from the local cache first; planner.model.hub)."""
     if not ref.strip():
         raise PlannerError(f"unknown model {ref!r}: give a profile name or a config.json path", field="model")
     path = Path(ref)
@@ -65,13 +70,10 @@ def load_model(ref: str) -> Model:
             raise PlannerError("folder holds no config.json" if what == "file not found" else f"config.json is {what}",
                                file=ref)
     if path.suffix.lower() == ".json" or path.name == "config.json":
-        file = str(path)
-        config = require_mapping(load_document(path), file)
-        name = _profile_named_by(config) or (path.stem if path.name != "config.json" else path.parent.name)
-        spec = model_spec_from_config(config, name=name, file=file)
-        native = native_format_name(config, spec, file)
-        # the user's own checkpoint, in the config's native format, is the one they have
-        return Model(name, spec, native, file, file, ((native, str(path.parent)),))
+        return _config_model(path)
+    if is_model_id(ref):  # owner/name: a Hugging Face id, its config.json from the local cache first
+        cached = config_path(ref)
+        return _config_model(Path(cached), ref, revision_of(cached))
     # a name is a file stem in profiles/models/ (`../quant/x` would leave the folder); a path ends in .yaml
     profile = path if path.suffix in (".yaml", ".yml") else None if "/" in ref or "\\" in ref \
         else MODELS_DIR / f"{ref}.yaml"
@@ -89,6 +91,23 @@ def load_model(ref: str) -> Model:
         raise PlannerError(f"says {stated!r} but config.quantization_config gives {native!r}",
                            file=file, field="native_weights")
     return Model(profile.stem, spec, native, get_str(doc, "source", file), file, _published(doc, native, file))
+
+
+def _config_model(path: Path, hub_id: str | None = None, revision: str | None = None) -> Model:
+    """A model from a config.json: named by the profile it equals, else by the Hub id or its folder."""
+    file = str(path)
+    config = require_mapping(load_document(path), file)
+    name = _profile_named_by(config) or hub_id or (path.stem if path.name != "config.json" else path.parent.name)
+    spec = model_spec_from_config(config, name=name, file=file)
+    native = native_format_name(config, spec, file)
+    # the user's own checkpoint (or the Hub repo), in the config's native format, is the one they have
+    source = file if hub_id is None else f"{hub_id} config.json at revision {revision} ({file})"
+    return Model(name, spec, native, source, file, ((native, hub_id or str(path.parent)),), hub_id, revision)
+
+
+def model_config(model: Model) -> dict | None:
+    """Where a model's config.json came from when it was a Hub id: the id, the revision, the cached file."""
+    return {"hub_id": model.hub_id, "revision": model.revision, "file": model.file} if model.hub_id else None
 
 
 def _published(doc: dict, native: str, file: str) -> tuple[tuple[str, str], ...]:

@@ -34,6 +34,7 @@ from planner.base.yamlio import (
 )
 from planner.model.inventory import TensorGroup, tensor_inventory
 from planner.model.spec import ModelSpec
+from planner.model.stored import ExactWeights
 
 QUANT_DIR = PROFILES / "quant"
 STORAGE_FILE = PROFILES / "storage_types.yaml"
@@ -126,6 +127,9 @@ class QuantFormat:
     exclude_parts: tuple[str, ...]  # parts this format's files do not hold (GGUF: vision lives in mmproj)
     source: str  # where the layout comes from
     own_types: tuple[StorageType, ...] = ()  # types defined by the format itself (mixed-<x>bpw)
+    # a checkpoint file standing in for this recipe (`weights: model.gguf`, planner.model.weights_file): its exact
+    # bytes per tensor group replace the computed ones; the rules still give each tensor's storage and compute dtype
+    exact: ExactWeights | None = None
     __hash__ = hash_once  # hashed once: inventory_bytes is cached per (format, model)
     __getstate__ = state_without_hash
 
@@ -153,17 +157,31 @@ class QuantFormat:
 
     def tensor_bytes(self, t: TensorGroup, spec: ModelSpec) -> int:
         """Stored bytes of tensor group `t` (all `t.count` tensors), scales and packing included."""
+        if self.exact is not None:
+            return _exact_bytes(self, spec)[t]
         return self.storage_for(t, spec).tensor_bytes(t.shape) * t.count
 
     def inventory_bytes(self, spec: ModelSpec) -> tuple[int, ...]:
         """tensor_bytes of every group of `tensor_inventory(spec)`, in its order (cached per format and model: the
         memory model places every tensor of every plan the sizing search tries)."""
+        if self.exact is not None:
+            _exact_bytes(self, spec)  # read for this model
+            return self.exact.group_bytes
         return _inventory_bytes(self, spec)
 
 
 @lru_cache(maxsize=512)
 def _inventory_bytes(fmt: QuantFormat, spec: ModelSpec) -> tuple[int, ...]:
     return tuple(fmt.tensor_bytes(t, spec) for t in tensor_inventory(spec))
+
+
+@lru_cache(maxsize=64)
+def _exact_bytes(fmt: QuantFormat, spec: ModelSpec) -> dict[TensorGroup, int]:
+    """A checkpoint's bytes by tensor group; only for the model whose inventory they were read against."""
+    groups = tensor_inventory(spec)
+    if len(groups) != len(fmt.exact.group_bytes):
+        raise PlannerError(f"{fmt.exact.path} was read for {fmt.exact.model}, not {spec.name}", field="weights")
+    return dict(zip(groups, fmt.exact.group_bytes, strict=True))
 
 
 def use_more_bits(i: int, n: int) -> bool:

@@ -24,9 +24,11 @@ from pathlib import Path
 from planner.base.errors import PlannerError
 from planner.base.escape import terminal
 from planner.base.yamlio import file_problem, is_file
+from planner.model.stored import StoredTensor, summary
 
 MAX_HEADER_BYTES = 100_000_000  # safetensors MAX_HEADER_SIZE
 INDEX = "model.safetensors.index.json"
+LAYER = re.compile(r"layers\.(\d+)\.")
 VISION = ("vision_tower", "visual.", "vision_model", "multi_modal_projector", "mm_projector", "vision_embed")
 
 
@@ -111,17 +113,15 @@ def _layers(folder: Path) -> int | None:
     return n if isinstance(n, int) else None
 
 
-def inspect_safetensors(path: str | Path) -> dict:
-    """Exact stored bytes of a safetensors checkpoint by dtype, component and part (language, mtp, vision)."""
+def read_safetensors(path: str | Path) -> tuple[dict, list[StoredTensor]]:
+    """The files and every tensor of a safetensors checkpoint, from the headers alone."""
     path = Path(path)
     if not path.exists():
         raise PlannerError(file_problem(path), file=str(path))
     files = checkpoint_files(path)
     layers = _layers(files[0].parent)
-    by_type: dict[str, dict[str, int]] = {}
-    by_comp: dict[str, dict[str, int]] = {}
-    parts = {"language": 0, "mtp": 0, "vision": 0}
-    n_tensors, file_bytes = 0, 0
+    rows: list[StoredTensor] = []
+    file_bytes = 0
     for f in files:
         file_bytes += f.stat().st_size
         for name, info in read_header(f).items():
@@ -132,30 +132,23 @@ def inspect_safetensors(path: str | Path) -> dict:
                 dtype, shape = str(info["dtype"]), [int(d) for d in info["shape"]]
             except (KeyError, TypeError, ValueError):
                 raise PlannerError(f"tensor {name!r} has no dtype/shape/data_offsets", file=str(f)) from None
-            size, elems = int(end) - int(begin), 1
+            elems = 1
             for d in shape:
                 elems *= d
-            n_tensors += 1
-            comp = component(name)
-            for table, key in ((by_type, dtype), (by_comp, comp)):
-                row = table.setdefault(key, {"params": 0, "bytes": 0, "tensors": 0})
-                row["params"] += elems
-                row["bytes"] += size
-                row["tensors"] += 1
-            m = re.search(r"layers\.(\d+)\.", name)
+            m = LAYER.search(name)
+            layer = int(m.group(1)) if m else None
             if any(v in name for v in VISION):
-                parts["vision"] += size
-            elif m and layers is not None and int(m.group(1)) >= layers:
-                parts["mtp"] += size
+                part, layer = "vision", None
             else:
-                parts["language"] += size
-    return {
-        "kind": "safetensors", "model": path.name, "files": [str(f) for f in files], "tensors": n_tensors,
-        "weights_bytes": sum(r["bytes"] for r in by_type.values()), "weights_bytes_by_part": parts,
-        "file_bytes": file_bytes, "params_total": sum(r["params"] for r in by_type.values()),
-        "by_dtype": dict(sorted(by_type.items(), key=lambda kv: -kv[1]["bytes"])),
-        "by_component": dict(sorted(by_comp.items(), key=lambda kv: -kv[1]["bytes"])),
-    }
+                part = "mtp" if layer is not None and layers is not None and layer >= layers else "language"
+            rows.append(StoredTensor(name, dtype, component(name), part, layer, elems, int(end) - int(begin)))
+    return {"kind": "safetensors", "model": path.name, "files": [str(f) for f in files], "file_bytes": file_bytes}, rows
+
+
+def inspect_safetensors(path: str | Path) -> dict:
+    """Exact stored bytes of a safetensors checkpoint by dtype, component and part (language, mtp, vision)."""
+    meta, rows = read_safetensors(path)
+    return {**meta, **summary(rows, ("language", "mtp", "vision"))}
 
 
 def table(doc: dict) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from math import floor
+from pathlib import Path
 from types import SimpleNamespace
 
 from planner.base.errors import PlannerError
@@ -200,13 +201,22 @@ def scenario_flags(sc: Scenario, running: float | None = None) -> str | None:
     plan = _Plan(_model_ref(sc.model), _Group(sc.gpu, sc.gpus_per_node, nodes, host), sc.weights.name, sc.kv_cache,
                  sc.engine.name, p.tp, p.ep, p.pp, p.dp_attention, sc.expert_layers_on_cpu)
     wl = _Lengths(sc.workload.context_len, SimpleNamespace(output_len=sc.workload.output_len))
-    if build in (vllm, sglang):
-        return build(plan, wl, running or sc.engine.running_cap)
-    return build(plan, wl)
+    cmd = build(plan, wl, running or sc.engine.running_cap) if build in (vllm, sglang) else build(plan, wl)
+    ex = sc.weights.exact
+    if cmd and ex is not None:  # the user's own checkpoint in place of the published one
+        # llama.cpp opens a split set by its first part; vLLM and SGLang a folder of safetensors
+        folder = ex.path if Path(ex.path).is_dir() else str(Path(ex.files[0]).parent)
+        own = ex.files[0] if ex.kind == "gguf" else folder
+        named = gguf_file(plan.model, plan.weights) if build is llamacpp else checkpoint(plan.model, plan.weights)
+        cmd = cmd.replace(_join([named]), _join([own]), 1)
+    return cmd
 
 
 def _model_ref(model: Model) -> str:
-    """A reference load_model resolves to `model`: its profile name, else the config file it was read from."""
+    """A reference load_model resolves to `model`: its Hub id, its profile name, else the config file it was read
+    from."""
+    if model.hub_id:
+        return model.hub_id
     try:
         if load_model(model.name).file == model.file:
             return model.name
