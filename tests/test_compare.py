@@ -11,7 +11,7 @@ import pytest
 
 from planner.base.errors import PlannerError
 from planner.cli import main
-from planner.compare import aiperf, llamabench, plain, sglang, vllm
+from planner.compare import aiperf, batchedbench, llamabench, plain, sglang, vllm
 from planner.compare.read import READERS, read_result
 from planner.compare.result import model_profile
 from planner.compare.run import Deployment, compare
@@ -87,7 +87,7 @@ def test_plain_fallback(name):
 def test_each_reader_takes_only_its_own_files():
     files = {vllm: ["vllm-bench-serve.json"], sglang: ["sglang-bench-serving.jsonl", "sglang-bench-one-batch.jsonl"],
              aiperf: ["aiperf-profile-export.json", "aiperf-profile-export.jsonl"], llamabench: ["llama-bench.json"],
-             plain: ["plain.csv", "plain.yaml"]}
+             batchedbench: ["llama-batched-bench.jsonl", "llama-batched-bench.md"], plain: ["plain.csv", "plain.yaml"]}
     for reader, names in files.items():
         for name in names:
             assert read_result(DATA / name)[0] == reader.NAME, name

@@ -1,8 +1,8 @@
 """Which tool wrote a result file, by its content (never its name), and its runs.
 
-The text is parsed as JSON, else as JSON lines, else as CSV or YAML (the plain fallback); each reader then says
-whether the document is its tool's (`recognise`) and reads it (`runs`). A file no reader takes is refused with one
-line naming every format tried.
+The text is parsed as JSON, else as JSON lines, else as llama-batched-bench's Markdown table, else as CSV or YAML
+(the plain fallback); each reader then says whether the document is its tool's (`recognise`) and reads it (`runs`).
+A file no reader takes is refused with one line naming every format tried.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 from planner.base.errors import PlannerError
 from planner.base.yamlio import file_problem, is_file, parse_text
-from planner.compare import aiperf, llamabench, plain, sglang, vllm
+from planner.compare import aiperf, batchedbench, llamabench, plain, sglang, vllm
 from planner.compare.result import Run
 
-READERS = (vllm, sglang, aiperf, llamabench, plain)
+READERS = (vllm, sglang, aiperf, llamabench, batchedbench, plain)
 # vLLM --save-detailed results keep every generated text and inter-token gap: 1,000 requests of 1,000 tokens are
 # ~30 MB; 256 MiB leaves room for ten times that and still fits in memory on a laptop
 MAX_RESULT_BYTES = 256 * 1024 * 1024
@@ -67,6 +67,9 @@ def _parse(text: str, name: str) -> Any:
             return docs
     except (ValueError, RecursionError):
         pass
+    table = batchedbench.table_rows(text)  # llama-batched-bench's Markdown table
+    if table:
+        return table
     if lines and "," in lines[0] and ":" not in lines[0]:
         flat = plain.from_csv_rows(list(csv.reader(lines)))
         if flat is not None:

@@ -4,10 +4,12 @@ the readers share (numbers from loosely typed JSON, means of per-request arrays,
 Measured metrics use CONTRACT.md §3's names where one fits (`ttft_ms`, `tpot_ms`, `e2e_latency_ms`,
 `output_tokens_per_s_per_user`, `system_output_tokens_per_s`, `system_total_tokens_per_s`) and these extensions,
 which planner.compare.run maps onto the prediction:
-- `ttft_median_ms`, `ttft_p99_ms`, `tpot_median_ms`, `tpot_p99_ms`, `e2e_latency_p99_ms`: statistics of the same
-  quantities (predicted only where the estimate gives that percentile);
+- `ttft_median_ms`, `ttft_p99_ms`, `tpot_median_ms`, `tpot_p99_ms`, `e2e_latency_p99_ms`, and from per-request
+  arrays (vLLM --save-detailed) `<m>_p50_ms`, `<m>_p90_ms`, `<m>_p99_ms` for ttft, tpot, itl, e2e_latency: statistics
+  of the same quantities (predicted only where the estimate gives that percentile);
 - `itl_ms`: mean inter-token latency, predicted as the decode step (the planner's TPOT);
-- `prefill_tokens_per_s`: one request's prompt tokens per second (llama-bench pp rows);
+- `prefill_tokens_per_s`: prompt tokens per second of one run (llama-bench pp rows; a static batch's prefill in
+  bench_one_batch and llama-batched-bench);
 - `request_throughput_per_s`: completed requests per second.
 """
 

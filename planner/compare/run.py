@@ -7,8 +7,9 @@ Predictions for the names that are not in estimate's `metrics` (planner.compare.
 - `itl_ms`: the decode step, estimate's `tpot_ms` (a streamed token per step);
 - `prefill_tokens_per_s`: `prefill_tokens_per_s_per_gpu` x the GPUs of one replica (1 on a CPU-only host);
 - `request_throughput_per_s`: `system_output_tokens_per_s` / output_len;
-- medians and `e2e_latency_p99_ms`: not predicted (shown measured only); `ttft_p99_ms`/`tpot_p99_ms` where the
-  estimate has them (a scenario with `slo.percentile: 99`).
+- medians (`*_median_ms`): not predicted (shown measured only); percentiles `<m>_p50_ms`, `<m>_p90_ms`,
+  `<m>_p99_ms` (ttft, tpot, itl, e2e_latency) where the estimate has them (the serving simulator of a stated
+  concurrency; a scenario with `slo.percentile: 99`).
 """
 
 from __future__ import annotations
