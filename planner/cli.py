@@ -272,8 +272,11 @@ def print_inspect(doc: dict) -> None:
         print(f"    as {name:13s} {count(row['params']):>20s} params {gb(row['bytes'], 2):>12s}")
     kv = doc["kv_cache_bytes_per_token"]
     mha = doc["kv_cache_mha_equivalent_bytes_per_token"]
-    print(f"  KV cache ({terminal(doc['kv_cache'])})  {count(kv)} B/token "
-          f"({count(doc['kv_cache_bytes_per_token_per_layer'])} B per layer); "
+    kinds = doc.get("kv_cache_bytes_per_token_per_layer_by_kind")  # Gemma 4: each attention kind its own
+    per_layer = f"{count(kinds['full'])} B per full layer, {count(kinds['sliding'])} B per sliding layer, " \
+        f"{count(doc['kv_cache_sliding_window'])}-token window" if kinds else \
+        f"{count(doc['kv_cache_bytes_per_token_per_layer'])} B per layer"
+    print(f"  KV cache ({terminal(doc['kv_cache'])})  {count(kv)} B/token ({per_layer}); "
           f"MHA-equivalent {count(mha)} B/token ({mha / kv:.1f}x)")
     if doc.get("checkpoint"):
         print(files_table(doc["checkpoint"]))

@@ -11,14 +11,16 @@ HF_CLASS = {"deepseek_v3": "DeepseekV3", "kimi_k2": "DeepseekV3", "deepseek_v2":
             "qwen3": "Qwen3", "gpt_oss": "GptOss", "glm4_moe": "Glm4Moe",
             "deepseek_v32": "DeepseekV32", "glm_moe_dsa": "GlmMoeDsa", "qwen3_next": "Qwen3Next",
             "qwen3_5_moe_text": "Qwen3_5Moe", "minimax_m2": "MiniMaxM2", "kimi_linear": "KimiLinear",
-            "llama4_text": "Llama4", "nemotron_h": "NemotronH"}
+            "llama4_text": "Llama4", "nemotron_h": "NemotronH", "gemma4_text": "Gemma4"}
 # the config class where it is not <cls>Config (a multimodal model's text config)
-HF_CONFIG = {"qwen3_5_moe_text": "Qwen3_5MoeTextConfig", "llama4_text": "Llama4TextConfig"}
+HF_CONFIG = {"qwen3_5_moe_text": "Qwen3_5MoeTextConfig", "llama4_text": "Llama4TextConfig",
+             "gemma4_text": "Gemma4TextConfig"}
 DROP = ("quantization_config", "auto_map", "model_type")
 
 
 def hf_param_count(config: dict) -> int:
-    """Parameters + persistent non-rotary buffers (the router's e_score_correction_bias) of the language model."""
+    """Parameters + persistent non-rotary buffers (the router's e_score_correction_bias, Gemma 4's layer_scalar) of
+    the language model; non-persistent buffers (Gemma 4's embed_scale) are not in a checkpoint and not counted."""
     import pytest
     import transformers
 
@@ -26,7 +28,7 @@ def hf_param_count(config: dict) -> int:
         # transformers 5.25 has no situ activation and does not read Kimi-K3's latent MoE, output gates or full-rank
         # KDA gate: tests/test_models_2026.py checks K3 with those removed against transformers and the rest by shape
         pytest.skip("transformers 5.25 cannot build Kimi-K3 as published (hidden_act situ)")
-    if config.get("model_type") in ("kimi_k25", "qwen3_5_moe", "llama4"):
+    if config.get("model_type") in ("kimi_k25", "qwen3_5_moe", "llama4", "gemma4"):
         config = config["text_config"]
     cls = HF_CLASS[config["model_type"]]
     kwargs = {k: v for k, v in config.items() if k not in DROP}
@@ -36,5 +38,6 @@ def hf_param_count(config: dict) -> int:
         with torch.device("meta"):
             model = getattr(transformers, f"{cls}ForCausalLM")(conf)
     params = sum(p.numel() for p in model.parameters())
-    buffers = sum(b.numel() for name, b in model.named_buffers() if "inv_freq" not in name)
+    persistent = set(model.state_dict())
+    buffers = sum(b.numel() for name, b in model.named_buffers() if "inv_freq" not in name and name in persistent)
     return params + buffers

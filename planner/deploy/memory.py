@@ -81,7 +81,7 @@ def memory_report(sc: Scenario) -> MemoryReport:
     # layers with a per-token cache on the fullest stage (linear-attention layers hold a fixed state instead)
     cached_layers = place.stage_layers if not layout.linear_layers else \
         place.stage_layers * (layout.full_layers + layout.sliding_layers) / spec.num_layers
-    per_token = ceil(layout.per_gpu_layer_bytes(par.tp, spec.num_kv_heads) * cached_layers)
+    per_token = ceil(layout.mean_layer_bytes(par.tp, spec.num_kv_heads) * cached_layers)
     # one request = its tokens' cache (window caps) + its linear-attention state (planner.model.kv)
     state = layout.state_bytes_per_gpu(par.tp, layers_frac)
     per_seq = layout.bytes_for_context(paged_tokens(wl.context_len, block), par.tp, spec.num_kv_heads,

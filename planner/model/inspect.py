@@ -74,6 +74,10 @@ def inspect_model(model: Model, fmt: QuantFormat, kv_dtype: str = "bf16") -> dic
         "kv_cache": kv_dtype,
         "kv_cache_bytes_per_token": layout.bytes_per_token_full,
         "kv_cache_bytes_per_token_per_layer": layout.bytes_per_token_per_layer,
+        # Gemma 4: sliding and full layers cache different bytes per token (the field above is a full layer's)
+        **({"kv_cache_bytes_per_token_per_layer_by_kind": {
+            "full": layout.bytes_per_token_per_layer, "sliding": layout.sliding_bytes_per_token_per_layer}}
+           if layout.sliding_bytes_per_token_per_layer else {}),
         "kv_cache_mha_equivalent_bytes_per_token": mha,
         "kv_cache_sliding_window": layout.sliding_window,
         "kv_cache_sliding_layers": layout.sliding_layers,

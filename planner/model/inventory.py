@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from planner.model.inventory_blocks import nemotron_block
+from planner.model.inventory_gemma4 import gemma4_layer
 from planner.model.spec import ModelSpec
 from planner.model.tensor_group import TensorGroup
 from planner.model.tensor_group import linear as _linear
@@ -219,6 +220,8 @@ def tensor_inventory(spec: ModelSpec) -> tuple[TensorGroup, ...]:
     for i in range(spec.num_layers):
         if spec.block_pattern:  # Nemotron-H: one sublayer per block
             nemotron_block(out, spec, i, "language")
+        elif spec.architecture == "gemma4":
+            gemma4_layer(out, spec, i, "language")
         else:
             _decoder_layer(out, spec, i, "language", spec.moe_layers[i])
     _norm(out, "model.norm", "output_norm", "norms", "language", None, h)

@@ -30,6 +30,13 @@ Nemotron-3 Super: 3 x 10,240 x 2 B + 128 x 64 x 128 x 4 B = 4,255,744 B per Mamb
 the H heads over TP and replicates the G groups where tp does not divide G (extra_groups_for_head_shards); the planner
 divides the whole state by tp up to H ranks: exact for tp dividing G (8), APPROXIMATE (conv state a little low) above.
 Blocks without a token mixer (Nemotron-H feed-forward blocks, layer type "none") hold no cache and no state.
+
+Gemma 4 (planner.model.families_gemma4): sliding and full-attention layers differ in head width and KV heads, so a
+layout holds the bytes of each kind, each split over TP by its own KV heads. vLLM caches K and V on every layer, also
+where the model has K = V (attention_k_eq_v: vllm-project/vllm@001cabc1 vllm/model_executor/models/gemma4.py loads the
+K weights "into both K and V slots of qkv_proj" and gives Attention(num_kv_heads, head_dim) a full K/V cache), so the
+planner counts both. Gemma-4-26B-A4B in bf16: sliding 2 x 8 heads x 256 x 2 B = 8,192 B per token per layer (25
+layers, capped at the 1,024-token window), full 2 x 2 heads x 512 x 2 B = 4,096 B (5 layers).
 """
 
 from __future__ import annotations
@@ -82,6 +89,10 @@ class KVLayout:
     linear_layers: int = 0  # linear-attention layers: a fixed state per request, no per-token cache
     state_bytes_per_request: int = 0  # all linear layers' conv + recurrent state of one request, unsplit
     state_tp_heads: int = 1  # heads the state splits over TP (linear_num_key_heads): at most this many ranks
+    # Gemma 4: sliding layers with their own geometry (0 = as a full layer); then bytes_per_token_per_layer is a
+    # full layer's, split over full_kv_heads, and a sliding layer's bytes split over the caller's kv_heads
+    sliding_bytes_per_token_per_layer: int = 0  # one sliding layer, one token (unsplit)
+    full_kv_heads: int = 0  # KV heads of a full layer (0 = the caller's kv_heads)
 
     def state_bytes_per_gpu(self, tp: int = 1, layers_fraction: float = 1.0) -> int:
         """One request's linear-attention state on one GPU of a TP group (heads split; a rank keeps at least one)."""
@@ -93,15 +104,32 @@ class KVLayout:
         """KV bytes of one sequence of `tokens` on one GPU of a TP group (window caps applied)."""
         per_layer = self.per_gpu_layer_bytes(tp, kv_heads)
         sliding_tokens = min(tokens, self.sliding_window or tokens)
-        total = per_layer * (self.full_layers * tokens + self.sliding_layers * sliding_tokens)
+        if self.sliding_bytes_per_token_per_layer:
+            total = per_layer * self.full_layers * tokens \
+                + self.per_gpu_layer_bytes(tp, kv_heads, sliding=True) * self.sliding_layers * sliding_tokens
+        else:
+            total = per_layer * (self.full_layers * tokens + self.sliding_layers * sliding_tokens)
         return ceil(total * layers_fraction)
 
-    def per_gpu_layer_bytes(self, tp: int, kv_heads: int) -> int:
+    def per_gpu_layer_bytes(self, tp: int, kv_heads: int, sliding: bool = False) -> int:
+        """One token of one full layer (a sliding one where `sliding` and the layout has its own) on one GPU."""
+        per_layer, heads = self.bytes_per_token_per_layer, self.full_kv_heads or kv_heads
+        if sliding and self.sliding_bytes_per_token_per_layer:
+            per_layer, heads = self.sliding_bytes_per_token_per_layer, kv_heads
         if not self.split_by_tp or tp <= 1:
-            return self.bytes_per_token_per_layer
+            return per_layer
         # heads split over tp ranks; when tp > kv_heads each rank still holds one (replicated) head
-        heads_per_rank = max(1, kv_heads // tp)
-        return self.bytes_per_token_per_layer * heads_per_rank // kv_heads
+        heads_per_rank = max(1, heads // tp)
+        return per_layer * heads_per_rank // heads
+
+    def mean_layer_bytes(self, tp: int, kv_heads: int) -> float:
+        """One token on one GPU, averaged over the cached layers (before window caps): what one more token of
+        context costs per cached layer (the one layer's bytes where every cached layer is alike)."""
+        if not self.sliding_bytes_per_token_per_layer:
+            return self.per_gpu_layer_bytes(tp, kv_heads)
+        cached = self.full_layers + self.sliding_layers
+        return (self.per_gpu_layer_bytes(tp, kv_heads) * self.full_layers
+                + self.per_gpu_layer_bytes(tp, kv_heads, sliding=True) * self.sliding_layers) / cached
 
 
 def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
@@ -129,6 +157,11 @@ def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
     conv, rec = linear_state_bytes_per_layer(spec)
     # the state splits over TP by key heads (Gated DeltaNet, KDA) or by SSM heads (Mamba-2, module docstring)
     tp_heads = spec.linear_num_value_heads if spec.architecture == "nemotron_h" else spec.linear_num_key_heads
+    if spec.full_head_dim:  # Gemma 4: K and V of a full layer's own heads (both cached where K = V, docstring)
+        full_layer = 2 * (spec.full_kv_heads or spec.num_kv_heads) * spec.full_head_dim * KV_DTYPE_BYTES[dtype]
+        return KVLayout(dtype, full_layer * full + per_layer * sliding, full, sliding, spec.sliding_window,
+                        full_layer, split, sliding_bytes_per_token_per_layer=per_layer,
+                        full_kv_heads=spec.full_kv_heads or spec.num_kv_heads)
     return KVLayout(dtype, per_layer * (full + sliding), full, sliding, spec.sliding_window, per_layer, split,
                     indexer, linear, (conv + rec) * linear, max(1, tp_heads))
 
@@ -139,6 +172,9 @@ def mha_equivalent_bytes_per_token(spec: ModelSpec, dtype: str = "bf16") -> int:
     nbytes = KV_DTYPE_BYTES.get(dtype, 1)
     if spec.attention == "mla":
         per_layer = spec.num_heads * (spec.qk_head_dim + spec.v_head_dim) * nbytes
+    elif spec.full_head_dim:  # Gemma 4: every head's K and V at each layer kind's head width
+        full = sum(t == "full_attention" for t in spec.layer_types)
+        return 2 * spec.num_heads * nbytes * (spec.full_head_dim * full + spec.head_dim * (spec.num_layers - full))
     else:
         per_layer = 2 * spec.num_heads * spec.head_dim * nbytes
     return per_layer * (spec.num_layers - spec.num_linear_layers - spec.num_mixerless_layers)

@@ -17,6 +17,7 @@ from planner.base.frozen import hash_once, state_without_hash
 from planner.model.config_fields import Fields as _Fields
 from planner.model.config_fields import config_dtype as _dtype
 from planner.model.families import DSA_TYPES, dsa, minimax_m2, qwen_next
+from planner.model.families_gemma4 import gemma4
 from planner.model.families_hybrid import kimi_linear
 from planner.model.families_llama4 import llama4
 from planner.model.families_nemotron import block_count, nemotron_h
@@ -25,7 +26,7 @@ SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
     "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
     "deepseek_v32", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "minimax_m2",
-    "kimi_linear", "kimi_k3", "llama4", "llama4_text", "nemotron_h",
+    "kimi_linear", "kimi_k3", "llama4", "llama4_text", "nemotron_h", "gemma4", "gemma4_text",
 )
 MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2", "deepseek_v32", "glm_moe_dsa")
 # per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds); "none": a Nemotron-H
@@ -120,6 +121,10 @@ class ModelSpec:
     mlp_gated: bool = True  # MLPs and experts have gate, up and down (SwiGLU); False: up and down only (relu2)
     linear_conv_bias: bool = False  # Mamba-2 conv1d has a bias (use_conv_bias)
     linear_proj_bias: bool = False  # Mamba-2 in_proj / out_proj have biases (use_bias)
+    # Gemma 4 (planner.model.families_gemma4): full-attention layers with their own head geometry
+    full_head_dim: int = 0  # head width of the full-attention layers (global_head_dim 512); 0 = head_dim
+    full_kv_heads: int = 0  # KV heads of the full-attention layers (num_global_key_value_heads); 0 = num_kv_heads
+    full_k_eq_v: bool = False  # full-attention layers have no v_proj: V is K (attention_k_eq_v)
 
     __hash__ = hash_once  # hashed once: every per-scenario cache key holds a spec
     __getstate__ = state_without_hash
@@ -192,12 +197,13 @@ class ModelSpec:
 
 
 # wrapper model_type -> the model_type of its language model under text_config. Only Kimi K2.5's MoonViT tower is
-# counted (params.vision); Qwen3.5's tower, Kimi-K3's MoonViT-v2 and a Llama 4 vision_config are not yet (vision 0)
+# counted (params.vision); the towers of Qwen3.5, Kimi-K3 (MoonViT-v2), Llama 4 and Gemma 4 are not yet (vision 0)
 TEXT_CONFIG_TYPES = {
     "kimi_k25": "kimi_k2",  # Kimi K2.5: a DeepSeek-V3 architecture, MoonViT under vision_config
     "qwen3_5_moe": "qwen3_5_moe_text",
     "kimi_k3": "kimi_linear",  # Kimi-K3: the kimi_linear text model
     "llama4": "llama4_text",
+    "gemma4": "gemma4_text",
 }
 
 
@@ -303,6 +309,8 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
         base.update(llama4(f, cfg, layers, file, prefix))
     elif model_type == "nemotron_h":
         base.update(nemotron_h(f, cfg, layers, file, prefix))
+    elif model_type == "gemma4_text":
+        base.update(gemma4(f, cfg, layers, file, prefix))
     if model_type in DSA_TYPES:
         base.update(dsa(f))
     spec = ModelSpec(**base)

@@ -47,12 +47,17 @@ def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]
         if t.part != "language" or not t.is_matrix:
             continue
         # the first layer of its FFN kind that holds the role (hybrids: attention roles live only in some layers)
-        key = (t.role, "head" if t.layer is None else spec.weight_kind(t.layer))
-        if key in out:
+        kind = "head" if t.layer is None else spec.weight_kind(t.layer)
+        keys = [(t.role, kind)]
+        if spec.full_head_dim and t.layer is not None:  # Gemma 4: and of its attention kind ("moe@sliding")
+            keys.append((t.role, f"{kind}@{spec.attention_kind(t.layer)}"))
+        keys = [k for k in keys if k not in out]
+        if not keys:
             continue
         st = fmt.storage_for(t, spec)
         nbytes = fmt.tensor_bytes(t, spec)
-        out[key] = (nbytes * gpu_share(t, sc), nbytes / t.count, st.compute)
+        for key in keys:
+            out[key] = (nbytes * gpu_share(t, sc), nbytes / t.count, st.compute)
     return out
 
 

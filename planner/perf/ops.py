@@ -28,7 +28,7 @@ from planner.deploy.scenario import Scenario
 from planner.model.kv import kv_layout
 from planner.perf.op_record import Op, _gemm, _role_bytes, _w, role_dtype, swiglu_depth
 from planner.perf.ops_kinds import dsa_indexer_ops as _dsa_indexer_ops
-from planner.perf.ops_kinds import latent_moe_ops, linear_attention_ops, mla_output_gate_ops
+from planner.perf.ops_kinds import latent_moe_ops, linear_attention_ops, mla_output_gate_ops, split_gqa_ops
 
 
 def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens: float, skew: float = 0.0) -> float:
@@ -95,6 +95,8 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
                           kernels=2))
         ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.v_head_dim, h, w("attn_output"), d("attn_output"),
                          rows=group_tokens, depth=s.num_heads * s.v_head_dim / t))  # row-parallel
+    elif s.full_head_dim:  # Gemma 4: sliding and full layers each with their own heads (planner.perf.ops_kinds)
+        ops += split_gqa_ops(sc, phase, n, ctx, count, sq)
     else:
         kv_heads = s.num_kv_heads
         gate = 2 if s.attn_output_gate else 1  # gated attention: q_proj also emits the output gate

@@ -32,6 +32,11 @@ read and written once per step; prefill is the chunked SSD scan (mamba_chunk_sca
 Nemotron-3's config): the state passes plus the intra-chunk attention, 2 x 128 x (n + p) per head. APPROXIMATE as
 for Gated DeltaNet: the chunk-state and state-passing stages beyond these are left out.
 
+Gemma 4 (full_head_dim set): sliding and full-attention layers have their own head width and KV heads, so each kind
+has its own q/kv/attention/o records: `attn_swa.*` for the sliding layers (context capped at the window; the vectorized
+sweep caps the records of that name), `attn.*` for the full layers (kv_proj computes K only where V is K, yet K and V
+are both cached: planner.model.kv). Weights are those of the first layer of each attention kind.
+
 Kimi-K3 extras: the MLA output gate g_proj [h -> heads x v_head_dim] on each full-attention layer, and the latent MoE
 projections (h -> routed_expert_hidden_size before the experts, back after; planner.perf.ops runs the experts at
 the latent width).
@@ -135,3 +140,41 @@ def latent_moe_ops(sc: Scenario, n: float, count: int, group: int) -> list[Op]:
     w = _w(sc, "ffn_latent_down", "moe") + _w(sc, "ffn_latent_up", "moe")
     return [_gemm("moe.latent_proj", count, n, s.hidden_size, 2 * s.latent_expert_size, w,
                   role_dtype(sc, "ffn_latent_down", "moe"), kernels=3, rows=n * group)]
+
+
+def split_gqa_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq: int) -> list[Op]:
+    """q/kv projections, attention and o_proj of `count` GQA layers whose sliding and full layers differ in head
+    geometry (Gemma 4; module docstring). n = tokens this GPU's attention group computes (per GPU FLOP)."""
+    s, t = sc.model.spec, sc.parallelism.tp
+    h, heads = s.hidden_size, s.num_heads
+    layout = kv_layout(s, sc.kv_cache)
+    cached = layout.full_layers + layout.sliding_layers
+    full = round(count * layout.full_layers / cached)  # this stage's share of each kind
+    group_tokens = n * t
+    seqs = group_tokens / sq if phase == "decode" else 0
+    base = "moe" if s.is_moe else "dense"
+    ops: list[Op] = []
+    for prefix, layers, sliding in (("attn_swa", count - full, True), ("attn", full, False)):
+        if not layers:
+            continue
+        lk = f"{base}@{'sliding' if sliding else 'gqa'}"  # weights of this attention kind's first layer
+        d = s.head_dim if sliding else s.full_head_dim
+        kv_heads = s.num_kv_heads if sliding else layout.full_kv_heads
+        kv_out = (1 if s.full_k_eq_v and not sliding else 2) * kv_heads * d  # K only where V is K
+        kv_tok = layout.per_gpu_layer_bytes(t, s.num_kv_heads, sliding=sliding)
+        eff_ctx = min(ctx, s.sliding_window or ctx) if sliding else ctx
+        ops.append(_gemm(f"{prefix}.q_proj", layers, n, h, heads * d, _w(sc, "attn_q", lk),
+                         role_dtype(sc, "attn_q", lk), rows=group_tokens))
+        ops.append(_gemm(f"{prefix}.kv_proj", layers, n * max(1, t / kv_heads), h, kv_out,
+                         _w(sc, "attn_k", lk) + _w(sc, "attn_v", lk), role_dtype(sc, "attn_k", lk),
+                         kernels=2))  # + q/k/v norms, rope and cache write
+        flops = 4 * n * heads * eff_ctx * d
+        if phase == "decode":
+            ops.append(Op(f"{prefix}.decode", "attention_decode", layers, flops, kv_read_bytes=seqs * eff_ctx * kv_tok,
+                          kv_write_bytes=group_tokens * kv_tok, m=ceil(heads / kv_heads * sq), kernels=2))
+        else:
+            ops.append(Op(f"{prefix}.prefill", "attention_prefill", layers, flops, kv_write_bytes=group_tokens * kv_tok,
+                          m=ceil(group_tokens)))
+        ops.append(_gemm(f"{prefix}.o_proj", layers, n, heads * d, h, _w(sc, "attn_output", lk),
+                         role_dtype(sc, "attn_output", lk), rows=group_tokens, depth=heads * d / t))  # row-parallel
+    return ops

@@ -59,6 +59,8 @@ class DecodeSweep:
                                 * ep_load_imbalance(sc))  # the busiest EP rank, as planner.perf.ops
         sliding = sum(t == "sliding_attention" for t in spec.layer_types) / spec.num_layers
         self.window, self.sliding = spec.sliding_window, sliding if spec.attention != "mla" else 0.0
+        if spec.full_head_dim:  # Gemma 4: the sliding layers' own records (attn_swa.*) cap their context at the window
+            self.sliding = 0.0
         base = {(n, c): {op.name: op for op in step_ops(sc, "decode", n, c)} for n, c in ((1, 1), (2, 1), (1, 2))}
         big = {op.name: op for op in step_ops(sc, "decode", 1e9, 1)}
         self.launch = launch_seconds(sc, list(base[(1, 1)].values()))  # kernel count does not depend on n
@@ -97,7 +99,8 @@ class DecodeSweep:
         work = comm = 0.0
         eff = self.machine.eff.ops
         for op in self.ops:
-            v = {f: a + b * n + d * n * c for f, (a, b, d) in op.coef.items()}
+            cw = np.minimum(c, self.window) if op.name.startswith("attn_swa.") else c
+            v = {f: a + b * n + d * n * cw for f, (a, b, d) in op.coef.items()}
             if op.kind == "comm":
                 comm = comm + np.where(n > 0, op.comm_a + op.comm_b * n, 0.0) * op.count
                 continue
