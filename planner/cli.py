@@ -276,6 +276,9 @@ def print_inspect(doc: dict) -> None:
     per_layer = f"{count(kinds['full'])} B per full layer, {count(kinds['sliding'])} B per sliding layer, " \
         f"{count(doc['kv_cache_sliding_window'])}-token window" if kinds else \
         f"{count(doc['kv_cache_bytes_per_token_per_layer'])} B per layer"
+    if doc.get("kv_cache_indexed_layers"):  # MiniMax-M3: an index key beside K and V on its block-sparse layers
+        per_layer += f" + {count(doc['kv_cache_indexer_bytes_per_token_per_layer'])} B index key on " \
+            f"{doc['kv_cache_indexed_layers']} layers"
     print(f"  KV cache ({terminal(doc['kv_cache'])})  {count(kv)} B/token ({per_layer}); "
           f"MHA-equivalent {count(mha)} B/token ({mha / kv:.1f}x)")
     if doc.get("checkpoint"):

@@ -11,10 +11,11 @@ HF_CLASS = {"deepseek_v3": "DeepseekV3", "kimi_k2": "DeepseekV3", "deepseek_v2":
             "qwen3": "Qwen3", "gpt_oss": "GptOss", "glm4_moe": "Glm4Moe",
             "deepseek_v32": "DeepseekV32", "glm_moe_dsa": "GlmMoeDsa", "qwen3_next": "Qwen3Next",
             "qwen3_5_moe_text": "Qwen3_5Moe", "minimax_m2": "MiniMaxM2", "kimi_linear": "KimiLinear",
-            "llama4_text": "Llama4", "nemotron_h": "NemotronH", "gemma4_text": "Gemma4"}
+            "llama4_text": "Llama4", "nemotron_h": "NemotronH", "gemma4_text": "Gemma4",
+            "minimax_m3": "MiniMaxM3VL"}
 # the config class where it is not <cls>Config (a multimodal model's text config)
 HF_CONFIG = {"qwen3_5_moe_text": "Qwen3_5MoeTextConfig", "llama4_text": "Llama4TextConfig",
-             "gemma4_text": "Gemma4TextConfig"}
+             "gemma4_text": "Gemma4TextConfig", "minimax_m3": "MiniMaxM3VLTextConfig"}
 DROP = ("quantization_config", "auto_map", "model_type")
 
 
@@ -30,6 +31,8 @@ def hf_param_count(config: dict) -> int:
         pytest.skip("transformers 5.25 cannot build Kimi-K3 as published (hidden_act situ)")
     if config.get("model_type") in ("kimi_k25", "qwen3_5_moe", "llama4", "gemma4"):
         config = config["text_config"]
+    if config.get("model_type") == "minimax_m3_vl":  # its text_config names no model_type
+        config = dict(config["text_config"], model_type="minimax_m3")
     cls = HF_CLASS[config["model_type"]]
     kwargs = {k: v for k, v in config.items() if k not in DROP}
     with warnings.catch_warnings():

@@ -84,6 +84,8 @@ def inspect_model(model: Model, fmt: QuantFormat, kv_dtype: str = "bf16") -> dic
         # the fixed part: linear-attention conv + recurrent state of one request, all layers, unsplit
         "state_bytes_per_request": layout.state_bytes_per_request,
         "kv_cache_indexer_bytes_per_token_per_layer": layout.indexer_bytes_per_token_per_layer,
+        # MiniMax-M3: the layers whose index key is cached beside K and V (0 / absent: on every layer, MLA + DSA)
+        **({"kv_cache_indexed_layers": layout.indexed_layers} if layout.indexed_layers else {}),
         "layer_kinds": spec.layer_kind_counts,
         "architecture_facts": {
             "layers": spec.num_layers, "hidden_size": spec.hidden_size, "attention": spec.attention,

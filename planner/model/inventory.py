@@ -126,6 +126,12 @@ def _attention(out: list, s: ModelSpec, p: str, part: str, i: int) -> None:
         _norm(out, f"{p}.self_attn.k_norm", "attn_k_norm", a, part, i, kv if s.qk_norm_full else s.head_dim)
     if s.attention_sinks:
         out.append(TensorGroup(f"{p}.self_attn.sinks", "attn_sinks", a, part, i, (s.num_heads,)))
+    if kind == "gqa_sparse":  # MiniMax-M3 block-sparse layer: its lightning indexer (planner.model.families_minimax)
+        d, q = s.index_head_dim, f"{p}.self_attn.indexer"
+        _linear(out, f"{q}.q_proj", "attn_idx_q", a, part, i, s.index_n_heads * d, h)
+        _linear(out, f"{q}.k_proj", "attn_idx_k", a, part, i, d, h)
+        _norm(out, f"{q}.q_norm", "attn_idx_q_norm", a, part, i, d)
+        _norm(out, f"{q}.k_norm", "attn_idx_k_norm", a, part, i, d)
 
 
 def _ffn(out: list, s: ModelSpec, p: str, part: str, i: int, moe: bool) -> None:

@@ -37,6 +37,14 @@ where the model has K = V (attention_k_eq_v: vllm-project/vllm@001cabc1 vllm/mod
 K weights "into both K and V slots of qkv_proj" and gives Attention(num_kv_heads, head_dim) a full K/V cache), so the
 planner counts both. Gemma-4-26B-A4B in bf16: sliding 2 x 8 heads x 256 x 2 B = 8,192 B per token per layer (25
 layers, capped at the 1,024-token window), full 2 x 2 heads x 512 x 2 B = 4,096 B (5 layers).
+
+MiniMax-M3 (planner.model.families_minimax): GQA K and V on every layer (4 kv heads x 128: 2 x 4 x 128 x 2 B = 2,048 B
+per token per layer in bf16, split over TP by heads) and, on each of the 57 block-sparse layers, the lightning
+indexer's key: one index_head_dim vector per token in bf16 whatever the KV dtype, 128 x 2 = 256 B, not split by TP
+(vllm-project/vllm@0484480b vllm/models/minimax_m3/common/indexer.py MiniMaxM3IndexerCache: MLAAttentionSpec(
+num_kv_heads=1, head_size=index_head_dim), dtype bf16 unless indexer_kv_dtype fp8, which only the SM100 MSA path
+takes). 60 x 2,048 + 57 x 256 = 137,472 B per token. APPROXIMATE: vLLM forces a 128-token KV page for M3 (index_topk.py
+"one sparse block == one KV page"); the planner pages at the engine's kv_block_tokens.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ def indexer_bytes_per_token_per_layer(spec: ModelSpec) -> int:
     """DSA indexer key cache: index_head_dim fp8 + 4 B per 128 values (128 + 4 = 132 B for DeepSeek-V3.2)."""
     if not spec.index_topk:
         return 0
+    if spec.architecture == "minimax_m3":  # bf16 index key (module docstring)
+        return spec.index_head_dim * 2
     return spec.index_head_dim + spec.index_head_dim // INDEXER_QUANT_BLOCK * 4
 
 
@@ -93,6 +103,9 @@ class KVLayout:
     # full layer's, split over full_kv_heads, and a sliding layer's bytes split over the caller's kv_heads
     sliding_bytes_per_token_per_layer: int = 0  # one sliding layer, one token (unsplit)
     full_kv_heads: int = 0  # KV heads of a full layer (0 = the caller's kv_heads)
+    # MiniMax-M3: layers caching an index key (unsplit) BESIDE their K and V, bytes_per_token_per_layer without it;
+    # 0 = the key is part of every layer's bytes_per_token_per_layer (MLA + DSA)
+    indexed_layers: int = 0
 
     def state_bytes_per_gpu(self, tp: int = 1, layers_fraction: float = 1.0) -> int:
         """One request's linear-attention state on one GPU of a TP group (heads split; a rank keeps at least one)."""
@@ -109,6 +122,8 @@ class KVLayout:
                 + self.per_gpu_layer_bytes(tp, kv_heads, sliding=True) * self.sliding_layers * sliding_tokens
         else:
             total = per_layer * (self.full_layers * tokens + self.sliding_layers * sliding_tokens)
+        if self.indexed_layers:  # MiniMax-M3's index keys: every token, not split by TP
+            total += self.indexer_bytes_per_token_per_layer * self.indexed_layers * tokens
         return ceil(total * layers_fraction)
 
     def per_gpu_layer_bytes(self, tp: int, kv_heads: int, sliding: bool = False) -> int:
@@ -125,9 +140,12 @@ class KVLayout:
     def mean_layer_bytes(self, tp: int, kv_heads: int) -> float:
         """One token on one GPU, averaged over the cached layers (before window caps): what one more token of
         context costs per cached layer (the one layer's bytes where every cached layer is alike)."""
+        cached = self.full_layers + self.sliding_layers
+        if self.indexed_layers:  # MiniMax-M3: + the unsplit index keys of the sparse layers
+            return (self.per_gpu_layer_bytes(tp, kv_heads) * cached
+                    + self.indexer_bytes_per_token_per_layer * self.indexed_layers) / cached
         if not self.sliding_bytes_per_token_per_layer:
             return self.per_gpu_layer_bytes(tp, kv_heads)
-        cached = self.full_layers + self.sliding_layers
         return (self.per_gpu_layer_bytes(tp, kv_heads) * self.full_layers
                 + self.per_gpu_layer_bytes(tp, kv_heads, sliding=True) * self.sliding_layers) / cached
 
@@ -162,6 +180,10 @@ def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
         return KVLayout(dtype, full_layer * full + per_layer * sliding, full, sliding, spec.sliding_window,
                         full_layer, split, sliding_bytes_per_token_per_layer=per_layer,
                         full_kv_heads=spec.full_kv_heads or spec.num_kv_heads)
+    if spec.attention != "mla" and indexer:  # MiniMax-M3: index keys beside K and V on the sparse layers only
+        indexed = sum(t == "sparse_attention" for t in spec.layer_types)
+        return KVLayout(dtype, per_layer * (full + sliding) + indexer * indexed, full, sliding, spec.sliding_window,
+                        per_layer, split, indexer, indexed_layers=indexed)
     return KVLayout(dtype, per_layer * (full + sliding), full, sliding, spec.sliding_window, per_layer, split,
                     indexer, linear, (conv + rec) * linear, max(1, tp_heads))
 

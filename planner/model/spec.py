@@ -20,18 +20,22 @@ from planner.model.families import DSA_TYPES, dsa, minimax_m2, qwen_next
 from planner.model.families_gemma4 import gemma4
 from planner.model.families_hybrid import kimi_linear
 from planner.model.families_llama4 import llama4
+from planner.model.families_minimax import minimax_m3
 from planner.model.families_nemotron import block_count, nemotron_h
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
     "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
     "deepseek_v32", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "minimax_m2",
-    "kimi_linear", "kimi_k3", "llama4", "llama4_text", "nemotron_h", "gemma4", "gemma4_text",
+    "kimi_linear", "kimi_k3", "llama4", "llama4_text", "nemotron_h", "gemma4", "gemma4_text", "minimax_m3",
+    "minimax_m3_vl",
 )
 MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2", "deepseek_v32", "glm_moe_dsa")
 # per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds); "none": a Nemotron-H
 # block that holds only a feed-forward (no token mixer) or only a token mixer (no feed-forward)
-ATTENTION_KINDS = ("gqa", "sliding", "mla", "mla_dsa", "linear_gdn", "linear_kda", "linear_mamba", "none")
+ATTENTION_KINDS = ("gqa", "sliding", "gqa_sparse", "mla", "mla_dsa", "linear_gdn", "linear_kda", "linear_mamba",
+                   "none")
+_KIND_OF_TYPE = {"sliding_attention": "sliding", "sparse_attention": "gqa_sparse"}  # MiniMax-M3 block-sparse layers
 FFN_KINDS = ("dense", "moe", "none")
 
 
@@ -76,7 +80,7 @@ class ModelSpec:
     qk_norm: bool  # per-head RMSNorm on q and k (Qwen3, GLM-4.5 use_qk_norm)
     attention_sinks: bool  # one learned sink logit per head (gpt-oss)
     layer_types: tuple[str, ...]  # per layer: "full_attention" | "sliding_attention" (also Llama 4 chunked layers) |
-    # "linear_attention" | "none" (a Nemotron-H feed-forward block)
+    # "linear_attention" | "sparse_attention" (MiniMax-M3 block-sparse) | "none" (a Nemotron-H feed-forward block)
     sliding_window: int | None  # tokens kept by sliding-window layers
     # feed-forward
     intermediate_size: int  # dense MLP width
@@ -96,9 +100,9 @@ class ModelSpec:
     mtp_layers: int  # num_nextn_predict_layers (DeepSeek/GLM multi-token prediction)
     vision: VisionSpec | None  # vision tower (Kimi K2.5)
     max_context: int | None = None  # max_position_embeddings: longest context the model is configured for
-    # DeepSeek sparse attention (DSA, DeepSeek-V3.2 / GLM-5): a lightning indexer per layer scores every cached
-    # token with its own fp8 key and the MLA attention reads only the index_topk best; 0 = no indexer
-    index_n_heads: int = 0  # indexer query heads (64 in DeepSeek-V3.2)
+    # DeepSeek sparse attention (DSA, DeepSeek-V3.2 / GLM-5; MiniMax-M3 on its "sparse_attention" layers, bf16 key): a
+    # lightning indexer scores every cached token with its own key and attention reads only the index_topk best
+    index_n_heads: int = 0  # indexer query heads (64 in DeepSeek-V3.2); 0 = no indexer
     index_head_dim: int = 0  # indexer key/query width (128): its key cache holds one such vector per token
     index_topk: int = 0  # tokens each query attends to (2048)
     # Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5: layer_types "linear_attention"): per request a fixed
@@ -136,8 +140,8 @@ class ModelSpec:
             return "none"
         if lt == "linear_attention":
             return {"kimi_linear": "linear_kda", "nemotron_h": "linear_mamba"}.get(self.architecture, "linear_gdn")
-        if lt == "sliding_attention":
-            return "sliding"
+        if lt in _KIND_OF_TYPE:
+            return _KIND_OF_TYPE[lt]
         if self.attention == "mla":
             return "mla_dsa" if self.index_topk else "mla"
         return "gqa"
@@ -204,7 +208,11 @@ TEXT_CONFIG_TYPES = {
     "kimi_k3": "kimi_linear",  # Kimi-K3: the kimi_linear text model
     "llama4": "llama4_text",
     "gemma4": "gemma4_text",
+    "minimax_m3_vl": "minimax_m3",
 }
+# readers in their own modules, each (fields, config, layers, file, prefix) -> field dict
+FAMILY_READERS = {"kimi_linear": kimi_linear, "llama4_text": llama4, "nemotron_h": nemotron_h, "gemma4_text": gemma4,
+                  "minimax_m3": minimax_m3}
 
 
 def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -> ModelSpec:
@@ -303,14 +311,8 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
         base.update(qwen_next(f, cfg, layers, model_type, file, prefix))
     elif model_type == "minimax_m2":
         base.update(minimax_m2(f, layers))
-    elif model_type == "kimi_linear":
-        base.update(kimi_linear(f, cfg, layers, file, prefix))
-    elif model_type == "llama4_text":
-        base.update(llama4(f, cfg, layers, file, prefix))
-    elif model_type == "nemotron_h":
-        base.update(nemotron_h(f, cfg, layers, file, prefix))
-    elif model_type == "gemma4_text":
-        base.update(gemma4(f, cfg, layers, file, prefix))
+    elif model_type in FAMILY_READERS:
+        base.update(FAMILY_READERS[model_type](f, cfg, layers, file, prefix))
     if model_type in DSA_TYPES:
         base.update(dsa(f))
     spec = ModelSpec(**base)

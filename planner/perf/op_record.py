@@ -49,8 +49,8 @@ def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]
         # the first layer of its FFN kind that holds the role (hybrids: attention roles live only in some layers)
         kind = "head" if t.layer is None else spec.weight_kind(t.layer)
         keys = [(t.role, kind)]
-        if spec.full_head_dim and t.layer is not None:  # Gemma 4: and of its attention kind ("moe@sliding")
-            keys.append((t.role, f"{kind}@{spec.attention_kind(t.layer)}"))
+        if (spec.full_head_dim or spec.index_topk) and t.layer is not None:  # Gemma 4, MiniMax-M3 (DSA too): and
+            keys.append((t.role, f"{kind}@{spec.attention_kind(t.layer)}"))  # of its attention kind ("moe@sliding")
         keys = [k for k in keys if k not in out]
         if not keys:
             continue

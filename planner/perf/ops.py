@@ -95,7 +95,7 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
                           kernels=2))
         ops.append(_gemm("attn.o_proj", count, n, s.num_heads * s.v_head_dim, h, w("attn_output"), d("attn_output"),
                          rows=group_tokens, depth=s.num_heads * s.v_head_dim / t))  # row-parallel
-    elif s.full_head_dim:  # Gemma 4: sliding and full layers each with their own heads (planner.perf.ops_kinds)
+    elif s.full_head_dim or s.index_topk:  # Gemma 4, MiniMax-M3: layer groups by attention kind (ops_kinds)
         ops += split_gqa_ops(sc, phase, n, ctx, count, sq)
     else:
         kv_heads = s.num_kv_heads

@@ -36,6 +36,9 @@ Gemma 4 (full_head_dim set): sliding and full-attention layers have their own he
 has its own q/kv/attention/o records: `attn_swa.*` for the sliding layers (context capped at the window; the vectorized
 sweep caps the records of that name), `attn.*` for the full layers (kv_proj computes K only where V is K, yet K and V
 are both cached: planner.model.kv). Weights are those of the first layer of each attention kind.
+MiniMax-M3 the same way: `attn.*` for its full-attention layers, `attn_sparse.*` for the block-sparse ones, whose
+attention reads at most index_topk = 16 blocks x 128 tokens per query, plus their indexer: projections and a block
+score over the whole context (`attn.idx_block_score`, uncapped, O(context) per query like DSA's indexer).
 
 Kimi-K3 extras: the MLA output gate g_proj [h -> heads x v_head_dim] on each full-attention layer, and the latent MoE
 projections (h -> routed_expert_hidden_size before the experts, back after; planner.perf.ops runs the experts at
@@ -142,32 +145,44 @@ def latent_moe_ops(sc: Scenario, n: float, count: int, group: int) -> list[Op]:
                   role_dtype(sc, "ffn_latent_down", "moe"), kernels=3, rows=n * group)]
 
 
+def gqa_groups(s) -> list[tuple[str, str, int, int, int, int]]:
+    """Layer groups of a GQA model whose layers differ in attention (Gemma 4, MiniMax-M3): (op-name prefix,
+    attention kind, head width, KV heads, layers, context cap (0: none)). planner.perf.sweep caps the same prefixes."""
+    count = {k: s.attention_kinds.count(k) for k in ("gqa", "sliding", "gqa_sparse")}
+    if s.full_head_dim:  # Gemma 4
+        return [("attn_swa", "sliding", s.head_dim, s.num_kv_heads, count["sliding"], s.sliding_window or 0),
+                ("attn", "gqa", s.full_head_dim, s.full_kv_heads or s.num_kv_heads, count["gqa"], 0)]
+    return [("attn_sparse", "gqa_sparse", s.head_dim, s.num_kv_heads, count["gqa_sparse"], s.index_topk),
+            ("attn", "gqa", s.head_dim, s.num_kv_heads, count["gqa"], 0)]
+
+
 def split_gqa_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq: int) -> list[Op]:
-    """q/kv projections, attention and o_proj of `count` GQA layers whose sliding and full layers differ in head
-    geometry (Gemma 4; module docstring). n = tokens this GPU's attention group computes (per GPU FLOP)."""
+    """q/kv projections, attention and o_proj of `count` GQA layers in groups by attention kind (gqa_groups; module
+    docstring), and MiniMax-M3's indexer on its block-sparse layers. n = tokens this GPU's attention group computes."""
     s, t = sc.model.spec, sc.parallelism.tp
     h, heads = s.hidden_size, s.num_heads
     layout = kv_layout(s, sc.kv_cache)
-    cached = layout.full_layers + layout.sliding_layers
-    full = round(count * layout.full_layers / cached)  # this stage's share of each kind
     group_tokens = n * t
     seqs = group_tokens / sq if phase == "decode" else 0
-    base = "moe" if s.is_moe else "dense"
     ops: list[Op] = []
-    for prefix, layers, sliding in (("attn_swa", count - full, True), ("attn", full, False)):
-        if not layers:
+    groups = gqa_groups(s)
+    left = count  # this stage's share of each group (all of them without pipeline parallelism)
+    for prefix, kind, d, kv_heads, layers, cap in groups:
+        layers = left if prefix == "attn" else round(count * layers / s.num_layers)
+        left -= layers
+        if not layers or kind not in s.attention_kinds:
             continue
-        lk = f"{base}@{'sliding' if sliding else 'gqa'}"  # weights of this attention kind's first layer
-        d = s.head_dim if sliding else s.full_head_dim
-        kv_heads = s.num_kv_heads if sliding else layout.full_kv_heads
-        kv_out = (1 if s.full_k_eq_v and not sliding else 2) * kv_heads * d  # K only where V is K
-        kv_tok = layout.per_gpu_layer_bytes(t, s.num_kv_heads, sliding=sliding)
-        eff_ctx = min(ctx, s.sliding_window or ctx) if sliding else ctx
+        lk = f"{s.weight_kind(s.attention_kinds.index(kind))}@{kind}"  # weights of this kind's first layer
+        kv_out = (1 if s.full_k_eq_v and kind == "gqa" else 2) * kv_heads * d  # K only where V is K (Gemma 4)
+        kv_tok = layout.per_gpu_layer_bytes(t, s.num_kv_heads, sliding=kind == "sliding")
+        eff_ctx = min(ctx, cap) if cap else ctx
         ops.append(_gemm(f"{prefix}.q_proj", layers, n, h, heads * d, _w(sc, "attn_q", lk),
                          role_dtype(sc, "attn_q", lk), rows=group_tokens))
         ops.append(_gemm(f"{prefix}.kv_proj", layers, n * max(1, t / kv_heads), h, kv_out,
                          _w(sc, "attn_k", lk) + _w(sc, "attn_v", lk), role_dtype(sc, "attn_k", lk),
                          kernels=2))  # + q/k/v norms, rope and cache write
+        if kind == "gqa_sparse":
+            ops += _block_index_ops(sc, phase, n, ctx, layers, seqs, lk, layout.indexer_bytes_per_token_per_layer)
         flops = 4 * n * heads * eff_ctx * d
         if phase == "decode":
             ops.append(Op(f"{prefix}.decode", "attention_decode", layers, flops, kv_read_bytes=seqs * eff_ctx * kv_tok,
@@ -177,4 +192,26 @@ def split_gqa_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq
                           m=ceil(group_tokens)))
         ops.append(_gemm(f"{prefix}.o_proj", layers, n, heads * d, h, _w(sc, "attn_output", lk),
                          role_dtype(sc, "attn_output", lk), rows=group_tokens, depth=heads * d / t))  # row-parallel
+    return ops
+
+
+def _block_index_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, seqs: float, lk: str,
+                     key_bytes: int) -> list[Op]:
+    """MiniMax-M3's lightning indexer on `count` block-sparse layers: index q [h -> index heads x d] split over TP by
+    index heads (vLLM MiniMaxM3IndexerMetadataBuilder: num_index_heads // tp), the one index key [h -> d] replicated;
+    every query scores every cached key of its sequence (2 x index heads x d FLOP per key, the max over each 128-token
+    block and the top-16 blocks in the same kernels), reading the whole bf16 index-key cache in decode."""
+    s, t = sc.model.spec, sc.parallelism.tp
+    hi, di, h = s.index_n_heads, s.index_head_dim, s.hidden_size
+    group_tokens = n * t
+    ops = [_gemm("attn_sparse.idx_q_proj", count, n, h, hi * di, _w(sc, "attn_idx_q", lk),
+                 role_dtype(sc, "attn_idx_q", lk), rows=group_tokens),
+           _gemm("attn_sparse.idx_k_proj", count, group_tokens, h, di, _w(sc, "attn_idx_k", lk),
+                 role_dtype(sc, "attn_idx_k", lk), kernels=3)]  # + q/k norms, rope, cache write
+    reads = seqs * ctx * key_bytes if phase == "decode" else 0.0
+    # named attn.* (not attn_sparse.*): it scores the whole context, uncapped (planner.perf.sweep caps by prefix)
+    ops.append(Op("attn.idx_block_score", "attention_decode" if phase == "decode" else "attention_prefill", count,
+                  2 * n * hi * di * ctx, kv_read_bytes=reads, kv_write_bytes=group_tokens * key_bytes,
+                  act_bytes=n * ctx / 128 * 4 * hi, m=ceil(max(1, hi / t) * max(1.0, group_tokens / max(seqs, 1))),
+                  kernels=2))  # block scores + top-k
     return ops

@@ -19,6 +19,7 @@ import numpy as np
 from planner.deploy.scenario import Scenario
 from planner.deploy.scenario_file import load_scenario
 from planner.perf.ops import ep_load_imbalance, step_ops
+from planner.perf.ops_kinds import gqa_groups
 from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor
 from planner.perf.steps import TBO_HIDDEN, launch_seconds, machine
 
@@ -59,7 +60,10 @@ class DecodeSweep:
                                 * ep_load_imbalance(sc))  # the busiest EP rank, as planner.perf.ops
         sliding = sum(t == "sliding_attention" for t in spec.layer_types) / spec.num_layers
         self.window, self.sliding = spec.sliding_window, sliding if spec.attention != "mla" else 0.0
-        if spec.full_head_dim:  # Gemma 4: the sliding layers' own records (attn_swa.*) cap their context at the window
+        # Gemma 4, MiniMax-M3: each layer group's own records, context capped per group (planner.perf.ops_kinds)
+        self.caps = {f"{g[0]}.": g[5] for g in gqa_groups(spec) if g[5]} if spec.attention != "mla" and (
+            spec.full_head_dim or spec.index_topk) else {}
+        if self.caps:
             self.sliding = 0.0
         base = {(n, c): {op.name: op for op in step_ops(sc, "decode", n, c)} for n, c in ((1, 1), (2, 1), (1, 2))}
         big = {op.name: op for op in step_ops(sc, "decode", 1e9, 1)}
@@ -99,7 +103,8 @@ class DecodeSweep:
         work = comm = 0.0
         eff = self.machine.eff.ops
         for op in self.ops:
-            cw = np.minimum(c, self.window) if op.name.startswith("attn_swa.") else c
+            cap = self.caps.get(op.name[:op.name.find(".") + 1]) if self.caps else None
+            cw = np.minimum(c, cap) if cap else c
             v = {f: a + b * n + d * n * cw for f, (a, b, d) in op.coef.items()}
             if op.kind == "comm":
                 comm = comm + np.where(n > 0, op.comm_a + op.comm_b * n, 0.0) * op.count
