@@ -16,7 +16,7 @@ from planner.base.errors import PlannerError
 from planner.base.frozen import hash_once, state_without_hash
 from planner.model.config_fields import Fields as _Fields
 from planner.model.config_fields import config_dtype as _dtype
-from planner.model.families import DSA_TYPES, dsa, minimax_m2, qwen_next
+from planner.model.families import DSA_TYPES, NOT_MODELLED, dsa, minimax_m2, qwen_next
 from planner.model.families_gemma4 import gemma4
 from planner.model.families_hybrid import kimi_linear
 from planner.model.families_llama4 import llama4
@@ -222,7 +222,9 @@ def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise PlannerError(
-            f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
+            f"unsupported model_type {model_type!r}"
+            f"{f' ({NOT_MODELLED[model_type]})' if model_type in NOT_MODELLED else ''}; "
+            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
             file=file, field="model_type",
         )
     vision = None
