@@ -53,6 +53,7 @@ def test_mapping_of_models_gpus_engines_formats_and_plans(mapped):
     assert (dsr1.parallelism.tp, dsr1.parallelism.ep, dsr1.total_gpus) == (8, 1, 8)
     wl = dsr1.workload
     assert (wl.phase, wl.concurrency, wl.num_prompts, wl.input_len, wl.output_len) == ("serve", 4, 40, 1024, 1024)
+    assert (wl.random_range_ratio, wl.range_ratio_form) == (0.8, "below")  # InferenceMAX's client, as stated
     assert _case(cases, "kimi_k2_5_b200").scenario.weights.name == "int4-g32"  # int4_wo: Kimi's own group-32 INT4
     oss = _case(cases, "gpt_oss_120b_b200_sxm_trtllm").scenario
     assert (oss.weights.name, oss.engine.name, oss.gpu) == ("mxfp4", "trtllm", "b200")  # nvfp4 label: MXFP4 experts

@@ -107,3 +107,80 @@ def test_a_scenario_states_how_many_prompts_its_benchmark_sent():
     assert client_for(scenario_from_mapping(doc, "t")).num_prompts == 4
     doc["workload"]["num_prompts"] = 40
     assert client_for(scenario_from_mapping(doc, "t")).num_prompts == 40
+
+
+@pytest.mark.parametrize("form,lo,hi", [("below", 819, 1024), ("around", 205, 1843)])
+def test_random_range_ratio_draws_the_clients_lengths(form, lo, hi):
+    """--random-range-ratio 0.8 for L = 1,024: "below" (SGLang bench_serving, InferenceMAX) draws in [L r, L] with
+    mean L (1 + r) / 2; "around" (vllm bench serve >= 0.10) in [L (1 - r), L (1 + r)] with mean L."""
+    x = Lengths.random(1024, 0.8, form).draw(2000, np.random.default_rng(0))
+    assert lo <= x.min() and x.max() <= hi
+    assert x.max() - x.min() > 0.9 * (hi - lo)
+    assert abs(x.mean() - (lo + hi) / 2) < 2
+    assert np.all(Lengths.random(1024, None).draw(10, np.random.default_rng(0)) == 1024)
+    assert np.all(Lengths.random(1024, 0.0, "around").draw(10, np.random.default_rng(0)) == 1024)
+    assert Lengths.random(1024, 0.0, "below").mean == 512  # SGLang's default r = 0: [1, L]
+    assert np.all(Lengths.random(1024, 1.0, "below").draw(10, np.random.default_rng(0)) == 1024)
+
+
+def test_spread_lengths_break_a_closed_loop_out_of_waves():
+    """Equal lengths keep a closed loop's requests in step (each wave prefills together); lengths spread as the
+    benchmark clients draw them make requests finish at different steps, so later prompts mostly prefill alone and
+    the mean TTFT falls, while the same work is done (similar TPOT)."""
+    from planner.deploy.scenario_file import scenario_from_mapping
+
+    doc = {"model": "llama-3.1-70b", "weights": "fp8", "hardware": {"gpu": "h200-sxm", "gpus_per_node": 1},
+           "engine": "vllm", "workload": {"phase": "serve", "concurrency": 8, "input_len": 1024, "output_len": 1024,
+                                          "num_prompts": 80}}
+    fixed = estimate(scenario_from_mapping(doc, "t"))
+    doc["workload"]["random_range_ratio"] = 0.8
+    spread = estimate(scenario_from_mapping(doc, "t"))
+    assert spread["scenario"]["workload"]["random_range_ratio"] == 0.8
+    assert spread["simulation"]["client"]["output_len_mean"] == pytest.approx(1024 * 0.9)
+    assert spread["metrics"]["ttft_ms"] < 0.7 * fixed["metrics"]["ttft_ms"]
+    assert spread["metrics"]["tpot_ms"] == pytest.approx(fixed["metrics"]["tpot_ms"], rel=0.15)
+
+
+def test_bad_range_ratio_is_one_line():
+    from planner.base.errors import PlannerError
+    from planner.deploy.scenario_file import scenario_from_mapping
+
+    doc = {"model": "llama-3.1-70b", "weights": "fp8", "hardware": {"gpu": "h200-sxm", "gpus_per_node": 1},
+           "workload": {"phase": "serve", "concurrency": 8, "random_range_ratio": 1.5}}
+    with pytest.raises(PlannerError, match="random_range_ratio"):
+        scenario_from_mapping(doc, "t")
+    doc["workload"] = {"phase": "serve", "concurrency": 8, "random_range_ratio": 0.5, "range_ratio_form": "up"}
+    with pytest.raises(PlannerError, match="range_ratio_form"):
+        scenario_from_mapping(doc, "t")
+
+
+def _served(**workload):
+    from planner.deploy.scenario_file import scenario_from_mapping
+
+    doc = {"model": "llama-3.1-70b", "weights": "fp8", "hardware": {"gpu": "h200-sxm", "gpus_per_node": 1},
+           "engine": "vllm", "workload": {"phase": "serve", "input_len": 1024, "output_len": 256, **workload}}
+    return scenario_from_mapping(doc, "t")
+
+
+def test_request_rate_and_burst_in_a_scenario():
+    """workload.request_rate R: an open loop at R requests/s (vllm bench serve --request-rate); inf with no
+    concurrency: every prompt at t = 0. A slow rate leaves the engine idle between requests, so its TTFT is near a
+    lone prompt's; the same prompts in a burst queue behind each other."""
+    from planner.serving.client import client_for
+
+    slow, burst = _served(request_rate=0.05, num_prompts=20), _served(request_rate="inf", num_prompts=20)
+    assert (client_for(slow).rate, client_for(slow).concurrency, client_for(slow).num_prompts) == (0.05, None, 20)
+    assert (client_for(burst).rate, client_for(burst).concurrency) == (None, None)
+    capped = client_for(_served(request_rate=2, concurrency=4, arrival="constant"))
+    assert (capped.rate, capped.concurrency, capped.arrival, capped.num_prompts) == (2, 4, "constant", 1000)
+    a, b = estimate(slow), estimate(burst)
+    assert a["simulation"]["client"]["request_rate"] == 0.05
+    assert b["metrics"]["ttft_ms"] > 3 * a["metrics"]["ttft_ms"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, "fast"])
+def test_bad_request_rate_is_one_line(bad):
+    from planner.base.errors import PlannerError
+
+    with pytest.raises(PlannerError, match="request_rate"):
+        _served(request_rate=bad)

@@ -9,6 +9,8 @@ alike, and errors name the file (or `file=` label) and the field as the YAML spe
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,10 @@ from planner.model.weights_file import checkpoint_weights, is_checkpoint_path
 
 PARALLEL_KEYS = ("tp", "ep", "pp", "dp_attention", "replicas", "disaggregated", "redundant_experts", "dense_tp")
 WORKLOAD_KEYS = ("phase", "batch_per_gpu", "concurrency", "input_len", "output_len", "kv_len", "prefix_cache_hit",
-                 "context_len", "output_len_dist", "dataset", "num_prompts")
+                 "context_len", "output_len_dist", "dataset", "num_prompts", "random_range_ratio", "range_ratio_form",
+                 "request_rate", "arrival")
+ARRIVALS = ("poisson", "constant")  # planner.serving.client.Client.send_times
+RANGE_RATIO_FORMS = ("below", "around")  # planner.serving.client.Lengths.random
 SLO_KEYS = ("ttft_ms", "tpot_ms", "percentile", "output_tokens_per_s_per_user")
 MAX_TOKENS = limits.MAX_TOKENS  # no model has a context near 100M tokens: larger values are typos
 MAX_GPUS = limits.MAX_GPUS
@@ -96,6 +101,18 @@ class Workload:
     # prompts the benchmark client sends with `concurrency` in flight (vllm bench serve --num-prompts); None: as many
     # as the concurrency, all at once (planner.serving.client.client_for)
     num_prompts: int | None = None
+    # the benchmark client's --random-range-ratio r: every prompt and answer length drawn uniformly, "below" in
+    # [L r, L] (SGLang bench_serving, vLLM's benchmark_serving.py before 0.10, InferenceMAX's bench_serving) or
+    # "around" in [L (1 - r), L (1 + r)] (vllm bench serve >= 0.10), L being input_len / output_len
+    # Only the serving simulator draws them; the closed forms and the memory model keep L (the longest request).
+    # None (not stated): fixed lengths
+    random_range_ratio: float | None = None
+    range_ratio_form: str = "below"
+    # open loop (vllm bench serve --request-rate R, with --burstiness 1 Poisson gaps, or constant gaps): requests/s
+    # sent to the whole deployment; math.inf sends every prompt at t = 0 (a burst when no concurrency caps it).
+    # A concurrency stated too caps the requests in flight (--max-concurrency). Prompts: num_prompts, else 1,000
+    request_rate: float | None = None
+    arrival: str = "poisson"
 
     @property
     def new_prompt_len(self) -> float:
@@ -356,6 +373,26 @@ def _workload(w: Mapping, file: str, model: Model) -> Workload:
                            if dataset and w.get(k) is None and not (k == "output_len" and phase == "prefill")),
         num_prompts=get_number(w, "num_prompts", file, prefix="workload.", default=None, integer=True, minimum=1,
                                maximum=limits.MAX_PROMPTS),
+        random_range_ratio=get_number(w, "random_range_ratio", file, prefix="workload.", default=None, minimum=0,
+                                      maximum=1),
+        range_ratio_form=get_choice(w, "range_ratio_form", RANGE_RATIO_FORMS, file, prefix="workload.",
+                                    default="below"),
+        request_rate=_rate(w, file),
+        arrival=get_choice(w, "arrival", ARRIVALS, file, prefix="workload.", default="poisson"),
     )
+
+
+def _rate(w: Mapping, file: str) -> float | None:
+    """workload.request_rate: requests/s above zero, or inf / .inf (every prompt at once, as --request-rate inf)."""
+    value = w.get("request_rate")
+    if isinstance(value, str) and value.strip().lower() in ("inf", ".inf", "infinity"):
+        return math.inf
+    if isinstance(value, float) and math.isinf(value) and value > 0:
+        return math.inf
+    rate = get_number(w, "request_rate", file, prefix="workload.", default=None, minimum=0, maximum=1e9)
+    if rate == 0:
+        raise PlannerError("request_rate must be above 0 requests/s (inf sends every prompt at once)", file=file,
+                           field="workload.request_rate")
+    return rate
 
 

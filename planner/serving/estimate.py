@@ -2,8 +2,9 @@
 
 Memory from planner.deploy.memory; speed from planner.serving.serve (op records -> roofline -> step times).
 A scenario that does not fit reports its memory and reason with null metrics.
-A served workload with a `concurrency` (phase serve, no batch_per_gpu) is run through the serving simulator
-(planner.serving.sim: a closed-loop client as `vllm bench serve --max-concurrency`, planner.serving.client.client_for):
+A served workload with a `concurrency` or a `request_rate` (phase serve, no batch_per_gpu) is run through the serving
+simulator (planner.serving.sim: a client as `vllm bench serve --max-concurrency / --request-rate`,
+planner.serving.client.client_for):
 its means replace the closed-form ones, its percentiles are added (ttft_p50_ms ... itl_p99_ms) and `simulation` holds
 the run's summary, a sampled timeline and each latency's distribution (SimResult.distributions). Bottlenecks and
 the throughput curve stay the closed forms'.
@@ -74,7 +75,9 @@ def estimate(sc: Scenario) -> dict:
             "parallelism": {"tp": par.tp, "ep": par.ep, "pp": par.pp, "dp_attention": par.dp_attention,
                             "replicas": par.replicas},
             "workload": {"phase": wl.phase, "input_len": wl.input_len, "output_len": wl.output_len,
-                         "output_len_dist": wl.output_len_dist, "dataset": wl.dataset.name if wl.dataset else None},
+                         "output_len_dist": wl.output_len_dist, "dataset": wl.dataset.name if wl.dataset else None,
+                         **({"random_range_ratio": wl.random_range_ratio, "range_ratio_form": wl.range_ratio_form}
+                            if wl.random_range_ratio is not None else {})},
         },
         "memory": {
             "capacity_bytes_per_gpu": mem.capacity_bytes,
@@ -106,9 +109,9 @@ def estimate(sc: Scenario) -> dict:
 
 
 def simulated(sc: Scenario) -> bool:
-    """Whether `estimate` runs the serving simulator: a served workload with a concurrency."""
+    """Whether `estimate` runs the serving simulator: a served workload with a concurrency or a request rate."""
     wl = sc.workload
-    return wl.phase == "serve" and bool(wl.concurrency) and not wl.batch_per_gpu
+    return wl.phase == "serve" and (bool(wl.concurrency) or wl.request_rate is not None) and not wl.batch_per_gpu
 
 
 def _simulate(sc: Scenario, mem, metrics: dict, assumptions: list) -> dict:
@@ -127,6 +130,8 @@ def _simulate(sc: Scenario, mem, metrics: dict, assumptions: list) -> dict:
     if metrics.get("prefill_tokens_per_s_per_gpu") is not None:
         metrics["prefill_tokens_per_s_per_node"] = metrics["prefill_tokens_per_s_per_gpu"] * per_node
     return {"client": {"concurrency": client.concurrency, "num_prompts": client.num_prompts,
-                       "input_len": client.input.dist, "output_len": client.output.dist},
+                       "request_rate": client.rate, "arrival": client.arrival if client.rate else None,
+                       "input_len": client.input.dist, "output_len": client.output.dist,
+                       "input_len_mean": client.input.mean, "output_len_mean": client.output.mean},
             "summary": res.summary(), "summary_line": res.summary_line(), "timeline": res.timeline(),
             "distributions": dist}

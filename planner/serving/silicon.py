@@ -64,6 +64,12 @@ FORMATS = {"fp8_block": "fp8-block128", "fp8": "fp8", "nvfp4": "nvfp4", "int4_wo
 FAMILIES = ({"fp8", "fp8-block128"}, {"nvfp4", "mxfp4"}, {"int4-g32", "int4-g64", "int4-g128"})
 PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
 # (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
+# lengths as the clients of such sweeps draw them: InferenceMAX's runs (the 1024/1024, 1024/8192 and 8192/1024 pairs
+# and the 4-256 concurrency steps of these rows) pass --random-range-ratio 0.8 to a benchmark_serving.py whose
+# random dataset draws integers in [L r, L] (InferenceMAX README "Benchmark Client Configuration"; the same "below"
+# form as SGLang bench_serving). Mean lengths are then 0.9 L and requests finish at different steps, so a closed
+# loop does not stay in synchronized waves (planner.serving.client.Lengths.random)
+RANGE_RATIO = 0.8
 KV_CACHE = "bf16"  # the CSV does not record the KV cache dtype; bf16 is the engines' "auto" for these checkpoints
 CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 BANDS = ((4, "<=4"), (16, "5-16"), (64, "17-64"), (256, "65-256"), (math.inf, ">256"))
@@ -76,8 +82,10 @@ MAPPING = {
                 "else the checkpoint's native format; a format in the native one's family is the native one"},
     "parallelism": "tp = tp_size, dp_attention = attention_dp_size (0 or empty = 1), ep = moe_ep_size (0 or empty "
                    "= 1); GPUs = tp x dp_attention; moe_tp_size x moe_ep_size must equal it",
-    "workload": f"phase serve, input_len = isl, output_len = osl (fixed lengths), concurrency = silicon_concurrency "
-                f"(batch_size x attention_dp_size where absent), num_prompts = {PROMPTS_PER_SLOT} x concurrency",
+    "workload": f"phase serve, input_len = isl, output_len = osl, each drawn uniformly in [{RANGE_RATIO} L, L] "
+                f"(--random-range-ratio {RANGE_RATIO}, the 'below' form of InferenceMAX's client; not in the CSV), "
+                f"concurrency = silicon_concurrency (batch_size x attention_dp_size where absent), num_prompts = "
+                f"{PROMPTS_PER_SLOT} x concurrency",
     "kv_cache": f"{KV_CACHE} (not in the CSV)",
     "engine_version": "reported per row; the engine profile's defaults are used for every version",
 }
@@ -178,7 +186,8 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
                            parallelism={"tp": tp, "dp_attention": dp, "ep": ep},
                            workload={"phase": "serve", "concurrency": conc, "input_len": int(row.isl),
                                      "output_len": int(row.osl),
-                                     "num_prompts": min(MAX_PROMPTS, PROMPTS_PER_SLOT * conc)},
+                                     "num_prompts": min(MAX_PROMPTS, PROMPTS_PER_SLOT * conc),
+                                     "random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"},
                            name=str(row.id), file=file)
     except PlannerError as err:  # the planner's own checks (e.g. tp must divide the attention heads)
         return "not a valid scenario: " + ": ".join(x for x in (err.field, err.message) if x)

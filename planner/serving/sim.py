@@ -41,9 +41,13 @@ over them; a replica left without requests idles, so concurrency 1 never counts 
 
 Metrics: planner.serving.simstats (vLLM benchmarks/serve.py definitions).
 
+Closed loops and equal lengths: with every prompt and answer the same length, a closed loop's requests that start
+together finish together and stay in step (waves); the clients' --random-range-ratio (workload.random_range_ratio,
+planner.serving.client.Lengths.random) spreads the lengths, so requests drift apart and later prompts mostly
+prefill alone. Which one a published run used matters more for TTFT than anything below (issue 18 notes).
+
 Not yet (issue 18, for a later session): prefill/decode disaggregation (two pools and the KV transfer), SGLang's
-output-token reservation at admission, CUDA-graph padding, a per-token streaming cost after a burst, rate/burst
-fields in the scenario file (the Client supports them; Workload has only `concurrency`), sizing and the dashboard.
+output-token reservation at admission, CUDA-graph padding, a per-token streaming cost after a burst, sizing.
 """
 
 from __future__ import annotations
