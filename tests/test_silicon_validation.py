@@ -39,8 +39,7 @@ def test_every_row_is_evaluated_or_skipped_with_a_reason(mapped):
     assert all(s["reason"] for s in skipped)
     reasons = [s["reason"] for s in skipped]
     assert reasons.count("disaggregated (prefill/decode pools): not evaluated yet") == 2
-    assert reasons.count("model MiniMaxAI/MiniMax-M2.5 has no profile") == 2
-    assert "model Qwen/Qwen3-32B has no profile" in reasons
+    assert not any("has no profile" in r for r in reasons)  # MiniMax-M2.5 and Qwen3-32B map (below)
     assert "parallel plan inconsistent: moe_tp 2 x moe_ep 1 != tp 1 x dp 1" in reasons
     assert any(r.startswith("not a valid scenario: parallelism.tp: tp 72 does not divide") for r in reasons)
 
@@ -63,6 +62,15 @@ def test_mapping_of_models_gpus_engines_formats_and_plans(mapped):
     assert (qwen.model.name, qwen.weights.name, qwen.parallelism.tp) == ("qwen3-235b-a22b", "fp8-block128", 4)
     # no silicon_concurrency recorded: batch_size x attention-DP ranks, as the mapping states
     assert _case(cases, "deepseek_r1_gb200_trtllm_agg_4000x1000_c_tp8").scenario.workload.concurrency == 28
+
+
+def test_models_mapped_by_architecture_and_unknown_ones_skipped(mapped):
+    cases, _ = mapped
+    m25 = _case(cases, "minimaxm2_5_b200_vllm").scenario
+    assert (m25.model.name, m25.weights.name) == ("minimax-m2.7", "fp8-block128")  # M2.5 has M2.7's architecture
+    assert _case(cases, "qwen3_32b_qwen3_32b_gb200").scenario.model.name == "qwen3-32b"
+    df = silicon.read_csv(FIXTURE).head(1).assign(model_path="acme/Unknown-1T")
+    assert silicon.cases(df)[1][0]["reason"] == "model acme/Unknown-1T has no profile"
 
 
 def test_errors_are_computed_and_grouped(doc):

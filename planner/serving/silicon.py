@@ -49,6 +49,12 @@ MODELS = {
     "Qwen/Qwen3.5-397B-A17B": ("qwen3.5-397b-a17b", ""),
     "meta-llama/Llama-3.1-70B": ("llama-3.1-70b", ""),
     "zhipuai/GLM-5": ("glm-5", "zai-org/GLM-5 (Zhipu AI's organisation, renamed)"),
+    "MiniMaxAI/MiniMax-M2.5": ("minimax-m2.7", "MiniMax-M2.5 has MiniMax-M2.7's architecture (every shape field of "
+                               "config.json equal; the context 196,608 vs 204,800 tokens)"),
+    "Qwen/Qwen3-32B": ("qwen3-32b", ""),
+    "nvidia/Qwen3-32B-NVFP4": ("qwen3-32b", "NVIDIA's NVFP4 quantization of Qwen3-32B"),
+    "meta-llama/Llama-3.1-8B-Instruct": ("llama-3.1-8b", "the Instruct model has the base model's architecture"),
+    "nvidia/Llama-3.1-8B-Instruct-FP8": ("llama-3.1-8b", "NVIDIA's FP8 quantization of Llama-3.1-8B-Instruct"),
 }
 # system -> (accelerator profile, GPUs per node as the runs used them: 8-GPU HGX boards; GB200/GB300 NVL72 racks
 # are one NVLink domain of 72 GPUs, 4 per compute tray; the planner's nodes = ceil(GPUs / per node))
