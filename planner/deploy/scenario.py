@@ -10,7 +10,6 @@ alike, and errors name the file (or `file=` label) and the field as the YAML spe
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path

@@ -98,12 +98,13 @@ class Client:
 def client_for(sc: Scenario, num_prompts: int | None = None) -> Client:
     """The client of a scenario. With `request_rate` R: open loop at R requests/s (Poisson or constant gaps as
     `arrival` says; inf: every prompt at t = 0, a burst) of `num_prompts` prompts (default 1,000, vllm bench serve's),
-    at most `concurrency` in flight when one is stated. Otherwise, with a `concurrency` C: closed loop with `num_prompts` prompts, by default C (one
-    request per slot, all sent at t = 0: what the published cases ran where they say, e.g. GPUStack's 100 x 32k and
-    1,000 ShareGPT requests at rate inf, and what the closed-form waves of planner.serving.serve assume; a scenario
-    states another count as workload.num_prompts); lengths from the workload (output lengths exponential when
-    `output_len_dist` says so, a dataset's quantiles when the workload took its lengths from a dataset that
-    publishes them, the client's random range when `random_range_ratio` is stated: Lengths.random)."""
+    at most `concurrency` in flight when one is stated. Otherwise, with a `concurrency` C: closed loop with
+    `num_prompts` prompts, by default C (one request per slot, all sent at t = 0: what the published cases ran
+    where they say, e.g. GPUStack's 100 x 32k and 1,000 ShareGPT requests at rate inf, and what the closed-form
+    waves of planner.serving.serve assume; a scenario states another count as workload.num_prompts); lengths from
+    the workload (output lengths exponential when `output_len_dist` says so, a dataset's quantiles when the workload
+    took its lengths from a dataset that publishes them, the client's random range when `random_range_ratio` is
+    stated: Lengths.random)."""
     wl = sc.workload
     c = max(1, round(wl.concurrency or 1))
     d = wl.dataset

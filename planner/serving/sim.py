@@ -54,10 +54,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
+from heapq import heappop, heappush
 from math import ceil
 
 import numpy as np
@@ -67,11 +67,11 @@ from planner.deploy.scenario import Scenario
 from planner.deploy.scenario_file import load_scenario
 from planner.perf.steps import tokens_per_step
 from planner.serving.client import Client, Lengths
+from planner.serving.intake import Intake
 from planner.serving.simstats import Run, SimResult, combine
 from planner.serving.steptable import StepTable
 
 LEAST_LOADED = ("vllm",)  # engines whose DP router picks the least loaded rank (others: round robin)
-WAITING_WEIGHT = 4  # vLLM DPLBAsyncMPClient: score = waiting x 4 + running
 
 
 @dataclass(frozen=True)
@@ -98,114 +98,115 @@ class Sched:
                    sc.parallelism.dp_attention, eng.name in LEAST_LOADED)
 
 
-class Replica:
-    """One replica under one client: requests, ranks, clock. `run()` fills the per-request arrays."""
+class Replica(Intake):
+    """One replica under one client: requests, ranks, clock. `run()` fills the per-request arrays.
+
+    Decoding requests of a rank advance together (every decode step gives each 1 + MTP tokens), so a rank keeps one
+    counter G of tokens per decoding request since the start, and a decoding request i keeps only offsets: its
+    generated tokens are G - g0[i] and its KV G + c0[i]. A step then costs O(1) per rank, not O(batch): the batch's
+    mean context is G + mean(c0), and the next request to finish is the top of a heap keyed by the G at which it
+    does. Inter-token gaps are recorded as (gap, tokens) pairs: every request that decoded in a rank's last decode
+    step shares one gap; those that joined since (a first token, a recomputed prompt) carry their own."""
 
     def __init__(self, sched: Sched, table: StepTable, client: Client, cached: float):
+        super().__init__()
         self.s, self.table, self.client = sched, table, client
         rng = np.random.default_rng(client.seed)
         n = client.num_prompts
         self.inp = client.input.draw(n, rng)
         self.out = client.output.draw(n, rng)
         self.send_at = client.send_times(rng)
-        self.cached = np.minimum(np.floor(self.inp * cached), self.inp - 1)  # prefix-cache tokens of each prompt
-        self.prompt = (self.inp - self.cached).astype(float)  # tokens to prefill (recompute adds generated ones)
-        self.done_pf = np.zeros(n)  # prompt tokens prefilled so far
-        self.gen = np.zeros(n)  # output tokens so far
-        self.ctx = np.zeros(n)  # KV tokens held
+        cached_arr = np.minimum(np.floor(self.inp * cached), self.inp - 1)  # prefix-cache tokens of each prompt
+        self.cached = cached_arr.tolist()
+        self.out_l = self.out.astype(float).tolist()
+        self.prompt = (self.inp - cached_arr).astype(float).tolist()  # tokens to prefill (recompute adds generated)
+        self.inp_l = self.inp.astype(float).tolist()
+        self.done_pf = [0.0] * n  # prompt tokens prefilled so far
+        self.gen = [0.0] * n  # output tokens so far, while not decoding (decoding: G - g0)
+        self.ctx = [0.0] * n  # KV tokens held, while not decoding (decoding: G + c0)
+        self.g0 = [0.0] * n
+        self.c0 = [0.0] * n
+        self.ver = [0] * n  # heap entries of an earlier decoding spell are stale
         self.sent = np.full(n, np.nan)
         self.first = np.full(n, np.nan)  # first token delivered to the client
         self.last = np.full(n, np.nan)  # last token delivered
-        self.last_tok = np.zeros(n)  # engine time of the latest token (ITL)
+        self.last_tok = [0.0] * n  # engine time of the latest token (ITL) of a request that joined decoding
         self.held = np.zeros(n)  # how long the API server held the first token (and so every later one)
-        self.itl_gap: list[np.ndarray] = []  # inter-token gaps (seconds) ...
-        self.itl_n: list[np.ndarray] = []  # ... and how many tokens had each
-        self.ingest_start: list[float] = []
-        self.ingest_end: list[float] = []
-        self.run_end: list[float] = []  # end of each busy run of the API server
-        self.run_of: list[int] = []  # the busy run each intake belongs to
-        self.ready: deque = deque()  # (time taken in, request) in order
-        self.waiting = [deque() for _ in range(sched.ranks)]
-        self.running: list[list[int]] = [[] for _ in range(sched.ranks)]
-        self.kv_used = [0.0] * sched.ranks
+        self.itl_gap: list[float] = []  # inter-token gaps (seconds) ...
+        self.itl_n: list[float] = []  # ... and how many tokens had each
+        k = sched.ranks
+        self.waiting = [deque() for _ in range(k)]
+        self.running: list[list[int]] = [[] for _ in range(k)]  # in admission order
+        self.filling: list[list[int]] = [[] for _ in range(k)]  # running requests still prefilling, in order
+        self.decoding: list[set[int]] = [set() for _ in range(k)]
+        self.joined: list[list[int]] = [[] for _ in range(k)]  # joined decoding since the rank's last decode step
+        self.heap: list[list] = [[] for _ in range(k)]  # (G at which it finishes, version, request)
+        self.G = [0.0] * k
+        self.sum_c0 = [0.0] * k
+        self.last_dec = [0.0] * k  # end of the rank's last decode step
+        self.kv_used = [0.0] * k
         self.rr = 0
         self.next_send = 0
         self.prefill_tokens = 0.0
         self.prefill_busy_s = 0.0
         self.timeline: list[tuple[float, int, int, float]] = []  # (t, running, queued, KV used fraction)
 
-    # -- client and API server ------------------------------------------------------------------------------------
-    def _send(self, i: int, t: float) -> None:
-        """Request i leaves the client at t (or its send time); the API server takes it in after the ones before."""
-        t = max(t, float(self.send_at[i]))
-        self.sent[i] = t
-        busy = bool(self.ingest_end) and t <= self.ingest_end[-1]
-        start = self.ingest_end[-1] if busy else t
-        end = start + self.s.ingest_s
-        if busy:
-            self.run_end[-1] = end  # the server's busy run goes on
-        else:
-            self.run_end.append(end)
-        self.ingest_start.append(start)
-        self.ingest_end.append(end)
-        self.run_of.append(len(self.run_end) - 1)
-        self.ready.append((end, i))
+    # -- decoding set -------------------------------------------------------------------------------------------
+    def _join(self, r: int, i: int, last_token: float) -> None:
+        """Request i (its gen and ctx as held) starts decoding on rank r."""
+        g = self.G[r]
+        self.g0[i], self.c0[i] = g - self.gen[i], self.ctx[i] - g
+        self.ver[i] += 1
+        self.decoding[r].add(i)
+        self.sum_c0[r] += self.c0[i]
+        heappush(self.heap[r], (self.g0[i] + self.out_l[i], self.ver[i], i))
+        self.last_tok[i] = last_token
+        self.joined[r].append(i)
 
-    def _send_more(self, t: float) -> None:
-        c = self.client.concurrency
-        n = self.client.num_prompts
-        while self.next_send < n and (c is None or self.next_send - self._finished < c):
-            self._send(self.next_send, t)
-            self.next_send += 1
+    def _leave(self, r: int, i: int) -> None:
+        """Request i stops decoding (finished or preempted): its gen and ctx are held again."""
+        g = self.G[r]
+        self.gen[i], self.ctx[i] = g - self.g0[i], g + self.c0[i]
+        self.decoding[r].discard(i)
+        self.sum_c0[r] -= self.c0[i]
+        self.ver[i] += 1
+        if i in self.joined[r]:
+            self.joined[r].remove(i)
+        else:  # it decoded in the rank's last decode step
+            self.last_tok[i] = self.last_dec[r]
 
-    def _delivered(self, t: float) -> float:
-        """When a token made at engine time t reaches the client: after the first-token path, and not while the
-        API server is taking requests in (it streams nothing meanwhile)."""
-        t += self.s.path_s
-        k = bisect_right(self.ingest_start, t) - 1
-        if k >= 0 and self.ingest_end[k] > t:
-            return self.run_end[self.run_of[k]]
-        return t
-
-    def _admit_ready(self, t: float) -> None:
-        while self.ready and self.ready[0][0] <= t:
-            _, i = self.ready.popleft()
-            if self.s.least_loaded:
-                r = min(range(self.s.ranks),
-                        key=lambda q: WAITING_WEIGHT * len(self.waiting[q]) + len(self.running[q]))
-            else:
-                r, self.rr = self.rr, (self.rr + 1) % self.s.ranks
-            self.waiting[r].append(i)
+    def _next_finish(self, r: int) -> float | None:
+        """The G at which the next decoding request of rank r finishes (stale heap entries dropped)."""
+        h = self.heap[r]
+        while h and h[0][1] != self.ver[h[0][2]]:
+            heappop(h)
+        return h[0][0] if h else None
 
     # -- scheduler --------------------------------------------------------------------------------------------------
-    def _schedule(self, r: int) -> tuple[list[int], list[tuple[int, float]]]:
-        """This step's decoding requests and prompt pieces (request, tokens) of rank r."""
+    def _schedule(self, r: int) -> tuple[int, list[tuple[int, float]]]:
+        """This step's decoding requests (how many) and prompt pieces (request, tokens) of rank r."""
         s, run = self.s, self.running[r]
-        dec = [i for i in run if self.done_pf[i] >= self.prompt[i]]
         if not s.mixed:  # SGLang: a prefill batch, when one can be formed, runs alone
             pieces = self._pieces(r, s.budget, s.kv_tokens - self.kv_used[r])
             if pieces:
-                return [], pieces
+                return 0, pieces
         preempted = False
-        while self.kv_used[r] + len(dec) * s.tps > s.kv_tokens and len(run) > 1:
+        while self.kv_used[r] + len(self.decoding[r]) * s.tps > s.kv_tokens and len(run) > 1:
             self._preempt(r, run[-1])  # the latest admitted request gives its KV back (recompute later)
-            dec = [i for i in dec if i in run]
             preempted = True
+        n_dec = len(self.decoding[r])
         if not s.mixed or preempted:  # vLLM admits no waiting request in a step that preempted
-            return dec, []
-        free = s.kv_tokens - self.kv_used[r] - len(dec) * s.tps
-        return dec, self._pieces(r, s.budget - len(dec) * s.draft, free)
+            return n_dec, []
+        free = s.kv_tokens - self.kv_used[r] - n_dec * s.tps
+        return n_dec, self._pieces(r, s.budget - n_dec * s.draft, free)
 
     def _pieces(self, r: int, budget: float, free: float) -> list[tuple[int, float]]:
         """Prompt pieces for `budget` tokens and `free` KV tokens: unfinished prompts first, then waiting requests
         in order while the running cap allows (the last one chunked; one whose chunk finds no KV waits)."""
         s, run, wait = self.s, self.running[r], self.waiting[r]
         pieces = []
-        for i in run:
-            left = self.prompt[i] - self.done_pf[i]
-            if left <= 0:
-                continue
-            take = min(left, budget, free)
+        for i in self.filling[r]:
+            take = min(self.prompt[i] - self.done_pf[i], budget, free)
             if take <= 0:
                 break
             pieces.append((i, take))
@@ -217,6 +218,7 @@ class Replica:
                 break
             wait.popleft()
             run.append(i)
+            self.filling[r].append(i)
             self.ctx[i] = self.cached[i]
             self.kv_used[r] += self.cached[i]
             pieces.append((i, want))
@@ -225,103 +227,118 @@ class Replica:
 
     def _preempt(self, r: int, i: int) -> None:
         self.running[r].remove(i)
+        if i in self.decoding[r]:
+            self._leave(r, i)
+        else:
+            self.filling[r].remove(i)
         self.kv_used[r] -= self.ctx[i]
         self.ctx[i] = 0.0
-        self.prompt[i] = self.inp[i] - self.cached[i] + self.gen[i]  # recompute the prompt and the generated tokens
+        self.prompt[i] = self.inp_l[i] - self.cached[i] + self.gen[i]  # recompute the prompt and generated tokens
         self.done_pf[i] = 0.0
         self.waiting[r].appendleft(i)
 
-    def _rank_seconds(self, dec: list[int], pieces: list[tuple[int, float]], steps: int = 1) -> float:
-        kv = float(np.mean(self.ctx[dec])) + (steps - 1) / 2 * self.s.tps if dec else 0.0
+    def _rank_seconds(self, r: int, n_dec: int, pieces, steps: int = 1) -> float:
+        kv = self.G[r] + self.sum_c0[r] / n_dec + (steps - 1) / 2 * self.s.tps if n_dec else 0.0
+        if not pieces:
+            return self.table.decode(n_dec, kv)
         tokens = sum(p for _, p in pieces)
-        if tokens <= 0:
-            return self.table.decode(len(dec), kv)
         ctx = sum(p * (self.cached[i] + self.done_pf[i] + p / 2) for i, p in pieces) / tokens
-        return self.table.mixed(len(dec), kv, tokens, ctx)
+        return self.table.mixed(n_dec, kv, tokens, ctx)
 
     # -- the run ----------------------------------------------------------------------------------------------------
     def run(self) -> Run:
         s, n = self.s, self.client.num_prompts
+        ranks = range(s.ranks)
         self._finished = 0
         t = 0.0
         self._send_more(t)
         while self._finished < n:
             self._admit_ready(t)
-            plan = [self._schedule(r) for r in range(s.ranks)]
-            if not any(d or p for d, p in plan):
+            plan = [self._schedule(r) for r in ranks]
+            prefill = any(p for _, p in plan)
+            if not prefill and not any(d for d, _ in plan):
                 if not self.ready:
                     raise RuntimeError("serving simulator stalled: nothing runs and nothing arrives")
                 t = max(t, self.ready[0][0])
                 continue
-            steps = 1
-            if not any(p for _, p in plan):
-                steps = self._span(plan, t)
-            dt = max(self._rank_seconds(d, p, steps) for d, p in plan)
+            steps = 1 if prefill else self._span(plan, t)
+            dt = max(self._rank_seconds(r, d, p, steps) for r, (d, p) in zip(ranks, plan, strict=True))
             t_end = t + steps * dt
-            if any(p for _, p in plan):
+            if prefill:
                 self.prefill_busy_s += dt
-            for r, (dec, pieces) in enumerate(plan):
-                self._advance(r, dec, pieces, steps, dt, t_end)
+            for r, (n_dec, pieces) in zip(ranks, plan, strict=True):
+                self._advance(r, n_dec, pieces, steps, dt, t_end)
             t = t_end
             self._send_more(t)
             self.timeline.append((t, sum(map(len, self.running)), sum(map(len, self.waiting)) + len(self.ready),
                                   sum(self.kv_used) / (s.kv_tokens * s.ranks)))
-        return Run(self.sent, self.first, self.last, self.inp, self.out, _cat(self.itl_gap), _cat(self.itl_n),
-                   np.array(self.timeline).reshape(-1, 4), self.prefill_tokens, self.prefill_busy_s, self.held)
+        return Run(self.sent, self.first, self.last, self.inp, self.out, np.array(self.itl_gap),
+                   np.array(self.itl_n), np.array(self.timeline).reshape(-1, 4), self.prefill_tokens,
+                   self.prefill_busy_s, self.held)
 
     def _span(self, plan, t: float) -> int:
         """Decode steps that can run as one span from t: up to the first finish, the KV pool filling, the next
         arrival."""
         s, k = self.s, None
-        for r, (dec, _) in enumerate(plan):
-            if not dec:
+        for r, (n_dec, _) in enumerate(plan):
+            if not n_dec:
                 continue
-            left = int(np.min(np.ceil((self.out[dec] - self.gen[dec]) / s.tps - 1e-9)))
-            room = int((s.kv_tokens - self.kv_used[r]) // (len(dec) * s.tps)) if s.kv_tokens < float("inf") else left
+            left = ceil((self._next_finish(r) - self.G[r]) / s.tps - 1e-9)
+            room = int((s.kv_tokens - self.kv_used[r]) // (n_dec * s.tps)) if s.kv_tokens < float("inf") else left
             k = min(left, max(1, room)) if k is None else min(k, left, max(1, room))
         k = max(1, k or 1)
         if self.ready and k > 1:
-            dt = max(self._rank_seconds(d, p, k) for d, p in plan)
+            dt = max(self._rank_seconds(r, d, p, k) for r, (d, p) in enumerate(plan))
             k = max(1, min(k, ceil((self.ready[0][0] - t) / dt)))
         return k
 
-    def _advance(self, r: int, dec: list[int], pieces, steps: int, dt: float, t_end: float) -> None:
+    def _advance(self, r: int, n_dec: int, pieces, steps: int, dt: float, t_end: float) -> None:
         s = self.s
         finished = []
-        if dec:
-            idx = np.array(dec)
-            first_gap = t_end - (steps - 1) * dt - self.last_tok[idx]
-            self.itl_gap.append(first_gap)
-            self.itl_n.append(np.ones(len(dec)))
+        if n_dec:
+            first_end = t_end - (steps - 1) * dt
+            shared = n_dec - len(self.joined[r])
+            if shared:
+                self.itl_gap.append(first_end - self.last_dec[r])
+                self.itl_n.append(float(shared))
+            for i in self.joined[r]:
+                self.itl_gap.append(first_end - self.last_tok[i])
+                self.itl_n.append(1.0)
+            self.joined[r].clear()
             if steps > 1:
-                self.itl_gap.append(np.array([dt]))
-                self.itl_n.append(np.array([float((steps - 1) * len(dec))]))
-            self.gen[idx] += steps * s.tps
-            self.ctx[idx] += steps * s.tps
-            self.kv_used[r] += steps * s.tps * len(dec)
-            self.last_tok[idx] = t_end
-            finished = idx[self.gen[idx] >= self.out[idx] - 1e-9].tolist()
+                self.itl_gap.append(dt)
+                self.itl_n.append(float((steps - 1) * n_dec))
+            self.G[r] += steps * s.tps
+            self.kv_used[r] += steps * s.tps * n_dec
+            self.last_dec[r] = t_end
+            g, h = self.G[r] + 1e-9, self.heap[r]
+            while (top := self._next_finish(r)) is not None and top <= g:
+                finished.append(heappop(h)[2])
         for i, p in pieces:
             self.done_pf[i] += p
             self.ctx[i] += p
             self.kv_used[r] += p
             self.prefill_tokens += p
-            if self.done_pf[i] >= self.prompt[i] - 1e-9 and np.isnan(self.first[i]):
+            if self.done_pf[i] < self.prompt[i] - 1e-9:
+                continue
+            self.filling[r].remove(i)
+            if np.isnan(self.first[i]):
                 self.first[i] = self._delivered(t_end)
                 self.held[i] = self.first[i] - (t_end + s.path_s)
                 self.gen[i] = 1.0
-                self.last_tok[i] = t_end
-                if self.out[i] <= 1:
+                if self.out_l[i] <= 1:
                     finished.append(i)
+                    continue
+                self._join(r, i, t_end)
+            else:  # a recomputed prompt: decoding resumes where it stopped
+                self._join(r, i, self.last_tok[i])
         for i in finished:
             self.running[r].remove(i)
+            if i in self.decoding[r]:
+                self._leave(r, i)
             self.kv_used[r] -= self.ctx[i]
             self.last[i] = t_end + s.path_s + self.held[i]
             self._finished += 1
-
-
-def _cat(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def simulate(sc: Scenario, mem: MemoryReport, client: Client) -> SimResult:
