@@ -53,6 +53,7 @@ class StepTable:
     kv_hi: float
     _decode: dict = field(default_factory=dict)  # batch -> (seconds at kv_lo, seconds at kv_hi)
     _prefill: dict = field(default_factory=dict)  # tokens -> (seconds at context tokens/2, at tokens/2 + span)
+    _slope: dict = field(default_factory=dict)  # batch -> decode_slope(batch), the simulator's hot path
 
     def __post_init__(self):
         eng = self.sc.engine
@@ -90,9 +91,12 @@ class StepTable:
 
     def decode_slope(self, b: float) -> tuple[float, float]:
         """(seconds at kv 0, seconds per context token) of a decode step of b sequences."""
-        s0, s1 = self._interp(self._dgrid, self._decode_at, b)
-        slope = (s1 - s0) / (self.kv_hi - self.kv_lo)
-        return s0 - slope * self.kv_lo, slope
+        hit = self._slope.get(b)
+        if hit is None:
+            s0, s1 = self._interp(self._dgrid, self._decode_at, b)
+            slope = (s1 - s0) / (self.kv_hi - self.kv_lo)
+            hit = self._slope[b] = (s0 - slope * self.kv_lo, slope)
+        return hit
 
     def decode(self, b: float, kv: float) -> float:
         """One decode step of b sequences at mean context kv."""
