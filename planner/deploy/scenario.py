@@ -162,6 +162,7 @@ class Scenario:
     measured: tuple[Measured, ...] = ()  # validate only
     accelerator: Accelerator | None = None  # the resolved profile of `gpu`
     correction: Correction | None = None  # a per-deployment correction the file names (`correction: NAME`)
+    disaggregation: object | None = None  # prefill/decode pools: planner.deploy.disaggregation.Disaggregation
 
     # hashed once: the per-scenario caches (perf.ops role bytes, perf.steps machine) hash a scenario per op
     __hash__ = hash_once

@@ -16,6 +16,7 @@ from planner.base.errors import PlannerError
 from planner.base.limits import MAX_CONCURRENCY
 from planner.base.yamlio import check_keys, get_number, get_str, load_document, require_mapping, sub_mapping
 from planner.deploy.correction import load_correction
+from planner.deploy.disaggregation import read_disaggregation
 from planner.deploy.scenario import (
     ENGINE_OPTION_KEYS,
     PARALLEL_KEYS,
@@ -28,7 +29,8 @@ from planner.deploy.scenario import (
 from planner.model.weights_file import is_checkpoint_path
 
 TOP_KEYS = ("name", "model", "weights", "kv_cache", "hardware", "parallelism", "offload", "engine", "engine_options",
-            "speculative", "workload", "slo", "measured", "grade", "notes", "assumed", "correction")
+            "speculative", "workload", "slo", "measured", "grade", "notes", "assumed", "correction",
+            "disaggregation")
 HARDWARE_KEYS = ("gpu", "gpus_per_node", "nodes", "host")
 OFFLOAD_KEYS = ("expert_layers_on_cpu", "cpu_compute")
 SPEC_KEYS = ("mtp_tokens", "acceptance")
@@ -63,15 +65,19 @@ def scenario_from_mapping(doc: Any, file: str) -> Scenario:
     # fractional load a replica carries; a file states what was run)
     get_number(workload, "concurrency", file, prefix="workload.", default=None, integer=True, minimum=1,
                maximum=MAX_CONCURRENCY)
+    plan = sub_mapping(doc.get("parallelism"), "parallelism", PARALLEL_KEYS, file)
+    split = doc.get("disaggregation") is not None  # the top-level plan and options are then the pools' defaults
     sc = make_scenario(
         model, weights=weights, kv_cache=kv_cache, gpu=gpu, gpus_per_node=hw.get("gpus_per_node"),
-        nodes=hw.get("nodes"), host=hw.get("host"),
-        parallelism=sub_mapping(doc.get("parallelism"), "parallelism", PARALLEL_KEYS, file),
+        nodes=hw.get("nodes"), host=hw.get("host"), parallelism=None if split else plan,
         expert_layers_on_cpu=off.get("expert_layers_on_cpu", 0), cpu_compute=off.get("cpu_compute"), engine=engine,
-        engine_options=options, mtp_tokens=spec_dec.get("mtp_tokens"), acceptance=spec_dec.get("acceptance"),
+        engine_options=None if split else options, mtp_tokens=spec_dec.get("mtp_tokens"),
+        acceptance=spec_dec.get("acceptance"),
         workload=workload, slo=sub_mapping(doc.get("slo"), "slo", SLO_KEYS, file),
         name=get_str(doc, "name", file, default=None) or Path(file).stem, file=file,
     )
+    if split:  # planner.deploy.disaggregation: two pools, each checked as a scenario
+        sc = replace(sc, disaggregation=read_disaggregation(doc["disaggregation"], sc, file, plan, options))
     measured = _measured(doc.get("measured"), file)
     if doc.get("correction") is not None:  # named, never implied (planner.deploy.correction)
         sc = replace(sc, correction=load_correction(doc["correction"], file))

@@ -25,6 +25,7 @@ from planner.deploy.memory import grace_tier, memory_report
 from planner.deploy.scenario import Scenario, plan_label
 from planner.perf.steps import kernel_notes
 from planner.serving.client import client_for
+from planner.serving.disagg_estimate import estimate_disaggregated
 from planner.serving.serve import serve_metrics
 from planner.serving.sim import simulate
 from planner.serving.unstated import resolve_unstated_plan
@@ -36,6 +37,8 @@ METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_g
 
 
 def estimate(sc: Scenario) -> dict:
+    if sc.disaggregation is not None:  # prefill and decode pools (planner.serving.disagg_estimate)
+        return estimate_disaggregated(sc)
     sc, assumptions = resolve_unstated_plan(sc)
     sc, grace = grace_tier(sc)  # superchips: Grace memory holds the experts HBM cannot
     assumptions = [*assumptions, *grace]

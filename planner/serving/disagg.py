@@ -1,0 +1,381 @@
+"""Prefill/decode disaggregation simulated (issue 18): a prefill pool and a decode pool
+(planner.deploy.disaggregation) under one benchmark client, event by event, with step times from the roofline
+(planner.serving.steptable) and each pool's scheduler knobs from planner.serving.sim.Sched.
+
+A request's life:
+1. the client sends it (planner.serving.client: closed loop, rate, burst); the frontend takes requests in one at a
+   time (the prefill engine's `request_ingest_s`);
+2. it goes to the prefill worker with the fewest prompt tokens queued, there to the attention-DP rank with the
+   fewest (APPROXIMATE: TensorRT-LLM's disaggregated router and SGLang's load balancer pick round robin or at
+   random, Dynamo by KV overlap and load; with equal prompts every choice spreads alike);
+3. prefill: each worker steps on its own clock; a step is a prefill batch per rank of up to the token budget
+   (`max_batched_tokens`) in arrival order, the last prompt chunked, while the rank's KV pool has room (a prompt's
+   KV stays there until its transfer is done); the ranks step together (the slowest rank's time); no decode runs
+   there. The worker samples the first token when the prompt's last chunk is done;
+4. a decode slot: the request waits (in arrival order of finished prefills) for a decode rank whose running cap
+   and KV pool take it, the least loaded first; its prompt and whole answer are reserved there at once
+   (TensorRT-LLM's default capacity policy GUARANTEED_NO_EVICT reserves a request's maximum tokens; APPROXIMATE for
+   SGLang, which reserves part of the answer and retracts when full, and vLLM, which allocates as it goes);
+5. the KV transfer (planner.deploy.disaggregation.KVTransfer): kv_bytes(prompt) over the prefill rank's link,
+   transfers from one rank one after another (bandwidth shared in time), plus the fixed latency; the prefill
+   rank's KV is freed when its bytes are sent;
+6. decode: each decode worker steps on its own clock; a request whose KV has arrived joins at the next step
+   boundary with its first token made; decode-only steps of every running request (the ranks together); while no
+   request joins, steps run as one span up to the next event anywhere (a finish, a step end, an arrival: a request
+   arriving mid-step waits for the step's end either way), as planner.serving.sim does.
+TTFT: first token delivered when the prefill worker made it (`first_token: prefill`) or when the decode worker picks
+the request up after the transfer (`decode`), plus the engine's first-token path (`first_token_path_s`); TPOT, ITL
+and E2E as vLLM's client computes them (planner.serving.simstats): TPOT comes from the decode pool's steps and the
+wait between the first token and the second (transfer, decode admission).
+
+Not modelled: prefix caching (every prompt is prefilled whole), preemption (the reservation prevents it), the API
+server's hold on streamed tokens during a burst (planner.serving.sim models it for one replica), transfers that share
+a NIC across ranks, decode-side link contention.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from math import ceil
+
+import numpy as np
+
+from planner.base.errors import PlannerError
+from planner.deploy.disaggregation import Disaggregation
+from planner.deploy.memory import MemoryReport
+from planner.deploy.scenario import Scenario
+from planner.serving.client import Client
+from planner.serving.sim import Sched
+from planner.serving.simstats import Run, SimResult, combine
+from planner.serving.steptable import StepTable
+
+INTAKE, PSTEP, KVFREE, ARRIVE, DSTEP = range(5)  # event kinds, in the order simultaneous events are handled
+
+
+@dataclass(frozen=True)
+class DisaggResult:
+    """A simulated run of a disaggregated deployment: the client's metrics and each stage's mean time."""
+
+    sim: SimResult
+    prefill_wait_s: float  # mean from intake to the prompt's last chunk done (queue + prefill)
+    slot_wait_s: float  # mean wait for a decode slot after the prefill
+    transfer_s: float  # mean KV transfer, link queue included
+    pickup_s: float  # mean wait on the decode worker from the KV's arrival to the step the request joins
+    transfer_bytes: float  # mean bytes per transfer
+    prefill_busy: float  # share of the run the prefill workers stepped (mean over workers)
+    decode_running: float  # mean requests running per decode worker over its busy steps
+
+    def summary(self) -> dict:
+        return {**self.sim.summary(), "prefill_wait_ms": 1e3 * self.prefill_wait_s,
+                "decode_slot_wait_ms": 1e3 * self.slot_wait_s, "kv_transfer_ms": 1e3 * self.transfer_s,
+                "decode_pickup_ms": 1e3 * self.pickup_s,
+                "kv_transfer_bytes": self.transfer_bytes, "prefill_busy_share": self.prefill_busy,
+                "decode_running_per_worker": self.decode_running}
+
+    def summary_line(self) -> str:
+        return (f"{self.sim.summary_line()}; disaggregated: queue + prefill {1e3 * self.prefill_wait_s:,.1f} ms, "
+                f"decode slot wait {1e3 * self.slot_wait_s:,.1f} ms, KV transfer {1e3 * self.transfer_s:,.2f} ms "
+                f"({self.transfer_bytes / 1e6:,.1f} MB), decode pick-up {1e3 * self.pickup_s:,.1f} ms, "
+                f"prefill workers busy {self.prefill_busy:.0%}, {self.decode_running:,.1f} running per decode worker")
+
+
+class _Prefill:
+    """One prefill worker: per-rank queues, KV in use, link free time; its step in progress."""
+
+    def __init__(self, ranks: int):
+        self.waiting = [deque() for _ in range(ranks)]
+        self.queued = [0.0] * ranks  # prompt tokens waiting or in progress
+        self.kv_used = [0.0] * ranks
+        self.link_free = [0.0] * ranks
+        self.busy = False
+        self.busy_s = 0.0
+
+
+class _Decode:
+    """One decode worker: per-rank running and arrived requests, reserved KV; its step in progress."""
+
+    def __init__(self, ranks: int):
+        self.running: list[list[int]] = [[] for _ in range(ranks)]
+        self.ready: list[list[int]] = [[] for _ in range(ranks)]
+        self.held = [0] * ranks  # requests reserved on the rank (in transfer, ready or running)
+        self.kv_used = [0.0] * ranks  # tokens reserved
+        self.busy = False
+        self.steps = 0
+        self.running_sum = 0.0
+
+
+class DisaggRun:
+    """One client against the two pools. `run()` returns the DisaggResult."""
+
+    def __init__(self, dis: Disaggregation, mems: tuple[MemoryReport, MemoryReport], client: Client):
+        self.dis, self.client = dis, client
+        self.ps, self.ds = Sched.of(dis.prefill.scenario, mems[0]), Sched.of(dis.decode.scenario, mems[1])
+        self.ptab, self.dtab = _table(dis.prefill.scenario, client), _table(dis.decode.scenario, client)
+        rng = np.random.default_rng(client.seed)
+        n = client.num_prompts
+        self.inp, self.out = client.input.draw(n, rng), client.output.draw(n, rng)
+        self.send_at = client.send_times(rng)
+        self.sent, self.first, self.last = (np.full(n, np.nan) for _ in range(3))
+        self.done = np.zeros(n)  # prompt tokens prefilled
+        self.gen = np.zeros(n)  # tokens generated (the first one by the prefill worker)
+        self.last_tok = np.zeros(n)  # engine time of the latest token (ITL)
+        self.intake = np.zeros(n)
+        self.prefilled = np.zeros(n)
+        self.reserved = np.zeros(n)
+        self.arrived = np.zeros(n)
+        self.joined = np.zeros(n)
+        self.nbytes = np.array([dis.kv_bytes(x) for x in self.inp]) if n else np.zeros(0)
+        self.where = np.zeros((n, 2), dtype=np.int64)  # prefill worker and rank
+        self.pw = [_Prefill(self.ps.ranks) for _ in range(dis.prefill.workers)]
+        self.dw = [_Decode(self.ds.ranks) for _ in range(dis.decode.workers)]
+        self.pending: deque = deque()  # prefilled requests waiting for a decode slot
+        self.events: list = []
+        self.seq = 0
+        self.next_send = self.finished = 0
+        self.ingest_free = 0.0
+        self.itl_gap: list[np.ndarray] = []
+        self.itl_n: list[np.ndarray] = []
+        self.timeline: list[tuple[float, int, int, float]] = []
+        self.prefill_tokens = 0.0
+
+    def _push(self, t: float, kind: int, data) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, kind, self.seq, data))
+
+    # -- client and frontend ----------------------------------------------------------------------------------------
+    def _send_more(self, t: float) -> None:
+        c, n = self.client.concurrency, self.client.num_prompts
+        while self.next_send < n and (c is None or self.next_send - self.finished < c):
+            i = self.next_send
+            self.next_send += 1
+            self.sent[i] = max(t, float(self.send_at[i]))
+            self.ingest_free = max(self.sent[i], self.ingest_free) + self.ps.ingest_s
+            self._push(self.ingest_free, INTAKE, i)
+
+    # -- prefill ----------------------------------------------------------------------------------------------------
+    def _route(self, i: int, t: float) -> None:
+        w = min(range(len(self.pw)), key=lambda k: sum(self.pw[k].queued))
+        p = self.pw[w]
+        r = min(range(self.ps.ranks), key=lambda q: p.queued[q])
+        p.waiting[r].append(i)
+        p.queued[r] += self.inp[i]
+        self.where[i] = (w, r)
+        self.intake[i] = t
+        self._prefill_step(w, t)
+
+    def _prefill_step(self, w: int, t: float) -> None:
+        p, s = self.pw[w], self.ps
+        if p.busy:
+            return
+        plan, dt = [], 0.0
+        for r in range(s.ranks):
+            budget, free, pieces = float(s.budget), s.kv_tokens - p.kv_used[r], []
+            for i in p.waiting[r]:
+                left = self.inp[i] - self.done[i]
+                take = min(left, budget, free)
+                if take <= 0:
+                    break
+                pieces.append((i, take))
+                budget, free = budget - take, free - take
+                if take < left:
+                    break
+            if pieces:
+                tokens = sum(x for _, x in pieces)
+                ctx = sum(x * (self.done[i] + x / 2) for i, x in pieces) / tokens
+                dt = max(dt, self.ptab.prefill(tokens, ctx))
+                plan.append((r, pieces))
+        if plan:
+            p.busy, p.busy_s = True, p.busy_s + dt
+            self._push(t + dt, PSTEP, (w, plan))
+
+    def _prefill_done(self, w: int, plan, t: float) -> None:
+        p = self.pw[w]
+        p.busy = False
+        for r, pieces in plan:
+            for i, x in pieces:
+                self.done[i] += x
+                p.kv_used[r] += x
+                p.queued[r] -= x
+                self.prefill_tokens += x
+                if self.done[i] >= self.inp[i] - 1e-9:
+                    p.waiting[r].popleft()
+                    self.prefilled[i] = t
+                    self.gen[i] = 1.0
+                    if self.dis.transfer.first_token == "prefill":
+                        self.first[i] = t + self.ds.path_s
+                        self.last_tok[i] = t
+                    self.pending.append(i)
+        self._reserve(t)
+        self._prefill_step(w, t)
+
+    # -- decode slot and transfer -------------------------------------------------------------------------------------
+    def _reserve(self, t: float) -> None:
+        s = self.ds
+        while self.pending:
+            i = self.pending[0]
+            need = float(self.inp[i] + self.out[i])
+            best = None
+            for w, d in enumerate(self.dw):
+                for r in range(s.ranks):
+                    if d.held[r] < s.cap and d.kv_used[r] + need <= s.kv_tokens and (
+                            best is None or d.held[r] < self.dw[best[0]].held[best[1]]):
+                        best = (w, r)
+            if best is None:
+                return
+            self.pending.popleft()
+            w, r = best
+            d = self.dw[w]
+            d.held[r] += 1
+            d.kv_used[r] += need
+            self.reserved[i] = t
+            pw, pr = self.where[i]
+            link = self.pw[pw]
+            start = max(t, link.link_free[pr])
+            link.link_free[pr] = start + self.nbytes[i] / self.dis.transfer.bytes_per_s
+            self._push(link.link_free[pr], KVFREE, (pw, pr, float(self.inp[i])))
+            self._push(link.link_free[pr] + self.dis.transfer.latency_s, ARRIVE, (i, w, r))
+
+    # -- decode -----------------------------------------------------------------------------------------------------
+    def _decode_step(self, w: int, t: float) -> None:
+        d, s = self.dw[w], self.ds
+        if d.busy:
+            return
+        for r in range(s.ranks):
+            for i in d.ready[r]:
+                self.joined[i] = t
+                if self.dis.transfer.first_token == "decode":
+                    self.first[i] = t + s.path_s
+                    self.last_tok[i] = t
+                if self.out[i] <= 1:
+                    self._finish(w, r, i, t, running=False)
+                else:
+                    d.running[r].append(i)
+            d.ready[r] = []
+        if not any(d.running):
+            return
+        steps = self._span(d)
+        dt = self._decode_seconds(d, steps)
+        if steps > 1 and self.events:  # the span ends at the first step boundary at or after the next event
+            cut = max(1, min(steps, ceil((self.events[0][0] - t) / dt - 1e-9)))
+            if cut < steps:
+                steps, dt = cut, self._decode_seconds(d, cut)
+        d.busy = True
+        d.steps += steps
+        d.running_sum += steps * sum(map(len, d.running))
+        self._push(t + steps * dt, DSTEP, (w, steps, dt))
+
+    def _span(self, d: _Decode) -> int:
+        """Decode steps until the first of the worker's running requests finishes."""
+        left = min(int(np.min(np.ceil((self.out[run] - self.gen[run]) / self.ds.tps - 1e-9)))
+                   for run in d.running if run)
+        return max(1, left)
+
+    def _decode_seconds(self, d: _Decode, steps: int) -> float:
+        """One decode step of the worker (its slowest rank) at the span's middle context."""
+        return max(self.dtab.decode(len(run), float(np.mean(self.inp[run] + self.gen[run]))
+                                    + (steps - 1) / 2 * self.ds.tps) for run in d.running if run)
+
+    def _decode_done(self, w: int, steps: int, dt: float, t: float) -> None:
+        d, s = self.dw[w], self.ds
+        d.busy = False
+        for r, run in enumerate(d.running):
+            if not run:
+                continue
+            idx = np.array(run)
+            self.itl_gap.append(t - (steps - 1) * dt - self.last_tok[idx])
+            self.itl_n.append(np.ones(len(idx)))
+            if steps > 1:
+                self.itl_gap.append(np.array([dt]))
+                self.itl_n.append(np.array([float((steps - 1) * len(idx))]))
+            self.gen[idx] += steps * s.tps
+            self.last_tok[idx] = t
+            for i in idx[self.gen[idx] >= self.out[idx] - 1e-9].tolist():
+                self._finish(w, r, i, t)
+        self.timeline.append((t, sum(len(x) for v in self.dw for x in v.running),
+                              sum(len(q) for p in self.pw for q in p.waiting) + len(self.pending),
+                              sum(sum(v.kv_used) for v in self.dw) / (s.kv_tokens * s.ranks * len(self.dw))))
+        self._reserve(t)
+        self._decode_step(w, t)
+
+    def _finish(self, w: int, r: int, i: int, t: float, running: bool = True) -> None:
+        d = self.dw[w]
+        if running:
+            d.running[r].remove(i)
+        d.held[r] -= 1
+        d.kv_used[r] -= float(self.inp[i] + self.out[i])
+        self.last[i] = t + self.ds.path_s
+        self.finished += 1
+        self._send_more(float(self.last[i]))
+
+    # -- the run ----------------------------------------------------------------------------------------------------
+    def run(self) -> DisaggResult:
+        n = self.client.num_prompts
+        if n and (self.inp + self.out).max() > self.ds.kv_tokens:
+            raise PlannerError(f"a request of {int((self.inp + self.out).max()):,} tokens does not fit a decode rank's "
+                               f"KV pool of {self.ds.kv_tokens:,.0f} tokens", field="disaggregation.decode")
+        self._send_more(0.0)
+        while self.events:
+            t, kind, _, data = heapq.heappop(self.events)
+            if kind == INTAKE:
+                self._route(data, t)
+            elif kind == PSTEP:
+                self._prefill_done(data[0], data[1], t)
+            elif kind == KVFREE:
+                w, r, tokens = data
+                self.pw[w].kv_used[r] -= tokens
+                self._prefill_step(w, t)
+            elif kind == ARRIVE:
+                i, w, r = data
+                self.arrived[i] = t
+                self.dw[w].ready[r].append(i)
+                self._decode_step(w, t)
+            else:
+                self._decode_done(data[0], data[1], data[2], t)
+        if self.finished < n:
+            raise PlannerError("disaggregated simulation stalled: requests neither run nor arrive (a prompt larger "
+                               "than a prefill rank's KV pool?)", field="disaggregation")
+        return self._result()
+
+    def _result(self) -> DisaggResult:
+        dis, n = self.dis, self.client.num_prompts
+        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+        busy = sum(p.busy_s for p in self.pw)
+        run = Run(self.sent, self.first, self.last, self.inp, self.out, cat(self.itl_gap), cat(self.itl_n),
+                  np.array(self.timeline).reshape(-1, 4), self.prefill_tokens, busy * dis.prefill.gpus_per_worker,
+                  np.zeros(n))
+        sim = combine(_whole(dis), [(run, 1)])
+        duration = max(sim.duration_s, 1e-12)
+        steps = sum(d.steps for d in self.dw)
+        return DisaggResult(sim, float(np.mean(self.prefilled - self.intake)),
+                            float(np.mean(self.reserved - self.prefilled)),
+                            float(np.mean(self.arrived - self.reserved)), float(np.mean(self.joined - self.arrived)),
+                            float(np.mean(self.nbytes)),
+                            busy / len(self.pw) / duration,
+                            sum(d.running_sum for d in self.dw) / steps if steps else 0.0)
+
+
+def simulate_disaggregated(dis: Disaggregation, mems: tuple[MemoryReport, MemoryReport],
+                           client: Client) -> DisaggResult:
+    """Run `client` against the prefill and decode pools of `dis` (`mems`: each pool's memory report)."""
+    return DisaggRun(dis, mems, client).run()
+
+
+def _whole(dis: Disaggregation) -> Scenario:
+    """The decode worker's scenario standing for the whole deployment in planner.serving.simstats.combine: its
+    GPUs are every GPU of both pools (per-GPU throughput), one GPU per replica (the run's prefill_busy_s is counted
+    in prefill GPU-seconds, so prefill tokens/s per GPU is per prefill GPU)."""
+    sc = dis.decode.scenario
+    return replace(sc, parallelism=replace(sc.parallelism, tp=1, dp_attention=1, pp=1, replicas=dis.gpus))
+
+
+def _table(sc: Scenario, client: Client) -> StepTable:
+    """A pool's step table, context anchors as planner.serving.sim's: half the mean prompt, prompt + 1.5 answers."""
+    return _cached_table(sc, max(1.0, client.input.mean * 0.5), client.input.mean + client.output.mean * 1.5)
+
+
+@lru_cache(maxsize=32)
+def _cached_table(sc: Scenario, kv_lo: float, kv_hi: float) -> StepTable:
+    return StepTable(sc, kv_lo, kv_hi)
