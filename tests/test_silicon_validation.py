@@ -38,7 +38,8 @@ def test_every_row_is_evaluated_or_skipped_with_a_reason(mapped):
     assert len(cases) + len(skipped) == 14
     assert all(s["reason"] for s in skipped)
     reasons = [s["reason"] for s in skipped]
-    assert reasons.count("disaggregated (prefill/decode pools): not evaluated yet") == 2
+    assert not any("disaggregated" in r for r in reasons)  # both disagg rows map (tests/test_disagg.py)
+    assert sum(c.labels["mode"] == "disagg" for c in cases) == 2
     assert not any("has no profile" in r for r in reasons)  # MiniMax-M2.5 and Qwen3-32B map (below)
     assert "parallel plan inconsistent: moe_tp 2 x moe_ep 1 != tp 1 x dp 1" in reasons
     assert any(r.startswith("not a valid scenario: parallelism.tp: tp 72 does not divide") for r in reasons)
@@ -80,9 +81,9 @@ def test_errors_are_computed_and_grouped(doc):
         assert r["ttft_error"] == pytest.approx(r["predicted_ttft_ms"] / r["ttft_ms"] - 1)
         assert r["tpot_error"] == pytest.approx(r["predicted_tpot_ms"] / r["tpot_ms"] - 1)
     assert doc["summary"]["ttft"]["n"] == doc["summary"]["tpot"]["n"] == len(rows)
-    for key in ("model", "gpu", "engine", "band"):
+    for key in ("mode", "model", "gpu", "engine", "band"):
         assert sum(g["ttft"]["n"] for g in doc["groups"][key]) == len(rows)
-    assert doc["skipped_by_reason"]["disaggregated (prefill/decode pools): not evaluated yet"] == 2
+    assert {g["mode"]: g["ttft"]["n"] for g in doc["groups"]["mode"]}["disagg"] == 2
     assert "models" in doc["mapping"] and "kv_cache" in doc["mapping"]
     assert "aiconfigurator_core" not in sys.modules
 

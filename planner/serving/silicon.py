@@ -2,8 +2,10 @@
 
 `python -m planner silicon [PATH] [--json] [--markdown FILE]`. The CSV holds end-to-end serving runs measured on
 silicon: one row per (deployment, ISL/OSL, concurrency) with the measured mean TTFT and TPOT. Each aggregated row
-becomes a scenario through planner.deploy.scenario.make_scenario and is estimated (the serving simulator runs its
-concurrency); planner.serving.silicon_report groups the errors (error = predicted / measured - 1, as `validate`).
+becomes a scenario through planner.deploy.scenario.make_scenario, each disaggregated one a scenario with prefill and
+decode pools (planner.deploy.disaggregation), and is estimated (the serving simulator runs its concurrency:
+planner.serving.sim, planner.serving.disagg); planner.serving.silicon_report groups the errors (error = predicted /
+measured - 1, as `validate`), by mode (agg | disagg) among others.
 
 Every mapping is stated here and in the output (`mapping`); a row that cannot be mapped is listed in `skipped` with
 its reason, never dropped. The CSV is read with pandas; aiconfigurator-core itself is never imported.
@@ -11,7 +13,8 @@ its reason, never dropped. The CSV is read with pandas; aiconfigurator-core itse
 Columns used (aiconfigurator-core 0.12.0): model_path, system, backend, backend_version, mode (agg | disagg),
 isl, osl, gemm_quant_mode, moe_quant_mode, precision, tp_size, pp_size, attention_dp_size, moe_tp_size,
 moe_ep_size, batch_size (per attention-DP rank), silicon_data_source (`silicon_concurrency=N`: the client's
-concurrency for the whole deployment), silicon_ttft_ms, silicon_tpot_ms.
+concurrency for the whole deployment), silicon_ttft_ms, silicon_tpot_ms; disaggregated rows: prefill_ and decode_
+num_workers, tp_size, pp_size, attention_dp_size, moe_tp_size, moe_ep_size, batch_size.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import importlib.util
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from planner.base.errors import PlannerError
 from planner.base.limits import MAX_PROMPTS
+from planner.deploy.disaggregation import disaggregated, pool
 from planner.deploy.scenario import Scenario, make_scenario
 from planner.model.models import Model, load_model
 from planner.serving.estimate import estimate
@@ -35,7 +39,9 @@ from planner.serving.silicon_report import summarize
 PACKAGE = "aiconfigurator_core"  # the `silicon` extra (pyproject.toml): NVIDIA aiconfigurator-core, Apache-2.0
 COLUMNS = ("id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision", "mode",
            "isl", "osl", "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
-           "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms")
+           "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms",
+           *(f"{role}_{key}" for role in ("prefill", "decode") for key in (
+               "batch_size", "num_workers", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")))
 
 # model_path (the checkpoint the engine loaded) -> model profile, and why where it is not the profile's hf_repo
 MODELS = {
@@ -93,6 +99,13 @@ MAPPING = {
                 f"concurrency = silicon_concurrency (batch_size x attention_dp_size where absent), num_prompts = "
                 f"{PROMPTS_PER_SLOT} x concurrency",
     "kv_cache": f"{KV_CACHE} (not in the CSV)",
+    "disaggregation": "mode disagg: prefill_num_workers workers of (prefill_tp_size, prefill_attention_dp_size, "
+                      "prefill_moe_ep_size) and decode_num_workers workers of the decode_* plan, each checked as "
+                      "the aggregated plan is (pp 1, moe_tp x moe_ep = tp x dp); hardware = both pools' GPUs; "
+                      "concurrency = silicon_concurrency (decode_batch_size x decode dp x decode workers where "
+                      "absent); KV transfer over NVLink inside one NVLink domain (GB200/GB300 NVL72), else RDMA, "
+                      "1 ms per transfer, first token from the prefill worker (planner.deploy.disaggregation "
+                      "defaults; the CSV states none of them); rows without worker counts are skipped",
     "engine_version": "reported per row; the engine profile's defaults are used for every version",
 }
 
@@ -150,8 +163,6 @@ def band(concurrency: float) -> str:
 
 def to_case(row, file: str = "<silicon>") -> Case | str:
     """A Case, or the reason the row is skipped."""
-    if row.mode != "agg":
-        return "disaggregated (prefill/decode pools): not evaluated yet"
     model = MODELS.get(row.model_path)
     if model is None:
         return f"model {row.model_path} has no profile"
@@ -161,47 +172,81 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
     engine = ENGINES.get(row.backend)
     if engine is None:
         return f"engine {row.backend} has no profile"
-    if _whole(row.pp_size) != 1:
-        return "pipeline parallel runs not mapped"
-    tp, dp, ep = _whole(row.tp_size), _whole(row.attention_dp_size), _whole(row.moe_ep_size)
-    gpus = tp * dp
     try:
         moe = load_model(model[0]).spec.is_moe
     except PlannerError as err:
         return f"model profile {model[0]} does not load: {err}"
-    if not moe:
-        ep = 1  # a dense model's runs carry no expert plan (the moe_* columns are placeholders)
-    elif _whole(row.moe_tp_size) * ep != gpus:
-        return f"parallel plan inconsistent: moe_tp {_whole(row.moe_tp_size)} x moe_ep {ep} != tp {tp} x dp {dp}"
+    split = row.mode == "disagg"
+    plans = _pools(row, moe) if split else _plan(row, "", moe)
+    if isinstance(plans, str):
+        return plans
     m = CONCURRENCY.search(str(row.silicon_data_source))
     conc = int(m.group(1)) if m else None
-    if conc is None and _num(row.batch_size) is not None:
-        conc = int(round(row.batch_size * dp))
+    if conc is None and not split and _num(row.batch_size) is not None:
+        conc = int(round(row.batch_size * plans["dp_attention"]))
+    if conc is None and split and _num(row.decode_batch_size) is not None:
+        conc = int(round(row.decode_batch_size * plans[1][1]["dp_attention"] * plans[1][0]))
     if not conc:
         return "no concurrency recorded"
     ttft, tpot = _num(row.silicon_ttft_ms), _num(row.silicon_tpot_ms)
     if not ttft or not tpot or ttft <= 0 or tpot <= 0:
         return "no measured TTFT/TPOT"
+    gpus = sum(w * p["tp"] * p["dp_attention"] for w, p in plans) if split else plans["tp"] * plans["dp_attention"]
     try:
         name = model[0]
         fmt, why = weight_format(row, load_model(name))
         if fmt is None:
             return why
         sc = make_scenario(name, weights=fmt, kv_cache=KV_CACHE, gpu=gpu[0], gpus_per_node=min(gpu[1], gpus),
-                           nodes=math.ceil(gpus / gpu[1]), engine=engine,
-                           parallelism={"tp": tp, "dp_attention": dp, "ep": ep},
+                           nodes=math.ceil(gpus / gpu[1]), engine=engine, parallelism=None if split else plans,
                            workload={"phase": "serve", "concurrency": conc, "input_len": int(row.isl),
                                      "output_len": int(row.osl),
                                      "num_prompts": min(MAX_PROMPTS, PROMPTS_PER_SLOT * conc),
                                      "random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"},
                            name=str(row.id), file=file)
+        if split:  # two pools (planner.deploy.disaggregation), the KV path and first token at their defaults
+            (pw, pplan), (dw, dplan) = plans
+            sc = replace(sc, disaggregation=disaggregated(sc, pool(sc, "prefill", pw, pplan),
+                                                          pool(sc, "decode", dw, dplan)))
     except PlannerError as err:  # the planner's own checks (e.g. tp must divide the attention heads)
         return "not a valid scenario: " + ": ".join(x for x in (err.field, err.message) if x)
     version = row.backend_version if isinstance(row.backend_version, str) else "unstated"
+    label = (f"{sc.disaggregation.prefill.label} | {sc.disaggregation.decode.label}" if split
+             else sc.parallelism.label)
     labels = {"model": name, "gpu": gpu[0], "engine": engine, "version": f"{engine} {version}",
-              "format": sc.weights.name, "plan": sc.parallelism.label, "concurrency": conc, "band": band(conc),
-              "isl": int(row.isl), "osl": int(row.osl)}
+              "format": sc.weights.name, "plan": label, "concurrency": conc, "band": band(conc),
+              "isl": int(row.isl), "osl": int(row.osl), "mode": "disagg" if split else "agg"}
     return Case(str(row.id), sc, ttft, tpot, labels)
+
+
+def _plan(row, prefix: str, moe: bool) -> dict | str:
+    """One engine's parallel plan from the row's <prefix>tp_size, attention_dp_size, moe_tp_size, moe_ep_size and
+    pp_size columns, or why it cannot be mapped."""
+    col = lambda key: getattr(row, prefix + key)  # noqa: E731
+    who = f" ({prefix.rstrip('_')})" if prefix else ""
+    if _whole(col("pp_size")) != 1:
+        return f"pipeline parallel runs not mapped{who}"
+    tp, dp, ep = _whole(col("tp_size")), _whole(col("attention_dp_size")), _whole(col("moe_ep_size"))
+    if not moe:
+        ep = 1  # a dense model's runs carry no expert plan (the moe_* columns are placeholders)
+    elif _whole(col("moe_tp_size")) * ep != tp * dp:
+        return (f"parallel plan inconsistent{who}: moe_tp {_whole(col('moe_tp_size'))} x moe_ep {ep} != tp {tp} x "
+                f"dp {dp}")
+    return {"tp": tp, "dp_attention": dp, "ep": ep}
+
+
+def _pools(row, moe: bool) -> tuple | str:
+    """((prefill workers, plan), (decode workers, plan)) of a disaggregated row, or why it cannot be mapped."""
+    out = []
+    for role in ("prefill", "decode"):
+        workers = _num(getattr(row, f"{role}_num_workers"))
+        if workers is None or workers < 1:
+            return "disaggregated: prefill/decode worker counts not recorded"
+        plan = _plan(row, f"{role}_", moe)
+        if isinstance(plan, str):
+            return plan
+        out.append((int(workers), plan))
+    return tuple(out)
 
 
 def weight_format(row, model: Model) -> tuple[str | None, str]:
@@ -262,5 +307,6 @@ def run(path: str | Path, sample: int | None = None) -> dict:
             rows.append(evaluate(c))
         except PlannerError as err:
             skipped.append({"id": c.id, "model": c.labels["model"], "gpu": c.labels["gpu"],
-                            "engine": c.labels["engine"], "mode": "agg", "reason": f"estimate failed: {err}"})
+                            "engine": c.labels["engine"], "mode": c.labels["mode"],
+                            "reason": f"estimate failed: {err}"})
     return summarize(str(path), len(df), rows, skipped, MAPPING, time.perf_counter() - t0, sample)
