@@ -26,6 +26,13 @@ def with_launch(sc: Scenario, doc: dict) -> dict:
     parallelism is named in the assumptions (profiles/engines/llamacpp.yaml)."""
     add_sources(doc, sc.model, sc.weights)  # a Hub id's revision, a checkpoint file's exact bytes
     doc["engine_flags"] = scenario_flags(sc, (doc.get("serving") or {}).get("running_per_group"))
+    if sc.disaggregation is not None:  # one command per pool's worker, without the engine's P/D transfer flags
+        pools = (sc.disaggregation.prefill, sc.disaggregation.decode)
+        cmds = [(p, scenario_flags(p.scenario, None)) for p in pools]
+        doc["engine_flags"] = "; ".join(f"{p.role} worker (x{p.workers}): {cmd}" for p, cmd in cmds if cmd) or None
+        doc.setdefault("assumptions", []).append(
+            "launch: each pool's worker as launched alone; add the engine's disaggregation flags (SGLang "
+            "--disaggregation-mode prefill|decode, vLLM --kv-transfer-config, TensorRT-LLM cache_transceiver_config)")
     if sc.engine.name == "llamacpp" and sc.parallelism.tp > 1:
         doc.setdefault("assumptions", []).append(
             f"llama.cpp with tp {sc.parallelism.tp}: --split-mode row --tensor-split (each layer's matrices split by "
