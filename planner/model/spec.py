@@ -223,7 +223,7 @@ def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise PlannerError(
             f"unsupported model_type {model_type!r}"
-            f"{f' ({NOT_MODELLED[model_type]})' if model_type in NOT_MODELLED else ''}; "
+            f"{f' ({NOT_MODELLED[model_type]})' if model_type in tuple(NOT_MODELLED) else ''}; "
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
             file=file, field="model_type",
         )

@@ -212,12 +212,7 @@ def sizing(ctx: Context, opts: dict, where: str) -> Section:
                           F.sizing_pareto(table)))
     s.tables.append(("sizing-plans", "Ranked plans", table, True))
     # rejections grouped by reason kind with counts (every reason is in `planner size --json`)
-    merged: dict[tuple, list] = {}  # the same rejections at several rates: one row naming the rates
-    for kind, items in grouped.items():
-        for rate, g in items:
-            merged.setdefault((kind, g["plans"], g["reasons"], "; ".join(g["examples"])), []).append(rate)
-    rows = [{"reason": kind, "requests_per_s": ", ".join("-" if r is None else f"{r:g}" for r in rates),
-             "plans": n, "distinct_reasons": k, "most_frequent": ex} for (kind, n, k, ex), rates in merged.items()]
+    rows = [_rejected_row(kind, items) for kind, items in grouped.items()]  # one row per kind of reason
     if rows:
         s.tables.append(("sizing-rejected", "Rejected plans by kind of reason", pd.DataFrame(rows), True))
     return s
@@ -355,3 +350,15 @@ def build_sections(ctx: Context) -> list[Section]:
         sec: SectionSpec = ctx.spec.sections[k]
         built[k] = BUILDERS[sec.kind](ctx, dict(sec.options), sec.field)
     return [built[k] for k in range(len(ctx.spec.sections))]
+
+
+def _rejected_row(kind: str, items: list) -> dict:
+    """One kind of rejection over the traffic rates it appeared at: its counts, per rate where they differ."""
+    same = len({(g["plans"], g["reasons"], tuple(g["examples"])) for _, g in items}) == 1
+
+    def each(key):
+        return items[0][1][key] if same else " | ".join(f"{g[key]:,}" for _, g in items)
+
+    examples = items[0][1]["examples"] if same else dict.fromkeys(e for _, g in items for e in g["examples"][:2])
+    return {"reason": kind, "requests_per_s": ", ".join("-" if r is None else f"{r:g}" for r, _ in items),
+            "plans": each("plans"), "distinct_reasons": each("reasons"), "most_frequent": "; ".join(examples)}

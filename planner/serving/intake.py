@@ -7,6 +7,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 
+import numpy as np
+
 WAITING_WEIGHT = 4  # vLLM DPLBAsyncMPClient: score = waiting x 4 + running
 
 
@@ -64,3 +66,11 @@ class Intake:
                 r, self.rr = self.rr, (self.rr + 1) % self.s.ranks
             self.waiting[r].append(i)
 
+
+    def _intake(self, t: float) -> int:
+        """Requests sent by time t and not yet taken in by the API server (a rate's later requests, handed to the
+        intake in advance with their send times, are not counted before they are sent)."""
+        if not self.ready:
+            return 0
+        i0 = self.ready[0][1]
+        return int(np.searchsorted(self.sent[i0:self.next_send], t, side="right"))

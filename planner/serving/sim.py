@@ -270,7 +270,7 @@ class Replica(Intake):
                 self._advance(r, n_dec, pieces, steps, dt, t_end)
             t = t_end
             self._send_more(t)
-            self.timeline.append((t, sum(map(len, self.running)), sum(map(len, self.waiting)) + len(self.ready),
+            self.timeline.append((t, sum(map(len, self.running)), sum(map(len, self.waiting)) + self._intake(t),
                                   sum(self.kv_used) / (s.kv_tokens * s.ranks)))
         return Run(self.sent, self.first, self.last, self.inp, self.out, np.array(self.itl_gap),
                    np.array(self.itl_n), np.array(self.timeline).reshape(-1, 4), self.prefill_tokens,

@@ -73,6 +73,12 @@ def plan_dict(row, rank: int, wl) -> dict:
         value = metrics[key_at]
         margin = (value - limit) / limit if key == "output_tokens_per_s_per_user" else (limit - value) / limit
         slo[key] = {"limit": limit, "value": value, "margin": margin}
+    sim = row.extra.get("simulation")
+    for key, v in (sim or {}).get("slo", {}).items():  # the serving simulator's verdict (planner.sizing.simulated)
+        lim, val = v["limit"], v["value"]
+        margin = (val - lim) / lim if key == "output_tokens_per_s_per_user" else (lim - val) / lim
+        slo[key] = {"limit": lim, "value": val, "margin": margin, "source": "simulation",
+                    **({"percentile": v["percentile"]} if "percentile" in v else {})}
     hw = cand.hw
     host = None if hw.host is None else {"cpu": hw.host.cpu.name, "sockets": hw.host.sockets,
                                          "memory_gb": hw.host.memory_bytes / 1e9,
@@ -115,6 +121,7 @@ def plan_dict(row, rank: int, wl) -> dict:
                  "capex_parts": [{"part": p, "usd": u * row.replicas, "source": s} for p, u, s in row.cost.parts],
                  "capex_excludes": list(row.cost.excludes)},
         "flags": flags_for(cand, wl, row.cap.running),
+        "simulation": sim,
     }
 
 
@@ -299,6 +306,13 @@ def table(doc: dict) -> str:
         if any(not p["checkpoint"]["published"] for p in doc["plans"]):
             lines.append("  * needs your own quantization: nobody publishes this model's checkpoint in that format "
                          "(plans on published checkpoints rank first)")
+        sims = [p for p in doc["plans"] if p.get("simulation")]
+        if sims:
+            added = [f"#{p['rank']} +{p['simulation']['added_replicas']}" for p in sims
+                     if p["simulation"]["added_replicas"]]
+            lines.append("  SLO values from the serving simulator (one replica's share of the traffic)"
+                         + (f"; replicas it added where the closed forms fell short: {', '.join(added)}"
+                            if added else ""))
         for p in doc["plans"]:
             lines.append(f"  #{p['rank']} flags:")
             lines += [f"    {eng}: {cmd}" for eng, cmd in p["flags"].items() if cmd]

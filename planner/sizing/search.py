@@ -48,6 +48,7 @@ from planner.sizing.fits import answer as fits_answer
 from planner.sizing.fits import plan_fits
 from planner.sizing.fitting import build, fit_group, memory_groups
 from planner.sizing.rejections import Rejections
+from planner.sizing.simulated import simulate_reported
 from planner.sizing.workload import SizingWorkload, load_workload
 
 EXACT_MIN = 12  # plans the scalar model re-evaluates at least (the best by the screen)
@@ -121,8 +122,13 @@ def _slo_reject(cand: Candidate, sc: Scenario, limits: Limits, rej: Rejections, 
 def settle(row: Row, wl: SizingWorkload) -> None:
     """Replicas for the traffic, traffic served, running batch and TPOT at the operating point (traffic spread over
     the replicas), cost of the deployment. Estimated rows read the screen's curve; exact rows the scalar model."""
+    row.replicas = replicas_needed(wl.traffic.output_tokens_per_s, wl.traffic.concurrency, row.cap, row.sc)
+    resettle(row, wl)
+
+
+def resettle(row: Row, wl: SizingWorkload) -> None:
+    """Cost, traffic served and TPOT at the operating point of `row.replicas` replicas."""
     out_needed, users = wl.traffic.output_tokens_per_s, wl.traffic.concurrency
-    row.replicas = replicas_needed(out_needed, users, row.cap, row.sc)
     row.usd_per_hour = row.cost.usd_per_hour * row.replicas
     row.capex = row.cost.capex_usd * row.replicas
     per_group = None if users is None else users / (row.replicas * replica_groups(row.sc))
@@ -300,6 +306,12 @@ def size(wl: SizingWorkload, budget_s: float | None = None, progress: Progress |
     rows, rej, stats = evaluate(wl, deadline=deadline, progress=progress)
     tried = stats.pop("hardware_tried")
     exact = refine(rows, wl, rej, pareto_rows(rows), tried)
+    pool = _fork_pool()
+    try:
+        stats["simulated"] = simulate_reported(rows, exact, wl, rej, lambda r: resettle(r, wl), pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     stats["exact_evaluated"] = len(exact)
     doc = document(wl, rows, exact, rej, stats, time.perf_counter() - t0,
                    missed_types(wl, rej, tried, stats["partial"]))
