@@ -184,3 +184,19 @@ def test_bad_request_rate_is_one_line(bad):
 
     with pytest.raises(PlannerError, match="request_rate"):
         _served(request_rate=bad)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 3])
+def test_closed_form_waves_count_only_the_requests_in_flight(concurrency):
+    """The closed-form waves (planner.serving.serve, still used where no simulation runs) put a concurrency below the
+    attention-DP ranks on that many ranks: system throughput never above concurrency x the user's speed."""
+    from planner.serving.serve import serve_metrics
+
+    sc = make_scenario("kimi-k2.5", gpu="b200", gpus_per_node=8, nodes=1, engine="sglang",
+                       parallelism={"tp": 2, "dp_attention": 4, "ep": 8},
+                       workload={"phase": "serve", "concurrency": concurrency, "input_len": 1024,
+                                 "output_len": 1024}, name="dp", file="t")
+    info = {}
+    m, _, _ = serve_metrics(sc, memory_report(sc), info=info)
+    assert info["mode"] == "waves"
+    assert m["system_output_tokens_per_s"] <= concurrency * m["output_tokens_per_s_per_user"] * (1 + 1e-9)

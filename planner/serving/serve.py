@@ -208,7 +208,9 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
                     wave_prefill_ms=1e3 * w.prefill_s, wave_duration_ms=1e3 * w.duration_s, queue_ms=1e3 * w.queue_s)
         step, pre, tpot, ttft, queue = w.decode_step, w.chunk, w.tpot_s, w.ttft_s, w.queue_s
         e2e = w.e2e_s
-        out_gpu = w.size / par.tp * wl.output_len / w.duration_s
+        # requests in flight: a concurrency below the engine groups leaves groups idle (concurrency 1 on 4 attention-DP
+        # ranks is one request, not one per rank)
+        out_gpu = min(wl.concurrency, w.size * engine_groups(sc)) * wl.output_len / w.duration_s / gpus
         metrics["prefill_tokens_per_s_per_gpu"] = w.size * new_prompt / w.prefill_s / par.tp
     else:
         running = _serve_running(sc, mem)
