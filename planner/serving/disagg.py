@@ -20,9 +20,9 @@ A request's life:
    transfers from one rank one after another (bandwidth shared in time), plus the fixed latency; the prefill
    rank's KV is freed when its bytes are sent;
 6. decode: each decode worker steps on its own clock; a request whose KV has arrived joins at the next step
-   boundary with its first token made; decode-only steps of every running request (the ranks together); while no
-   request joins, steps run as one span up to the next event anywhere (a finish, a step end, an arrival: a request
-   arriving mid-step waits for the step's end either way), as planner.serving.sim does.
+   boundary with its first token made; decode-only steps of every running request (the ranks together); steps run
+   as one span up to the first finish, cut at the step boundary after a request's arrival (a request arriving
+   mid-step waits for the step's end either way), as planner.serving.sim's spans.
 TTFT: first token delivered when the prefill worker made it (`first_token: prefill`) or when the decode worker picks
 the request up after the transfer (`decode`), plus the engine's first-token path (`first_token_path_s`); TPOT, ITL
 and E2E as vLLM's client computes them (planner.serving.simstats): TPOT comes from the decode pool's steps and the
@@ -98,11 +98,14 @@ class _Decode:
     """One decode worker: per-rank running and arrived requests, reserved KV; its step in progress."""
 
     def __init__(self, ranks: int):
-        self.running: list[list[int]] = [[] for _ in range(ranks)]
+        self.idx = np.zeros(0, dtype=np.int64)  # running requests, all ranks
+        self.per_rank = [0] * ranks  # running requests per rank
         self.ready: list[list[int]] = [[] for _ in range(ranks)]
         self.held = [0] * ranks  # requests reserved on the rank (in transfer, ready or running)
         self.kv_used = [0.0] * ranks  # tokens reserved
         self.busy = False
+        self.span = (0.0, 0, 0.0)  # the running span: start, steps, seconds per step
+        self.version = 0  # of the span's end event (a cut span's old end is stale)
         self.steps = 0
         self.running_sum = 0.0
 
@@ -129,6 +132,7 @@ class DisaggRun:
         self.joined = np.zeros(n)
         self.nbytes = np.array([dis.kv_bytes(x) for x in self.inp]) if n else np.zeros(0)
         self.where = np.zeros((n, 2), dtype=np.int64)  # prefill worker and rank
+        self.rank_of = np.zeros(n, dtype=np.int64)  # decode rank
         self.pw = [_Prefill(self.ps.ranks) for _ in range(dis.prefill.workers)]
         self.dw = [_Decode(self.ds.ranks) for _ in range(dis.decode.workers)]
         self.pending: deque = deque()  # prefilled requests waiting for a decode slot
@@ -231,6 +235,7 @@ class DisaggRun:
             d.held[r] += 1
             d.kv_used[r] += need
             self.reserved[i] = t
+            self.rank_of[i] = r
             pw, pr = self.where[i]
             link = self.pw[pw]
             start = max(t, link.link_free[pr])
@@ -243,6 +248,7 @@ class DisaggRun:
         d, s = self.dw[w], self.ds
         if d.busy:
             return
+        new = []
         for r in range(s.ranks):
             for i in d.ready[r]:
                 self.joined[i] = t
@@ -252,49 +258,60 @@ class DisaggRun:
                 if self.out[i] <= 1:
                     self._finish(w, r, i, t, running=False)
                 else:
-                    d.running[r].append(i)
+                    new.append(i)
+                    d.per_rank[r] += 1
             d.ready[r] = []
-        if not any(d.running):
+        if new:
+            d.idx = np.concatenate([d.idx, np.array(new, dtype=np.int64)])
+        idx = d.idx
+        if not len(idx):
             return
-        steps = self._span(d)
-        dt = self._decode_seconds(d, steps)
-        if steps > 1 and self.events:  # the span ends at the first step boundary at or after the next event
-            cut = max(1, min(steps, ceil((self.events[0][0] - t) / dt - 1e-9)))
-            if cut < steps:
-                steps, dt = cut, self._decode_seconds(d, cut)
-        d.busy = True
-        d.steps += steps
-        d.running_sum += steps * sum(map(len, d.running))
-        self._push(t + steps * dt, DSTEP, (w, steps, dt))
+        steps = max(1, int(np.min(np.ceil((self.out[idx] - self.gen[idx]) / s.tps - 1e-9))))  # to the first finish
+        dt = self._decode_seconds(d, idx, steps)
+        d.busy, d.span, d.version = True, (t, steps, dt), d.version + 1
+        self._push(t + steps * dt, DSTEP, (w, d.version))
 
-    def _span(self, d: _Decode) -> int:
-        """Decode steps until the first of the worker's running requests finishes."""
-        left = min(int(np.min(np.ceil((self.out[run] - self.gen[run]) / self.ds.tps - 1e-9)))
-                   for run in d.running if run)
-        return max(1, left)
+    def _arrive(self, i: int, w: int, r: int, t: float) -> None:
+        """Request i's KV is on decode rank r of worker w: it joins at the worker's next step boundary (a span
+        running past that boundary is cut there: its step time, taken at the uncut span's middle context, kept)."""
+        d = self.dw[w]
+        self.arrived[i] = t
+        d.ready[r].append(i)
+        if not d.busy:
+            self._decode_step(w, t)
+            return
+        t0, steps, dt = d.span
+        cut = max(1, ceil((t - t0) / dt - 1e-9))
+        if cut < steps:
+            d.span, d.version = (t0, cut, dt), d.version + 1
+            self._push(t0 + cut * dt, DSTEP, (w, d.version))
 
-    def _decode_seconds(self, d: _Decode, steps: int) -> float:
-        """One decode step of the worker (its slowest rank) at the span's middle context."""
-        return max(self.dtab.decode(len(run), float(np.mean(self.inp[run] + self.gen[run]))
-                                    + (steps - 1) / 2 * self.ds.tps) for run in d.running if run)
+    def _decode_seconds(self, d: _Decode, idx: np.ndarray, steps: int) -> float:
+        """One decode step of the worker at the span's middle context: its fullest rank's batch at the worker's mean
+        context (APPROXIMATE: the ranks' contexts taken alike; requests go to the least loaded rank)."""
+        kv = float(np.mean(self.inp[idx] + self.gen[idx])) + (steps - 1) / 2 * self.ds.tps
+        return self.dtab.decode(max(d.per_rank), kv)
 
-    def _decode_done(self, w: int, steps: int, dt: float, t: float) -> None:
+    def _decode_done(self, w: int, version: int, t: float) -> None:
         d, s = self.dw[w], self.ds
+        if version != d.version:  # the end of a span since cut
+            return
         d.busy = False
-        for r, run in enumerate(d.running):
-            if not run:
-                continue
-            idx = np.array(run)
-            self.itl_gap.append(t - (steps - 1) * dt - self.last_tok[idx])
-            self.itl_n.append(np.ones(len(idx)))
-            if steps > 1:
-                self.itl_gap.append(np.array([dt]))
-                self.itl_n.append(np.array([float((steps - 1) * len(idx))]))
-            self.gen[idx] += steps * s.tps
-            self.last_tok[idx] = t
-            for i in idx[self.gen[idx] >= self.out[idx] - 1e-9].tolist():
-                self._finish(w, r, i, t)
-        self.timeline.append((t, sum(len(x) for v in self.dw for x in v.running),
+        _, steps, dt = d.span
+        d.steps += steps
+        idx = d.idx
+        d.running_sum += steps * len(idx)
+        gap = t - (steps - 1) * dt - self.last_tok[idx]
+        alike = np.abs(gap - dt) <= 1e-9 * dt  # requests that had a token at the step before: one gap of dt each
+        self.itl_gap += [gap[~alike], np.array([dt])]  # ITL gaps with their token counts, the alike ones as one
+        self.itl_n += [np.ones(int(np.sum(~alike))), np.array([float(np.sum(alike) + (steps - 1) * len(idx))])]
+        self.gen[idx] += steps * s.tps
+        self.last_tok[idx] = t
+        done = self.gen[idx] >= self.out[idx] - 1e-9
+        d.idx = idx[~done]
+        for i in idx[done].tolist():
+            self._finish(w, int(self.rank_of[i]), i, t)
+        self.timeline.append((t, sum(len(v.idx) for v in self.dw),
                               sum(len(q) for p in self.pw for q in p.waiting) + len(self.pending),
                               sum(sum(v.kv_used) for v in self.dw) / (s.kv_tokens * s.ranks * len(self.dw))))
         self._reserve(t)
@@ -302,8 +319,8 @@ class DisaggRun:
 
     def _finish(self, w: int, r: int, i: int, t: float, running: bool = True) -> None:
         d = self.dw[w]
-        if running:
-            d.running[r].remove(i)
+        if running:  # (already out of the worker's running array)
+            d.per_rank[r] -= 1
         d.held[r] -= 1
         d.kv_used[r] -= float(self.inp[i] + self.out[i])
         self.last[i] = t + self.ds.path_s
@@ -328,12 +345,9 @@ class DisaggRun:
                 self.pw[w].kv_used[r] -= tokens
                 self._prefill_step(w, t)
             elif kind == ARRIVE:
-                i, w, r = data
-                self.arrived[i] = t
-                self.dw[w].ready[r].append(i)
-                self._decode_step(w, t)
+                self._arrive(*data, t)
             else:
-                self._decode_done(data[0], data[1], data[2], t)
+                self._decode_done(data[0], data[1], t)
         if self.finished < n:
             raise PlannerError("disaggregated simulation stalled: requests neither run nor arrive (a prompt larger "
                                "than a prefill rank's KV pool?)", field="disaggregation")
