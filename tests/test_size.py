@@ -109,13 +109,13 @@ def test_plans_fit_memory_and_unfit_is_rejected():
 
 def test_rejections_counted_by_reason():
     wl = workload(purchase="buy", weights=["int4-g32", "gguf-ud-tq1_0"],
-                  search={"classes": ["gpu_server", "workstation"], "accelerators": ["h100-sxm", "mi355x", "rtx-4090"],
+                  search={"classes": ["gpu_server", "workstation"], "accelerators": ["h100-sxm", "h200-nvl", "rtx-4090"],
                           "max_nodes": 1})
     doc = size(wl)
     rejected = doc["rejected"]
-    assert rejected["no purchase price in profiles/hardware/mi355x.yaml"] > 0
+    assert rejected["no purchase price in profiles/hardware/h200-nvl.yaml"] > 0
     # stated up front: how many candidates had no price, and which GPUs
-    assert doc["unpriced"]["gpus"] == ["mi355x"]
+    assert doc["unpriced"]["gpus"] == ["h200-nvl"]
     assert doc["unpriced"]["candidates"] == doc["rejected_by_kind"]["no price"]
     assert any(r.startswith("weights ") and " exceed " in r for r in rejected)
     assert any("RTX 4090" in r and "TPOT" in r and "above the 50 ms SLO" in r for r in rejected), rejected  # too slow
