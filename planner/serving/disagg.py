@@ -9,9 +9,9 @@ A request's life:
    fewest (APPROXIMATE: TensorRT-LLM's disaggregated router and SGLang's load balancer pick round robin or at
    random, Dynamo by KV overlap and load; with equal prompts every choice spreads alike);
 3. prefill: each worker steps on its own clock; a step is a prefill batch per rank of up to the token budget
-   (`max_batched_tokens`) in arrival order, the last prompt chunked, while the rank's KV pool has room (a prompt's
-   KV stays there until its transfer is done); the ranks step together (the slowest rank's time); no decode runs
-   there. The worker samples the first token when the prompt's last chunk is done;
+   (`max_batched_tokens`) and the running cap in arrival order, the last prompt chunked, while the rank's KV pool has
+   room (a prompt's KV stays there until its transfer is done); the ranks step together (the slowest rank's time); no
+   decode runs there. The worker samples the first token when the prompt's last chunk is done;
 4. a decode slot: the request waits (in arrival order of finished prefills) for a decode rank whose running cap
    and KV pool take it, the least loaded first; its prompt and whole answer are reserved there at once
    (TensorRT-LLM's default capacity policy GUARANTEED_NO_EVICT reserves a request's maximum tokens; APPROXIMATE for
@@ -180,7 +180,7 @@ class DisaggRun:
             for i in p.waiting[r]:
                 left = self.inp[i] - self.done[i]
                 take = min(left, budget, free)
-                if take <= 0:
+                if take <= 0 or len(pieces) >= s.cap:
                     break
                 pieces.append((i, take))
                 budget, free = budget - take, free - take

@@ -105,7 +105,9 @@ MAPPING = {
                       "concurrency = silicon_concurrency (decode_batch_size x decode dp x decode workers where "
                       "absent); KV transfer over NVLink inside one NVLink domain (GB200/GB300 NVL72), else RDMA, "
                       "1 ms per transfer, first token from the prefill worker (planner.deploy.disaggregation "
-                      "defaults; the CSV states none of them); rows without worker counts are skipped",
+                      "defaults; the CSV states none of them); rows without worker counts are skipped; "
+                      "prefill_batch_size (1 in every row) and decode_batch_size (the concurrency's share per decode "
+                      "rank) are not mapped: the engine profile's batch caps apply",
     "engine_version": "reported per row; the engine profile's defaults are used for every version",
 }
 
