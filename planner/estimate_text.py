@@ -51,6 +51,10 @@ def text(doc: dict) -> str:
     out(f"  per GPU: weights {gb(m['weights_bytes_per_gpu'])}, KV cache {gb(m['kv_cache_bytes_per_gpu'])}, "
         f"activations {gb(m['activation_bytes_per_gpu'])}, runtime {gb(m['runtime_bytes_per_gpu'])}, "
         f"free {gb(m['free_bytes_per_gpu'])} of {gb(m['capacity_bytes_per_gpu'])}")
+    for role, pm in (m.get("pools") or {}).items():  # a disaggregated deployment: each pool's worker
+        out(f"  {role} pool: {pm['workers']} worker(s) of {pm['gpus_per_worker']} GPU(s), per GPU weights "
+            f"{gb(pm['weights_bytes_per_gpu'])}, KV cache {gb(pm['kv_cache_bytes_per_gpu'])}, free "
+            f"{gb(pm['free_bytes_per_gpu'])}" + ("" if pm["fits"] else f" - {terminal(pm['reason'])}"))
     capacity = _capacity_line(doc)
     if capacity:
         out(f"  {capacity}")
