@@ -38,11 +38,11 @@ class Op:
         return self.weight_bytes + self.act_bytes + self.kv_read_bytes + self.kv_write_bytes
 
 
-@lru_cache(maxsize=512)
-def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]:
-    """(role, layer kind) -> (bytes on this GPU, bytes of one expert (experts only), compute dtype) for one layer."""
-    spec, fmt = sc.model.spec, sc.weights
-    out: dict[tuple[str, str], tuple[float, float, str]] = {}
+@lru_cache(maxsize=64)
+def _role_tensors(spec, fmt) -> tuple:
+    """(role, layer kind) key, the tensor group that holds it first, its bytes and compute dtype: what _role_bytes
+    needs of a model and format (the walk over every tensor is done once, not once per parallel plan)."""
+    out: dict[tuple[str, str], tuple] = {}
     for t in tensor_inventory(spec):
         if t.part != "language" or not t.is_matrix:
             continue
@@ -57,8 +57,15 @@ def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]
         st = fmt.storage_for(t, spec)
         nbytes = fmt.tensor_bytes(t, spec)
         for key in keys:
-            out[key] = (nbytes * gpu_share(t, sc), nbytes / t.count, st.compute)
-    return out
+            out[key] = (t, nbytes, st.compute)
+    return tuple((key, *v) for key, v in out.items())
+
+
+@lru_cache(maxsize=512)
+def _role_bytes(sc: Scenario) -> dict[tuple[str, str], tuple[float, float, str]]:
+    """(role, layer kind) -> (bytes on this GPU, bytes of one expert (experts only), compute dtype) for one layer."""
+    return {key: (nbytes * gpu_share(t, sc), nbytes / t.count, compute)
+            for key, t, nbytes, compute in _role_tensors(sc.model.spec, sc.weights)}
 
 
 def _w(sc: Scenario, role: str, kind: str) -> float:
