@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, index_upload
 from planner.base.escape import csv_frame
 from planner.base.units import GB, gb
 
@@ -100,7 +100,8 @@ def _uploaded(filename: str, content: bytes) -> tuple[str | None, str]:
 
 
 def model_picker() -> str:
-    """The model every page shows: a profile, or an uploaded config.json once it passes the planner's checks."""
+    """The model every page shows: a profile, or an uploaded config.json once it passes the planner's checks; an
+    uploaded model.safetensors.index.json is compared with the model's recipes (dashboard/index_upload.py)."""
     from planner.base.yamlio import MAX_INPUT_BYTES
     from planner.model.models import load_model
 
@@ -112,14 +113,27 @@ def model_picker() -> str:
         max_upload_size=max(1, MAX_INPUT_BYTES // 2**20),
         help=f"Read with the planner's own checks: at most {MAX_INPUT_BYTES // 2**20} MiB, JSON, a supported "
              "model_type. Nothing is downloaded.")
-    if upload is None:
-        return name
-    ref, why = _uploaded(upload.name, upload.getvalue())
-    if ref is None:
-        st.sidebar.error(plain(f"config.json not used: {why}"))
-        st.sidebar.caption(f"Showing the {name} profile instead.")
-        return name
-    st.sidebar.success(plain(f"Using the uploaded {load_model(ref).name}"))
+    ref = name
+    if upload is not None:
+        got, why = _uploaded(upload.name, upload.getvalue())
+        if got is None:
+            st.sidebar.error(plain(f"config.json not used: {why}"))
+            st.sidebar.caption(f"Showing the {name} profile instead.")
+        else:
+            st.sidebar.success(plain(f"Using the uploaded {load_model(got).name}"))
+            ref = got
+    index = st.sidebar.file_uploader(
+        "and its model.safetensors.index.json", type=["json"], key="index_upload",
+        max_upload_size=max(1, MAX_INPUT_BYTES // 2**20),
+        help="The checkpoint's exact total bytes (metadata.total_size) beside the planner's recipes for this model. "
+             "The index only: weight files are never uploaded.")
+    if index is not None:
+        doc, why = index_upload.summary(index.name, index.getvalue(), ref)
+        if doc is None:
+            st.sidebar.error(plain(f"index not used: {why}"))
+        else:
+            for line in index_upload.lines(doc):
+                st.sidebar.caption(plain(line))
     return ref
 
 

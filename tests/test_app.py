@@ -241,3 +241,35 @@ def test_this_machine_runs_a_case_and_validation_shows_it(env):
     assert "moe-decode-t1-bf16" in set(at.dataframe[1].value["case"])
     at.multiselect(key="val.runs").set_value([]).run()
     assert any("No finished cases" in i.value for i in at.info)
+
+
+def test_upload_safetensors_index(env):
+    """A model.safetensors.index.json upload gives the checkpoint's exact total bytes beside the model's nearest
+    recipe (Kimi-K2.5's int4-g32 for a total near its recipe); a file that is not an index is one error line."""
+    import dashboard.index_upload as iu
+    from planner.model.models import load_model
+    from planner.model.quant import load_format
+
+    spec = load_model("kimi-k2.5").spec
+    total = sum(load_format("int4-g32").inventory_bytes(spec))
+    wmap = {f"model.layers.{i}.mlp.experts.0.down_proj.weight_packed": f"model-{i % 64 + 1:05d}-of-00064.safetensors"
+            for i in range(spec.num_layers)}
+    wmap |= {f"model.layers.{i}.mlp.experts.0.down_proj.weight_scale": f"model-{i % 64 + 1:05d}-of-00064.safetensors"
+             for i in range(spec.num_layers)}
+    good = json.dumps({"metadata": {"total_size": total}, "weight_map": wmap}).encode()
+    at = start()
+    at.sidebar.file_uploader(key="index_upload").set_value(("model.safetensors.index.json", good,
+                                                            "application/json")).run()
+    assert not at.exception
+    shown = " ".join(c.value for c in at.sidebar.caption).replace("\\", "")
+    assert f"{total:,} bytes, exact" in shown and "61 tensors" not in shown and "nearest planner recipe" in shown
+    assert "int4-g32" in shown and "(+0.0%)" in shown
+    doc = iu.read_index("i.json", good)
+    assert (doc["files"], doc["tensors"], doc["scale_tensors"], doc["layers"]) == (61, 122, 61, 61)
+    for content, why in ((b'{"weight_map": {"a": "b.safetensors"}}', "metadata.total_size"),
+                         (b'{"metadata": {"total_size": 5}}', "weight_map"), (b"[1]", "")):
+        at.sidebar.file_uploader(key="index_upload").set_value(("model.safetensors.index.json", content,
+                                                                "application/json")).run()
+        assert not at.exception
+        err = at.sidebar.error[0].value.replace("\\", "")
+        assert "index not used" in err and why in err and "model.safetensors.index.json" in err
