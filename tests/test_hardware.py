@@ -234,3 +234,21 @@ def test_unknown_accelerator_and_dtype():
 def test_planner_hardware_stays_pure():
     text = Path(hw.__file__).read_text()
     assert not re.search(r"^\s*(import|from)\s+(torch|pynvml|streamlit)\b", text, re.M)
+
+
+def test_nvl72_collectives_stay_on_nvlink_across_trays():
+    """GB200/GB300 NVL72: 72 GPUs in one NVLink domain over compute trays of 4. A TP16 plan on four trays runs its
+    all-reduces over NVLink (as inside one 8-GPU B200 node), not over the trays' RDMA NICs; an HGX B200 pair of
+    nodes does go over RDMA."""
+    from planner.deploy.scenario import make_scenario
+    from planner.perf.ops import scale_up_gpus
+    from planner.perf.steps import decode_step
+
+    def sc(gpu, per_node, nodes):
+        return make_scenario("deepseek-r1", weights="nvfp4", gpu=gpu, gpus_per_node=per_node, nodes=nodes,
+                             engine="trtllm", parallelism={"tp": 16, "ep": 16}, name="nvl", file="t")
+
+    gb, b2 = sc("gb200", 4, 4), sc("b200", 8, 2)
+    assert (scale_up_gpus(gb), scale_up_gpus(b2), scale_up_gpus(sc("gb300", 4, 4))) == (72, 8, 72)
+    comm = lambda s: sum(t.seconds for t in decode_step(s, 8, 2048).timed if t.op.kind == "comm")  # noqa: E731
+    assert comm(gb) < 0.5 * comm(b2)

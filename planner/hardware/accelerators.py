@@ -75,6 +75,7 @@ class Accelerator:
     # superchips (GH200, GB200, GB300): the Grace CPU's LPDDR5X is a memory tier behind NVLink-C2C
     grace_memory_bytes_per_gpu: int | None = None  # Grace memory per GPU (a Grace serves 1 or 2 GPUs); None: no tier
     grace_stream_bytes_per_s: float | None = None  # Grace -> GPU per GPU: min(C2C per direction, LPDDR5X per GPU)
+    scale_up_domain_gpus: int | None = None  # GPUs in one NVLink domain that spans nodes (GB200/GB300 NVL72: 72)
 
     def __hash__(self) -> int:  # the dict fields are not hashable; a profile is identified by its file
         return hash((self.name, self.file))
@@ -257,8 +258,8 @@ def _load_accelerator(path_text: str, _mtime_ns: int) -> Accelerator:
                                field=f"peak_tflops.{dtype}")
     flops = {d: (None if peaks[d] is None else num(peaks, d, file, prefix="peak_tflops.", minimum=0) * TERA)
              for d in DTYPES}
-    up = _section(doc, "scale_up", ("link", "uni_gb_per_s", "latency_us"), file, sources,
-                  ("uni_gb_per_s", "latency_us"), optional=True) or {}
+    up = _section(doc, "scale_up", ("link", "uni_gb_per_s", "latency_us", "domain_gpus"), file, sources,
+                  ("uni_gb_per_s", "latency_us", "domain_gpus"), optional=True) or {}
     link = _section(doc, "host_link", ("kind", "pcie_gen", "lanes", "uni_gb_per_s"), file, sources,
                     ("pcie_gen", "lanes", "uni_gb_per_s"), optional=True) or {}
     power = _section(doc, "power", ("watts",), file, sources, ("watts",), optional=True) or {}
@@ -283,6 +284,7 @@ def _load_accelerator(path_text: str, _mtime_ns: int) -> Accelerator:
         scale_up_link=get_str(up, "link", file, prefix="scale_up.", default=None),
         scale_up_bytes_per_s=_opt(up, "uni_gb_per_s", file, "scale_up.", GIGA),
         scale_up_latency_s=_opt(up, "latency_us", file, "scale_up.", 1e-6),
+        scale_up_domain_gpus=_opt(up, "domain_gpus", file, "scale_up.", None),
         host_link_kind=get_str(link, "kind", file, prefix="host_link.", default=None),
         pcie_gen=_opt(link, "pcie_gen", file, "host_link.", None),
         pcie_lanes=_opt(link, "lanes", file, "host_link.", None),

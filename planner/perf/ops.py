@@ -122,6 +122,15 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
     return ops
 
 
+def scale_up_gpus(sc) -> int:
+    """GPUs that reach each other over the scale-up fabric (NVLink, XGMI): a node's, or the accelerator's NVLink
+    domain when it spans nodes (GB200/GB300 NVL72: 72 GPUs over 18 compute trays of 4), as far as the deployment
+    reaches. Collectives inside it run at NVLink speed; beyond it over the scale-out NICs (RDMA)."""
+    per_node = sc.gpus_per_node or 1
+    domain = getattr(sc.accelerator, "scale_up_domain_gpus", None) if sc.accelerator is not None else None
+    return max(per_node, domain or 0)
+
+
 def ep_bytes_per_token(ep: int, top_k: int, gpus_per_node: int, per_node: bool) -> tuple[float, float]:
     """Copies of one token's hidden state sent to other ranks: (inside the node, across nodes).
 
@@ -229,7 +238,7 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
     if s.latent_expert_size:
         ops += latent_moe_ops(sc, n, moe_count, par.tp if e > 1 else gd)
     if e > 1:
-        intra, inter = ep_bytes_per_token(e, k, sc.gpus_per_node or 1, per_node=phase == "prefill")
+        intra, inter = ep_bytes_per_token(e, k, scale_up_gpus(sc), per_node=phase == "prefill")
         # the all-to-all ends when the busiest rank has received its tokens
         ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * he * busiest,
                       rdma_bytes=n * inter * 3 * he * busiest, comm="alltoall", group=e))

@@ -44,7 +44,7 @@ class Machine:
     acc: object | None  # planner.hardware.accelerators.Accelerator (None: CPU only)
     host: object | None  # planner.hardware.hosts.Host
     eff: Efficiency
-    gpus_per_node: int
+    gpus_per_node: int  # GPUs on one scale-up fabric (planner.perf.ops.scale_up_gpus): collectives beyond go over RDMA
     numa_aware: bool  # engine spreads CPU work over all sockets
     cpu_dtype: str  # fp32 (llama.cpp AVX-512) or bf16/int8 (AMX kernels)
     cpu_memory_efficiency: float | None = None  # engine's CPU kernels' fraction of DRAM bandwidth

@@ -29,7 +29,7 @@ from math import ceil
 from planner.deploy.engines import load_engine
 from planner.deploy.scenario import Scenario
 from planner.hardware.efficiency import calibration_file, efficiency_for
-from planner.perf.ops import Op, role_dtype, step_ops
+from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
 from planner.perf.roofline import Machine, TimedOp, time_op
 
 # Two-batch overlap hides this fraction of the shorter of compute and communication. 0.5 reproduces the gains
@@ -64,7 +64,7 @@ def machine(sc: Scenario) -> Machine:
     acc = sc.accelerator
     gguf = sc.weights.family == "gguf"
     cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
-    return Machine(acc, sc.host, _efficiency(sc), sc.gpus_per_node or 1, sc.engine.cpu_numa_aware, cpu_dtype,
+    return Machine(acc, sc.host, _efficiency(sc), scale_up_gpus(sc), sc.engine.cpu_numa_aware, cpu_dtype,
                    sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_for(cpu_dtype),
                    sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap)
 
