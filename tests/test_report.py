@@ -115,6 +115,7 @@ def test_every_claim_has_a_verdict_row():
     assert table.loc["enterprise", "kind"] == "wrong" and "2x h100-sxm cannot hold" in table.loc["enterprise", "reason"]
     assert "35.6x" in table.loc["mla-kv-ratio", "planner"]
     assert "tok" in table.loc["size-tq1", "planner"] or "tokens" in table.loc["size-tq1", "planner"]
+    assert table.loc["training", "kind"] == "not_checkable" and "M GPU-hours" in table.loc["training", "planner"]
 
 
 def _scaled(fn, factor):
@@ -344,3 +345,22 @@ def test_failed_swap_puts_the_previous_report_back(tmp_path, monkeypatch):
         build_report(SECOND, out, png=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_training_claim_gets_its_compute():
+    """15.5T tokens x Kimi K2.5's active parameters, at the MFU DeepSeek-V3's pre-training reached (37B active,
+    14.8T tokens, 2.664M H800 GPU-hours): 6ND FLOP and GPU-hours; the claim itself stays not checkable."""
+    from planner.report.check_inputs import Ctx
+    from planner.report.checks import run_check
+
+    ref = {"active": 37.0e9, "tokens": 14.8e12, "gpu_hours": 2.664e6, "gpu": "h800-sxm", "source": "DeepSeek-V3"}
+    f = run_check({"check": "training_compute", "tokens": 15.5e12, "gpus": ["h800-sxm", "h200-sxm"],
+                   "reference": ref}, Ctx("kimi-k2.5", {}, "r.yaml", "x"))
+    mfu = 6 * 37.0e9 * 14.8e12 / (2.664e6 * 3600 * 989e12)
+    assert f.kind == "not_checkable" and f"{mfu:.1%} MFU" in f.planner
+    active = float(f.calls[-1].split("active ")[1].split(" B")[0]) * 1e9
+    hours = 6 * active * 15.5e12 / (mfu * 989e12) / 3600
+    assert f"{hours / 1e6:,.2f}M GPU-hours" in f.planner and "H800 SXM / H200 SXM" in f.planner
+    with pytest.raises(PlannerError, match="reference.gpu"):
+        run_check({"check": "training_compute", "tokens": 1e12, "gpus": ["h100-sxm"],
+                   "reference": {**ref, "gpu": "nope"}}, Ctx("kimi-k2.5", {}, "r.yaml", "x"))

@@ -17,6 +17,7 @@ whose `workload` may name a report workload):
   speed              scenario, metric, claimed (number or [low, high])
   experts_touched    tokens (list), claimed_all (true: every expert must be resident)
   api_break_even     scenario, api {input_per_m_usd, output_per_m_usd}
+  training_compute   tokens, gpus (list), reference {active, tokens, gpu_hours, gpu, source} (a published run's MFU)
   not_checkable      reason
 """
 
@@ -45,6 +46,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "speed": ("scenario", "metric", "claimed"),
     "experts_touched": ("tokens", "claimed_all"),
     "api_break_even": ("scenario", "api"),
+    "training_compute": ("tokens", "gpus", "reference"),
     "not_checkable": ("reason",),
 }
 
@@ -75,4 +77,5 @@ CHECKS = {"params": facts.check_params, "architecture": facts.check_architecture
           "kv_ratio": facts.check_kv_ratio, "mla_kv_formula": facts.check_mla_kv_formula,
           "fits": deploy.check_fits, "min_gpus": deploy.check_min_gpus, "offload_fit": deploy.check_offload_fit,
           "speed": deploy.check_speed, "experts_touched": deploy.check_experts_touched,
-          "api_break_even": deploy.check_api, "not_checkable": check_not_checkable}
+          "api_break_even": deploy.check_api, "training_compute": facts.check_training_compute,
+          "not_checkable": check_not_checkable}

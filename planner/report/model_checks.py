@@ -12,6 +12,7 @@ from typing import Any
 from planner.base.errors import PlannerError, resolve_named
 from planner.base.units import gb
 from planner.base.yamlio import require_mapping
+from planner.hardware.accelerators import load_accelerator
 from planner.model.inspect import inspect_model
 from planner.model.kv import kv_layout, mha_equivalent_bytes_per_token
 from planner.model.quant import load_format
@@ -128,3 +129,32 @@ def check_mla_kv_formula(opts: Mapping, ctx: Ctx) -> Finding:
     return Finding(kind, off, f"{own:,} B/token = {s.num_layers} x ({s.kv_lora_rank} + {s.qk_rope_head_dim}) x "
                    f"{nbytes} B", f"the formula gives {formula:,} B/token; K and V share one latent stored once, "
                    f"plus {s.qk_rope_head_dim} decoupled RoPE dims: L x (C + {s.qk_rope_head_dim}) x B = {own:,}")
+
+
+def check_training_compute(opts: Mapping, ctx: Ctx) -> Finding:
+    """What a claimed pre-training token count implies: 6 x active parameters x tokens FLOP (the forward and backward
+    GEMMs per token, Kaplan et al. 2020; attention over the context and MTP heads not counted, so a floor), and
+    GPU-hours on each GPU at the model FLOP utilization (MFU) a published run reached: `reference` {active, tokens,
+    gpu_hours, gpu, source} gives MFU = 6 x active x tokens / (GPU-hours x 3600 x the GPU's dense BF16 peak). The
+    token count and the optimizer themselves cannot be checked: the verdict stays "not checkable", with the compute."""
+    model, doc = _inspect(opts, ctx)
+    active, tokens = doc["params"]["active_per_token"], number(opts, "tokens", ctx, minimum=1)
+    ref = require_mapping(need(opts, "reference", ctx), ctx.file, f"{ctx.field}.reference")
+    at = f"{ctx.field}.reference"
+    sub = Ctx(ctx.model, ctx.workloads, ctx.file, at)
+    ref_gpu = resolve_named(load_accelerator, name(ref, "gpu", sub), ctx.file, f"{at}.gpu")
+    ref_flop = 6 * number(ref, "active", sub, minimum=1) * number(ref, "tokens", sub, minimum=1)
+    mfu = ref_flop / (number(ref, "gpu_hours", sub, minimum=1) * 3600 * ref_gpu.peak_flops("bf16"))
+    flop = 6 * active * tokens
+    by_hours: dict[float, list[str]] = {}  # GPUs with the same BF16 peak need the same GPU-hours
+    for k, g in enumerate(need(opts, "gpus", ctx)):
+        acc = resolve_named(load_accelerator, g, ctx.file, f"{ctx.field}.gpus[{k}]")
+        by_hours.setdefault(flop / (mfu * acc.peak_flops("bf16")) / 3600, []).append(acc.display_name)
+    ctx.call(f"6 x active {_count(active)} x {_count(tokens)} tokens; MFU {mfu:.1%} from {name(ref, 'source', sub)}")
+    planner = f"{flop:.3g} FLOP: " + "; ".join(
+        f"{h / 1e6:,.2f}M GPU-hours ({h / 24:,.0f} GPU-days, {h / 24 / 2048:,.0f} days on 2,048) on {' / '.join(g)}"
+        for h, g in by_hours.items()) + f" at {mfu:.1%} MFU"
+    reason = (f"the token count and optimizer cannot be checked; {_count(tokens)} tokens x {_count(active)} active "
+              f"parameters imply {planner} (the MFU {ref_gpu.display_name} reached in {name(ref, 'source', sub)}; "
+              f"6ND counts no attention FLOP, so a floor)")
+    return Finding("not_checkable", None, planner, reason)
