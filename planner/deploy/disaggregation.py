@@ -18,8 +18,8 @@ KV transfer (KVTransfer): a request's prompt KV, kv_bytes(prompt tokens) = the u
 decode worker in `streams` parallel GPU-to-GPU copies (TP ranks holding different KV heads send their own shard,
 TensorRT-LLM "KV cache transmission between different sets of GPUs can occur in parallel", docs/source/1.0/features/
 disagg-serving.md; an MLA latent, the same on every TP rank, is one copy) over
-- NVLink when both pools fit in one NVLink domain (`link: auto`): the accelerator profile's scale_up link names its
-  domain (GB200/GB300 "NVL72 rack domain": 72 GPUs), else the domain is the node (gpus_per_node). Per stream: the
+- NVLink when both pools fit in one NVLink domain (`link: auto`): the accelerator profile's scale_up.domain_gpus
+  (GB200/GB300 NVL72: 72 GPUs), else the domain is the node (gpus_per_node). Per stream: the
   measured peer copy (scale_up_achieved) where the profile has one, else the scale-up bandwidth x the calibration's
   alltoall_nvlink_fraction (DeepEP intranode, profiles/calibration/default.yaml);
 - otherwise RDMA: the calibration's rdma_bytes_per_s_per_gpu per stream (DeepEP internode 43-58 GB/s per GPU over a
@@ -41,7 +41,6 @@ under load, of which the RDMA transfer of a 12,000-token prompt ~6 ms): `decode`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from math import ceil
@@ -65,7 +64,6 @@ POOL_PLAN_KEYS = tuple(k for k in PARALLEL_KEYS if k not in ("replicas", "disagg
 # users measured (~6 ms, sgl-project/sglang #22853) and well over one RDMA round trip (the 46-94 us NCCL small-message
 # latencies of profiles/calibration/default.yaml). A scenario states its own as kv_transfer.latency_ms
 KV_TRANSFER_LATENCY_S = 1e-3
-_NVL = re.compile(r"NVL(\d+)")
 
 
 @dataclass(frozen=True)
@@ -191,11 +189,11 @@ def disaggregated(base: Scenario, prefill: Pool, decode: Pool, kv_transfer: Mapp
 
 
 def nvlink_domain(base: Scenario) -> int:
-    """GPUs one NVLink domain joins: the NVL<N> the accelerator's scale-up link names (GB200/GB300 racks: 72),
-    else one node."""
+    """GPUs one NVLink domain joins: the accelerator profile's scale_up.domain_gpus where the domain spans nodes
+    (GB200/GB300 NVL72: 72), else one node (as planner.perf.ops.scale_up_gpus counts it for collectives)."""
     acc = base.accelerator
-    m = _NVL.search(acc.scale_up_link or "") if acc is not None else None
-    return int(m.group(1)) if m else max(1, base.gpus_per_node)
+    domain = acc.scale_up_domain_gpus if acc is not None else None
+    return max(1, base.gpus_per_node, domain or 0)
 
 
 def kv_path(base: Scenario, prefill: Pool, decode: Pool, layout: KVLayout, kv: Mapping, file: str) -> KVTransfer:
