@@ -165,3 +165,13 @@ def test_silicon_disaggregated_rows_map_to_pools():
     inconsistent = df[df["mode"] == "disagg"].head(1).assign(decode_moe_tp_size=2.0)
     _, skipped = silicon.cases(inconsistent, str(FIXTURE))
     assert skipped[0]["reason"] == "parallel plan inconsistent (decode): moe_tp 2 x moe_ep 8 != tp 8 x dp 1"
+
+
+def test_one_user_never_exceeds_its_own_rate():
+    """Concurrency 1 on several workers per pool: the system's output rate is the one user's at most, and every
+    request's first token comes before its last."""
+    wl = {**WORKLOAD, "concurrency": 1, "num_prompts": 4}
+    res = _run(_deployment(prefill_workers=2, decode_workers=2, workload=wl, gpus=8)).sim
+    m = res.metrics()
+    assert m["system_output_tokens_per_s"] <= m["output_tokens_per_s_per_user"] * 1.0001
+    assert res.requests == 4 and (res.ttft_s > 0).all() and (res.e2e_s > res.ttft_s).all()
