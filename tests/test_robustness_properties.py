@@ -53,7 +53,7 @@ REL = 1e-9  # float noise allowed in "never more / never less" comparisons
 MODELS = list_models()
 MOE_MODELS = [m for m in MODELS if load_model(m).spec.is_moe]
 FORMATS = list_formats() + ["mixed-2.5bpw", "mixed-1.58bpw"]
-# accelerators with published tensor peaks (l20, rtx-6000-ada, rtx-pro-6000 and three Apple chips have none: every
+# accelerators with published tensor peaks (l20, rtx-6000-ada and three Apple chips have none: every
 # estimate on them stops at the roofline, see test_estimate_without_tensor_peaks_still_reports_memory)
 GPUS = ["h100-sxm", "h200-sxm", "b200", "a100-sxm-80gb", "h20", "mi300x", "l40s", "rtx-4090", "rtx-5090",
         "apple-m3-ultra"]
