@@ -18,10 +18,15 @@ for the same shapes (STYLE.md habit 8: FLOP and bytes come from planner.perf.ops
   heads) or Kimi K2.5 (64 heads) at that TP.
 Fit (kernels_bench.calibrate.fit, the planner's roofline as the model): per op kind the reference dtype's rows fit
 compute, memory and floor; each other dtype's rows then fit its own compute curve (`compute_by_dtype`; int4_wo,
-the W4A16 kernels Kimi K2.5's INT4 experts run, as `int4`). Every HOLDOUT_EVERY-th distinct shape is held out; the
-file written is the fit without them, so the held-out median and p90 |predicted/measured - 1| it reports are its
-own, beside the default table's (profiles/calibration/default.yaml) on the same rows. Refusals as calibrate's
-(kernels_bench/calibration_guard.py). Writes profiles/calibration/<gpu>-<engine>.yaml (planner.base.outputs).
+the W4A16 kernels Kimi K2.5's INT4 experts run, as `int4`). Then kernels_bench/silicon_fit.py fits per op kind and
+compute dtype a shape surface (`shape_by_dtype`: the speed factor over the curves on a grid of op-record variables,
+GEMM m x width x depth, MoE rows per expert x touched experts' width x depth, MLA decode heads x bytes x context,
+MLA prefill tokens x heads-context), which planner.hardware.efficiency reads (OpEfficiency.shape_for); the planner's
+roofline does not apply it yet (the calibrations are not enabled). Every HOLDOUT_EVERY-th distinct shape is held out;
+the file written is the fit without them, so the held-out median and p90 |predicted/measured - 1| it reports are its
+own, beside the curves' alone, the default table's (profiles/calibration/default.yaml) on the same rows, and
+leave-model-shape-out cross-validation. Refusals as calibrate's (kernels_bench/calibration_guard.py). Writes
+profiles/calibration/<gpu>-<engine>.yaml (planner.base.outputs).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from kernels_bench import plan
+from kernels_bench import silicon_fit
 from kernels_bench.calibrate import _pct, _rel, _yaml_curve, fit
 from kernels_bench.calibration_guard import HEADER, check_fit, write_calibration
 from planner.base.errors import PlannerError
@@ -43,7 +48,6 @@ from planner.hardware.accelerators import load_accelerator
 from planner.hardware.efficiency import CAL_DIR, Efficiency, efficiency_for
 from planner.model.quant import storage_types
 from planner.perf.ops import _gemm, step_ops
-from planner.perf.roofline import time_op
 from planner.perf.steps import decode_ops, prefill_ops
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "gb200": "gb200",
@@ -66,7 +70,17 @@ PER_DTYPE = ("gemm", "grouped_gemm")  # kinds whose other dtypes get their own c
 MIN_GEMM_KN = 1024
 MIN_MOE_HIDDEN = 4096
 HOLDOUT_EVERY = 5
-MAX_ROWS = 240  # per (table, dtype) in the fit: the pattern search re-times every row per trial (2 shared cores)
+MAX_ROWS = 1200  # per (table, dtype): the shape surfaces' least squares takes them all
+CURVE_ROWS = 240  # of which the curves' pattern search fits at most this many (it re-times every row per trial)
+# MoE rows with more EP ranks than this are held out of the shape surfaces (and reported beside them): the tables'
+# EP kernels scan every token's routing (num_tokens x topk rows) though only 1/ep of the pairs are local, a
+# variable the planner's op record (the GPU's own pairs, as after a DeepEP dispatch) does not carry
+MAX_SHAPE_EP = 8
+# a row's model shape, for leave-model-shape-out cross-validation (MLA: total heads = which model)
+MODEL_SHAPE = {"gemm_perf": lambda r: (r.n, r.k), "moe_perf": lambda r: (r.hidden_size, r.inter_size, r.topk,
+                                                                        r.num_experts),
+               "generation_mla_perf": lambda r: (r.num_heads * r.tp_size,),
+               "context_mla_perf": lambda r: (r.num_heads * r.tp_size,)}
 MLA_MODELS = {128: "deepseek-v3", 64: "kimi-k2.5"}  # total attention heads -> a profile with that MLA layout
 MOE_BASE = "kimi-k2.5"
 
@@ -188,6 +202,7 @@ def load_rows(tables: dict[str, Path], gpu: str) -> list[dict]:
                     & (df.hidden_size >= MIN_MOE_HIDDEN)]
             dcol, build = "moe_dtype", lambda r: moe_ops(r, gpu)
             shape = ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size")
+
         else:
             df = df[(df.num_heads * df.tp_size).isin(list(MLA_MODELS))]
             phase = "decode" if name.startswith("generation") else "prefill"
@@ -206,32 +221,36 @@ def load_rows(tables: dict[str, Path], gpu: str) -> list[dict]:
                 if ops:
                     runs.append({"ops": ops, "measured_s": r.latency * 1e-3, "weight": 1.0, "layer": True,
                                  "group": f"{name}-{i}", "table": name, "dtype": str(dtype),
-                                 "holdout": i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1})
+                                 "holdout": i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1,
+                                 "model": tuple(int(v) for v in MODEL_SHAPE[name](r)),
+                                 "fit_shape": getattr(r, "moe_ep_size", 1) <= MAX_SHAPE_EP})
     return runs
 
 
 # ---------------------------------------------------------------- fit, report, write
 
-def _errors(runs: list[dict], eff: Efficiency, acc) -> list[float]:
-    m = plan.machine(acc, eff)
-    return [sum(time_op(op, m).seconds for op in r["ops"]) / r["measured_s"] - 1 for r in runs]
+_errors = silicon_fit.errors
 
 
-def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]]:
-    """Per kind: the reference dtype's training rows fit compute, memory and floor; each other dtype's rows then
-    fit its own compute curve. MLA rows (both KV dtypes) fit their kind together. Returns the table and, per kind,
-    the dtype curves fitted."""
+def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]], dict]:
+    """Per kind: the reference dtype's training rows (at most CURVE_ROWS) fit compute, memory and floor; each other
+    dtype's rows then fit its own compute curve; then every (kind, compute dtype) gets its shape surface from all
+    training rows of the table dtype that fitted its curve (kernels_bench/silicon_fit.py). Returns the table, per
+    kind the dtype curves fitted, and {(kind, compute dtype): table dtype} of the surfaces."""
     eff = efficiency_for(None)
     by_kind: dict[str, dict[str, list]] = {}
     for r in runs:
         if not r["holdout"]:
             by_kind.setdefault(r["ops"][_main(r)].kind, {}).setdefault(r["dtype"], []).append(r)
+    train = {k: {d: _every_run(rs, CURVE_ROWS) for d, rs in g.items()} for k, g in by_kind.items()}
+    sources: dict[tuple[str, str], str] = {}
     fitted: dict[str, list[str]] = {}
     for kind, groups in sorted(by_kind.items()):
         order = [d for d in REFERENCE.get(kind, ()) if d in groups] + sorted(
             d for d in groups if d not in REFERENCE.get(kind, ()))
         ref = order[0]
-        eff = fit(groups[ref], eff, acc, only=(kind,))
+        eff = fit(train[kind][ref], eff, acc, only=(kind,))
+        sources[(kind, _key(groups[ref][0]))] = ref
         if kind not in PER_DTYPE:
             fitted[kind] = []
             continue
@@ -243,10 +262,19 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
         for d in order[1:]:
             key = _key(groups[d][0])
             if key not in done:  # fp8_block before per-tensor fp8 (REFERENCE order)
-                eff = fit(groups[d], eff, acc, only=(kind,), dtype=key)
+                eff = fit(train[kind][d], eff, acc, only=(kind,), dtype=key)
+                sources[(kind, key)] = d
                 done.append(key)
         fitted[kind] = sorted(done)
-    return eff, fitted
+    return silicon_fit.fit_surfaces(runs_train(runs), eff, acc, sources, _main), fitted, sources
+
+
+def runs_train(runs: list[dict]) -> list[dict]:
+    return [r for r in runs if not r["holdout"]]
+
+
+def _every_run(rows: list, n: int) -> list:
+    return rows if len(rows) <= n else [rows[round(i * (len(rows) - 1) / (n - 1))] for i in range(n)]
 
 
 def _main(run: dict) -> int:
@@ -258,18 +286,29 @@ def _key(run: dict) -> str:
     return run["ops"][_main(run)].dtype
 
 
-def _summary(runs: list[dict], eff: Efficiency, acc) -> dict:
+def _stats(errs: list[float], prefix: str) -> dict:
+    return {f"{prefix}median_abs_error": round(_pct(errs, 0.5), 4), f"{prefix}p90_abs_error": round(_pct(errs, 0.9), 4)}
+
+
+def _summary(runs: list[dict], eff: Efficiency, acc, sources: dict) -> dict:
+    """Per table.dtype: held-out |error| with the surfaces, with the curves alone, with the default table, and of
+    leave-model-shape-out cross-validation; MoE rows beyond MAX_SHAPE_EP (outside the surfaces' fit) apart."""
     out = {}
     default = efficiency_for(None)
+    curves = replace(eff, ops={k: replace(e, shape_by_dtype=()) for k, e in eff.ops.items()})
+    cv = silicon_fit.cv_model_shapes(runs, eff, acc, sources, _main)
     for (table, dtype) in sorted({(r["table"], r["dtype"]) for r in runs}):
         rows = [r for r in runs if r["table"] == table and r["dtype"] == dtype]
-        held = [r for r in rows if r["holdout"]]
-        e, d = _errors(held, eff, acc), _errors(held, default, acc)
-        out[f"{table}.{dtype}"] = {"n_fit": len(rows) - len(held), "n_holdout": len(held),
-                                   "holdout_median_abs_error": round(_pct(e, 0.5), 4),
-                                   "holdout_p90_abs_error": round(_pct(e, 0.9), 4),
-                                   "default_median_abs_error": round(_pct(d, 0.5), 4),
-                                   "default_p90_abs_error": round(_pct(d, 0.9), 4)}
+        held = [r for r in rows if r["holdout"] and r["fit_shape"]]
+        wide = [r for r in rows if r["holdout"] and not r["fit_shape"]]
+        entry = {"n_fit": sum(not r["holdout"] for r in rows), "n_holdout": len(held)}
+        entry |= _stats(_errors(held, eff, acc), "holdout_") | _stats(_errors(held, curves, acc), "curves_")
+        entry |= _stats(_errors(held, default, acc), "default_")
+        if cv.get(f"{table}.{dtype}"):
+            entry |= {"n_cv_model_shapes": len({r["model"] for r in rows})} | _stats(cv[f"{table}.{dtype}"], "cv_")
+        if wide:
+            entry |= {"n_holdout_wide_ep": len(wide)} | _stats(_errors(wide, eff, acc), "wide_ep_")
+        out[f"{table}.{dtype}"] = entry
     return out
 
 
@@ -286,12 +325,12 @@ def import_silicon(args) -> dict:
     runs = load_rows(tables, gpu)
     if len([r for r in runs if r["holdout"]]) < 2:
         raise PlannerError(f"{len(runs)} usable rows in {sorted(tables)}: too few to hold any out", field="--system")
-    eff, fitted = fit_silicon(runs, acc)
-    held = [r for r in runs if r["holdout"]]
+    eff, fitted, sources = fit_silicon(runs, acc)
+    held = [r for r in runs if r["holdout"] and r["fit_shape"]]
     errs = _errors(held, eff, acc)
     kinds = sorted(fitted)
     check_fit(eff, kinds, _pct(errs, 0.5), f"{args.system} {args.engine}", _Where(root))
-    per_table = _summary(runs, eff, acc)
+    per_table = _summary(runs, eff, acc, sources)
     name = f"{gpu}-{args.engine}"
     out_dir = Path(args.out) if getattr(args, "out", None) else CAL_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -304,6 +343,10 @@ def import_silicon(args) -> dict:
         by = {d: _yaml_curve(c) for d, c in e.compute_by_dtype if d in fitted[kind]}
         if by:
             entry["compute_by_dtype"] = by
+        shapes = {d: {"axes": list(sf.axes), "knots": [list(k) for k in sf.knots], "factors": list(sf.factors)}
+                  for d, sf in e.shape_by_dtype}
+        if shapes:
+            entry["shape_by_dtype"] = shapes
         entry["n"] = sum(r["ops"][_main(r)].kind == kind for r in runs)
         ops_doc[kind] = entry
     versions = {t: p.parent.name for t, p in tables.items()}
@@ -313,11 +356,12 @@ def import_silicon(args) -> dict:
                   f"{', '.join(sorted(set(versions.values())))}): "
                   + "; ".join(f"systems/data/{_under(p, root)}" for p in tables.values()),
         "ops": ops_doc,
-        "fit": {"method": "pattern search on mean |log(predicted/measured)|; planner.perf.roofline.time_op as the "
-                          "model (kernels_bench/silicon.py)",
+        "fit": {"method": "curves: pattern search on mean |log(predicted/measured)|, planner.perf.roofline.time_op as "
+                          "the model (kernels_bench/silicon.py); shape_by_dtype: reweighted least squares of "
+                          "log(t_curves/t_measured) on a grid of op-record variables (kernels_bench/silicon_fit.py)",
                 "package": f"aiconfigurator-core {package_version()}", "system": args.system, "engine": args.engine,
                 "engine_versions": versions, "holdout": f"every {HOLDOUT_EVERY}th distinct shape per table and dtype",
-                "n_fit": len(runs) - len(held), "n_holdout": len(held),
+                "n_fit": len(runs_train(runs)), "n_holdout": len(held),
                 "holdout_median_abs_error": round(_pct(errs, 0.5), 4),
                 "holdout_p90_abs_error": round(_pct(errs, 0.9), 4),
                 "default_holdout_median_abs_error": round(_pct(_errors(held, efficiency_for(None), acc), 0.5), 4),
@@ -325,8 +369,11 @@ def import_silicon(args) -> dict:
     }
     header = (f"{HEADER} import-silicon` (kernels_bench/silicon.py): NVIDIA aiconfigurator-core's measured op\n"
               f"# latencies on {args.system} with {args.engine}, fitted as fractions of profiles/hardware/{gpu}.yaml "
-              "peaks; curves\n# [[m, fraction], ...] over GEMM rows m as in default.yaml. int4 = W4A16 (int4_wo).\n")
-    write_calibration(path, header + yaml.safe_dump(doc, sort_keys=False, width=120))
+              "peaks; curves\n# [[m, fraction], ...] over GEMM rows m as in default.yaml. int4 = W4A16 (int4_wo). "
+              "shape_by_dtype:"
+              "\n# speed factors on a grid of op-record variables (planner.hardware.efficiency.Surface), the roofline"
+              "\n# time divided by them.\n")
+    write_calibration(path, header + yaml.safe_dump(doc, sort_keys=False, width=120, default_flow_style=None))
     efficiency_for.cache_clear()
     return {"device": name, "file": _rel(path), "n_fit": doc["fit"]["n_fit"], "n_holdout": len(held),
             "holdout_median_abs_error": doc["fit"]["holdout_median_abs_error"],

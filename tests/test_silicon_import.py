@@ -68,6 +68,11 @@ def test_import_silicon_fits_and_writes(tmp_path, capsys):
     assert doc["engine_versions"]["moe_perf"] == "0.5.14"
     eff = _read(out / "h200-sxm-sglang.yaml", efficiency_for(None))
     assert "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype)
+    assert {"int4", "fp8"} <= set(dict(eff.ops["grouped_gemm"].shape_by_dtype))  # a shape surface per dtype
+    assert "bf16" in dict(eff.ops["gemm"].shape_by_dtype) and "bf16" in dict(eff.ops["attention_decode"].shape_by_dtype)
+    gemm = doc["tables"]["gemm_perf.bfloat16"]
+    assert {"curves_median_abs_error", "default_median_abs_error", "cv_median_abs_error"} <= set(gemm)
+    assert gemm["n_cv_model_shapes"] == 2  # (n, k) pairs
     text = (out / "h200-sxm-sglang.yaml").read_text()
     assert "moe/sglang/0.5.14/moe_perf.parquet" in text and "aiconfigurator-core" in text
 

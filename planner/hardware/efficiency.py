@@ -4,6 +4,10 @@
 `profiles/calibration/<gpu>-<engine>.yaml` (silicon tables of that engine, `kernels_bench import-silicon`) when
 present, else `profiles/calibration/<gpu>.yaml` when kernels_bench has written one (`calibration_file`). "Theoretical"
 and "calibrated" estimates are the same code with a different table (STYLE.md habit 6).
+
+A silicon calibration may also carry, per op kind and compute dtype, a shape surface (`shape_by_dtype`): a factor on
+the speed the curves give, as a function of shape variables read off the op record (SHAPE_AXES), interpolated on a
+grid (`Surface`). The default table has none, so `OpEfficiency.shape_for` is 1 for every op there.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ OP_KINDS = ("gemm", "grouped_gemm", "attention_decode", "attention_prefill", "el
 # GEMM compute dtypes (planner.perf.roofline FALLBACK_DTYPE); int4 names the W4A16 kernels (INT4 weights dequantized
 # in the GEMM, BF16 activations: Marlin / Machete / CUTLASS mixed-input) whose curve a grouped_gemm table may carry
 DTYPES = ("fp4", "fp8", "int8", "int4", "bf16", "fp16")
+# shape variables a surface may use, each read off a planner.perf.op_record.Op (duck-typed: this floor does not
+# import planner.perf): m = GEMM rows (rows per expert for grouped GEMMs, query rows for attention), depth = reduction
+# depth K (1 when the op has none), width = FLOP / (2 m depth) (a GEMM's output columns on this GPU; the touched
+# experts' columns together for a grouped GEMM; heads x context for attention), bytes = bytes moved, context = KV
+# bytes read / written (tokens of context per new token: a decode step's context length)
+SHAPE_AXES = ("m", "depth", "width", "bytes", "context")
 COMM_KEYS = ("allreduce_latency_s", "allreduce_latency_cross_node_s", "allreduce_busbw_fraction",
              "alltoall_latency_s", "alltoall_nvlink_fraction", "rdma_bytes_per_s_per_gpu", "pcie_fraction")
 
@@ -42,6 +52,44 @@ class Curve:
         return pts[-1][1]
 
 
+def shape_axis(op, axis: str) -> float:
+    """The value of one SHAPE_AXES variable for an op record, at least 1."""
+    m, depth = max(op.m or 1, 1), max(op.depth or 1.0, 1.0)
+    value = {"m": m, "depth": depth, "width": op.flops / (2 * m * depth) if op.flops else 1.0, "bytes": op.bytes,
+             "context": op.kv_read_bytes / op.kv_write_bytes if op.kv_write_bytes else 1.0}[axis]
+    return max(float(value), 1.0)
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A factor over a grid of shape variables: multilinear in log(variable) between knots, geometric in the factor
+    (linear in its log), held flat beyond the outer knots."""
+
+    axes: tuple[str, ...]  # SHAPE_AXES names
+    knots: tuple[tuple[float, ...], ...]  # per axis, ascending
+    factors: tuple[float, ...]  # row-major over the knots (last axis fastest)
+
+    def at(self, values: tuple[float, ...]) -> float:
+        corners = [(0, 1.0)]
+        stride = 1
+        for knots, v in zip(reversed(self.knots), reversed(values), strict=True):
+            if len(knots) == 1 or v <= knots[0]:
+                i, f = 0, 0.0
+            elif v >= knots[-1]:
+                i, f = len(knots) - 2, 1.0
+            else:
+                i = next(j for j in range(len(knots) - 1) if knots[j] <= v <= knots[j + 1])
+                f = (math.log(v) - math.log(knots[i])) / (math.log(knots[i + 1]) - math.log(knots[i]))
+            nxt = [(c + i * stride, w * (1 - f)) for c, w in corners]
+            if len(knots) > 1:
+                nxt += [(c + (i + 1) * stride, w * f) for c, w in corners if f > 0]
+            corners, stride = nxt, stride * len(knots)
+        return math.exp(sum(w * math.log(self.factors[c]) for c, w in corners))
+
+    def at_op(self, op) -> float:
+        return self.at(tuple(shape_axis(op, a) for a in self.axes))
+
+
 @dataclass(frozen=True)
 class OpEfficiency:
     compute: Curve  # fraction of peak FLOP/s vs GEMM rows
@@ -50,9 +98,17 @@ class OpEfficiency:
     # compute curves of dtypes whose kernels reach a different fraction of their own peak (FP4 GEMMs run at a
     # lower fraction of the FP4 peak than FP8/BF16 GEMMs of the same shape reach of theirs)
     compute_by_dtype: tuple[tuple[str, Curve], ...] = ()
+    # silicon calibrations: per compute dtype, the factor its kernels run faster (> 1) or slower than the curves
+    # give at a shape; a roofline time is divided by it (kernels_bench/silicon_fit.py fits it)
+    shape_by_dtype: tuple[tuple[str, Surface], ...] = ()
 
     def compute_for(self, dtype: str) -> Curve:
         return next((c for d, c in self.compute_by_dtype if d == dtype), self.compute)
+
+    def shape_for(self, op) -> float:
+        """Speed factor of this op's shape (1 without a surface for its dtype)."""
+        surface = next((s for d, s in self.shape_by_dtype if d == op.dtype), None)
+        return surface.at_op(op) if surface else 1.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +140,24 @@ def read_curves(value: Any, dtypes: tuple[str, ...], file: str, field: str) -> t
     return tuple(sorted((d, read_curve(v, file, f"{field}.{d}")) for d, v in mapping.items()))
 
 
+def read_surface(value: Any, file: str, field: str) -> Surface:
+    """{axes: [name, ...], knots: [[v, ...], ...], factors: [f, ...]} (row-major, last axis fastest)."""
+    doc = require_mapping(value, file, field)
+    check_keys(doc, ("axes", "knots", "factors"), file, f"{field}.")
+    axes, knots, factors = doc.get("axes"), doc.get("knots"), doc.get("factors")
+    if not (isinstance(axes, list) and axes and all(a in SHAPE_AXES for a in axes) and len(set(axes)) == len(axes)):
+        raise PlannerError(f"axes must be distinct names among {', '.join(SHAPE_AXES)}", file=file,
+                           field=f"{field}.axes")
+    num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0  # noqa: E731
+    if not (isinstance(knots, list) and len(knots) == len(axes) and all(
+            isinstance(k, list) and k and all(num(x) for x in k) and k == sorted(set(k)) for k in knots)):
+        raise PlannerError("one ascending list of positive knots per axis", file=file, field=f"{field}.knots")
+    if not (isinstance(factors, list) and len(factors) == math.prod(len(k) for k in knots)
+            and all(num(f) and f <= 100 for f in factors)):
+        raise PlannerError("one factor in (0, 100] per grid point", file=file, field=f"{field}.factors")
+    return Surface(tuple(axes), tuple(tuple(float(x) for x in k) for k in knots), tuple(float(f) for f in factors))
+
+
 def _read(path, base: Efficiency | None) -> Efficiency:
     file = str(path)
     doc = require_mapping(load_document(path), file)
@@ -93,20 +167,26 @@ def _read(path, base: Efficiency | None) -> Efficiency:
         if kind not in OP_KINDS:
             raise PlannerError(f"unknown op kind (known: {', '.join(OP_KINDS)})", file=file, field=f"ops.{kind}")
         entry = require_mapping(entry, file, f"ops.{kind}")
-        check_keys(entry, ("compute", "memory", "floor_s", "compute_by_dtype", "source", "n", "holdout_error"), file,
-                   f"ops.{kind}.")
+        check_keys(entry, ("compute", "memory", "floor_s", "compute_by_dtype", "shape_by_dtype", "source", "n",
+                           "holdout_error"), file, f"ops.{kind}.")
         old = ops.get(kind)
         if old is None and not ("compute" in entry and "memory" in entry):
             raise PlannerError("a new op kind needs both compute and memory", file=file, field=f"ops.{kind}")
         by_dtype = dict(old.compute_by_dtype) if old else {}
         if entry.get("compute_by_dtype") is not None:
             by_dtype |= dict(read_curves(entry["compute_by_dtype"], DTYPES, file, f"ops.{kind}.compute_by_dtype"))
+        shapes = dict(old.shape_by_dtype) if old else {}
+        if entry.get("shape_by_dtype") is not None:
+            field = f"ops.{kind}.shape_by_dtype"
+            mapping = require_mapping(entry["shape_by_dtype"], file, field)
+            check_keys(mapping, DTYPES, file, f"{field}.")
+            shapes |= {d: read_surface(v, file, f"{field}.{d}") for d, v in mapping.items()}
         ops[kind] = OpEfficiency(
             read_curve(entry["compute"], file, f"ops.{kind}.compute") if "compute" in entry else old.compute,
             read_curve(entry["memory"], file, f"ops.{kind}.memory") if "memory" in entry else old.memory,
             get_number(entry, "floor_s", file, prefix=f"ops.{kind}.", default=old.floor_s if old else 0.0,
                        minimum=0, maximum=1),
-            tuple(sorted(by_dtype.items())))
+            tuple(sorted(by_dtype.items())), tuple(sorted(shapes.items())))
     comm = dict(base.comm) if base else {}
     c = require_mapping(doc.get("comm") or {}, file, "comm")
     check_keys(c, COMM_KEYS, file, "comm.")

@@ -1,0 +1,169 @@
+"""Shape surfaces for silicon calibrations: the factor by which measured kernels beat (> 1) or miss the speed the
+fitted one-variable curves give, on a grid of shape variables read off the planner's op records.
+
+kernels_bench/silicon.py fits each op kind's curves over GEMM rows m first (pattern search through
+planner.perf.roofline.time_op); this module then fits, per op kind and compute dtype, a
+planner.hardware.efficiency.Surface over SHAPE (variables from planner.hardware.efficiency.shape_axis, never
+recomputed here): a row's target is log(t_curves / t_measured) for the op it measures (the other ops of the row, such
+as a MoE row's permute/SwiGLU kernels, keep the curves' time), and the grid's log-factors solve a least-squares problem
+with a second-difference penalty along each axis (cells without rows follow their neighbours) and iteratively
+reweighted toward mean |error| (a few wild rows do not bend the surface). Cross-validation: every model shape's rows
+are predicted by surfaces fitted without that shape (grouped folds), and leave-one-GPU-out by surfaces fitted on the
+other GPUs' rows of the same engine (`logo`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from kernels_bench import plan
+from planner.hardware.efficiency import Efficiency, Surface, shape_axis
+from planner.perf.roofline import time_op
+
+# shape variables per op kind (planner.hardware.efficiency.SHAPE_AXES) and knots per variable
+SHAPE = {"gemm": ("m", "width", "depth"), "grouped_gemm": ("m", "width", "depth"),
+         "attention_decode": ("m", "bytes", "context"), "attention_prefill": ("m", "width")}
+KNOTS = {"m": 8, "width": 5, "depth": 5, "bytes": 6, "context": 6}
+SMOOTH = 0.3  # weight of the second-difference penalty (log-factor per knot step)
+RIDGE = 1e-3  # pull of each log-factor toward 0 (no correction), for cells far from every row
+FACTOR_LO, FACTOR_HI = 0.02, 50.0
+CV_FOLDS = 5
+
+
+def predict(run: dict, eff: Efficiency, acc) -> float:
+    """The planner's time for a row: each op's roofline time over its kind's shape factor."""
+    m = plan.machine(acc, eff)
+    return sum(time_op(op, m).seconds / (eff.ops[op.kind].shape_for(op) if op.kind in eff.ops else 1.0)
+               for op in run["ops"])
+
+
+def errors(runs: list[dict], eff: Efficiency, acc) -> list[float]:
+    return [predict(r, eff, acc) / r["measured_s"] - 1 for r in runs]
+
+
+def _target(run: dict, i: int, eff: Efficiency, acc) -> tuple[list[float], float] | None:
+    """(shape variables, log(t_curves / t_measured)) of the op a row measures, or None when the row's other ops
+    already take (nearly) all of its time."""
+    m = plan.machine(acc, eff)
+    op = run["ops"][i]
+    t_main = time_op(op, m).seconds
+    t_other = sum(time_op(o, m).seconds for j, o in enumerate(run["ops"]) if j != i)
+    rest = run["measured_s"] - t_other
+    if t_main <= 0 or rest <= 0.05 * run["measured_s"]:
+        return None
+    return [shape_axis(op, a) for a in SHAPE[op.kind]], math.log(t_main / rest)
+
+
+def _knots(values: np.ndarray, n: int) -> list[float]:
+    distinct = sorted(set(float(f"{v:.3g}") for v in values))
+    if len(distinct) <= n:
+        return distinct
+    lo, hi = math.log(distinct[0]), math.log(distinct[-1])
+    return sorted(set(float(f"{math.exp(lo + (hi - lo) * i / (n - 1)):.3g}") for i in range(n)))
+
+
+def _design(x: np.ndarray, knots: list[list[float]]) -> np.ndarray:
+    """Interpolation weights [rows, grid points] of Surface.at (multilinear in log, row-major, last axis fastest)."""
+    rows = x.shape[0]
+    sizes = [len(k) for k in knots]
+    a = np.zeros((rows, math.prod(sizes)))
+    idx = [np.zeros(rows, dtype=int)]
+    w = [np.ones(rows)]
+    for axis, k in enumerate(knots):
+        lk = np.log(np.asarray(k))
+        v = np.clip(np.log(x[:, axis]), lk[0], lk[-1])
+        if len(k) == 1:
+            lo, f = np.zeros(rows, dtype=int), np.zeros(rows)
+        else:
+            lo = np.clip(np.searchsorted(lk, v, side="right") - 1, 0, len(k) - 2)
+            f = (v - lk[lo]) / (lk[lo + 1] - lk[lo])
+        new_idx, new_w = [], []
+        for ci, cw in zip(idx, w, strict=True):
+            new_idx.append(ci * len(k) + lo)
+            new_w.append(cw * (1 - f))
+            if len(k) > 1:
+                new_idx.append(ci * len(k) + lo + 1)
+                new_w.append(cw * f)
+        idx, w = new_idx, new_w
+    for ci, cw in zip(idx, w, strict=True):
+        np.add.at(a, (np.arange(rows), ci), cw)
+    return a
+
+
+def _penalty(sizes: list[int]) -> np.ndarray:
+    grid = np.arange(math.prod(sizes)).reshape(sizes)
+    rows = []
+    for axis, n in enumerate(sizes):
+        g = np.moveaxis(grid, axis, 0)
+        for i in range(1, n - 1):
+            r = np.zeros((g[0].size, grid.size))
+            at = np.arange(g[0].size)
+            r[at, g[i - 1].ravel()] += SMOOTH
+            r[at, g[i].ravel()] -= 2 * SMOOTH
+            r[at, g[i + 1].ravel()] += SMOOTH
+            rows.append(r)
+    rows.append(np.eye(grid.size) * RIDGE)
+    return np.vstack(rows)
+
+
+def fit_surface(xs: list[list[float]], ys: list[float], axes: tuple[str, ...]) -> Surface:
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    knots = [_knots(x[:, i], KNOTS[a]) for i, a in enumerate(axes)]
+    a, pen = _design(x, knots), _penalty([len(k) for k in knots])
+    w = np.ones(len(y))
+    for _ in range(4):  # reweighted least squares toward mean |log error|
+        theta = np.linalg.lstsq(np.vstack([a * w[:, None], pen]), np.concatenate([y * w, np.zeros(len(pen))]),
+                                rcond=None)[0]
+        w = 1 / np.sqrt(np.maximum(np.abs(a @ theta - y), 0.02))
+    factors = np.clip(np.exp(theta), FACTOR_LO, FACTOR_HI)
+    return Surface(axes, tuple(tuple(k) for k in knots), tuple(float(f"{f:.4g}") for f in factors))
+
+
+def fit_surfaces(runs: list[dict], eff: Efficiency, acc, sources: dict[tuple[str, str], str],
+                 main) -> Efficiency:
+    """`eff` with a shape surface per (kind, compute dtype) in `sources` (-> the table dtype whose rows fit it), from
+    the runs marked `fit_shape`; `main(run)` is the index of the op a row measures. Targets are computed once per
+    run under the curves of `eff` (kept in the run as `shape_target`)."""
+    by: dict[tuple[str, str], tuple[list, list]] = {}
+    for r in runs:
+        i = main(r)
+        op = r["ops"][i]
+        if not r.get("fit_shape", True) or sources.get((op.kind, op.dtype)) != r["dtype"]:
+            continue
+        if "shape_target" not in r:
+            r["shape_target"] = _target(r, i, eff, acc)
+        t = r["shape_target"]
+        if t:
+            by.setdefault((op.kind, op.dtype), ([], []))[0].append(t[0])
+            by[(op.kind, op.dtype)][1].append(t[1])
+    ops = dict(eff.ops)
+    for (kind, dtype), (xs, ys) in sorted(by.items()):
+        if len(ys) < 8:
+            continue
+        shapes = dict(ops[kind].shape_by_dtype) | {dtype: fit_surface(xs, ys, SHAPE[kind])}
+        ops[kind] = replace(ops[kind], shape_by_dtype=tuple(sorted(shapes.items())))
+    return replace(eff, ops=ops)
+
+
+def cv_model_shapes(runs: list[dict], eff: Efficiency, acc, sources: dict, main) -> dict[str, list[float]]:
+    """Per table.dtype, the errors of every row predicted by surfaces fitted without its model shape (model shapes
+    dealt into CV_FOLDS folds per table, training rows only; the one-variable curves under them are the full fit's
+    `eff`, whose surfaces are dropped: a dtype whose only model shape is left out is predicted by its curves)."""
+    eff = replace(eff, ops={k: replace(e, shape_by_dtype=()) for k, e in eff.ops.items()})
+    out: dict[str, list[float]] = {}
+    for table in sorted({r["table"] for r in runs}):
+        rows = [r for r in runs if r["table"] == table]
+        models = sorted({r["model"] for r in rows})
+        if len(models) < 2:
+            continue
+        fold = {mdl: i % CV_FOLDS for i, mdl in enumerate(models)}
+        for f in sorted(set(fold.values())):
+            train = [r for r in rows if fold[r["model"]] != f and not r["holdout"]]
+            test = [r for r in rows if fold[r["model"]] == f and r.get("fit_shape", True)]
+            fitted = fit_surfaces(train, eff, acc, sources, main)
+            for r, e in zip(test, errors(test, fitted, acc), strict=True):
+                out.setdefault(f"{table}.{r['dtype']}", []).append(e)
+    return out
