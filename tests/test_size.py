@@ -109,8 +109,8 @@ def test_plans_fit_memory_and_unfit_is_rejected():
 
 def test_rejections_counted_by_reason():
     wl = workload(purchase="buy", weights=["int4-g32", "gguf-ud-tq1_0"],
-                  search={"classes": ["gpu_server", "workstation"], "accelerators": ["h100-sxm", "h200-nvl", "rtx-4090"],
-                          "max_nodes": 1})
+                  search={"classes": ["gpu_server", "workstation"],
+                          "accelerators": ["h100-sxm", "h200-nvl", "rtx-4090"], "max_nodes": 1})
     doc = size(wl)
     rejected = doc["rejected"]
     assert rejected["no purchase price in profiles/hardware/h200-nvl.yaml"] > 0
