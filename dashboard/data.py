@@ -92,19 +92,12 @@ def datasets() -> dict:
 def upload_model(filename: str, content: bytes) -> tuple[str | None, str]:
     """Check an uploaded config.json with the planner's own reader (size limit, JSON, supported architecture) and
     store it where `load_model` can read it. Returns (model reference, "") or (None, why)."""
-    from planner.base.yamlio import MAX_INPUT_BYTES, parse_text, require_mapping
+    from dashboard.index_upload import upload_json
     from planner.model.spec import model_spec_from_config
 
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name)[:80] or "config.json"
     try:
-        if len(content) > MAX_INPUT_BYTES:
-            raise PlannerError(f"file is {len(content):,} bytes, over the {MAX_INPUT_BYTES:,}-byte input limit",
-                               file=name)
-        try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise PlannerError(f"not UTF-8 text (byte {err.start})", file=name) from None
-        config = require_mapping(parse_text(text, name, json_mode=True), name)
+        config = upload_json(name, content)
         label = _upload_label(config, name)
         model_spec_from_config(config, name=label, file=name)
     except PlannerError as err:

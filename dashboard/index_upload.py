@@ -17,8 +17,8 @@ LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 SCALE = re.compile(r"(scale|scales|scale_inv|_scale_2|zeros|g_idx)$")  # quantization side tensors
 
 
-def read_index(filename: str, content: bytes) -> dict:
-    """Files, tensors, layers, scale tensors and total bytes of an uploaded index; one-line errors naming the file."""
+def upload_json(filename: str, content: bytes) -> dict:
+    """An uploaded JSON object (a config.json, an index) within the input size limit; one-line errors naming it."""
     if len(content) > MAX_INPUT_BYTES:
         raise PlannerError(f"file is {len(content):,} bytes, over the {MAX_INPUT_BYTES:,}-byte input limit",
                            file=filename)
@@ -26,7 +26,12 @@ def read_index(filename: str, content: bytes) -> dict:
         text = content.decode("utf-8")
     except UnicodeDecodeError as err:
         raise PlannerError(f"not UTF-8 text (byte {err.start})", file=filename) from None
-    doc = require_mapping(parse_text(text, filename, json_mode=True), filename)
+    return require_mapping(parse_text(text, filename, json_mode=True), filename)
+
+
+def read_index(filename: str, content: bytes) -> dict:
+    """Files, tensors, layers, scale tensors and total bytes of an uploaded index; one-line errors naming the file."""
+    doc = upload_json(filename, content)
     wmap = doc.get("weight_map")
     if not isinstance(wmap, dict) or not wmap or not all(isinstance(v, str) for v in wmap.values()):
         raise PlannerError("not a safetensors index: no weight_map of tensor names to files", file=filename,
