@@ -38,7 +38,6 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from math import ceil
 
 import numpy as np
@@ -50,7 +49,7 @@ from planner.deploy.scenario import Scenario
 from planner.serving.client import Client
 from planner.serving.sim import Sched
 from planner.serving.simstats import Run, SimResult, combine
-from planner.serving.steptable import StepTable
+from planner.serving.steptable import step_table
 
 INTAKE, PSTEP, KVFREE, ARRIVE, DSTEP = range(5)  # event kinds, in the order simultaneous events are handled
 
@@ -116,7 +115,7 @@ class DisaggRun:
     def __init__(self, dis: Disaggregation, mems: tuple[MemoryReport, MemoryReport], client: Client):
         self.dis, self.client = dis, client
         self.ps, self.ds = Sched.of(dis.prefill.scenario, mems[0]), Sched.of(dis.decode.scenario, mems[1])
-        self.ptab, self.dtab = _table(dis.prefill.scenario, client), _table(dis.decode.scenario, client)
+        self.ptab, self.dtab = step_table(dis.prefill.scenario, client), step_table(dis.decode.scenario, client)
         rng = np.random.default_rng(client.seed)
         n = client.num_prompts
         self.inp, self.out = client.input.draw(n, rng), client.output.draw(n, rng)
@@ -384,12 +383,3 @@ def _whole(dis: Disaggregation) -> Scenario:
     sc = dis.decode.scenario
     return replace(sc, parallelism=replace(sc.parallelism, tp=1, dp_attention=1, pp=1, replicas=dis.gpus))
 
-
-def _table(sc: Scenario, client: Client) -> StepTable:
-    """A pool's step table, context anchors as planner.serving.sim's: half the mean prompt, prompt + 1.5 answers."""
-    return _cached_table(sc, max(1.0, client.input.mean * 0.5), client.input.mean + client.output.mean * 1.5)
-
-
-@lru_cache(maxsize=32)
-def _cached_table(sc: Scenario, kv_lo: float, kv_hi: float) -> StepTable:
-    return StepTable(sc, kv_lo, kv_hi)

@@ -56,7 +56,6 @@ import argparse
 import time
 from collections import deque
 from dataclasses import dataclass
-from functools import lru_cache
 from heapq import heappop, heappush
 from math import ceil
 
@@ -69,7 +68,7 @@ from planner.perf.steps import tokens_per_step
 from planner.serving.client import Client, Lengths
 from planner.serving.intake import Intake
 from planner.serving.simstats import Run, SimResult, combine
-from planner.serving.steptable import StepTable
+from planner.serving.steptable import StepTable, step_table
 
 LEAST_LOADED = ("vllm",)  # engines whose DP router picks the least loaded rank (others: round robin)
 
@@ -345,7 +344,7 @@ def simulate(sc: Scenario, mem: MemoryReport, client: Client) -> SimResult:
     """Run `client` against the deployment; replicas share its requests evenly (identical shares simulated once)."""
     sched = Sched.of(sc, mem)
     wl = sc.workload
-    table = _table(sc, client)
+    table = step_table(sc, client)
     reps = sc.parallelism.replicas
     shares = []
     for k in range(reps):
@@ -360,16 +359,7 @@ def simulate(sc: Scenario, mem: MemoryReport, client: Client) -> SimResult:
                      client.arrival, client.seed)
         runs.append((Replica(sched, table, sub, wl.prefix_cache_hit).run(), shares.count(share)))
     return combine(sc, runs)
-
-
-def _table(sc: Scenario, client: Client) -> StepTable:
-    """The step table of a run: context anchors at half the mean prompt and the mean prompt + 1.5 answers."""
-    return _cached_table(sc, max(1.0, client.input.mean * 0.5), client.input.mean + client.output.mean * 1.5)
-
-
-@lru_cache(maxsize=32)
-def _cached_table(sc: Scenario, kv_lo: float, kv_hi: float) -> StepTable:
-    return StepTable(sc, kv_lo, kv_hi)  # filled lazily: later runs of the same scenario reuse its evaluations
+  # filled lazily: later runs of the same scenario reuse its evaluations
 
 
 def _bench() -> None:

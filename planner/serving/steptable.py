@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from planner.deploy.scenario import Scenario
 from planner.perf.steps import decode_step, prefill_step
@@ -119,3 +120,15 @@ class StepTable:
         if b <= 0:
             return self.prefill(tokens, context)
         return self.prefill(tokens + b, context) + self.decode_slope(b)[1] * kv
+
+
+def step_table(sc: Scenario, client) -> StepTable:
+    """The step table of a simulated run (planner.serving.sim, planner.serving.disagg; `client` a
+    planner.serving.client.Client): context anchors at half the mean prompt and the mean prompt + 1.5 answers.
+    One per scenario and anchors, filled lazily: later runs of the same scenario reuse its evaluations."""
+    return _cached_table(sc, max(1.0, client.input.mean * 0.5), client.input.mean + client.output.mean * 1.5)
+
+
+@lru_cache(maxsize=32)
+def _cached_table(sc: Scenario, kv_lo: float, kv_hi: float) -> StepTable:
+    return StepTable(sc, kv_lo, kv_hi)
