@@ -246,8 +246,8 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
     sources: dict[tuple[str, str], str] = {}
     fitted: dict[str, list[str]] = {}
     for kind, groups in sorted(by_kind.items()):
-        order = [d for d in REFERENCE.get(kind, ()) if d in groups] + sorted(
-            d for d in groups if d not in REFERENCE.get(kind, ()))
+        order = [d for d in REFERENCE.get(kind, ()) if d in groups] + sorted(  # fp8_block first: the `fp8` curve
+            (d for d in groups if d not in REFERENCE.get(kind, ())), key=lambda d: (d != "fp8_block", d))
         ref = order[0]
         eff = fit(train[kind][ref], eff, acc, only=(kind,))
         sources[(kind, _key(groups[ref][0]))] = ref
