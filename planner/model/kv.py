@@ -50,6 +50,7 @@ takes). 60 x 2,048 + 57 x 256 = 137,472 B per token. APPROXIMATE: vLLM forces a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import ceil
 
 from planner.base.errors import PlannerError
@@ -151,6 +152,12 @@ class KVLayout:
 
 
 def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
+    """The model's KV cache layout in `dtype` (cached per model and dtype: the sizing search asks per plan)."""
+    return _kv_layout(spec, dtype)
+
+
+@lru_cache(maxsize=256)
+def _kv_layout(spec: ModelSpec, dtype: str) -> KVLayout:
     if dtype not in KV_DTYPES and dtype not in KV_DTYPE_BYTES:
         raise PlannerError(f"unknown KV cache dtype {dtype!r}; known: {', '.join(KV_DTYPES)}", field="kv_cache")
     sliding = sum(t == "sliding_attention" for t in spec.layer_types)

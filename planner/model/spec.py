@@ -1,15 +1,15 @@
 """Model specs: one frozen dataclass built from a Hugging Face `config.json` of a supported type.
 
-`model_spec_from_config(config, name=..., file=...)` reads the fields each architecture uses
-(the same names transformers' own config classes read) and rejects unknown `model_type`s and
-missing fields with a one-line PlannerError. Everything downstream (tensor inventory, bytes,
-KV cache, op records) reads only this spec.
+`model_spec_from_config(config, name=..., file=...)` reads the fields each architecture uses (the same names
+transformers' own config classes read) and rejects unknown `model_type`s and missing fields with a one-line
+PlannerError. Everything downstream (tensor inventory, bytes, KV cache, op records) reads only this spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from planner.base.errors import PlannerError
@@ -172,11 +172,11 @@ class ModelSpec:
         return {"attention": {k: att.count(k) for k in ATTENTION_KINDS if k in att},
                 "ffn": {k: ffn.count(k) for k in FFN_KINDS if k in ffn}}
 
-    @property
+    @cached_property  # frozen dataclass: the value goes to the instance's __dict__ once (the op records ask per step)
     def num_linear_layers(self) -> int:
         return sum(t == "linear_attention" for t in self.layer_types)
 
-    @property
+    @cached_property
     def num_mixerless_layers(self) -> int:
         """Nemotron-H feed-forward blocks: no token mixer (0 for decoder layers)."""
         return sum(t == "none" for t in self.layer_types)
