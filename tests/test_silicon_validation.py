@@ -103,3 +103,11 @@ def test_bad_csv_is_one_line(tmp_path, capsys):
     assert main(["silicon", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no column 'silicon_data_source'" in err
+
+
+def test_parallel_run_gives_the_serial_answer(monkeypatch, doc):
+    """`--jobs N` estimates in forked processes: the same rows, skips and errors as one process, in order."""
+    monkeypatch.setattr(silicon, "PARALLEL_MIN", 1)
+    par = silicon.run(FIXTURE, jobs=2)
+    strip = lambda d: {k: v for k, v in d.items() if k != "runtime_s"}  # noqa: E731
+    assert strip(par) == strip(doc)

@@ -21,8 +21,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import multiprocessing
+import os
 import re
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -83,6 +88,7 @@ PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record
 # loop does not stay in synchronized waves (planner.serving.client.Lengths.random)
 RANGE_RATIO = 0.8
 KV_CACHE = "bf16"  # the CSV does not record the KV cache dtype; bf16 is the engines' "auto" for these checkpoints
+PARALLEL_MIN = 40  # cases below which one process is faster than starting others
 CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 BANDS = ((4, "<=4"), (16, "5-16"), (64, "17-64"), (256, "65-256"), (math.inf, ">256"))
 
@@ -293,8 +299,9 @@ def evaluate(case: Case) -> dict:
     return row
 
 
-def run(path: str | Path, sample: int | None = None) -> dict:
-    """Map, estimate and group the CSV at `path` (every `sample`-th evaluable row when given)."""
+def run(path: str | Path, sample: int | None = None, jobs: int | None = None) -> dict:
+    """Map, estimate and group the CSV at `path` (every `sample`-th evaluable row when given), over `jobs` processes
+    (default: every CPU; forked, so each starts with this process's loaded profiles)."""
     t0 = time.perf_counter()
     df = read_csv(path)
     found, skipped = cases(df, str(path))
@@ -303,12 +310,30 @@ def run(path: str | Path, sample: int | None = None) -> dict:
     # deployments together: profiles, memory and step tables are looked up while still cached
     found.sort(key=lambda c: (c.labels["model"], c.labels["gpu"], c.labels["engine"], c.labels["plan"],
                               c.labels["format"], c.labels["isl"], c.labels["osl"], c.labels["concurrency"]))
-    rows = []
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    parts = [found[k * len(found) // (4 * jobs):(k + 1) * len(found) // (4 * jobs)] for k in range(4 * jobs)]
+    results = None
+    if jobs > 1 and len(found) >= PARALLEL_MIN and threading.current_thread() is threading.main_thread():
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as executor:
+                results = list(executor.map(_evaluate_all, parts))
+        except (OSError, ValueError, BrokenProcessPool):  # no fork here: one process
+            results = None
+    if results is None:
+        results = [_evaluate_all(found)]
+    rows = [r for part, _ in results for r in part]
+    skipped += [s for _, failed in results for s in failed]
+    return summarize(str(path), len(df), rows, skipped, MAPPING, time.perf_counter() - t0, sample)
+
+
+def _evaluate_all(found: list[Case]) -> tuple[list[dict], list[dict]]:
+    """(estimated rows, rows whose estimate the planner refused with the reason) of some cases, in order."""
+    rows, failed = [], []
     for c in found:
         try:
             rows.append(evaluate(c))
         except PlannerError as err:
-            skipped.append({"id": c.id, "model": c.labels["model"], "gpu": c.labels["gpu"],
-                            "engine": c.labels["engine"], "mode": c.labels["mode"],
-                            "reason": f"estimate failed: {err}"})
-    return summarize(str(path), len(df), rows, skipped, MAPPING, time.perf_counter() - t0, sample)
+            failed.append({"id": c.id, "model": c.labels["model"], "gpu": c.labels["gpu"],
+                           "engine": c.labels["engine"], "mode": c.labels["mode"],
+                           "reason": f"estimate failed: {err}"})
+    return rows, failed
