@@ -74,6 +74,10 @@ def plan_dict(row, rank: int, wl) -> dict:
         margin = (value - limit) / limit if key == "output_tokens_per_s_per_user" else (limit - value) / limit
         slo[key] = {"limit": limit, "value": value, "margin": margin}
     sim = row.extra.get("simulation")
+    if sim:  # latencies as the simulation found them (it judges the SLO); throughput stays the closed forms'
+        metrics.update({k: v for k, v in sim["metrics"].items() if v is not None and k.startswith(("ttft", "tpot"))})
+        if metrics.get("tpot_ms"):
+            metrics["output_tokens_per_s_per_user"] = 1e3 / metrics["tpot_ms"]
     for key, v in (sim or {}).get("slo", {}).items():  # the serving simulator's verdict (planner.sizing.simulated)
         lim, val = v["limit"], v["value"]
         margin = (val - lim) / lim if key == "output_tokens_per_s_per_user" else (lim - val) / lim
