@@ -69,6 +69,17 @@ def metrics(pairs: Iterable[tuple[str, Any]], scale: float = 1.0) -> tuple[tuple
     return tuple(out)
 
 
+def serving_latencies(d: Mapping, e2e: str) -> list[tuple[str, Any]]:
+    """The latency keys of vllm benchmarks/serve.py's result, which SGLang bench_serving writes under the same names:
+    mean / median / p99 TTFT and TPOT, mean ITL, mean and p99 end-to-end latency (`e2e`: "e2el" in vLLM,
+    "e2e_latency" in SGLang), as (metric, value) pairs for `metrics`."""
+    return [("ttft_ms", d.get("mean_ttft_ms")), ("ttft_median_ms", d.get("median_ttft_ms")),
+            ("ttft_p99_ms", d.get("p99_ttft_ms")), ("tpot_ms", d.get("mean_tpot_ms")),
+            ("tpot_median_ms", d.get("median_tpot_ms")), ("tpot_p99_ms", d.get("p99_tpot_ms")),
+            ("itl_ms", d.get("mean_itl_ms")), ("e2e_latency_ms", d.get(f"mean_{e2e}_ms")),
+            ("e2e_latency_p99_ms", d.get(f"p99_{e2e}_ms"))]
+
+
 def whole(x: float | None) -> int | None:
     return None if x is None else max(0, round(x))
 

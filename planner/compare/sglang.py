@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner.compare.result import Run, is_record, metrics, number, serving_shape, whole
+from planner.compare.result import Run, is_record, metrics, number, serving_latencies, serving_shape, whole
 
 NAME = "SGLang bench_serving / bench_one_batch JSONL"
 # bench_serving --backend -> the engine it measured (profiles/engines/); bench_one_batch runs SGLang's model runner
@@ -58,11 +58,7 @@ def _serving_run(d: dict, k: int) -> list[Run]:
         mean_e2e_ms=d.get("mean_e2e_latency_ms"), request_throughput=d.get("request_throughput"),
         measured_concurrency=d.get("concurrency"))
     measured = metrics([
-        ("ttft_ms", d.get("mean_ttft_ms")), ("ttft_median_ms", d.get("median_ttft_ms")),
-        ("ttft_p99_ms", d.get("p99_ttft_ms")), ("tpot_ms", d.get("mean_tpot_ms")),
-        ("tpot_median_ms", d.get("median_tpot_ms")), ("tpot_p99_ms", d.get("p99_tpot_ms")),
-        ("itl_ms", d.get("mean_itl_ms")), ("e2e_latency_ms", d.get("mean_e2e_latency_ms")),
-        ("e2e_latency_p99_ms", d.get("p99_e2e_latency_ms")), ("system_output_tokens_per_s", d.get("output_throughput")),
+        *serving_latencies(d, "e2e_latency"), ("system_output_tokens_per_s", d.get("output_throughput")),
         ("request_throughput_per_s", d.get("request_throughput")),
     ])
     tin, tout = number(d.get("input_throughput")), number(d.get("output_throughput"))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.compare.result import Run, is_record, metrics, number, serving_shape
+from planner.compare.result import Run, is_record, metrics, number, serving_latencies, serving_shape
 
 NAME = "vLLM bench serve JSON"
 PERCENTILES = (50, 90, 99)  # the ones planner.serving.simstats reports
@@ -39,11 +39,7 @@ def runs(doc: dict) -> list[Run]:
         request_rate=doc.get("request_rate"), num_prompts=doc.get("num_prompts", doc.get("completed")),
         mean_e2e_ms=doc.get("mean_e2el_ms"), request_throughput=doc.get("request_throughput"))
     measured = metrics([
-        ("ttft_ms", doc.get("mean_ttft_ms")), ("ttft_median_ms", doc.get("median_ttft_ms")),
-        ("ttft_p99_ms", doc.get("p99_ttft_ms")), ("tpot_ms", doc.get("mean_tpot_ms")),
-        ("tpot_median_ms", doc.get("median_tpot_ms")), ("tpot_p99_ms", doc.get("p99_tpot_ms")),
-        ("itl_ms", doc.get("mean_itl_ms")), ("e2e_latency_ms", doc.get("mean_e2el_ms")),
-        ("e2e_latency_p99_ms", doc.get("p99_e2el_ms")), ("system_output_tokens_per_s", doc.get("output_throughput")),
+        *serving_latencies(doc, "e2el"), ("system_output_tokens_per_s", doc.get("output_throughput")),
         ("system_total_tokens_per_s", doc.get("total_token_throughput")),
         ("request_throughput_per_s", doc.get("request_throughput")),
     ])
