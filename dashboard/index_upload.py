@@ -67,10 +67,9 @@ def summary(filename: str, content: bytes, ref: str) -> tuple[dict | None, str]:
     """(the index and the model's nearest recipes, "") or (None, why)."""
     try:
         doc = read_index(filename, content)
+        model = load_model(ref)
         doc["recipes"] = recipes_for(ref, doc["total_bytes"])
-        spec = load_model(ref).spec
-        doc["model"] = load_model(ref).name
-        doc["model_layers"] = spec.num_layers
+        doc["model"], doc["model_layers"] = model.name, model.spec.num_layers
     except PlannerError as err:
         return None, str(err)
     return doc, ""

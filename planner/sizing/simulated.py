@@ -106,7 +106,7 @@ def verify(rows: list, wl: SizingWorkload, resettle, pool=None) -> list:
     the rows dropped (their simulation says why); the others carry row.extra["simulation"]."""
     theirs = rows[1::2] if pool is not None else []
     futures = [pool.submit(replicas_simulated, r.cand, r.mem, wl, r.replicas) for r in theirs]
-    done = {id(r): replicas_simulated(r.cand, r.mem, wl, r.replicas) for r in rows if r not in theirs}
+    done = {id(r): replicas_simulated(r.cand, r.mem, wl, r.replicas) for r in (rows[::2] if theirs else rows)}
     done.update({id(r): f.result() for r, f in zip(theirs, futures, strict=True)})
     dropped = []
     for row in rows:
