@@ -1,8 +1,13 @@
-"""Build scenarios in tests from small dicts (defaults: Kimi K2.5 INT4 on 8x H200, TP8, vLLM)."""
+"""Build scenarios in tests from small dicts (defaults: Kimi K2.5 INT4 on 8x H200, TP8, vLLM); run `planner inspect`
+as a user does."""
 
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 from planner.deploy.scenario_file import scenario_from_mapping
 
@@ -23,3 +28,11 @@ def merge(base: dict, over: dict) -> dict:
 
 def scenario(**over):
     return scenario_from_mapping(merge(BASE, over), "test.yaml")
+
+
+def inspect_json(path) -> dict:
+    """`python -m planner inspect PATH --json` in a subprocess, as a user runs it: its document (exit 0 asserted)."""
+    out = subprocess.run([sys.executable, "-m", "planner", "inspect", str(path), "--json"],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)

@@ -6,8 +6,6 @@ sweep against the scalar decode model, and `planner inspect` on the config.json.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from planner.perf.steps import decode_step
 from planner.perf.sweep import DecodeSweep
 from planner.serving.estimate import estimate
 from tests.hf_reference import hf_param_count
-from tests.scenario_util import scenario
+from tests.scenario_util import inspect_json, scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT.parent / "shared" / "reference" / "hf-configs" / "google__gemma-4-26B-A4B.json"
@@ -121,10 +119,7 @@ def test_estimate_runs():
 
 def test_inspect_config_json():
     _config()
-    out = subprocess.run([sys.executable, "-m", "planner", "inspect", str(CONFIG), "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
+    doc = inspect_json(CONFIG)
     assert doc["architecture"] == "gemma4" and doc["params"]["total"] == 25_233_141_790
     assert doc["kv_cache_bytes_per_token"] == 225_280 and doc["state_bytes_per_request"] == 0
     assert doc["kv_cache_bytes_per_token_per_layer_by_kind"] == {"full": 4096, "sliding": 8192}

@@ -6,8 +6,6 @@ the vectorized sweep against the scalar decode model, and `planner inspect` on b
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from planner.perf.steps import decode_step
 from planner.perf.sweep import DecodeSweep
 from planner.serving.estimate import estimate
 from tests.hf_reference import hf_param_count
-from tests.scenario_util import scenario
+from tests.scenario_util import inspect_json, scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 VL = ROOT.parent / "shared" / "reference" / "hf-configs" / "MiniMaxAI__MiniMax-M3.json"
@@ -115,10 +113,7 @@ def test_estimate_runs():
 
 def test_inspect_config_json():
     _config()
-    out = subprocess.run([sys.executable, "-m", "planner", "inspect", str(VL), "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
+    doc = inspect_json(VL)
     assert doc["architecture"] == "minimax_m3" and doc["params"]["total"] == 426_174_572_928
     assert doc["kv_cache_bytes_per_token"] == 137_472 and doc["state_bytes_per_request"] == 0
     assert (doc["kv_cache_indexer_bytes_per_token_per_layer"], doc["kv_cache_indexed_layers"]) == (256, 57)

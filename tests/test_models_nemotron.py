@@ -5,8 +5,6 @@ records of a Mamba/attention/latent-MoE stack, and `planner inspect` on the conf
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from planner.model.spec import model_spec_from_config
 from planner.perf.ops import step_ops
 from planner.serving.estimate import estimate
 from tests.hf_reference import hf_param_count
+from tests.scenario_util import inspect_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SUPER = ROOT.parent / "shared" / "reference" / "hf-configs" / "nvidia__NVIDIA-Nemotron-3-Super-120B-A12B-FP8.json"
@@ -122,10 +121,7 @@ def test_estimate_runs():
 
 def test_inspect_config_json():
     _config(SUPER)
-    out = subprocess.run([sys.executable, "-m", "planner", "inspect", str(SUPER), "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
+    doc = inspect_json(SUPER)
     assert doc["architecture"] == "nemotron_h" and doc["params"]["total"] == 120_668_707_840
     assert doc["kv_cache_bytes_per_token"] == 8192 and doc["state_bytes_per_request"] == 170_229_760
     assert doc["layer_kinds"]["attention"] == {"gqa": 8, "linear_mamba": 40, "none": 40}
