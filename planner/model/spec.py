@@ -16,7 +16,7 @@ from planner.base.errors import PlannerError
 from planner.base.frozen import hash_once, state_without_hash
 from planner.model.config_fields import Fields as _Fields
 from planner.model.config_fields import config_dtype as _dtype
-from planner.model.families import DSA_TYPES, NOT_MODELLED, dsa, minimax_m2, qwen_next
+from planner.model.families import DSA_TYPES, NOT_MODELLED, dsa, glm4_moe, gpt_oss, minimax_m2, qwen_next
 from planner.model.families_gemma4 import gemma4
 from planner.model.families_hybrid import kimi_linear
 from planner.model.families_llama4 import llama4
@@ -305,9 +305,9 @@ def _build(cfg: Mapping[str, Any], model_type: str, *, name: str, file: str, pre
         base.update(qk_norm=True, o_bias=f.bool("attention_bias", False))
         f.int("intermediate_size")
     elif model_type == "gpt_oss":
-        base.update(_gpt_oss(f, cfg, layers, file, prefix))
+        base.update(gpt_oss(f, cfg, layers, file, prefix))
     elif model_type == "glm4_moe":
-        base.update(_glm4_moe(f, layers))
+        base.update(glm4_moe(f, layers))
     elif model_type in ("qwen3_next", "qwen3_5_moe_text"):
         base.update(_qwen_moe(f, "qwen2_moe", layers))  # the MoE block is Qwen2-MoE's (gated shared expert)
         base.update(qwen_next(f, cfg, layers, model_type, file, prefix))
@@ -367,34 +367,3 @@ def _qwen_moe(f: _Fields, model_type: str, layers: int) -> dict[str, Any]:
         out.update(n_shared_experts=1 if out["shared_intermediate_size"] else 0,
                    shared_expert_gate=bool(out["shared_intermediate_size"]))
     return out
-
-
-def _gpt_oss(f: _Fields, cfg: Mapping[str, Any], layers: int, file: str, prefix: str) -> dict[str, Any]:
-    """gpt-oss: alternating sliding/full attention with sinks, biased router and experts (MXFP4 in the checkpoint)."""
-    types = cfg.get("layer_types") or ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
-    if not isinstance(types, list) or len(types) != layers \
-            or any(t not in ("sliding_attention", "full_attention") for t in types):
-        raise PlannerError(f"expected {layers} entries of sliding_attention/full_attention",
-                           file=file, field=f"{prefix}layer_types")
-    return dict(
-        qkv_bias=f.bool("attention_bias", True), o_bias=f.bool("attention_bias", True), attention_sinks=True,
-        layer_types=tuple(types),
-        sliding_window=f.int("sliding_window"), moe_layers=(True,) * layers,
-        n_routed_experts=f.int("num_local_experts"), experts_per_token=f.int("num_experts_per_tok"),
-        moe_intermediate_size=f.int("intermediate_size"), router_linear_bias=True, expert_bias=True,
-        gate_up_fused=True,
-    )
-
-
-def _glm4_moe(f: _Fields, layers: int) -> dict[str, Any]:
-    """GLM-4.5: GQA with q/k/v bias and optional qk-norm, DeepSeek-V3-style MoE after first_k_dense_replace."""
-    experts = f.int("n_routed_experts")
-    first_dense = f.int("first_k_dense_replace", 0, minimum=0)
-    shared = f.int("n_shared_experts", 0, minimum=0)
-    moe_inter = f.int("moe_intermediate_size")
-    return dict(
-        qk_norm=f.bool("use_qk_norm", False), moe_layers=tuple(i >= first_dense for i in range(layers)),
-        n_routed_experts=experts, experts_per_token=f.int("num_experts_per_tok"), moe_intermediate_size=moe_inter,
-        n_shared_experts=shared, shared_intermediate_size=shared * moe_inter, router_score_bias=True,
-        mtp_layers=f.int("num_nextn_predict_layers", 0, minimum=0),
-    )
