@@ -280,6 +280,10 @@ def print_inspect(doc: dict) -> None:
     if doc.get("kv_cache_indexed_layers"):  # MiniMax-M3: an index key beside K and V on its block-sparse layers
         per_layer += f" + {count(doc['kv_cache_indexer_bytes_per_token_per_layer'])} B index key on " \
             f"{doc['kv_cache_indexed_layers']} layers"
+    if doc.get("kv_cache_compressed"):  # DeepSeek-V4: compressed layers, and the windows held per request
+        per_layer = ", ".join(f"{k['layers']} layers x {k['bytes_per_entry']} B per {k['tokens_per_entry']} tokens"
+                              for k in doc["kv_cache_compressed"]) \
+            + f"; + {count(doc['state_bytes_per_request'])} B per request: windows and compressor state"
     print(f"  KV cache ({terminal(doc['kv_cache'])})  {count(kv)} B/token ({per_layer}); "
           f"MHA-equivalent {count(mha)} B/token ({mha / kv:.1f}x)")
     if doc.get("checkpoint"):

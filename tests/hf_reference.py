@@ -12,7 +12,7 @@ HF_CLASS = {"deepseek_v3": "DeepseekV3", "kimi_k2": "DeepseekV3", "deepseek_v2":
             "deepseek_v32": "DeepseekV32", "glm_moe_dsa": "GlmMoeDsa", "qwen3_next": "Qwen3Next",
             "qwen3_5_moe_text": "Qwen3_5Moe", "minimax_m2": "MiniMaxM2", "kimi_linear": "KimiLinear",
             "llama4_text": "Llama4", "nemotron_h": "NemotronH", "gemma4_text": "Gemma4",
-            "minimax_m3": "MiniMaxM3VL"}
+            "minimax_m3": "MiniMaxM3VL", "deepseek_v4": "DeepseekV4"}
 # the config class where it is not <cls>Config (a multimodal model's text config)
 HF_CONFIG = {"qwen3_5_moe_text": "Qwen3_5MoeTextConfig", "llama4_text": "Llama4TextConfig",
              "gemma4_text": "Gemma4TextConfig", "minimax_m3": "MiniMaxM3VLTextConfig"}

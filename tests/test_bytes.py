@@ -61,14 +61,18 @@ def test_gpt_oss_mxfp4_size():
 
 
 def test_bf16_is_two_bytes_per_param():
-    from planner.model.inventory import params_by_part
+    from planner.model.inventory import params_by_part, tensor_inventory
 
+    kept = {"f32": 4, "i64": 8}  # bytes of the dtypes a checkpoint keeps whatever the format
     for name in list_models():
         spec = load_model(name).spec
         n = sum(params_by_part(spec).values())
+        # float32 score-correction biases (DeepSeek-V4 also: sinks, position biases, hyper-connections; int64 tid2eid)
+        extra = sum(t.numel * (kept[t.dtype] - 2) for t in tensor_inventory(spec) if t.dtype != "native")
         f32 = spec.num_moe_layers * spec.n_routed_experts if spec.router_score_bias else 0
         f32 += (spec.mtp_layers * spec.n_routed_experts) if spec.router_score_bias else 0
-        assert total(name, "bf16") == 2 * n + 2 * f32  # score-correction bias stays float32
+        assert extra == 2 * f32 or spec.deepseek_v4  # the score biases alone, but for DeepSeek-V4
+        assert total(name, "bf16") == 2 * n + extra
 
 
 @pytest.mark.parametrize("model", ["kimi-k2.5", "deepseek-v3", "qwen3-235b-a22b", "llama-3.1-70b", "gpt-oss-120b"])

@@ -23,10 +23,7 @@ from planner.model.config_fields import Fields
 
 DSA_TYPES = ("deepseek_v32", "glm_moe_dsa")
 # model types seen in published configs that the planner refuses rather than approximates, with why (issue 20)
-NOT_MODELLED = {
-    "deepseek_v4": "DeepSeek-V4's compressed attention (4x with an indexer, 128x without, a 128-token window on every "
-                   "layer), hyper-connections and hash-routed MoE layers are not modelled yet",
-}
+NOT_MODELLED: dict[str, str] = {}
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 

@@ -86,6 +86,9 @@ def inspect_model(model: Model, fmt: QuantFormat, kv_dtype: str = "bf16") -> dic
         "kv_cache_indexer_bytes_per_token_per_layer": layout.indexer_bytes_per_token_per_layer,
         # MiniMax-M3: the layers whose index key is cached beside K and V (0 / absent: on every layer, MLA + DSA)
         **({"kv_cache_indexed_layers": layout.indexed_layers} if layout.indexed_layers else {}),
+        # DeepSeek-V4: its CSA / HCA caches, one entry per `tokens_per_entry` tokens (the windows are state above)
+        **({"kv_cache_compressed": [{"tokens_per_entry": r, "layers": n, "bytes_per_entry": b}
+                                    for r, n, b in layout.compressed]} if layout.compressed else {}),
         "layer_kinds": spec.layer_kind_counts,
         "architecture_facts": {
             "layers": spec.num_layers, "hidden_size": spec.hidden_size, "attention": spec.attention,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from planner.model.inventory_blocks import nemotron_block
+from planner.model.inventory_deepseek_v4 import deepseek_v4_head, deepseek_v4_layer, deepseek_v4_mtp
 from planner.model.inventory_gemma4 import gemma4_layer
 from planner.model.spec import ModelSpec
 from planner.model.tensor_group import TensorGroup
@@ -228,13 +229,17 @@ def tensor_inventory(spec: ModelSpec) -> tuple[TensorGroup, ...]:
             nemotron_block(out, spec, i, "language")
         elif spec.architecture == "gemma4":
             gemma4_layer(out, spec, i, "language")
+        elif spec.deepseek_v4:
+            deepseek_v4_layer(out, spec, i, "language")
         else:
             _decoder_layer(out, spec, i, "language", spec.moe_layers[i])
     _norm(out, "model.norm", "output_norm", "norms", "language", None, h)
+    if spec.deepseek_v4:  # the hyper-connection streams' final collapse
+        deepseek_v4_head(out, spec)
     if not spec.tie_word_embeddings:
         out.append(TensorGroup("lm_head.weight", "output", "lm_head", "language", None, (spec.vocab_size, h)))
     for j in range(spec.mtp_layers):
-        _mtp_layer(out, spec, spec.num_layers + j)
+        (deepseek_v4_mtp if spec.deepseek_v4 else _mtp_layer)(out, spec, spec.num_layers + j)
     if spec.vision is not None:
         _moonvit(out, spec)
     return tuple(out)

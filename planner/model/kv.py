@@ -45,6 +45,29 @@ indexer's key: one index_head_dim vector per token in bf16 whatever the KV dtype
 num_kv_heads=1, head_size=index_head_dim), dtype bf16 unless indexer_kv_dtype fp8, which only the SM100 MSA path
 takes). 60 x 2,048 + 57 x 256 = 137,472 B per token. APPROXIMATE: vLLM forces a 128-token KV page for M3 (index_topk.py
 "one sparse block == one KV page"); the planner pages at the engine's kv_block_tokens.
+
+DeepSeek-V4 (planner.model.families_deepseek_v4): one 512-wide K = V entry per cached position, in vLLM's fp8_ds_mla
+layout for V4: 584 B = 448 e4m3 non-rotary values + 64 bf16 rotary values (128 B) + 7 UE8M0 scales (one per 64 values)
++ 1 pad byte (vllm-project/vllm vllm/v1/kv_cache_interface.py MLAAttentionSpec.real_page_size_bytes, model_version
+"deepseek_v4": storage_block_size x 584; vllm/model_executor/layers/deepseek_v4_attention.py
+DeepseekV4MultiHeadLatentAttentionWrapper head_bytes). vLLM caches V4 in fp8 only (DeepseekV4MLAAttention turns fp8 into
+fp8_ds_mla; SGLang's DeepSeekV4TokenToKVPool is an fp8_ds_mla pool too): kv_cache fp8 and fp8_ds_mla give 584 B; bf16
+and fp16 give 512 x 2 = 1,024 B, the cache transformers keeps, no engine's.
+- per CSA / HCA layer, growing with the context: one entry per 4 / 128 tokens (MLAAttentionSpec compress_ratio:
+  storage_block_size = block_size // compress_ratio), and on CSA layers the indexer's key, 132 B per entry = 128 fp8 +
+  one float32 scale (deepseek_v4_attention.py DeepseekV4Indexer: k_cache_head_dim = head_dim + head_dim // 128 x 4 in
+  a DeepseekV4IndexerCache of the same compress_ratio). Flash in fp8: 21 CSA layers x (584 + 132) / 4 + 20 HCA layers x
+  584 / 128 = 3,759 + 91.25 = 3,850.25 B per token; a request of L tokens holds floor(L / ratio) entries per layer.
+- fixed per request (state_bytes_per_request; not split by TP: one KV head): the window of sliding_window (128) entries
+  on every layer (sparse_swa.py DeepseekV4SWACache: SlidingWindowMLASpec(sliding_window=window_size), 584 B per token in
+  DeepseekSparseSWABackend.get_kv_cache_shape), and each compressor's float32 running state, 2 x coff x head_dim values
+  (kv and score) for the last coff x ratio tokens (vllm/model_executor/layers/deepseek_compressor.py
+  CompressorStateCache: sliding_window = coff x compress_ratio, state_dim = 2 x coff x head_dim, float32; coff 2 on
+  CSA layers): CSA 8 x 2,048 x 4 = 65,536 B + its indexer's 8 x 512 x 4 = 16,384 B, HCA 128 x 1,024 x 4 = 524,288 B.
+  Flash in fp8: 43 x 128 x 584 + 21 x 81,920 + 20 x 524,288 = 3,214,336 + 1,720,320 + 10,485,760 = 15,420,416 B.
+APPROXIMATE: vLLM pads each page to a multiple of 576 B (alignment=576: a 64-entry page of 37,376 B takes 37,440 B,
++0.17%) and frees window pages 64 tokens at a time; the planner counts entries. The MTP layer's window is not counted
+(no model's MTP cache is).
 """
 
 from __future__ import annotations
@@ -61,6 +84,9 @@ KV_DTYPES = ("bf16", "fp16", "fp8", "fp8_ds_mla")
 FP8_DS_MLA_BYTES_PER_LAYER = 512 * 1 + (512 // 128) * 4 + 64 * 2  # = 656
 INDEXER_QUANT_BLOCK = 128  # fp8 values per float32 scale in the DSA indexer key cache (vLLM quant_block_size)
 STATE_DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# DeepSeek-V4 entry bytes (module docstring): 448 fp8 + 64 bf16 rope + 7 UE8M0 scales + 1 pad; bf16: 512 x 2
+DSV4_ENTRY_BYTES = {"fp8": 448 + 64 * 2 + 448 // 64 + 1, "fp8_ds_mla": 448 + 64 * 2 + 448 // 64 + 1}  # = 584
+COMPRESSOR_STATE_BYTES = 4  # float32 kv and score of a compressor's unfinished windows (vLLM CompressorStateCache)
 
 
 def indexer_bytes_per_token_per_layer(spec: ModelSpec) -> int:
@@ -107,6 +133,9 @@ class KVLayout:
     # MiniMax-M3: layers caching an index key (unsplit) BESIDE their K and V, bytes_per_token_per_layer without it;
     # 0 = the key is part of every layer's bytes_per_token_per_layer (MLA + DSA)
     indexed_layers: int = 0
+    # DeepSeek-V4: per compressed kind (tokens per entry, layers, bytes per entry incl. the CSA indexer key); then
+    # bytes_per_token_per_layer is one entry's, bytes_per_token_full the mean over L (a float) and the window is state
+    compressed: tuple[tuple[int, int, int], ...] = ()
 
     def state_bytes_per_gpu(self, tp: int = 1, layers_fraction: float = 1.0) -> int:
         """One request's linear-attention state on one GPU of a TP group (heads split; a rank keeps at least one)."""
@@ -116,6 +145,8 @@ class KVLayout:
 
     def bytes_for_context(self, tokens: int, tp: int = 1, kv_heads: int = 1, layers_fraction: float = 1.0) -> int:
         """KV bytes of one sequence of `tokens` on one GPU of a TP group (window caps applied)."""
+        if self.compressed:  # DeepSeek-V4: floor(tokens / ratio) entries per compressed layer, whole on every rank
+            return ceil(sum(n * (tokens // r) * b for r, n, b in self.compressed) * layers_fraction)
         per_layer = self.per_gpu_layer_bytes(tp, kv_heads)
         sliding_tokens = min(tokens, self.sliding_window or tokens)
         if self.sliding_bytes_per_token_per_layer:
@@ -142,6 +173,8 @@ class KVLayout:
         """One token on one GPU, averaged over the cached layers (before window caps): what one more token of
         context costs per cached layer (the one layer's bytes where every cached layer is alike)."""
         cached = self.full_layers + self.sliding_layers
+        if self.compressed:  # DeepSeek-V4: the compressed caches over all its layers (the windows are state)
+            return self.bytes_per_token_full / cached
         if self.indexed_layers:  # MiniMax-M3: + the unsplit index keys of the sparse layers
             return (self.per_gpu_layer_bytes(tp, kv_heads) * cached
                     + self.indexer_bytes_per_token_per_layer * self.indexed_layers) / cached
@@ -160,6 +193,8 @@ def kv_layout(spec: ModelSpec, dtype: str = "bf16") -> KVLayout:
 def _kv_layout(spec: ModelSpec, dtype: str) -> KVLayout:
     if dtype not in KV_DTYPES and dtype not in KV_DTYPE_BYTES:
         raise PlannerError(f"unknown KV cache dtype {dtype!r}; known: {', '.join(KV_DTYPES)}", field="kv_cache")
+    if spec.deepseek_v4:
+        return _deepseek_v4_layout(spec, dtype)
     sliding = sum(t == "sliding_attention" for t in spec.layer_types)
     linear = spec.num_linear_layers
     full = spec.num_layers - sliding - linear - spec.num_mixerless_layers
@@ -193,6 +228,21 @@ def _kv_layout(spec: ModelSpec, dtype: str) -> KVLayout:
                         per_layer, split, indexer, indexed_layers=indexed)
     return KVLayout(dtype, per_layer * (full + sliding), full, sliding, spec.sliding_window, per_layer, split,
                     indexer, linear, (conv + rec) * linear, max(1, tp_heads))
+
+
+def _deepseek_v4_layout(spec: ModelSpec, dtype: str) -> KVLayout:
+    """Compressed caches per token and the window and compressor states per request (module docstring)."""
+    entry = DSV4_ENTRY_BYTES.get(dtype) or spec.head_dim * KV_DTYPE_BYTES[dtype]
+    idx = spec.index_head_dim + spec.index_head_dim // INDEXER_QUANT_BLOCK * 4  # 132 B, fp8 whatever the KV dtype
+    ratios = spec.deepseek_v4.compress_ratios[:spec.num_layers]
+    kinds = sorted({r for r in ratios if r})
+    compressed = tuple((r, ratios.count(r), entry + (idx if spec.deepseek_v4.coff(r) == 2 else 0)) for r in kinds)
+    state = spec.num_layers * spec.sliding_window * entry  # every layer's window
+    for r in ratios:
+        c = spec.deepseek_v4.coff(r) if r else 0  # kv + score of coff x head_dim for coff x ratio tokens
+        state += c * r * 2 * c * (spec.head_dim + (spec.index_head_dim if c == 2 else 0)) * COMPRESSOR_STATE_BYTES
+    return KVLayout(dtype, sum(n * b / r for r, n, b in compressed), len(ratios) - ratios.count(0), ratios.count(0),
+                    spec.sliding_window, entry, False, idx, state_bytes_per_request=state, compressed=compressed)
 
 
 def mha_equivalent_bytes_per_token(spec: ModelSpec, dtype: str = "bf16") -> int:

@@ -141,8 +141,8 @@ class QuantFormat:
 
     def storage_for(self, t: TensorGroup, spec: ModelSpec) -> StorageType:
         types = storage_types()
-        if t.dtype == "f32":
-            return types["f32"]
+        if t.dtype != "native":  # a dtype the checkpoint keeps whatever the format (f32 score bias, i64 tid2eid)
+            return types[t.dtype]
         if not t.is_matrix:
             return types[spec.native_dtype if self.vector_type == "native" else self.vector_type]
         chosen = self.matrix_default
@@ -295,7 +295,10 @@ def native_format_name(config: Mapping[str, Any], spec: ModelSpec, file: str | N
     if isinstance(q, Mapping):
         method = q.get("quant_method")
         if method == "fp8" and q.get("weight_block_size") == [128, 128]:
-            return "fp8-block128"
+            # DeepSeek-V4: UE8M0 block scales and MXFP4 routed experts where expert_dtype is fp4 (vLLM
+            # DeepseekV4FP8Config; transformers folds the top-level expert_dtype into quantization_config)
+            fp4 = (q.get("expert_dtype") or cfg.get("expert_dtype")) == "fp4"
+            return "mxfp4-fp8-block128" if fp4 and q.get("scale_fmt") == "ue8m0" else "fp8-block128"
         if method == "mxfp4":
             return "mxfp4"
         groups = q.get("config_groups")

@@ -17,6 +17,7 @@ from planner.base.frozen import hash_once, state_without_hash
 from planner.model.config_fields import Fields as _Fields
 from planner.model.config_fields import config_dtype as _dtype
 from planner.model.families import DSA_TYPES, NOT_MODELLED, dsa, glm4_moe, gpt_oss, minimax_m2, qwen_next
+from planner.model.families_deepseek_v4 import DeepseekV4Spec, deepseek_v4
 from planner.model.families_gemma4 import gemma4
 from planner.model.families_hybrid import kimi_linear
 from planner.model.families_llama4 import llama4
@@ -28,14 +29,16 @@ SUPPORTED_MODEL_TYPES = (
     "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
     "deepseek_v32", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "minimax_m2",
     "kimi_linear", "kimi_k3", "llama4", "llama4_text", "nemotron_h", "gemma4", "gemma4_text", "minimax_m3",
-    "minimax_m3_vl",
+    "minimax_m3_vl", "deepseek_v4",
 )
 MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2", "deepseek_v32", "glm_moe_dsa")
 # per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds); "none": a Nemotron-H
 # block that holds only a feed-forward (no token mixer) or only a token mixer (no feed-forward)
 ATTENTION_KINDS = ("gqa", "sliding", "gqa_sparse", "mla", "mla_dsa", "linear_gdn", "linear_kda", "linear_mamba",
-                   "none")
-_KIND_OF_TYPE = {"sliding_attention": "sliding", "sparse_attention": "gqa_sparse"}  # MiniMax-M3 block-sparse layers
+                   "csa", "hca", "none")
+# MiniMax-M3 block-sparse layers; DeepSeek-V4 compressed layers (CSA 4x with an indexer, HCA 128x)
+_KIND_OF_TYPE = {"sliding_attention": "sliding", "sparse_attention": "gqa_sparse",
+                 "compressed_sparse_attention": "csa", "heavily_compressed_attention": "hca"}
 FFN_KINDS = ("dense", "moe", "none")
 
 
@@ -129,6 +132,7 @@ class ModelSpec:
     full_head_dim: int = 0  # head width of the full-attention layers (global_head_dim 512); 0 = head_dim
     full_kv_heads: int = 0  # KV heads of the full-attention layers (num_global_key_value_heads); 0 = num_kv_heads
     full_k_eq_v: bool = False  # full-attention layers have no v_proj: V is K (attention_k_eq_v)
+    deepseek_v4: DeepseekV4Spec | None = None  # compress ratios, grouped o_proj, hyper-connections, hash routing
 
     __hash__ = hash_once  # hashed once: every per-scenario cache key holds a spec
     __getstate__ = state_without_hash
@@ -212,7 +216,7 @@ TEXT_CONFIG_TYPES = {
 }
 # readers in their own modules, each (fields, config, layers, file, prefix) -> field dict
 FAMILY_READERS = {"kimi_linear": kimi_linear, "llama4_text": llama4, "nemotron_h": nemotron_h, "gemma4_text": gemma4,
-                  "minimax_m3": minimax_m3}
+                  "minimax_m3": minimax_m3, "deepseek_v4": deepseek_v4}
 
 
 def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -> ModelSpec:

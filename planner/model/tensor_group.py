@@ -22,7 +22,7 @@ class TensorGroup:
     layer: int | None  # decoder layer index (MTP layers continue after the last language layer)
     shape: tuple[int, ...]  # (out, in) for matrices, (n,) for vectors
     count: int = 1  # identical tensors in this group (routed experts of one layer)
-    dtype: str = "native"  # native = checkpoint's float dtype; f32 = always float32 (router score bias)
+    dtype: str = "native"  # native = checkpoint's float dtype; f32 / i64 whatever the format (score bias, tid2eid)
 
     @property
     def numel(self) -> int:

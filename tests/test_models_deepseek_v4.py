@@ -1,0 +1,132 @@
+"""DeepSeek-V4 (`deepseek_v4`, issue 20): Flash and Pro. Parameters equal transformers 5.25 on the meta device, the
+checkpoint's stored elements and bytes equal the published Pro listing, KV bytes per layer kind and per request equal
+vLLM's DeepSeek-V4 caches, op records follow the attention kinds, and `planner inspect` / `estimate` / `size` run."""
+
+from __future__ import annotations
+
+import json
+from math import ceil
+from pathlib import Path
+
+import pytest
+
+from planner.base.errors import PlannerError
+from planner.deploy.memory import memory_report
+from planner.deploy.scenario import make_scenario
+from planner.model.inventory import params_by_part, tensor_inventory
+from planner.model.kv import kv_layout, paged_tokens
+from planner.model.models import load_model
+from planner.model.quant import load_format
+from planner.model.spec import model_spec_from_config
+from tests.hf_reference import hf_param_count
+from tests.scenario_util import inspect_json
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT.parent / "shared" / "reference" / "hf-configs"
+# transformers 5.25 DeepseekV4ForCausalLM on the meta device (parameters + float32 score biases + int64 tid2eid)
+HF_PARAMS = {"Flash": 284_334_567_511, "Pro": 1_572_999_528_803}
+MTP_PARAMS = {"Flash": 6_610_048_891, "Pro": 25_840_145_979}  # one MTP layer each, from the checkpoint's mtp.0.*
+
+
+def _config(name: str) -> dict:
+    path = CONFIGS / f"deepseek-ai__DeepSeek-V4-{name}.json"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("name", ["Flash", "Pro"])
+def test_parameters_match_transformers_and_the_profile(name):
+    config = _config(name)
+    spec = model_spec_from_config(config, name=f"deepseek-v4-{name.lower()}", file="c.json")
+    assert params_by_part(spec) == {"language": HF_PARAMS[name], "mtp": MTP_PARAMS[name], "vision": 0}
+    assert hf_param_count(config) == HF_PARAMS[name]
+    model = load_model(f"deepseek-v4-{name.lower()}")
+    assert model.spec == spec and model.native_weights == "mxfp4-fp8-block128"
+
+
+def test_pro_checkpoint_listing():
+    """gogongxt/python scripts/models/deepseek_v4_pro.md lists every tensor of deepseek-ai/DeepSeek-V4-Pro: 145,116
+    tensors, 861,608,274,846 stored elements (an int8 byte holds two fp4 values, a UE8M0 scale is one element),
+    805.32 GiB. The inventory under the native format gives the same count and size."""
+    spec = model_spec_from_config(_config("Pro"), name="p", file="p.json")
+    fmt = load_format("mxfp4-fp8-block128")
+    elements = nbytes = 0
+    for t in tensor_inventory(spec):
+        st = fmt.storage_for(t, spec)
+        rows, cols = (1, t.shape[0]) if len(t.shape) == 1 else t.shape
+        stored = {"mxfp4": rows * cols // 2 + rows * cols // 32,
+                  "fp8_block128_ue8m0": rows * cols + ceil(rows / 128) * ceil(cols / 128)}.get(st.name, rows * cols)
+        elements += stored * t.count
+        nbytes += fmt.tensor_bytes(t, spec)
+    assert elements == 861_608_274_846
+    assert round(nbytes / 2**30, 2) == 805.32
+
+
+def test_layer_layout():
+    flash = load_model("deepseek-v4-flash").spec
+    assert flash.layer_kind_counts == {"attention": {"sliding": 2, "csa": 21, "hca": 20}, "ffn": {"moe": 43}}
+    assert flash.attention_kinds[:4] == ("sliding", "sliding", "csa", "hca") and flash.attention_kinds[-1] == "csa"
+    v4 = flash.deepseek_v4
+    assert v4.compress_ratios[-1] == 0 and len(v4.compress_ratios) == 44  # the MTP layer: window only
+    assert v4.hash_layers == (True,) * 3 + (False,) * 40
+    assert (v4.o_groups, v4.o_lora_rank, v4.hc_mult, flash.index_topk, flash.sliding_window) == (8, 1024, 4, 512, 128)
+    pro = load_model("deepseek-v4-pro").spec
+    assert pro.layer_kind_counts["attention"] == {"csa": 30, "hca": 31}
+    assert (pro.n_routed_experts, pro.experts_per_token, pro.index_topk, pro.deepseek_v4.o_groups) == (384, 6, 1024, 16)
+
+
+def test_kv_bytes_match_vllm():
+    """vLLM: 584 B per entry (448 fp8 + 128 B rope + 8 B scales), one per 4 tokens on CSA layers + a 132-B indexer
+    key, one per 128 on HCA layers; per request a 128-entry window per layer and the float32 compressor states."""
+    flash = kv_layout(load_model("deepseek-v4-flash").spec, "fp8")
+    assert flash.compressed == ((4, 21, 584 + 132), (128, 20, 584))
+    assert flash.bytes_per_token_full == 21 * 716 / 4 + 20 * 584 / 128 == 3850.25
+    windows, csa_state, hca_state = 43 * 128 * 584, 8 * (2 * 2 * 512 + 2 * 2 * 128) * 4, 128 * 2 * 512 * 4
+    assert (csa_state, hca_state) == (81_920, 524_288)
+    assert flash.state_bytes_per_request == windows + 21 * csa_state + 20 * hca_state == 15_420_416
+    # floor(L / ratio) entries per layer; the whole cache on every TP rank (one KV head)
+    assert flash.bytes_for_context(1000) == 21 * 250 * 716 + 20 * 7 * 584
+    assert flash.bytes_for_context(1000, tp=8, kv_heads=1) == flash.bytes_for_context(1000)
+    assert kv_layout(load_model("deepseek-v4-flash").spec, "fp8_ds_mla") == \
+        kv_layout(load_model("deepseek-v4-flash").spec, "fp8").__class__(**{**flash.__dict__, "dtype": "fp8_ds_mla"})
+    pro = kv_layout(load_model("deepseek-v4-pro").spec, "fp8")
+    assert pro.bytes_per_token_full == 30 * 716 / 4 + 31 * 584 / 128
+    assert pro.state_bytes_per_request == 61 * 128 * 584 + 30 * 81_920 + 31 * 524_288 == 23_270_400
+    bf16 = kv_layout(load_model("deepseek-v4-flash").spec, "bf16")  # transformers' cache: 512 x 2 B per entry
+    assert bf16.compressed == ((4, 21, 1024 + 132), (128, 20, 1024))
+
+
+def test_memory_per_request():
+    sc = make_scenario("deepseek-v4-flash", weights="mxfp4-fp8-block128", kv_cache="fp8", gpu="b200",
+                       gpus_per_node=8, parallelism={"tp": 8},
+                       workload={"phase": "decode", "input_len": 8192, "output_len": 1024})
+    mem = memory_report(sc)
+    lay = kv_layout(sc.model.spec, "fp8")
+    assert mem.fits
+    assert mem.kv_bytes_per_token_per_gpu == ceil(3850.25)
+    tokens = paged_tokens(sc.workload.context_len, sc.engine.mla_kv_block_tokens)
+    assert mem.kv_bytes_per_sequence_per_gpu == lay.bytes_for_context(tokens) + 15_420_416
+
+
+@pytest.mark.parametrize("name", ["Flash", "Pro"])
+def test_inspect_config_json(name):
+    _config(name)
+    doc = inspect_json(CONFIGS / f"deepseek-ai__DeepSeek-V4-{name}.json")
+    assert doc["architecture"] == "deepseek_v4" and doc["weights"] == "mxfp4-fp8-block128"
+    assert doc["params"]["total"] == HF_PARAMS[name] and doc["params"]["mtp"] == MTP_PARAMS[name]
+    assert doc["kv_cache_compressed"][1]["tokens_per_entry"] == 128 and doc["state_bytes_per_request"] > 0
+
+
+def test_bad_configs_are_refused():
+    config = _config("Flash")
+    with pytest.raises(PlannerError, match="compress_ratios"):
+        model_spec_from_config(dict(config, compress_ratios=[0, 8] * 22), name="b", file="b")
+    with pytest.raises(PlannerError, match="o_groups"):
+        model_spec_from_config(dict(config, o_groups=7), name="b", file="b")
+    with pytest.raises(PlannerError, match="compress_rates"):
+        model_spec_from_config(dict(config, compress_rates={"compressed_sparse_attention": 8}), name="b", file="b")
+    # transformers' own names win over the legacy fields
+    named = dict(config, layer_types=["heavily_compressed_attention"] * 43, mlp_layer_types=["moe"] * 43)
+    spec = model_spec_from_config(named, name="n", file="n")
+    assert spec.layer_kind_counts["attention"] == {"hca": 43} and not any(spec.deepseek_v4.hash_layers)
