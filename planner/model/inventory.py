@@ -17,6 +17,7 @@ from functools import lru_cache
 from planner.model.inventory_blocks import nemotron_block
 from planner.model.inventory_deepseek_v4 import deepseek_v4_head, deepseek_v4_layer, deepseek_v4_mtp
 from planner.model.inventory_gemma4 import gemma4_layer
+from planner.model.inventory_swa import LAYERS as SWA_LAYERS
 from planner.model.spec import ModelSpec
 from planner.model.tensor_group import TensorGroup
 from planner.model.tensor_group import linear as _linear
@@ -229,6 +230,8 @@ def tensor_inventory(spec: ModelSpec) -> tuple[TensorGroup, ...]:
             nemotron_block(out, spec, i, "language")
         elif spec.architecture == "gemma4":
             gemma4_layer(out, spec, i, "language")
+        elif spec.architecture in SWA_LAYERS:  # MiMo-V2-Flash, Step-3.7-Flash
+            SWA_LAYERS[spec.architecture](out, spec, i, "language")
         elif spec.deepseek_v4:
             deepseek_v4_layer(out, spec, i, "language")
         else:

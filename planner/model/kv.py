@@ -46,6 +46,20 @@ num_kv_heads=1, head_size=index_head_dim), dtype bf16 unless indexer_kv_dtype fp
 takes). 60 x 2,048 + 57 x 256 = 137,472 B per token. APPROXIMATE: vLLM forces a 128-token KV page for M3 (index_topk.py
 "one sparse block == one KV page"); the planner pages at the engine's kv_block_tokens.
 
+MiMo-V2-Flash and Step-3.7-Flash (planner.model.families_mimo, families_step) take Gemma 4's layout: each layer kind's
+K and V split over TP by its own KV heads, sliding layers capped at the window. vLLM's page per layer is
+block_size x num_kv_heads x (head_size + head_size_v) x dtype bytes, V of its own width (vllm-project/vllm@001cabc1
+vllm/v1/kv_cache_interface.py FullAttentionSpec.real_page_size_bytes; Attention.get_kv_cache_spec gives
+SlidingWindowSpec and FullAttentionSpec head_size_v, vllm-project/vllm@0014ca6b
+vllm/model_executor/layers/attention/attention.py; mimo_v2_flash.py passes head_size_v=v_head_dim and
+per_layer_sliding_window=sliding_window_size). MiMo-V2-Flash in bf16: 39 sliding layers x 8 kv heads x (192 + 128) x
+2 B = 5,120 B each, capped at 128 tokens, + 9 full layers x 4 x 320 x 2 B = 2,560 B each (23,040 B per token beyond
+the window). Step-3.7-Flash (vllm step3p5.py Step3p5Attention: Attention(num_kv_heads, head_dim,
+per_layer_sliding_window=sliding_window)): 2 x 8 x 128 x 2 B = 4,096 B on all 45 layers, the 33 sliding ones capped at
+512 tokens (49,152 B per token beyond the window).
+APPROXIMATE: vLLM's SlidingWindowSpec.max_memory_usage_bytes reserves up to sliding_window - 1 + max_num_batched_tokens
+tokens (+ one block) per sliding layer while a prefill chunk is in flight; the planner keeps the window.
+
 DeepSeek-V4 (planner.model.families_deepseek_v4): one 512-wide K = V entry per cached position, in vLLM's fp8_ds_mla
 layout for V4: 584 B = 448 e4m3 non-rotary values + 64 bf16 rotary values (128 B) + 7 UE8M0 scales (one per 64 values)
 + 1 pad byte (vllm-project/vllm vllm/v1/kv_cache_interface.py MLAAttentionSpec.real_page_size_bytes, model_version
@@ -212,13 +226,15 @@ def _kv_layout(spec: ModelSpec, dtype: str) -> KVLayout:
         if dtype == "fp8_ds_mla":
             raise PlannerError(f"fp8_ds_mla needs an MLA model; {spec.name} uses {spec.attention.upper()}",
                                field="kv_cache")
-        per_layer = 2 * spec.num_kv_heads * spec.head_dim * KV_DTYPE_BYTES[dtype]  # K and V
+        # K and V (V narrower than K where v_head_dim is set: MiMo-V2-Flash, module docstring)
+        per_layer = spec.num_kv_heads * (spec.head_dim + (spec.v_head_dim or spec.head_dim)) * KV_DTYPE_BYTES[dtype]
         split = True
     conv, rec = linear_state_bytes_per_layer(spec)
     # the state splits over TP by key heads (Gated DeltaNet, KDA) or by SSM heads (Mamba-2, module docstring)
     tp_heads = spec.linear_num_value_heads if spec.architecture == "nemotron_h" else spec.linear_num_key_heads
     if spec.full_head_dim:  # Gemma 4: K and V of a full layer's own heads (both cached where K = V, docstring)
-        full_layer = 2 * (spec.full_kv_heads or spec.num_kv_heads) * spec.full_head_dim * KV_DTYPE_BYTES[dtype]
+        full_layer = (spec.full_kv_heads or spec.num_kv_heads) * KV_DTYPE_BYTES[dtype] \
+            * (spec.full_head_dim + (spec.v_head_dim or spec.full_head_dim))
         return KVLayout(dtype, full_layer * full + per_layer * sliding, full, sliding, spec.sliding_window,
                         full_layer, split, sliding_bytes_per_token_per_layer=per_layer,
                         full_kv_heads=spec.full_kv_heads or spec.num_kv_heads)
@@ -251,9 +267,11 @@ def mha_equivalent_bytes_per_token(spec: ModelSpec, dtype: str = "bf16") -> int:
     nbytes = KV_DTYPE_BYTES.get(dtype, 1)
     if spec.attention == "mla":
         per_layer = spec.num_heads * (spec.qk_head_dim + spec.v_head_dim) * nbytes
-    elif spec.full_head_dim:  # Gemma 4: every head's K and V at each layer kind's head width
+    elif spec.full_head_dim:  # Gemma 4 (MiMo, Step): every head's K and V at each layer kind's head width
         full = sum(t == "full_attention" for t in spec.layer_types)
-        return 2 * spec.num_heads * nbytes * (spec.full_head_dim * full + spec.head_dim * (spec.num_layers - full))
+        k_v = lambda d: d + (spec.v_head_dim or d)  # noqa: E731  (MiMo: V of v_head_dim)
+        return spec.num_heads * nbytes * (k_v(spec.full_head_dim) * full
+                                          + k_v(spec.head_dim) * (spec.num_layers - full))
     else:
         per_layer = 2 * spec.num_heads * spec.head_dim * nbytes
     return per_layer * (spec.num_layers - spec.num_linear_layers - spec.num_mixerless_layers)

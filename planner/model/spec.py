@@ -21,15 +21,17 @@ from planner.model.families_deepseek_v4 import DeepseekV4Spec, deepseek_v4
 from planner.model.families_gemma4 import gemma4
 from planner.model.families_hybrid import kimi_linear
 from planner.model.families_llama4 import llama4
+from planner.model.families_mimo import mimo_v2_flash
 from planner.model.families_minimax import minimax_m3
 from planner.model.families_nemotron import block_count, nemotron_h
+from planner.model.families_step import step3p7
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v3", "kimi_k2", "kimi_k25", "deepseek_v2", "qwen3_moe", "qwen2_moe",
     "mixtral", "llama", "qwen3", "gpt_oss", "glm4_moe",
     "deepseek_v32", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "minimax_m2",
     "kimi_linear", "kimi_k3", "llama4", "llama4_text", "nemotron_h", "gemma4", "gemma4_text", "minimax_m3",
-    "minimax_m3_vl", "deepseek_v4",
+    "minimax_m3_vl", "mimo_v2_flash", "step3p7", "deepseek_v4",
 )
 MLA_TYPES = ("deepseek_v3", "kimi_k2", "deepseek_v2", "deepseek_v32", "glm_moe_dsa")
 # per-layer attention kinds (ModelSpec.attention_kinds) and FFN kinds (ModelSpec.ffn_kinds); "none": a Nemotron-H
@@ -77,11 +79,11 @@ class ModelSpec:
     kv_lora_rank: int  # MLA latent width (0 for GQA)
     qk_nope_head_dim: int  # MLA per-head non-rotary q/k width
     qk_rope_head_dim: int  # MLA rotary width (shared k_pe of one head)
-    v_head_dim: int  # MLA per-head value width
+    v_head_dim: int  # MLA per-head value width; GQA: V narrower than K (MiMo-V2-Flash 128 vs 192), 0 = head_dim
     qkv_bias: bool  # q/k/v projections carry a bias
     o_bias: bool  # output projection carries a bias
     qk_norm: bool  # per-head RMSNorm on q and k (Qwen3, GLM-4.5 use_qk_norm)
-    attention_sinks: bool  # one learned sink logit per head (gpt-oss)
+    attention_sinks: bool  # one learned sink logit per head (gpt-oss; MiMo-V2-Flash: on its sliding layers)
     layer_types: tuple[str, ...]  # per layer: "full_attention" | "sliding_attention" (also Llama 4 chunked layers) |
     # "linear_attention" | "sparse_attention" (MiniMax-M3 block-sparse) | "none" (a Nemotron-H feed-forward block)
     sliding_window: int | None  # tokens kept by sliding-window layers
@@ -133,6 +135,7 @@ class ModelSpec:
     full_kv_heads: int = 0  # KV heads of the full-attention layers (num_global_key_value_heads); 0 = num_kv_heads
     full_k_eq_v: bool = False  # full-attention layers have no v_proj: V is K (attention_k_eq_v)
     deepseek_v4: DeepseekV4Spec | None = None  # compress ratios, grouped o_proj, hyper-connections, hash routing
+    head_gate: bool = False  # attention output gated per head by sigmoid(g_proj [heads, h]) (Step-3.7-Flash)
 
     __hash__ = hash_once  # hashed once: every per-scenario cache key holds a spec
     __getstate__ = state_without_hash
@@ -213,10 +216,12 @@ TEXT_CONFIG_TYPES = {
     "llama4": "llama4_text",
     "gemma4": "gemma4_text",
     "minimax_m3_vl": "minimax_m3",
+    "step3p7": "step3p7",  # Step-3.7-Flash: text_config, or flat (aiconfigurator)
 }
 # readers in their own modules, each (fields, config, layers, file, prefix) -> field dict
 FAMILY_READERS = {"kimi_linear": kimi_linear, "llama4_text": llama4, "nemotron_h": nemotron_h, "gemma4_text": gemma4,
-                  "minimax_m3": minimax_m3, "deepseek_v4": deepseek_v4}
+                  "minimax_m3": minimax_m3, "mimo_v2_flash": mimo_v2_flash, "step3p7": step3p7,
+                  "deepseek_v4": deepseek_v4}
 
 
 def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -> ModelSpec:
@@ -236,10 +241,10 @@ def model_spec_from_config(config: Mapping[str, Any], *, name: str, file: str) -
     cfg = config
     if model_type in TEXT_CONFIG_TYPES:
         # multimodal wrappers: the language model sits under text_config (see TEXT_CONFIG_TYPES)
-        cfg = config.get("text_config")
+        cfg = config.get("text_config", config if model_type == "step3p7" else None)
         if not isinstance(cfg, Mapping):
             raise PlannerError("missing required field", file=file, field="text_config")
-        prefix = "text_config."
+        prefix = "text_config." if cfg is not config else ""
         if model_type == "kimi_k25":
             vision = _moonvit(config.get("vision_config"), file)
         model_type = TEXT_CONFIG_TYPES[model_type]

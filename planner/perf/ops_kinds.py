@@ -36,6 +36,9 @@ Gemma 4 (full_head_dim set): sliding and full-attention layers have their own he
 has its own q/kv/attention/o records: `attn_swa.*` for the sliding layers (context capped at the window; the vectorized
 sweep caps the records of that name), `attn.*` for the full layers (kv_proj computes K only where V is K, yet K and V
 are both cached: planner.model.kv). Weights are those of the first layer of each attention kind.
+MiMo-V2-Flash and Step-3.7-Flash the same way (`attn_swa.*`, `attn.*`): MiMo's V is narrower than K (v_head_dim 128,
+K 192: kv_proj, the p.V half of the attention FLOP and o_proj at V's width); Step adds the per-head output gate
+(`attn_swa.g_proj` / `attn.g_proj`, h -> heads). Their sinks (MiMo) and q/k norms (Step) are left out (vectors).
 MiniMax-M3 the same way: `attn.*` for its full-attention layers, `attn_sparse.*` for the block-sparse ones, whose
 attention reads at most index_topk = 16 blocks x 128 tokens per query, plus their indexer: projections and a block
 score over the whole context (`attn.idx_block_score`, uncapped, O(context) per query like DSA's indexer).
@@ -173,7 +176,8 @@ def split_gqa_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq
         if not layers or kind not in s.attention_kinds:
             continue
         lk = f"{s.weight_kind(s.attention_kinds.index(kind))}@{kind}"  # weights of this kind's first layer
-        kv_out = (1 if s.full_k_eq_v and kind == "gqa" else 2) * kv_heads * d  # K only where V is K (Gemma 4)
+        v = s.v_head_dim or d  # MiMo-V2-Flash: V of 128 beside K of 192
+        kv_out = kv_heads * (d if s.full_k_eq_v and kind == "gqa" else d + v)  # K only where V is K (Gemma 4)
         kv_tok = layout.per_gpu_layer_bytes(t, s.num_kv_heads, sliding=kind == "sliding")
         eff_ctx = min(ctx, cap) if cap else ctx
         ops.append(_gemm(f"{prefix}.q_proj", layers, n, h, heads * d, _w(sc, "attn_q", lk),
@@ -183,15 +187,18 @@ def split_gqa_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, sq
                          kernels=2))  # + q/k/v norms, rope and cache write
         if kind == "gqa_sparse":
             ops += _block_index_ops(sc, phase, n, ctx, layers, seqs, lk, layout.indexer_bytes_per_token_per_layer)
-        flops = 4 * n * heads * eff_ctx * d
+        if s.head_gate:  # Step-3.7-Flash: per-head output gate g_proj [h -> heads], column-parallel
+            ops.append(_gemm(f"{prefix}.g_proj", layers, n, h, heads, _w(sc, "attn_gate", lk),
+                             role_dtype(sc, "attn_gate", lk), rows=group_tokens))
+        flops = 2 * n * heads * eff_ctx * (d + v)  # q.K and p.V
         if phase == "decode":
             ops.append(Op(f"{prefix}.decode", "attention_decode", layers, flops, kv_read_bytes=seqs * eff_ctx * kv_tok,
                           kv_write_bytes=group_tokens * kv_tok, m=ceil(heads / kv_heads * sq), kernels=2))
         else:
             ops.append(Op(f"{prefix}.prefill", "attention_prefill", layers, flops, kv_write_bytes=group_tokens * kv_tok,
                           m=ceil(group_tokens)))
-        ops.append(_gemm(f"{prefix}.o_proj", layers, n, heads * d, h, _w(sc, "attn_output", lk),
-                         role_dtype(sc, "attn_output", lk), rows=group_tokens, depth=heads * d / t))  # row-parallel
+        ops.append(_gemm(f"{prefix}.o_proj", layers, n, heads * v, h, _w(sc, "attn_output", lk),
+                         role_dtype(sc, "attn_output", lk), rows=group_tokens, depth=heads * v / t))  # row-parallel
     return ops
 
 
