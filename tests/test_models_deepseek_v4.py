@@ -5,6 +5,8 @@ vLLM's DeepSeek-V4 caches, op records follow the attention kinds, and `planner i
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from math import ceil
 from pathlib import Path
 
@@ -18,6 +20,10 @@ from planner.model.kv import kv_layout, paged_tokens
 from planner.model.models import load_model
 from planner.model.quant import load_format
 from planner.model.spec import model_spec_from_config
+from planner.perf.ops import step_ops
+from planner.perf.steps import decode_step
+from planner.perf.sweep import DecodeSweep
+from planner.serving.estimate import estimate
 from tests.hf_reference import hf_param_count
 from tests.scenario_util import inspect_json
 
@@ -130,3 +136,65 @@ def test_bad_configs_are_refused():
     named = dict(config, layer_types=["heavily_compressed_attention"] * 43, mlp_layer_types=["moe"] * 43)
     spec = model_spec_from_config(named, name="n", file="n")
     assert spec.layer_kind_counts["attention"] == {"hca": 43} and not any(spec.deepseek_v4.hash_layers)
+
+
+def _flash_tp8():
+    return make_scenario("deepseek-v4-flash", weights="mxfp4-fp8-block128", kv_cache="fp8", gpu="b200",
+                         gpus_per_node=8, parallelism={"tp": 8})
+
+
+def test_op_records_follow_the_attention_kind():
+    sc = _flash_tp8()
+    short = {op.name: op for op in step_ops(sc, "decode", 8, 1024)}
+    long = {op.name: op for op in step_ops(sc, "decode", 8, 131072)}
+    seqs, heads, d = 8 * 8, 64, 512  # tokens per GPU x TP ranks; query heads; the one K = V head's width
+    # every layer reads its 128-token window; CSA layers index_topk (512) of L / 4 entries; HCA layers all L / 128
+    assert long["attn_win.decode"].count == 43 and long["attn_win.decode"].kv_read_bytes == seqs * 128 * 584
+    assert (long["attn_csa.decode"].count, long["attn_hca.decode"].count) == (21, 20)
+    assert long["attn_csa.decode"].kv_read_bytes == seqs * 512 * 584
+    assert short["attn_csa.decode"].kv_read_bytes == seqs * 1024 / 4 * 584  # below the top-k: every entry
+    assert long["attn_hca.decode"].kv_read_bytes == seqs * 131072 / 128 * 584
+    assert long["attn_hca.decode"].flops == 4 * 8 * heads * 1024 * d  # q.K + p.V over 512 per head and entry
+    # the indexer scores every compressed key: O(L / 4), its 132-B keys read whole on every rank
+    assert long["attn.csa_index_score"].kv_read_bytes == seqs * 131072 / 4 * 132
+    assert long["attn.csa_index_score"].flops == 2 * seqs * 64 * 128 * 131072 / 4
+    # grouped output projection: heads x 512 -> 8 x 1024 in groups, then -> h; projections per kind's weights
+    assert long["attn_csa.o_a_proj"].flops == 2 * 8 * heads * d * 1024
+    assert short["attn_win.qkv_a_proj"].count == 2 and short["attn_csa.idx_q_b_proj"].weight_bytes > 0
+    assert "attn_win.cmp_proj" not in short and short["attn_hca.cmp_proj"].count == 20
+    assert short["hc.mix"].count == 43 and short["moe.experts"].count == 43 and short["moe.shared"].count == 43
+    assert short["moe.experts"].dtype == "fp4" and short["attn_csa.q_b_proj"].dtype == "fp8"
+
+
+def test_sweep_matches_scalar_across_the_caps():
+    sc = _flash_tp8()
+    sweep = DecodeSweep(sc)
+    for b, c in [(1, 100), (7, 1500), (64, 5000), (256, 200_000)]:  # below / above the window and 4 x top-k
+        step, _ = sweep.evaluate(b, c)
+        assert float(step) == pytest.approx(decode_step(sc, b, c).seconds, rel=1e-9)
+
+
+def test_estimate_runs_on_8x_b200():
+    sc = make_scenario("deepseek-v4-flash", weights="mxfp4-fp8-block128", kv_cache="fp8", engine="vllm", gpu="b200",
+                       gpus_per_node=8, parallelism={"tp": 8},
+                       workload={"phase": "serve", "concurrency": 16, "input_len": 8192, "output_len": 1024})
+    out = estimate(sc)
+    assert out["fits"], out["reason"]
+    assert out["metrics"]["tpot_ms"] > 0 and out["metrics"]["ttft_ms"] > 0
+    pro = make_scenario("deepseek-v4-pro", weights="mxfp4-fp8-block128", kv_cache="fp8", engine="vllm", gpu="b200",
+                        gpus_per_node=8, parallelism={"tp": 8},
+                        workload={"phase": "serve", "concurrency": 16, "input_len": 8192, "output_len": 1024})
+    assert estimate(pro)["fits"]  # 864.7 GB of weights on 8 x 180 GB
+
+
+def test_size_finds_plans(tmp_path):
+    wl = tmp_path / "dsv4.yaml"
+    wl.write_text("model: deepseek-v4-flash\nweights: [mxfp4-fp8-block128]\nkv_cache: [fp8]\ncontext_len: 32768\n"
+                  "traffic: {requests_per_s: 2.0, input_len: 4000, output_len: 500}\n"
+                  "slo: {ttft_ms: 5000, tpot_ms: 50}\npurchase: rent\ntop: 2\n"
+                  "search: {classes: [gpu_server], accelerators: [b200, h200-sxm], max_nodes: 1}\n")
+    out = subprocess.run([sys.executable, "-m", "planner", "size", str(wl), "--json", "--time-budget", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    plans = json.loads(out.stdout)["plans"]
+    assert plans and all(p["weights"] == "mxfp4-fp8-block128" and p["metrics"]["tpot_ms"] <= 50 for p in plans)

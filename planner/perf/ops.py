@@ -27,6 +27,7 @@ from planner.deploy.placement import dense_group
 from planner.deploy.scenario import Scenario
 from planner.model.kv import kv_layout
 from planner.perf.op_record import Op, _gemm, _role_bytes, _w, role_dtype, swiglu_depth
+from planner.perf.ops_dsv4 import deepseek_v4_attention_ops
 from planner.perf.ops_kinds import dsa_indexer_ops as _dsa_indexer_ops
 from planner.perf.ops_kinds import latent_moe_ops, linear_attention_ops, mla_output_gate_ops, split_gqa_ops
 
@@ -50,6 +51,8 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
     """Softmax attention (GQA, sliding, MLA, MLA + DSA) of `count` layers. n = tokens this GPU's attention group
     computes (per GPU FLOP accounting)."""
     s, par = sc.model.spec, sc.parallelism
+    if s.deepseek_v4:  # windows, compressed caches and the indexer by layer kind, hyper-connections (ops_dsv4)
+        return deepseek_v4_attention_ops(sc, phase, n, ctx, count, sq)
     h, t = s.hidden_size, par.tp
     heads = s.num_heads  # n x heads = (group tokens n x t) x (heads / t): the per-GPU share of the work
     layout = kv_layout(s, sc.kv_cache)

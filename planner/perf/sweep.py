@@ -19,6 +19,7 @@ import numpy as np
 from planner.deploy.scenario import Scenario
 from planner.deploy.scenario_file import load_scenario
 from planner.perf.ops import ep_load_imbalance, step_ops
+from planner.perf.ops_dsv4 import deepseek_v4_caps
 from planner.perf.ops_kinds import gqa_groups
 from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor
 from planner.perf.steps import TBO_HIDDEN, launch_seconds, machine
@@ -63,6 +64,8 @@ class DecodeSweep:
         # Gemma 4, MiniMax-M3: each layer group's own records, context capped per group (planner.perf.ops_kinds)
         self.caps = {f"{g[0]}.": g[5] for g in gqa_groups(spec) if g[5]} if spec.attention != "mla" and (
             spec.full_head_dim or spec.index_topk) else {}
+        if spec.deepseek_v4:  # DeepSeek-V4: the window records and CSA's top-k reads (planner.perf.ops_dsv4)
+            self.caps = deepseek_v4_caps(spec)
         if self.caps:
             self.sliding = 0.0
         base = {(n, c): {op.name: op for op in step_ops(sc, "decode", n, c)} for n, c in ((1, 1), (2, 1), (1, 2))}
