@@ -98,8 +98,7 @@ KV_DTYPES = ("bf16", "fp16", "fp8", "fp8_ds_mla")
 FP8_DS_MLA_BYTES_PER_LAYER = 512 * 1 + (512 // 128) * 4 + 64 * 2  # = 656
 INDEXER_QUANT_BLOCK = 128  # fp8 values per float32 scale in the DSA indexer key cache (vLLM quant_block_size)
 STATE_DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
-# DeepSeek-V4 entry bytes (module docstring): 448 fp8 + 64 bf16 rope + 7 UE8M0 scales + 1 pad; bf16: 512 x 2
-DSV4_ENTRY_BYTES = {"fp8": 448 + 64 * 2 + 448 // 64 + 1, "fp8_ds_mla": 448 + 64 * 2 + 448 // 64 + 1}  # = 584
+DSV4_SCALE_BLOCK = 64  # fp8 non-rotary values per UE8M0 scale byte in DeepSeek-V4's cache entry (module docstring)
 COMPRESSOR_STATE_BYTES = 4  # float32 kv and score of a compressor's unfinished windows (vLLM CompressorStateCache)
 
 
@@ -248,7 +247,11 @@ def _kv_layout(spec: ModelSpec, dtype: str) -> KVLayout:
 
 def _deepseek_v4_layout(spec: ModelSpec, dtype: str) -> KVLayout:
     """Compressed caches per token and the window and compressor states per request (module docstring)."""
-    entry = DSV4_ENTRY_BYTES.get(dtype) or spec.head_dim * KV_DTYPE_BYTES[dtype]
+    # vLLM turns every fp8 cache dtype into fp8_ds_mla for V4; bf16 / fp16: the 512-wide entry as is
+    # (vLLM DeepseekV4MultiHeadLatentAttentionWrapper head_bytes: 448 fp8 + 64 x 2 B rope + 7 scales + 1 pad = 584)
+    nope, rope = spec.qk_nope_head_dim, spec.qk_rope_head_dim
+    entry = nope + 2 * rope + nope // DSV4_SCALE_BLOCK + 1 if dtype.startswith("fp8") \
+        else spec.head_dim * KV_DTYPE_BYTES[dtype]
     idx = spec.index_head_dim + spec.index_head_dim // INDEXER_QUANT_BLOCK * 4  # 132 B, fp8 whatever the KV dtype
     ratios = spec.deepseek_v4.compress_ratios[:spec.num_layers]
     kinds = sorted({r for r in ratios if r})
