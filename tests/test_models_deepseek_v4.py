@@ -15,6 +15,7 @@ import pytest
 
 from planner.base.errors import PlannerError
 from planner.deploy.memory import memory_report
+from planner.deploy.placement import gpu_share
 from planner.deploy.scenario import make_scenario
 from planner.model.inventory import params_by_part, tensor_inventory
 from planner.model.kv import kv_layout, paged_tokens
@@ -199,3 +200,15 @@ def test_size_finds_plans(tmp_path):
     assert out.returncode == 0, out.stderr
     plans = json.loads(out.stdout)["plans"]
     assert plans and all(p["weights"] == "mxfp4-fp8-block128" and p["metrics"]["tpot_ms"] <= 50 for p in plans)
+
+
+def test_tp_placement():
+    """vLLM at TP 8: q_a + kv (fused_wqa_wkv), the compressors (disable_tp) and the indexer are replicated; q_b, the
+    output groups (o_groups // tp per rank), o_b and the sinks are split by heads."""
+    sc = _flash_tp8()
+    share = {t.role: gpu_share(t, sc) for t in tensor_inventory(sc.model.spec) if t.layer == 2}
+    for role in ("attn_q_a", "attn_kv_a_mqa", "attn_cmp_kv", "attn_cmp_gate", "attn_cmp_ape", "attn_idx_cmp_kv",
+                 "attn_idx_q_b", "attn_idx_w", "hc_attn_fn"):
+        assert share[role] == 1.0, role
+    for role in ("attn_q_b", "attn_o_a", "attn_o_b", "attn_sinks"):
+        assert share[role] == 1 / 8, role

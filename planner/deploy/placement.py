@@ -88,7 +88,8 @@ def _share(t: TensorGroup, spec: ModelSpec, par: Parallelism, dense_split: str) 
     if comp in ("dense_mlp", "shared_experts", "embedding", "lm_head"):
         return 1 / _dense_group(par, dense_split)
     if comp == "attention" and t.part != "vision":
-        if role in MLA_REPLICATED or role.startswith(("nextn.", "attn_idx_")):
+        # DSA / DeepSeek-V4 indexers and V4's compressors run replicated (vLLM ReplicatedLinear, disable_tp)
+        if role in MLA_REPLICATED or role.startswith(("nextn.", "attn_idx_", "attn_cmp_")):
             return 1.0
         if role in ("attn_k", "attn_v", "attn_k.bias", "attn_v.bias"):
             return max(1, spec.num_kv_heads // par.tp) / spec.num_kv_heads
