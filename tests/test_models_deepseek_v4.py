@@ -189,6 +189,18 @@ def test_estimate_runs_on_8x_b200():
     assert estimate(pro)["fits"]  # 864.7 GB of weights on 8 x 180 GB
 
 
+def test_estimate_command(tmp_path):
+    scenario = tmp_path / "dsv4-pro.yaml"
+    scenario.write_text("name: dsv4-pro\nmodel: deepseek-v4-pro\nweights: mxfp4-fp8-block128\nkv_cache: fp8\n"
+                        "hardware: {gpu: b200, gpus_per_node: 8, nodes: 1}\nparallelism: {tp: 8}\nengine: vllm\n"
+                        "workload: {phase: decode, input_len: 32768, output_len: 1024}\n")
+    out = subprocess.run([sys.executable, "-m", "planner", "estimate", str(scenario), "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["fits"] and doc["metrics"]["tpot_ms"] > 0
+
+
 def test_size_finds_plans(tmp_path):
     wl = tmp_path / "dsv4.yaml"
     wl.write_text("model: deepseek-v4-flash\nweights: [mxfp4-fp8-block128]\nkv_cache: [fp8]\ncontext_len: 32768\n"
