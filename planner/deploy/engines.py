@@ -86,6 +86,9 @@ class Engine:
     weight_formats_cpu: tuple[str, ...] | None = None  # the same on a CPU-only server (None: weight_formats)
     kv_cache_dtypes: tuple[str, ...] = KV_DTYPES  # KV cache dtypes it offers (planner.model.kv.KV_DTYPES)
     attention_dp: bool = False  # runs attention data-parallel beside expert-parallel MoE
+    # expert parallelism exchanges tokens (an all-to-all) only beside attention DP: without it every EP rank already
+    # holds all tokens of its TP group, runs them through its own experts and the TP all-reduce sums the outputs
+    ep_alltoall_needs_dp: bool = False
     sizing: tuple[tuple[str, int], ...] = ()  # (system class, rank) the sizing search offers it on; rank 1 first
 
     def cpu_compute_for(self, dtype: str) -> Curve | None:
@@ -138,7 +141,7 @@ def load_engine(name: str) -> Engine:
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "request_ingest_s",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
-                     "sizing"),
+                     "ep_alltoall_needs_dp", "sizing"),
                file)
     mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
     split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
@@ -181,6 +184,7 @@ def load_engine(name: str) -> Engine:
         weight_formats_cpu=_names(doc, "weight_formats_cpu", file, None),
         kv_cache_dtypes=_names(doc, "kv_cache_dtypes", file, KV_DTYPES) or KV_DTYPES,
         attention_dp=_bool(doc, "attention_dp", file),
+        ep_alltoall_needs_dp=_bool(doc, "ep_alltoall_needs_dp", file),
         sizing=_sizing(doc, file),
     )
 

@@ -240,13 +240,14 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
                          depth=swiglu_depth(h, s.shared_intermediate_size / shared_group)))
     if s.latent_expert_size:
         ops += latent_moe_ops(sc, n, moe_count, par.tp if e > 1 else gd)
-    if e > 1:
+    if e > 1 and (par.dp_attention > 1 or not sc.engine.ep_alltoall_needs_dp):
         intra, inter = ep_bytes_per_token(e, k, scale_up_gpus(sc), per_node=phase == "prefill")
         # the all-to-all ends when the busiest rank has received its tokens
         ops.append(Op("comm.ep_dispatch_combine", "comm", moe_count, 0, comm_bytes=n * intra * 3 * he * busiest,
                       rdma_bytes=n * inter * 3 * he * busiest, comm="alltoall", group=e))
     # TP-split experts (ep 1) reduce over the whole stage; with EP the shared expert and the TP-duplicated
-    # tokens reduce over the attention TP group
+    # tokens reduce over the attention TP group (the only MoE collective of an engine whose EP needs attention DP
+    # for its all-to-all, when the deployment has none)
     reduce_group = G if e == 1 else par.tp
     if reduce_group > 1:
         ops.append(Op("comm.moe_allreduce", "comm", moe_count, 0, comm_bytes=n * reduce_group * h * 2,
