@@ -252,3 +252,26 @@ def test_nvl72_collectives_stay_on_nvlink_across_trays():
     assert (scale_up_gpus(gb), scale_up_gpus(b2), scale_up_gpus(sc("gb300", 4, 4))) == (72, 8, 72)
     comm = lambda s: sum(t.seconds for t in decode_step(s, 8, 2048).timed if t.op.kind == "comm")  # noqa: E731
     assert comm(gb) < 0.5 * comm(b2)
+
+
+def test_cross_node_all_reduce_runs_over_every_nic_of_the_node():
+    """NCCL runs one ring per NIC and each ring leaves a node once, so a multi-node all-reduce moves at the node's
+    NICs together, not one NIC's rate. nccl-tests all_reduce_perf on 8x H200 nodes with 8 NICs each reaches ~350 GB/s
+    bus bandwidth at 512 MB (NVIDIA/nccl-tests #283); a large message across 2 nodes lands near that, far above one
+    CX7 NIC (~45 GB/s), and never above the NVLink all-reduce inside one node."""
+    from planner.deploy.scenario import make_scenario
+    from planner.perf.ops import Op
+    from planner.perf.roofline import comm_time
+    from planner.perf.steps import machine
+
+    m = machine(make_scenario("deepseek-r1", weights="fp8-block128", gpu="h200-sxm", gpus_per_node=8, nodes=2,
+                              engine="sglang", parallelism={"tp": 16}, name="nccl", file="t"))
+    size = 512 * 2**20
+
+    def busbw(group):
+        t = comm_time(Op("comm.tp_allreduce", "comm", 1, 0.0, comm_bytes=size, comm="allreduce", group=group), m)
+        return 2 * (group - 1) / group * size / t
+
+    assert 300e9 <= busbw(16) <= 400e9
+    assert busbw(16) > 5 * m.eff.comm["rdma_bytes_per_s_per_gpu"]
+    assert busbw(16) <= busbw(8)  # inside one node: NVLink

@@ -60,6 +60,9 @@ class Engine:
     # the same for models with MLA attention, whose op records stand for more real kernels (latent norms, rope,
     # absorbed projections, FP8 activation quantization); None: eager_kernel_host_s
     eager_kernel_host_mla_s: float | None = None
+    # the same in an eager prefill of an MLA model, where the engine takes another path than in decode (SGLang: the
+    # MHA prefill with its up-projections); None: eager_kernel_host_mla_s
+    eager_prefill_kernel_host_mla_s: float | None = None
     # ops on the CPU (all of them without a GPU) run synchronously, so their dispatch (PyTorch: Python/ATen and
     # OpenMP fork/join; ggml: the thread barrier per node) adds to the work: seconds per op-record kernel (0: none)
     cpu_op_host_s: float = 0.0
@@ -137,7 +140,8 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
-                     "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s", "cpu_op_host_s",
+                     "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s",
+                     "eager_prefill_kernel_host_mla_s", "cpu_op_host_s",
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "request_ingest_s",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
@@ -170,6 +174,8 @@ def load_engine(name: str) -> Engine:
         eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         eager_kernel_host_mla_s=get_number(doc, "eager_kernel_host_mla_s", file, default=None, minimum=0,
                                            maximum=1e-2),
+        eager_prefill_kernel_host_mla_s=get_number(doc, "eager_prefill_kernel_host_mla_s", file, default=None,
+                                                   minimum=0, maximum=1e-2),
         cpu_op_host_s=get_number(doc, "cpu_op_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         cpu_experts_sequential=doc.get("cpu_experts_sequential") is True,
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),

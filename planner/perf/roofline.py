@@ -144,7 +144,12 @@ def comm_time(op: Op, m: Machine) -> float:
         busbw = (acc.allreduce_busbw_bytes_per_s if acc and acc.allreduce_busbw_bytes_per_s and nvlink
                  else intra * c["allreduce_busbw_fraction"])
         if cross_node:
-            busbw = min(busbw, rdma)
+            # NCCL runs one ring (channel) per NIC; every ring leaves each node once, so each of a node's NICs
+            # carries 1/NICs of the 2 (g - 1) / g x S every GPU sends: the bus bandwidth is the node's NICs
+            # together (one NIC per GPU: GPUs per node x the per-GPU RDMA rate), not one NIC's. nccl-tests
+            # all_reduce_perf on 8x H200 nodes with 8 NICs each: ~350 GB/s busbw at 512 MB (NVIDIA/nccl-tests
+            # #283) = 8 x ~44 GB/s, the per-GPU rate DeepEP reaches over the same CX7 400 Gb/s NICs
+            busbw = min(busbw, rdma * min(max(m.gpus_per_node, 1), g))
         lat = c["allreduce_latency_cross_node_s"] if cross_node else c["allreduce_latency_s"]
         return lat + 2 * (g - 1) / g * op.comm_bytes / busbw
     if op.comm == "alltoall":

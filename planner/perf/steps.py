@@ -143,16 +143,18 @@ def kernels(ops: list[Op]) -> int:
     return sum(op.kernels * op.count for op in ops)
 
 
-def launch_seconds(sc: Scenario, ops: list[Op]) -> float:
-    """Host time to launch every kernel of a step one by one (outside a CUDA graph)."""
+def launch_seconds(sc: Scenario, ops: list[Op], prefill: bool = False) -> float:
+    """Host time to launch every kernel of a step one by one (outside a CUDA graph); `prefill`: the step runs
+    prompt tokens (an MLA model's prefill takes its own, longer path: engine eager_prefill_kernel_host_mla_s)."""
     eng = sc.engine
     per_kernel = eng.eager_kernel_host_s
-    if sc.model.spec.attention == "mla" and eng.eager_kernel_host_mla_s is not None:
-        per_kernel = eng.eager_kernel_host_mla_s
+    if sc.model.spec.attention == "mla":
+        mla = eng.eager_prefill_kernel_host_mla_s if prefill else None
+        per_kernel = next((x for x in (mla, eng.eager_kernel_host_mla_s) if x is not None), per_kernel)
     return per_kernel * kernels(ops)
 
 
-def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True) -> Step:
+def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True, prefill: bool = False) -> Step:
     m = machine(sc)
     timed = tuple(time_op(op, m) for op in ops)
     comp = sum(t.total_s for t in timed if t.bound in ("compute", "latency"))
@@ -173,7 +175,7 @@ def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True) -> Step:
                     dispatch)
     work += dispatch
     host += dispatch
-    launch = 0.0 if graphed else launch_seconds(sc, ops)
+    launch = 0.0 if graphed else launch_seconds(sc, ops, prefill)
     # pipeline parallelism: a token crosses all pp stages in turn, each taking one stage step, so the step a
     # sequence sees is pp stage steps; with pp micro-batches in flight every GPU stays busy, so per-GPU
     # throughput is still tokens per GPU / this step (no bubble once the batch fills pp micro-batches)
@@ -235,7 +237,7 @@ def decode_step(sc: Scenario, batch_per_gpu: float, kv_len: float) -> Step:
 
 def prefill_step(sc: Scenario, tokens_per_gpu: float, prompt_len: float, cached: float = 0.0) -> Step:
     graphed = sc.engine.graphed(tokens_per_gpu * sc.parallelism.tp, prefill=True)
-    return run_ops(sc, prefill_ops(sc, tokens_per_gpu, prompt_len, cached), graphed)
+    return run_ops(sc, prefill_ops(sc, tokens_per_gpu, prompt_len, cached), graphed, prefill=True)
 
 
 def mixed_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens_per_gpu: float,
@@ -254,7 +256,8 @@ def mixed_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens
         return amortized(decode_step(sc, batch_per_gpu, kv_len),
                          prefill_step(sc, prefill_tokens_per_gpu / f, prompt_len, cached), f)
     ops = merge(decode_ops(sc, batch_per_gpu, kv_len), prefill_ops(sc, prefill_tokens_per_gpu, prompt_len, cached))
-    return run_ops(sc, ops, sc.engine.graphed((batch_per_gpu + prefill_tokens_per_gpu) * t, prefill=True))
+    return run_ops(sc, ops, sc.engine.graphed((batch_per_gpu + prefill_tokens_per_gpu) * t, prefill=True),
+                   prefill=True)
 
 
 def amortized(a: Step, b: Step, f: float) -> Step:
