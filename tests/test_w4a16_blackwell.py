@@ -1,0 +1,28 @@
+"""W4A16 (Marlin-family) routed experts on Blackwell: the kernels do not use tcgen05, so B200 runs them about as fast
+as H200 (aiconfigurator-core int4_wo MoE tables: 0.86-0.94x the H200 time), not 2.27x faster as a fraction of the
+BF16 peak would say (profiles/calibration/b200.yaml)."""
+
+import pytest
+
+from planner.deploy.scenario import make_scenario
+from planner.perf.steps import decode_step
+
+
+def _experts_s(gpu: str, batch: float) -> float:
+    sc = make_scenario("kimi-k2.5", weights="int4-g32", gpu=gpu, gpus_per_node=8, engine="vllm",
+                       parallelism={"tp": 8})
+    step = decode_step(sc, batch, 2048)
+    return next(t.seconds for t in step.timed if t.op.name == "moe.experts")
+
+
+@pytest.mark.parametrize("batch", [1, 2, 4])  # decode rows per GPU of the silicon runs (TP8, 4-64 users)
+def test_b200_w4a16_experts_near_h200(batch):
+    ratio = _experts_s("b200", batch) / _experts_s("h200-sxm", batch)
+    assert 0.75 <= ratio <= 1.3, ratio  # the tables' 0.86-0.94 (HBM alone would give 0.6)
+
+
+def test_b200_fp4_experts_keep_default_curves():
+    sc = make_scenario("kimi-k2.5", weights="nvfp4", gpu="b200", gpus_per_node=4, engine="vllm",
+                       parallelism={"tp": 4})
+    step = decode_step(sc, 4, 2048)
+    assert next(t for t in step.timed if t.op.name == "moe.experts").bound == "memory"
