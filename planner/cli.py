@@ -286,6 +286,14 @@ def print_inspect(doc: dict) -> None:
             + f"; + {count(doc['state_bytes_per_request'])} B per request: windows and compressor state"
     print(f"  KV cache ({terminal(doc['kv_cache'])})  {count(kv)} B/token ({per_layer}); "
           f"MHA-equivalent {count(mha)} B/token ({mha / kv:.1f}x)")
+    kinds, fixed = doc.get("kv_cache_by_layer_kind") or [], doc.get("kv_cache_bytes_per_request_fixed") or 0
+    if len(kinds) > 1 or fixed:  # hybrid: what grows with the context and what each request holds apart
+        num = lambda v: count(v) if float(v).is_integer() else f"{v:,.2f}"  # noqa: E731  (V4: 4.5625 B per token)
+        print(f"    one request of L tokens: {num(doc['kv_cache_bytes_per_token_past_window'])} B x L "
+              f"+ {count(fixed)} B (past the windows)")
+        for k in kinds:
+            print(f"    {k['layers']:>4} {k['attention_kind']:12s} {num(k['bytes_per_token_per_layer']):>8s} B/token "
+                  f"{count(k['bytes_per_request_per_layer']):>12s} B/request per layer: {k['cached']}")
     if doc.get("checkpoint"):
         print(files_table(doc["checkpoint"]))
 

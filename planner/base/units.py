@@ -12,6 +12,11 @@ def gb(nbytes: float, digits: int = 1) -> str:
     return f"{nbytes / GB:,.{digits}f} GB"
 
 
+def mb(nbytes: float, digits: int = 1) -> str:
+    """'39.5 MB' (decimal megabytes: one request's linear-attention or window state)."""
+    return f"{nbytes / 1e6:,.{digits}f} MB"
+
+
 def gib(nbytes: float, digits: int = 2) -> str:
     """'554.27 GiB' (binary gibibytes)."""
     return f"{nbytes / GIB:,.{digits}f} GiB"

@@ -12,6 +12,7 @@ from planner.model.inventory import (
     tensor_inventory,
 )
 from planner.model.kv import kv_layout, mha_equivalent_bytes_per_token
+from planner.model.kv_kinds import kv_by_kind
 from planner.model.models import Model, model_config
 from planner.model.quant import QuantFormat
 
@@ -52,6 +53,7 @@ def inspect_model(model: Model, fmt: QuantFormat, kv_dtype: str = "bf16") -> dic
     by_part = weights_bytes_by_part(model, fmt)
     layout = kv_layout(spec, kv_dtype)
     mha = mha_equivalent_bytes_per_token(spec, "bf16" if kv_dtype == "fp8_ds_mla" else kv_dtype)
+    kinds = kv_by_kind(spec, kv_dtype)
     return {
         "model": model.name,
         "architecture": spec.architecture,
@@ -89,6 +91,14 @@ def inspect_model(model: Model, fmt: QuantFormat, kv_dtype: str = "bf16") -> dic
         # DeepSeek-V4: its CSA / HCA caches, one entry per `tokens_per_entry` tokens (the windows are state above)
         **({"kv_cache_compressed": [{"tokens_per_entry": r, "layers": n, "bytes_per_entry": b}
                                     for r, n, b in layout.compressed]} if layout.compressed else {}),
+        # per attention kind: what one more token adds past any window, what a request holds whatever its length
+        # (full windows, linear / compressor state); one sequence of L tokens ~ L x the first + the second
+        "kv_cache_by_layer_kind": [{"attention_kind": k.attention_kind, "layers": k.layers, "cached": k.cached,
+                                    "bytes_per_token_per_layer": k.bytes_per_token_per_layer,
+                                    "bytes_per_request_per_layer": k.bytes_per_request_per_layer}
+                                   for k in kinds.kinds],
+        "kv_cache_bytes_per_token_past_window": kinds.bytes_per_token,
+        "kv_cache_bytes_per_request_fixed": kinds.bytes_per_request,
         "layer_kinds": spec.layer_kind_counts,
         "architecture_facts": {
             "layers": spec.num_layers, "hidden_size": spec.hidden_size, "attention": spec.attention,

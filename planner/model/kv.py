@@ -257,11 +257,16 @@ def _deepseek_v4_layout(spec: ModelSpec, dtype: str) -> KVLayout:
     kinds = sorted({r for r in ratios if r})
     compressed = tuple((r, ratios.count(r), entry + (idx if spec.deepseek_v4.coff(r) == 2 else 0)) for r in kinds)
     state = spec.num_layers * spec.sliding_window * entry  # every layer's window
-    for r in ratios:
-        c = spec.deepseek_v4.coff(r) if r else 0  # kv + score of coff x head_dim for coff x ratio tokens
-        state += c * r * 2 * c * (spec.head_dim + (spec.index_head_dim if c == 2 else 0)) * COMPRESSOR_STATE_BYTES
+    state += sum(compressor_state_bytes(spec, r) for r in ratios)
     return KVLayout(dtype, sum(n * b / r for r, n, b in compressed), len(ratios) - ratios.count(0), ratios.count(0),
                     spec.sliding_window, entry, False, idx, state_bytes_per_request=state, compressed=compressed)
+
+
+def compressor_state_bytes(spec: ModelSpec, ratio: int) -> int:
+    """One request's compressor state in one DeepSeek-V4 layer of compress ratio `ratio` (0: no compressor): float32
+    kv and score of coff x head_dim (+ the indexer's at index_head_dim on CSA layers) for coff x ratio tokens."""
+    c = spec.deepseek_v4.coff(ratio) if ratio else 0
+    return c * ratio * 2 * c * (spec.head_dim + (spec.index_head_dim if c == 2 else 0)) * COMPRESSOR_STATE_BYTES
 
 
 def mha_equivalent_bytes_per_token(spec: ModelSpec, dtype: str = "bf16") -> int:
