@@ -17,15 +17,10 @@ from pathlib import Path
 from planner.base import limits
 from planner.base.errors import PlannerError, resolve_named
 from planner.base.frozen import hash_once, state_without_hash
-from planner.base.yamlio import (
-    get_choice,
-    get_number,
-    get_percentile,
-    get_str,
-    sub_mapping,
-)
+from planner.base.yamlio import get_choice, get_number, get_percentile, get_str, sub_mapping
 from planner.deploy.correction import Correction
 from planner.deploy.datasets import OUTPUT_LEN_DISTS, Dataset, load_dataset
+from planner.deploy.engine_model import engine_refusal
 from planner.deploy.engine_options import ENGINE_OPTION_KEYS, apply_engine_options, tuned_for_chosen_batch
 from planner.deploy.engines import Engine, load_engine
 from planner.hardware.accelerators import Accelerator, load_accelerator
@@ -228,6 +223,8 @@ def make_scenario(
     if not isinstance(parallelism, Parallelism):
         parallelism = _parallelism(sub_mapping(parallelism, "parallelism", PARALLEL_KEYS, file), file, model, gpu,
                                    gpn * nodes)
+    if refused := engine_refusal(engine.name, model, kv_cache, parallelism.tp):  # DeepSeek-V4 in vLLM / SGLang
+        raise PlannerError(refused.reason, file=file, field=refused.field)
     if parallelism.dp_attention > 1 and not engine.attention_dp:  # e.g. llama.cpp, KTransformers, MLX
         raise PlannerError(f"{parallelism.dp_attention} data-parallel attention ranks need an engine that runs them "
                            f"(profile attention_dp: true, e.g. vllm, sglang, trtllm); {engine.name} does not",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from planner.deploy.engine_model import engine_refusal
 from planner.deploy.memory import memory_report
 from planner.deploy.scenario import Scenario
 from planner.serving.serve import best_decode_rate
@@ -31,6 +32,8 @@ def resolve_unstated_plan(sc: Scenario) -> tuple[Scenario, list[str]]:
         if spec.is_moe and d > 1 and d <= spec.n_routed_experts and sc.engine.attention_dp:
             layouts.append((1, d, d))
         for tp, ep, dp in layouts:
+            if engine_refusal(sc.engine.name, sc.model, sc.kv_cache, tp):  # e.g. DeepSeek-V4's o_groups in vLLM
+                continue
             par = replace(sc.parallelism, tp=tp, ep=ep, pp=1, dp_attention=dp, replicas=total // d, stated=True)
             trial = replace(sc, parallelism=par)
             fallback = trial if fallback is sc or dp == 1 else fallback

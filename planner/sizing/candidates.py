@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from pathlib import Path
 
+from planner.deploy.engine_model import engine_refusal
 from planner.deploy.engines import Engine, engines_for_class, load_engine
 from planner.deploy.scenario import Scenario, make_scenario, plan_label
 from planner.hardware.accelerators import load_accelerator
@@ -187,6 +188,9 @@ def static_reason(cand: Candidate, wl: SizingWorkload, cost: UnitCost | str) -> 
         return "fp8_ds_mla is FlashMLA's KV layout: MLA models only"
     if cand.kv_cache not in load_engine(cand.engine).kv_cache_dtypes:
         return f"{cand.engine} has no {cand.kv_cache} KV cache"
+    refused = engine_refusal(cand.engine, load_model(cand.model), cand.kv_cache, cand.tp)
+    if refused:  # DeepSeek-V4 in vLLM / SGLang (planner.deploy.engine_model)
+        return refused.reason
     if a is not None and cand.weights == "nvfp4" and a.peak_flops_by_dtype.get("fp4") is None:
         return f"nvfp4 needs FP4 tensor cores; {a.display_name} has none"
     if wl.budget_capex_usd is not None and cost.capex_usd > wl.budget_capex_usd:

@@ -23,7 +23,7 @@ def kind_of(reason: str) -> str:
         return "budget"
     if "buys no speed" in reason:
         return "dominated"
-    if reason.startswith(("fp8_ds_mla", "nvfp4 needs")) or "has no fp8 KV" in reason:
+    if reason.startswith(("fp8_ds_mla", "nvfp4 needs")) or "has no fp8 KV" in reason or "(DeepSeek-V4)" in reason:
         return "engine or format"
     return "memory"
 
