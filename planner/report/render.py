@@ -3,8 +3,8 @@
 Every string from YAML, configs or planner messages is HTML-escaped here (titles, paragraphs, table cells,
 notes), so a model named `<script>` shows as text; report.md gets the same strings through
 planner.base.escape.md_text, so `[t](javascript:...)` or `![t](http://...)` in a title stays text.
-Tables are shown with units at the edges: byte columns in GB (1e9 B), fractions in percent; the CSV files keep
-the raw SI numbers.
+Tables are shown with units at the edges: byte columns in GB (1e9 B), per-token and per-request sizes in bytes,
+fractions in percent; the CSV files keep the raw SI numbers.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def _cell(value: object, column: str) -> tuple[str, bool]:
     if isinstance(value, bool):
         return ("yes" if value else "no"), False
     if isinstance(value, (int, float)):
+        if "bytes" in column and _in_bytes(column):
+            return (f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"), True
         if "bytes" in column:
             return f"{value / 1e9:,.1f}", True
         if column.endswith(PERCENT):
@@ -60,8 +62,13 @@ def _cell(value: object, column: str) -> tuple[str, bool]:
     return str(value), False
 
 
+def _in_bytes(column: str) -> bool:
+    """Per-token and per-request sizes (kilobytes to megabytes) stay in bytes; 0.0 GB would say nothing."""
+    return "bytes_per_token" in column or "bytes_per_request" in column
+
+
 def _header(column: str) -> str:
-    return column.replace("bytes", "GB").replace("_", " ")
+    return column.replace("bytes", "B" if _in_bytes(column) else "GB").replace("_", " ")
 
 
 def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from planner.base.errors import PlannerError
 from planner.base.units import gb
+from planner.model.kv_kinds import kv_by_kind
 from planner.model.models import Model, load_model
 from planner.model.quant import load_format
 from planner.report import figures as F
@@ -83,11 +84,16 @@ def model_card(ctx: Context, opts: dict, where: str) -> Section:
             f"active per token ({row.active_fraction:.2%}); vision tower {row.vision_params:,}, MTP layers "
             f"{row.mtp_params:,}; official checkpoint format {row.native_weights}.")
     for m in ctx.models:
+        kinds = m.spec.layer_kind_counts
+        s.paragraphs.append(f"{m.name}: {m.spec.num_layers} layers; attention " + ", ".join(
+            f"{n} {k}" for k, n in kinds["attention"].items()) + "; feed-forward " + ", ".join(
+            f"{n} {k}" for k, n in kinds["ffn"].items()) + ".")
         s.figures.append((f"params-{m.name}", f"Parameters of {m.name} by component", F.params_treemap(params, m.name)))
         ctx.used_sources[f"model {m.name}"] = m.source
     s.figures.append(("active-vs-total", "Total vs active parameters per token", F.active_vs_total(active)))
     s.tables += [("params-by-component", "Parameters by part and component", params, True),
-                 ("params-active", "Total and active parameters", active, True)]
+                 ("params-active", "Total and active parameters", active, True),
+                 ("layer-kinds", "Layers per attention and feed-forward kind", T.layer_kinds_table(ctx.models), True)]
     return s
 
 
@@ -124,9 +130,15 @@ def memory_per_gpu(ctx: Context, opts: dict, where: str) -> Section:
 
 def kv_vs_context(ctx: Context, opts: dict, where: str) -> Section:
     s = Section("kv-vs-context", "KV cache vs context")
-    kv = T.kv_table(ctx.models, list(opts.get("dtypes") or ctx.spec.kv_dtypes), opts.get("max_context"))
+    dtypes = list(opts.get("dtypes") or ctx.spec.kv_dtypes)
+    kv = T.kv_table(ctx.models, dtypes, opts.get("max_context"))
     top = kv.sort_values("context_tokens").groupby(["model", "layout"], sort=False).tail(1)
+    kinds = pd.concat([T.kv_kinds_table(ctx.models, d) for d in dtypes], ignore_index=True)
     for m in ctx.models:
+        try:  # per token and per request, by attention kind (hybrid models hold a part whatever the length)
+            s.paragraphs.append(f"{m.name} ({dtypes[0]} KV cache): {kv_by_kind(m.spec, dtypes[0]).words()}.")
+        except PlannerError as err:
+            s.notes.append(f"{m.name}: {err}")
         rows = top[top["model"] == m.name]
         own = rows[~rows["layout"].str.startswith("MHA")]
         mha = rows[rows["layout"].str.startswith("MHA")]
@@ -136,7 +148,9 @@ def kv_vs_context(ctx: Context, opts: dict, where: str) -> Section:
                                 f"as {a.layout} vs {gb(b.bytes_per_sequence)} as {b.layout} "
                                 f"({b.bytes_per_sequence / a.bytes_per_sequence:.1f}x).")
     s.figures.append(("kv-vs-context", "KV cache of one sequence vs context", F.kv_lines(kv)))
-    s.tables += [("kv-at-max-context", "KV cache per token and at the longest context", top, True),
+    s.tables += [("kv-by-layer-kind", "KV cache per token (past any window) and held per request, by attention kind",
+                  kinds, True),
+                 ("kv-at-max-context", "KV cache per token and at the longest context", top, True),
                  ("kv-vs-context", "KV cache per sequence vs context", kv, False)]
     return s
 

@@ -13,6 +13,7 @@ from planner.hardware.accelerators import load_accelerator
 from planner.model.inspect import weights_bytes_by_component, weights_bytes_by_part
 from planner.model.inventory import active_params_per_token, params_by_component, params_by_part
 from planner.model.kv import kv_layout, mha_equivalent_bytes_per_token
+from planner.model.kv_kinds import kv_by_kind
 from planner.model.models import Model
 from planner.model.quant import load_format
 from planner.perf.steps import decode_step
@@ -86,7 +87,10 @@ def memory_table(plans: list[Plan]) -> pd.DataFrame:
 
 def kv_table(models: list[Model], dtypes: list[str], max_context: int | None) -> pd.DataFrame:
     """KV bytes of one sequence (all layers, one copy) vs context: the model's own cache per dtype and the
-    MHA-equivalent (every head's K and V stored) for comparison."""
+    MHA-equivalent (every head's K and V stored) for comparison. A sequence holds its tokens' KV (windows capped)
+    plus what every request holds whatever its length (linear-attention and compressor state, DeepSeek-V4's
+    windows: `bytes_per_request_fixed`); `bytes_per_token` is what one more token adds past every window
+    (planner.model.kv_kinds), not the uncapped sum over layers."""
     rows = []
     for m in models:
         top = max_context or m.spec.max_context or 131072
@@ -97,15 +101,42 @@ def kv_table(models: list[Model], dtypes: list[str], max_context: int | None) ->
                 layout = kv_layout(m.spec, dtype)
             except PlannerError:
                 continue
+            kinds = kv_by_kind(m.spec, dtype)
+            state = layout.state_bytes_per_request
             mha = mha_equivalent_bytes_per_token(m.spec, "bf16" if dtype == "fp8_ds_mla" else dtype)
             for ctx in contexts:
                 rows.append({"model": m.name, "layout": f"{own} {dtype}", "dtype": dtype, "context_tokens": ctx,
-                             "bytes_per_sequence": layout.bytes_for_context(ctx),
-                             "bytes_per_token": layout.bytes_per_token_full})
+                             "bytes_per_sequence": layout.bytes_for_context(ctx) + state,
+                             "bytes_per_token": kinds.bytes_per_token,
+                             "bytes_per_request_fixed": kinds.bytes_per_request})
                 if dtype != "fp8_ds_mla":
                     rows.append({"model": m.name, "layout": f"MHA-equivalent {dtype}", "dtype": dtype,
-                                 "context_tokens": ctx, "bytes_per_sequence": mha * ctx, "bytes_per_token": mha})
+                                 "context_tokens": ctx, "bytes_per_sequence": mha * ctx, "bytes_per_token": mha,
+                                 "bytes_per_request_fixed": 0})
     return pd.DataFrame(rows)
+
+
+def kv_kinds_table(models: list[Model], dtype: str) -> pd.DataFrame:
+    """Per model and attention kind: layers, what a layer keeps, what one more token adds past any window and what a
+    request holds whatever its length (planner.model.kv_kinds), all layers of the kind, unsplit."""
+    rows = []
+    for m in models:
+        try:
+            kinds = kv_by_kind(m.spec, dtype)
+        except PlannerError:
+            continue
+        rows += [{"model": m.name, "attention_kind": k.attention_kind, "layers": k.layers, "dtype": dtype,
+                  "cached": k.cached, "kv_bytes_per_token": k.bytes_per_token,
+                  "bytes_per_request_fixed": k.bytes_per_request} for k in kinds.kinds]
+    return pd.DataFrame(rows, columns=["model", "attention_kind", "layers", "dtype", "cached", "kv_bytes_per_token",
+                                       "bytes_per_request_fixed"])
+
+
+def layer_kinds_table(models: list[Model]) -> pd.DataFrame:
+    """Decoder layers per attention kind and per FFN kind of each model (planner.model.spec.layer_kind_counts)."""
+    return pd.DataFrame([{"model": m.name, "part": part, "layer_kind": kind, "layers": n}
+                         for m in models for part, counts in m.spec.layer_kind_counts.items()
+                         for kind, n in counts.items()], columns=["model", "part", "layer_kind", "layers"])
 
 
 def curve_table(plans: list[Plan]) -> pd.DataFrame:
