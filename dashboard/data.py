@@ -19,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from planner.base.errors import PlannerError
+from planner.deploy.engine_model import kv_dtypes_for
 from planner.model.models import list_models, load_model
 from planner.model.quant import list_formats, load_format
 from planner.report import tables as T
@@ -71,8 +72,23 @@ def catalog() -> dict:
             gpus[name] = load_accelerator(name).display_name
         except PlannerError:
             continue
-    return {"models": list_models(), "formats": list_formats(), "gpus": gpus, "engines": list_engines(),
-            "kv": list(KV_DTYPES), "datasets": datasets()}
+    return {"models": list_models(), "families": families(), "formats": list_formats(), "gpus": gpus,
+            "engines": list_engines(), "kv": list(KV_DTYPES), "datasets": datasets()}
+
+
+def families() -> dict[str, list[str]]:
+    """Model profiles by family (planner.model.families.family_name of each config's model_type), families in
+    FAMILY_NAMES order, models by name within each."""
+    from planner.model.families import FAMILY_NAMES, OTHER_FAMILY, family_name
+
+    by: dict[str, list[str]] = {}
+    for name in list_models():
+        try:
+            by.setdefault(family_name(load_model(name).spec.model_type), []).append(name)
+        except PlannerError:
+            continue
+    order = [f for _, f in FAMILY_NAMES] + [OTHER_FAMILY]
+    return {f: by[f] for f in sorted(by, key=lambda f: (order.index(f) if f in order else len(order), f))}
 
 
 def datasets() -> dict:
@@ -140,8 +156,10 @@ def model_summary(ref: str, kv: str = "bf16") -> dict:
     except PlannerError as err:
         return {"error": str(err)}
     spec = m.spec
+    offered = ("bf16", "fp8") + (("fp8_ds_mla",) if spec.attention == "mla" else ())
+    runs = kv_dtypes_for("vllm", m, offered)  # DeepSeek-V4: fp8 only (planner.deploy.engine_model)
     return {**doc, "name": m.name, "max_context": spec.max_context, "is_moe": spec.is_moe,
-            "attention": spec.attention}
+            "attention": spec.attention, "kv_options": [*runs, *(d for d in offered if d not in runs)]}
 
 
 @st.cache_data(show_spinner=False)
@@ -159,6 +177,11 @@ def weights_tables(ref: str, formats: tuple[str, ...]) -> tuple[pd.DataFrame, pd
 @st.cache_data(show_spinner=False)
 def kv_table(ref: str, dtypes: tuple[str, ...], max_context: int | None) -> pd.DataFrame:
     return T.kv_table([load_model(ref)], list(dtypes), max_context)
+
+
+@st.cache_data(show_spinner=False)
+def kv_kinds_table(ref: str, dtype: str) -> pd.DataFrame:
+    return T.kv_kinds_table([load_model(ref)], dtype)
 
 
 # ------------------------------------------------------------------------------------------------ deployments

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import data, index_upload
 from planner.base.escape import csv_frame
-from planner.base.units import GB, gb
+from planner.base.units import GB, gb, mb
 
 CHART_CONFIG = {"displaylogo": False}
 MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -82,6 +82,15 @@ def gbytes(n: float | None) -> str:
     return "-" if n is None or pd.isna(n) else gb(n)
 
 
+def nbytes(n: float) -> str:
+    """'24,576 B', '3,850.25 B' (DeepSeek-V4's compressed entries average fractions of a byte per token)."""
+    return f"{n:,.0f} B" if float(n).is_integer() else f"{n:,.2f} B"
+
+
+def mbytes(n: float | None) -> str:
+    return "-" if n is None or pd.isna(n) else mb(n)
+
+
 def page_picker(pages: dict[str, tuple[str, Callable]]) -> str:
     """The page radio in the sidebar, kept in the URL (?page=fit) so a page can be linked to."""
     titles = list(pages)
@@ -105,9 +114,7 @@ def model_picker() -> str:
     from planner.base.yamlio import MAX_INPUT_BYTES
     from planner.model.models import load_model
 
-    models = data.catalog()["models"]
-    default = models.index(data.DEFAULT_MODEL) if data.DEFAULT_MODEL in models else 0
-    name = st.sidebar.selectbox("Model", models, index=default, key="model")
+    name = _profile_picker()
     upload = st.sidebar.file_uploader(
         "or upload a Hugging Face config.json", type=["json"], key="config_upload",
         max_upload_size=max(1, MAX_INPUT_BYTES // 2**20),
@@ -135,6 +142,25 @@ def model_picker() -> str:
             for line in index_upload.lines(doc):
                 st.sidebar.caption(plain(line))
     return ref
+
+
+ALL_FAMILIES = "All families"
+
+
+def _profile_picker() -> str:
+    """A model profile picked by family (planner.model.families.family_name of its config's model_type): the family
+    narrows the list; "All families" lists every profile grouped by family, each labelled with its family."""
+    families = data.catalog()["families"]
+    family_of = {m: f for f, models in families.items() for m in models}
+    family = st.sidebar.selectbox("Model family", [ALL_FAMILIES, *families], key="family",
+                                  format_func=lambda f: f if f == ALL_FAMILIES else f"{f} ({len(families[f])})")
+    models = [m for f, ms in families.items() if family in (ALL_FAMILIES, f) for m in ms]
+    current = st.session_state.get("model", data.DEFAULT_MODEL)
+    keep = current if current in models else data.DEFAULT_MODEL if data.DEFAULT_MODEL in models else models[0]
+    if st.session_state.get("model") not in models:  # another family was picked: its first model (or the default)
+        st.session_state["model"] = keep
+    return st.sidebar.selectbox("Model", models, key="model",
+                                format_func=lambda m: f"{family_of[m]} · {m}" if family == ALL_FAMILIES else m)
 
 
 def options_with(default: list[str], options: list[str]) -> list[str]:

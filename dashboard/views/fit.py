@@ -15,7 +15,8 @@ MAX_PLANS = 5
 
 
 def kv_options(s: dict) -> list[str]:
-    return ["bf16", "fp8"] + (["fp8_ds_mla"] if s["attention"] == "mla" else [])
+    """bf16, fp8 (and fp8_ds_mla for MLA models), those vLLM runs for this model first (DeepSeek-V4: fp8)."""
+    return s["kv_options"]
 
 
 def render(ref: str) -> None:

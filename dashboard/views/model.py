@@ -28,14 +28,23 @@ def render(ref: str) -> None:
 
 def answer(ref: str, s: dict) -> None:
     p = s["params"]
-    cols = st.columns(4)
+    kv = s["kv_options"][0]  # bf16, or what vLLM runs for this model (DeepSeek-V4: fp8)
+    k = data.model_summary(ref, kv)
+    fixed = k["kv_cache_bytes_per_request_fixed"]
+    cols = st.columns(5 if fixed else 4)
     cols[0].metric("Parameters (language model)", ui.si(p["total"]), help=f"{p['total']:,} exactly")
     cols[1].metric("Active per token", ui.si(p["active_per_token"]), help=f"{p['active_per_token']:,} exactly")
     cols[2].metric(f"Weights as shipped ({s['native_weights']})", ui.gbytes(s["weights_bytes"]),
                    help="stored bytes of the official checkpoint format, every part the format's files hold")
-    cols[3].metric("KV cache per token (bf16, all layers)", f"{s['kv_cache_bytes_per_token']:,} B")
+    cols[3].metric(f"KV cache per token of context ({kv}, all layers)",
+                   ui.nbytes(k["kv_cache_bytes_per_token_past_window"]),
+                   help="what one more token adds, past any sliding window (layers by kind under Architecture)")
+    if fixed:  # hybrid: windows, linear-attention or compressor state, held whatever the request's length
+        cols[4].metric(f"Held per request ({kv}, all layers)", ui.mbytes(fixed),
+                       help="; ".join(f"{row['layers']} {row['attention_kind']} layers: {row['cached']}"
+                                      for row in k["kv_cache_by_layer_kind"]))
     context = min(data.DEFAULT_CONTEXT, s["max_context"] or data.DEFAULT_CONTEXT)
-    fits = data.smallest_fits(ref, s["native_weights"], DEFAULT_GPUS, context)
+    fits = data.smallest_fits(ref, s["native_weights"], DEFAULT_GPUS, context, kv)
     ok = fits[fits["fits"] == True]  # noqa: E712
     if ok.empty:
         st.warning(f"No GPU type here holds {s['name']} in {s['native_weights']} with up to "
@@ -44,7 +53,7 @@ def answer(ref: str, s: dict) -> None:
         best = ok.sort_values(["gpus", "capacity_bytes_per_gpu"], kind="stable").iloc[0]
         st.success(f"**Smallest deployment in {s['native_weights']}:** {best['hardware']} ({best['parallelism']}), "
                    f"{ui.gbytes(best['free_bytes_per_gpu'])} free per GPU, "
-                   f"{best['max_concurrency']:,.1f} requests of {context:,} tokens at once (vLLM, bf16 KV cache).")
+                   f"{best['max_concurrency']:,.1f} requests of {context:,} tokens at once (vLLM, {kv} KV cache).")
     shown = fits.assign(fits=fits["fits"].map({True: "yes", False: "no"}).fillna("not a valid plan"))
     ui.table(shown[["hardware", "fits", "parallelism", "free_bytes_per_gpu", "kv_tokens_per_gpu", "max_concurrency",
                     "reason"]], "smallest-deployments",
@@ -102,8 +111,14 @@ def architecture(ref: str, s: dict) -> None:
         ui.error(k["error"])
         return
     facts = [(key, val) for key, val in k["architecture_facts"].items() if val is not None]
+    facts += [(f"{part} layers by kind", ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+              for part, counts in k["layer_kinds"].items()]
     facts += [("max_context (tokens)", s["max_context"]),
-              (f"KV bytes per token, all layers ({kv})", k["kv_cache_bytes_per_token"]),
+              (f"KV bytes per token of context, past any window ({kv})",
+               ui.nbytes(k["kv_cache_bytes_per_token_past_window"])),
+              (f"bytes held per request whatever its length ({kv}: windows, linear / compressor state)",
+               k["kv_cache_bytes_per_request_fixed"]),
+              (f"KV bytes per token, all layers, windows uncapped ({kv})", k["kv_cache_bytes_per_token"]),
               (f"KV bytes per token per layer ({kv})", k["kv_cache_bytes_per_token_per_layer"]),
               (f"MHA-equivalent KV bytes per token ({kv}, every head's K and V)",
                k["kv_cache_mha_equivalent_bytes_per_token"])]
@@ -117,7 +132,11 @@ def architecture(ref: str, s: dict) -> None:
     with right:
         kv_tab = data.kv_table(ref, tuple(kv_options), None)
         ui.chart(F.kv_lines(kv_tab), "model.kv_lines")
-    ui.table(kv_tab, "kv-vs-context", "KV cache of one sequence vs context", height=240)
+    ui.table(data.kv_kinds_table(ref, kv), "kv-by-layer-kind",
+             "KV cache by attention kind: what one more token adds past any window, what a request holds whatever "
+             "its length (one sequence of L tokens holds about L x the first + the second)")
+    ui.table(kv_tab, "kv-vs-context", "KV cache of one sequence vs context (tokens' KV + what a request holds)",
+             height=240)
 
 
 def weights(ref: str, s: dict) -> None:

@@ -30,7 +30,7 @@ def render(ref: str) -> None:
     cat = data.catalog()
     gpus, formats = list(cat["gpus"]), cat["formats"]
     st.title(f"Performance: {s['name']}")
-    first = _fitting(data.smallest_fits(ref, s["native_weights"], DEFAULT_GPUS, None))
+    first = _fitting(data.smallest_fits(ref, s["native_weights"], DEFAULT_GPUS, None, kv_options(s)[0]))
     start = first[0] if first else {"gpu": DEFAULT_GPUS[0], "gpus": 8}
     a, b, c, d = st.columns(4)
     weights = a.selectbox("Weights", formats, index=formats.index(s["native_weights"]), key="perf.weights")

@@ -22,9 +22,20 @@ from planner.base.errors import PlannerError
 from planner.model.config_fields import Fields
 
 DSA_TYPES = ("deepseek_v32", "glm_moe_dsa")
+# the family a person knows a model by, from the leading name of its config's model_type (a wrapper's text model:
+# kimi_k25 -> kimi_k2, qwen3_5_moe -> qwen3_5_moe_text), in the order pickers list them; none of these: "Other"
+FAMILY_NAMES = (("deepseek", "DeepSeek"), ("kimi", "Kimi"), ("qwen", "Qwen"), ("glm", "GLM"), ("minimax", "MiniMax"),
+                ("llama", "Llama"), ("gemma", "Gemma"), ("nemotron", "Nemotron"), ("mimo", "MiMo"), ("step", "Step"),
+                ("gpt_oss", "gpt-oss"), ("mixtral", "Mixtral"), ("mistral", "Mistral"))
+OTHER_FAMILY = "Other"
 # model types seen in published configs that the planner refuses rather than approximates, with why (issue 20)
 NOT_MODELLED: dict[str, str] = {}
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def family_name(model_type: str) -> str:
+    """'Kimi' for kimi_k2 and kimi_linear, 'Qwen' for qwen3_next, 'gpt-oss' for gpt_oss (FAMILY_NAMES)."""
+    return next((name for prefix, name in FAMILY_NAMES if model_type.startswith(prefix)), OTHER_FAMILY)
 
 
 def dsa(f: Fields) -> dict[str, Any]:
