@@ -102,10 +102,10 @@ def test_dashboard_in_chromium(server, browser, tmp_path):
     assert page.get_by_text("kimi-k2.5: what it takes to run it").is_visible()
     page.screenshot(path=str(tmp_path / "model-kimi.png"))
 
-    box = page.get_by_role("combobox", name="Model")
+    box = page.get_by_role("combobox", name="Model", exact=True)  # beside it: "Model family"
     box.click()
     box.fill("deepseek-v3")
-    page.get_by_role("option", name="deepseek-v3", exact=True).click()
+    page.get_by_role("option", name="DeepSeek · deepseek-v3", exact=True).click()  # all families: labelled
     after = titles_when(page, "t.some(x => x.startsWith('deepseek-v3: parameters'))")
     assert after != before and not any(t.startswith("kimi-k2.5: parameters") for t in after)
     assert page.get_by_text("deepseek-v3: what it takes to run it").is_visible()
