@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from planner.base.errors import PlannerError
 from planner.base.escape import terminal
-from planner.base.units import MINUTE_S, count, duration, gb, gb_gib, rate
+from planner.base.units import MINUTE_S, count, duration, gb, gb_gib, mb, rate
 from planner.deploy.scenario import Scenario
 from planner.hardware.accelerators import load_accelerator
 from planner.model.weights_file import add_sources
@@ -60,8 +60,10 @@ def text(doc: dict) -> str:
         out(f"  {capacity}")
     if m["host_bytes"]:
         out(f"  host RAM: {gb(m['host_bytes'])}")
+    per_seq = c.get("kv_bytes_per_sequence_per_gpu")  # tokens' KV + what a request holds (windows, linear state)
     out(f"  KV tokens per GPU {count(c['kv_tokens_per_gpu'])}; max concurrency at "
-        f"{count(c['context_len'])} tokens: {c['max_concurrency']:.2f}")
+        f"{count(c['context_len'])} tokens: {c['max_concurrency']:.2f}"
+        + (f" ({mb(per_seq)} per request per GPU)" if per_seq else ""))
     for key, val in doc["metrics"].items():
         if val is not None:
             out(f"  {key:32s} {_metric(key, val)}")
