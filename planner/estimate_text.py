@@ -63,7 +63,7 @@ def text(doc: dict) -> str:
     per_seq = c.get("kv_bytes_per_sequence_per_gpu")  # tokens' KV + what a request holds (windows, linear state)
     out(f"  KV tokens per GPU {count(c['kv_tokens_per_gpu'])}; max concurrency at "
         f"{count(c['context_len'])} tokens: {c['max_concurrency']:.2f}"
-        + (f" ({mb(per_seq)} per request per GPU)" if per_seq else ""))
+        + (f" ({gb(per_seq) if per_seq >= 1e9 else mb(per_seq)} per request per GPU)" if per_seq else ""))
     for key, val in doc["metrics"].items():
         if val is not None:
             out(f"  {key:32s} {_metric(key, val)}")
