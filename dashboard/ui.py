@@ -141,10 +141,15 @@ def model_picker() -> str:
         else:
             for line in index_upload.lines(doc):
                 st.sidebar.caption(plain(line))
+    if st.session_state.get("shown_model") != ref:  # another model: its pages start from its own defaults
+        for key in [k for k in st.session_state if str(k).startswith(MODEL_BOUND)]:
+            del st.session_state[key]
+        st.session_state["shown_model"] = ref
     return ref
 
 
 ALL_FAMILIES = "All families"
+MODEL_BOUND = ("model.", "fit.", "perf.")  # widget keys whose choices belong to the model shown (formats, GPUs)
 
 
 def _profile_picker() -> str:

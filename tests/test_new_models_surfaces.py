@@ -2,7 +2,8 @@
 report` on a minimal report file and the dashboard under Streamlit's AppTest with the model picked in the sidebar. Both
 must name the model's layer kinds and its KV cache per token and per request (hybrid models hold windows or a
 linear-attention / compressor state per request: one "KV per token" number would be wrong for them), the report must
-show one fitting deployment with its decode op records per layer kind, and its sizing section must rank plans.
+show one fitting deployment with its decode op records per layer kind, and its sizing section must rank plans; the
+dashboard's Performance page starts each model from a deployment that fits and shows the same op records.
 
 Kept fast (about a minute on 2 cores): the report's sizing workload searches one GPU type, one engine and one node (the
 sizing workload's `search:` keys, docs/formats.md); one AppTest serves every model, its Model page's cheapest-plan
@@ -64,6 +65,15 @@ FAST_SEARCH = {"classes": ["gpu_server"], "engines": ["vllm"], "max_nodes": 1}
 SMALL_TRAFFIC = {"requests_per_s": 0.2, "input_len": 1000, "output_len": 100}  # few simulated steps
 
 
+def assert_kind_ops(spec, ops: set[str]) -> None:
+    """The decode op records of every layer kind that has its own are among `ops`."""
+    attention = spec.layer_kind_counts["attention"]
+    wanted = {KIND_OPS[k] for k in attention if k in KIND_OPS}
+    if "sliding" in attention and spec.architecture in OWN_SLIDING_OPS:
+        wanted.add(OWN_SLIDING_OPS[spec.architecture])
+    assert all(any(op.startswith(w) for op in ops) for w in wanted), (wanted, sorted(ops))
+
+
 def report_file(tmp: Path, name: str) -> Path:
     weights, gpu, gpus = NEW_MODELS[name]
     weights = weights or load_model(name).native_weights
@@ -112,11 +122,7 @@ def test_report_names_layer_kinds_kv_and_state(tmp_path, name):
         assert "per request whatever its length" in md and mb(kv.bytes_per_request) in md
     # one fitting deployment, its decode op records per layer kind
     assert csv("memory-per-gpu--memory")["fits"].tolist() == [True]
-    ops = set(csv("roofline--roofline-ops")["op"])
-    wanted = {KIND_OPS[k] for k in attention if k in KIND_OPS}
-    if "sliding" in attention and spec.architecture in OWN_SLIDING_OPS:
-        wanted.add(OWN_SLIDING_OPS[spec.architecture])
-    assert all(any(op.startswith(w) for op in ops) for w in wanted), (wanted, sorted(ops))
+    assert_kind_ops(spec, set(csv("roofline--roofline-ops")["op"]))
     # the restricted sizing search ranks plans
     assert len(csv("sizing--sizing-plans")) >= 1
 
@@ -181,6 +187,20 @@ def test_picker_groups_models_by_family(app):
     at.sidebar.selectbox(key="family").set_value("All families").run()
     assert len(at.sidebar.selectbox(key="model").options) == len(list_models())
     assert "Kimi · kimi-k3" in at.sidebar.selectbox(key="model").options
+
+
+@pytest.mark.parametrize("name", list(NEW_MODELS))
+def test_dashboard_performance_page(app, name):
+    """The page starts from the smallest deployment that fits (the model's own defaults, not the last model's) and
+    puts its decode op records, per layer kind, on the roofline."""
+    app.sidebar.radio(key="page").set_value("Performance").run()
+    at = app.sidebar.selectbox(key="family").set_value("All families").run()
+    at = at.sidebar.selectbox(key="model").set_value(name).run()
+    clean(at)
+    assert at.title[0].value == f"Performance: {name}"
+    assert not [w.value for w in at.warning if w.value.startswith("Does not fit")]
+    roofline = next(df.value for df in at.dataframe if "op" in df.value.columns)
+    assert_kind_ops(load_model(name).spec, set(roofline["op"]))
 
 
 def test_family_comes_from_the_config():
