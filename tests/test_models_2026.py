@@ -103,7 +103,11 @@ def test_state_counts_in_memory_per_request():
     lay = kv_layout(sc.model.spec, "bf16")
     assert mem.fits
     tokens = paged_tokens(sc.workload.context_len, sc.engine.kv_block_tokens)
-    assert mem.kv_bytes_per_sequence_per_gpu == lay.bytes_for_context(tokens, 2, 2) + lay.state_bytes_per_gpu(2)
+    # vLLM's hybrid pages (planner.deploy.hybrid_pages): a state page per rank of 3 x 4,096 x 2 + 16 x 128 x 128 x 2 =
+    # 548,864 B sets the attention block to 16 x cdiv(548,864, 16 x 1,024) = 544 tokens (page 557,056 B); 5,120 tokens
+    # hold cdiv(5,120, 544) = 10 blocks of the attention group + 1 of each of 3 state groups, 12 layers per group
+    assert mem.kv_bytes_per_sequence_per_gpu == (10 + 3) * 557_056 * 12 == 86_900_736
+    assert mem.kv_bytes_per_sequence_per_gpu >= lay.bytes_for_context(tokens, 2, 2) + lay.state_bytes_per_gpu(2)
     assert mem.kv_bytes_per_token_per_gpu == 12 * 2 * 1 * 256 * 2  # one kv head per rank x 12 full layers
     # max concurrency counts the fixed state: pool / (tokens x per-token + state)
     assert mem.max_concurrency == pytest.approx(mem.kv_cache_bytes_per_gpu / mem.kv_bytes_per_sequence_per_gpu)

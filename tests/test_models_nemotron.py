@@ -93,7 +93,11 @@ def test_state_counts_in_memory_per_request():
     lay = kv_layout(sc.model.spec, "bf16")
     assert mem.fits
     tokens = paged_tokens(sc.workload.context_len, sc.engine.kv_block_tokens)
-    assert mem.kv_bytes_per_sequence_per_gpu == lay.bytes_for_context(tokens, 2, 2) + lay.state_bytes_per_gpu(2)
+    # vLLM's hybrid pages (planner.deploy.hybrid_pages): a Mamba page per rank of 3 x 5,120 x 2 + 64 x 64 x 128 x 4 =
+    # 2,127,872 B sets the attention block to 16 x cdiv(2,127,872, 16 x 512) = 4,160 tokens (page 2,129,920 B);
+    # 9,216 tokens hold 3 blocks of the attention group + 1 of each of 5 Mamba groups, 8 layers per group
+    assert mem.kv_bytes_per_sequence_per_gpu == (3 + 5) * 2_129_920 * 8 == 136_314_880
+    assert mem.kv_bytes_per_sequence_per_gpu >= lay.bytes_for_context(tokens, 2, 2) + lay.state_bytes_per_gpu(2)
     assert mem.kv_bytes_per_token_per_gpu == 8 * 2 * 1 * 128 * 2  # one kv head per rank x 8 attention blocks
 
 

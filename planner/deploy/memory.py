@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from math import ceil
 
 from planner.base.units import gb
+from planner.deploy.hybrid_pages import vllm_hybrid_pages
 from planner.deploy.placement import WeightPlacement, dense_group, place_weights
 from planner.deploy.scenario import Scenario
 from planner.model.kv import KVLayout, kv_layout, paged_tokens
@@ -33,6 +34,7 @@ class MemoryReport:
     max_batch_per_gpu: float  # decode sequences per GPU at the mean kv_len that fit in the pool
     weights_by_component: dict
     layout: KVLayout
+    notes: tuple[str, ...] = ()  # assumption lines about the KV pool (vLLM's hybrid pages)
 
 
 def activation_bytes(sc: Scenario) -> int:
@@ -89,6 +91,13 @@ def memory_report(sc: Scenario) -> MemoryReport:
     mean_len = round(wl.mean_kv_len)
     per_seq_mean = max(1, layout.bytes_for_context(paged_tokens(max(1, mean_len), block), par.tp,
                                                    spec.num_kv_heads, layers_frac) + state)
+    notes: tuple[str, ...] = ()
+    pages = vllm_hybrid_pages(spec, layout, par.tp, arch=sc.accelerator.arch, min_block_tokens=block,
+                              layers_fraction=layers_frac, spec_tokens=sc.mtp_tokens) \
+        if eng.name == "vllm" and sc.accelerator is not None else None
+    if pages:  # vLLM: whole enlarged attention blocks and padded state pages of one shared pool (hybrid_pages)
+        notes = (pages.note(wl.context_len, per_seq),)
+        per_seq, per_seq_mean = pages.bytes_for(wl.context_len), pages.bytes_for(max(1, mean_len))
     groups = par.dp_attention * par.replicas  # independent KV pools of one set of sequences each
     seqs_needed = _sequences_per_kv_group(sc)
 
@@ -151,7 +160,7 @@ def memory_report(sc: Scenario) -> MemoryReport:
         kv_tokens_per_gpu=pool_i // per_token if per_token else 0,
         max_concurrency=pool_i / per_seq * groups if per_seq else 0.0,
         max_batch_per_gpu=pool_i / per_seq_mean / par.tp,
-        weights_by_component=dict(place.per_gpu_by_component), layout=layout,
+        weights_by_component=dict(place.per_gpu_by_component), layout=layout, notes=notes,
     )
 
 

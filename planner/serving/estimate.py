@@ -48,6 +48,7 @@ def estimate(sc: Scenario) -> dict:
         assumptions = [f"{', '.join(f'{k} {getattr(wl, k)}' for k in wl.from_dataset)} from dataset {d.name} "
                        f"(profiles/datasets/{d.name}.yaml: {d.description})", *assumptions]
     mem = memory_report(sc)
+    assumptions = [*assumptions, *mem.notes]  # vLLM's hybrid KV pages (planner.deploy.hybrid_pages)
     par = sc.parallelism
     metrics, bottleneck, curve = dict.fromkeys(METRICS), {"prefill": None, "decode": None}, []
     serving: dict = {}
