@@ -87,6 +87,7 @@ class Engine:
     # capabilities: what the engine loads and offers (sizing reads them; a new engine is its profile alone)
     weight_formats: tuple[str, ...] = ("safetensors",)  # format names or families (safetensors | gguf) it loads
     weight_formats_cpu: tuple[str, ...] | None = None  # the same on a CPU-only server (None: weight_formats)
+    ggml_forks: tuple[str, ...] = ()  # GGUF types of these forks' ggml it also runs (ik_llamacpp: IQ*_K/KS/KT/KL)
     kv_cache_dtypes: tuple[str, ...] = KV_DTYPES  # KV cache dtypes it offers (planner.model.kv.KV_DTYPES)
     attention_dp: bool = False  # runs attention data-parallel beside expert-parallel MoE
     # expert parallelism exchanges tokens (an all-to-all) only beside attention DP: without it every EP rank already
@@ -104,7 +105,15 @@ class Engine:
     def loads(self, fmt: QuantFormat, cpu_only: bool = False) -> bool:
         """Whether the engine loads checkpoints in `fmt` (on a CPU-only server when `cpu_only`)."""
         allowed = self.weight_formats_cpu if cpu_only and self.weight_formats_cpu is not None else self.weight_formats
-        return fmt.name in allowed or fmt.family in allowed
+        return (fmt.name in allowed or fmt.family in allowed) and self.type_refusal(fmt) is None
+
+    def type_refusal(self, fmt: QuantFormat) -> str | None:
+        """Why the engine cannot run `fmt`'s tensor types (a fork's own ggml types), in one line, or None."""
+        missing = sorted(fmt.forks - set(self.ggml_forks))
+        if not missing:
+            return None
+        return (f"{self.name} does not load {fmt.name}: it holds {', '.join(missing)}'s own GGUF quant types "
+                f"(IQ*_K / IQ*_KS / IQ*_KT), which only an engine of that fork reads (e.g. engine {missing[0]})")
 
     @property
     def running_cap(self) -> int:
@@ -145,7 +154,7 @@ def load_engine(name: str) -> Engine:
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "request_ingest_s",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
-                     "ep_alltoall_needs_dp", "sizing"),
+                     "ep_alltoall_needs_dp", "sizing", "ggml_forks"),
                file)
     mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
     split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
@@ -188,6 +197,7 @@ def load_engine(name: str) -> Engine:
         first_token_path_s=get_number(doc, "first_token_path_s", file, default=0.0, minimum=0, maximum=1),
         weight_formats=_names(doc, "weight_formats", file, None) or ("safetensors",),
         weight_formats_cpu=_names(doc, "weight_formats_cpu", file, None),
+        ggml_forks=_names(doc, "ggml_forks", file, ("ik_llamacpp",)) or (),
         kv_cache_dtypes=_names(doc, "kv_cache_dtypes", file, KV_DTYPES) or KV_DTYPES,
         attention_dp=_bool(doc, "attention_dp", file),
         ep_alltoall_needs_dp=_bool(doc, "ep_alltoall_needs_dp", file),

@@ -225,6 +225,8 @@ def make_scenario(
                                    gpn * nodes)
     if refused := engine_refusal(engine.name, model, kv_cache, parallelism.tp):  # DeepSeek-V4 in vLLM / SGLang
         raise PlannerError(refused.reason, file=file, field=refused.field)
+    if refused := engine.type_refusal(weights):  # ik_llama.cpp's IQ*_K GGUFs in mainline llama.cpp
+        raise PlannerError(refused, file=file, field="weights")
     if parallelism.dp_attention > 1 and not engine.attention_dp:  # e.g. llama.cpp, KTransformers, MLX
         raise PlannerError(f"{parallelism.dp_attention} data-parallel attention ranks need an engine that runs them "
                            f"(profile attention_dp: true, e.g. vllm, sglang, trtllm); {engine.name} does not",

@@ -53,12 +53,14 @@ class StorageType:
     bytes_per_block: int  # ggml: bytes per block
     fallback: str | None  # ggml: type used when cols is not a multiple of block_weights (llama.cpp)
     compute: str  # dtype the matmul runs in on hardware with that unit: bf16 | fp8 | int8 | fp4
+    row_meta_bytes: int = 0  # ggml: bytes once per row before its blocks (ik_llama.cpp KS/KL/KT row scale)
+    fork: str | None = None  # ggml types only a fork's ggml defines (ik_llamacpp); None: ggml-org's, or not ggml
 
     def tensor_bytes(self, shape: tuple[int, ...]) -> int:
         # vectors are one row; a conv1d kernel [channels, 1, width] is channels x 1 rows of width
         rows, cols = (1, shape[0]) if len(shape) == 1 else (prod(shape[:-1]), shape[-1])
         if self.block_weights:
-            return rows * (cols // self.block_weights) * self.bytes_per_block
+            return rows * ((cols // self.block_weights) * self.bytes_per_block + self.row_meta_bytes)
         value = ceil(rows * cols * self.bits / 8)
         scales = 0
         if self.scale_block:
@@ -74,7 +76,8 @@ class StorageType:
 def storage_types() -> dict[str, StorageType]:
     file = str(STORAGE_FILE)
     doc = require_mapping(load_document(STORAGE_FILE), file)
-    check_keys(doc, ("source", "types", "ggml_source", "ggml_types", "ggml_fallback"), file)
+    check_keys(doc, ("source", "types", "ggml_source", "ggml_types", "ggml_fallback", "ik_ggml_source",
+                     "ik_ggml_types"), file)
     out: dict[str, StorageType] = {}
     for name, t in require_mapping(doc.get("types"), file, "types").items():
         pre = f"types.{name}."
@@ -89,14 +92,18 @@ def storage_types() -> dict[str, StorageType]:
             get_number(t, "tensor_extra_bytes", file, prefix=pre, default=0, integer=True, minimum=0),
             0, 0, None, get_str(t, "compute", file, prefix=pre))
     fallback = require_mapping(doc.get("ggml_fallback") or {}, file, "ggml_fallback")
-    for name, t in require_mapping(doc.get("ggml_types"), file, "ggml_types").items():
-        pre = f"ggml_types.{name}."
+    ggml = [("ggml_types", None, n, t) for n, t in require_mapping(doc.get("ggml_types"), file, "ggml_types").items()]
+    ik = require_mapping(doc.get("ik_ggml_types") or {}, file, "ik_ggml_types")
+    for key, fork, name, t in ggml + [("ik_ggml_types", "ik_llamacpp", n, t) for n, t in ik.items()]:
+        pre = f"{key}.{name}."
         t = require_mapping(t, file, pre[:-1])
-        check_keys(t, ("block_weights", "bytes_per_block", "compute"), file, pre)
+        check_keys(t, ("block_weights", "bytes_per_block", "row_meta_bytes", "compute"), file, pre)
         bw = get_number(t, "block_weights", file, prefix=pre, integer=True, minimum=1)
         bpb = get_number(t, "bytes_per_block", file, prefix=pre, integer=True, minimum=1)
         out[name] = StorageType(name, 8 * bpb / bw, None, 0, 0, bw, bpb, fallback.get(name),
-                                get_str(t, "compute", file, prefix=pre, default="bf16"))
+                                get_str(t, "compute", file, prefix=pre, default="bf16"),
+                                get_number(t, "row_meta_bytes", file, prefix=pre, integer=True, default=0, minimum=0),
+                                fork)
     return out
 
 
@@ -130,6 +137,10 @@ class QuantFormat:
     # a checkpoint file standing in for this recipe (`weights: model.gguf`, planner.model.weights_file): its exact
     # bytes per tensor group replace the computed ones; the rules still give each tensor's storage and compute dtype
     exact: ExactWeights | None = None
+    # (attn_k_b type, attn_v_b type): the GGUF holds DeepSeek's attn_kv_b [heads*(nope+v), kv_lora] beside its split
+    # attn_k_b [heads*kv_lora, nope] and attn_v_b [heads*v, kv_lora] (ik_llama.cpp's convert, -mla 3 uses both);
+    # their bytes are counted with attn_kv_b's group (as planner.model.weights_file does for a file's split tensors)
+    mla_split: tuple[str, ...] = ()
     __hash__ = hash_once  # hashed once: inventory_bytes is cached per (format, model)
     __getstate__ = state_without_hash
 
@@ -150,16 +161,24 @@ class QuantFormat:
             if _matches(rule, t, spec):
                 chosen = rule.type
                 break
-        st = self._type(spec.native_dtype if chosen == "native" else chosen)
-        while not st.fits(t.shape):  # llama.cpp: "tensor cols N are not divisible by M, required for TYPE"
-            st = types[st.fallback or "Q8_0"] if st.fallback != st.name else types["F16"]
-        return st
+        return _fitted(self._type(spec.native_dtype if chosen == "native" else chosen), t.shape)
 
     def tensor_bytes(self, t: TensorGroup, spec: ModelSpec) -> int:
         """Stored bytes of tensor group `t` (all `t.count` tensors), scales and packing included."""
         if self.exact is not None:
             return _exact_bytes(self, spec)[t]
-        return self.storage_for(t, spec).tensor_bytes(t.shape) * t.count
+        split = 0
+        if self.mla_split and t.role == "attn_kv_b":
+            h, r = spec.num_heads, spec.kv_lora_rank
+            split = sum(_fitted(self._type(n), shape).tensor_bytes(shape) for n, shape in
+                        zip(self.mla_split, ((h * r, spec.qk_nope_head_dim), (h * spec.v_head_dim, r)), strict=True))
+        return (self.storage_for(t, spec).tensor_bytes(t.shape) + split) * t.count
+
+    @property
+    def forks(self) -> frozenset[str]:
+        """ggml forks whose own types the format names (ik_llamacpp): only engines reading them load it."""
+        names = {r.type for r in self.rules} | {self.matrix_default, self.vector_type, *self.mla_split}
+        return frozenset(self._type(n).fork for n in names if n != "native" and self._type(n).fork)
 
     def inventory_bytes(self, spec: ModelSpec) -> tuple[int, ...]:
         """tensor_bytes of every group of `tensor_inventory(spec)`, in its order (cached per format and model: the
@@ -168,6 +187,14 @@ class QuantFormat:
             _exact_bytes(self, spec)  # read for this model
             return self.exact.group_bytes
         return _inventory_bytes(self, spec)
+
+
+def _fitted(st: StorageType, shape: tuple[int, ...]) -> StorageType:
+    """`st`, or the type llama.cpp falls back to when the tensor's cols are not a multiple of its block."""
+    types = storage_types()
+    while not st.fits(shape):  # llama.cpp: "tensor cols N are not divisible by M, required for TYPE"
+        st = types[st.fallback or "Q8_0"] if st.fallback != st.name else types["F16"]
+    return st
 
 
 @lru_cache(maxsize=512)
@@ -266,7 +293,7 @@ def load_format(name: str) -> QuantFormat:
     file = str(path)
     doc = require_mapping(load_document(path), file)
     check_keys(doc, ("source", "description", "family", "rules", "matrix_default", "vector_type",
-                     "exclude_parts", "notes"), file)
+                     "exclude_parts", "notes", "mla_split"), file)
     rules = doc.get("rules") or []
     if not isinstance(rules, list):
         raise PlannerError("expected a list", file=file, field="rules")
@@ -275,13 +302,16 @@ def load_format(name: str) -> QuantFormat:
         raise PlannerError("expected safetensors or gguf", file=file, field="family")
     default = get_str(doc, "matrix_default", file, default="native")
     vector = get_str(doc, "vector_type", file, default="native")
-    for field, val in (("matrix_default", default), ("vector_type", vector)):
+    split = require_mapping(doc.get("mla_split") or {}, file, "mla_split")
+    check_keys(split, ("attn_k_b", "attn_v_b"), file, "mla_split.")
+    split = tuple(get_str(split, k, file, prefix="mla_split.") for k in ("attn_k_b", "attn_v_b")) if split else ()
+    for field, val in (("matrix_default", default), ("vector_type", vector), *(("mla_split", v) for v in split)):
         if val != "native" and val not in storage_types():
             raise PlannerError(f"unknown storage type {val!r}", file=file, field=field)
     return QuantFormat(
         path.stem, family, get_str(doc, "description", file), tuple(_rule(r, file, f"rules[{k}]") for k, r in
                                                                     enumerate(rules)),
-        default, vector, tuple(doc.get("exclude_parts") or ()), get_str(doc, "source", file))
+        default, vector, tuple(doc.get("exclude_parts") or ()), get_str(doc, "source", file), mla_split=split)
 
 
 def native_format_name(config: Mapping[str, Any], spec: ModelSpec, file: str | None = None) -> str:
@@ -301,6 +331,8 @@ def native_format_name(config: Mapping[str, Any], spec: ModelSpec, file: str | N
             return "mxfp4-fp8-block128" if fp4 and q.get("scale_fmt") == "ue8m0" else "fp8-block128"
         if method == "mxfp4":
             return "mxfp4"
+        if method == "w4afp8":  # SGLang W4AFP8 (novita/Deepseek-V3.1-W4AFP8): INT4 experts, FP8 linears
+            return "w4afp8"
         groups = q.get("config_groups")
         if method == "compressed-tensors" and not isinstance(groups, Mapping):
             raise PlannerError("expected a mapping of quantization groups", file=file, field=f"{key}.config_groups")
@@ -317,4 +349,6 @@ def native_format_name(config: Mapping[str, Any], spec: ModelSpec, file: str | N
                 if w.get("num_bits") == 4 and w.get("strategy") == "group" and type(size) is int \
                         and size in (32, 64, 128):
                     return f"int4-g{size}"
+                if w.get("num_bits") == 4 and w.get("type") == "int" and w.get("strategy") == "channel":
+                    return "int4-channel"
     return spec.native_dtype if spec.native_dtype in ("bf16", "fp16") else "bf16"

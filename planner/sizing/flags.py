@@ -123,6 +123,16 @@ def llamacpp(cand, wl) -> str | None:
     return _join(words)
 
 
+def ik_llamacpp(cand, wl) -> str | None:
+    """ik_llama.cpp's llama-server: llama.cpp's flags with its tensor parallelism (-sm graph) and, for MLA models,
+    -mla 3 -amb 512 (ikawrakow/ik_llama.cpp docs/parameters.md; -fmoe, its fused MoE, spelled out)."""
+    cmd = llamacpp(cand, wl)
+    if cmd is None:
+        return None
+    mla = ["-mla", 3, "-amb", 512] if load_model(cand.model).spec.kv_lora_rank else []
+    return f'{cmd.replace("--split-mode row", "-sm graph")} {_join(["-fmoe", *mla])}'
+
+
 def ktransformers(cand, wl) -> str | None:
     if cand.engine != "ktransformers" or cand.weights not in KT_METHOD:
         return None
@@ -182,7 +192,8 @@ class _Lengths:
     traffic: SimpleNamespace  # output_len (mlx_lm.server --max-tokens)
 
 
-BUILDERS = {"vllm": vllm, "sglang": sglang, "llamacpp": llamacpp, "ktransformers": ktransformers, "mlx": mlx}
+BUILDERS = {"vllm": vllm, "sglang": sglang, "llamacpp": llamacpp, "ik_llamacpp": ik_llamacpp,
+            "ktransformers": ktransformers, "mlx": mlx}
 
 
 def scenario_flags(sc: Scenario, running: float | None = None) -> str | None:
@@ -207,7 +218,8 @@ def scenario_flags(sc: Scenario, running: float | None = None) -> str | None:
         # llama.cpp opens a split set by its first part; vLLM and SGLang a folder of safetensors
         folder = ex.path if Path(ex.path).is_dir() else str(Path(ex.files[0]).parent)
         own = ex.files[0] if ex.kind == "gguf" else folder
-        named = gguf_file(plan.model, plan.weights) if build is llamacpp else checkpoint(plan.model, plan.weights)
+        gguf = build in (llamacpp, ik_llamacpp)
+        named = gguf_file(plan.model, plan.weights) if gguf else checkpoint(plan.model, plan.weights)
         cmd = cmd.replace(_join([named]), _join([own]), 1)
     return cmd
 
