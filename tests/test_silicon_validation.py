@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from planner.cli import main
+from planner.model.inventory import tensor_inventory
+from planner.model.models import load_model
+from planner.model.quant import load_format
 from planner.serving import silicon
 from planner.serving.silicon_report import is_markdown, markdown
 
@@ -111,3 +114,32 @@ def test_parallel_run_gives_the_serial_answer(monkeypatch, doc):
     par = silicon.run(FIXTURE, jobs=2)
     strip = lambda d: {k: v for k, v in d.items() if k != "runtime_s"}  # noqa: E731
     assert strip(par) == strip(doc)
+
+
+def test_kimi_nvfp4_rows_run_nvidias_checkpoint_and_its_fp8_kv_cache_where_the_engine_uses_it():
+    """Kimi-K2.5 "nvfp4" rows loaded nvidia/Kimi-K2.5-NVFP4 (the profile's published nvfp4-bf16-attn: attention and
+    lm_head BF16), whose quantization_config declares an FP8 KV cache; vLLM's --kv-cache-dtype auto uses it from
+    0.14 (PR #30785), so earlier versions, nightlies, other engines and the official INT4 checkpoint keep bf16."""
+    df = silicon.read_csv(FIXTURE)
+    kimi = df[df.model_path == "moonshotai/Kimi-K2.5"].head(1)
+    assert silicon.cases(kimi)[0][0].scenario.kv_cache == "bf16"  # int4_wo: the official checkpoint declares none
+
+    def mapped(version, backend="vllm"):
+        row = kimi.assign(moe_quant_mode="nvfp4", gemm_quant_mode="nvfp4", backend=backend, backend_version=version)
+        return silicon.cases(row)[0][0].scenario
+
+    sc = mapped("0.17.0")
+    assert (sc.weights.name, sc.kv_cache) == ("nvfp4-bf16-attn", "fp8")
+    assert [mapped(v).kv_cache for v in ("0.12.0", "nightly-5b8c30d6")] == ["bf16", "bf16"]
+    assert mapped("1.2.0rc6", "trtllm").kv_cache == "bf16"
+    assert "vllm >= 0.14" in silicon.MAPPING["kv_cache"]
+
+
+def test_nvfp4_bf16_attn_keeps_attention_and_head_in_bf16():
+    model, fmt = load_model("kimi-k2.5"), load_format("nvfp4-bf16-attn")
+    types = {t.role: fmt.storage_for(t, model.spec).name for t in tensor_inventory(model.spec) if t.part == "language"}
+    assert {types[r] for r in ("attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b", "attn_output", "output",
+                               "ffn_gate_inp")} == {"bf16"}
+    assert {types[r] for r in ("ffn_gate", "ffn_down", "ffn_up_shexp", "ffn_down_exps")} == {"nvfp4"}
+    assert (model.checkpoint("nvfp4-bf16-attn"), model.checkpoint_kv_cache("nvfp4-bf16-attn")) == (
+        "nvidia/Kimi-K2.5-NVFP4", "fp8")

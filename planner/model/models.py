@@ -25,6 +25,7 @@ from planner.base.yamlio import (
     require_mapping,
 )
 from planner.model.hub import config_path, is_model_id, revision_of
+from planner.model.kv import KV_DTYPES
 from planner.model.quant import native_format_name
 from planner.model.spec import ModelSpec, model_spec_from_config
 
@@ -44,12 +45,19 @@ class Model:
     # checkpoints someone publishes, format -> Hugging Face repo id: the official one in its native format (the
     # profile's hf_repo) plus the profile's `published:` entries (community quantizations, each with its source)
     published: tuple[tuple[str, str], ...] = ()
+    # format -> the KV cache dtype a published checkpoint declares (its quantization config's kv_cache_scheme or
+    # hf_quant_config.json kv_cache_quant_algo: calibrated FP8 scales), where it declares one
+    declared_kv_cache: tuple[tuple[str, str], ...] = ()
     hub_id: str | None = None  # the Hugging Face id the config.json was resolved from (planner.model.hub)
     revision: str | None = None  # the commit of that config.json (its cache snapshot)
 
     def checkpoint(self, fmt: str) -> str | None:
         """The published checkpoint of this model in `fmt`, or None (the user would quantize it themselves)."""
         return dict(self.published).get(fmt)
+
+    def checkpoint_kv_cache(self, fmt: str) -> str | None:
+        """The KV cache dtype the published checkpoint in `fmt` declares, or None (it declares none)."""
+        return dict(self.declared_kv_cache).get(fmt)
 
 
 def list_models() -> list[str]:
@@ -90,7 +98,8 @@ def load_model(ref: str) -> Model:
     if stated != native:
         raise PlannerError(f"says {stated!r} but config.quantization_config gives {native!r}",
                            file=file, field="native_weights")
-    return Model(profile.stem, spec, native, get_str(doc, "source", file), file, _published(doc, native, file))
+    published, kv = _published(doc, native, file)
+    return Model(profile.stem, spec, native, get_str(doc, "source", file), file, published, kv)
 
 
 def _config_model(path: Path, hub_id: str | None = None, revision: str | None = None) -> Model:
@@ -110,16 +119,23 @@ def model_config(model: Model) -> dict | None:
     return {"hub_id": model.hub_id, "revision": model.revision, "file": model.file} if model.hub_id else None
 
 
-def _published(doc: dict, native: str, file: str) -> tuple[tuple[str, str], ...]:
-    """`published: {format: {repo: owner/name, source: ...}}` beside the official checkpoint (hf_repo, native)."""
+def _published(doc: dict, native: str, file: str) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(format -> repo, format -> declared KV cache dtype) from `published: {format: {repo: owner/name, source: ...,
+    kv_cache: fp8}}` beside the official checkpoint (hf_repo, native)."""
     out = {native: get_str(doc, "hf_repo", file)} if doc.get("hf_repo") else {}
+    kv = {}
     entries = require_mapping(doc.get("published") or {}, file, "published")
     for fmt, entry in entries.items():
         entry = require_mapping(entry, file, f"published.{fmt}")
-        check_keys(entry, ("repo", "source", "notes"), file, f"published.{fmt}.")
+        check_keys(entry, ("repo", "source", "notes", "kv_cache"), file, f"published.{fmt}.")
         get_str(entry, "source", file, prefix=f"published.{fmt}.")
         out[str(fmt)] = get_str(entry, "repo", file, prefix=f"published.{fmt}.")
-    return tuple(out.items())
+        if "kv_cache" in entry:
+            kv[str(fmt)] = get_str(entry, "kv_cache", file, prefix=f"published.{fmt}.")
+            if kv[str(fmt)] not in KV_DTYPES:
+                raise PlannerError(f"expected one of {', '.join(KV_DTYPES)}", file=file,
+                                   field=f"published.{fmt}.kv_cache")
+    return tuple(out.items()), tuple(kv.items())
 
 
 def _is_dir(path: Path) -> bool:

@@ -78,7 +78,7 @@ FORMATS = {"fp8_block": "fp8-block128", "fp8": "fp8", "nvfp4": "nvfp4", "int4_wo
 # a row's format in the same family as the checkpoint's native one is the checkpoint's format: the engine loads the
 # checkpoint as published (DeepSeek-R1 "fp8" is its block-128 FP8; gpt-oss "nvfp4" is its MXFP4 experts;
 # Kimi-K2.5 "int4_wo" is its group-32 INT4)
-FAMILIES = ({"fp8", "fp8-block128"}, {"nvfp4", "mxfp4"}, {"int4-g32", "int4-g64", "int4-g128"})
+FAMILIES = ({"fp8", "fp8-block128"}, {"nvfp4", "nvfp4-bf16-attn", "mxfp4"}, {"int4-g32", "int4-g64", "int4-g128"})
 PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
 # (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
 # lengths as the clients of such sweeps draw them: InferenceMAX's runs (the 1024/1024, 1024/8192 and 8192/1024 pairs
@@ -88,6 +88,13 @@ PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record
 # loop does not stay in synchronized waves (planner.serving.client.Lengths.random)
 RANGE_RATIO = 0.8
 KV_CACHE = "bf16"  # the CSV does not record the KV cache dtype; bf16 is the engines' "auto" for these checkpoints
+# ... unless the checkpoint declares a KV cache quantization (planner.model.models.Model.checkpoint_kv_cache) and the
+# engine's "auto" uses it from this version on. vLLM: --kv-cache-dtype auto resolves to the checkpoint's FP8 for
+# ModelOpt checkpoints (vllm/utils/torch_utils.py get_kv_cache_quant_algo_string: kv_cache_quant_algo, or a
+# kv_cache_scheme {dynamic: false, num_bits: 8, type: float}) since PR #30785 (merged 2025-12-16, re-landing the
+# reverted #29980), i.e. from v0.14.0 (v0.13.0 may already have it; no row here ran 0.13). SGLang and TRT-LLM are
+# not mapped (bf16 kept): no source read here for their defaults with these checkpoints
+CHECKPOINT_KV_FROM = {"vllm": (0, 14)}
 PARALLEL_MIN = 40  # cases below which one process is faster than starting others
 CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 BANDS = ((4, "<=4"), (16, "5-16"), (64, "17-64"), (256, "65-256"), (math.inf, ">256"))
@@ -97,14 +104,17 @@ MAPPING = {
     "gpus": {k: f"{v[0]}, {v[1]} per node" for k, v in GPUS.items()},
     "engines": ENGINES,
     "formats": {**FORMATS, "rule": "moe_quant_mode for MoE models, gemm_quant_mode for dense; NaN: precision, "
-                "else the checkpoint's native format; a format in the native one's family is the native one"},
+                "else the checkpoint's native format; a format in the native one's family is the native one, else "
+                "that of a checkpoint the model profile lists as published in that family (Kimi-K2.5 nvfp4: "
+                "nvfp4-bf16-attn, NVIDIA's Kimi-K2.5-NVFP4)"},
     "parallelism": "tp = tp_size, dp_attention = attention_dp_size (0 or empty = 1), ep = moe_ep_size (0 or empty "
                    "= 1); GPUs = tp x dp_attention; moe_tp_size x moe_ep_size must equal it",
     "workload": f"phase serve, input_len = isl, output_len = osl, each drawn uniformly in [{RANGE_RATIO} L, L] "
                 f"(--random-range-ratio {RANGE_RATIO}, the 'below' form of InferenceMAX's client; not in the CSV), "
                 f"concurrency = silicon_concurrency (batch_size x attention_dp_size where absent), num_prompts = "
                 f"{PROMPTS_PER_SLOT} x concurrency",
-    "kv_cache": f"{KV_CACHE} (not in the CSV)",
+    "kv_cache": f"{KV_CACHE} (not in the CSV), except the KV dtype the row's checkpoint declares where the engine's "
+                "auto uses it: " + ", ".join(f"{e} >= {'.'.join(map(str, v))}" for e, v in CHECKPOINT_KV_FROM.items()),
     "disaggregation": "mode disagg: prefill_num_workers workers of (prefill_tp_size, prefill_attention_dp_size, "
                       "prefill_moe_ep_size) and decode_num_workers workers of the decode_* plan, each checked as "
                       "the aggregated plan is (pp 1, moe_tp x moe_ep = tp x dp); hardware = both pools' GPUs; "
@@ -205,7 +215,8 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
         fmt, why = weight_format(row, load_model(name))
         if fmt is None:
             return why
-        sc = make_scenario(name, weights=fmt, kv_cache=KV_CACHE, gpu=gpu[0], gpus_per_node=min(gpu[1], gpus),
+        sc = make_scenario(name, weights=fmt, kv_cache=kv_cache(row, load_model(name), fmt), gpu=gpu[0],
+                           gpus_per_node=min(gpu[1], gpus),
                            nodes=math.ceil(gpus / gpu[1]), engine=engine, parallelism=None if split else plans,
                            workload={"phase": "serve", "concurrency": conc, "input_len": int(row.isl),
                                      "output_len": int(row.osl),
@@ -270,7 +281,26 @@ def weight_format(row, model: Model) -> tuple[str | None, str]:
         return None, f"format {mode} has no profile"
     if any(fmt in fam and native in fam for fam in FAMILIES):
         return native, ""
-    return fmt, ""
+    # a published checkpoint in the row's family is the one the run loaded (Kimi-K2.5 "nvfp4": NVIDIA's
+    # Kimi-K2.5-NVFP4, attention BF16)
+    published = [f for f, _ in model.published if any(fmt in fam and f in fam for fam in FAMILIES)]
+    return (published[0] if published else fmt), ""
+
+
+def kv_cache(row, model: Model, fmt: str) -> str:
+    """The row's KV cache dtype: the checkpoint's declared one where the engine version's auto uses it, else bf16."""
+    declared = model.checkpoint_kv_cache(fmt)
+    since = CHECKPOINT_KV_FROM.get(ENGINES.get(row.backend, ""))
+    version = _version(row.backend_version)
+    if declared and since and version is not None and version >= since:
+        return declared
+    return KV_CACHE
+
+
+def _version(text) -> tuple[int, ...] | None:
+    """(major, minor) of a release such as 0.17.0 or 1.2.0rc6.post1; None for nightlies and unstated versions."""
+    m = re.match(r"(\d+)\.(\d+)", text) if isinstance(text, str) else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def cases(df: pd.DataFrame, file: str = "<silicon>") -> tuple[list[Case], list[dict]]:

@@ -191,8 +191,8 @@ def static_reason(cand: Candidate, wl: SizingWorkload, cost: UnitCost | str) -> 
     refused = engine_refusal(cand.engine, load_model(cand.model), cand.kv_cache, cand.tp)
     if refused:  # DeepSeek-V4 in vLLM / SGLang (planner.deploy.engine_model)
         return refused.reason
-    if a is not None and cand.weights == "nvfp4" and a.peak_flops_by_dtype.get("fp4") is None:
-        return f"nvfp4 needs FP4 tensor cores; {a.display_name} has none"
+    if a is not None and cand.weights.startswith("nvfp4") and a.peak_flops_by_dtype.get("fp4") is None:
+        return f"{cand.weights} needs FP4 tensor cores; {a.display_name} has none"
     if wl.budget_capex_usd is not None and cost.capex_usd > wl.budget_capex_usd:
         return f"one replica costs {cost.capex_usd:,.0f} USD, above the {wl.budget_capex_usd:,.0f} USD budget"
     if wl.budget_usd_per_hour is not None and cost.usd_per_hour > wl.budget_usd_per_hour:
