@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from planner.deploy.engines import load_engine
 from planner.deploy.scenario_file import load_scenario
 from planner.perf.ops import Op, distinct_experts, ep_bytes_per_token
 from planner.perf.roofline import time_op
@@ -470,3 +471,21 @@ def test_a_chosen_operating_point_is_served_with_graphs_a_stated_one_with_the_en
     notes = " ".join(estimate(chosen)["assumptions"])
     assert "cuda_graph_max_batch" in notes
     assert "cuda_graph_max_batch" not in " ".join(estimate(pinned)["assumptions"])
+
+
+def test_vllm_fused_moe_streams_expert_bytes_after_a_fixed_latency():
+    """profiles/engines/vllm.yaml fused_moe_stream: t = max(compute, latency + bytes / (HBM x fraction)), no floor;
+    W4A16 (Marlin) experts keep the calibration table, other engines too."""
+    sc = scenario(weights="nvfp4-bf16-attn", hardware={"gpu": "b200", "gpus_per_node": 4},
+                  parallelism={"tp": 4, "ep": 4})
+    latency, fraction = load_engine("vllm").fused_moe_stream
+    assert (latency, fraction) == (1.07e-5, 0.776)
+    m = machine(sc)
+    hbm = m.acc.memory_bandwidth_bytes_per_s
+    for nbytes in (1e6, 1e8, 2e9):  # a tiny call pays the latency, not the 3 x 8 us floor; a large one streams
+        t = time_op(Op("moe.experts", "grouped_gemm", 1, 1e6, weight_bytes=nbytes, m=1, kernels=3, dtype="fp4"), m)
+        assert t.seconds == pytest.approx(latency + nbytes / (hbm * fraction), rel=1e-9) and t.bound == "memory"
+    assert machine(scenario()).moe_stream_fraction is None  # Kimi's INT4 experts: W4A16 Marlin, the table's curve
+    assert machine(scenario(weights="nvfp4-bf16-attn", engine="sglang",
+                            hardware={"gpu": "b200"})).moe_stream_fraction is None
+

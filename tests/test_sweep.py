@@ -18,11 +18,14 @@ CASES = [
     dict(model="deepseek-v3", weights="fp8-block128", hardware={"nodes": 2}, parallelism={"tp": 8, "pp": 2}),
     # SGLang decode batches above --cuda-graph-max-bs (512 per group = 64 per GPU at TP8) pay the host launch floor
     dict(model="deepseek-v3", weights="fp8-block128", engine="sglang", parallelism={"tp": 8}),
+    # vLLM's fused-MoE streaming (latency + bytes at its HBM fraction, no floor) on NVIDIA's Kimi-K2.5-NVFP4
+    dict(weights="nvfp4-bf16-attn", kv_cache="fp8", hardware={"gpu": "b200", "gpus_per_node": 4},
+         parallelism={"tp": 4, "ep": 4}),
 ]
 
 
 @pytest.mark.parametrize("over", CASES, ids=["kimi-tp8", "dsv3-ep32", "llama70b-tp4", "gptoss-tp2", "dsv3-tp8-pp2",
-                                             "dsv3-sglang-tp8-eager"])
+                                             "dsv3-sglang-tp8-eager", "kimi-nvfp4-b200-tp4-ep4"])
 def test_sweep_matches_scalar(over):
     sc = scenario(**over)
     sweep = DecodeSweep(sc)

@@ -84,6 +84,11 @@ class Engine:
     # compute efficiency per dtype over rows per expert, replacing the table's grouped_gemm curve
     # (planner.perf.steps.machine)
     tp_moe_compute_by_dtype: tuple[tuple[str, Curve], ...] = ()
+    # (latency_s, memory_fraction): the engine's fused-MoE kernels stream the experts' bytes at memory_fraction of
+    # HBM after a fixed latency_s per call, t = max(compute, latency_s + bytes / (HBM x memory_fraction)), in place
+    # of the calibration table's grouped_gemm memory fraction and floor (planner.perf.roofline.time_op); None: the
+    # table's. W4A16 (Marlin) experts keep the table (their int4 compute curve describes them)
+    fused_moe_stream: tuple[float, float] | None = None
     # capabilities: what the engine loads and offers (sizing reads them; a new engine is its profile alone)
     weight_formats: tuple[str, ...] = ("safetensors",)  # format names or families (safetensors | gguf) it loads
     weight_formats_cpu: tuple[str, ...] | None = None  # the same on a CPU-only server (None: weight_formats)
@@ -152,7 +157,8 @@ def load_engine(name: str) -> Engine:
                      "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s",
                      "eager_prefill_kernel_host_mla_s", "cpu_op_host_s",
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
-                     "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "request_ingest_s",
+                     "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
+                     "request_ingest_s",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
                      "ep_alltoall_needs_dp", "sizing", "ggml_forks"),
                file)
@@ -193,6 +199,7 @@ def load_engine(name: str) -> Engine:
                                                     minimum=1e6, maximum=1e13),
         host_stream_overlap=doc.get("host_stream_overlap", True) is not False,
         tp_moe_compute_by_dtype=_tp_moe_kernel(doc, file),
+        fused_moe_stream=_fused_moe_stream(doc, file),
         request_ingest_s=get_number(doc, "request_ingest_s", file, default=0.0, minimum=0, maximum=1),
         first_token_path_s=get_number(doc, "first_token_path_s", file, default=0.0, minimum=0, maximum=1),
         weight_formats=_names(doc, "weight_formats", file, None) or ("safetensors",),
@@ -247,6 +254,18 @@ def _tp_moe_kernel(doc: dict, file: str) -> tuple[tuple[str, Curve], ...]:
     check_keys(entry, ("compute_by_dtype", "source", "notes"), file, "tp_moe_kernel.")
     get_str(entry, "source", file, prefix="tp_moe_kernel.")
     return read_curves(entry.get("compute_by_dtype"), DTYPES, file, "tp_moe_kernel.compute_by_dtype")
+
+
+def _fused_moe_stream(doc: dict, file: str) -> tuple[float, float] | None:
+    """`fused_moe_stream: {latency_s: s, memory_fraction: f, source: "..."}` (Engine.fused_moe_stream)."""
+    if doc.get("fused_moe_stream") is None:
+        return None
+    entry = require_mapping(doc["fused_moe_stream"], file, "fused_moe_stream")
+    check_keys(entry, ("latency_s", "memory_fraction", "source", "notes"), file, "fused_moe_stream.")
+    get_str(entry, "source", file, prefix="fused_moe_stream.")
+    pre = "fused_moe_stream."
+    return (get_number(entry, "latency_s", file, prefix=pre, minimum=0, maximum=1e-3),
+            get_number(entry, "memory_fraction", file, prefix=pre, minimum=0.05, maximum=1.0))
 
 
 CPU_DTYPES = ("fp32", "bf16", "int8")

@@ -1,6 +1,7 @@
 """The roofline, applied in one function: op records -> seconds, with the bound named.
 
-GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m) x depth(K)), bytes / (HBM x eff_m(m)), kernels x floor)
+GPU op:   t = max(FLOP / (peak[dtype] x eff_c(m) x depth(K)), bytes / (HBM x eff_m(m)), kernels x floor); an
+          engine's fused-MoE grouped GEMM: t = max(compute, latency + bytes / (HBM x fraction)) (Machine.moe_stream_*)
 CPU op:   the same with the host's AMX/AVX-512 peak and DRAM bandwidth (NUMA-aware engines use every
           socket, others one socket's worth); `pcie` ops stream their weights over the host link (a
           superchip's NVLink-C2C from Grace memory) while the GPU computes them, t = max(stream, GPU compute).
@@ -51,6 +52,10 @@ class Machine:
     cpu_compute_efficiency: Curve | None = None  # engine's CPU GEMMs' fraction of the AMX / AVX-512 peak by rows
     stream_pageable_bytes_per_s: float | None = None  # host-to-GPU weight streaming from pageable memory (engine)
     stream_overlap: bool = True  # streamed weights' copy overlaps the GEMMs that use them (engine)
+    # the engine's fused-MoE kernels (planner.deploy.engines.Engine.fused_moe_stream): grouped GEMMs take
+    # latency + bytes / (HBM x fraction) as their memory time, no floor; None: the table's memory curve and floor
+    moe_stream_latency_s: float | None = None
+    moe_stream_fraction: float | None = None
 
 
 def _peak(acc, dtype: str) -> float:
@@ -104,6 +109,9 @@ def time_op(op: Op, m: Machine) -> TimedOp:
         t_stream = op.weight_bytes / rate
         t = max(t_c + t_stream if not m.stream_overlap else max(t_c, t_stream), e.floor_s * op.kernels)
         return TimedOp(op, t, "host" if t_stream >= t_c else "compute")
+    if op.kind == "grouped_gemm" and m.moe_stream_fraction:
+        t_m = m.moe_stream_latency_s + op.bytes / (m.acc.memory_bandwidth_bytes_per_s * m.moe_stream_fraction)
+        return TimedOp(op, max(t_c, t_m), "compute" if t_c >= t_m else "memory")
     floor = e.floor_s * op.kernels
     t = max(t_c, t_m, floor)
     bound = "latency" if t == floor and t > max(t_c, t_m) else ("compute" if t_c >= t_m else "memory")

@@ -64,9 +64,11 @@ def machine(sc: Scenario) -> Machine:
     acc = sc.accelerator
     gguf = sc.weights.family == "gguf"
     cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
+    # the engine's fused-MoE weight streaming; W4A16 experts run Marlin, whose int4 compute curve describes them
+    stream = sc.engine.fused_moe_stream if not _w4a16_experts(sc) else None
     return Machine(acc, sc.host, _efficiency(sc), scale_up_gpus(sc), sc.engine.cpu_numa_aware, cpu_dtype,
                    sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_for(cpu_dtype),
-                   sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap)
+                   sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap, *(stream or (None, None)))
 
 
 def _efficiency(sc: Scenario):

@@ -43,6 +43,8 @@ class _OpCoef:
     kfac: float = 1.0  # reduction-depth factor on compute efficiency (planner.perf.roofline.depth_factor)
     # compute-efficiency curve of the op's dtype (planner.hardware.efficiency.OpEfficiency.compute_for)
     compute: object = None
+    # the engine's fused-MoE streaming (latency_s, HBM fraction) of a grouped GEMM, else None (roofline.time_op)
+    stream: tuple | None = None
 
 
 class DecodeSweep:
@@ -91,9 +93,11 @@ class DecodeSweep:
                 one, two = comm_time(op, m), comm_time(base[(2, 1)][name], m)
                 comm_b = two - one
                 comm_a = one - comm_b
+            stream = (m.moe_stream_latency_s, m.moe_stream_fraction) if (
+                op.kind == "grouped_gemm" and m.moe_stream_fraction and op.where == "gpu") else None
             self.ops.append(_OpCoef(name, op.kind, op.count, coef, expert, peak, mamf,
                                     e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac,
-                                    e.compute_for(op.dtype) if e else None))
+                                    e.compute_for(op.dtype) if e else None, stream))
 
     def evaluate(self, batch, context, bw_scale=1.0, flops_scale=1.0):
         """Decode step seconds and tokens/s per GPU for arrays (broadcast together) of variants."""
@@ -124,6 +128,9 @@ class DecodeSweep:
             if op.kind in ("gemm", "grouped_gemm"):
                 eff_c = np.minimum(eff_c, op.mamf) * op.kfac
             t_c = v["flops"] / (op.peak * fl * eff_c)
+            if op.stream:  # latency + bytes at the engine's fraction of HBM, no floor
+                work = work + np.maximum(t_c, op.stream[0] + total_bytes / (bw * op.stream[1])) * op.count
+                continue
             t_m = total_bytes / (bw * _interp(e.memory, m))
             work = work + np.maximum(np.maximum(t_c, t_m), op.floor) * op.count
         if self.sc.engine.overlap_comm == "tbo_ep" and self.sc.parallelism.ep > 1:
