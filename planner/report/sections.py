@@ -23,6 +23,7 @@ from planner.report import tables as T
 from planner.report.api import break_even_table, daily_cost_curve
 from planner.report.claims import audit, verdict_counts
 from planner.report.external import bench_points, sizing_range, sizing_table
+from planner.report.family import family_of
 from planner.report.plans import Plan, load_plans, pick
 from planner.report.spec import ReportSpec, SectionSpec, model_ref, resolve_path
 from planner.report.verdict import BANDS
@@ -327,6 +328,19 @@ def claims_audit(ctx: Context, opts: dict, where: str) -> Section:
     return s
 
 
+def family(ctx: Context, opts: dict, where: str) -> Section:
+    """A model beside its relatives: weights per format, KV per request at long context, fit and speed on the same
+    deployments (planner.report.family computes and words it)."""
+    f = family_of(ctx.spec, opts, where)
+    s = Section("family", f.title, [f.intro, *f.verdicts], notes=[f"not sized: {n}" for n in f.notes])
+    s.tables += [("family-weights", "Stored weight bytes per format", f.weights, True),
+                 ("family-kv", f"{f.kv_cache} KV cache of one request (all layers, one copy before any TP split)", f.kv,
+                  True),
+                 ("family-deployments", "Each model's official checkpoint on each deployment at the section's "
+                  "workload", f.deployments, True)]
+    return s
+
+
 def assumptions(ctx: Context, opts: dict, where: str) -> Section:
     s = Section("assumptions", "Assumptions and sources")
     for p in ctx.plans:
@@ -353,7 +367,7 @@ BUILDERS = {"verdict": verdict, "model_card": model_card, "weights_by_format": w
             "memory_per_gpu": memory_per_gpu,
             "kv_vs_context": kv_vs_context, "throughput_latency": throughput_latency, "roofline": roofline,
             "sizing": sizing, "api_break_even": api_break_even, "validation": validation,
-            "claims_audit": claims_audit, "assumptions": assumptions}
+            "claims_audit": claims_audit, "family": family, "assumptions": assumptions}
 
 
 def build_sections(ctx: Context) -> list[Section]:

@@ -15,6 +15,7 @@
                                                 # one scenario per model x hardware (weights default: native)
     sections: [verdict, model_card, {kv_vs_context: {max_context: 262144}}, ...]   # in order; options per section
                                                 # sizing: {workload: ..., rates: [0.5, 5, 50]} sizes each rate
+                                                # family: {models: [...], deployments: [...]} (planner/report/family.py)
 
 Relative paths are relative to the project root (the folder holding `profiles/`), so `../shared/...`
 names the shared folder beside the checkout. Unknown keys, sections or options are errors naming
@@ -56,6 +57,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "api_break_even": ("api", "plans"),
     "validation": ("cases",),
     "claims_audit": ("claims", "checks"),
+    "family": ("models", "formats", "kv_cache", "contexts", "deployments", "workload"),  # planner/report/family.py
     "assumptions": (),
 }
 
@@ -159,7 +161,8 @@ def _sections(doc: Mapping, file: str) -> tuple[SectionSpec, ...]:
 # what each section option holds (checked here, so a section never meets a value of the wrong type)
 OPTION_KINDS = {"formats": "names", "plans": "names", "dtypes": "names", "plan": "name", "max_context": "tokens",
                 "batches": "numbers", "rates": "numbers", "results": "path", "cases": "path", "claims": "path",
-                "workload": "path or mapping", "api": "mapping", "checks": "mapping"}
+                "workload": "path or mapping", "api": "mapping", "checks": "mapping", "models": "names",
+                "kv_cache": "name", "contexts": "token list", "deployments": "mappings"}
 
 
 def _option(key: str, value: Any, file: str, field: str) -> Any:
@@ -175,17 +178,26 @@ def _option(key: str, value: Any, file: str, field: str) -> Any:
           "path or mapping": isinstance(value, Mapping) or (isinstance(value, str) and bool(value)),
           "mapping": isinstance(value, Mapping),
           "tokens": type(value) is int and 1 <= value <= 10**8,
+          "token list": isinstance(value, list) and bool(value) and all(
+              type(v) is int and 1 <= v <= 10**8 for v in value),
+          "mappings": isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value),
           "numbers": isinstance(value, list) and bool(value) and all(
               type(v) in (int, float) and math.isfinite(v) and 0 < v <= 10**8 for v in value)}[kind]
     if not ok:
         want = {"names": "a name or a non-empty list of names", "tokens": "a whole number of tokens (1 to 1e8)",
-                "numbers": "a non-empty list of positive numbers"}.get(kind, f"a {kind}")
+                "numbers": "a non-empty list of positive numbers",
+                "token list": "a non-empty list of whole numbers of tokens (1 to 1e8)",
+                "mappings": "a non-empty list of mappings"}.get(kind, f"a {kind}")
         raise PlannerError(f"expected {want}, got {value!r}"[:200], file=file, field=field)
-    if key in ("formats", "dtypes"):
+    if key == "kv_cache" and value not in KV_DTYPES:
+        raise PlannerError(f"unknown KV cache dtype {value!r}; known: {', '.join(KV_DTYPES)}", file=file, field=field)
+    if key in ("formats", "dtypes", "models"):
         for k, name in enumerate(value):
             try:
                 if key == "formats":
                     load_format(name)
+                elif key == "models":
+                    load_model(model_ref(name))
                 elif name not in KV_DTYPES:
                     raise PlannerError(f"unknown KV cache dtype {name!r}; known: {', '.join(KV_DTYPES)}")
             except PlannerError as err:
