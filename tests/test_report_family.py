@@ -142,6 +142,10 @@ BAD = [
     ({"deployments": None}, "sections[0].family.deployments", "missing"),
     ({"workload": "batch"}, "sections[0].family.workload", "unknown workload"),
     ({"speed": True}, "sections[0].family.speed", "unknown key"),
+    ({"models": ["kimi-k2.5"]}, "sections[0].family.models", "two or more different models"),
+    ({"models": ["kimi-k2.5", "kimi-k2.5"]}, "sections[0].family.models", "two or more different models"),
+    ({"workload": {"phase": "serve", "input_tokens": 10}}, "sections[0].family.workload.input_tokens", "unknown key"),
+    ({"deployments": [H200, H200]}, "sections[0].family.deployments[1]", "two deployments are named '8x H200'"),
 ]
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 from planner.base.errors import PlannerError
 from planner.base.units import gb
 from planner.base.yamlio import check_keys, require_mapping
-from planner.deploy.scenario_file import scenario_from_mapping
+from planner.deploy.scenario_file import WORKLOAD_KEYS, scenario_from_mapping
 from planner.model.inspect import weights_bytes_by_part
 from planner.model.kv_kinds import kv_by_kind
 from planner.model.models import Model, load_model
@@ -119,6 +119,8 @@ def deployment_rows(refs: list[str], deployments: list[Mapping], kv_cache: str, 
         dep = require_mapping(dep, file, field)
         check_keys(dep, DEPLOYMENT_KEYS, file, f"{field}.")
         label = str(dep.get("name") or deployment_name(dep))
+        if any(r["deployment"] == label for r in rows):
+            raise PlannerError(f"two deployments are named {label!r}; give one a `name`", file=file, field=field)
         for ref in refs:
             m = load_model(ref)
             weights = dep.get("weights") or m.native_weights
@@ -140,6 +142,10 @@ def family_of(spec: ReportSpec, opts: Mapping, where: str) -> Family:
     """The family section of report `spec` from its options (checked types: planner.report.spec); defaults as the
     module docstring says; a missing deployment list or an unknown workload is an error naming file and field."""
     refs = [model_ref(m) for m in opts.get("models") or spec.models]
+    names = [load_model(r).name for r in refs]
+    if len(set(names)) < 2 or len(set(names)) < len(names):
+        raise PlannerError(f"expected two or more different models (a model and its relatives), got {names}"[:200],
+                           file=spec.file, field=f"{where}.models")
     wl = opts.get("workload") or next(iter(spec.workloads), None)
     if isinstance(wl, str) and wl not in spec.workloads:
         raise PlannerError(f"unknown workload {wl!r} (report workloads: {', '.join(spec.workloads) or 'none'})",
@@ -151,6 +157,7 @@ def family_of(spec: ReportSpec, opts: Mapping, where: str) -> Family:
         raise PlannerError("missing (a list of deployments: hardware, parallelism, engine)", file=spec.file,
                            field=f"{where}.deployments")
     workload = dict(spec.workloads[wl] if isinstance(wl, str) else wl)
+    check_keys(workload, WORKLOAD_KEYS, spec.file, f"{where}.workload.")
     formats = list(opts.get("formats") or dict.fromkeys(f for r in refs for f, _ in load_model(r).published))
     return family_view(refs, formats, opts.get("kv_cache") or "bf16", list(opts.get("contexts") or DEFAULT_CONTEXTS),
                        list(opts["deployments"]), workload, f"workload {wl}: " if isinstance(wl, str) else "the load ",
