@@ -111,7 +111,8 @@ def _config_model(path: Path, hub_id: str | None = None, revision: str | None = 
     native = native_format_name(config, spec, file)
     # the user's own checkpoint (or the Hub repo), in the config's native format, is the one they have
     source = file if hub_id is None else f"{hub_id} config.json at revision {revision} ({file})"
-    return Model(name, spec, native, source, file, ((native, hub_id or str(path.parent)),), hub_id, revision)
+    return Model(name, spec, native, source, file, ((native, hub_id or str(path.parent)),),
+                 hub_id=hub_id, revision=revision)
 
 
 def model_config(model: Model) -> dict | None:
