@@ -154,7 +154,8 @@ def test_silicon_disaggregated_rows_map_to_pools():
             pre.scenario.parallelism.ep) == (1, 1, 4, 4)
     assert (dec.workers, dec.scenario.parallelism.tp, dec.scenario.parallelism.ep) == (4, 8, 8)
     assert dis.gpus == 36 and sc.total_gpus >= 36 and dis.transfer.link == "nvlink"  # one GB200 NVL72 rack
-    assert (sc.workload.concurrency, sc.model.name, sc.weights.name) == (4, "kimi-k2.5", "nvfp4")
+    # the row's nvfp4 is NVIDIA's published Kimi-K2.5-NVFP4 checkpoint (BF16 attention)
+    assert (sc.workload.concurrency, sc.model.name, sc.weights.name) == (4, "kimi-k2.5", "nvfp4-bf16-attn")
     assert split[0].labels["plan"] == "1 x DP4-attn+EP4 | 4 x TP8+EP8"
     row = silicon.evaluate(split[0])
     assert row["fits"] and row["predicted_ttft_ms"] > 0 and row["predicted_tpot_ms"] > 0

@@ -25,7 +25,7 @@ def _model_fused_moe_us(t: dict, batch: int) -> float:
     """The planner's time for one layer's routed experts and their gather/SwiGLU/scatter at `batch` tokens."""
     from planner.perf.ops import step_ops
 
-    sc = scenario(model=t["model"], weights=t["weights"], parallelism={"tp": t["tp"]},
+    sc = scenario(model=t["model"], weights=t["weights"], parallelism={"tp": t["tp"]}, engine=t["engine"],
                   hardware={"gpu": t["gpu"], "gpus_per_node": 8, "nodes": 1})
     m = machine(sc)
     ops = [op for op in step_ops(sc, "decode", batch / t["tp"], 128) if op.name in ("moe.experts", "moe.permute_act")]
