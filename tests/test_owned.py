@@ -70,6 +70,24 @@ def test_owned_fits_in_the_readable_answer():
 
 
 def test_owned_with_a_plan_has_no_fits_block():
-    wl = replace(load_workload(OWNED), context_len=16384)
+    """A plan on a published checkpoint (int4-g32 on 8x H200) answers the question: no fits block. On 8x H100 at
+    16,384 tokens only the group-64/128 INT4 recipes nobody publishes fit, so the block says what the published
+    checkpoint fits there."""
+    doc = size(replace(load_workload(OWNED), context_len=16384, accelerators=("h200-sxm",)))
+    assert any(p["checkpoint"]["published"] for p in doc["plans"]) and "fits" not in doc
+    doc = size(replace(load_workload(OWNED), context_len=16384))
+    assert doc["plans"] and doc["fits"]["published_only"] and doc["fits"]["formats_searched"] == ["int4-g32"]
+
+
+def test_owned_with_plans_only_on_own_quantizations_says_what_published_checkpoints_fit():
+    """Every format accepted: per-channel INT4 (no published Kimi K2.5 checkpoint) holds 131,072 tokens on 8x H100, so
+    plans exist, all marked as needing your own quantization; the answer then says what the published checkpoints
+    fit on this hardware (here nothing: int4-g32's 77.1 GB per GPU is over vLLM's 0.9 x 85.5 GB)."""
+    wl = replace(load_workload(OWNED), weights=None)
     doc = size(wl)
-    assert doc["plans"] and "fits" not in doc
+    assert doc["plans"] and not any(p["checkpoint"]["published"] for p in doc["plans"])
+    fit = doc["fits"]
+    assert fit["published_only"] and "int4-g32" in fit["formats_searched"]
+    assert all(f["published"] for f in fit["by_format"])
+    assert fit["formats_at_requested"] == []
+

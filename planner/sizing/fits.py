@@ -122,7 +122,10 @@ def answer(fits: list[PlanFit], wl: SizingWorkload, left: int) -> dict:
 def lines(fit: dict) -> list[str]:
     """The readable `fits` block (the CLI's table without --json)."""
     req, top = fit["requested_context"], fit["largest_context"]
-    out = [f"What fits on this hardware (no plan meets the workload at {req:,} tokens of context):"]
+    out = [f"What fits on this hardware (no plan meets the workload at {req:,} tokens of context):"
+           if not fit.get("published_only") else
+           f"What fits on this hardware with a published checkpoint (every plan listed needs your own "
+           f"quantization; with published checkpoints, {', '.join(fit.get('formats_searched', [])) or 'none'}):"]
     if not top:
         out.append(f"  no context fits: not even {STEP} tokens on any searched plan")
     else:
