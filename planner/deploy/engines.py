@@ -113,7 +113,12 @@ class Engine:
         return (fmt.name in allowed or fmt.family in allowed) and self.type_refusal(fmt) is None
 
     def type_refusal(self, fmt: QuantFormat) -> str | None:
-        """Why the engine cannot run `fmt`'s tensor types (a fork's own ggml types), in one line, or None."""
+        """Why the engine cannot run `fmt` in one line, or None: its tensor types (a fork's own ggml types), or a
+        checkpoint layout only some engines' loaders read (the format's `engines`)."""
+        if fmt.engines and self.name not in fmt.engines and self.name != "ideal":
+            verb = "reads" if len(fmt.engines) == 1 else "read"
+            return (f"{self.name} does not load {fmt.name}: only {', '.join(fmt.engines)} {verb} its checkpoint "
+                    f"layout ({fmt.description})")
         missing = sorted(fmt.forks - set(self.ggml_forks))
         if not missing:
             return None

@@ -141,6 +141,9 @@ class QuantFormat:
     # attn_k_b [heads*kv_lora, nope] and attn_v_b [heads*v, kv_lora] (ik_llama.cpp's convert, -mla 3 uses both);
     # their bytes are counted with attn_kv_b's group (as planner.model.weights_file does for a file's split tensors)
     mla_split: tuple[str, ...] = ()
+    # engines that read this checkpoint layout (a loader of its own: SGLang's w4afp8); empty = every engine whose
+    # profile loads the family (planner.deploy.engines.Engine.loads / type_refusal)
+    engines: tuple[str, ...] = ()
     __hash__ = hash_once  # hashed once: inventory_bytes is cached per (format, model)
     __getstate__ = state_without_hash
 
@@ -293,7 +296,7 @@ def load_format(name: str) -> QuantFormat:
     file = str(path)
     doc = require_mapping(load_document(path), file)
     check_keys(doc, ("source", "description", "family", "rules", "matrix_default", "vector_type",
-                     "exclude_parts", "notes", "mla_split"), file)
+                     "exclude_parts", "notes", "mla_split", "engines"), file)
     rules = doc.get("rules") or []
     if not isinstance(rules, list):
         raise PlannerError("expected a list", file=file, field="rules")
@@ -311,7 +314,16 @@ def load_format(name: str) -> QuantFormat:
     return QuantFormat(
         path.stem, family, get_str(doc, "description", file), tuple(_rule(r, file, f"rules[{k}]") for k, r in
                                                                     enumerate(rules)),
-        default, vector, tuple(doc.get("exclude_parts") or ()), get_str(doc, "source", file), mla_split=split)
+        default, vector, tuple(doc.get("exclude_parts") or ()), get_str(doc, "source", file), mla_split=split,
+        engines=_engines(doc, file))
+
+
+def _engines(doc: Mapping[str, Any], file: str) -> tuple[str, ...]:
+    """`engines: [sglang, ...]`: the engines that load this layout (none given: any engine of its family)."""
+    names = doc.get("engines") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise PlannerError("expected a list of engine profile names", file=file, field="engines")
+    return tuple(names)
 
 
 def native_format_name(config: Mapping[str, Any], spec: ModelSpec, file: str | None = None) -> str:
