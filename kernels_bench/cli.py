@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default=None, help=argparse.SUPPRESS)  # a systems/data root (tests' fixtures)
     s.add_argument("--out", default=None, help="folder for the YAML (default profiles/calibration)")
     s.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    f = sub.add_parser("fit-moe-stream", help="fit an engine's fused_moe_stream (fixed latency + bytes at a share of "
+                       "HBM) from aiconfigurator-core's MoE tables, with leave-one-GPU-out errors "
+                       "(kernels_bench/moe_stream.py; the `silicon` extra)")
+    f.add_argument("--engine", default="vllm", help="sglang, vllm or trtllm (default vllm)")
+    f.add_argument("--version", default=None, help="engine version folder (default: the newest per system)")
+    f.add_argument("--data", default=None, help=argparse.SUPPRESS)  # a systems/data root (tests' fixtures)
+    f.add_argument("--json", action="store_true", help="one JSON document on stdout")
     m = sub.add_parser("comm", help="torch.distributed all_reduce and uneven all_to_all_single under torchrun")
     _common(m)
     m.add_argument("--nproc", type=int, default=2, help="processes torchrun starts")
@@ -203,6 +210,12 @@ def cmd_calibrate(args) -> dict:
     return calibrate(args, _device(args), run_suite)
 
 
+def cmd_fit_moe_stream(args) -> dict:
+    from kernels_bench.moe_stream import fit_moe_stream
+
+    return fit_moe_stream(args)
+
+
 def cmd_import_silicon(args) -> dict:
     from kernels_bench.silicon import import_silicon
 
@@ -238,6 +251,10 @@ def _text(cmd: str, doc: dict) -> str:
             return f"{doc['device']}: wrote {doc['file']} {fit}"
         return (f"{doc['device']}: fitted {fit}\nnot written: add --write to write {doc['file']} (every estimate "
                 f"for {doc['device']} then reads it) or --out DIR|FILE.yaml to write it elsewhere")
+    if cmd == "fit-moe-stream":
+        from kernels_bench.moe_stream import text
+
+        return text(doc)
     return json.dumps(doc, indent=2)
 
 
@@ -297,7 +314,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         doc = {"discover": cmd_discover, "ceilings": cmd_ceilings, "run": run_suite, "calibrate": cmd_calibrate,
-               "comm": cmd_comm, "import-silicon": cmd_import_silicon}[args.command](args)
+               "comm": cmd_comm, "import-silicon": cmd_import_silicon,
+               "fit-moe-stream": cmd_fit_moe_stream}[args.command](args)
     except PlannerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
