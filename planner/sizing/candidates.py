@@ -116,10 +116,14 @@ def weights_bytes(model: str, fmt: str) -> int:
                if t.part not in f.exclude_parts and t.part != "mtp")
 
 
+def acceptable_formats(wl: SizingWorkload) -> tuple[str, ...]:
+    """The weight formats the workload accepts: its `weights`, else every format profile but superseded recipes."""
+    return wl.weights or tuple(n for n in list_formats() if not n.startswith("gguf-ud1"))  # ud1: superseded recipe
+
+
 def formats_for(wl: SizingWorkload, engine: Engine, cls: str) -> list[str]:
     """The workload's acceptable formats that `engine` loads on a `cls` system (its profile's weight_formats)."""
-    names = wl.weights or tuple(n for n in list_formats() if not n.startswith("gguf-ud1"))  # ud1: superseded recipe
-    return [name for name in names if engine.loads(load_format(name), cpu_only=cls == "cpu_server")]
+    return [name for name in acceptable_formats(wl) if engine.loads(load_format(name), cpu_only=cls == "cpu_server")]
 
 
 def systems_for(wl: SizingWorkload) -> list[System]:

@@ -31,12 +31,11 @@ from planner.base.errors import PlannerError
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
 from planner.model.models import load_model
-from planner.model.quant import list_formats
 from planner.serving.point import Limits, prompt_chunk, replica_groups
 from planner.serving.serve import serve_point
 from planner.sizing.answer import document, pareto_rows
 from planner.sizing.by_type import closer, hw_type, missed_types
-from planner.sizing.candidates import Candidate, enumerate_candidates
+from planner.sizing.candidates import Candidate, acceptable_formats, enumerate_candidates
 from planner.sizing.capacity import (
     Capacity,
     exact_capacity,
@@ -320,10 +319,9 @@ def size(wl: SizingWorkload, budget_s: float | None = None, progress: Progress |
     if wl.purchase == "owned" and not any(p["checkpoint"]["published"] for p in doc["plans"]):
         # owned hardware with no plan, or plans only on checkpoints the user would quantize themselves: what fits
         # (with a published checkpoint, where plans on other formats exist)
-        published = _published_formats(wl)
         if not doc["plans"]:
             doc["fits"] = what_fits(wl, deadline)
-        elif published:
+        elif published := _published_formats(wl):
             doc["fits"] = {**what_fits(replace(wl, weights=published), deadline), "published_only": True,
                            "formats_searched": list(published)}
         doc["summary"]["seconds"] = time.perf_counter() - t0
@@ -333,7 +331,7 @@ def size(wl: SizingWorkload, budget_s: float | None = None, progress: Progress |
 def _published_formats(wl: SizingWorkload) -> tuple[str, ...]:
     """The workload's acceptable formats someone publishes a checkpoint in, for any of its models."""
     models = [load_model(m) for m in wl.models]
-    return tuple(f for f in (wl.weights or list_formats()) if any(m.checkpoint(f) for m in models))
+    return tuple(f for f in acceptable_formats(wl) if any(m.checkpoint(f) for m in models))
 
 
 def what_fits(wl: SizingWorkload, deadline: float | None = None) -> dict:
