@@ -30,6 +30,12 @@ def scenario(**over):
     return scenario_from_mapping(merge(BASE, over), "test.yaml")
 
 
+def sglang_dsv3(**over):
+    """SGLang DeepSeek-V3 as launched with its defaults (a stated concurrency: scenario.tuned_for_chosen_batch)"""
+    return scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+                    **{"workload": {"concurrency": 64}, **over})
+
+
 def inspect_json(path) -> dict:
     """`python -m planner inspect PATH --json` in a subprocess, as a user runs it: its document (exit 0 asserted)."""
     out = subprocess.run([sys.executable, "-m", "planner", "inspect", str(path), "--json"],
