@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kernels_bench.silicon import MOE_DTYPES, _moe_scenario, _versions, data_root, moe_ops, package_version
 from planner.base.errors import PlannerError
-from planner.perf.roofline import _mamf_cap, _peak, depth_factor, time_op
+from planner.perf.roofline import gpu_compute_seconds, time_op
 from planner.perf.steps import machine
 
 # aiconfigurator system -> accelerator profile (the systems whose MoE tables the vLLM fit used)
@@ -59,10 +59,8 @@ def _rows(root: Path, engine: str, version: str | None) -> list[dict]:
             m = machine(sc)
             ex = next(o for o in ops if o.name == "moe.experts")
             perm = sum(time_op(o, m).seconds for o in ops if o.name != "moe.experts")
-            e = m.eff.ops["grouped_gemm"]
-            eff_c = min(e.compute_for(ex.dtype).at(ex.m or 1), _mamf_cap(m.acc, ex.dtype)) * depth_factor(ex.depth)
             out.append({"gpu": gpu, "version": paths[0].parent.name, "dtype": r.moe_dtype, "meas": r.latency * 1e-3,
-                        "perm": perm, "t_c": ex.flops / (_peak(m.acc, ex.dtype) * eff_c),
+                        "perm": perm, "t_c": gpu_compute_seconds(ex, m),
                         "x": ex.bytes / m.acc.memory_bandwidth_bytes_per_s, "old": time_op(ex, m).seconds + perm})
     if not out:
         raise PlannerError(f"no {engine} MoE tables" + (f" of version {version}" if version else "")

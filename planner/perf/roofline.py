@@ -88,17 +88,23 @@ def _mamf_cap(acc, dtype: str) -> float:
     return frac if frac else 1.0
 
 
+def gpu_compute_seconds(op: Op, m: Machine) -> float:
+    """An op's FLOP on the GPU at the table's compute curve for its dtype (GEMMs capped at the measured MAMF and
+    scaled by their reduction depth): the compute side of time_op's roofline."""
+    peak = _peak(m.acc, op.dtype)
+    eff_c = m.eff.ops[op.kind].compute_for(op.dtype).at(op.m or 1)
+    if op.kind in ("gemm", "grouped_gemm"):
+        eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype)) * depth_factor(op.depth)
+    return op.flops / (peak * eff_c) if op.flops else 0.0
+
+
 def time_op(op: Op, m: Machine) -> TimedOp:
     if op.kind == "comm":
         return TimedOp(op, comm_time(op, m), "communication")
     e = m.eff.ops[op.kind]
     if op.where == "cpu" or m.acc is None:
         return _cpu_time(op, m)
-    peak = _peak(m.acc, op.dtype)
-    eff_c = e.compute_for(op.dtype).at(op.m or 1)
-    if op.kind in ("gemm", "grouped_gemm"):
-        eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype)) * depth_factor(op.depth)
-    t_c = op.flops / (peak * eff_c) if op.flops else 0.0
+    t_c = gpu_compute_seconds(op, m)
     t_m = op.bytes / (m.acc.memory_bandwidth_bytes_per_s * e.memory.at(op.m or 1)) if op.bytes else 0.0
     if op.where == "pcie":
         # a superchip streams from its Grace memory: NVLink-C2C or the LPDDR5X share per GPU, whichever is lower
