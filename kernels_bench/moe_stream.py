@@ -21,14 +21,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernels_bench.silicon import MOE_DTYPES, _moe_scenario, _versions, data_root, moe_ops, package_version
+from kernels_bench.silicon import (
+    MOE_DTYPES,
+    SYSTEMS,
+    _moe_scenario,
+    _versions,
+    data_root,
+    moe_ops,
+    package_version,
+)
 from planner.base.errors import PlannerError
 from planner.perf.roofline import gpu_compute_seconds, time_op
 from planner.perf.steps import machine
 
-# aiconfigurator system -> accelerator profile (the systems whose MoE tables the vLLM fit used)
-SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "b300_sxm": "b300",
-           "gb200": "gb200", "gb300": "gb300"}
+# the aiconfigurator systems whose MoE tables the vLLM fit used (accelerator profiles: kernels_bench.silicon.SYSTEMS)
+FIT_SYSTEMS = ("h100_sxm", "h200_sxm", "b200_sxm", "b300_sxm", "gb200", "gb300")
 DTYPES = ("bfloat16", "fp8_block", "fp8", "nvfp4")
 HOPPER = ("h100-sxm", "h200-sxm")
 SAMPLE = 1500
@@ -39,7 +46,8 @@ def _rows(root: Path, engine: str, version: str | None) -> list[dict]:
     import pandas as pd
 
     out = []
-    for system, gpu in SYSTEMS.items():
+    for system in FIT_SYSTEMS:
+        gpu = SYSTEMS[system]
         folder = root / system / "moe" / engine
         versions = [version] if version else _versions(folder)[-1:]
         paths = [folder / v / "moe_perf.parquet" for v in versions if (folder / v / "moe_perf.parquet").is_file()]
@@ -64,7 +72,7 @@ def _rows(root: Path, engine: str, version: str | None) -> list[dict]:
                         "x": ex.bytes / m.acc.memory_bandwidth_bytes_per_s, "old": time_op(ex, m).seconds + perm})
     if not out:
         raise PlannerError(f"no {engine} MoE tables" + (f" of version {version}" if version else "")
-                           + f" for {', '.join(SYSTEMS)}", file=str(root), field="--engine")
+                           + f" for {', '.join(FIT_SYSTEMS)}", file=str(root), field="--engine")
     return out
 
 
