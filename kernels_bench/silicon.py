@@ -51,7 +51,8 @@ from planner.perf.ops import _gemm, step_ops
 from planner.perf.steps import decode_ops, prefill_ops
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "b300_sxm": "b300",
-           "gb200": "gb200", "gb300": "gb300", "a100_sxm": "a100-sxm-80gb", "l40s": "l40s", "rtx_pro_6000_server": "rtx-pro-6000"}
+           "gb200": "gb200", "gb300": "gb300", "a100_sxm": "a100-sxm-80gb", "l40s": "l40s",
+           "rtx_pro_6000_server": "rtx-pro-6000"}
 ENGINES = ("sglang", "vllm", "trtllm")
 # table dtype -> (planner storage type or weight format, curve key). fp8_block is preferred to per-tensor fp8 for the
 # `fp8` curve: DeepSeek-V3/Kimi-family FP8 checkpoints are block-scaled (128 x 128).
