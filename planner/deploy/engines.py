@@ -98,6 +98,9 @@ class Engine:
     # expert parallelism exchanges tokens (an all-to-all) only beside attention DP: without it every EP rank already
     # holds all tokens of its TP group, runs them through its own experts and the TP all-reduce sums the outputs
     ep_alltoall_needs_dp: bool = False
+    # hybrid (attention + linear-attention) models share one block pool of enlarged attention pages and padded state
+    # pages (vLLM's HybridAttentionMambaModelConfig; planner.deploy.hybrid_pages)
+    hybrid_kv_pages: bool = False
     sizing: tuple[tuple[str, int], ...] = ()  # (system class, rank) the sizing search offers it on; rank 1 first
 
     def cpu_compute_for(self, dtype: str) -> Curve | None:
@@ -165,7 +168,7 @@ def load_engine(name: str) -> Engine:
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
                      "request_ingest_s",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
-                     "ep_alltoall_needs_dp", "sizing", "ggml_forks"),
+                     "ep_alltoall_needs_dp", "hybrid_kv_pages", "sizing", "ggml_forks"),
                file)
     mode = get_choice(doc, "fraction_mode", FRACTION_MODES, file)
     split = get_choice(doc, "dense_split", DENSE_SPLITS, file)
@@ -213,6 +216,7 @@ def load_engine(name: str) -> Engine:
         kv_cache_dtypes=_names(doc, "kv_cache_dtypes", file, KV_DTYPES) or KV_DTYPES,
         attention_dp=_bool(doc, "attention_dp", file),
         ep_alltoall_needs_dp=_bool(doc, "ep_alltoall_needs_dp", file),
+        hybrid_kv_pages=_bool(doc, "hybrid_kv_pages", file),
         sizing=_sizing(doc, file),
     )
 

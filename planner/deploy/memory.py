@@ -94,7 +94,7 @@ def memory_report(sc: Scenario) -> MemoryReport:
     notes: tuple[str, ...] = ()
     pages = vllm_hybrid_pages(spec, layout, par.tp, arch=sc.accelerator.arch, min_block_tokens=block,
                               layers_fraction=layers_frac, spec_tokens=sc.mtp_tokens) \
-        if eng.name == "vllm" and sc.accelerator is not None else None
+        if eng.hybrid_kv_pages and sc.accelerator is not None else None
     if pages:  # vLLM: whole enlarged attention blocks and padded state pages of one shared pool (hybrid_pages)
         notes = (pages.note(wl.context_len, per_seq),)
         per_seq, per_seq_mean = pages.bytes_for(wl.context_len), pages.bytes_for(max(1, mean_len))
