@@ -34,10 +34,10 @@ CV_FOLDS = 5
 
 
 def predict(run: dict, eff: Efficiency, acc) -> float:
-    """The planner's time for a row: each op's roofline time over its kind's shape factor."""
+    """The planner's time for a row: its ops' roofline times, each over its kind's shape factor (time_op applies
+    the surfaces of `eff`)."""
     m = plan.machine(acc, eff)
-    return sum(time_op(op, m).seconds / (eff.ops[op.kind].shape_for(op) if op.kind in eff.ops else 1.0)
-               for op in run["ops"])
+    return sum(time_op(op, m).seconds for op in run["ops"])
 
 
 def errors(runs: list[dict], eff: Efficiency, acc) -> list[float]:
@@ -49,7 +49,7 @@ def _target(run: dict, i: int, eff: Efficiency, acc) -> tuple[list[float], float
     already take (nearly) all of its time."""
     m = plan.machine(acc, eff)
     op = run["ops"][i]
-    t_main = time_op(op, m).seconds
+    t_main = time_op(op, m).seconds  # the curves' time, which the surface divides (roofline.time_op)
     t_other = sum(time_op(o, m).seconds for j, o in enumerate(run["ops"]) if j != i)
     rest = run["measured_s"] - t_other
     if t_main <= 0 or rest <= 0.05 * run["measured_s"]:

@@ -9,11 +9,12 @@ import pytest
 
 from kernels_bench import plan, silicon
 from kernels_bench.cli import main
+from planner.base.errors import PlannerError
 from planner.deploy.scenario import make_scenario
 from planner.hardware.accelerators import load_accelerator
-from planner.hardware.efficiency import _read, calibration_file, efficiency_for
+from planner.hardware.efficiency import SILICON_DIR, _read, calibration_files, efficiency_for
 from planner.perf.roofline import time_op
-from planner.perf.steps import kernel_notes, machine
+from planner.perf.steps import decode_step, kernel_notes, machine
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
@@ -83,10 +84,37 @@ def test_import_silicon_refuses_unknown_system(capsys):
 
 
 def test_engine_aware_lookup_and_w4a16_curve():
-    assert calibration_file("h200-sxm", "sglang") is None  # engine tables are under profiles/calibration/silicon/
+    # the engine's silicon tables apply only when a scenario asks for them (engine_options.kernel_tables: silicon)
+    assert calibration_files("h200-sxm", "sglang") == ()
+    assert calibration_files("h200-sxm", "sglang", silicon=True) == (SILICON_DIR / "h200-sxm-sglang.yaml",)
     sc = make_scenario("kimi-k2.5", weights="int4-g32", gpu=GPU, gpus_per_node=8, parallelism={"tp": 8, "ep": 8},
                        engine="sglang")
     gg = machine(sc).eff.ops["grouped_gemm"]
     assert gg.compute_for("bf16") == dict(efficiency_for(None).ops["grouped_gemm"].compute_by_dtype)["int4"]
     notes = " ".join(kernel_notes(sc))
     assert "W4A16" in notes and "kernel efficiencies" not in notes  # the default table alone goes unsaid
+
+
+def test_kernel_tables_silicon_is_opt_in_and_named():
+    """engine_options.kernel_tables: silicon runs the scenario on the engine's imported tables (shape surfaces
+    included) and estimate says which table; default keeps default.yaml and names the unused silicon file; an engine
+    without imported tables is a one-line error naming the field."""
+    from planner.deploy.scenario_file import scenario_from_mapping
+    from tests.scenario_util import BASE, merge, scenario
+
+    default = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang")
+    silicon = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+                       engine_options={"kernel_tables": "silicon"})
+    assert machine(silicon).eff.files[-1].endswith("silicon/h200-sxm-sglang.yaml")
+    assert machine(default).eff.files[-1].endswith("default.yaml")
+    t_default, t_silicon = (decode_step(s, 8, 2048).seconds for s in (default, silicon))
+    assert t_default != t_silicon
+    assert any("calibration/silicon/h200-sxm-sglang.yaml over" in n for n in kernel_notes(silicon))
+    assert any("are not used: engine_options.kernel_tables: silicon" in n for n in kernel_notes(default))
+    missing = scenario_from_mapping(merge(BASE, {"engine": "llamacpp", "engine_options": {"kernel_tables": "silicon"}}),
+                                    "mine.yaml")
+    with pytest.raises(PlannerError) as err:
+        machine(missing)
+    assert err.value.field == "engine_options.kernel_tables" and "mine.yaml" in str(err.value)
+    with pytest.raises(PlannerError, match="expected one of default, silicon"):
+        scenario(engine_options={"kernel_tables": "measured"})

@@ -21,11 +21,16 @@ CASES = [
     # vLLM's fused-MoE streaming (latency + bytes at its HBM fraction, no floor) on NVIDIA's Kimi-K2.5-NVFP4
     dict(weights="nvfp4-bf16-attn", kv_cache="fp8", hardware={"gpu": "b200", "gpus_per_node": 4},
          parallelism={"tp": 4, "ep": 4}),
+    # the engine's silicon tables: shape surfaces on GEMMs, INT4 MoE and MLA decode (roofline.time_op, sweep._surface)
+    dict(engine_options={"kernel_tables": "silicon"}),
+    dict(model="deepseek-v3", weights="fp8-block128", engine="sglang", parallelism={"tp": 8},
+         engine_options={"kernel_tables": "silicon"}),
 ]
 
 
 @pytest.mark.parametrize("over", CASES, ids=["kimi-tp8", "dsv3-ep32", "llama70b-tp4", "gptoss-tp2", "dsv3-tp8-pp2",
-                                             "dsv3-sglang-tp8-eager", "kimi-nvfp4-b200-tp4-ep4"])
+                                             "dsv3-sglang-tp8-eager", "kimi-nvfp4-b200-tp4-ep4",
+                                             "kimi-tp8-silicon", "dsv3-sglang-tp8-silicon"])
 def test_sweep_matches_scalar(over):
     sc = scenario(**over)
     sweep = DecodeSweep(sc)

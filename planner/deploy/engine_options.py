@@ -12,11 +12,12 @@ from dataclasses import replace
 from typing import Any
 
 from planner.base import limits
-from planner.base.yamlio import get_number
+from planner.base.yamlio import get_choice, get_number
 from planner.deploy.engines import Engine
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
-                      "max_running_requests", "cuda_graph_max_batch")
+                      "max_running_requests", "cuda_graph_max_batch", "kernel_tables")
+KERNEL_TABLES = ("default", "silicon")
 MAX_TOKENS = limits.MAX_TOKENS
 
 
@@ -57,7 +58,10 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
                          maximum=MAX_TOKENS)  # SGLang --max-running-requests
     graphs = get_number(opts, "cuda_graph_max_batch", file, prefix=pre, default=None, integer=True, minimum=0,
                         maximum=MAX_TOKENS)  # SGLang --cuda-graph-max-bs, vLLM max capture size
+    tables = get_choice(opts, "kernel_tables", KERNEL_TABLES, file, prefix=pre) if opts.get("kernel_tables") else None
     changes: dict[str, Any] = {}
+    if tables is not None:
+        changes["kernel_tables"] = tables
     if running is not None:
         changes["max_running_requests"] = running
     if graphs is not None:

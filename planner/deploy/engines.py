@@ -74,6 +74,10 @@ class Engine:
     # scheduler and back, detokenizer, first SSE chunk), added to every served TTFT
     first_token_path_s: float = 0.0
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
+    # kernel efficiency tables: "default" (profiles/calibration/default.yaml, with a <gpu>.yaml overlay) or "silicon"
+    # (also the engine's kernels measured on this GPU, profiles/calibration/silicon/<gpu>-<engine>.yaml); a scenario
+    # picks it with engine_options.kernel_tables (planner.perf.steps.machine)
+    kernel_tables: str = "default"
     # weights streamed from host RAM to the GPU (offload with GPU compute): engines that copy from pageable
     # (mmap'd) memory go through the driver's staging buffer at this rate; None: pinned, at the link rate
     host_stream_pageable_bytes_per_s: float | None = None

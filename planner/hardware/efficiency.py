@@ -1,8 +1,9 @@
 """Efficiency as data: achievable fraction of peak per op class, from profiles/calibration/.
 
-`efficiency_for(gpu, engine)` returns the default table (published kernel measurements) overlaid with
-`profiles/calibration/<gpu>-<engine>.yaml` (silicon tables of that engine, `kernels_bench import-silicon`) when
-present, else `profiles/calibration/<gpu>.yaml` when kernels_bench has written one (`calibration_file`). "Theoretical"
+`efficiency_for(gpu, engine, silicon)` returns the default table (published kernel measurements) overlaid with
+`profiles/calibration/<gpu>.yaml` when there is one (kernels_bench calibrate, or a committed overlay), then, when a
+scenario asks for them (engine_options.kernel_tables: silicon), with `profiles/calibration/silicon/<gpu>-<engine>.yaml`
+(that engine's kernels measured on silicon, `kernels_bench import-silicon`) (`calibration_files`). "Theoretical"
 and "calibrated" estimates are the same code with a different table (STYLE.md habit 6).
 
 A silicon calibration may also carry, per op kind and compute dtype, a shape surface (`shape_by_dtype`): a factor on
@@ -198,21 +199,31 @@ def _read(path, base: Efficiency | None) -> Efficiency:
     return Efficiency(str(doc.get("device") or path.stem), ops, comm, (base.files if base else ()) + (file,))
 
 
-def calibration_file(gpu: str | None, engine: str | None = None):
-    """The calibration that overlays the default table for this GPU and engine: profiles/calibration/<gpu>-<engine>.yaml
-    (kernels_bench import-silicon: the engine's kernels measured on that GPU) when present, else <gpu>.yaml
-    (kernels_bench calibrate), else None (the default table alone)."""
+SILICON_DIR = CAL_DIR / "silicon"  # kernels_bench import-silicon: <gpu>-<engine>.yaml per engine's measured kernels
+
+
+def silicon_file(gpu: str | None, engine: str | None):
+    """profiles/calibration/silicon/<gpu>-<engine>.yaml when this engine's kernels were imported for this GPU
+    (kernels_bench import-silicon), else None."""
+    path = SILICON_DIR / f"{gpu}-{engine}.yaml"
+    return path if gpu and engine and path.is_file() else None
+
+
+def calibration_files(gpu: str | None, engine: str | None = None, silicon: bool = False) -> tuple:
+    """The calibrations that overlay the default table, in the order they apply: profiles/calibration/<gpu>.yaml
+    (kernels_bench calibrate on this machine, or a committed overlay such as b200.yaml's W4A16 curve) when present,
+    then, with `silicon`, the engine's imported silicon tables (silicon_file: curves and shape surfaces)."""
     if not gpu:
-        return None
-    for stem in ((f"{gpu}-{engine}",) if engine else ()) + (gpu,):
-        if (CAL_DIR / f"{stem}.yaml").is_file():
-            return CAL_DIR / f"{stem}.yaml"
-    return None
+        return ()
+    local = CAL_DIR / f"{gpu}.yaml"
+    imported = silicon_file(gpu, engine) if silicon else None
+    return tuple(p for p in (local if local.is_file() else None, imported) if p is not None)
 
 
 @lru_cache(maxsize=64)
-def efficiency_for(gpu: str | None, engine: str | None = None) -> Efficiency:
-    """Default table, overlaid by calibration_file(gpu, engine) when there is one."""
+def efficiency_for(gpu: str | None, engine: str | None = None, silicon: bool = False) -> Efficiency:
+    """Default table, overlaid by calibration_files(gpu, engine, silicon) in turn."""
     eff = _read(CAL_DIR / "default.yaml", None)
-    path = calibration_file(gpu, engine)
-    return _read(path, eff) if path else eff
+    for path in calibration_files(gpu, engine, silicon):
+        eff = _read(path, eff)
+    return eff

@@ -119,6 +119,17 @@ def time_op(op: Op, m: Machine) -> TimedOp:
         t_m = m.moe_stream_latency_s + op.bytes / (m.acc.memory_bandwidth_bytes_per_s * m.moe_stream_fraction)
         return TimedOp(op, max(t_c, t_m), "compute" if t_c >= t_m else "memory")
     floor = e.floor_s * op.kernels
+    shape = e.shape_for(op)
+    if shape != 1.0:
+        # a silicon calibration's shape surface: how much faster (> 1) or slower the engine's measured kernel ran at
+        # this shape than the curves give. kernels_bench/silicon_fit.py fits it on the roofline of the table's op
+        # records: a GEMM table times one kernel, so a GEMM's other kernels (activation quantization, a norm) keep
+        # their launch floors outside it; MoE and attention tables time the planner's own op records, floors included
+        one = e.floor_s * (1 if op.kind == "gemm" else op.kernels)
+        t_kernel = max(t_c, t_m, one) / shape
+        t = max(t_kernel, floor)
+        bound = "latency" if t == floor and t > t_kernel else ("compute" if t_c >= t_m else "memory")
+        return TimedOp(op, t, bound)
     t = max(t_c, t_m, floor)
     bound = "latency" if t == floor and t > max(t_c, t_m) else ("compute" if t_c >= t_m else "memory")
     return TimedOp(op, t, bound)

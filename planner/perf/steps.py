@@ -26,9 +26,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from math import ceil
 
+from planner.base.errors import PlannerError
 from planner.deploy.engines import load_engine
 from planner.deploy.scenario import Scenario
-from planner.hardware.efficiency import calibration_file, efficiency_for
+from planner.hardware.efficiency import CAL_DIR, SILICON_DIR, calibration_files, efficiency_for, silicon_file
 from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
 from planner.perf.roofline import Machine, TimedOp, time_op
 
@@ -65,33 +66,46 @@ def machine(sc: Scenario) -> Machine:
     gguf = sc.weights.family == "gguf"
     cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
     # the engine's fused-MoE weight streaming; W4A16 experts run Marlin, whose int4 compute curve describes them
-    stream = sc.engine.fused_moe_stream if not _w4a16_experts(sc) else None
+    # the engine's silicon table measured its fused-MoE kernel itself, so its surfaces replace the stream model
+    stream = sc.engine.fused_moe_stream if not (_w4a16_experts(sc) or _engine_table(sc)) else None
     return Machine(acc, sc.host, _efficiency(sc), scale_up_gpus(sc), sc.engine.cpu_numa_aware, cpu_dtype,
                    sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_for(cpu_dtype),
                    sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap, *(stream or (None, None)))
 
 
 def _efficiency(sc: Scenario):
-    """The GPU's efficiency table for this engine (planner.hardware.efficiency.calibration_file), with two kernel
-    choices the scenario makes:
+    """The GPU's efficiency table for this engine (planner.hardware.efficiency.calibration_files; the engine's silicon
+    tables when the scenario asks for them, engine_options.kernel_tables), with two kernel choices the scenario makes:
     - routed experts split by tensor parallelism (ep 1) run the engine's own fused-MoE kernel, not the DeepGEMM-class
       grouped GEMM: the engine's tp_moe_kernel curves, unless the table is that engine's silicon calibration
       (it measured the engine's MoE kernel itself);
     - INT4 weight-only experts (W4A16, Kimi K2.5) run mixed-input kernels whose compute the table's `int4` grouped-GEMM
       curve describes (fitted from int4_wo MoE tables); their BF16-activation GEMMs take that curve."""
-    eff = efficiency_for(sc.gpu, sc.engine.name)
+    eff = efficiency_for(sc.gpu, sc.engine.name, _engine_table(sc))
     tp_moe = (sc.engine.tp_moe_compute_by_dtype if sc.parallelism.ep == 1 and sc.model.spec.n_routed_experts
               and not _engine_table(sc) else ())
     w4a16 = _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype)
     deepgemm = sc.parallelism.ep > 1 and _engine_table(sc)
     if not tp_moe and not w4a16 and not deepgemm:
         return eff
-    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm)
+    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm, _engine_table(sc))
 
 
 def _engine_table(sc: Scenario) -> bool:
-    path = calibration_file(sc.gpu, sc.engine.name)
-    return path is not None and path.stem == f"{sc.gpu}-{sc.engine.name}"
+    """Whether the scenario runs on the engine's silicon tables (engine_options.kernel_tables: silicon); one line
+    naming the field when none were imported for this GPU and engine."""
+    if sc.engine.kernel_tables != "silicon":
+        return False
+    if silicon_file(sc.gpu, sc.engine.name) is None:
+        raise PlannerError(f"no silicon kernel tables for {sc.engine.name} on {sc.gpu or 'CPU'} (profiles/calibration/"
+                           f"silicon/ has {', '.join(silicon_tables()) or 'none'}; `python -m kernels_bench "
+                           f"import-silicon` writes them)", file=sc.file, field="engine_options.kernel_tables")
+    return True
+
+
+def silicon_tables() -> list[str]:
+    """The <gpu>-<engine> pairs with imported silicon tables."""
+    return sorted(p.stem for p in SILICON_DIR.glob("*.yaml"))
 
 
 def _w4a16_experts(sc: Scenario) -> bool:
@@ -108,10 +122,16 @@ def kernel_notes(sc: Scenario) -> list[str]:
         notes.append(f"the planner chose the batch, so the deployment is assumed configured for it: CUDA graphs "
                      f"capture every step ({sc.engine.name}'s default captures decode batches up to "
                      f"{profile.cuda_graph_max_batch}; set engine_options.cuda_graph_max_batch to model the default)")
-    path = calibration_file(sc.gpu, sc.engine.name)
-    if path is not None:  # the default table alone (published kernel tables) goes unsaid, as before
-        notes.append(f"kernel efficiencies: profiles/calibration/{path.name} over default.yaml")
-    eff = efficiency_for(sc.gpu, sc.engine.name)
+    silicon = _engine_table(sc)
+    files = calibration_files(sc.gpu, sc.engine.name, silicon)
+    if files:  # the default table alone (published kernel tables) goes unsaid, as before
+        names = " over ".join(str(p.relative_to(CAL_DIR.parent)) for p in reversed(files))
+        notes.append(f"kernel efficiencies: {names} over calibration/default.yaml")
+    if not silicon and silicon_file(sc.gpu, sc.engine.name) is not None:
+        notes.append(f"{sc.engine.name}'s kernels measured on {sc.gpu} (profiles/calibration/silicon/{sc.gpu}-"
+                     f"{sc.engine.name}.yaml) are not used: engine_options.kernel_tables: silicon takes them (on the "
+                     f"silicon serving runs they make TPOT less accurate, docs/silicon.md)")
+    eff = efficiency_for(sc.gpu, sc.engine.name, silicon)
     if _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype):
         notes.append("INT4 weight-only routed experts (W4A16) run mixed-input MoE kernels: the table's int4 "
                      "grouped-GEMM curve (fitted from int4_wo MoE silicon tables) replaces the BF16 one")
@@ -124,10 +144,11 @@ def kernel_notes(sc: Scenario) -> list[str]:
 
 
 @lru_cache(maxsize=64)
-def _with_moe_curves(gpu: str | None, engine: str, tp_moe: tuple, w4a16: bool, deepgemm: bool = False):
+def _with_moe_curves(gpu: str | None, engine: str, tp_moe: tuple, w4a16: bool, deepgemm: bool = False,
+                     silicon: bool = False):
     """`deepgemm`: expert-parallel deployments run DeepGEMM-class grouped GEMMs (DeepEP), not the fused-MoE kernel
     an engine's silicon moe table measured: the default table's grouped_gemm, with the silicon int4 curve kept."""
-    eff = efficiency_for(gpu, engine)
+    eff = efficiency_for(gpu, engine, silicon)
     gg = eff.ops["grouped_gemm"]
     if deepgemm:
         int4 = dict(gg.compute_by_dtype).get("int4")

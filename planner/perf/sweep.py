@@ -45,6 +45,11 @@ class _OpCoef:
     compute: object = None
     # the engine's fused-MoE streaming (latency_s, HBM fraction) of a grouped GEMM, else None (roofline.time_op)
     stream: tuple | None = None
+    # a silicon calibration's shape surface for the op's dtype (OpEfficiency.shape_by_dtype), its one-kernel floor
+    # and the op's reduction depth (roofline.time_op: the kernel's roofline with one floor, divided by the factor)
+    shape: object = None
+    floor1: float = 0.0
+    depth: float = 1.0
 
 
 class DecodeSweep:
@@ -95,9 +100,11 @@ class DecodeSweep:
                 comm_a = one - comm_b
             stream = (m.moe_stream_latency_s, m.moe_stream_fraction) if (
                 op.kind == "grouped_gemm" and m.moe_stream_fraction and op.where == "gpu") else None
+            shape = next((sf for d, sf in e.shape_by_dtype if d == op.dtype), None) if e else None
             self.ops.append(_OpCoef(name, op.kind, op.count, coef, expert, peak, mamf,
                                     e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac,
-                                    e.compute_for(op.dtype) if e else None, stream))
+                                    e.compute_for(op.dtype) if e else None, stream, shape,
+                                    e.floor_s if e else 0.0, max(op.depth or 1.0, 1.0)))
 
     def evaluate(self, batch, context, bw_scale=1.0, flops_scale=1.0):
         """Decode step seconds and tokens/s per GPU for arrays (broadcast together) of variants."""
@@ -132,6 +139,15 @@ class DecodeSweep:
                 work = work + np.maximum(t_c, op.stream[0] + total_bytes / (bw * op.stream[1])) * op.count
                 continue
             t_m = total_bytes / (bw * _interp(e.memory, m))
+            if op.shape is not None:
+                axes = {"m": m, "depth": op.depth, "bytes": total_bytes,
+                        "width": v["flops"] / (2 * m * op.depth),
+                        "context": v["kv_read_bytes"] / np.maximum(v["kv_write_bytes"], 1e-30)}
+                factor = _surface(op.shape, [np.maximum(axes[a], 1.0) for a in op.shape.axes])
+                one = op.floor1 if op.kind == "gemm" else op.floor  # as roofline.time_op
+                t_kernel = np.maximum(np.maximum(t_c, t_m), one) / factor
+                work = work + np.maximum(t_kernel, op.floor) * op.count
+                continue
             work = work + np.maximum(np.maximum(t_c, t_m), op.floor) * op.count
         if self.sc.engine.overlap_comm == "tbo_ep" and self.sc.parallelism.ep > 1:
             comm = comm - TBO_HIDDEN * np.minimum(comm, work)
@@ -141,6 +157,24 @@ class DecodeSweep:
             busy = np.where(n * self.sc.parallelism.tp > cap, np.maximum(busy, self.launch), busy)
         step = (busy + self.sc.engine.step_overhead_s) * self.sc.parallelism.pp
         return step, n / step
+
+
+def _surface(surface, values: list) -> np.ndarray:
+    """planner.hardware.efficiency.Surface.at over arrays: multilinear in log(value) between knots, geometric in the
+    factor, flat beyond the outer knots."""
+    logf = np.log(np.asarray(surface.factors)).reshape([len(k) for k in surface.knots])
+    values = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in values])
+    corners = [((), 1.0)]
+    for knots, v in zip(surface.knots, values, strict=True):
+        if len(knots) == 1:
+            corners = [(idx + (np.zeros(v.shape, dtype=int),), w) for idx, w in corners]
+            continue
+        lk = np.log(knots)
+        x = np.clip(np.log(v), lk[0], lk[-1])
+        i = np.clip(np.searchsorted(lk, x, side="right") - 1, 0, len(knots) - 2)
+        f = (x - lk[i]) / (lk[i + 1] - lk[i])
+        corners = [c for idx, w in corners for c in ((idx + (i,), w * (1 - f)), (idx + (i + 1,), w * f))]
+    return np.exp(sum(w * logf[idx] for idx, w in corners))
 
 
 def _interp(curve, m):
