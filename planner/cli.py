@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("csv", nargs="?", help="the CSV (default: the installed aiconfigurator-core's)")
     s.add_argument("--sample", type=int, help="evaluate every Nth mapped row")
     s.add_argument("--jobs", type=int, help="processes to estimate in (default: every CPU)")
+    s.add_argument("--kernel-tables", choices=("default", "silicon"), default="default",
+                   help="silicon: run every aggregated row whose GPU and engine have imported silicon kernel tables on "
+                        "them (engine_options.kernel_tables)")
     s.add_argument("--markdown", metavar="FILE", help="also write the per-group tables as Markdown to FILE")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     return p
@@ -188,9 +191,10 @@ def cmd_silicon(args: argparse.Namespace) -> dict:
     path = args.csv or default_csv()
     if args.markdown and (why := file_refusal(target(args.markdown), [path], is_markdown)):
         raise PlannerError(why, file=args.markdown, field="--markdown")
-    doc = run(path, sample=args.sample, jobs=args.jobs)
+    doc = run(path, sample=args.sample, jobs=args.jobs, kernel_tables=args.kernel_tables)
     if args.markdown:
-        cmd = f"python -m planner silicon{'' if args.csv is None else ' ' + path} --markdown {args.markdown}"
+        tables = "" if args.kernel_tables == "default" else f" --kernel-tables {args.kernel_tables}"
+        cmd = f"python -m planner silicon{'' if args.csv is None else ' ' + path}{tables} --markdown {args.markdown}"
         write_file(args.markdown, markdown(doc, cmd), field="--markdown", inputs=[path], ours=is_markdown)
     return doc
 

@@ -143,3 +143,17 @@ def test_nvfp4_bf16_attn_keeps_attention_and_head_in_bf16():
     assert {types[r] for r in ("ffn_gate", "ffn_down", "ffn_up_shexp", "ffn_down_exps")} == {"nvfp4"}
     assert (model.checkpoint("nvfp4-bf16-attn"), model.checkpoint_kv_cache("nvfp4-bf16-attn")) == (
         "nvidia/Kimi-K2.5-NVFP4", "fp8")
+
+
+def test_aiconfigurator_gap_analysis_rows_run_its_aiperf_harness_behind_dynamo(mapped):
+    """Rows of aiconfigurator's own gap analysis were benchmarked by the aiperf harness it generates (fixed ISL/OSL,
+    20 requests per concurrency slot) against a Dynamo deployment, whose Rust frontend takes requests in; InferenceMAX's
+    rows keep their client (--random-range-ratio 0.8, 10 prompts per slot) and the engine's own API server."""
+    cases, _ = mapped
+    aic = _case(cases, "qwen_qwen3_235b_a22b_fp8_h100_sxm_trtllm_agg_512x128_c4")
+    wl = aic.scenario.workload
+    assert (wl.random_range_ratio, wl.num_prompts, aic.scenario.engine.request_ingest_s) == (None, 80, 0.0)
+    imax = _case(cases, "2026_03_25_kimi_k2_5_b200_sxm_vllm_int4_agg_1024x1024_c4")
+    wl = imax.scenario.workload
+    assert (wl.random_range_ratio, wl.num_prompts) == (0.8, 40) and imax.scenario.engine.request_ingest_s > 0
+    assert "aiperf harness" in silicon.MAPPING["workload"]

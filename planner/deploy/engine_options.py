@@ -16,7 +16,7 @@ from planner.base.yamlio import get_choice, get_number
 from planner.deploy.engines import Engine
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
-                      "max_running_requests", "cuda_graph_max_batch", "kernel_tables")
+                      "max_running_requests", "cuda_graph_max_batch", "kernel_tables", "request_ingest_s")
 KERNEL_TABLES = ("default", "silicon")
 MAX_TOKENS = limits.MAX_TOKENS
 
@@ -59,7 +59,12 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     graphs = get_number(opts, "cuda_graph_max_batch", file, prefix=pre, default=None, integer=True, minimum=0,
                         maximum=MAX_TOKENS)  # SGLang --cuda-graph-max-bs, vLLM max capture size
     tables = get_choice(opts, "kernel_tables", KERNEL_TABLES, file, prefix=pre) if opts.get("kernel_tables") else None
+    # the API server's per-request intake (Engine.request_ingest_s): 0 where requests come in through another
+    # frontend, e.g. NVIDIA Dynamo's Rust HTTP server and tokenizer in front of the engine's worker
+    ingest = get_number(opts, "request_ingest_s", file, prefix=pre, default=None, minimum=0, maximum=1)
     changes: dict[str, Any] = {}
+    if ingest is not None:
+        changes["request_ingest_s"] = ingest
     if tables is not None:
         changes["kernel_tables"] = tables
     if running is not None:

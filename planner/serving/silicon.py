@@ -37,6 +37,7 @@ from planner.base.errors import PlannerError
 from planner.base.limits import MAX_PROMPTS
 from planner.deploy.disaggregation import disaggregated, pool
 from planner.deploy.scenario import Scenario, make_scenario
+from planner.hardware.efficiency import silicon_file
 from planner.model.models import Model, load_model
 from planner.serving.estimate import estimate
 from planner.serving.silicon_report import summarize
@@ -87,6 +88,16 @@ PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record
 # form as SGLang bench_serving). Mean lengths are then 0.9 L and requests finish at different steps, so a closed
 # loop does not stay in synchronized waves (planner.serving.client.Lengths.random)
 RANGE_RATIO = 0.8
+# ... except the runs of aiconfigurator's own gap analysis (silicon_data_source "source_file=.../aic-auto-gap-analysis/...",
+# served by NVIDIA Dynamo: "image=nvcr.io/nvidia/ai-dynamo/...-runtime"), benchmarked by the harness aiconfigurator
+# generates beside each deployment (ai-dynamo/aiconfigurator src/aiconfigurator/generator/config/backend_templates/
+# benchmark/bench_run.sh.j2 @095f58a5): `aiperf profile --isl L --isl-stddev 0 --osl L --osl-stddev 0` (stddev 0:
+# deployment_config.yaml BenchConfig.isl_stddev / osl_stddev defaults) `--extra-inputs ignore_eos:true --concurrency
+# C --num-requests C x 20` (BENCH_MULTI_ROUND 20) after `--warmup-request-count 2C`: fixed lengths, so a closed loop
+# stays in waves where the engine keeps them. Dynamo's frontend (Rust HTTP server and tokenizer) takes the requests
+# in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
+AIC_HARNESS = "aic-auto-gap-analysis"
+AIC_ROUNDS = 20
 KV_CACHE = "bf16"  # the CSV does not record the KV cache dtype; bf16 is the engines' "auto" for these checkpoints
 # ... unless the checkpoint declares a KV cache quantization (planner.model.models.Model.checkpoint_kv_cache) and the
 # engine's "auto" uses it from this version on. vLLM: --kv-cache-dtype auto resolves to the checkpoint's FP8 for
@@ -112,7 +123,9 @@ MAPPING = {
     "workload": f"phase serve, input_len = isl, output_len = osl, each drawn uniformly in [{RANGE_RATIO} L, L] "
                 f"(--random-range-ratio {RANGE_RATIO}, the 'below' form of InferenceMAX's client; not in the CSV), "
                 f"concurrency = silicon_concurrency (batch_size x attention_dp_size where absent), num_prompts = "
-                f"{PROMPTS_PER_SLOT} x concurrency",
+                f"{PROMPTS_PER_SLOT} x concurrency; rows of aiconfigurator's gap analysis ('{AIC_HARNESS}' in "
+                f"silicon_data_source): its aiperf harness, fixed lengths (stddev 0), {AIC_ROUNDS} x concurrency "
+                f"requests, and Dynamo's frontend in place of the engine's API server (request_ingest_s 0)",
     "kv_cache": f"{KV_CACHE} (not in the CSV), except the KV dtype the row's checkpoint declares where the engine's "
                 "auto uses it: " + ", ".join(f"{e} >= {'.'.join(map(str, v))}" for e, v in CHECKPOINT_KV_FROM.items()),
     "disaggregation": "mode disagg: prefill_num_workers workers of (prefill_tp_size, prefill_attention_dp_size, "
@@ -210,6 +223,12 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
     if not ttft or not tpot or ttft <= 0 or tpot <= 0:
         return "no measured TTFT/TPOT"
     gpus = sum(w * p["tp"] * p["dp_attention"] for w, p in plans) if split else plans["tp"] * plans["dp_attention"]
+    harness = AIC_HARNESS in str(row.silicon_data_source)
+    workload = {"phase": "serve", "concurrency": conc, "input_len": int(row.isl), "output_len": int(row.osl),
+                "num_prompts": min(MAX_PROMPTS, (AIC_ROUNDS if harness else PROMPTS_PER_SLOT) * conc)}
+    if not harness:
+        workload |= {"random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"}
+    options = {"request_ingest_s": 0.0} if harness else None
     try:
         name = model[0]
         fmt, why = weight_format(row, load_model(name))
@@ -218,10 +237,7 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
         sc = make_scenario(name, weights=fmt, kv_cache=kv_cache(row, load_model(name), fmt), gpu=gpu[0],
                            gpus_per_node=min(gpu[1], gpus),
                            nodes=math.ceil(gpus / gpu[1]), engine=engine, parallelism=None if split else plans,
-                           workload={"phase": "serve", "concurrency": conc, "input_len": int(row.isl),
-                                     "output_len": int(row.osl),
-                                     "num_prompts": min(MAX_PROMPTS, PROMPTS_PER_SLOT * conc),
-                                     "random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"},
+                           workload=workload, engine_options=options,
                            name=str(row.id), file=file)
         if split:  # two pools (planner.deploy.disaggregation), the KV path and first token at their defaults
             (pw, pplan), (dw, dplan) = plans
@@ -329,12 +345,15 @@ def evaluate(case: Case) -> dict:
     return row
 
 
-def run(path: str | Path, sample: int | None = None, jobs: int | None = None) -> dict:
+def run(path: str | Path, sample: int | None = None, jobs: int | None = None, kernel_tables: str = "default") -> dict:
     """Map, estimate and group the CSV at `path` (every `sample`-th evaluable row when given), over `jobs` processes
-    (default: every CPU; forked, so each starts with this process's loaded profiles)."""
+    (default: every CPU; forked, so each starts with this process's loaded profiles). `kernel_tables` "silicon": every
+    aggregated run whose GPU and engine have imported silicon tables runs on them (engine_options.kernel_tables)."""
     t0 = time.perf_counter()
     df = read_csv(path)
     found, skipped = cases(df, str(path))
+    if kernel_tables == "silicon":
+        found = [on_silicon_tables(c) for c in found]
     if sample and sample > 1:
         found = found[::sample]
     # deployments together: profiles, memory and step tables are looked up while still cached
@@ -354,6 +373,16 @@ def run(path: str | Path, sample: int | None = None, jobs: int | None = None) ->
     rows = [r for part, _ in results for r in part]
     skipped += [s for _, failed in results for s in failed]
     return summarize(str(path), len(df), rows, skipped, MAPPING, time.perf_counter() - t0, sample)
+
+
+def on_silicon_tables(case: Case) -> Case:
+    """The case on its engine's silicon kernel tables when they were imported for its GPU (aggregated runs; a
+    disaggregated run's pools keep the default table)."""
+    sc = case.scenario
+    if sc.disaggregation is not None or silicon_file(sc.gpu, sc.engine.name) is None:
+        return case
+    return replace(case, scenario=replace(sc, engine=replace(sc.engine, kernel_tables="silicon")),
+                   labels={**case.labels, "kernel_tables": "silicon"})
 
 
 def _evaluate_all(found: list[Case]) -> tuple[list[dict], list[dict]]:
