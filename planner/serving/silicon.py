@@ -250,7 +250,8 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
              else sc.parallelism.label)
     labels = {"model": name, "gpu": gpu[0], "engine": engine, "version": f"{engine} {version}",
               "format": sc.weights.name, "plan": label, "concurrency": conc, "band": band(conc),
-              "isl": int(row.isl), "osl": int(row.osl), "mode": "disagg" if split else "agg"}
+              "isl": int(row.isl), "osl": int(row.osl), "mode": "disagg" if split else "agg",
+              "client": "aiconfigurator aiperf harness, Dynamo" if harness else "InferenceMAX-style benchmark_serving"}
     return Case(str(row.id), sc, ttft, tpot, labels)
 
 

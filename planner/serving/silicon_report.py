@@ -14,7 +14,7 @@ import numpy as np
 
 from planner.base.escape import md_code, md_text, terminal
 
-GROUPS = ("mode", "model", "gpu", "engine", "version", "band")
+GROUPS = ("mode", "client", "model", "gpu", "engine", "version", "band")
 TARGETS = {"ttft": (0.30, 0.60), "tpot": (0.15, 0.60)}  # issue 18: median |error| and p90 |error| bounds
 MARKDOWN_TITLE = "# Serving validation on aiconfigurator-core's silicon runs"
 
