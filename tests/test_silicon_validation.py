@@ -157,3 +157,19 @@ def test_aiconfigurator_gap_analysis_rows_run_its_aiperf_harness_behind_dynamo(m
     wl = imax.scenario.workload
     assert (wl.random_range_ratio, wl.num_prompts) == (0.8, 40) and imax.scenario.engine.request_ingest_s > 0
     assert "aiperf harness" in silicon.MAPPING["workload"]
+
+
+def test_inferencemax_sglang_rows_take_their_recipes_scheduler_receive_interval():
+    """InferenceMAX's dsr1 SGLang recipe on B200 passes --scheduler-recv-interval 10 below concurrency 16 and 30 from
+    16; its H200 recipe passes none, nor do other engines, nor runs measured before the checked date."""
+    df = silicon.read_csv(FIXTURE)
+    row = df[df.id.str.startswith("2026_03_25_deepseek_r1_h200_sxm_sglang")]
+    recv = lambda r: silicon.cases(r)[0][0].scenario.engine.scheduler_recv_interval  # noqa: E731
+    assert recv(row) == 1  # the H200 recipe sets none: SGLang's default
+    b200 = row.assign(system="b200_sxm")
+    assert recv(b200) == 10  # concurrency 4
+    src = str(b200.iloc[0].silicon_data_source).replace("silicon_concurrency=4", "silicon_concurrency=64")
+    assert recv(b200.assign(silicon_data_source=src)) == 30
+    early = src.replace("measured=2026-03-25", "measured=2025-10-01")
+    assert recv(b200.assign(silicon_data_source=early)) == 1
+    assert "scheduler-recv-interval" in silicon.MAPPING["engine_options"]

@@ -1,6 +1,8 @@
 """The serving simulator (planner.serving.sim): relations from issue 18's "Done when", and the step table against
 the step-time model it stands for."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,36 @@ def test_closed_form_waves_count_only_the_requests_in_flight(concurrency):
     m, _, _ = serve_metrics(sc, memory_report(sc), info=info)
     assert info["mode"] == "waves"
     assert m["system_output_tokens_per_s"] <= concurrency * m["output_tokens_per_s_per_user"] * (1 + 1e-9)
+
+
+def test_sglang_scheduler_receive_interval_holds_arrivals_for_decode_steps():
+    """--scheduler-recv-interval N: while the batch decodes, a request that arrives is taken in only every N decode
+    steps (at once after a prefill). In a closed loop every later request arrives mid-decode, so the mean TTFT grows
+    with N by less than N decode steps; one request alone (nothing decoding when it arrives) waits for nothing."""
+    from planner.deploy.engine_options import apply_engine_options
+
+    base = _sc("sglang", concurrency=16, out=256)
+    mem = memory_report(base)
+    client = Client(160, Lengths(1024, "uniform", 0.8), Lengths(256, "uniform", 0.8), concurrency=16)
+    runs = {}
+    for n in (1, 10, 30):
+        sc = replace(base, engine=apply_engine_options(base.engine, {"scheduler_recv_interval": n}, "t.yaml"))
+        runs[n] = simulate(sc, mem, client)
+    ttft = {n: float(np.mean(r.ttft_s)) for n, r in runs.items()}
+    step = float(np.mean(runs[1].tpot_s))
+    assert ttft[1] < ttft[10] < ttft[30] < ttft[1] + 30 * step, (ttft, step)
+    assert runs[30].requests == runs[1].requests == 160
+    one = Client(1, Lengths(1024), Lengths(64), concurrency=1)
+    alone = [float(simulate(replace(base, engine=apply_engine_options(base.engine, {"scheduler_recv_interval": n},
+                                                                      "t.yaml")), mem, one).ttft_s[0])
+             for n in (1, 30)]
+    assert alone[0] == pytest.approx(alone[1])
+
+
+def test_scheduler_receive_interval_is_sglangs_alone():
+    from planner.base.errors import PlannerError
+    from planner.deploy.engine_options import apply_engine_options
+
+    with pytest.raises(PlannerError, match="no scheduler receive interval") as err:
+        apply_engine_options(_sc("vllm").engine, {"scheduler_recv_interval": 10}, "mine.yaml")
+    assert err.value.field == "engine_options.scheduler_recv_interval"

@@ -12,11 +12,13 @@ from dataclasses import replace
 from typing import Any
 
 from planner.base import limits
+from planner.base.errors import PlannerError
 from planner.base.yamlio import get_choice, get_number
 from planner.deploy.engines import Engine
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
-                      "max_running_requests", "cuda_graph_max_batch", "kernel_tables", "request_ingest_s")
+                      "max_running_requests", "cuda_graph_max_batch", "kernel_tables", "request_ingest_s",
+                      "scheduler_recv_interval")
 KERNEL_TABLES = ("default", "silicon")
 MAX_TOKENS = limits.MAX_TOKENS
 
@@ -62,7 +64,14 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     # the API server's per-request intake (Engine.request_ingest_s): 0 where requests come in through another
     # frontend, e.g. NVIDIA Dynamo's Rust HTTP server and tokenizer in front of the engine's worker
     ingest = get_number(opts, "request_ingest_s", file, prefix=pre, default=None, minimum=0, maximum=1)
+    recv = get_number(opts, "scheduler_recv_interval", file, prefix=pre, default=None, integer=True, minimum=1,
+                      maximum=100000)  # SGLang --scheduler-recv-interval
+    if recv is not None and engine.scheduler_recv_interval is None:
+        raise PlannerError(f"{engine.name} has no scheduler receive interval (SGLang's --scheduler-recv-interval); "
+                           f"it takes new requests in every step", file=file, field=f"{pre}scheduler_recv_interval")
     changes: dict[str, Any] = {}
+    if recv is not None:
+        changes["scheduler_recv_interval"] = recv
     if ingest is not None:
         changes["request_ingest_s"] = ingest
     if tables is not None:

@@ -74,6 +74,9 @@ class Engine:
     # scheduler and back, detokenizer, first SSE chunk), added to every served TTFT
     first_token_path_s: float = 0.0
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
+    # decode steps between the scheduler's polls for new requests (SGLang --scheduler-recv-interval, default 1);
+    # None: the engine has no such knob and takes requests in every step (planner.serving.sim Replica._receives)
+    scheduler_recv_interval: int | None = None
     # kernel efficiency tables: "default" (profiles/calibration/default.yaml, with a <gpu>.yaml overlay) or "silicon"
     # (also the engine's kernels measured on this GPU, profiles/calibration/silicon/<gpu>-<engine>.yaml); a scenario
     # picks it with engine_options.kernel_tables (planner.perf.steps.machine)
@@ -170,7 +173,7 @@ def load_engine(name: str) -> Engine:
                      "eager_prefill_kernel_host_mla_s", "cpu_op_host_s",
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
-                     "request_ingest_s",
+                     "request_ingest_s", "scheduler_recv_interval",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
                      "ep_alltoall_needs_dp", "hybrid_kv_pages", "sizing", "ggml_forks"),
                file)
@@ -207,6 +210,8 @@ def load_engine(name: str) -> Engine:
         cpu_experts_sequential=doc.get("cpu_experts_sequential") is True,
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
         mixed_chunk=doc.get("mixed_chunk", True) is not False,
+        scheduler_recv_interval=get_number(doc, "scheduler_recv_interval", file, integer=True, default=None, minimum=1,
+                                           maximum=100000),
         host_stream_pageable_bytes_per_s=get_number(doc, "host_stream_pageable_bytes_per_s", file, default=None,
                                                     minimum=1e6, maximum=1e13),
         host_stream_overlap=doc.get("host_stream_overlap", True) is not False,

@@ -87,6 +87,7 @@ class Sched:
     path_s: float
     ranks: int  # attention-DP ranks per replica
     least_loaded: bool
+    recv_interval: int = 1  # decode steps between the scheduler's polls for requests (Engine.scheduler_recv_interval)
 
     @classmethod
     def of(cls, sc: Scenario, mem: MemoryReport) -> Sched:
@@ -94,7 +95,7 @@ class Sched:
         kv = float(mem.kv_tokens_per_gpu) if mem.kv_tokens_per_gpu else float("inf")
         return cls(max(1, eng.max_batched_tokens), max(1, eng.running_cap), kv, eng.mixed_chunk,
                    tokens_per_step(sc), 1 + sc.mtp_tokens, eng.request_ingest_s, eng.first_token_path_s,
-                   sc.parallelism.dp_attention, eng.name in LEAST_LOADED)
+                   sc.parallelism.dp_attention, eng.name in LEAST_LOADED, eng.scheduler_recv_interval or 1)
 
 
 class Replica(Intake):
@@ -148,6 +149,8 @@ class Replica(Intake):
         self.next_send = 0
         self.prefill_tokens = 0.0
         self.prefill_busy_s = 0.0
+        self.rc = 0  # the scheduler's receive counter (SGLang SchedulerRecvSkipper._counter)
+        self.last_decode = 0  # decode steps of the last span (0: it prefilled, or nothing ran)
         self.timeline: list[tuple[float, int, int, float]] = []  # (t, running, queued, KV used fraction)
 
     # -- decoding set -------------------------------------------------------------------------------------------
@@ -252,13 +255,15 @@ class Replica(Intake):
         t = 0.0
         self._send_more(t)
         while self._finished < n:
-            self._admit_ready(t)
+            if self._receives():
+                self._admit_ready(t)
             plan = [self._schedule(r) for r in ranks]
             prefill = any(p for _, p in plan)
             if not prefill and not any(d for d, _ in plan):
                 if not self.ready:
                     raise RuntimeError("serving simulator stalled: nothing runs and nothing arrives")
                 t = max(t, self.ready[0][0])
+                self.last_decode = 0
                 continue
             steps = 1 if prefill else self._span(plan, t)
             dt = max(self._rank_seconds(r, d, p, steps) for r, (d, p) in zip(ranks, plan, strict=True))
@@ -267,6 +272,7 @@ class Replica(Intake):
                 self.prefill_busy_s += dt
             for r, (n_dec, pieces) in zip(ranks, plan, strict=True):
                 self._advance(r, n_dec, pieces, steps, dt, t_end)
+            self.last_decode = 0 if prefill else steps
             t = t_end
             self._send_more(t)
             self.timeline.append((t, sum(map(len, self.running)), sum(map(len, self.waiting)) + self._intake(t),
@@ -274,6 +280,29 @@ class Replica(Intake):
         return Run(self.sent, self.first, self.last, self.inp, self.out, np.array(self.itl_gap),
                    np.array(self.itl_n), np.array(self.timeline).reshape(-1, 4), self.prefill_tokens,
                    self.prefill_busy_s, self.held)
+
+    def _receives(self) -> bool:
+        """Whether the scheduler takes in new requests at the top of this iteration. SGLang with
+        --scheduler-recv-interval N (python/sglang/srt/managers/scheduler_recv_skipper.py, SchedulerRecvSkipper):
+        a counter grows by the weight of the last batch's mode, 1 for a decode batch or none, 1,000 otherwise, and
+        the scheduler receives when it reaches N (then 0): after any prefill at once, during decoding every N steps
+        (an idle loop spins through its N at once). A span of k decode steps holds k increments, its last at the
+        next iteration's top."""
+        n, k = self.s.recv_interval, self.last_decode
+        if n <= 1 or not k:
+            self.rc = 0
+            return True
+        self.rc, hit = (self.rc + k) % n, (self.rc + k) % n == 0
+        return hit
+
+    def _recv_step(self, arrival: int) -> int:
+        """The first step of a decode span (1 = the next) at whose top the scheduler receives a request that is
+        ready by step `arrival` (the receive points: the counter reaching the interval)."""
+        n = self.s.recv_interval
+        if n <= 1:
+            return arrival
+        first = n - self.rc
+        return first if arrival <= first else first + ceil((arrival - first) / n) * n
 
     def _span(self, plan, t: float) -> int:
         """Decode steps that can run as one span from t: up to the first finish, the KV pool filling, the next
@@ -288,7 +317,7 @@ class Replica(Intake):
         k = max(1, k or 1)
         if self.ready and k > 1:
             dt = max(self._rank_seconds(r, d, p, k) for r, (d, p) in enumerate(plan))
-            k = max(1, min(k, ceil((self.ready[0][0] - t) / dt)))
+            k = max(1, min(k, self._recv_step(max(1, ceil((self.ready[0][0] - t) / dt)))))
         return k
 
     def _advance(self, r: int, n_dec: int, pieces, steps: int, dt: float, t_end: float) -> None:
