@@ -173,3 +173,16 @@ def test_inferencemax_sglang_rows_take_their_recipes_scheduler_receive_interval(
     early = src.replace("measured=2026-03-25", "measured=2025-10-01")
     assert recv(b200.assign(silicon_data_source=early)) == 1
     assert "scheduler-recv-interval" in silicon.MAPPING["engine_options"]
+
+
+def test_inferencemax_trtllm_llama70b_1k1k_rows_below_tp8_take_the_recipes_batch_waiting():
+    """InferenceMAX's Llama-3.1-70B TensorRT-LLM recipe sets batch_wait_timeout_iters 20 and
+    batch_wait_max_tokens_ratio 0.9 at 1K/1K below TP8 only."""
+    df = silicon.read_csv(FIXTURE)
+    row = df[df.id.str.startswith("2026_04_06_llama_3_1_70b_h200_sxm_vllm_fp8_agg_1024x1024_c8_tp4")]
+    wait = lambda r: silicon.cases(r)[0][0].scenario.engine.batch_wait  # noqa: E731
+    assert wait(row) is None  # vLLM has no batch waiting
+    trt = row.assign(backend="trtllm", backend_version="1.1.0")
+    assert wait(trt) == (20, 0.9)
+    assert wait(trt.assign(tp_size=8, moe_tp_size=8)) == (0, 0.0)
+    assert wait(trt.assign(osl=8192)) == (0, 0.0)

@@ -235,3 +235,31 @@ def test_scheduler_receive_interval_is_sglangs_alone():
     with pytest.raises(PlannerError, match="no scheduler receive interval") as err:
         apply_engine_options(_sc("vllm").engine, {"scheduler_recv_interval": 10}, "mine.yaml")
     assert err.value.field == "engine_options.scheduler_recv_interval"
+
+
+def test_tensorrt_llm_batch_waiting_holds_context_requests_up_to_its_iterations():
+    """TensorRT-LLM batch_wait_timeout_iters / batch_wait_max_tokens_ratio: with requests decoding, a context request
+    waits until the step's tokens reach the ratio of max_num_tokens or the iterations run out, so a light closed loop
+    (four 1K prompts, well under 0.9 x the budget) waits the full count; a ratio the prompts already meet does not."""
+    from planner.deploy.engine_options import apply_engine_options
+
+    base = make_scenario("llama-3.1-70b", weights="fp8", gpu="b200", gpus_per_node=2, engine="trtllm",
+                         parallelism={"tp": 2}, workload={"phase": "serve", "concurrency": 4, "input_len": 1024,
+                                                          "output_len": 512})
+    mem = memory_report(base)
+    client = Client(40, Lengths(1024, "uniform", 0.8), Lengths(512, "uniform", 0.8), concurrency=4)
+
+    def run(opts):
+        return simulate(replace(base, engine=apply_engine_options(base.engine, opts, "t.yaml")), mem, client)
+
+    plain, wait, met = run({}), run({"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.9}), \
+        run({"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.001})
+    step = float(np.mean(plain.tpot_s))
+    extra = float(np.mean(wait.ttft_s) - np.mean(plain.ttft_s))
+    assert 10 * step < extra < 21 * step, (extra, step)
+    assert float(np.mean(met.ttft_s)) == pytest.approx(float(np.mean(plain.ttft_s)), rel=0.05)
+    from planner.base.errors import PlannerError
+
+    with pytest.raises(PlannerError, match="no batch waiting") as err:
+        apply_engine_options(_sc("sglang").engine, {"batch_wait_timeout_iters": 20}, "mine.yaml")
+    assert err.value.field == "engine_options.batch_wait_timeout_iters"

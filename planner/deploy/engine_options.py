@@ -18,7 +18,7 @@ from planner.deploy.engines import Engine
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch", "kernel_tables", "request_ingest_s",
-                      "scheduler_recv_interval")
+                      "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio")
 KERNEL_TABLES = ("default", "silicon")
 MAX_TOKENS = limits.MAX_TOKENS
 
@@ -69,7 +69,15 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     if recv is not None and engine.scheduler_recv_interval is None:
         raise PlannerError(f"{engine.name} has no scheduler receive interval (SGLang's --scheduler-recv-interval); "
                            f"it takes new requests in every step", file=file, field=f"{pre}scheduler_recv_interval")
+    wait = [get_number(opts, key, file, prefix=pre, default=None, integer=key.endswith("iters"), minimum=0,
+                       maximum=1 if key.endswith("ratio") else 100000)
+            for key in ("batch_wait_timeout_iters", "batch_wait_max_tokens_ratio")]  # TensorRT-LLM LLM API
+    if any(w is not None for w in wait) and engine.batch_wait is None:
+        key = "batch_wait_timeout_iters" if wait[0] is not None else "batch_wait_max_tokens_ratio"
+        raise PlannerError(f"{engine.name} has no batch waiting (TensorRT-LLM's {key})", file=file, field=f"{pre}{key}")
     changes: dict[str, Any] = {}
+    if any(w is not None for w in wait):
+        changes["batch_wait"] = tuple(w if w is not None else d for w, d in zip(wait, engine.batch_wait, strict=True))
     if recv is not None:
         changes["scheduler_recv_interval"] = recv
     if ingest is not None:

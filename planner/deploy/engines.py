@@ -77,6 +77,10 @@ class Engine:
     # decode steps between the scheduler's polls for new requests (SGLang --scheduler-recv-interval, default 1);
     # None: the engine has no such knob and takes requests in every step (planner.serving.sim Replica._receives)
     scheduler_recv_interval: int | None = None
+    # TensorRT-LLM's batch waiting (batch_wait_timeout_iters, batch_wait_max_tokens_ratio; 0 and 0.0 by default):
+    # while requests decode, context requests wait up to that many iterations for the step's tokens to reach the
+    # ratio of max_num_tokens (planner.serving.sim Replica._schedule); None: the engine has no such knob
+    batch_wait: tuple[int, float] | None = None
     # kernel efficiency tables: "default" (profiles/calibration/default.yaml, with a <gpu>.yaml overlay) or "silicon"
     # (also the engine's kernels measured on this GPU, profiles/calibration/silicon/<gpu>-<engine>.yaml); a scenario
     # picks it with engine_options.kernel_tables (planner.perf.steps.machine)
@@ -173,7 +177,8 @@ def load_engine(name: str) -> Engine:
                      "eager_prefill_kernel_host_mla_s", "cpu_op_host_s",
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
-                     "request_ingest_s", "scheduler_recv_interval",
+                     "request_ingest_s", "scheduler_recv_interval", "batch_wait_timeout_iters",
+                     "batch_wait_max_tokens_ratio",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
                      "ep_alltoall_needs_dp", "hybrid_kv_pages", "sizing", "ggml_forks"),
                file)
@@ -212,6 +217,9 @@ def load_engine(name: str) -> Engine:
         mixed_chunk=doc.get("mixed_chunk", True) is not False,
         scheduler_recv_interval=get_number(doc, "scheduler_recv_interval", file, integer=True, default=None, minimum=1,
                                            maximum=100000),
+        batch_wait=((get_number(doc, "batch_wait_timeout_iters", file, integer=True, minimum=0, maximum=100000),
+                     get_number(doc, "batch_wait_max_tokens_ratio", file, minimum=0, maximum=1))
+                    if "batch_wait_timeout_iters" in doc else None),
         host_stream_pageable_bytes_per_s=get_number(doc, "host_stream_pageable_bytes_per_s", file, default=None,
                                                     minimum=1e6, maximum=1e13),
         host_stream_overlap=doc.get("host_stream_overlap", True) is not False,

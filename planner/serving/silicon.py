@@ -34,12 +34,20 @@ from pathlib import Path
 import pandas as pd
 
 from planner.base.errors import PlannerError
-from planner.base.limits import MAX_PROMPTS
 from planner.deploy.disaggregation import disaggregated, pool
 from planner.deploy.scenario import Scenario, make_scenario
 from planner.hardware.efficiency import silicon_file
 from planner.model.models import Model, load_model
 from planner.serving.estimate import estimate
+from planner.serving.silicon_recipes import (
+    AIC_HARNESS,
+    AIC_ROUNDS,
+    BATCH_WAIT,
+    PROMPTS_PER_SLOT,
+    RANGE_RATIO,
+    RECV_INTERVAL,
+    benchmark,
+)
 from planner.serving.silicon_report import summarize
 
 PACKAGE = "aiconfigurator_core"  # the `silicon` extra (pyproject.toml): NVIDIA aiconfigurator-core, Apache-2.0
@@ -80,49 +88,6 @@ FORMATS = {"fp8_block": "fp8-block128", "fp8": "fp8", "nvfp4": "nvfp4", "int4_wo
 # checkpoint as published (DeepSeek-R1 "fp8" is its block-128 FP8; gpt-oss "nvfp4" is its MXFP4 experts;
 # Kimi-K2.5 "int4_wo" is its group-32 INT4)
 FAMILIES = ({"fp8", "fp8-block128"}, {"nvfp4", "nvfp4-bf16-attn", "mxfp4"}, {"int4-g32", "int4-g64", "int4-g128"})
-PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
-# (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
-# lengths as the clients of such sweeps draw them: InferenceMAX's runs (the 1024/1024, 1024/8192 and 8192/1024 pairs
-# and the 4-256 concurrency steps of these rows) pass --random-range-ratio 0.8 to a benchmark_serving.py whose
-# random dataset draws integers in [L r, L] (InferenceMAX README "Benchmark Client Configuration"; the same "below"
-# form as SGLang bench_serving). Mean lengths are then 0.9 L and requests finish at different steps, so a closed
-# loop does not stay in synchronized waves (planner.serving.client.Lengths.random)
-RANGE_RATIO = 0.8
-# ... except the runs of aiconfigurator's own gap analysis (silicon_data_source ".../aic-auto-gap-analysis/...",
-# served by NVIDIA Dynamo: "image=nvcr.io/nvidia/ai-dynamo/...-runtime"), benchmarked by the harness aiconfigurator
-# generates beside each deployment (ai-dynamo/aiconfigurator src/aiconfigurator/generator/config/backend_templates/
-# benchmark/bench_run.sh.j2 @095f58a5): `aiperf profile --isl L --isl-stddev 0 --osl L --osl-stddev 0` (stddev 0:
-# deployment_config.yaml BenchConfig.isl_stddev / osl_stddev defaults) `--extra-inputs ignore_eos:true --concurrency
-# C --num-requests C x 20` (BENCH_MULTI_ROUND 20) after `--warmup-request-count 2C`: fixed lengths, so a closed loop
-# stays in waves where the engine keeps them. Dynamo's frontend (Rust HTTP server and tokenizer) takes the requests
-# in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
-AIC_HARNESS = "aic-auto-gap-analysis"
-AIC_ROUNDS = 20
-# InferenceMAX's SGLang recipes that pass --scheduler-recv-interval (planner.serving.sim: the scheduler takes new
-# requests in every N decode steps), as each file stood on the runs' measured dates (SemiAnalysisAI/InferenceX):
-# `if [[ $CONC -ge 16 ]]; then SCHEDULER_RECV_INTERVAL=30 else 10` (TP8; dsr1 fp8's TP4 branch 10), or one value.
-# (model_path, system, precision) -> (earliest measured date checked, (below concurrency 16, from 16), file @ commit).
-# Rows of these keys measured earlier, the other SGLang recipes (dsr1_fp8_h200, glm5_*, qwen3.5_fp8_h200: none at
-# those dates) and rows without a measured date keep SGLang's default 1. Their other flags (--chunked-prefill-size,
-# --max-running-requests, --cuda-graph-max-bs) are not mapped.
-_DSR1 = {("b200_sxm", "fp4"): ("2025-11-02", (10, 30), "dsr1_fp4_b200_docker.sh @e06929c7; "
-                                                        "single_node/dsr1_fp4_b200.sh @12ba0ae0"),
-         ("b200_sxm", "fp8"): ("2025-11-18", (10, 30), "dsr1_fp8_b200_docker.sh @189ae51c; "
-                                                        "single_node/dsr1_fp8_b200.sh @12ba0ae0"),
-         ("b300_sxm", "fp4"): ("2026-04-17", (10, 30), "single_node/dsr1_fp4_b300.sh @dd9c285b"),
-         ("b300_sxm", "fp8"): ("2026-04-17", (10, 30), "single_node/dsr1_fp8_b300.sh @dd9c285b")}
-RECV_INTERVAL = {
-    **{(m, *k): v for m in ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3") for k, v in _DSR1.items()},
-    **{("Qwen/Qwen3.5-397B-A17B", sys, prec): (date, (10, 30), f"single_node/qwen3.5_{prec}_{sys[:4]}.sh @{commit}")
-       for sys, prec, date, commit in (("b200_sxm", "bf16", "2026-02-20", "67f51232"),
-                                       ("b200_sxm", "fp8", "2026-03-03", "efd49e50"),
-                                       ("b200_sxm", "fp4", "2026-04-08", "49db2008"),
-                                       ("b300_sxm", "bf16", "2026-04-18", "e8924a6a"),
-                                       ("b300_sxm", "fp4", "2026-04-18", "e8924a6a"))},
-    ("Qwen/Qwen3.5-397B-A17B", "b300_sxm", "fp8"): ("2026-04-17", (10, 10),
-                                                    "single_node/qwen3.5_fp8_b300.sh @dd9c285b"),
-}
-MEASURED = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
 KV_CACHE = "bf16"  # the CSV does not record the KV cache dtype; bf16 is the engines' "auto" for these checkpoints
 # ... unless the checkpoint declares a KV cache quantization (planner.model.models.Model.checkpoint_kv_cache) and the
 # engine's "auto" uses it from this version on. vLLM: --kv-cache-dtype auto resolves to the checkpoint's FP8 for
@@ -165,7 +130,10 @@ MAPPING = {
     "engine_version": "reported per row; the engine profile's defaults are used for every version",
     "engine_options": "SGLang rows of InferenceMAX recipes that set it: --scheduler-recv-interval 10 below concurrency "
                       "16, 30 from 16 (" + "; ".join(f"{k[0].split('/')[-1]} {k[1]} {k[2]} from {v[0]}: {v[2]}"
-                                                   for k, v in sorted(RECV_INTERVAL.items())) + ")",
+                                                   for k, v in sorted(RECV_INTERVAL.items())) + "); "
+                      "TensorRT-LLM rows of InferenceMAX recipes with batch waiting: " + "; ".join(
+                          f"{', '.join(m.split('/')[-1] for m in b[0])} from {b[3]}: {b[5]} ({b[6]})"
+                          for b in BATCH_WAIT),
 }
 
 
@@ -251,14 +219,7 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
     if not ttft or not tpot or ttft <= 0 or tpot <= 0:
         return "no measured TTFT/TPOT"
     gpus = sum(w * p["tp"] * p["dp_attention"] for w, p in plans) if split else plans["tp"] * plans["dp_attention"]
-    harness = AIC_HARNESS in str(row.silicon_data_source)
-    workload = {"phase": "serve", "concurrency": conc, "input_len": int(row.isl), "output_len": int(row.osl),
-                "num_prompts": min(MAX_PROMPTS, (AIC_ROUNDS if harness else PROMPTS_PER_SLOT) * conc)}
-    if not harness:
-        workload |= {"random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"}
-    options = {"request_ingest_s": 0.0} if harness else {}
-    if (recv := recv_interval(row, conc)) is not None:
-        options["scheduler_recv_interval"] = recv
+    client, workload, options = benchmark(row, conc)
     try:
         name = model[0]
         fmt, why = weight_format(row, load_model(name))
@@ -281,17 +242,8 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
     labels = {"model": name, "gpu": gpu[0], "engine": engine, "version": f"{engine} {version}",
               "format": sc.weights.name, "plan": label, "concurrency": conc, "band": band(conc),
               "isl": int(row.isl), "osl": int(row.osl), "mode": "disagg" if split else "agg",
-              "client": "aiconfigurator aiperf harness, Dynamo" if harness else "InferenceMAX-style benchmark_serving"}
+              "client": client}
     return Case(str(row.id), sc, ttft, tpot, labels)
-
-
-def recv_interval(row, concurrency: int) -> int | None:
-    """The --scheduler-recv-interval of an InferenceMAX SGLang row's recipe (RECV_INTERVAL), or None."""
-    found = RECV_INTERVAL.get((str(row.model_path), str(row.system), str(row.precision)))
-    m = MEASURED.search(str(row.silicon_data_source))
-    if row.backend != "sglang" or not found or not m or m.group(1) < found[0]:
-        return None
-    return found[1][concurrency >= 16]
 
 
 def _plan(row, prefix: str, moe: bool) -> dict | str:

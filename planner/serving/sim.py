@@ -66,6 +66,7 @@ from planner.deploy.scenario import Scenario
 from planner.deploy.scenario_file import load_scenario
 from planner.perf.steps import tokens_per_step
 from planner.serving.client import Client, Lengths
+from planner.serving.gates import Gates
 from planner.serving.intake import Intake
 from planner.serving.simstats import Run, SimResult, combine
 from planner.serving.steptable import StepTable, step_table
@@ -88,6 +89,8 @@ class Sched:
     ranks: int  # attention-DP ranks per replica
     least_loaded: bool
     recv_interval: int = 1  # decode steps between the scheduler's polls for requests (Engine.scheduler_recv_interval)
+    wait_iters: int = 0  # TensorRT-LLM batch waiting (Engine.batch_wait): iterations context requests may be held ...
+    wait_ratio: float = 0.0  # ... while the step's tokens stay below this share of the token budget
 
     @classmethod
     def of(cls, sc: Scenario, mem: MemoryReport) -> Sched:
@@ -95,10 +98,11 @@ class Sched:
         kv = float(mem.kv_tokens_per_gpu) if mem.kv_tokens_per_gpu else float("inf")
         return cls(max(1, eng.max_batched_tokens), max(1, eng.running_cap), kv, eng.mixed_chunk,
                    tokens_per_step(sc), 1 + sc.mtp_tokens, eng.request_ingest_s, eng.first_token_path_s,
-                   sc.parallelism.dp_attention, eng.name in LEAST_LOADED, eng.scheduler_recv_interval or 1)
+                   sc.parallelism.dp_attention, eng.name in LEAST_LOADED, eng.scheduler_recv_interval or 1,
+                   *(eng.batch_wait or (0, 0.0)))
 
 
-class Replica(Intake):
+class Replica(Intake, Gates):
     """One replica under one client: requests, ranks, clock. `run()` fills the per-request arrays.
 
     Decoding requests of a rank advance together (every decode step gives each 1 + MTP tokens), so a rank keeps one
@@ -151,6 +155,8 @@ class Replica(Intake):
         self.prefill_busy_s = 0.0
         self.rc = 0  # the scheduler's receive counter (SGLang SchedulerRecvSkipper._counter)
         self.last_decode = 0  # decode steps of the last span (0: it prefilled, or nothing ran)
+        self.wait_count = 0  # iterations the scheduled context requests have been held (TensorRT-LLM batch waiting)
+        self.holding = False  # this step holds them
         self.timeline: list[tuple[float, int, int, float]] = []  # (t, running, queued, KV used fraction)
 
     # -- decoding set -------------------------------------------------------------------------------------------
@@ -200,6 +206,8 @@ class Replica(Intake):
         if not s.mixed or preempted:  # vLLM admits no waiting request in a step that preempted
             return n_dec, []
         free = s.kv_tokens - self.kv_used[r] - n_dec * s.tps
+        if self._holds(r, n_dec):
+            return n_dec, []
         return n_dec, self._pieces(r, s.budget - n_dec * s.draft, free)
 
     def _pieces(self, r: int, budget: float, free: float) -> list[tuple[int, float]]:
@@ -273,6 +281,8 @@ class Replica(Intake):
             for r, (n_dec, pieces) in zip(ranks, plan, strict=True):
                 self._advance(r, n_dec, pieces, steps, dt, t_end)
             self.last_decode = 0 if prefill else steps
+            if self.holding:
+                self.wait_count += steps
             t = t_end
             self._send_more(t)
             self.timeline.append((t, sum(map(len, self.running)), sum(map(len, self.waiting)) + self._intake(t),
@@ -280,29 +290,6 @@ class Replica(Intake):
         return Run(self.sent, self.first, self.last, self.inp, self.out, np.array(self.itl_gap),
                    np.array(self.itl_n), np.array(self.timeline).reshape(-1, 4), self.prefill_tokens,
                    self.prefill_busy_s, self.held)
-
-    def _receives(self) -> bool:
-        """Whether the scheduler takes in new requests at the top of this iteration. SGLang with
-        --scheduler-recv-interval N (python/sglang/srt/managers/scheduler_recv_skipper.py, SchedulerRecvSkipper):
-        a counter grows by the weight of the last batch's mode, 1 for a decode batch or none, 1,000 otherwise, and
-        the scheduler receives when it reaches N (then 0): after any prefill at once, during decoding every N steps
-        (an idle loop spins through its N at once). A span of k decode steps holds k increments, its last at the
-        next iteration's top."""
-        n, k = self.s.recv_interval, self.last_decode
-        if n <= 1 or not k:
-            self.rc = 0
-            return True
-        self.rc, hit = (self.rc + k) % n, (self.rc + k) % n == 0
-        return hit
-
-    def _recv_step(self, arrival: int) -> int:
-        """The first step of a decode span (1 = the next) at whose top the scheduler receives a request that is
-        ready by step `arrival` (the receive points: the counter reaching the interval)."""
-        n = self.s.recv_interval
-        if n <= 1:
-            return arrival
-        first = n - self.rc
-        return first if arrival <= first else first + ceil((arrival - first) / n) * n
 
     def _span(self, plan, t: float) -> int:
         """Decode steps that can run as one span from t: up to the first finish, the KV pool filling, the next
@@ -315,6 +302,8 @@ class Replica(Intake):
             room = int((s.kv_tokens - self.kv_used[r]) // (n_dec * s.tps)) if s.kv_tokens < float("inf") else left
             k = min(left, max(1, room)) if k is None else min(k, left, max(1, room))
         k = max(1, k or 1)
+        if self.holding:  # held context requests are scheduled once the wait runs out
+            k = min(k, max(1, self.s.wait_iters - self.wait_count))
         if self.ready and k > 1:
             dt = max(self._rank_seconds(r, d, p, k) for r, (d, p) in enumerate(plan))
             k = max(1, min(k, self._recv_step(max(1, ceil((self.ready[0][0] - t) / dt)))))

@@ -1,0 +1,111 @@
+"""How each silicon run was benchmarked and served (planner.serving.silicon): the client, and the engine flags of
+the recipe it ran, where the source publishes them. The CSV records neither; each mapping cites where it comes from,
+and a row no mapping covers keeps the engine profile's defaults and InferenceMAX's client."""
+
+from __future__ import annotations
+
+import re
+
+from planner.base.limits import MAX_PROMPTS
+
+PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
+# (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
+# lengths as the clients of such sweeps draw them: InferenceMAX's runs (the 1024/1024, 1024/8192 and 8192/1024 pairs
+# and the 4-256 concurrency steps of these rows) pass --random-range-ratio 0.8 to a benchmark_serving.py whose
+# random dataset draws integers in [L r, L] (InferenceMAX README "Benchmark Client Configuration"; the same "below"
+# form as SGLang bench_serving). Mean lengths are then 0.9 L and requests finish at different steps, so a closed
+# loop does not stay in synchronized waves (planner.serving.client.Lengths.random)
+RANGE_RATIO = 0.8
+# ... except the runs of aiconfigurator's own gap analysis (silicon_data_source ".../aic-auto-gap-analysis/...",
+# served by NVIDIA Dynamo: "image=nvcr.io/nvidia/ai-dynamo/...-runtime"), benchmarked by the harness aiconfigurator
+# generates beside each deployment (ai-dynamo/aiconfigurator src/aiconfigurator/generator/config/backend_templates/
+# benchmark/bench_run.sh.j2 @095f58a5): `aiperf profile --isl L --isl-stddev 0 --osl L --osl-stddev 0` (stddev 0:
+# deployment_config.yaml BenchConfig.isl_stddev / osl_stddev defaults) `--extra-inputs ignore_eos:true --concurrency
+# C --num-requests C x 20` (BENCH_MULTI_ROUND 20) after `--warmup-request-count 2C`: fixed lengths, so a closed loop
+# stays in waves where the engine keeps them. Dynamo's frontend (Rust HTTP server and tokenizer) takes the requests
+# in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
+AIC_HARNESS = "aic-auto-gap-analysis"
+AIC_ROUNDS = 20
+# InferenceMAX's SGLang recipes that pass --scheduler-recv-interval (planner.serving.sim: the scheduler takes new
+# requests in every N decode steps), as each file stood on the runs' measured dates (SemiAnalysisAI/InferenceX):
+# `if [[ $CONC -ge 16 ]]; then SCHEDULER_RECV_INTERVAL=30 else 10` (TP8; dsr1 fp8's TP4 branch 10), or one value.
+# (model_path, system, precision) -> (earliest measured date checked, (below concurrency 16, from 16), file @ commit).
+# Rows of these keys measured earlier, the other SGLang recipes (dsr1_fp8_h200, glm5_*, qwen3.5_fp8_h200: none at
+# those dates) and rows without a measured date keep SGLang's default 1. Their other flags (--chunked-prefill-size,
+# --max-running-requests, --cuda-graph-max-bs) are not mapped.
+_DSR1 = {("b200_sxm", "fp4"): ("2025-11-02", (10, 30), "dsr1_fp4_b200_docker.sh @e06929c7; "
+                                                        "single_node/dsr1_fp4_b200.sh @12ba0ae0"),
+         ("b200_sxm", "fp8"): ("2025-11-18", (10, 30), "dsr1_fp8_b200_docker.sh @189ae51c; "
+                                                        "single_node/dsr1_fp8_b200.sh @12ba0ae0"),
+         ("b300_sxm", "fp4"): ("2026-04-17", (10, 30), "single_node/dsr1_fp4_b300.sh @dd9c285b"),
+         ("b300_sxm", "fp8"): ("2026-04-17", (10, 30), "single_node/dsr1_fp8_b300.sh @dd9c285b")}
+RECV_INTERVAL = {
+    **{(m, *k): v for m in ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3") for k, v in _DSR1.items()},
+    **{("Qwen/Qwen3.5-397B-A17B", sys, prec): (date, (10, 30), f"single_node/qwen3.5_{prec}_{sys[:4]}.sh @{commit}")
+       for sys, prec, date, commit in (("b200_sxm", "bf16", "2026-02-20", "67f51232"),
+                                       ("b200_sxm", "fp8", "2026-03-03", "efd49e50"),
+                                       ("b200_sxm", "fp4", "2026-04-08", "49db2008"),
+                                       ("b300_sxm", "bf16", "2026-04-18", "e8924a6a"),
+                                       ("b300_sxm", "fp4", "2026-04-18", "e8924a6a"))},
+    ("Qwen/Qwen3.5-397B-A17B", "b300_sxm", "fp8"): ("2026-04-17", (10, 10),
+                                                    "single_node/qwen3.5_fp8_b300.sh @dd9c285b"),
+}
+MEASURED = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
+# InferenceMAX's TensorRT-LLM recipes with batch waiting (planner.serving.sim: context requests held while few
+# tokens are scheduled), (model_paths, systems, precision, earliest date, rule (isl, osl, tp, concurrency) -> bool,
+# (batch_wait_timeout_iters, batch_wait_max_tokens_ratio), file @ commit):
+BATCH_WAIT = (
+    (("meta-llama/Llama-3.1-70B",), ("b200_sxm", "h200_sxm"), ("fp4", "fp8"), "2025-09-19",
+     lambda isl, osl, tp, conc: isl == osl == 1024 and tp < 8, (20, 0.9),
+     "70b_fp8_b200_trt_slurm.sh, 70b_fp4_b200_trt_docker.sh, 70b_fp8_h200_trt_slurm.sh @ac1998a5: 1k/1k below TP8"),
+    (("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"), ("b200_sxm",), ("fp8",), "2026-01-29",
+     lambda isl, osl, tp, conc: isl == osl == 1024 and conc >= 64, (40, 0.8),
+     "dsr1_fp8_b200_trt.sh @ec7bafaa: DELAY_BATCHING at 1k/1k from concurrency 64"),
+)
+
+
+def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
+    """(client label, scenario workload, engine_options) of one row."""
+    harness = AIC_HARNESS in str(row.silicon_data_source)
+    workload = {"phase": "serve", "concurrency": concurrency, "input_len": int(row.isl), "output_len": int(row.osl),
+                "num_prompts": min(MAX_PROMPTS, (AIC_ROUNDS if harness else PROMPTS_PER_SLOT) * concurrency)}
+    if not harness:
+        workload |= {"random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"}
+    options = {"request_ingest_s": 0.0} if harness else {}
+    if (recv := recv_interval(row, concurrency)) is not None:
+        options["scheduler_recv_interval"] = recv
+    if (wait := batch_wait(row, concurrency)) is not None:
+        options |= {"batch_wait_timeout_iters": wait[0], "batch_wait_max_tokens_ratio": wait[1]}
+    client = "aiconfigurator aiperf harness, Dynamo" if harness else "InferenceMAX-style benchmark_serving"
+    return client, workload, options
+
+
+def recv_interval(row, concurrency: int) -> int | None:
+    """The --scheduler-recv-interval of an InferenceMAX SGLang row's recipe (RECV_INTERVAL), or None."""
+    found = RECV_INTERVAL.get((str(row.model_path), str(row.system), str(row.precision)))
+    m = MEASURED.search(str(row.silicon_data_source))
+    if row.backend != "sglang" or not found or not m or m.group(1) < found[0]:
+        return None
+    return found[1][concurrency >= 16]
+
+
+def batch_wait(row, concurrency: int) -> tuple[int, float] | None:
+    """(batch_wait_timeout_iters, batch_wait_max_tokens_ratio) of an InferenceMAX TensorRT-LLM row's recipe, or
+    None (BATCH_WAIT)."""
+    m = MEASURED.search(str(row.silicon_data_source))
+    if row.backend != "trtllm" or not m:
+        return None
+    for models, systems, precisions, since, rule, wait, _ in BATCH_WAIT:
+        if (str(row.model_path) in models and str(row.system) in systems and str(row.precision) in precisions
+                and m.group(1) >= since and rule(int(row.isl), int(row.osl), _tp(row.tp_size), concurrency)):
+            return wait
+    return None
+
+
+
+
+def _tp(x) -> int:
+    try:
+        return int(float(x))
+    except (TypeError, ValueError):
+        return 1
