@@ -11,7 +11,8 @@ from planner.deploy.scenario import make_scenario
 from planner.perf.steps import mixed_step
 from planner.serving.client import Client, Lengths
 from planner.serving.estimate import estimate
-from planner.serving.sim import Sched, simulate
+from planner.serving.gates import Sched
+from planner.serving.sim import simulate
 from planner.serving.simstats import in_flight_mean
 from planner.serving.steptable import StepTable
 
@@ -263,3 +264,31 @@ def test_tensorrt_llm_batch_waiting_holds_context_requests_up_to_its_iterations(
     with pytest.raises(PlannerError, match="no batch waiting") as err:
         apply_engine_options(_sc("sglang").engine, {"batch_wait_timeout_iters": 20}, "mine.yaml")
     assert err.value.field == "engine_options.batch_wait_timeout_iters"
+
+
+def test_tensorrt_llm_attention_dp_balance_holds_context_until_every_rank_has_one():
+    """attention_dp_config enable_balance: while every DP rank decodes, a context request waits until every rank has
+    one or the counter reaches timeout_iters, so TTFT grows by up to that many steps; a rank with nothing to decode
+    lets it in at once (concurrency 1 over 8 ranks: no wait)."""
+    from planner.base.errors import PlannerError
+    from planner.deploy.engine_options import apply_engine_options
+
+    base = make_scenario("deepseek-r1", weights="fp8-block128", gpu="b200", gpus_per_node=8, engine="trtllm",
+                         parallelism={"tp": 1, "dp_attention": 8, "ep": 8},
+                         workload={"phase": "serve", "concurrency": 64, "input_len": 1024, "output_len": 256})
+    mem = memory_report(base)
+    on = replace(base, engine=apply_engine_options(base.engine, {"attention_dp_balance": {
+        "timeout_iters": 60, "batching_wait_iters": 0}}, "t.yaml"))
+    assert on.engine.adp_balance == (60, 0)
+    busy = Client(320, Lengths(1024, "uniform", 0.8), Lengths(256, "uniform", 0.8), concurrency=64)
+    plain, held = simulate(base, mem, busy), simulate(on, mem, busy)
+    step = float(np.mean(plain.tpot_s))
+    extra = float(np.mean(held.ttft_s) - np.mean(plain.ttft_s))
+    assert 0 < extra < 61 * step, (extra, step)
+    one = Client(4, Lengths(1024), Lengths(64), concurrency=1)
+    alone = [float(np.mean(simulate(sc, mem, one).ttft_s)) for sc in (on, base)]
+    assert alone[0] == pytest.approx(alone[1])
+    assert apply_engine_options(base.engine, {"attention_dp_balance": True}, "t.yaml").adp_balance == (50, 10)
+    with pytest.raises(PlannerError, match="no attention-DP balance") as err:
+        apply_engine_options(_sc("vllm").engine, {"attention_dp_balance": True}, "mine.yaml")
+    assert err.value.field == "engine_options.attention_dp_balance"

@@ -18,7 +18,10 @@ from planner.deploy.engines import Engine
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch", "kernel_tables", "request_ingest_s",
-                      "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio")
+                      "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio",
+                      "attention_dp_balance")
+# TensorRT-LLM AttentionDpConfig defaults (tensorrt_llm/llmapi/llm_args.py): timeout_iters 50, batching_wait_iters 10
+ADP_BALANCE_DEFAULTS = {"timeout_iters": 50, "batching_wait_iters": 10}
 KERNEL_TABLES = ("default", "silicon")
 MAX_TOKENS = limits.MAX_TOKENS
 
@@ -75,7 +78,10 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     if any(w is not None for w in wait) and engine.batch_wait is None:
         key = "batch_wait_timeout_iters" if wait[0] is not None else "batch_wait_max_tokens_ratio"
         raise PlannerError(f"{engine.name} has no batch waiting (TensorRT-LLM's {key})", file=file, field=f"{pre}{key}")
+    balance = _adp_balance(engine, opts, file, pre)
     changes: dict[str, Any] = {}
+    if balance is not None:
+        changes["adp_balance"] = balance or None
     if any(w is not None for w in wait):
         changes["batch_wait"] = tuple(w if w is not None else d for w, d in zip(wait, engine.batch_wait, strict=True))
     if recv is not None:
@@ -97,3 +103,25 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     if block is not None:
         changes.update(kv_block_tokens=block, mla_kv_block_tokens=block)
     return replace(engine, **changes)
+
+
+def _adp_balance(engine: Engine, opts: Mapping, file: str, pre: str) -> tuple[int, int] | tuple | None:
+    """engine_options.attention_dp_balance: true, false or {timeout_iters: N, batching_wait_iters: M} (TensorRT-LLM
+    attention_dp_config with enable_balance) -> (timeout, batching wait), () for off, None when not stated."""
+    value = opts.get("attention_dp_balance")
+    if value is None:
+        return None
+    field = f"{pre}attention_dp_balance"
+    if not engine.adp_balance_option:
+        raise PlannerError(f"{engine.name} has no attention-DP balance (TensorRT-LLM's attention_dp_config)",
+                           file=file, field=field)
+    if value is False:
+        return ()
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping) or set(value) - set(ADP_BALANCE_DEFAULTS):
+        raise PlannerError("expected true, false or {timeout_iters: N, batching_wait_iters: M}", file=file,
+                           field=field)
+    got = {k: get_number(value, k, file, prefix=f"{field}.", default=d, integer=True, minimum=0, maximum=100000)
+           for k, d in ADP_BALANCE_DEFAULTS.items()}
+    return got["timeout_iters"], got["batching_wait_iters"]

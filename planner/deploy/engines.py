@@ -81,6 +81,11 @@ class Engine:
     # while requests decode, context requests wait up to that many iterations for the step's tokens to reach the
     # ratio of max_num_tokens (planner.serving.sim Replica._schedule); None: the engine has no such knob
     batch_wait: tuple[int, float] | None = None
+    # TensorRT-LLM attention-DP balance (attention_dp_config: enable_balance, timeout_iters, batching_wait_iters;
+    # off by default): context requests wait until every DP rank has one, for at most timeout_iters iterations while
+    # every rank decodes, then batching_wait_iters more (planner.serving.gates); None: off or no such knob
+    adp_balance: tuple[int, int] | None = None
+    adp_balance_option: bool = False  # the engine offers it (engine_options.attention_dp_balance)
     # kernel efficiency tables: "default" (profiles/calibration/default.yaml, with a <gpu>.yaml overlay) or "silicon"
     # (also the engine's kernels measured on this GPU, profiles/calibration/silicon/<gpu>-<engine>.yaml); a scenario
     # picks it with engine_options.kernel_tables (planner.perf.steps.machine)
@@ -178,7 +183,7 @@ def load_engine(name: str) -> Engine:
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
                      "request_ingest_s", "scheduler_recv_interval", "batch_wait_timeout_iters",
-                     "batch_wait_max_tokens_ratio",
+                     "batch_wait_max_tokens_ratio", "attention_dp_balance",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
                      "ep_alltoall_needs_dp", "hybrid_kv_pages", "sizing", "ggml_forks"),
                file)
@@ -220,6 +225,7 @@ def load_engine(name: str) -> Engine:
         batch_wait=((get_number(doc, "batch_wait_timeout_iters", file, integer=True, minimum=0, maximum=100000),
                      get_number(doc, "batch_wait_max_tokens_ratio", file, minimum=0, maximum=1))
                     if "batch_wait_timeout_iters" in doc else None),
+        adp_balance_option="attention_dp_balance" in doc,
         host_stream_pageable_bytes_per_s=get_number(doc, "host_stream_pageable_bytes_per_s", file, default=None,
                                                     minimum=1e6, maximum=1e13),
         host_stream_overlap=doc.get("host_stream_overlap", True) is not False,

@@ -1,6 +1,6 @@
 """Prefill/decode disaggregation simulated (issue 18): a prefill pool and a decode pool
 (planner.deploy.disaggregation) under one benchmark client, event by event, with step times from the roofline
-(planner.serving.steptable) and each pool's scheduler knobs from planner.serving.sim.Sched.
+(planner.serving.steptable) and each pool's scheduler knobs from planner.serving.gates.Sched.
 
 A request's life:
 1. the client sends it (planner.serving.client: closed loop, rate, burst); the frontend takes requests in one at a
@@ -47,7 +47,7 @@ from planner.deploy.disaggregation import Disaggregation
 from planner.deploy.memory import MemoryReport
 from planner.deploy.scenario import Scenario
 from planner.serving.client import Client
-from planner.serving.sim import Sched
+from planner.serving.gates import Sched
 from planner.serving.simstats import Run, SimResult, combine
 from planner.serving.steptable import step_table
 

@@ -1,10 +1,47 @@
-"""When a simulated engine lets new work into a step (planner.serving.sim.Replica): the knobs that hold requests back
-on purpose, each as its engine's code does it. A mixin over the replica's state (`s`: Sched, `waiting`, `running`,
-`filling`, `prompt`, `done_pf`, `rc`, `last_decode`, `wait_count`, `holding`)."""
+"""The simulated engine's scheduler knobs (Sched) and when it lets new work into a step (planner.serving.sim.Replica):
+the knobs that hold requests back on purpose, each as its engine's code does it. Gates is a mixin over the replica's
+state (`s`: Sched, `waiting`, `running`, `filling`, `decoding`, `prompt`, `done_pf`, `rc`, `last_decode`,
+`wait_count`, `holding`, `adp_wait`, `adp_batch`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import ceil
+
+from planner.deploy.memory import MemoryReport
+from planner.deploy.scenario import Scenario
+from planner.perf.steps import tokens_per_step
+
+LEAST_LOADED = ("vllm",)  # engines whose DP router picks the least loaded rank (others: round robin)
+
+
+@dataclass(frozen=True)
+class Sched:
+    """Scheduler knobs of one engine group (attention-DP rank)."""
+
+    budget: int  # tokens per step (max_num_batched_tokens, --chunked-prefill-size, max_num_tokens)
+    cap: int  # running requests (Engine.running_cap)
+    kv_tokens: float  # KV pool of the group, tokens
+    mixed: bool  # prompt chunks share decode steps
+    tps: float  # tokens per request per decode step (MTP included)
+    draft: int  # budget tokens a decoding request takes (1 + MTP drafts)
+    ingest_s: float
+    path_s: float
+    ranks: int  # attention-DP ranks per replica
+    least_loaded: bool
+    recv_interval: int = 1  # decode steps between the scheduler's polls for requests (Engine.scheduler_recv_interval)
+    wait_iters: int = 0  # TensorRT-LLM batch waiting (Engine.batch_wait): iterations context requests may be held ...
+    wait_ratio: float = 0.0  # ... while the step's tokens stay below this share of the token budget
+    adp: tuple[int, int] = (0, 0)  # TensorRT-LLM attention-DP balance (timeout, batching wait iterations); (0, 0) off
+
+    @classmethod
+    def of(cls, sc: Scenario, mem: MemoryReport) -> Sched:
+        eng = sc.engine
+        kv = float(mem.kv_tokens_per_gpu) if mem.kv_tokens_per_gpu else float("inf")
+        return cls(max(1, eng.max_batched_tokens), max(1, eng.running_cap), kv, eng.mixed_chunk,
+                   tokens_per_step(sc), 1 + sc.mtp_tokens, eng.request_ingest_s, eng.first_token_path_s,
+                   sc.parallelism.dp_attention, eng.name in LEAST_LOADED, eng.scheduler_recv_interval or 1,
+                   *(eng.batch_wait or (0, 0.0)), eng.adp_balance or (0, 0))
 
 
 class Gates:
@@ -52,3 +89,36 @@ class Gates:
             return False
         self.holding = True
         return True
+
+    def _adp_holds(self, elapsed: int) -> bool:
+        """TensorRT-LLM attention-DP balance (PyExecutor._balance_adp_requests, attention_dp_config.enable_balance)
+        for this iteration, `elapsed` iterations after the last decision. When every rank has a context request and
+        room for it, they are scheduled, after batching_wait iterations more while every rank decodes; otherwise a
+        counter runs every iteration and context requests wait until it reaches timeout (then 0) or a rank has
+        nothing to decode."""
+        s = self.s
+        timeout, batching = s.adp
+        if not timeout or s.ranks <= 1:
+            return False
+        ranks = range(s.ranks)
+        gen = [len(self.decoding[r]) for r in ranks]
+        all_gen = all(gen)
+        if all(g < s.cap for g in gen) and all(self.filling[r] or self.waiting[r] for r in ranks):
+            self.adp_wait = 0
+            if all_gen and self.adp_batch < batching:
+                self.adp_batch += elapsed
+                return True
+            self.adp_batch = 0
+            return False
+        self.adp_wait += elapsed
+        if self.adp_wait >= timeout or not all_gen:
+            self.adp_wait = 0
+            return False
+        return True
+
+    def _adp_release(self) -> int:
+        """Decode steps until a held attention-DP balance lets context requests in (the counter's next release)."""
+        timeout, batching = self.s.adp
+        if all(self.filling[r] or self.waiting[r] for r in range(self.s.ranks)):
+            return max(1, batching - self.adp_batch)
+        return max(1, timeout - self.adp_wait)

@@ -133,7 +133,8 @@ MAPPING = {
                                                    for k, v in sorted(RECV_INTERVAL.items())) + "); "
                       "TensorRT-LLM rows of InferenceMAX recipes with batch waiting: " + "; ".join(
                           f"{', '.join(m.split('/')[-1] for m in b[0])} from {b[3]}: {b[5]} ({b[6]})"
-                          for b in BATCH_WAIT),
+                          for b in BATCH_WAIT) + "; TensorRT-LLM rows with attention DP: attention_dp_config "
+                      "enable_balance (DeepSeek timeout_iters 60, batching_wait_iters 0; gpt-oss the defaults 50 / 10)",
 }
 
 

@@ -63,6 +63,15 @@ BATCH_WAIT = (
      "dsr1_fp8_b200_trt.sh @ec7bafaa: DELAY_BATCHING at 1k/1k from concurrency 64"),
 )
 
+# InferenceMAX's TensorRT-LLM recipes with attention DP (rows whose attention_dp_size > 1) set attention_dp_config
+# enable_balance: true, DeepSeek-R1 with timeout_iters 60 and batching_wait_iters 0, gpt-oss with the defaults
+# (dsr1_{fp4,fp8}_b200_trt*.sh and dsr1_fp8_h200_trt*.sh at each measured date from 2025-12-15, e.g. @f6a9d0b6,
+# @008b91a9, @d7dbd045; gptoss_fp4_b200_trt*.sh @359900b4, @d7dbd045):
+ADP_BALANCE = {"deepseek-ai/DeepSeek-R1": {"timeout_iters": 60, "batching_wait_iters": 0},
+               "deepseek-ai/DeepSeek-V3": {"timeout_iters": 60, "batching_wait_iters": 0},
+               "openai/gpt-oss-120b": True}
+ADP_BALANCE_FROM = "2025-12-15"
+
 
 def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
     """(client label, scenario workload, engine_options) of one row."""
@@ -76,6 +85,10 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
         options["scheduler_recv_interval"] = recv
     if (wait := batch_wait(row, concurrency)) is not None:
         options |= {"batch_wait_timeout_iters": wait[0], "batch_wait_max_tokens_ratio": wait[1]}
+    m = MEASURED.search(str(row.silicon_data_source))
+    if (row.backend == "trtllm" and m and m.group(1) >= ADP_BALANCE_FROM and _tp(row.attention_dp_size) > 1
+            and str(row.model_path) in ADP_BALANCE):
+        options["attention_dp_balance"] = ADP_BALANCE[str(row.model_path)]
     client = "aiconfigurator aiperf harness, Dynamo" if harness else "InferenceMAX-style benchmark_serving"
     return client, workload, options
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections import deque
-from dataclasses import dataclass
 from heapq import heappop, heappush
 from math import ceil
 
@@ -64,42 +63,11 @@ import numpy as np
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
 from planner.deploy.scenario_file import load_scenario
-from planner.perf.steps import tokens_per_step
 from planner.serving.client import Client, Lengths
-from planner.serving.gates import Gates
+from planner.serving.gates import Gates, Sched
 from planner.serving.intake import Intake
 from planner.serving.simstats import Run, SimResult, combine
 from planner.serving.steptable import StepTable, step_table
-
-LEAST_LOADED = ("vllm",)  # engines whose DP router picks the least loaded rank (others: round robin)
-
-
-@dataclass(frozen=True)
-class Sched:
-    """Scheduler knobs of one engine group (attention-DP rank)."""
-
-    budget: int  # tokens per step (max_num_batched_tokens, --chunked-prefill-size, max_num_tokens)
-    cap: int  # running requests (Engine.running_cap)
-    kv_tokens: float  # KV pool of the group, tokens
-    mixed: bool  # prompt chunks share decode steps
-    tps: float  # tokens per request per decode step (MTP included)
-    draft: int  # budget tokens a decoding request takes (1 + MTP drafts)
-    ingest_s: float
-    path_s: float
-    ranks: int  # attention-DP ranks per replica
-    least_loaded: bool
-    recv_interval: int = 1  # decode steps between the scheduler's polls for requests (Engine.scheduler_recv_interval)
-    wait_iters: int = 0  # TensorRT-LLM batch waiting (Engine.batch_wait): iterations context requests may be held ...
-    wait_ratio: float = 0.0  # ... while the step's tokens stay below this share of the token budget
-
-    @classmethod
-    def of(cls, sc: Scenario, mem: MemoryReport) -> Sched:
-        eng = sc.engine
-        kv = float(mem.kv_tokens_per_gpu) if mem.kv_tokens_per_gpu else float("inf")
-        return cls(max(1, eng.max_batched_tokens), max(1, eng.running_cap), kv, eng.mixed_chunk,
-                   tokens_per_step(sc), 1 + sc.mtp_tokens, eng.request_ingest_s, eng.first_token_path_s,
-                   sc.parallelism.dp_attention, eng.name in LEAST_LOADED, eng.scheduler_recv_interval or 1,
-                   *(eng.batch_wait or (0, 0.0)))
 
 
 class Replica(Intake, Gates):
@@ -157,6 +125,8 @@ class Replica(Intake, Gates):
         self.last_decode = 0  # decode steps of the last span (0: it prefilled, or nothing ran)
         self.wait_count = 0  # iterations the scheduled context requests have been held (TensorRT-LLM batch waiting)
         self.holding = False  # this step holds them
+        self.adp_wait = self.adp_batch = 0  # TensorRT-LLM attention-DP balance counters
+        self.adp_hold = False  # this iteration holds every rank's context requests
         self.timeline: list[tuple[float, int, int, float]] = []  # (t, running, queued, KV used fraction)
 
     # -- decoding set -------------------------------------------------------------------------------------------
@@ -206,7 +176,7 @@ class Replica(Intake, Gates):
         if not s.mixed or preempted:  # vLLM admits no waiting request in a step that preempted
             return n_dec, []
         free = s.kv_tokens - self.kv_used[r] - n_dec * s.tps
-        if self._holds(r, n_dec):
+        if self.adp_hold or self._holds(r, n_dec):
             return n_dec, []
         return n_dec, self._pieces(r, s.budget - n_dec * s.draft, free)
 
@@ -265,6 +235,7 @@ class Replica(Intake, Gates):
         while self._finished < n:
             if self._receives():
                 self._admit_ready(t)
+            self.adp_hold = self._adp_holds(self.last_decode or 1)
             plan = [self._schedule(r) for r in ranks]
             prefill = any(p for _, p in plan)
             if not prefill and not any(d for d, _ in plan):
@@ -304,6 +275,8 @@ class Replica(Intake, Gates):
         k = max(1, k or 1)
         if self.holding:  # held context requests are scheduled once the wait runs out
             k = min(k, max(1, self.s.wait_iters - self.wait_count))
+        if self.adp_hold:
+            k = min(k, self._adp_release())
         if self.ready and k > 1:
             dt = max(self._rank_seconds(r, d, p, k) for r, (d, p) in enumerate(plan))
             k = max(1, min(k, self._recv_step(max(1, ceil((self.ready[0][0] - t) / dt)))))
