@@ -45,7 +45,7 @@ from planner.serving.silicon_recipes import (
     BATCH_WAIT,
     PROMPTS_PER_SLOT,
     RANGE_RATIO,
-    RECV_INTERVAL,
+    SGLANG_RECIPES,
     benchmark,
 )
 from planner.serving.silicon_report import summarize
@@ -128,9 +128,10 @@ MAPPING = {
                       "prefill_batch_size (1 in every row) and decode_batch_size (the concurrency's share per decode "
                       "rank) are not mapped: the engine profile's batch caps apply",
     "engine_version": "reported per row; the engine profile's defaults are used for every version",
-    "engine_options": "SGLang rows of InferenceMAX recipes that set it: --scheduler-recv-interval 10 below concurrency "
-                      "16, 30 from 16 (" + "; ".join(f"{k[0].split('/')[-1]} {k[1]} {k[2]} from {v[0]}: {v[2]}"
-                                                   for k, v in sorted(RECV_INTERVAL.items())) + "); "
+    "engine_options": "SGLang rows of InferenceMAX recipes: --scheduler-recv-interval (10 below concurrency 16, 30 "
+                      "from 16) and --chunked-prefill-size where the recipe passes them (" + "; ".join(
+                          f"{k[0].split('/')[-1]} {k[1]} {k[2]} from {v[0]}: recv {v[1] or 'default'}, chunk {v[2]} "
+                          f"({v[3]})" for k, v in sorted(SGLANG_RECIPES.items())) + "); "
                       "TensorRT-LLM rows of InferenceMAX recipes with batch waiting: " + "; ".join(
                           f"{', '.join(m.split('/')[-1] for m in b[0])} from {b[3]}: {b[5]} ({b[6]})"
                           for b in BATCH_WAIT) + "; TensorRT-LLM rows with attention DP: attention_dp_config "

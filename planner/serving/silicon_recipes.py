@@ -26,29 +26,36 @@ RANGE_RATIO = 0.8
 # in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
 AIC_HARNESS = "aic-auto-gap-analysis"
 AIC_ROUNDS = 20
-# InferenceMAX's SGLang recipes that pass --scheduler-recv-interval (planner.serving.sim: the scheduler takes new
-# requests in every N decode steps), as each file stood on the runs' measured dates (SemiAnalysisAI/InferenceX):
-# `if [[ $CONC -ge 16 ]]; then SCHEDULER_RECV_INTERVAL=30 else 10` (TP8; dsr1 fp8's TP4 branch 10), or one value.
-# (model_path, system, precision) -> (earliest measured date checked, (below concurrency 16, from 16), file @ commit).
-# Rows of these keys measured earlier, the other SGLang recipes (dsr1_fp8_h200, glm5_*, qwen3.5_fp8_h200: none at
-# those dates) and rows without a measured date keep SGLang's default 1. Their other flags (--chunked-prefill-size,
-# --max-running-requests, --cuda-graph-max-bs) are not mapped.
-_DSR1 = {("b200_sxm", "fp4"): ("2025-11-02", (10, 30), "dsr1_fp4_b200_docker.sh @e06929c7; "
-                                                        "single_node/dsr1_fp4_b200.sh @12ba0ae0"),
-         ("b200_sxm", "fp8"): ("2025-11-18", (10, 30), "dsr1_fp8_b200_docker.sh @189ae51c; "
-                                                        "single_node/dsr1_fp8_b200.sh @12ba0ae0"),
-         ("b300_sxm", "fp4"): ("2026-04-17", (10, 30), "single_node/dsr1_fp4_b300.sh @dd9c285b"),
-         ("b300_sxm", "fp8"): ("2026-04-17", (10, 30), "single_node/dsr1_fp8_b300.sh @dd9c285b")}
-RECV_INTERVAL = {
+# InferenceMAX's SGLang recipes (SemiAnalysisAI/InferenceX), as each file stood on the runs' measured dates:
+# - --scheduler-recv-interval (planner.serving.sim: the scheduler takes new requests in every N decode steps):
+#   `if [[ $CONC -ge 16 ]]; then SCHEDULER_RECV_INTERVAL=30 else 10`, or one value; None: not passed (SGLang's 1);
+# - --chunked-prefill-size = --max-prefill-tokens (a prefill batch's tokens: the engine's max_batched_tokens); dsr1
+#   fp8's TP4 branch passes 8192 and recv 10; None: not passed (the engine profile's).
+# (model_path, system, precision) -> (earliest measured date checked, recv (below concurrency 16, from 16) or None,
+# chunked prefill, file @ commit). Rows of these keys measured earlier, other SGLang recipes (glm5_fp8_h200: none of
+# these flags) and rows without a measured date keep the profile's defaults. --max-running-requests and
+# --cuda-graph-max-bs are not mapped.
+_DSR1 = {("b200_sxm", "fp4"): ("2025-11-02", (10, 30), 16384, "dsr1_fp4_b200_docker.sh @e06929c7; "
+                                                               "single_node/dsr1_fp4_b200.sh @12ba0ae0"),
+         ("b200_sxm", "fp8"): ("2025-11-18", (10, 30), 32768, "dsr1_fp8_b200_docker.sh @189ae51c; "
+                                                               "single_node/dsr1_fp8_b200.sh @12ba0ae0"),
+         ("b300_sxm", "fp4"): ("2026-04-17", (10, 30), 16384, "single_node/dsr1_fp4_b300.sh @dd9c285b"),
+         ("b300_sxm", "fp8"): ("2026-04-17", (10, 30), 32768, "single_node/dsr1_fp8_b300.sh @dd9c285b"),
+         ("h200_sxm", "fp8"): ("2026-03-25", None, 32768, "single_node/dsr1_fp8_h200.sh @12ba0ae0")}
+SGLANG_RECIPES = {
     **{(m, *k): v for m in ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3") for k, v in _DSR1.items()},
-    **{("Qwen/Qwen3.5-397B-A17B", sys, prec): (date, (10, 30), f"single_node/qwen3.5_{prec}_{sys[:4]}.sh @{commit}")
+    **{("Qwen/Qwen3.5-397B-A17B", sys, prec): (date, (10, 30), 32768,
+                                               f"single_node/qwen3.5_{prec}_{sys[:4]}.sh @{commit}")
        for sys, prec, date, commit in (("b200_sxm", "bf16", "2026-02-20", "67f51232"),
                                        ("b200_sxm", "fp8", "2026-03-03", "efd49e50"),
                                        ("b200_sxm", "fp4", "2026-04-08", "49db2008"),
                                        ("b300_sxm", "bf16", "2026-04-18", "e8924a6a"),
                                        ("b300_sxm", "fp4", "2026-04-18", "e8924a6a"))},
-    ("Qwen/Qwen3.5-397B-A17B", "b300_sxm", "fp8"): ("2026-04-17", (10, 10),
+    ("Qwen/Qwen3.5-397B-A17B", "b300_sxm", "fp8"): ("2026-04-17", (10, 10), 16384,
                                                     "single_node/qwen3.5_fp8_b300.sh @dd9c285b"),
+    ("Qwen/Qwen3.5-397B-A17B", "h200_sxm", "fp8"): ("2026-03-04", None, 16384,
+                                                    "single_node/qwen3.5_fp8_h200.sh @f65d6b4b"),
+    ("zhipuai/GLM-5", "b200_sxm", "fp8"): ("2026-03-20", None, 32768, "single_node/glm5_fp8_b200.sh @35d4bb36"),
 }
 MEASURED = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
 # InferenceMAX's TensorRT-LLM recipes with batch waiting (planner.serving.sim: context requests held while few
@@ -81,8 +88,7 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
     if not harness:
         workload |= {"random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"}
     options = {"request_ingest_s": 0.0} if harness else {}
-    if (recv := recv_interval(row, concurrency)) is not None:
-        options["scheduler_recv_interval"] = recv
+    options |= sglang_flags(row, concurrency)
     if (wait := batch_wait(row, concurrency)) is not None:
         options |= {"batch_wait_timeout_iters": wait[0], "batch_wait_max_tokens_ratio": wait[1]}
     m = MEASURED.search(str(row.silicon_data_source))
@@ -93,13 +99,19 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
     return client, workload, options
 
 
-def recv_interval(row, concurrency: int) -> int | None:
-    """The --scheduler-recv-interval of an InferenceMAX SGLang row's recipe (RECV_INTERVAL), or None."""
-    found = RECV_INTERVAL.get((str(row.model_path), str(row.system), str(row.precision)))
+def sglang_flags(row, concurrency: int) -> dict:
+    """engine_options of an InferenceMAX SGLang row's recipe (SGLANG_RECIPES): scheduler_recv_interval and
+    max_batched_tokens where the recipe passes them."""
+    found = SGLANG_RECIPES.get((str(row.model_path), str(row.system), str(row.precision)))
     m = MEASURED.search(str(row.silicon_data_source))
     if row.backend != "sglang" or not found or not m or m.group(1) < found[0]:
-        return None
-    return found[1][concurrency >= 16]
+        return {}
+    since, recv, chunk, _ = found
+    tp4 = str(row.model_path).startswith("deepseek-ai") and str(row.precision) == "fp8" and _tp(row.tp_size) == 4
+    out = {"max_batched_tokens": 8192 if tp4 else chunk}
+    if recv is not None:
+        out["scheduler_recv_interval"] = recv[0] if tp4 else recv[concurrency >= 16]
+    return out
 
 
 def batch_wait(row, concurrency: int) -> tuple[int, float] | None:
