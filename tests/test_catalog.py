@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,13 @@ def test_unknown_kind_is_one_line_exit_2(kind, capsys):
 
 def test_profiles_root_is_the_repository_one():
     assert (PROFILES / "hardware" / "h100-sxm.yaml").is_file()
+
+
+def test_every_scenario_key_and_engine_option_is_documented():
+    """docs/formats.md shows every top-level scenario key and every engine_options key the reader accepts."""
+    from planner.deploy.engine_options import ENGINE_OPTION_KEYS
+    from planner.deploy.scenario_file import TOP_KEYS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()
+    missing = [k for k in (*TOP_KEYS, *ENGINE_OPTION_KEYS) if f"{k}:" not in text]
+    assert not missing, missing
