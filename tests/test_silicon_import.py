@@ -110,7 +110,7 @@ def test_kernel_tables_silicon_is_opt_in_and_named():
     t_default, t_silicon = (decode_step(s, 8, 2048).seconds for s in (default, silicon))
     assert t_default != t_silicon
     assert any("calibration/silicon/h200-sxm-sglang.yaml over" in n for n in kernel_notes(silicon))
-    assert any("are not used: engine_options.kernel_tables: silicon" in n for n in kernel_notes(default))
+    assert any("apply with engine_options.kernel_tables: silicon" in n for n in kernel_notes(default))
     missing = scenario_from_mapping(merge(BASE, {"engine": "llamacpp", "engine_options": {"kernel_tables": "silicon"}}),
                                     "mine.yaml")
     with pytest.raises(PlannerError) as err:

@@ -128,9 +128,8 @@ def kernel_notes(sc: Scenario) -> list[str]:
         names = " over ".join(str(p.relative_to(CAL_DIR.parent)) for p in reversed(files))
         notes.append(f"kernel efficiencies: {names} over calibration/default.yaml")
     if not silicon and silicon_file(sc.gpu, sc.engine.name) is not None:
-        notes.append(f"{sc.engine.name}'s kernels measured on {sc.gpu} (profiles/calibration/silicon/{sc.gpu}-"
-                     f"{sc.engine.name}.yaml) are not used: engine_options.kernel_tables: silicon takes them (on the "
-                     f"silicon serving runs they make TPOT less accurate, docs/silicon.md)")
+        notes.append(f"kernel tables: default; {sc.engine.name}'s measured on {sc.gpu} apply with "
+                     f"engine_options.kernel_tables: silicon (docs/silicon.md)")
     eff = efficiency_for(sc.gpu, sc.engine.name, silicon)
     if _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype):
         notes.append("INT4 weight-only routed experts (W4A16) run mixed-input MoE kernels: the table's int4 "
