@@ -81,14 +81,15 @@ def _efficiency(sc: Scenario):
       (it measured the engine's MoE kernel itself);
     - INT4 weight-only experts (W4A16, Kimi K2.5) run mixed-input kernels whose compute the table's `int4` grouped-GEMM
       curve describes (fitted from int4_wo MoE tables); their BF16-activation GEMMs take that curve."""
-    eff = efficiency_for(sc.gpu, sc.engine.name, _engine_table(sc))
+    silicon = _engine_table(sc)
+    eff = efficiency_for(sc.gpu, sc.engine.name, silicon)
     tp_moe = (sc.engine.tp_moe_compute_by_dtype if sc.parallelism.ep == 1 and sc.model.spec.n_routed_experts
-              and not _engine_table(sc) else ())
+              and not silicon else ())
     w4a16 = _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype)
-    deepgemm = sc.parallelism.ep > 1 and _engine_table(sc)
+    deepgemm = sc.parallelism.ep > 1 and silicon
     if not tp_moe and not w4a16 and not deepgemm:
         return eff
-    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm, _engine_table(sc))
+    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm, silicon)
 
 
 def _engine_table(sc: Scenario) -> bool:

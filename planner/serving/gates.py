@@ -56,8 +56,8 @@ class Gates:
         if n <= 1 or not k:
             self.rc = 0
             return True
-        self.rc, hit = (self.rc + k) % n, (self.rc + k) % n == 0
-        return hit
+        self.rc = (self.rc + k) % n
+        return self.rc == 0
 
     def _recv_step(self, arrival: int) -> int:
         """The first step of a decode span (1 = the next) at whose top the scheduler receives a request that is

@@ -47,6 +47,8 @@ from planner.serving.silicon_recipes import (
     RANGE_RATIO,
     SGLANG_RECIPES,
     benchmark,
+    degree,
+    number,
 )
 from planner.serving.silicon_report import summarize
 
@@ -176,16 +178,6 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def _num(x, default: float | None = None) -> float | None:
-    return default if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def _whole(x, default: int = 1) -> int:
-    """A parallel degree: 0 or empty means not used (1)."""
-    v = _num(x)
-    return default if v is None or v <= 0 else int(v)
-
-
 def band(concurrency: float) -> str:
     return next(label for hi, label in BANDS if concurrency <= hi)
 
@@ -211,13 +203,13 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
         return plans
     m = CONCURRENCY.search(str(row.silicon_data_source))
     conc = int(m.group(1)) if m else None
-    if conc is None and not split and _num(row.batch_size) is not None:
+    if conc is None and not split and number(row.batch_size) is not None:
         conc = int(round(row.batch_size * plans["dp_attention"]))
-    if conc is None and split and _num(row.decode_batch_size) is not None:
+    if conc is None and split and number(row.decode_batch_size) is not None:
         conc = int(round(row.decode_batch_size * plans[1][1]["dp_attention"] * plans[1][0]))
     if not conc:
         return "no concurrency recorded"
-    ttft, tpot = _num(row.silicon_ttft_ms), _num(row.silicon_tpot_ms)
+    ttft, tpot = number(row.silicon_ttft_ms), number(row.silicon_tpot_ms)
     if not ttft or not tpot or ttft <= 0 or tpot <= 0:
         return "no measured TTFT/TPOT"
     gpus = sum(w * p["tp"] * p["dp_attention"] for w, p in plans) if split else plans["tp"] * plans["dp_attention"]
@@ -253,13 +245,13 @@ def _plan(row, prefix: str, moe: bool) -> dict | str:
     pp_size columns, or why it cannot be mapped."""
     col = lambda key: getattr(row, prefix + key)  # noqa: E731
     who = f" ({prefix.rstrip('_')})" if prefix else ""
-    if _whole(col("pp_size")) != 1:
+    if degree(col("pp_size")) != 1:
         return f"pipeline parallel runs not mapped{who}"
-    tp, dp, ep = _whole(col("tp_size")), _whole(col("attention_dp_size")), _whole(col("moe_ep_size"))
+    tp, dp, ep = degree(col("tp_size")), degree(col("attention_dp_size")), degree(col("moe_ep_size"))
     if not moe:
         ep = 1  # a dense model's runs carry no expert plan (the moe_* columns are placeholders)
-    elif _whole(col("moe_tp_size")) * ep != tp * dp:
-        return (f"parallel plan inconsistent{who}: moe_tp {_whole(col('moe_tp_size'))} x moe_ep {ep} != tp {tp} x "
+    elif degree(col("moe_tp_size")) * ep != tp * dp:
+        return (f"parallel plan inconsistent{who}: moe_tp {degree(col('moe_tp_size'))} x moe_ep {ep} != tp {tp} x "
                 f"dp {dp}")
     return {"tp": tp, "dp_attention": dp, "ep": ep}
 
@@ -268,7 +260,7 @@ def _pools(row, moe: bool) -> tuple | str:
     """((prefill workers, plan), (decode workers, plan)) of a disaggregated row, or why it cannot be mapped."""
     out = []
     for role in ("prefill", "decode"):
-        workers = _num(getattr(row, f"{role}_num_workers"))
+        workers = number(getattr(row, f"{role}_num_workers"))
         if workers is None or workers < 1:
             return "disaggregated: prefill/decode worker counts not recorded"
         plan = _plan(row, f"{role}_", moe)

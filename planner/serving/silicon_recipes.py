@@ -4,6 +4,7 @@ and a row no mapping covers keeps the engine profile's defaults and InferenceMAX
 
 from __future__ import annotations
 
+import math
 import re
 
 from planner.base.limits import MAX_PROMPTS
@@ -88,49 +89,50 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
     if not harness:
         workload |= {"random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"}
     options = {"request_ingest_s": 0.0} if harness else {}
-    options |= sglang_flags(row, concurrency)
-    if (wait := batch_wait(row, concurrency)) is not None:
-        options |= {"batch_wait_timeout_iters": wait[0], "batch_wait_max_tokens_ratio": wait[1]}
     m = MEASURED.search(str(row.silicon_data_source))
-    if (row.backend == "trtllm" and m and m.group(1) >= ADP_BALANCE_FROM and _tp(row.attention_dp_size) > 1
+    measured = m.group(1) if m else None  # recipes are matched by the date a run was measured
+    options |= sglang_flags(row, concurrency, measured)
+    if (wait := batch_wait(row, concurrency, measured)) is not None:
+        options |= {"batch_wait_timeout_iters": wait[0], "batch_wait_max_tokens_ratio": wait[1]}
+    if (row.backend == "trtllm" and measured and measured >= ADP_BALANCE_FROM and degree(row.attention_dp_size) > 1
             and str(row.model_path) in ADP_BALANCE):
         options["attention_dp_balance"] = ADP_BALANCE[str(row.model_path)]
     client = "aiconfigurator aiperf harness, Dynamo" if harness else "InferenceMAX-style benchmark_serving"
     return client, workload, options
 
 
-def sglang_flags(row, concurrency: int) -> dict:
-    """engine_options of an InferenceMAX SGLang row's recipe (SGLANG_RECIPES): scheduler_recv_interval and
-    max_batched_tokens where the recipe passes them."""
+def sglang_flags(row, concurrency: int, measured: str | None) -> dict:
+    """engine_options of an InferenceMAX SGLang row's recipe (SGLANG_RECIPES) as of its `measured` date:
+    scheduler_recv_interval and max_batched_tokens where the recipe passes them."""
     found = SGLANG_RECIPES.get((str(row.model_path), str(row.system), str(row.precision)))
-    m = MEASURED.search(str(row.silicon_data_source))
-    if row.backend != "sglang" or not found or not m or m.group(1) < found[0]:
+    if row.backend != "sglang" or not found or not measured or measured < found[0]:
         return {}
     since, recv, chunk, _ = found
-    tp4 = str(row.model_path).startswith("deepseek-ai") and str(row.precision) == "fp8" and _tp(row.tp_size) == 4
+    tp4 = str(row.model_path).startswith("deepseek-ai") and str(row.precision) == "fp8" and degree(row.tp_size) == 4
     out = {"max_batched_tokens": 8192 if tp4 else chunk}
     if recv is not None:
         out["scheduler_recv_interval"] = recv[0] if tp4 else recv[concurrency >= 16]
     return out
 
 
-def batch_wait(row, concurrency: int) -> tuple[int, float] | None:
-    """(batch_wait_timeout_iters, batch_wait_max_tokens_ratio) of an InferenceMAX TensorRT-LLM row's recipe, or
-    None (BATCH_WAIT)."""
-    m = MEASURED.search(str(row.silicon_data_source))
-    if row.backend != "trtllm" or not m:
+def batch_wait(row, concurrency: int, measured: str | None) -> tuple[int, float] | None:
+    """(batch_wait_timeout_iters, batch_wait_max_tokens_ratio) of an InferenceMAX TensorRT-LLM row's recipe as of
+    its `measured` date, or None (BATCH_WAIT)."""
+    if row.backend != "trtllm" or not measured:
         return None
     for models, systems, precisions, since, rule, wait, _ in BATCH_WAIT:
         if (str(row.model_path) in models and str(row.system) in systems and str(row.precision) in precisions
-                and m.group(1) >= since and rule(int(row.isl), int(row.osl), _tp(row.tp_size), concurrency)):
+                and measured >= since and rule(int(row.isl), int(row.osl), degree(row.tp_size), concurrency)):
             return wait
     return None
 
 
+def number(x, default: float | None = None) -> float | None:
+    """A CSV cell as a number (empty / NaN: `default`)."""
+    return default if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def _tp(x) -> int:
-    try:
-        return int(float(x))
-    except (TypeError, ValueError):
-        return 1
+def degree(x, default: int = 1) -> int:
+    """A parallel degree: 0 or empty means not used (1)."""
+    v = number(x)
+    return default if v is None or v <= 0 else int(v)
