@@ -166,6 +166,8 @@ def test_sizing(env):
     assert "Best plan:" in at.success[0].value and "(buy)" in at.success[0].value
     assert chart(at, "Sizing: cost vs latency")
     assert any("--" in c.value for c in at.code)  # engine flags to copy
+    types = next(d.value for d in at.dataframe if "why_not" in d.value.columns)  # every priced hardware type
+    assert types["meets_slo"].any() and (types.loc[~types["meets_slo"], "why_not"] != "").all()
     at.radio(key="sizing.kimi-k2.5-chat.purchase").set_value("rent")
     next(b for b in at.button if b.label == "Size it").click().run()
     clean(at)

@@ -72,6 +72,9 @@ def test_default_report_builds_with_pngs(tmp_path):
     plans = pd.read_csv(out / "sizing--sizing-plans.csv")
     assert set(plans["requests_per_s"]) == {0.5, 5, 50}
     assert plans.groupby("requests_per_s")["usd_per_m_output_tokens"].min().nunique() > 1
+    types = pd.read_csv(out / "sizing--sizing-hardware-types.csv")  # every priced type per rate, met or why not
+    assert set(types["requests_per_s"]) == {0.5, 5, 50} and types["meets_slo"].any()
+    assert (types["why_not"].fillna("") != "").sum() == (~types["meets_slo"]).sum()
     rejected = pd.read_csv(out / "sizing--sizing-rejected.csv")
     assert len(rejected) <= 8 and rejected["reason"].is_unique
     # no machine path in any output

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from planner.deploy.memory import memory_report
+from planner.report.external import hardware_types_table
 from planner.sizing.answer import table
 from planner.sizing.fitting import build
 from planner.sizing.search import evaluate, refine, size
@@ -255,3 +256,32 @@ def test_chat_buy_names_apple_and_why(chat_by_purchase):
     assert m3["best"]["value"] > m3["best"]["limit"]
     text = table(doc)
     assert "Priced hardware types with no plan meeting the workload" in text and m3["reason"] in text
+
+
+def test_chat_buy_ranks_apple_as_best_effort(chat_by_purchase):
+    """A type whose closest plan misses the SLO is still ranked for a buyer who accepts the slower answer: that plan
+    at one request in flight per engine group, priced as ranked plans are (USD/h over output tokens per hour), with
+    the replicas the traffic needs at that rate; the Macs are among them (issue 21: NVIDIA, AMD and Apple)."""
+    doc = chat_by_purchase["buy"]
+    wl = load_workload(str(CHAT))
+    effort = sorted((h for h in doc["by_hardware"] if h.get("best_effort")), key=lambda h: h["best_effort_rank"])
+    assert [h["best_effort_rank"] for h in effort] == list(range(1, len(effort) + 1))
+    assert all(h["rank"] is None and not h["meets_slo"] for h in effort)
+    costs = [h["best_effort"]["usd_per_m_output_tokens"] for h in effort]
+    assert costs == sorted(costs)
+    m3 = next(h for h in effort if h["hardware_type"] == "apple-m3-ultra")
+    e, best = m3["best_effort"], m3["best"]
+    assert e["ttft_ms"] / 1e3 == pytest.approx(best["value"]) and e["ttft_ms"] > dict(wl.slo)["ttft_ms"]
+    per_replica = best["out_per_s"]
+    assert e["usd_per_m_output_tokens"] == pytest.approx(best["usd_per_hour"] / (per_replica * 3600) * 1e6)
+    assert e["replicas"] * per_replica >= wl.traffic.output_tokens_per_s > (e["replicas"] - 1) * per_replica
+    assert e["usd_per_hour"] == pytest.approx(best["usd_per_hour"] * e["replicas"])
+    ranked = {h["vendor"] for h in doc["by_hardware"] if h["rank"] is not None or h.get("best_effort_rank")}
+    assert ranked >= {"NVIDIA", "AMD", "Apple"}
+    text = table(doc)
+    assert "Best effort on those types" in text and "apple-m3-ultra" in text.split("Best effort on those types")[1]
+    types = hardware_types_table(doc)
+    row = types[types["hardware_type"] == "apple-m3-ultra"].iloc[0]
+    assert not row["meets_slo"] and row["usd_per_m_output_tokens"] == pytest.approx(e["usd_per_m_output_tokens"])
+    assert len(types) == len(doc["by_hardware"]) and types["meets_slo"].sum() == sum(
+        h["rank"] is not None for h in doc["by_hardware"])

@@ -137,6 +137,11 @@ def results(doc: dict) -> None:
             if rows:
                 ui.table(pd.DataFrame(rows), f"pareto-{front}", f"Pareto front: {front.replace('_', ' ')}")
         flags(plans)
+    types = data.hardware_types_table(doc)
+    if not types.empty:
+        ui.table(types, "sizing-hardware-types", "Best plan per hardware type: ranked where one meets the workload; "
+                 "else why not, and its closest plan priced as a best effort (TTFT and TPOT at one request in "
+                 "flight) for a buyer who accepts the missed SLO")
     api_break_even(doc.get("api_break_even") or {})
     rejected = pd.DataFrame([{"reason": r, "plans": n} for r, n in (doc.get("rejected") or {}).items()])
     if not rejected.empty:

@@ -71,6 +71,24 @@ def sizing_table(doc: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def hardware_types_table(doc: dict) -> pd.DataFrame:
+    """One row per priced hardware type of a `size` answer (its by_hardware): the best plan where one meets the
+    workload; else why none does and, where its closest miss is priced, that plan as a best effort (one request in
+    flight per engine group, planner.sizing.by_type.best_effort)."""
+    rows = []
+    for h in doc.get("by_hardware") or []:
+        e = h.get("best_effort") or {}
+        plan = h if h.get("meets_slo") else e
+        rows.append({"rank": h.get("rank"), "best_effort_rank": h.get("best_effort_rank"),
+                     "hardware_type": h.get("hardware_type"), "vendor": h.get("vendor"),
+                     "meets_slo": bool(h.get("meets_slo")), "hardware": plan.get("hardware") or h.get("hardware"),
+                     "weights": plan.get("weights"), "engine": plan.get("engine"), "plan": plan.get("plan"),
+                     "replicas": plan.get("replicas"), "usd_per_hour": plan.get("usd_per_hour"),
+                     "usd_per_m_output_tokens": plan.get("usd_per_m_output_tokens"), "tpot_ms": plan.get("tpot_ms"),
+                     "ttft_ms": e.get("ttft_ms"), "why_not": h.get("reason") or ""})
+    return pd.DataFrame(rows)
+
+
 def _plan_label(par: dict) -> str:
     """The plan's label as sizing wrote it, else the one label of its degrees (planner.deploy.scenario.plan_label)."""
     if isinstance(par.get("plan"), str):

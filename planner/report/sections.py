@@ -22,7 +22,7 @@ from planner.report import figures as F
 from planner.report import tables as T
 from planner.report.api import break_even_table, daily_cost_curve
 from planner.report.claims import audit, verdict_counts
-from planner.report.external import bench_points, sizing_range, sizing_table
+from planner.report.external import bench_points, hardware_types_table, sizing_range, sizing_table
 from planner.report.family import family_of
 from planner.report.plans import Plan, load_plans, pick
 from planner.report.spec import ReportSpec, SectionSpec, model_ref, resolve_path
@@ -206,7 +206,7 @@ def sizing(ctx: Context, opts: dict, where: str) -> Section:
     if opts.get("workload") is None:
         raise PlannerError("missing (a workload file or mapping, CONTRACT.md §7)", file=ctx.spec.file,
                            field=f"{where}.workload")
-    tables, grouped = [], {}
+    tables, types, grouped = [], [], {}
     for rate, doc, why in ctx.sizing_runs(opts, where):
         at = "" if rate is None else f" at {rate:g} requests/s"
         if doc is None:
@@ -216,6 +216,10 @@ def sizing(ctx: Context, opts: dict, where: str) -> Section:
         if rate is not None:
             table.insert(0, "requests_per_s", rate)
         tables.append(table)
+        kinds = hardware_types_table(doc)
+        if rate is not None and not kinds.empty:
+            kinds.insert(0, "requests_per_s", rate)
+        types.append(kinds)
         sm = doc.get("summary") or {}
         s.paragraphs.append(f"{at.strip() or 'the workload'}: {sm.get('feasible', len(table)):,} feasible plans of "
                             f"{sm.get('candidates', 0):,} searched; the {len(table)} best ranked below.")
@@ -226,6 +230,10 @@ def sizing(ctx: Context, opts: dict, where: str) -> Section:
         s.figures.append(("sizing-pareto", "Cost vs latency of the ranked plans at each traffic rate",
                           F.sizing_pareto(table)))
     s.tables.append(("sizing-plans", "Ranked plans", table, True))
+    kinds = pd.concat(types, ignore_index=True) if types else pd.DataFrame()
+    if not kinds.empty:
+        s.tables.append(("sizing-hardware-types", "Best plan per hardware type (where none meets the SLO: why, and "
+                         "its closest plan priced as a best effort)", kinds, True))
     # rejections grouped by reason kind with counts (every reason is in `planner size --json`)
     rows = [_rejected_row(kind, items) for kind, items in grouped.items()]  # one row per kind of reason
     if rows:

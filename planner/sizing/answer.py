@@ -10,6 +10,7 @@ import re
 
 import pandas as pd
 
+from planner.base.units import duration
 from planner.hardware.accelerators import load_accelerator as acc
 from planner.model.models import load_model
 from planner.perf.steps import decode_step
@@ -183,16 +184,22 @@ def distinct(rows) -> list:
 def by_hardware(rows, wl, missed: dict | None = None) -> list[dict]:
     """The best plan of each hardware type, ranked by the workload's objective (a screened estimate unless `exact`;
     the ranked plans above are re-evaluated exactly); then each priced type with no plan meeting the workload
-    (`missed`: type -> why, and its closest miss), `rank` None, so a buyer sees every priced type."""
+    (`missed`: type -> why, and its closest miss), `rank` None, so a buyer sees every priced type; those whose
+    closest miss is priced (by_type.best_effort) carry `best_effort_rank`, by cost per million output tokens."""
     best: dict[str, object] = {}
     for r in sorted(rows, key=lambda r: r.key(wl.objective)):
         best.setdefault(hw_type(r.cand), r)
     out = [{"rank": k + 1, "hardware_type": name, "meets_slo": True, "reason": "", **_entry(r)}
            for k, (name, r) in enumerate(best.items())]
-    for name, why in sorted((missed or {}).items(), key=lambda kv: (kv[1].get("ratio", math.inf), kv[0])):
-        if name not in best:
-            out.append({"rank": None, "hardware_type": name, "meets_slo": False, "vendor": why.get("vendor"),
-                        "hardware": why.get("hardware"), "reason": why["reason"], "best": why.get("best")})
+    unmet = [(name, why) for name, why in (missed or {}).items() if name not in best]
+    unmet.sort(key=lambda kv: (kv[1].get("ratio", math.inf), kv[0]))
+    efforts = sorted((why["best_effort"]["usd_per_m_output_tokens"], name) for name, why in unmet
+                     if why.get("best_effort"))
+    effort_rank = {name: k + 1 for k, (_, name) in enumerate(efforts)}
+    for name, why in unmet:
+        out.append({"rank": None, "hardware_type": name, "meets_slo": False, "vendor": why.get("vendor"),
+                    "hardware": why.get("hardware"), "reason": why["reason"], "best": why.get("best"),
+                    "best_effort": why.get("best_effort"), "best_effort_rank": effort_rank.get(name)})
     return out
 
 
@@ -334,6 +341,17 @@ def table(doc: dict) -> str:
     if unmet:
         lines.append(f"Priced hardware types with no plan meeting the workload ({len(unmet)}; closest first):")
         lines += [f"  - {h['reason']}" for h in unmet]
+        effort = sorted((h for h in unmet if h.get("best_effort")), key=lambda h: h["best_effort_rank"])
+        if effort:
+            lines.append("Best effort on those types, for a buyer who accepts the missed SLO (their closest plan, one "
+                         "request in flight per engine group; * = needs your own quantization):")
+            lines.append(pd.DataFrame([{
+                "#": h["best_effort_rank"], "type": h["hardware_type"], "hardware": e["hardware"],
+                "weights": e["weights"] + ("" if e["published"] else "*"), "engine": e["engine"], "plan": e["plan"],
+                "TTFT": duration(e["ttft_ms"] / 1e3), "TPOT ms": f"{e['tpot_ms']:,.1f}",
+                "repl": f"{e['replicas']:,}", "USD/h": _money(e["usd_per_hour"]),
+                "USD/M out": _money(e["usd_per_m_output_tokens"])}
+                for h in effort if (e := h["best_effort"])]).to_string(index=False))
     lines.append(_api_line(doc["api_break_even"]))
     for name, recs in doc["pareto"].items():
         if recs:

@@ -1,6 +1,8 @@
 """Hardware types in the `size` answer (answer.by_hardware): the type of a plan, which types the search tried and
 how close each came to the SLO, and why each priced type without a plan meeting the workload has none (its closest
-miss at one request in flight, no plan fitting memory, or no configuration passing the static checks).
+miss at one request in flight, no plan fitting memory, or no configuration passing the static checks), with that
+closest miss priced as a best effort (a Mac that prefills a chat prompt in 13 s instead of 3 s is still a ranked
+answer for a buyer who can wait: its cost per million tokens and the replicas the traffic needs).
 """
 
 from __future__ import annotations
@@ -44,6 +46,23 @@ def miss_reason(wl, display: str, slo: dict | None, memory: str = "") -> tuple[s
             f"in flight, {where})"), ratio
 
 
+def best_effort(wl: SizingWorkload, slo: dict | None) -> dict | None:
+    """What a type's closest SLO miss would serve and cost for a buyer who accepts its slower answer: one request
+    in flight per engine group (the batch the miss was measured at), replicas for the workload's traffic at that
+    rate, USD per million output tokens as planner.sizing.search.Row prices a plan. None without a priced miss."""
+    if not slo or not slo.get("out_per_s"):
+        return None
+    users, out_needed = wl.traffic.concurrency, wl.traffic.output_tokens_per_s
+    replicas = math.ceil(users / slo["groups"] - 1e-9) if users is not None else math.ceil(
+        out_needed / slo["out_per_s"] - 1e-9)
+    replicas = max(1, replicas)
+    return {"hardware": slo["hardware"], "weights": slo["weights"], "engine": slo["engine"], "plan": slo["plan"],
+            "published": slo.get("published", True), "in_flight_per_replica": slo["groups"],
+            "ttft_ms": slo["ttft_s"] * 1e3, "tpot_ms": slo["tpot_s"] * 1e3, "replicas": replicas,
+            "usd_per_hour": slo["usd_per_hour"] * replicas, "capex_usd": slo["capex_usd"] * replicas,
+            "usd_per_m_output_tokens": slo["usd_per_hour"] / (slo["out_per_s"] * 3600) * 1e6}
+
+
 def missed_types(wl: SizingWorkload, rej, tried: dict, partial: bool = False) -> dict[str, dict]:
     """Every priced hardware type of the search with why it may have no plan meeting the workload (by_hardware
     drops those that have one): its closest SLO miss, or no plan fitting memory, or no configuration passing the
@@ -75,5 +94,5 @@ def missed_types(wl: SizingWorkload, rej, tried: dict, partial: bool = False) ->
                            if r.startswith(f"{lb}, ")), "")
             reason, ratio = miss_reason(wl, display, slo, memory)
         out[kind] = {"vendor": a.vendor if a else None, "hardware": slo["hardware"] if slo else hw.label(),
-                     "reason": reason, "ratio": ratio, "best": slo}
+                     "reason": reason, "ratio": ratio, "best": slo, "best_effort": best_effort(wl, slo)}
     return out

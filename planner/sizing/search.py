@@ -98,9 +98,11 @@ class Row:
                 self.cand.hw.label(), self.cand.weights, self.cand.kv_cache, self.cand.engine, self.cand.plan)
 
 
-def _slo_reject(cand: Candidate, sc: Scenario, limits: Limits, rej: Rejections, tried: dict) -> None:
+def _slo_reject(cand: Candidate, cost: UnitCost, sc: Scenario, limits: Limits, rej: Rejections,
+                tried: dict) -> None:
     """Count a plan that misses the SLO even with one request in flight, with the exact numbers at batch 1, and
-    keep the closest miss of its hardware type in `tried`."""
+    keep the closest miss of its hardware type in `tried`, with what it serves there and costs (by_type.best_effort
+    prices it for the buyer who would accept the slower answer)."""
     pt = serve_point(sc, 1.0)
     hw = cand.hw.label()
     if limits.tpot_s is not None and pt.tpot_s > limits.tpot_s:
@@ -117,7 +119,11 @@ def _slo_reject(cand: Candidate, sc: Scenario, limits: Limits, rej: Rejections, 
         rej.slo(hw, "TTFT", pt.ttft_s, limits.ttft_s or 0.0)
         miss = ("TTFT", pt.ttft_s, limits.ttft_s or 0.0)
     closer(tried, hw_type(cand), {"metric": miss[0], "value": miss[1], "limit": miss[2], "hardware": hw,
-                                   "weights": cand.weights, "engine": cand.engine, "plan": cand.plan})
+                                   "weights": cand.weights, "engine": cand.engine, "plan": cand.plan,
+                                   "ttft_s": pt.ttft_s, "tpot_s": pt.tpot_s, "groups": replica_groups(sc),
+                                   "out_per_s": out_per_s(sc, 1.0, pt.step.seconds),
+                                   "usd_per_hour": cost.usd_per_hour, "capex_usd": cost.capex_usd,
+                                   "published": cand.published})
 
 
 def settle(row: Row, wl: SizingWorkload) -> None:
@@ -186,7 +192,7 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
                 rej.add(f"{err.message}: the speed model cannot time this hardware", "hardware data")
                 continue
             if cap is None:
-                _slo_reject(cand, sc, limits, rej, tried)
+                _slo_reject(cand, cost, sc, limits, rej, tried)
                 continue
             row = Row(cand, cost, sc, mem, cap, curve)
             settle(row, wl)
@@ -283,7 +289,7 @@ def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row
         if not row.cap.exact:
             cap = exact_capacity(row.sc, row.mem, limits, hint=row.cap.running)
             if cap is None:
-                _slo_reject(row.cand, row.sc, limits, rej, {} if tried is None else tried)
+                _slo_reject(row.cand, row.cost, row.sc, limits, rej, {} if tried is None else tried)
                 rows.remove(row)
                 continue
             row.cap = cap
