@@ -219,7 +219,8 @@ def merge(a: list[Op], b: list[Op]) -> list[Op]:
                            act_bytes=op.act_bytes + other.act_bytes,
                            kv_read_bytes=op.kv_read_bytes + other.kv_read_bytes,
                            kv_write_bytes=op.kv_write_bytes + other.kv_write_bytes,
-                           comm_bytes=op.comm_bytes + other.comm_bytes, m=op.m + other.m))
+                           comm_bytes=op.comm_bytes + other.comm_bytes,
+                           rdma_bytes=op.rdma_bytes + other.rdma_bytes, m=op.m + other.m))
     return out + list(by_name.values())
 
 

@@ -2,9 +2,9 @@
 whose TPOT and TTFT keep the SLO, and the output tokens per second it then serves.
 
 Two paths over the same models:
-- `screen`: vectorized. The decode step of every batch on a grid (planner.perf.sweep.DecodeSweep, numpy) plus the
-  time the prompt tokens mixed into each step add, interpolated between three exact mixed steps. An estimate,
-  used to rank every candidate that fits.
+- `screen`: vectorized. The mixed step (decode batch plus the prompt tokens chunked prefill mixes in) of every
+  batch on a grid (planner.perf.step_sweep.StepSweep, numpy: the scalar model's steps to float precision), with
+  the SLO boundary interpolated between grid points. An estimate, used to rank every candidate that fits.
 - `exact_capacity`: the scalar serving model (planner.serving.serve.serve_point: one mixed step from op records),
   bisected on the running batch. Used for the plans that are reported.
 """
@@ -12,14 +12,14 @@ Two paths over the same models:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil, sqrt
+from math import ceil
 
 import numpy as np
 
 from planner.deploy.memory import MemoryReport
 from planner.deploy.scenario import Scenario
-from planner.perf.steps import mixed_step, tokens_per_step
-from planner.perf.sweep import DecodeSweep
+from planner.perf.step_sweep import StepSweep
+from planner.perf.steps import tokens_per_step
 from planner.serving.point import (
     REL_TOL,
     Limits,
@@ -53,48 +53,22 @@ def screen(sc: Scenario, mem: MemoryReport, limits: Limits, chunk=None) -> tuple
     """Vectorized estimate: (capacity at the SLO or None, running grid, TPOT per grid point). `chunk`: a
     `prompt_chunk` result to reuse (plans that differ only in KV dtype share it in the estimate).
 
-    The decode step comes from the vectorized sweep on the whole grid; the prompt tokens chunked prefill mixes into
-    each step add a time taken from exact mixed steps (planner.perf.steps.mixed_step with the prompt tokens per step of
-    planner.serving.serve's steady state) at running 2, the memory limit, their geometric mean and, once estimated, next
-    to the SLO boundary; interpolated over log prompt tokens per step (the added time has a fixed part per step,
-    e.g. the MLA prefill's latent decompression, and grows slower than linearly)."""
+    Every grid point's step is the mixed step of planner.perf.steps.mixed_step (the decode batch plus the prompt
+    tokens per step of planner.serving.serve's steady state), evaluated over the whole grid at once by
+    planner.perf.step_sweep.StepSweep; TTFT is the prompt alone or its chunks, one per step, whichever is longer."""
     wl, t = sc.workload, sc.parallelism.tp
     cap = max_running(sc, mem)
     running = np.unique(np.append(np.geomspace(1.0, cap, GRID), cap))  # [R] per engine group
     batch = running / t  # [R] per GPU
-    kv_mean = wl.mean_kv_len
-    decode, _ = DecodeSweep(sc).evaluate(batch, kv_mean)  # [R] seconds per step
     new = wl.new_prompt_len
     chunk, pre = chunk or prompt_chunk(sc)
     ttft_alone = pre.seconds * new / chunk
     mixed = steady_prompt_tokens(sc, running)  # [R] prompt tokens per step per GPU (planner.serving.point)
-    exact: dict[int, float] = {}  # grid index -> exact mixed step minus decode step
-
-    def estimate():
-        idx = sorted(exact)
-        log_p = np.log(np.maximum(mixed, 1e-12))
-        extra = np.where(mixed > 0, np.interp(log_p, log_p[idx], [max(exact[i], 0.0) for i in idx]), 0.0) \
-            if idx else np.zeros_like(decode)
-        step = decode + extra
-        budget = np.maximum(1.0, sc.engine.max_batched_tokens - running)
-        ttft = np.maximum(ttft_alone, np.where(mixed > 0, np.ceil(new / budget) * step, 0.0))
-        return step, step / tokens_per_step(sc), ttft
-
-    def sample(k: int) -> None:
-        if k not in exact and mixed[k] > 0:
-            exact[k] = mixed_step(sc, batch[k], kv_mean, mixed[k], wl.input_len, wl.input_len - new).seconds - decode[k]
-
-    if cap > 1:
-        for r in (min(2.0, cap), sqrt(min(2.0, cap) * cap), cap):
-            sample(int(np.abs(running - r).argmin()))
-    step, tpot, ttft = estimate()
+    step = StepSweep(sc, wl.mean_kv_len, wl.input_len, wl.input_len - new).mixed(batch, mixed)
+    budget = np.maximum(1.0, sc.engine.max_batched_tokens - running)
+    ttft = np.maximum(ttft_alone, np.where(mixed > 0, np.ceil(new / budget) * step, 0.0))
+    tpot = step / tokens_per_step(sc)
     good = limits.ok(tpot, ttft)
-    if good.any() and not good.all():  # one more exact point where the SLO boundary is estimated to lie
-        nxt = int(np.flatnonzero(good).max()) + 1
-        if nxt < len(running):  # the SLO need not hold monotonically (e.g. a launch floor at small batches)
-            sample(nxt)
-        step, tpot, ttft = estimate()
-        good = limits.ok(tpot, ttft)
     if not good.any():
         return None, running, tpot
     k = int(np.flatnonzero(good).max())

@@ -1,0 +1,240 @@
+"""Vectorized steps at one operating point's lengths: planner.perf.steps.decode_step and mixed_step over arrays of
+(sequences per GPU, prompt tokens per GPU per step), for the sizing screen (planner.sizing.capacity.screen).
+
+At a fixed mean KV length, prompt length and cached prefix, every op record's FLOP and bytes are affine in the step's
+tokens x: v(x) = a + b x (x: a decode step's sequences per GPU, or a prefill's prompt tokens per GPU). The
+coefficients come from the scalar op records themselves (planner.perf.steps.decode_ops / prefill_ops at x = 1 and 2),
+so this cannot drift from the scalar model. Two parts are not affine and are computed as planner.perf.ops does: a
+routed-expert op reads E_rank (1 - (1 - k/E)^(T G)) experts' weights for T tokens per GPU, with
+ceil(pairs x G/ep / touched) rows per expert; and GEMM rows are whole numbers (ceil of the affine rows).
+
+Ops are evaluated together as [ops x points] arrays, each timed as planner.perf.roofline.time_op does, and summed as
+planner.perf.steps.run_ops does (the launch floor outside CUDA graphs, two-batch overlap, step overhead, pipeline
+stages). A mixed step merges decode and prompt records as planner.perf.steps.merge (weights read once); an engine that
+does not mix runs a prompt batch every 1/f decode steps, amortized as planner.perf.steps.mixed_step.
+tests/test_step_sweep.py holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from planner.deploy.scenario import Scenario
+from planner.perf.ops import ep_load_imbalance, scale_up_gpus
+from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor
+from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_seconds, machine, merge, prefill_ops
+from planner.perf.sweep import _surface
+
+FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
+FLOPS, WEIGHTS, ACT, KV_READ, KV_WRITE, COMM, RDMA, ROWS = range(len(FIELDS))
+EXPERTS = ("moe.experts", "mtp.moe.experts")  # routed experts on the GPU: the main pass and MTP draft passes
+COMM_PROBE_BYTES = 1e9  # bytes at which comm_time's slope is read (large: no cancellation against the latency)
+
+
+class _Records:
+    """One step family's op records (names and kinds as the scalar model lists them) as affine coefficients in x."""
+
+    def __init__(self, sc: Scenario, make, expert_tokens: dict[str, float]):
+        one, two, big = make(1.0), make(2.0), {op.name: op for op in make(1e9)}
+        if [op.name for op in one] != [op.name for op in two] or any(op.where != "gpu" for op in one):
+            raise ValueError("the step sweep needs one fixed set of GPU op records")
+        self.ops = one
+        self.names = [op.name for op in one]
+        a = np.array([[float(getattr(op, f)) for f in FIELDS] for op in one])
+        b = np.array([[float(getattr(op, f)) for f in FIELDS] for op in two]) - a
+        self.icpt, self.slope = a - b, b
+        s, par = sc.model.spec, sc.parallelism
+        per_rank = -(-(s.n_routed_experts + par.redundant_experts) // max(par.ep, 1))
+        self.experts = [(i, expert_tokens.get(op.name, 1.0), big[op.name].weight_bytes)
+                        for i, op in enumerate(one) if op.name in EXPERTS]
+        self.k, self.n_experts, self.busiest = s.experts_per_token, s.n_routed_experts, ep_load_imbalance(sc)
+        self.stage, self.per_rank, self.expert_tp = par.gpus_per_stage, per_rank, par.gpus_per_stage / par.ep
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """[ops, FIELDS, points] at tokens x (decode: sequences per GPU)."""
+        v = self.icpt[:, :, None] + self.slope[:, :, None] * x[None, None, :]
+        v[:, ROWS] = np.ceil(v[:, ROWS] - 1e-9)
+        for i, tokens_per_x, full in self.experts:  # planner.perf.ops._ffn_ops, in its order of operations
+            stage_tokens = x * tokens_per_x * self.stage
+            frac = np.where(stage_tokens > 0, 1 - (1 - self.k / self.n_experts) ** stage_tokens, 0.0)
+            pairs = stage_tokens * self.k / self.stage * self.busiest
+            v[i, WEIGHTS] = full * frac
+            v[i, ROWS] = np.ceil(pairs * self.expert_tp / np.maximum(self.per_rank * frac, 1))
+        return v
+
+
+class _Timer:
+    """Seconds of a step's op records, given their fields as [ops, FIELDS, points] (roofline.time_op, run_ops)."""
+
+    def __init__(self, sc: Scenario, ops: list, prefill: bool):
+        m = self.machine = machine(sc)
+        self.sc, self.prefill = sc, prefill
+        self.count = np.array([float(op.count) for op in ops])
+        self.comm = np.array([op.kind == "comm" for op in ops])
+        gpu = [i for i, op in enumerate(ops) if op.kind != "comm"]
+        self.lat, self.alpha, self.beta = (np.zeros(len(ops)) for _ in range(3))
+        for i, op in enumerate(ops):
+            if op.kind == "comm":  # comm_time is latency + max(alpha x bytes, beta x RDMA bytes), 0 without bytes
+                tiny = comm_time(replace(op, comm_bytes=1e-300, rdma_bytes=0.0), m)
+                self.lat[i] = tiny
+                self.alpha[i] = (comm_time(replace(op, comm_bytes=COMM_PROBE_BYTES, rdma_bytes=0.0), m) - tiny) \
+                    / COMM_PROBE_BYTES
+                self.beta[i] = (comm_time(replace(op, comm_bytes=1e-300, rdma_bytes=COMM_PROBE_BYTES), m) - tiny) \
+                    / COMM_PROBE_BYTES
+        self.gpu = np.array(gpu, dtype=int)
+        self.peak = np.ones(len(ops))
+        self.mamf = np.ones(len(ops))
+        self.kfac = np.ones(len(ops))
+        self.floor = np.zeros(len(ops))
+        self.stream = np.zeros(len(ops), dtype=bool)
+        compute, memory, self.shapes = {}, {}, []
+        for i in gpu:
+            op = ops[i]
+            e = m.eff.ops[op.kind]
+            self.peak[i] = _peak(m.acc, op.dtype)
+            if op.kind in ("gemm", "grouped_gemm"):
+                self.mamf[i], self.kfac[i] = _mamf_cap(m.acc, op.dtype), depth_factor(op.depth)
+            self.floor[i] = e.floor_s * op.kernels
+            self.stream[i] = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
+            compute.setdefault(id(c := e.compute_for(op.dtype)), (c, []))[1].append(i)
+            memory.setdefault(id(e.memory), (e.memory, []))[1].append(i)
+            shape = next((sf for d, sf in e.shape_by_dtype if d == op.dtype), None) if e.shape_by_dtype else None
+            if shape is not None and not self.stream[i]:
+                self.shapes.append((i, shape, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
+                                    max(op.depth or 1.0, 1.0)))
+        self.gemm = np.array([op.kind in ("gemm", "grouped_gemm") for op in ops])
+        self.compute_groups = [(_knots(c), np.array(idx)) for c, idx in compute.values()]
+        self.memory_groups = [(_knots(c), np.array(idx)) for c, idx in memory.values()]
+        self.launch = launch_seconds(sc, ops, prefill)
+
+    def busy(self, v: np.ndarray) -> np.ndarray:
+        """work + communication of each point (seconds), as run_ops adds them before the launch floor."""
+        m = self.machine
+        rows = np.maximum(v[:, ROWS], 1.0)  # `op.m or 1`
+        eff_c, eff_m = np.ones_like(rows), np.ones_like(rows)
+        for (xs, ys), idx in self.compute_groups:
+            eff_c[idx] = _interp(xs, ys, rows[idx])
+        for (xs, ys), idx in self.memory_groups:
+            eff_m[idx] = _interp(xs, ys, rows[idx])
+        eff_c = np.where(self.gemm[:, None], np.minimum(eff_c, self.mamf[:, None]) * self.kfac[:, None], eff_c)
+        flops = v[:, FLOPS]
+        t_c = np.where(flops > 0, flops / (self.peak[:, None] * eff_c), 0.0)
+        total = v[:, WEIGHTS] + v[:, ACT] + v[:, KV_READ] + v[:, KV_WRITE]
+        bw = m.acc.memory_bandwidth_bytes_per_s
+        t_m = np.where(total > 0, total / (bw * eff_m), 0.0)
+        t = np.maximum(np.maximum(t_c, t_m), self.floor[:, None])
+        if self.stream.any():  # the engine's fused-MoE streaming: latency + bytes at its HBM fraction, no floor
+            s = self.stream
+            t[s] = np.maximum(t_c[s], m.moe_stream_latency_s + total[s] / (bw * m.moe_stream_fraction))
+        for i, shape, one, depth in self.shapes:  # a silicon table's shape surface (roofline.time_op)
+            r = rows[i]
+            axes = {"m": r, "depth": depth, "bytes": total[i], "width": flops[i] / (2 * r * depth),
+                    "context": v[i, KV_READ] / np.maximum(v[i, KV_WRITE], 1e-30)}
+            factor = _surface(shape, [np.maximum(axes[a], 1.0) for a in shape.axes])
+            t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, self.floor[i])
+        t = np.where(self.comm[:, None], 0.0, t)
+        work = (t * self.count[:, None]).sum(axis=0)
+        comm_t = np.where(v[:, COMM] > 0, self.lat[:, None] + np.maximum(self.alpha[:, None] * v[:, COMM],
+                                                                        self.beta[:, None] * v[:, RDMA]), 0.0)
+        comm = (np.where(self.comm[:, None], comm_t, 0.0) * self.count[:, None]).sum(axis=0)
+        if self.sc.engine.overlap_comm == "tbo_ep" and self.sc.parallelism.ep > 1:
+            comm = comm - TBO_HIDDEN * np.minimum(comm, work)
+        return work + comm
+
+    def step(self, v: np.ndarray, graphed: np.ndarray) -> np.ndarray:
+        """Step seconds: stages x (max(busy, launch outside a CUDA graph) + overhead)."""
+        busy = self.busy(v)
+        busy = np.where(graphed, busy, np.maximum(busy, self.launch))
+        return self.sc.parallelism.pp * (busy + self.sc.engine.step_overhead_s)
+
+
+class StepSweep:
+    """decode_step(sc, b, kv_len) and mixed_step(sc, b, kv_len, p, prompt_len, cached) over arrays of b and p."""
+
+    def __init__(self, sc: Scenario, kv_len: float, prompt_len: float, cached: float = 0.0):
+        if sc.gpu is None or sc.expert_layers_on_cpu:
+            raise ValueError("the step sweep models GPU deployments without host-resident experts")
+        self.sc, self.prompt_len, self.cached = sc, prompt_len, cached
+        sq = 1 + sc.mtp_tokens
+        key = _ops_key(sc)
+        self.dec = _records(("decode", key, kv_len), lambda: _Records(
+            sc, lambda x: decode_ops(sc, x, kv_len), {"moe.experts": sq, "mtp.moe.experts": 1.0}))
+        self.pre = _records(("prefill", key, prompt_len, cached), lambda: _Records(
+            sc, lambda x: prefill_ops(sc, x, prompt_len, cached), {"moe.experts": 1.0}))
+        self.dec_timer = _Timer(sc, self.dec.ops, prefill=False)
+        if sc.engine.mixed_chunk:
+            merged = merge(self.dec.ops, self.pre.ops)
+            at = {name: k for k, name in enumerate(self.dec.names)}
+            self.only_pre = [i for i, name in enumerate(self.pre.names) if name not in at]
+            self.pre_into = np.array([at.get(name, -1) for name in self.pre.names])
+            self.mix_timer = _Timer(sc, merged, prefill=True)
+        else:
+            self.pre_timer = _Timer(sc, self.pre.ops, prefill=True)
+
+    def decode(self, batch) -> np.ndarray:
+        b = np.atleast_1d(np.asarray(batch, dtype=float))
+        eng, t = self.sc.engine, self.sc.parallelism.tp
+        graphed = np.ones_like(b, dtype=bool) if eng.cuda_graph_max_batch is None else b * t <= eng.cuda_graph_max_batch
+        return self.dec_timer.step(self.dec.values(b), graphed)
+
+    def mixed(self, batch, prompt_tokens) -> np.ndarray:
+        """Seconds of a step with `batch` sequences decoding and `prompt_tokens` prompt tokens per GPU on average."""
+        b, p = np.broadcast_arrays(np.atleast_1d(np.asarray(batch, dtype=float)),
+                                   np.atleast_1d(np.asarray(prompt_tokens, dtype=float)))
+        out = self.decode(b)
+        has = p > 0
+        if not has.any():
+            return out
+        b, p = b[has], p[has]
+        eng, t = self.sc.engine, self.sc.parallelism.tp
+        if not eng.mixed_chunk:  # one prompt batch of p / f tokens every 1/f decode steps (mixed_step)
+            f = np.minimum(1.0, p * t / max(self.prompt_len - self.cached, 1.0))
+            tokens = p / f
+            pre = self.pre_timer.step(self.pre.values(tokens), tokens * t <= eng.graph_prefill_tokens)
+            out[has] = out[has] + f * pre
+            return out
+        dec, pre = self.dec.values(b), self.pre.values(p)
+        common = self.pre_into >= 0
+        both = dec.copy()
+        rows = self.pre_into[common]
+        both[rows] += pre[common]
+        both[rows, WEIGHTS] = np.maximum(dec[rows, WEIGHTS], pre[common, WEIGHTS])  # weights read once
+        v = np.concatenate([both, pre[self.only_pre]], axis=0)
+        out[has] = self.mix_timer.step(v, (b + p) * t <= eng.graph_prefill_tokens)
+        return out
+
+
+# op-record coefficients by what the records depend on (_ops_key), shared by every GPU a search tries a plan on
+_RECORDS: dict = {}
+RECORDS_MAX = 4096
+
+
+def _ops_key(sc: Scenario) -> tuple:
+    """What planner.perf.ops reads of a GPU scenario: everything but the accelerator itself, of which it reads only
+    the scale-up domain (planner.perf.ops.scale_up_gpus), and the labels. tests/test_step_sweep.py checks, across the
+    catalog's GPUs, that records shared under one key equal the records built for each scenario."""
+    return replace(sc, name="", file="", gpu="", accelerator=None, slo=(), measured=(), correction=None), \
+        scale_up_gpus(sc)
+
+
+def _records(key: tuple, build) -> _Records:
+    hit = _RECORDS.get(key)
+    if hit is None:
+        if len(_RECORDS) >= RECORDS_MAX:
+            _RECORDS.clear()
+        hit = _RECORDS[key] = build()
+    return hit
+
+
+def _knots(curve) -> tuple[np.ndarray, np.ndarray]:
+    return np.log([p[0] for p in curve.points]), np.array([p[1] for p in curve.points])
+
+
+def _interp(xs: np.ndarray, ys: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """planner.hardware.efficiency.Curve.at: linear in log m between points, flat beyond them."""
+    if len(xs) == 1:
+        return np.full_like(m, ys[0])
+    return np.interp(np.log(m), xs, ys)
+
