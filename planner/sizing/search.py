@@ -36,14 +36,7 @@ from planner.serving.serve import serve_point
 from planner.sizing.answer import document, pareto_rows
 from planner.sizing.by_type import closer, hw_type, missed_types
 from planner.sizing.candidates import Candidate, acceptable_formats, enumerate_candidates
-from planner.sizing.capacity import (
-    Capacity,
-    exact_capacity,
-    out_per_s,
-    replicas_needed,
-    running_for,
-    screen,
-)
+from planner.sizing.capacity import Capacity, exact_capacity, out_per_s, replicas_needed, running_for, screen
 from planner.sizing.cost import UnitCost
 from planner.sizing.fits import answer as fits_answer
 from planner.sizing.fits import plan_fits
@@ -101,8 +94,7 @@ class Row:
 def _slo_reject(cand: Candidate, cost: UnitCost, sc: Scenario, limits: Limits, rej: Rejections,
                 tried: dict) -> None:
     """Count a plan that misses the SLO even with one request in flight, with the exact numbers at batch 1, and
-    keep the closest miss of its hardware type in `tried`, with what it serves there and costs (by_type.best_effort
-    prices it for the buyer who would accept the slower answer)."""
+    keep the closest miss of its hardware type in `tried`, with what it serves and costs there (by_type.best_effort)."""
     pt = serve_point(sc, 1.0)
     hw = cand.hw.label()
     if limits.tpot_s is not None and pt.tpot_s > limits.tpot_s:
@@ -118,12 +110,11 @@ def _slo_reject(cand: Candidate, cost: UnitCost, sc: Scenario, limits: Limits, r
     else:
         rej.slo(hw, "TTFT", pt.ttft_s, limits.ttft_s or 0.0)
         miss = ("TTFT", pt.ttft_s, limits.ttft_s or 0.0)
-    closer(tried, hw_type(cand), {"metric": miss[0], "value": miss[1], "limit": miss[2], "hardware": hw,
-                                   "weights": cand.weights, "engine": cand.engine, "plan": cand.plan,
-                                   "ttft_s": pt.ttft_s, "tpot_s": pt.tpot_s, "groups": replica_groups(sc),
-                                   "out_per_s": out_per_s(sc, 1.0, pt.step.seconds),
-                                   "usd_per_hour": cost.usd_per_hour, "capex_usd": cost.capex_usd,
-                                   "published": cand.published})
+    closer(tried, hw_type(cand), {
+        "metric": miss[0], "value": miss[1], "limit": miss[2], "hardware": hw, "weights": cand.weights,
+        "engine": cand.engine, "plan": cand.plan, "ttft_s": pt.ttft_s, "tpot_s": pt.tpot_s,
+        "groups": replica_groups(sc), "out_per_s": out_per_s(sc, 1.0, pt.step.seconds),
+        "usd_per_hour": cost.usd_per_hour, "capex_usd": cost.capex_usd, "published": cand.published})
 
 
 def settle(row: Row, wl: SizingWorkload) -> None:
