@@ -81,7 +81,9 @@ def _quantile(survival, lo: float, hi: float, target: float) -> float:
     """x in [lo, hi] with survival(x) = target (survival decreasing); bisection."""
     if survival(hi) > target:
         return hi
-    for _ in range(60):
+    for _ in range(60):  # to 1e-9 of the answer: ~30 halvings from the brackets used here
+        if hi - lo <= 1e-9 * hi:
+            break
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if survival(mid) > target else (lo, mid)
     return hi
