@@ -1,6 +1,6 @@
 """`planner silicon` (planner.serving.silicon): aiconfigurator-core's silicon serving runs as scenarios.
 
-tests/data/silicon_sample_small.csv: 14 rows copied verbatim (header included) from aiconfigurator-core 0.12.0's
+tests/data/silicon_sample_small.csv: 16 rows copied verbatim (header included) from aiconfigurator-core 0.12.0's
 systems/silicon_sample.csv, chosen to cover each mapping and each skip reason. No network; aiconfigurator-core is
 neither needed nor imported."""
 
@@ -38,7 +38,7 @@ def _case(cases, part: str):
 
 def test_every_row_is_evaluated_or_skipped_with_a_reason(mapped):
     cases, skipped = mapped
-    assert len(cases) + len(skipped) == 14
+    assert len(cases) + len(skipped) == 16
     assert all(s["reason"] for s in skipped)
     reasons = [s["reason"] for s in skipped]
     assert not any("disaggregated" in r for r in reasons)  # both disagg rows map (tests/test_disagg.py)
@@ -186,3 +186,16 @@ def test_inferencemax_trtllm_llama70b_1k1k_rows_below_tp8_take_the_recipes_batch
     assert wait(trt) == (20, 0.9)
     assert wait(trt.assign(tp_size=8, moe_tp_size=8)) == (0, 0.0)
     assert wait(trt.assign(osl=8192)) == (0, 0.0)
+
+
+def test_rows_whose_columns_multiply_the_run_ids_gpus_by_ep_are_read_as_the_id_says(mapped):
+    """InferenceMAX's ..._tp4_ep4_1037 ran DeepSeek-R1 on 4 B200s with EP 4; its CSV row says tp_size 16, moe_tp 4:
+    mapped to TP4 + EP4 on 4 GPUs. ..._tp8_ep8_937 (TensorRT-LLM, attention DP over 64 ranks in the CSV) is DP8
+    attention + EP8 on 8 GPUs. Rows whose columns agree with their id are unchanged."""
+    mapped = mapped[0]
+    sglang = _case(mapped, "_c4_tp4_ep4_1037")
+    assert sglang.labels["plan"] == "TP4+EP4" and sglang.scenario.total_gpus == 4
+    trt = _case(mapped, "_c64_tp8_ep8_937")
+    assert trt.labels["plan"] == "DP8-attn+EP8" and trt.scenario.total_gpus == 8
+    assert _case(mapped, "_c8_tp4_ep1_580").scenario.total_gpus == 4
+    assert "silicon_recipes.plan_from_id" in silicon.MAPPING["parallelism"]

@@ -49,6 +49,7 @@ from planner.serving.silicon_recipes import (
     benchmark,
     degree,
     number,
+    plan_from_id,
 )
 from planner.serving.silicon_report import summarize
 
@@ -111,7 +112,10 @@ MAPPING = {
                 "that of a checkpoint the model profile lists as published in that family (Kimi-K2.5 nvfp4: "
                 "nvfp4-bf16-attn, NVIDIA's Kimi-K2.5-NVFP4)"},
     "parallelism": "tp = tp_size, dp_attention = attention_dp_size (0 or empty = 1), ep = moe_ep_size (0 or empty "
-                   "= 1); GPUs = tp x dp_attention; moe_tp_size x moe_ep_size must equal it",
+                   "= 1); GPUs = tp x dp_attention; moe_tp_size x moe_ep_size must equal it; an aggregated row whose "
+                   "InferenceMAX run id (..._tpT_epE_n) names T GPUs while its columns give T x E is read as the id "
+                   "says: T GPUs, ep E, attention DP over them where the row has it, else tp T "
+                   "(silicon_recipes.plan_from_id)",
     "workload": f"phase serve, input_len = isl, output_len = osl, each drawn uniformly in [{RANGE_RATIO} L, L] "
                 f"(--random-range-ratio {RANGE_RATIO}, the 'below' form of InferenceMAX's client; not in the CSV), "
                 f"concurrency = silicon_concurrency (batch_size x attention_dp_size where absent), num_prompts = "
@@ -184,6 +188,7 @@ def band(concurrency: float) -> str:
 
 def to_case(row, file: str = "<silicon>") -> Case | str:
     """A Case, or the reason the row is skipped."""
+    row = plan_from_id(row)
     model = MODELS.get(row.model_path)
     if model is None:
         return f"model {row.model_path} has no profile"

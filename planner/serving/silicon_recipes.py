@@ -127,6 +127,31 @@ def batch_wait(row, concurrency: int, measured: str | None) -> tuple[int, float]
     return None
 
 
+# InferenceMAX run ids name the deployment as "..._tp{T}_ep{E}_{n}": T GPUs (its recipes launch --tp T, with
+# --ep-size E / --enable-expert-parallel on the same GPUs, and TensorRT-LLM's attention DP over those T ranks).
+# Some rows of silicon_sample.csv (812 in aiconfigurator-core 0.12.0, all of source_file=2026-04-06.csv) carry T x E
+# as their tp_size (or attention_dp_size) and T as moe_tp_size: e.g. ..._c4_tp4_ep4_1037 has tp_size 16,
+# moe_tp_size 4, moe_ep_size 4, a 16-GPU plan for a 4-GPU run (its TPOT 9 ms is one 4-GPU node's). A row whose GPU
+# count (tp_size x attention_dp_size) is T x E, not T, is read as the id says: T GPUs, expert parallel E, attention
+# data parallel over the T GPUs where the row has attention DP, else tensor parallel.
+RUN_ID_PLAN = re.compile(r"_tp(\d+)_ep(\d+)_\d+$")
+
+
+def plan_from_id(row):
+    """The row with its parallel columns read from its InferenceMAX run id where they multiply the id's GPU count by
+    its expert-parallel degree (RUN_ID_PLAN); any other row unchanged."""
+    m = RUN_ID_PLAN.search(str(row.id))
+    if not m or row.mode != "agg":
+        return row
+    gpus, ep = int(m.group(1)), int(m.group(2))
+    tp, dp = degree(row.tp_size), degree(row.attention_dp_size)
+    if ep <= 1 or tp * dp != gpus * ep:
+        return row
+    tp, dp = (1, gpus) if dp > 1 else (gpus, 1)
+    return row._replace(tp_size=float(tp), attention_dp_size=float(dp), moe_tp_size=float(gpus // ep),
+                        moe_ep_size=float(ep))
+
+
 def number(x, default: float | None = None) -> float | None:
     """A CSV cell as a number (empty / NaN: `default`)."""
     return default if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
