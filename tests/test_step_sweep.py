@@ -14,7 +14,7 @@ from planner.base.errors import PlannerError
 from planner.deploy.memory import memory_report
 from planner.perf import step_sweep
 from planner.perf.step_sweep import StepSweep
-from planner.perf.steps import mixed_step, tokens_per_step
+from planner.perf.steps import mixed_step, prefill_step, tokens_per_step
 from planner.serving.point import Limits
 from planner.sizing.candidates import enumerate_candidates
 from planner.sizing.capacity import screen
@@ -48,8 +48,11 @@ def test_mixed_step_matches_scalar(over, cached):
     except PlannerError as err:  # a case this checkout's profiles cannot build is a test defect, not a skip
         raise AssertionError(err.message) from err
     kv, length = 3000.0, 4096.0
-    got = StepSweep(sc, kv, length, cached).mixed(BATCH, PROMPT)
-    assert got == pytest.approx(_scalar(sc, kv, length, cached), rel=1e-4)
+    sweep = StepSweep(sc, kv, length, cached)
+    assert sweep.mixed(BATCH, PROMPT) == pytest.approx(_scalar(sc, kv, length, cached), rel=1e-4)
+    chunks = np.array([1.0, 64, 512, 2048, 8192])
+    assert sweep.prefill(chunks) == pytest.approx([prefill_step(sc, x, length, cached).seconds for x in chunks],
+                                                  rel=1e-4)
 
 
 def test_catalog_plans_across_gpus_share_records_and_match():

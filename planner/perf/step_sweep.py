@@ -18,6 +18,7 @@ tests/test_step_sweep.py holds the two paths equal.
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class _Records:
         return v
 
 
-class _Timer:
+class Timer:
     """Seconds of a step's op records, given their fields as [ops, FIELDS, points] (roofline.time_op, run_ops)."""
 
     def __init__(self, sc: Scenario, ops: list, prefill: bool):
@@ -77,12 +78,11 @@ class _Timer:
         self.lat, self.alpha, self.beta = (np.zeros(len(ops)) for _ in range(3))
         for i, op in enumerate(ops):
             if op.kind == "comm":  # comm_time is latency + max(alpha x bytes, beta x RDMA bytes), 0 without bytes
-                tiny = comm_time(replace(op, comm_bytes=1e-300, rdma_bytes=0.0), m)
-                self.lat[i] = tiny
-                self.alpha[i] = (comm_time(replace(op, comm_bytes=COMM_PROBE_BYTES, rdma_bytes=0.0), m) - tiny) \
-                    / COMM_PROBE_BYTES
-                self.beta[i] = (comm_time(replace(op, comm_bytes=1e-300, rdma_bytes=COMM_PROBE_BYTES), m) - tiny) \
-                    / COMM_PROBE_BYTES
+                probe = lambda b, r: comm_time(SimpleNamespace(comm=op.comm, group=op.group, comm_bytes=b,  # noqa
+                                                               rdma_bytes=r), m)
+                self.lat[i] = tiny = probe(1e-300, 0.0)
+                self.alpha[i] = (probe(COMM_PROBE_BYTES, 0.0) - tiny) / COMM_PROBE_BYTES
+                self.beta[i] = (probe(1e-300, COMM_PROBE_BYTES) - tiny) / COMM_PROBE_BYTES
         self.gpu = np.array(gpu, dtype=int)
         self.peak = np.ones(len(ops))
         self.mamf = np.ones(len(ops))
@@ -163,15 +163,23 @@ class StepSweep:
             sc, lambda x: decode_ops(sc, x, kv_len), {"moe.experts": sq, "mtp.moe.experts": 1.0}))
         self.pre = _records(("prefill", key, prompt_len, cached), lambda: _Records(
             sc, lambda x: prefill_ops(sc, x, prompt_len, cached), {"moe.experts": 1.0}))
-        self.dec_timer = _Timer(sc, self.dec.ops, prefill=False)
+        self.dec_timer = Timer(sc, self.dec.ops, prefill=False)
         if sc.engine.mixed_chunk:
             merged = merge(self.dec.ops, self.pre.ops)
             at = {name: k for k, name in enumerate(self.dec.names)}
             self.only_pre = [i for i, name in enumerate(self.pre.names) if name not in at]
             self.pre_into = np.array([at.get(name, -1) for name in self.pre.names])
-            self.mix_timer = _Timer(sc, merged, prefill=True)
+            self.mix_timer = Timer(sc, merged, prefill=True)
         else:
-            self.pre_timer = _Timer(sc, self.pre.ops, prefill=True)
+            self.pre_timer = Timer(sc, self.pre.ops, prefill=True)
+
+    def prefill(self, tokens) -> np.ndarray:
+        """planner.perf.steps.prefill_step(sc, tokens, prompt_len, cached) over an array of prompt tokens per GPU."""
+        if not hasattr(self, "pre_timer"):
+            self.pre_timer = Timer(self.sc, self.pre.ops, prefill=True)
+        x = np.atleast_1d(np.asarray(tokens, dtype=float))
+        graphed = x * self.sc.parallelism.tp <= self.sc.engine.graph_prefill_tokens
+        return self.pre_timer.step(self.pre.values(x), graphed)
 
     def decode(self, batch) -> np.ndarray:
         b = np.atleast_1d(np.asarray(batch, dtype=float))
@@ -228,8 +236,16 @@ def _records(key: tuple, build) -> _Records:
     return hit
 
 
+_KNOTS: dict[int, tuple] = {}  # id(curve) -> (curve, log m, fractions): the curve held so its id stays its own
+
+
 def _knots(curve) -> tuple[np.ndarray, np.ndarray]:
-    return np.log([p[0] for p in curve.points]), np.array([p[1] for p in curve.points])
+    hit = _KNOTS.get(id(curve))
+    if hit is None or hit[0] is not curve:
+        if len(_KNOTS) >= RECORDS_MAX:
+            _KNOTS.clear()
+        hit = _KNOTS[id(curve)] = (curve, np.log([p[0] for p in curve.points]), np.array([p[1] for p in curve.points]))
+    return hit[1], hit[2]
 
 
 def _interp(xs: np.ndarray, ys: np.ndarray, m: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ from planner.serving.point import (
     Limits,
     OperatingPoint,
     largest_within,
-    prompt_chunk,
     replica_groups,
     steady_prompt_tokens,
 )
@@ -48,23 +47,23 @@ def out_per_s(sc: Scenario, running, step_s):
     return OperatingPoint(sc, running).output_tokens_per_s(step_s)
 
 
-def screen(sc: Scenario, mem: MemoryReport, limits: Limits, chunk=None) -> tuple[Capacity | None, np.ndarray,
-                                                                                   np.ndarray]:
-    """Vectorized estimate: (capacity at the SLO or None, running grid, TPOT per grid point). `chunk`: a
-    `prompt_chunk` result to reuse (plans that differ only in KV dtype share it in the estimate).
+def screen(sc: Scenario, mem: MemoryReport, limits: Limits) -> tuple[Capacity | None, np.ndarray, np.ndarray]:
+    """Vectorized estimate: (capacity at the SLO or None, running grid, TPOT per grid point).
 
     Every grid point's step is the mixed step of planner.perf.steps.mixed_step (the decode batch plus the prompt
     tokens per step of planner.serving.serve's steady state), evaluated over the whole grid at once by
-    planner.perf.step_sweep.StepSweep; TTFT is the prompt alone or its chunks, one per step, whichever is longer."""
+    planner.perf.step_sweep.StepSweep; TTFT is the prompt alone (in engine-sized chunks) or its chunks, one per mixed
+    step, whichever is longer."""
     wl, t = sc.workload, sc.parallelism.tp
     cap = max_running(sc, mem)
     running = np.unique(np.append(np.geomspace(1.0, cap, GRID), cap))  # [R] per engine group
     batch = running / t  # [R] per GPU
     new = wl.new_prompt_len
-    chunk, pre = chunk or prompt_chunk(sc)
-    ttft_alone = pre.seconds * new / chunk
+    sweep = StepSweep(sc, wl.mean_kv_len, wl.input_len, wl.input_len - new)
+    chunk = min(new, sc.engine.max_batched_tokens)  # planner.serving.point.prompt_chunk, from the sweep's records
+    ttft_alone = float(sweep.prefill(chunk / t)[0]) * new / chunk
     mixed = steady_prompt_tokens(sc, running)  # [R] prompt tokens per step per GPU (planner.serving.point)
-    step = StepSweep(sc, wl.mean_kv_len, wl.input_len, wl.input_len - new).mixed(batch, mixed)
+    step = sweep.mixed(batch, mixed)
     budget = np.maximum(1.0, sc.engine.max_batched_tokens - running)
     ttft = np.maximum(ttft_alone, np.where(mixed > 0, np.ceil(new / budget) * step, 0.0))
     tpot = step / tokens_per_step(sc)

@@ -31,7 +31,7 @@ from planner.base.errors import PlannerError
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
 from planner.model.models import load_model
-from planner.serving.point import Limits, prompt_chunk, replica_groups
+from planner.serving.point import Limits, replica_groups
 from planner.serving.serve import serve_point
 from planner.sizing.answer import document, pareto_rows
 from planner.sizing.by_type import closer, hw_type, missed_types
@@ -167,7 +167,6 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
     rej, tried = Rejections(), {}
     limits = Limits.of(dict(wl.slo))
     rows, n_fit = [], 0
-    chunks: dict[Candidate, tuple] = {}  # one scalar prefill step per plan, shared by its KV dtypes (estimate)
     for k, (kind, items) in enumerate(tasks):
         if deadline is not None and time.monotonic() > deadline:
             return rows, rej, n_fit, tasks[k:], tried
@@ -178,7 +177,7 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
         for cand, cost, sc, mem in fit_group(kind, items, wl, rej):
             n_fit += 1
             try:
-                cap, curve = _capacity(cand, sc, mem, limits, chunks)
+                cap, curve = _capacity(sc, mem, limits)
             except PlannerError as err:  # a profile lacks a figure the speed model needs (e.g. a null bf16 peak)
                 rej.add(f"{err.message}: the speed model cannot time this hardware", "hardware data")
                 continue
@@ -197,14 +196,11 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
     return rows, rej, n_fit, [], tried
 
 
-def _capacity(cand: Candidate, sc, mem, limits: Limits, chunks: dict) -> tuple:
+def _capacity(sc, mem, limits: Limits) -> tuple:
     """(capacity or None, the screened throughput curve or ()) of one plan that fits memory."""
     if sc.gpu is None or sc.expert_layers_on_cpu != 0:
         return exact_capacity(sc, mem, limits), ()
-    key = replace(cand, kv_cache="")
-    if key not in chunks:
-        chunks[key] = prompt_chunk(sc)
-    cap, running, tpot = screen(sc, mem, limits, chunks[key])
+    cap, running, tpot = screen(sc, mem, limits)
     return cap, (() if cap is None else (running, tpot, out_per_s(sc, running, tpot)))
 
 
