@@ -199,3 +199,21 @@ def test_rows_whose_columns_multiply_the_run_ids_gpus_by_ep_are_read_as_the_id_s
     assert trt.labels["plan"] == "DP8-attn+EP8" and trt.scenario.total_gpus == 8
     assert _case(mapped, "_c8_tp4_ep1_580").scenario.total_gpus == 4
     assert "silicon_recipes.plan_from_id" in silicon.MAPPING["parallelism"]
+
+
+def test_a_measurement_held_twice_is_evaluated_once_as_the_copy_whose_id_names_its_plan():
+    """The database dump repeats InferenceMAX runs under ids without a plan (..._cfg202) and, for some, the inflated
+    plan; the copy whose id names its plan stands for the measurement and the other is skipped with its reason."""
+    import pandas as pd
+
+    df = silicon.read_csv(FIXTURE)
+    named = df[df.id.str.endswith("_c4_tp4_ep4_1037")]
+    dump = named.assign(id="dsr1_b200_sglang_fp4_agg_1024x1024_c4_cfg202")
+    found, skipped = silicon.cases(pd.concat([dump, df], ignore_index=True))
+    assert sum("_c4_tp4_ep4_1037" in c.id for c in found) == 1 and not any("cfg202" in c.id for c in found)
+    why = next(s for s in skipped if s["id"].endswith("cfg202"))["reason"]
+    assert why == "the same measurement as " + named.id.iloc[0]
+    other = dump.assign(silicon_ttft_ms=dump.silicon_ttft_ms + 1.0)  # another measurement: both evaluated
+    found, _ = silicon.cases(pd.concat([other, named], ignore_index=True))
+    assert len(found) == 2
+    assert "duplicate_runs" in silicon.MAPPING["duplicates"]

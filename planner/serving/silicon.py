@@ -48,6 +48,7 @@ from planner.serving.silicon_recipes import (
     SGLANG_RECIPES,
     benchmark,
     degree,
+    duplicate_runs,
     number,
     plan_from_id,
 )
@@ -111,6 +112,9 @@ MAPPING = {
                 "else the checkpoint's native format; a format in the native one's family is the native one, else "
                 "that of a checkpoint the model profile lists as published in that family (Kimi-K2.5 nvfp4: "
                 "nvfp4-bf16-attn, NVIDIA's Kimi-K2.5-NVFP4)"},
+    "duplicates": "a measurement the CSV holds more than once (same model, GPU, engine, precision, mode, lengths, "
+                  "concurrency, TTFT and TPOT) is evaluated once, as the copy whose run id names its plan (else the "
+                  "first); the others are listed as skipped (silicon_recipes.duplicate_runs)",
     "parallelism": "tp = tp_size, dp_attention = attention_dp_size (0 or empty = 1), ep = moe_ep_size (0 or empty "
                    "= 1); GPUs = tp x dp_attention; moe_tp_size x moe_ep_size must equal it; an aggregated row whose "
                    "InferenceMAX run id (..._tpT_epE_n) names T GPUs while its columns give T x E is read as the id "
@@ -313,8 +317,9 @@ def _version(text) -> tuple[int, ...] | None:
 def cases(df: pd.DataFrame, file: str = "<silicon>") -> tuple[list[Case], list[dict]]:
     """(cases, skipped rows with their reason), rows in the CSV's order."""
     out, skipped = [], []
-    for row in df.itertuples(index=False):
-        c = to_case(row, file)
+    copies = duplicate_runs(df)
+    for k, row in enumerate(df.itertuples(index=False)):
+        c = f"the same measurement as {copies[k]}" if k in copies else to_case(row, file)
         if isinstance(c, str):
             skipped.append({"id": str(row.id), "model": str(row.model_path), "gpu": str(row.system),
                             "engine": str(row.backend), "mode": str(row.mode), "reason": c})

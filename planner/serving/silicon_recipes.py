@@ -152,6 +152,30 @@ def plan_from_id(row):
                         moe_ep_size=float(ep))
 
 
+# One measurement appears up to three times in silicon_sample.csv (aiconfigurator-core 0.12.0: 3,619 aggregated rows,
+# 3,205 distinct), e.g. 2026_03_25_..._tp4_0_ep4_0_342, 2026_04_06_..._tp4_ep4_1972 and the database dump's
+# qwen3_5_b200_sglang_fp8_..._cfg615: the same model, GPU, engine, precision, lengths and concurrency with the same
+# TTFT and TPOT to the last digit, the latter two with the inflated plan above. Each is evaluated once: the row whose
+# id names its plan (RUN_ID_PLAN, or 2026-03-25's ..._tpT_0_epE_0_n), else the first.
+SAME_RUN = ("model_path", "system", "backend", "precision", "mode", "isl", "osl", "silicon_data_source_concurrency",
+            "silicon_ttft_ms", "silicon_tpot_ms")
+NAMED_PLAN = re.compile(r"_tp\d+(?:_0)?_ep\d+(?:_0)?_\d+$")
+
+
+def duplicate_runs(df) -> dict[int, str]:
+    """Row position -> the id of the row that stands for the same measurement (SAME_RUN), for every other copy."""
+    key = df.assign(silicon_data_source_concurrency=df.silicon_data_source.astype(str).str.extract(
+        r"silicon_concurrency=(\d+)")[0].fillna(df.batch_size.astype(str)))[list(SAME_RUN)].astype(str)
+    named = df.id.astype(str).str.contains(NAMED_PLAN)
+    out: dict[int, str] = {}
+    for _, pos in key.groupby(list(SAME_RUN), sort=False).indices.items():
+        if len(pos) < 2:
+            continue
+        keep = next((p for p in pos if named.iloc[p]), pos[0])
+        out |= {int(p): str(df.id.iloc[keep]) for p in pos if p != keep}
+    return out
+
+
 def number(x, default: float | None = None) -> float | None:
     """A CSV cell as a number (empty / NaN: `default`)."""
     return default if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)

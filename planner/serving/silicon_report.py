@@ -62,6 +62,8 @@ def _reason_class(reason: str) -> str:
     """A skip reason without the row's numbers, for counting (the per-row reason stays in `skipped`)."""
     if reason.startswith("parallel plan inconsistent"):
         return "parallel plan inconsistent (moe_tp x moe_ep != tp x attention_dp)"
+    if reason.startswith("the same measurement as "):
+        return "the same measurement as another row (evaluated once)"
     if reason.startswith("not a valid scenario"):
         return re.sub(r"\d+", "N", reason)
     return reason
