@@ -239,6 +239,8 @@ def test_chat_ranks_eight_gpu_types(chat_by_purchase, purchase):
     assert len(ranked) >= 8, [h["hardware_type"] for h in ranked]
     assert [h["rank"] for h in ranked] == list(range(1, len(ranked) + 1))
     assert all(h["meets_slo"] for h in ranked) and rows[:len(ranked)] == ranked  # feasible first
+    # the TPOT shown at each plan's operating point keeps the SLO's limit (estimates interpolate, not round up)
+    assert all(h["tpot_ms"] <= 50 + 1e-6 for h in ranked), [(h["hardware"], h["tpot_ms"]) for h in ranked]
     assert {h["vendor"] for h in ranked} >= {"NVIDIA", "AMD"}
     unmet = rows[len(ranked):]
     assert all(not h["meets_slo"] and ": no " in h["reason"] for h in unmet)

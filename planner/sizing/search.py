@@ -136,8 +136,8 @@ def resettle(row: Row, wl: SizingWorkload) -> None:
             row.tpot_op_s = float(np.interp(per_group, running, tpot))
             row.out_served = float(np.interp(per_group, running, out)) * row.replicas
         else:
-            k = int(np.searchsorted(out, out_needed / row.replicas))
-            row.tpot_op_s = float(tpot[min(k, len(tpot) - 1)])
+            # TPOT where the curve serves the replica's share (between grid points, not the next one up)
+            row.tpot_op_s = float(np.interp(out_needed / row.replicas, np.maximum.accumulate(out), tpot))
             row.out_served = out_needed
         return
     r = per_group if per_group is not None else running_for(row.sc, row.cap, out_needed / row.replicas)
