@@ -381,12 +381,6 @@ def sizing_table(doc: dict) -> pd.DataFrame:
     return table(doc)
 
 
-def hardware_types_table(doc: dict) -> pd.DataFrame:
-    from planner.report.external import hardware_types_table as table
-
-    return table(doc)
-
-
 DEFAULT_WORKLOAD = "kimi-k2.5-chat"
 
 

@@ -137,7 +137,9 @@ def results(doc: dict) -> None:
             if rows:
                 ui.table(pd.DataFrame(rows), f"pareto-{front}", f"Pareto front: {front.replace('_', ' ')}")
         flags(plans)
-    types = data.hardware_types_table(doc)
+    from planner.report.external import hardware_types_table  # as data.sizing_table: loaded on first use
+
+    types = hardware_types_table(doc)
     if not types.empty:
         ui.table(types, "sizing-hardware-types", "Best plan per hardware type: ranked where one meets the workload; "
                  "else why not, and its closest plan priced as a best effort (TTFT and TPOT at one request in "

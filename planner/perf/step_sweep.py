@@ -18,6 +18,7 @@ tests/test_step_sweep.py holds the two paths equal.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cached_property
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,7 +27,7 @@ from planner.deploy.scenario import Scenario
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
 from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor
 from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_seconds, machine, merge, prefill_ops
-from planner.perf.sweep import _surface
+from planner.perf.sweep import _interp, _surface
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
 FLOPS, WEIGHTS, ACT, KV_READ, KV_WRITE, COMM, RDMA, ROWS = range(len(FIELDS))
@@ -71,7 +72,7 @@ class Timer:
 
     def __init__(self, sc: Scenario, ops: list, prefill: bool):
         m = self.machine = machine(sc)
-        self.sc, self.prefill = sc, prefill
+        self.sc = sc
         self.count = np.array([float(op.count) for op in ops])
         self.comm = np.array([op.kind == "comm" for op in ops])
         gpu = [i for i, op in enumerate(ops) if op.kind != "comm"]
@@ -83,7 +84,6 @@ class Timer:
                 self.lat[i] = tiny = probe(1e-300, 0.0)
                 self.alpha[i] = (probe(COMM_PROBE_BYTES, 0.0) - tiny) / COMM_PROBE_BYTES
                 self.beta[i] = (probe(1e-300, COMM_PROBE_BYTES) - tiny) / COMM_PROBE_BYTES
-        self.gpu = np.array(gpu, dtype=int)
         self.peak = np.ones(len(ops))
         self.mamf = np.ones(len(ops))
         self.kfac = np.ones(len(ops))
@@ -105,8 +105,8 @@ class Timer:
                 self.shapes.append((i, shape, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
                                     max(op.depth or 1.0, 1.0)))
         self.gemm = np.array([op.kind in ("gemm", "grouped_gemm") for op in ops])
-        self.compute_groups = [(_knots(c), np.array(idx)) for c, idx in compute.values()]
-        self.memory_groups = [(_knots(c), np.array(idx)) for c, idx in memory.values()]
+        self.compute_groups = [(c, np.array(idx)) for c, idx in compute.values()]
+        self.memory_groups = [(c, np.array(idx)) for c, idx in memory.values()]
         self.launch = launch_seconds(sc, ops, prefill)
 
     def busy(self, v: np.ndarray) -> np.ndarray:
@@ -114,10 +114,10 @@ class Timer:
         m = self.machine
         rows = np.maximum(v[:, ROWS], 1.0)  # `op.m or 1`
         eff_c, eff_m = np.ones_like(rows), np.ones_like(rows)
-        for (xs, ys), idx in self.compute_groups:
-            eff_c[idx] = _interp(xs, ys, rows[idx])
-        for (xs, ys), idx in self.memory_groups:
-            eff_m[idx] = _interp(xs, ys, rows[idx])
+        for curve, idx in self.compute_groups:
+            eff_c[idx] = _interp(curve, rows[idx])
+        for curve, idx in self.memory_groups:
+            eff_m[idx] = _interp(curve, rows[idx])
         eff_c = np.where(self.gemm[:, None], np.minimum(eff_c, self.mamf[:, None]) * self.kfac[:, None], eff_c)
         flops = v[:, FLOPS]
         t_c = np.where(flops > 0, flops / (self.peak[:, None] * eff_c), 0.0)
@@ -170,22 +170,20 @@ class StepSweep:
             self.only_pre = [i for i, name in enumerate(self.pre.names) if name not in at]
             self.pre_into = np.array([at.get(name, -1) for name in self.pre.names])
             self.mix_timer = Timer(sc, merged, prefill=True)
-        else:
-            self.pre_timer = Timer(sc, self.pre.ops, prefill=True)
+
+    @cached_property
+    def pre_timer(self) -> Timer:
+        """The prompt-only step's timer: an engine that runs prompt batches apart, and the prompt chunk alone."""
+        return Timer(self.sc, self.pre.ops, prefill=True)
 
     def prefill(self, tokens) -> np.ndarray:
         """planner.perf.steps.prefill_step(sc, tokens, prompt_len, cached) over an array of prompt tokens per GPU."""
-        if not hasattr(self, "pre_timer"):
-            self.pre_timer = Timer(self.sc, self.pre.ops, prefill=True)
         x = np.atleast_1d(np.asarray(tokens, dtype=float))
-        graphed = x * self.sc.parallelism.tp <= self.sc.engine.graph_prefill_tokens
-        return self.pre_timer.step(self.pre.values(x), graphed)
+        return self.pre_timer.step(self.pre.values(x), self.sc.engine.graphed(x * self.sc.parallelism.tp, True))
 
     def decode(self, batch) -> np.ndarray:
         b = np.atleast_1d(np.asarray(batch, dtype=float))
-        eng, t = self.sc.engine, self.sc.parallelism.tp
-        graphed = np.ones_like(b, dtype=bool) if eng.cuda_graph_max_batch is None else b * t <= eng.cuda_graph_max_batch
-        return self.dec_timer.step(self.dec.values(b), graphed)
+        return self.dec_timer.step(self.dec.values(b), self.sc.engine.graphed(b * self.sc.parallelism.tp, False))
 
     def mixed(self, batch, prompt_tokens) -> np.ndarray:
         """Seconds of a step with `batch` sequences decoding and `prompt_tokens` prompt tokens per GPU on average."""
@@ -200,7 +198,7 @@ class StepSweep:
         if not eng.mixed_chunk:  # one prompt batch of p / f tokens every 1/f decode steps (mixed_step)
             f = np.minimum(1.0, p * t / max(self.prompt_len - self.cached, 1.0))
             tokens = p / f
-            pre = self.pre_timer.step(self.pre.values(tokens), tokens * t <= eng.graph_prefill_tokens)
+            pre = self.pre_timer.step(self.pre.values(tokens), eng.graphed(tokens * t, True))
             out[has] = out[has] + f * pre
             return out
         dec, pre = self.dec.values(b), self.pre.values(p)
@@ -210,7 +208,7 @@ class StepSweep:
         both[rows] += pre[common]
         both[rows, WEIGHTS] = np.maximum(dec[rows, WEIGHTS], pre[common, WEIGHTS])  # weights read once
         v = np.concatenate([both, pre[self.only_pre]], axis=0)
-        out[has] = self.mix_timer.step(v, (b + p) * t <= eng.graph_prefill_tokens)
+        out[has] = self.mix_timer.step(v, eng.graphed((b + p) * t, True))
         return out
 
 
@@ -234,23 +232,4 @@ def _records(key: tuple, build) -> _Records:
             _RECORDS.clear()
         hit = _RECORDS[key] = build()
     return hit
-
-
-_KNOTS: dict[int, tuple] = {}  # id(curve) -> (curve, log m, fractions): the curve held so its id stays its own
-
-
-def _knots(curve) -> tuple[np.ndarray, np.ndarray]:
-    hit = _KNOTS.get(id(curve))
-    if hit is None or hit[0] is not curve:
-        if len(_KNOTS) >= RECORDS_MAX:
-            _KNOTS.clear()
-        hit = _KNOTS[id(curve)] = (curve, np.log([p[0] for p in curve.points]), np.array([p[1] for p in curve.points]))
-    return hit[1], hit[2]
-
-
-def _interp(xs: np.ndarray, ys: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """planner.hardware.efficiency.Curve.at: linear in log m between points, flat beyond them."""
-    if len(xs) == 1:
-        return np.full_like(m, ys[0])
-    return np.interp(np.log(m), xs, ys)
 

@@ -177,9 +177,23 @@ def _surface(surface, values: list) -> np.ndarray:
     return np.exp(sum(w * logf[idx] for idx, w in corners))
 
 
+_KNOTS: dict[int, tuple] = {}  # id(curve) -> (curve, log m, fractions): the curve held so its id stays its own
+KNOTS_MAX = 4096
+
+
+def _knots(curve) -> tuple[np.ndarray, np.ndarray]:
+    """A planner.hardware.efficiency.Curve's points as (log m, fractions) arrays, computed once per curve."""
+    hit = _KNOTS.get(id(curve))
+    if hit is None or hit[0] is not curve:
+        if len(_KNOTS) >= KNOTS_MAX:
+            _KNOTS.clear()
+        hit = _KNOTS[id(curve)] = (curve, np.log([p[0] for p in curve.points]), np.array([p[1] for p in curve.points]))
+    return hit[1], hit[2]
+
+
 def _interp(curve, m):
-    xs = np.log([p[0] for p in curve.points])
-    ys = np.array([p[1] for p in curve.points])
+    """planner.hardware.efficiency.Curve.at over an array of m: linear in log m between points, flat beyond them."""
+    xs, ys = _knots(curve)
     return np.interp(np.log(m), xs, ys) if len(xs) > 1 else np.full_like(m, ys[0])
 
 

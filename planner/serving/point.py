@@ -89,12 +89,16 @@ class OperatingPoint:
         return self.batch_per_gpu * tokens_per_step(self.sc) / step_s * replica_gpus(self.sc)
 
 
+def chunk_tokens(sc: Scenario) -> float:
+    """Tokens of one engine-sized chunk of a request's prompt (its new tokens, at most a step's token budget)."""
+    return min(sc.workload.new_prompt_len, sc.engine.max_batched_tokens)
+
+
 def prompt_chunk(sc: Scenario) -> tuple[float, Step]:
     """One engine-sized chunk of a request's prompt on its TP group: (chunk tokens, its prefill step)."""
     wl, t = sc.workload, sc.parallelism.tp
-    new = wl.new_prompt_len
-    chunk = min(new, sc.engine.max_batched_tokens)
-    return chunk, prefill_step(sc, chunk / t, wl.input_len, wl.input_len - new)
+    chunk = chunk_tokens(sc)
+    return chunk, prefill_step(sc, chunk / t, wl.input_len, wl.input_len - wl.new_prompt_len)
 
 
 def prefill_alone(sc: Scenario) -> tuple[Step, float]:

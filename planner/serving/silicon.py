@@ -43,6 +43,7 @@ from planner.serving.silicon_recipes import (
     AIC_HARNESS,
     AIC_ROUNDS,
     BATCH_WAIT,
+    CONCURRENCY,
     PROMPTS_PER_SLOT,
     RANGE_RATIO,
     SGLANG_RECIPES,
@@ -101,7 +102,6 @@ KV_CACHE = "bf16"  # the CSV does not record the KV cache dtype; bf16 is the eng
 # not mapped (bf16 kept): no source read here for their defaults with these checkpoints
 CHECKPOINT_KV_FROM = {"vllm": (0, 14)}
 PARALLEL_MIN = 40  # cases below which one process is faster than starting others
-CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 BANDS = ((4, "<=4"), (16, "5-16"), (64, "17-64"), (256, "65-256"), (math.inf, ">256"))
 
 MAPPING = {

@@ -134,7 +134,8 @@ def batch_wait(row, concurrency: int, measured: str | None) -> tuple[int, float]
 # moe_tp_size 4, moe_ep_size 4, a 16-GPU plan for a 4-GPU run (its TPOT 9 ms is one 4-GPU node's). A row whose GPU
 # count (tp_size x attention_dp_size) is T x E, not T, is read as the id says: T GPUs, expert parallel E, attention
 # data parallel over the T GPUs where the row has attention DP, else tensor parallel.
-RUN_ID_PLAN = re.compile(r"_tp(\d+)_ep(\d+)_\d+$")
+RUN_ID_PLAN = re.compile(r"_tp(\d+)(?:_0)?_ep(\d+)(?:_0)?_\d+$")  # 2026-03-25's ids write the degrees as T_0, E_0
+CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")  # the client's concurrency in silicon_data_source
 
 
 def plan_from_id(row):
@@ -156,17 +157,16 @@ def plan_from_id(row):
 # 3,205 distinct), e.g. 2026_03_25_..._tp4_0_ep4_0_342, 2026_04_06_..._tp4_ep4_1972 and the database dump's
 # qwen3_5_b200_sglang_fp8_..._cfg615: the same model, GPU, engine, precision, lengths and concurrency with the same
 # TTFT and TPOT to the last digit, the latter two with the inflated plan above. Each is evaluated once: the row whose
-# id names its plan (RUN_ID_PLAN, or 2026-03-25's ..._tpT_0_epE_0_n), else the first.
+# id names its plan (RUN_ID_PLAN), else the first.
 SAME_RUN = ("model_path", "system", "backend", "precision", "mode", "isl", "osl", "silicon_data_source_concurrency",
             "silicon_ttft_ms", "silicon_tpot_ms")
-NAMED_PLAN = re.compile(r"_tp\d+(?:_0)?_ep\d+(?:_0)?_\d+$")
 
 
 def duplicate_runs(df) -> dict[int, str]:
     """Row position -> the id of the row that stands for the same measurement (SAME_RUN), for every other copy."""
     key = df.assign(silicon_data_source_concurrency=df.silicon_data_source.astype(str).str.extract(
-        r"silicon_concurrency=(\d+)")[0].fillna(df.batch_size.astype(str)))[list(SAME_RUN)].astype(str)
-    named = df.id.astype(str).str.contains(NAMED_PLAN)
+        CONCURRENCY)[0].fillna(df.batch_size.astype(str)))[list(SAME_RUN)].astype(str)
+    named = df.id.astype(str).map(lambda i: RUN_ID_PLAN.search(i) is not None)
     out: dict[int, str] = {}
     for _, pos in key.groupby(list(SAME_RUN), sort=False).indices.items():
         if len(pos) < 2:

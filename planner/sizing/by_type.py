@@ -12,6 +12,7 @@ import math
 from planner.base.units import duration
 from planner.hardware.accelerators import load_accelerator
 from planner.sizing.candidates import hardware_options, systems_for
+from planner.sizing.capacity import replicas_for
 from planner.sizing.cost import unit_cost
 from planner.sizing.workload import SizingWorkload
 
@@ -52,10 +53,7 @@ def best_effort(wl: SizingWorkload, slo: dict | None) -> dict | None:
     rate, USD per million output tokens as planner.sizing.search.Row prices a plan. None without a priced miss."""
     if not slo or not slo.get("out_per_s"):
         return None
-    users, out_needed = wl.traffic.concurrency, wl.traffic.output_tokens_per_s
-    replicas = math.ceil(users / slo["groups"] - 1e-9) if users is not None else math.ceil(
-        out_needed / slo["out_per_s"] - 1e-9)
-    replicas = max(1, replicas)
+    replicas = replicas_for(wl.traffic.output_tokens_per_s, wl.traffic.concurrency, slo["groups"], slo["out_per_s"])
     return {"hardware": slo["hardware"], "weights": slo["weights"], "engine": slo["engine"], "plan": slo["plan"],
             "published": slo.get("published", True), "in_flight_per_replica": slo["groups"],
             "ttft_ms": slo["ttft_s"] * 1e3, "tpot_ms": slo["tpot_s"] * 1e3, "replicas": replicas,

@@ -24,6 +24,7 @@ from planner.serving.point import (
     REL_TOL,
     Limits,
     OperatingPoint,
+    chunk_tokens,
     largest_within,
     replica_groups,
     steady_prompt_tokens,
@@ -60,7 +61,7 @@ def screen(sc: Scenario, mem: MemoryReport, limits: Limits) -> tuple[Capacity | 
     batch = running / t  # [R] per GPU
     new = wl.new_prompt_len
     sweep = StepSweep(sc, wl.mean_kv_len, wl.input_len, wl.input_len - new)
-    chunk = min(new, sc.engine.max_batched_tokens)  # planner.serving.point.prompt_chunk, from the sweep's records
+    chunk = chunk_tokens(sc)  # planner.serving.point.prompt_chunk, timed from the sweep's records
     ttft_alone = float(sweep.prefill(chunk / t)[0]) * new / chunk
     mixed = steady_prompt_tokens(sc, running)  # [R] prompt tokens per step per GPU (planner.serving.point)
     step = sweep.mixed(batch, mixed)
@@ -117,6 +118,12 @@ def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:
 
 def replicas_needed(out_needed: float | None, users: float | None, capacity: Capacity, sc: Scenario) -> int:
     """Replicas for an output-token rate, or for a number of requests in flight (closed loop)."""
+    return replicas_for(out_needed, users, capacity.running * replica_groups(sc), capacity.out_per_s)
+
+
+def replicas_for(out_needed: float | None, users: float | None, in_flight: float, out_per_s: float) -> int:
+    """Replicas for an output-token rate, or for `users` requests in flight, when one replica holds `in_flight`
+    requests and serves `out_per_s` output tokens per second."""
     if users is not None:
-        return max(1, ceil(users / (capacity.running * replica_groups(sc)) - 1e-9))
-    return max(1, ceil(out_needed / capacity.out_per_s - 1e-9))
+        return max(1, ceil(users / in_flight - 1e-9))
+    return max(1, ceil(out_needed / out_per_s - 1e-9))
