@@ -31,6 +31,7 @@ from planner.base.errors import PlannerError
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
 from planner.model.models import load_model
+from planner.perf.steps import tokens_per_step
 from planner.serving.point import Limits, replica_groups
 from planner.serving.serve import serve_point
 from planner.sizing.answer import document, pareto_rows
@@ -200,8 +201,8 @@ def _capacity(sc, mem, limits: Limits) -> tuple:
     """(capacity or None, the screened throughput curve or ()) of one plan that fits memory."""
     if sc.gpu is None or sc.expert_layers_on_cpu != 0:
         return exact_capacity(sc, mem, limits), ()
-    cap, running, tpot = screen(sc, mem, limits)
-    return cap, (() if cap is None else (running, tpot, out_per_s(sc, running, tpot)))
+    cap, running, tpot = screen(sc, mem, limits)  # out_per_s takes the step: TPOT x tokens each step gives
+    return cap, (() if cap is None else (running, tpot, out_per_s(sc, running, tpot * tokens_per_step(sc))))
 
 
 def _fork_pool():
