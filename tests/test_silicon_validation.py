@@ -217,3 +217,43 @@ def test_a_measurement_held_twice_is_evaluated_once_as_the_copy_whose_id_names_i
     found, _ = silicon.cases(pd.concat([other, named], ignore_index=True))
     assert len(found) == 2
     assert "duplicate_runs" in silicon.MAPPING["duplicates"]
+
+
+def test_the_inflating_exports_rows_without_a_plan_in_their_id_are_read_from_their_columns():
+    """The dump's ..._cfgN rows come from the export that inflates plans: each of its three forms of a T-GPU, EP-T
+    run is read as T GPUs, exactly as the run id would give it for every named row; another source's hybrid
+    expert TP x EP plan (aiconfigurator's own deployments) is kept."""
+    from planner.serving.silicon_recipes import plan_from_id
+
+    df = silicon.read_csv(FIXTURE)
+    cols = ("tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
+    for row in df.itertuples(index=False):  # the column rule agrees with the id on every named row
+        unnamed = plan_from_id(row._replace(id="dump_cfg1"))
+        assert [getattr(unnamed, c) for c in cols] == [getattr(plan_from_id(row), c) for c in cols], row.id
+    base = next(df[df.id.str.endswith("_c4_tp4_ep4_1037")].itertuples(index=False))._replace(id="dsr1_cfg7")
+    dump = base._replace(silicon_data_source="db-dump/2026-04-27; config_id=7; silicon_concurrency=4")
+    for form, want in (((16, 1, 4, 4), (4, 1, 1, 4)), ((1, 16, 4, 4), (1, 4, 1, 4)), ((4, 4, 1, 16), (1, 4, 1, 4)),
+                       ((64, 1, 8, 8), (8, 1, 1, 8)), ((4, 1, 1, 4), (4, 1, 1, 4)), ((8, 1, 8, 1), (8, 1, 8, 1))):
+        got = plan_from_id(dump._replace(**dict(zip(cols, map(float, form), strict=True))))
+        assert tuple(int(getattr(got, c)) for c in cols) == want, form
+    aic = dump._replace(silicon_data_source="source_file=/x/aic-auto-gap-analysis/data/h100.csv",
+                        **dict(zip(cols, (4.0, 1.0, 2.0, 2.0), strict=True)))
+    assert plan_from_id(aic) == aic
+    assert "db-dump" in silicon.MAPPING["parallelism"]
+
+
+def test_one_measurement_labelled_with_two_checkpoints_of_one_architecture_is_evaluated_once():
+    """The dump labels some DeepSeek-R1 runs DeepSeek-V3 (one architecture: every spec field but the name equal);
+    the copies are one measurement. Checkpoints of different architectures never merge."""
+    import pandas as pd
+
+    df = silicon.read_csv(FIXTURE)
+    named = df[df.id.str.endswith("_c4_tp4_ep4_1037")]
+    assert named.model_path.iloc[0] == "deepseek-ai/DeepSeek-R1"
+    v3 = named.assign(id="dsv3_cfg83", model_path="deepseek-ai/DeepSeek-V3")
+    found, skipped = silicon.cases(pd.concat([v3, named], ignore_index=True))
+    assert [c.id for c in found] == [named.id.iloc[0]]
+    assert skipped[0]["reason"] == "the same measurement as " + named.id.iloc[0]
+    assert silicon.architectures()["deepseek-ai/DeepSeek-V3"] == silicon.architectures()["deepseek-ai/DeepSeek-R1"]
+    kimi = named.assign(id="kimi_cfg1", model_path="moonshotai/Kimi-K2.5")
+    assert len(silicon.cases(pd.concat([kimi, named], ignore_index=True))[0]) == 2

@@ -19,6 +19,7 @@ num_workers, tp_size, pp_size, attention_dp_size, moe_tp_size, moe_ep_size, batc
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import multiprocessing
@@ -112,13 +113,16 @@ MAPPING = {
                 "else the checkpoint's native format; a format in the native one's family is the native one, else "
                 "that of a checkpoint the model profile lists as published in that family (Kimi-K2.5 nvfp4: "
                 "nvfp4-bf16-attn, NVIDIA's Kimi-K2.5-NVFP4)"},
-    "duplicates": "a measurement the CSV holds more than once (same model, GPU, engine, precision, mode, lengths, "
-                  "concurrency, TTFT and TPOT) is evaluated once, as the copy whose run id names its plan (else the "
-                  "first); the others are listed as skipped (silicon_recipes.duplicate_runs)",
+    "duplicates": "a measurement the CSV holds more than once (same model architecture, GPU, engine, precision, "
+                  "mode, lengths, concurrency, TTFT and TPOT; DeepSeek-R1 and -V3 are one architecture) is evaluated "
+                  "once, as the copy whose run id names its plan (else the first); the others are listed as skipped "
+                  "(silicon_recipes.duplicate_runs)",
     "parallelism": "tp = tp_size, dp_attention = attention_dp_size (0 or empty = 1), ep = moe_ep_size (0 or empty "
                    "= 1); GPUs = tp x dp_attention; moe_tp_size x moe_ep_size must equal it; an aggregated row whose "
                    "InferenceMAX run id (..._tpT_epE_n) names T GPUs while its columns give T x E is read as the id "
-                   "says: T GPUs, ep E, attention DP over them where the row has it, else tp T "
+                   "says: T GPUs, ep E, attention DP over them where the row has it, else tp T; a row of the same "
+                   "export (2026-04-06.csv, db-dump) whose id does not name its plan is read the same way where its "
+                   "columns take one of that export's inflated forms of a T-GPU, EP-T run "
                    "(silicon_recipes.plan_from_id)",
     "workload": f"phase serve, input_len = isl, output_len = osl, each drawn uniformly in [{RANGE_RATIO} L, L] "
                 f"(--random-range-ratio {RANGE_RATIO}, the 'below' form of InferenceMAX's client; not in the CSV), "
@@ -314,10 +318,25 @@ def _version(text) -> tuple[int, ...] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+@functools.cache
+def architectures() -> dict[str, str]:
+    """model_path -> the first mapped profile with its architecture (every spec field but the name equal): DeepSeek-R1
+    and DeepSeek-V3 runs are one architecture's, so one measurement labelled with each is one run."""
+    first: dict = {}
+    out = {}
+    for path, (profile, _) in MODELS.items():
+        try:
+            spec = replace(load_model(profile).spec, name="")
+        except PlannerError:  # to_case lists the row with the profile's error
+            continue
+        out[path] = first.setdefault(spec, profile)
+    return out
+
+
 def cases(df: pd.DataFrame, file: str = "<silicon>") -> tuple[list[Case], list[dict]]:
     """(cases, skipped rows with their reason), rows in the CSV's order."""
     out, skipped = [], []
-    copies = duplicate_runs(df)
+    copies = duplicate_runs(df, architectures())
     for k, row in enumerate(df.itertuples(index=False)):
         c = f"the same measurement as {copies[k]}" if k in copies else to_case(row, file)
         if isinstance(c, str):

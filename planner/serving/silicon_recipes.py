@@ -140,17 +140,44 @@ CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")  # the client's concurren
 
 def plan_from_id(row):
     """The row with its parallel columns read from its InferenceMAX run id where they multiply the id's GPU count by
-    its expert-parallel degree (RUN_ID_PLAN); any other row unchanged."""
-    m = RUN_ID_PLAN.search(str(row.id))
-    if not m or row.mode != "agg":
+    its expert-parallel degree (RUN_ID_PLAN), or, for an id that does not name its plan, where the columns have one
+    of that export's inflated forms (INFLATED); any other row unchanged."""
+    if row.mode != "agg":
         return row
-    gpus, ep = int(m.group(1)), int(m.group(2))
+    m = RUN_ID_PLAN.search(str(row.id))
     tp, dp = degree(row.tp_size), degree(row.attention_dp_size)
+    if m:
+        gpus, ep = int(m.group(1)), int(m.group(2))
+    elif not str(row.silicon_data_source).startswith(INFLATING_EXPORT):
+        return row
+    else:
+        gpus = ep = inflated_degree(tp, dp, degree(row.moe_tp_size), degree(row.moe_ep_size))
     if ep <= 1 or tp * dp != gpus * ep:
         return row
     tp, dp = (1, gpus) if dp > 1 else (gpus, 1)
     return row._replace(tp_size=float(tp), attention_dp_size=float(dp), moe_tp_size=float(gpus // ep),
                         moe_ep_size=float(ep))
+
+
+# The export that inflates plans (source_file=2026-04-06.csv, and the database dump db-dump/2026-04-27, whose ids
+# "..._cfgN" do not name the plan) writes a run of T GPUs with expert parallel E = T (the only EP > 1 InferenceMAX's
+# aggregated recipes run) in one of three forms, each seen on named rows of that file (aiconfigurator-core 0.12.0):
+# (tp T x T, dp 1, moe_tp T, moe_ep T): 160 rows, e.g. ..._tp8_ep8_n at tp_size 64; (tp 1, dp T x T, moe_tp T,
+# moe_ep T): 34 rows; (tp T, dp T, moe_tp 1, moe_ep T x T): 40 rows. Read from the columns alone, the rule gives every
+# named row of that file the plan its id gives, and it changes 192 rows of the dump (evaluated on 16 or 64 GPUs
+# before, for an 8-GPU benchmark node). Other sources are left alone: aiconfigurator's own deployments do run hybrid
+# expert TP x EP (..._tp4_epnone_n rows with moe_tp 2, moe_ep 2 on 4 GPUs).
+INFLATING_EXPORT = ("source_file=2026-04-06.csv", "db-dump/")
+
+
+def inflated_degree(tp: int, dp: int, moe_tp: int, moe_ep: int) -> int:
+    """T where (tp, dp, moe_tp, moe_ep) is one of the inflated forms of a T-GPU, EP-T run, else 1."""
+    k = math.isqrt(tp * dp)
+    if k <= 1 or k * k != tp * dp:
+        return 1
+    if (moe_tp, moe_ep) == (k, k) and 1 in (tp, dp) or (tp, dp, moe_tp, moe_ep) == (k, k, 1, k * k):
+        return k
+    return 1
 
 
 # One measurement appears up to three times in silicon_sample.csv (aiconfigurator-core 0.12.0: 3,619 aggregated rows,
@@ -162,10 +189,16 @@ SAME_RUN = ("model_path", "system", "backend", "precision", "mode", "isl", "osl"
             "silicon_ttft_ms", "silicon_tpot_ms")
 
 
-def duplicate_runs(df) -> dict[int, str]:
-    """Row position -> the id of the row that stands for the same measurement (SAME_RUN), for every other copy."""
+def duplicate_runs(df, architecture: dict[str, str] | None = None) -> dict[int, str]:
+    """Row position -> the id of the row that stands for the same measurement (SAME_RUN), for every other copy.
+    `architecture`: model_path -> a name shared by checkpoints of one architecture (the dump labels some
+    DeepSeek-R1 runs of the 2026-04-06 file as DeepSeek-V3, e.g. ..._cfg83 and ..._tp8_ep1_40: same TTFT and TPOT to
+    the last digit, same measured date)."""
     key = df.assign(silicon_data_source_concurrency=df.silicon_data_source.astype(str).str.extract(
-        CONCURRENCY)[0].fillna(df.batch_size.astype(str)))[list(SAME_RUN)].astype(str)
+        CONCURRENCY)[0].fillna(df.batch_size.astype(str)))
+    if architecture:
+        key = key.assign(model_path=key.model_path.map(lambda p: architecture.get(p, p)))
+    key = key[list(SAME_RUN)].astype(str)
     named = df.id.astype(str).map(lambda i: RUN_ID_PLAN.search(i) is not None)
     out: dict[int, str] = {}
     for _, pos in key.groupby(list(SAME_RUN), sort=False).indices.items():
