@@ -61,6 +61,11 @@ GEMM_DTYPES = {"bfloat16": ("bf16", "bf16"), "fp8_block": ("fp8_block128", "fp8"
 # int4_wo: Kimi K2.5 ships group 32 (profiles/quant/int4-g32.yaml); its bytes are counted at group 32
 MOE_DTYPES = {"bfloat16": ("bf16", "bf16"), "fp8_block": ("fp8-block128", "fp8"), "fp8": ("fp8", "fp8"),
               "int4_wo": ("int4-g32", "int4"), "nvfp4": ("nvfp4", "fp4")}
+# table dtypes whose kernels are a variant within their compute dtype: their rows fit a shape surface of their own
+# (planner.hardware.efficiency.SURFACE_VARIANTS), which the planner uses for scenarios that run that variant:
+# per-tensor FP8 GEMMs (CUTLASS scaled-mm) and MoE (ModelOpt FP8), MLA over an FP8 KV cache
+SURFACE = {"gemm_perf": {"fp8": "fp8_tensor"}, "moe_perf": {"fp8": "fp8_tensor"},
+           "generation_mla_perf": {"fp8": "fp8_kv"}, "context_mla_perf": {"fp8": "fp8_kv"}}
 # the dtype whose rows fit a kind's compute, memory and floor; attention kinds fit on their BF16-KV rows only (the
 # planner has one attention curve per GPU; FP8-KV rows are held out and reported against it)
 REFERENCE = {"gemm": ("bfloat16",), "grouped_gemm": ("fp8_block", "fp8", "bfloat16"),
@@ -222,6 +227,7 @@ def load_rows(tables: dict[str, Path], gpu: str) -> list[dict]:
                 if ops:
                     runs.append({"ops": ops, "measured_s": r.latency * 1e-3, "weight": 1.0, "layer": True,
                                  "group": f"{name}-{i}", "table": name, "dtype": str(dtype),
+                                 "surface": SURFACE.get(name, {}).get(str(dtype)),
                                  "holdout": i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1,
                                  "model": tuple(int(v) for v in MODEL_SHAPE[name](r)),
                                  "fit_shape": getattr(r, "moe_ep_size", 1) <= MAX_SHAPE_EP})
@@ -267,6 +273,10 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
                 sources[(kind, key)] = d
                 done.append(key)
         fitted[kind] = sorted(done)
+    for kind, groups in by_kind.items():  # variant surfaces (SURFACE): from their own table dtype's rows
+        for d, rs in groups.items():
+            if rs[0]["surface"]:
+                sources.setdefault((kind, rs[0]["surface"]), d)
     return silicon_fit.fit_surfaces(runs_train(runs), eff, acc, sources, _main), fitted, sources
 
 
@@ -278,9 +288,7 @@ def _every_run(rows: list, n: int) -> list:
     return rows if len(rows) <= n else [rows[round(i * (len(rows) - 1) / (n - 1))] for i in range(n)]
 
 
-def _main(run: dict) -> int:
-    """Index of the op the row measures (the GEMM of a MoE row, else its only op)."""
-    return next((i for i, op in enumerate(run["ops"]) if op.kind in ("gemm", "grouped_gemm")), 0)
+_main = silicon_fit.main_index
 
 
 def _key(run: dict) -> str:

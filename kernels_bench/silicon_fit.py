@@ -36,8 +36,25 @@ CV_FOLDS = 5
 def predict(run: dict, eff: Efficiency, acc) -> float:
     """The planner's time for a row: its ops' roofline times, each over its kind's shape factor (time_op applies
     the surfaces of `eff`)."""
+    if run.get("surface"):  # a kernel variant's rows: its own surface in place of its dtype's, as the planner does
+        eff = eff.with_surfaces(((run["surface"], _measured(run).dtype),))
     m = plan.machine(acc, eff)
     return sum(time_op(op, m).seconds for op in run["ops"])
+
+
+def surface_of(run: dict) -> tuple[str, str]:
+    """(op kind, surface key) of the op a row measures: its table's variant surface, else its compute dtype."""
+    op = _measured(run)
+    return op.kind, run.get("surface") or op.dtype
+
+
+def main_index(run: dict) -> int:
+    """Index of the op a row measures: its GEMM (a MoE row's grouped GEMM), else its only op."""
+    return next((i for i, op in enumerate(run["ops"]) if op.kind in ("gemm", "grouped_gemm")), 0)
+
+
+def _measured(run: dict):
+    return run["ops"][main_index(run)]
 
 
 def errors(runs: list[dict], eff: Efficiency, acc) -> list[float]:
@@ -130,15 +147,15 @@ def fit_surfaces(runs: list[dict], eff: Efficiency, acc, sources: dict[tuple[str
     by: dict[tuple[str, str], tuple[list, list]] = {}
     for r in runs:
         i = main(r)
-        op = r["ops"][i]
-        if not r.get("fit_shape", True) or sources.get((op.kind, op.dtype)) != r["dtype"]:
+        key = surface_of(r)
+        if not r.get("fit_shape", True) or sources.get(key) != r["dtype"]:
             continue
         if "shape_target" not in r:
             r["shape_target"] = _target(r, i, eff, acc)
         t = r["shape_target"]
         if t:
-            by.setdefault((op.kind, op.dtype), ([], []))[0].append(t[0])
-            by[(op.kind, op.dtype)][1].append(t[1])
+            by.setdefault(key, ([], []))[0].append(t[0])
+            by[key][1].append(t[1])
     ops = dict(eff.ops)
     for (kind, dtype), (xs, ys) in sorted(by.items()):
         if len(ys) < 8:

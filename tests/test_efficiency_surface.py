@@ -80,3 +80,44 @@ def test_fit_recovers_a_shape_factor():
     assert max(abs(e) for e in silicon_fit.errors(held, eff, acc)) > 0.25
     cv = silicon_fit.cv_model_shapes(runs, fitted, acc, {("gemm", "bf16"): "bfloat16"}, lambda r: 0)
     assert sorted(cv) == ["gemm_perf.bfloat16"] and len(cv["gemm_perf.bfloat16"]) == len(runs)
+
+
+def test_a_scenario_takes_the_surfaces_of_the_kernel_variant_it_runs():
+    """On silicon tables, per-tensor FP8 weights take the fp8_tensor surfaces in place of the block-scaled fp8 ones,
+    an FP8 KV cache the attention kinds' fp8_kv surfaces, and INT4 weight-only experts (BF16 compute records) the
+    int4 MoE surface; block-scaled FP8 and a BF16 cache keep their own."""
+    from planner.perf.steps import machine
+    from tests.scenario_util import scenario
+
+    table = efficiency_for("h200-sxm", "sglang", silicon=True)
+    shapes = {k: dict(e.shape_by_dtype) for k, e in table.ops.items()}
+    assert {"fp8", "fp8_tensor"} <= set(shapes["gemm"]) and "fp8_kv" in shapes["attention_decode"]
+    on = {"engine": "sglang", "engine_options": {"kernel_tables": "silicon"}}
+    tensor = machine(scenario(model="llama-3.1-70b", weights="fp8", kv_cache="fp8", **on)).eff.ops
+    block = machine(scenario(model="llama-3.1-70b", weights="fp8-block128", **on)).eff.ops
+    assert dict(tensor["gemm"].shape_by_dtype)["fp8"] == shapes["gemm"]["fp8_tensor"]
+    assert dict(block["gemm"].shape_by_dtype)["fp8"] == shapes["gemm"]["fp8"]
+    assert dict(tensor["attention_decode"].shape_by_dtype)["bf16"] == shapes["attention_decode"]["fp8_kv"]
+    assert dict(block["attention_decode"].shape_by_dtype)["bf16"] == shapes["attention_decode"]["bf16"]
+    kimi = machine(scenario(model="kimi-k2.5", weights="int4-g32", parallelism={"tp": 8}, **on)).eff.ops
+    assert dict(kimi["grouped_gemm"].shape_by_dtype)["bf16"] == shapes["grouped_gemm"]["int4"]
+
+
+def test_a_surface_may_time_a_moe_or_attention_record_below_the_curves_floor():
+    """MoE and attention tables time the planner's whole op record, floors included: a kernel measured faster than
+    the curves' floor keeps its measured time; a GEMM's other kernels keep their floors outside its surface."""
+    from dataclasses import replace
+
+    from planner.hardware.efficiency import Efficiency
+    from planner.perf.op_record import Op
+    from planner.perf.roofline import Machine, time_op
+
+    base = efficiency_for(None)
+    fast = Surface(("m",), ((1.0, 1e6),), (4.0, 4.0))
+    ops = {k: replace(e, shape_by_dtype=(("bf16", fast),)) for k, e in base.ops.items()}
+    m = Machine(load_accelerator("h200-sxm"), None, Efficiency("t", ops, base.comm, ()), 1, False, "bf16")
+    moe = Op("moe.experts", "grouped_gemm", 1, 1e3, weight_bytes=1e3, kernels=3, m=1)
+    floor = base.ops["grouped_gemm"].floor_s
+    assert time_op(moe, m).seconds == pytest.approx(3 * floor / 4)
+    gemm = _gemm("g", 1, 1, 64, 64, 1e3, "bf16", kernels=3)
+    assert time_op(gemm, m).seconds == pytest.approx(2 * base.ops["gemm"].floor_s)

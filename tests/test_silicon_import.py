@@ -37,10 +37,12 @@ def fixtures(root):
     timed as the default table predicts x 1.3 (int4 x 2.5), so a fit has something to find."""
     base = root / "h200_sxm"
     meta = {"framework": "SGLang", "version": "0.5.14", "device": "NVIDIA H200"}
-    gemm = [dict(meta, op_name="gemm", kernel_source="t", gemm_dtype="bfloat16", m=m, n=n, k=k, latency=0.0)
-            for m in (1, 8, 64, 512, 4096) for n, k in ((4096, 7168), (7168, 2048))]
-    g = pd.DataFrame(gemm)
-    g["latency"] = [_latency_ms(silicon.gemm_ops(r), 1.3) for r in g.itertuples(index=False)]
+    gemm = [dict(meta, op_name="gemm", kernel_source="t", gemm_dtype=d, m=m, n=n, k=k, latency=0.0)
+            for d in ("bfloat16", "fp8_block", "fp8") for m in (1, 8, 64, 512, 4096)
+            for n, k in ((4096, 7168), (7168, 2048))]
+    g = pd.DataFrame(gemm)  # per-tensor fp8 (a CUTLASS scaled-mm) runs 2.2x faster than the block-scaled kernel
+    g["latency"] = [_latency_ms(silicon.gemm_ops(r), 0.6 if r.gemm_dtype == "fp8" else 1.3)
+                    for r in g.itertuples(index=False)]
     _write(g, base / "gemm/sglang/0.5.14/gemm_perf.parquet")
     moe = [dict(meta, op_name="moe", kernel_source="t", moe_dtype=d, num_tokens=t, hidden_size=7168, inter_size=2048,
                 topk=8, num_experts=384, moe_tp_size=tp, moe_ep_size=ep, distribution="balanced", latency=0.0)
@@ -49,11 +51,12 @@ def fixtures(root):
     mo["latency"] = [_latency_ms(silicon.moe_ops(r, GPU), 2.5 if r.moe_dtype == "int4_wo" else 1.3)
                      for r in mo.itertuples(index=False)]
     _write(mo, base / "moe/sglang/0.5.14/moe_perf.parquet")
-    mla = [dict(meta, op_name="mla_generation", kernel_source="t", mla_dtype="bfloat16", kv_cache_dtype="bfloat16",
+    mla = [dict(meta, op_name="mla_generation", kernel_source="t", mla_dtype="bfloat16", kv_cache_dtype=kv,
                 num_heads=128 // tp, batch_size=b, isl=1, tp_size=tp, step=s, latency=0.0)
-           for tp in (1, 8) for b in (1, 64) for s in (1023, 8191, 32767)]
-    ml = pd.DataFrame(mla)
-    ml["latency"] = [_latency_ms(silicon.mla_ops(r, GPU, "decode"), 1.3) for r in ml.itertuples(index=False)]
+           for kv in ("bfloat16", "fp8") for tp in (1, 8) for b in (1, 64) for s in (1023, 8191, 32767)]
+    ml = pd.DataFrame(mla)  # over an FP8 KV cache the kernel runs at half the speed the BF16 one's surface gives
+    ml["latency"] = [_latency_ms(silicon.mla_ops(r, GPU, "decode"), 2.6 if r.kv_cache_dtype == "fp8" else 1.3)
+                     for r in ml.itertuples(index=False)]
     _write(ml, base / "mla/sglang/0.5.14/generation_mla_perf.parquet")
 
 
@@ -71,6 +74,11 @@ def test_import_silicon_fits_and_writes(tmp_path, capsys):
     assert "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype)
     assert {"int4", "fp8"} <= set(dict(eff.ops["grouped_gemm"].shape_by_dtype))  # a shape surface per dtype
     assert "bf16" in dict(eff.ops["gemm"].shape_by_dtype) and "bf16" in dict(eff.ops["attention_decode"].shape_by_dtype)
+    # kernel variants within a dtype fit surfaces of their own (SURFACE_VARIANTS), held out at their own speed
+    assert "fp8_tensor" in dict(eff.ops["gemm"].shape_by_dtype)
+    assert "fp8_kv" in dict(eff.ops["attention_decode"].shape_by_dtype)
+    for variant in ("gemm_perf.fp8", "generation_mla_perf.fp8"):
+        assert doc["tables"][variant]["holdout_median_abs_error"] < 0.15, variant  # ~55% / 50% on the dtype's own
     gemm = doc["tables"]["gemm_perf.bfloat16"]
     assert {"curves_median_abs_error", "default_median_abs_error", "cv_median_abs_error"} <= set(gemm)
     assert gemm["n_cv_model_shapes"] == 2  # (n, k) pairs

@@ -14,7 +14,7 @@ grid (`Surface`). The default table has none, so `OpEfficiency.shape_for` is 1 f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +26,11 @@ OP_KINDS = ("gemm", "grouped_gemm", "attention_decode", "attention_prefill", "el
 # GEMM compute dtypes (planner.perf.roofline FALLBACK_DTYPE); int4 names the W4A16 kernels (INT4 weights dequantized
 # in the GEMM, BF16 activations: Marlin / Machete / CUTLASS mixed-input) whose curve a grouped_gemm table may carry
 DTYPES = ("fp4", "fp8", "int8", "int4", "bf16", "fp16")
+# shape surfaces of a kernel variant within a compute dtype, keyed apart from the dtype's own and put in its place for
+# a scenario that runs that variant (planner.perf.steps._efficiency, Efficiency.with_surfaces): FP8 GEMMs and MoE
+# with one weight scale per tensor (CUTLASS scaled-mm / ModelOpt FP8 MoE kernels; the `fp8` surface is fitted on
+# block-scaled DeepGEMM / Triton rows), and attention over an FP8 KV cache (the attention records keep bf16 compute)
+SURFACE_VARIANTS = {"fp8_tensor": "fp8", "fp8_kv": "bf16"}
 # shape variables a surface may use, each read off a planner.perf.op_record.Op (duck-typed: this floor does not
 # import planner.perf): m = GEMM rows (rows per expert for grouped GEMMs, query rows for attention), depth = reduction
 # depth K (1 when the op has none), width = FLOP / (2 m depth) (a GEMM's output columns on this GPU; the touched
@@ -119,6 +124,18 @@ class Efficiency:
     comm: dict  # COMM_KEYS -> value
     files: tuple[str, ...]  # tables this came from
 
+    def with_surfaces(self, pairs: tuple[tuple[str, str], ...]) -> Efficiency:
+        """This table with, per (source, target) pair, every op kind's `source` surface standing in for its `target`
+        one (kinds without a `source` surface unchanged)."""
+        ops = {}
+        for kind, e in self.ops.items():
+            shapes = dict(e.shape_by_dtype)
+            for src, dst in pairs:
+                if src in shapes:
+                    shapes[dst] = shapes[src]
+            ops[kind] = replace(e, shape_by_dtype=tuple(sorted(shapes.items())))
+        return replace(self, ops=ops)
+
 
 def read_curve(value: Any, file: str, field: str) -> Curve:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -180,7 +197,7 @@ def _read(path, base: Efficiency | None) -> Efficiency:
         if entry.get("shape_by_dtype") is not None:
             field = f"ops.{kind}.shape_by_dtype"
             mapping = require_mapping(entry["shape_by_dtype"], file, field)
-            check_keys(mapping, DTYPES, file, f"{field}.")
+            check_keys(mapping, DTYPES + tuple(SURFACE_VARIANTS), file, f"{field}.")
             shapes |= {d: read_surface(v, file, f"{field}.{d}") for d, v in mapping.items()}
         ops[kind] = OpEfficiency(
             read_curve(entry["compute"], file, f"ops.{kind}.compute") if "compute" in entry else old.compute,

@@ -77,6 +77,16 @@ def role_dtype(sc: Scenario, role: str, kind: str) -> str:
     return _role_bytes(sc).get((role, kind), (0.0, 0.0, "bf16"))[2]
 
 
+@lru_cache(maxsize=64)
+def fp8_scaling(spec, fmt) -> str:
+    """How the format scales the model's FP8 matmul weights: "tensor" (one scale per tensor: ModelOpt / static FP8
+    checkpoints, profiles/storage_types.yaml fp8_tensor), "block" (per 128 x 128 block), "" (no FP8 weights)."""
+    for _, t, _, compute in _role_tensors(spec, fmt):
+        if compute == "fp8":
+            return "block" if fmt.storage_for(t, spec).scale_block else "tensor"
+    return ""
+
+
 def swiglu_depth(h: float, inter_per_gpu: float) -> float:
     """Reduction depth of a SwiGLU MLP on one GPU: gate/up reduce over h (2/3 of the FLOP), down over the GPU's
     slice of the intermediate size (1/3); FLOP-weighted harmonic mean, as time ~ FLOP / efficiency(K)."""

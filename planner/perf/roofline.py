@@ -125,10 +125,11 @@ def time_op(op: Op, m: Machine) -> TimedOp:
         # this shape than the curves give. kernels_bench/silicon_fit.py fits it on the roofline of the table's op
         # records: a GEMM table times one kernel, so a GEMM's other kernels (activation quantization, a norm) keep
         # their launch floors outside it; MoE and attention tables time the planner's own op records, floors included
+        # (nothing outside: a kernel the table measured below the curves' floor keeps its measured speed)
         one = e.floor_s * (1 if op.kind == "gemm" else op.kernels)
         t_kernel = max(t_c, t_m, one) / shape
-        t = max(t_kernel, floor)
-        bound = "latency" if t == floor and t > t_kernel else ("compute" if t_c >= t_m else "memory")
+        t = max(t_kernel, floor - one)
+        bound = "latency" if t > t_kernel else ("compute" if t_c >= t_m else "memory")
         return TimedOp(op, t, bound)
     t = max(t_c, t_m, floor)
     bound = "latency" if t == floor and t > max(t_c, t_m) else ("compute" if t_c >= t_m else "memory")

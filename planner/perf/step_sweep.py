@@ -133,7 +133,7 @@ class Timer:
             axes = {"m": r, "depth": depth, "bytes": total[i], "width": flops[i] / (2 * r * depth),
                     "context": v[i, KV_READ] / np.maximum(v[i, KV_WRITE], 1e-30)}
             factor = _surface(shape, [np.maximum(axes[a], 1.0) for a in shape.axes])
-            t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, self.floor[i])
+            t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, self.floor[i] - one)
         t = np.where(self.comm[:, None], 0.0, t)
         work = (t * self.count[:, None]).sum(axis=0)
         comm_t = np.where(v[:, COMM] > 0, self.lat[:, None] + np.maximum(self.alpha[:, None] * v[:, COMM],

@@ -30,6 +30,7 @@ from planner.base.errors import PlannerError
 from planner.deploy.engines import load_engine
 from planner.deploy.scenario import Scenario
 from planner.hardware.efficiency import CAL_DIR, SILICON_DIR, calibration_files, efficiency_for, silicon_file
+from planner.perf.op_record import fp8_scaling
 from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
 from planner.perf.roofline import Machine, TimedOp, time_op
 
@@ -87,9 +88,25 @@ def _efficiency(sc: Scenario):
               and not silicon else ())
     w4a16 = _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype)
     deepgemm = sc.parallelism.ep > 1 and silicon
-    if not tp_moe and not w4a16 and not deepgemm:
+    variants = _surface_variants(sc, w4a16) if silicon else ()
+    if not tp_moe and not w4a16 and not deepgemm and not variants:
         return eff
-    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm, silicon)
+    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm, silicon, variants)
+
+
+def _surface_variants(sc: Scenario, w4a16: bool) -> tuple[tuple[str, str], ...]:
+    """The silicon tables' kernel-variant surfaces this scenario runs (planner.hardware.efficiency.SURFACE_VARIANTS),
+    as (surface, in place of) pairs: per-tensor FP8 weights take the fp8_tensor surfaces, an FP8 KV cache the
+    attention kinds' fp8_kv ones, and INT4 weight-only experts (BF16 compute records) the int4 MoE surface, which
+    their int4 compute curve belongs to."""
+    pairs = []
+    if fp8_scaling(sc.model.spec, sc.weights) == "tensor":
+        pairs.append(("fp8_tensor", "fp8"))
+    if sc.kv_cache == "fp8":
+        pairs.append(("fp8_kv", "bf16"))
+    if w4a16:
+        pairs.append(("int4", "bf16"))
+    return tuple(pairs)
 
 
 def _engine_table(sc: Scenario) -> bool:
@@ -145,7 +162,7 @@ def kernel_notes(sc: Scenario) -> list[str]:
 
 @lru_cache(maxsize=64)
 def _with_moe_curves(gpu: str | None, engine: str, tp_moe: tuple, w4a16: bool, deepgemm: bool = False,
-                     silicon: bool = False):
+                     silicon: bool = False, variants: tuple = ()):
     """`deepgemm`: expert-parallel deployments run DeepGEMM-class grouped GEMMs (DeepEP), not the fused-MoE kernel
     an engine's silicon moe table measured: the default table's grouped_gemm, with the silicon int4 curve kept."""
     eff = efficiency_for(gpu, engine, silicon)
@@ -158,7 +175,8 @@ def _with_moe_curves(gpu: str | None, engine: str, tp_moe: tuple, w4a16: bool, d
     by_dtype = dict(gg.compute_by_dtype) | dict(tp_moe)
     if w4a16:
         by_dtype["bf16"] = by_dtype["int4"]
-    return replace(eff, ops={**eff.ops, "grouped_gemm": replace(gg, compute_by_dtype=tuple(sorted(by_dtype.items())))})
+    eff = replace(eff, ops={**eff.ops, "grouped_gemm": replace(gg, compute_by_dtype=tuple(sorted(by_dtype.items())))})
+    return eff.with_surfaces(variants) if variants else eff
 
 
 def kernels(ops: list[Op]) -> int:

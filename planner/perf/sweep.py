@@ -146,7 +146,7 @@ class DecodeSweep:
                 factor = _surface(op.shape, [np.maximum(axes[a], 1.0) for a in op.shape.axes])
                 one = op.floor1 if op.kind == "gemm" else op.floor  # as roofline.time_op
                 t_kernel = np.maximum(np.maximum(t_c, t_m), one) / factor
-                work = work + np.maximum(t_kernel, op.floor) * op.count
+                work = work + np.maximum(t_kernel, op.floor - one) * op.count
                 continue
             work = work + np.maximum(np.maximum(t_c, t_m), op.floor) * op.count
         if self.sc.engine.overlap_comm == "tbo_ep" and self.sc.parallelism.ep > 1:
