@@ -126,3 +126,23 @@ def test_kernel_tables_silicon_is_opt_in_and_named():
     assert err.value.field == "engine_options.kernel_tables" and "mine.yaml" in str(err.value)
     with pytest.raises(PlannerError, match="expected one of default, silicon"):
         scenario(engine_options={"kernel_tables": "measured"})
+
+
+def test_validation_names_each_cases_kernel_table_and_reports_the_silicon_errors():
+    """docs/validation.md: each case row names the tables it ran on; a section lists every committed silicon
+    calibration's held-out error beside the default table's and the cross-validated one (issue 19)."""
+    from planner.serving.validate import kernel_table, silicon_kernel_section
+    from tests.scenario_util import scenario
+
+    assert kernel_table(scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang")) == "default"
+    assert kernel_table(scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+                                 hardware={"gpu": "b200"})) == \
+        "default + b200"
+    on = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+                  engine_options={"kernel_tables": "silicon"})
+    assert kernel_table(on) == "default + silicon/h200-sxm-sglang"
+    lines = silicon_kernel_section()
+    rows = [ln for ln in lines if ln.startswith("| h200-sxm-vllm | moe.int4_wo |")]
+    assert len(rows) == 1 and rows[0].count("%") == 6  # held out, default, CV: median / p90 each
+    assert {ln.split(" | ")[0][2:] for ln in lines if ln.startswith("| ") and "/" in ln} >= {
+        f"{g}-{e}" for g in ("h100-sxm", "h200-sxm", "b200", "gb200") for e in ("sglang", "vllm", "trtllm")}

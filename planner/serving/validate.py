@@ -18,6 +18,7 @@ from planner.base.limits import MAX_VALIDATE_CASES
 from planner.base.yamlio import check_keys, load_document, require_mapping
 from planner.deploy.datasets import named_dataset, suite_dataset
 from planner.deploy.scenario_file import scenario_from_mapping
+from planner.hardware.efficiency import calibration_files
 from planner.serving.estimate import estimate
 
 PER_NODE = {"prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_node"}
@@ -49,11 +50,19 @@ def validate(path: str | Path) -> dict:
                    "error": (predicted / m.value - 1) if predicted is not None and m.value else None,
                    "fits": result["fits"], "reason": result["reason"],
                    "bottleneck": result["bottleneck"], "source": m.source, "engine": sc.engine.name,
-                   "gpu": sc.gpu, "model": sc.model.name,
+                   "gpu": sc.gpu, "model": sc.model.name, "kernel_table": kernel_table(sc),
                    "dataset": sc.workload.dataset.name if sc.workload.from_dataset else None}
             rows.append(row)
     errors = [abs(r["error"]) for r in rows if r["error"] is not None]
     return {"cases": rows, "skipped": skipped, "summary": _summary(errors, len(rows))}
+
+
+def kernel_table(sc) -> str:
+    """The efficiency tables a scenario runs on, as the row names them: default.yaml (published kernel tables), then
+    each overlay by file name (a GPU's committed curves; the engine's silicon tables where the scenario asks)."""
+    files = calibration_files(sc.gpu, sc.engine.name, sc.engine.kernel_tables == "silicon")
+    return " + ".join(["default", *(f"{p.parent.name}/{p.stem}" if p.parent.name == "silicon" else p.stem
+                                    for p in files)])
 
 
 def _case_name(case, k: int) -> str:
@@ -125,18 +134,49 @@ def markdown(report: dict, source: str) -> str:
         "Unstated prompt/answer lengths of a case that cites a benchmark suite's results come from the suite's "
         "request set for its model (`profiles/datasets/`, column 'lengths from').",
         "",
-        "| case | metric | measured | predicted | error | bottleneck (prefill / decode) | lengths from |",
-        "|---|---|---:|---:|---:|---|---|",
+        "Column 'kernel table': the efficiency tables the case ran on (profiles/calibration/: default.yaml from "
+        "published kernel results, then a GPU's committed overlay). AMD, Apple and CPU cases run on the published "
+        "curves: aiconfigurator-core has no silicon tables for them.",
+        "",
+        "| case | metric | measured | predicted | error | bottleneck (prefill / decode) | lengths from "
+        "| kernel table |",
+        "|---|---|---:|---:|---:|---|---|---|",
     ]
     for r in report["cases"]:
         b = r["bottleneck"]
         pred = "does not fit: " + md_text(r["reason"]) if not r["fits"] else _num(r["predicted"])
         lines.append(f"| {md_text(r['name'])} | {md_text(r['metric'])} | {_num(r['measured'])} | {pred} "
                      f"| {_pct(r['error'], True)} | {md_text(b.get('prefill') or '-')} / "
-                     f"{md_text(b.get('decode') or '-')} | {md_text(r.get('dataset') or '-')} |")
+                     f"{md_text(b.get('decode') or '-')} | {md_text(r.get('dataset') or '-')} "
+                     f"| {md_text(r.get('kernel_table') or '-')} |")
     for r in report["skipped"]:
-        lines.append(f"| {md_text(r['name'])} | - | - | error: {md_text(r['reason'])} | - | - | - |")
-    return "\n".join(lines) + "\n"
+        lines.append(f"| {md_text(r['name'])} | - | - | error: {md_text(r['reason'])} | - | - | - | - |")
+    return "\n".join(lines + silicon_kernel_section()) + "\n"
+
+
+def silicon_kernel_section() -> list[str]:
+    """Markdown lines: the held-out error of every committed silicon calibration (profiles/calibration/silicon/, as
+    `kernels_bench import-silicon` recorded it in each file's fit.tables) beside the default table's on the same rows,
+    and leave-model-shape-out cross-validation; the serving runs are in docs/silicon_serving.md."""
+    from planner.base.yamlio import load_document as load
+    from planner.hardware.efficiency import SILICON_DIR
+
+    lines = ["", "## Kernels measured on silicon (aiconfigurator-core's op tables, issue 19)", "",
+             "Held-out |error| (every 5th distinct shape per table and dtype, never fitted) of the imported silicon "
+             "calibrations, median / p90, beside the default table's on the same rows and leave-model-shape-out "
+             "cross-validation (docs/silicon.md says how they are fitted and why the cases above do not use them; "
+             "the 3,000 serving runs of the same package are in docs/silicon_serving.md, nothing fitted on them).", "",
+             "| calibration | table.dtype | rows fit / held out | held out | default table "
+             "| CV leave-model-shape-out |",
+             "|---|---|---|---|---|---|"]
+    pair = lambda e, k: "-" if e.get(f"{k}_median_abs_error") is None else (  # noqa: E731
+        f"{e[f'{k}_median_abs_error']:.0%} / {e[f'{k}_p90_abs_error']:.0%}")
+    for path in sorted(SILICON_DIR.glob("*.yaml")):
+        tables = ((load(path) or {}).get("fit") or {}).get("tables") or {}
+        for name, e in sorted(tables.items()):
+            lines.append(f"| {md_text(path.stem)} | {md_text(name.replace('_perf', ''))} | {e.get('n_fit')} / "
+                         f"{e.get('n_holdout')} | {pair(e, 'holdout')} | {pair(e, 'default')} | {pair(e, 'cv')} |")
+    return lines
 
 
 def is_markdown(head: bytes) -> bool:
