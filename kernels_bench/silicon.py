@@ -87,6 +87,15 @@ MODEL_SHAPE = {"gemm_perf": lambda r: (r.n, r.k), "moe_perf": lambda r: (r.hidde
                                                                         r.num_experts),
                "generation_mla_perf": lambda r: (r.num_heads * r.tp_size,),
                "context_mla_perf": lambda r: (r.num_heads * r.tp_size,)}
+# SGLang's MoE tables time two kernels for one dtype (Triton fused MoE and a FlashInfer one, about half the rows each);
+# a row of each shape is kept of the kernel `--moe-runner-backend auto` runs for the MoE models here
+# (sgl-project/sglang python/sglang/srt/server_args.py, model-specific adjustments): on SM100 (Blackwell),
+# DeepseekV3ForCausalLM (DeepSeek-V3/R1, Kimi K2/K2.5 INT4) with fp8 / modelopt_fp8 / modelopt_fp4 and Qwen3-MoE with
+# fp8 / modelopt_fp4 / no quantization run flashinfer_trtllm (PR #13489 for Qwen3); elsewhere (Hopper) `auto` is the
+# Triton fused MoE. Tables with one kernel per dtype (every vLLM and TRT-LLM one, SGLang's int4 on Hopper) are as is
+AUTO_MOE_KERNEL = {("sglang", "sm100"): "sglang_flashinfer_trtllm_moe", ("sglang", "sm90"): "sglang_fused_moe_triton"}
+ARCH = {"h100_sxm": "sm90", "h200_sxm": "sm90", "b200_sxm": "sm100", "b300_sxm": "sm100", "gb200": "sm100",
+        "gb300": "sm100"}
 MLA_MODELS = {128: "deepseek-v3", 64: "kimi-k2.5"}  # total attention heads -> a profile with that MLA layout
 MOE_BASE = "kimi-k2.5"
 
@@ -194,11 +203,15 @@ def _every(df, n: int):
     return df if len(df) <= n else df.iloc[[round(i * (len(df) - 1) / (n - 1)) for i in range(n)]]
 
 
-def load_rows(tables: dict[str, Path], gpu: str) -> list[dict]:
-    """Runs in calibrate's shape ({"ops", "measured_s", "weight", "layer", "group"}) plus table, dtype and holdout."""
+def load_rows(tables: dict[str, Path], gpu: str, kernel: str | None = None) -> list[dict]:
+    """Runs in calibrate's shape ({"ops", "measured_s", "weight", "layer", "group"}) plus table, dtype and holdout.
+    `kernel`: the MoE kernel_source kept where a dtype's rows hold several (AUTO_MOE_KERNEL)."""
     runs = []
     for name, path in sorted(tables.items()):
         df = _read(path)
+        if name == "moe_perf" and kernel and "kernel_source" in df:
+            several = df.groupby("moe_dtype").kernel_source.transform("nunique") > 1
+            df = df[~several | (df.kernel_source == kernel)]
         if name == "gemm_perf":
             df = df[df.gemm_dtype.isin(list(GEMM_DTYPES)) & (df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN)]
             dcol, build = "gemm_dtype", gemm_ops
@@ -331,7 +344,7 @@ def import_silicon(args) -> dict:
     acc = load_accelerator(gpu)
     tables = find_tables(root, args.system, args.engine, args.version)
     t0 = time.time()
-    runs = load_rows(tables, gpu)
+    runs = load_rows(tables, gpu, AUTO_MOE_KERNEL.get((args.engine, ARCH.get(args.system, ""))))
     if len([r for r in runs if r["holdout"]]) < 2:
         raise PlannerError(f"{len(runs)} usable rows in {sorted(tables)}: too few to hold any out", field="--system")
     eff, fitted, sources = fit_silicon(runs, acc)

@@ -47,9 +47,12 @@ def fixtures(root):
     moe = [dict(meta, op_name="moe", kernel_source="t", moe_dtype=d, num_tokens=t, hidden_size=7168, inter_size=2048,
                 topk=8, num_experts=384, moe_tp_size=tp, moe_ep_size=ep, distribution="balanced", latency=0.0)
            for d in ("fp8_block", "int4_wo") for t in (1, 16, 256, 4096, 16384) for tp, ep in ((1, 8), (8, 1))]
-    mo = pd.DataFrame(moe)
+    mo = pd.DataFrame(moe).assign(kernel_source="sglang_fused_moe_triton")
     mo["latency"] = [_latency_ms(silicon.moe_ops(r, GPU), 2.5 if r.moe_dtype == "int4_wo" else 1.3)
                      for r in mo.itertuples(index=False)]
+    # the same shapes on a kernel SGLang's `auto` does not run on Hopper, 4x slower: listed first, never fitted
+    other = mo[mo.moe_dtype == "fp8_block"].assign(kernel_source="sglang_flashinfer_cutlass_moe")
+    mo = pd.concat([other.assign(latency=other.latency * 4), mo], ignore_index=True)
     _write(mo, base / "moe/sglang/0.5.14/moe_perf.parquet")
     mla = [dict(meta, op_name="mla_generation", kernel_source="t", mla_dtype="bfloat16", kv_cache_dtype=kv,
                 num_heads=128 // tp, batch_size=b, isl=1, tp_size=tp, step=s, latency=0.0)
@@ -84,6 +87,22 @@ def test_import_silicon_fits_and_writes(tmp_path, capsys):
     assert gemm["n_cv_model_shapes"] == 2  # (n, k) pairs
     text = (out / "h200-sxm-sglang.yaml").read_text()
     assert "moe/sglang/0.5.14/moe_perf.parquet" in text and "aiconfigurator-core" in text
+
+
+def test_import_keeps_the_moe_kernel_sglangs_auto_runs_where_a_table_holds_two(tmp_path):
+    """SGLang's MoE tables time two kernels per dtype; Hopper's `auto` runs the Triton fused MoE, so those rows are
+    the ones fitted and held out (AUTO_MOE_KERNEL), not the first listed per shape."""
+    fixtures(tmp_path / "data")
+    tables = silicon.find_tables(tmp_path / "data", "h200_sxm", "sglang", None)
+    kernel = silicon.AUTO_MOE_KERNEL[("sglang", silicon.ARCH["h200_sxm"])]
+    triton = pd.read_parquet(tables["moe_perf"]).query("kernel_source == @kernel and moe_dtype == 'fp8_block'")
+    want = sorted(triton.latency * 1e-3)
+    got = sorted(r["measured_s"] for r in silicon.load_rows(tables, GPU, kernel) if r["table"] == "moe_perf"
+                 and r["dtype"] == "fp8_block")
+    assert got == pytest.approx(want)
+    first = sorted(r["measured_s"] for r in silicon.load_rows(tables, GPU) if r["table"] == "moe_perf"
+                   and r["dtype"] == "fp8_block")
+    assert first == pytest.approx([t * 4 for t in want])  # without the rule: the slower kernel listed first
 
 
 def test_import_silicon_refuses_unknown_system(capsys):
