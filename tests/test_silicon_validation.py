@@ -254,6 +254,7 @@ def test_one_measurement_labelled_with_two_checkpoints_of_one_architecture_is_ev
     found, skipped = silicon.cases(pd.concat([v3, named], ignore_index=True))
     assert [c.id for c in found] == [named.id.iloc[0]]
     assert skipped[0]["reason"] == "the same measurement as " + named.id.iloc[0]
-    assert silicon.architectures()["deepseek-ai/DeepSeek-V3"] == silicon.architectures()["deepseek-ai/DeepSeek-R1"]
+    same = silicon.architectures(silicon.MODELS)
+    assert same["deepseek-ai/DeepSeek-V3"] == same["deepseek-ai/DeepSeek-R1"] != same["moonshotai/Kimi-K2.5"]
     kimi = named.assign(id="kimi_cfg1", model_path="moonshotai/Kimi-K2.5")
     assert len(silicon.cases(pd.concat([kimi, named], ignore_index=True))[0]) == 2

@@ -26,3 +26,25 @@ def test_b200_fp4_experts_keep_default_curves():
                        parallelism={"tp": 4})
     step = decode_step(sc, 4, 2048)
     assert next(t for t in step.timed if t.op.name == "moe.experts").bound == "memory"
+
+
+def test_fp4_weights_without_fp4_tensor_cores_run_weight_only_on_the_bf16_mma():
+    """Hopper has no FP4 MMA: gpt-oss's MXFP4 experts run bf16 x mxfp4 (vLLM Marlin, TensorRT-LLM Triton) at the BF16
+    peak with the W4A16 (int4) curve, and NVFP4 weights at the BF16 peak, never at FP8's; Blackwell runs MXFP4 on
+    its FP4 fused-MoE kernels."""
+    from planner.perf.roofline import _peak, mma_dtype
+    from planner.perf.steps import machine, prefill_step
+
+    def oss(gpu: str):
+        return make_scenario("gpt-oss-120b", weights="mxfp4", gpu=gpu, gpus_per_node=1, engine="vllm",
+                             parallelism={"tp": 1})
+
+    h200, b200 = oss("h200-sxm"), oss("b200")
+    assert mma_dtype(h200.accelerator, "mxfp4") == "bf16" and mma_dtype(b200.accelerator, "mxfp4") == "fp4"
+    acc = h200.accelerator
+    assert _peak(acc, "mxfp4") == _peak(acc, "fp4") == acc.peak_flops("bf16") < acc.peak_flops("fp8")
+    gg = machine(h200).eff.ops["grouped_gemm"]
+    assert gg.compute_for("bf16") == gg.compute_for("int4")  # the W4A16 curve
+    experts = next(t for t in prefill_step(h200, 8192, 8192).timed if t.op.name == "moe.experts")
+    assert experts.op.dtype == "mxfp4" and experts.bound == "compute"
+    assert _peak(b200.accelerator, "mxfp4") == b200.accelerator.peak_flops("fp4")

@@ -52,7 +52,7 @@ class StorageType:
     block_weights: int  # ggml: weights per block along cols (0 = not a ggml type)
     bytes_per_block: int  # ggml: bytes per block
     fallback: str | None  # ggml: type used when cols is not a multiple of block_weights (llama.cpp)
-    compute: str  # dtype the matmul runs in on hardware with that unit: bf16 | fp8 | int8 | fp4
+    compute: str  # dtype the matmul runs in on hardware with that unit: bf16 | fp8 | int8 | fp4 | mxfp4
     row_meta_bytes: int = 0  # ggml: bytes once per row before its blocks (ik_llama.cpp KS/KL/KT row scale)
     fork: str | None = None  # ggml types only a fork's ggml defines (ik_llamacpp); None: ggml-org's, or not ggml
 

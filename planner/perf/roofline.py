@@ -23,8 +23,23 @@ from planner.perf.ops import Op
 # 128b/130b; ../shared/reference/hardware.yaml pcie_x16_spec, from stas00/ml-engineering network/README.md), the
 # slowest link of the data-center GPUs profiled here; gen5 cards state their 63 GB/s in their profiles
 PCIE_FALLBACK_BYTES_PER_S = 31e9
-FALLBACK_DTYPE = {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "fp8", "bf16"),
+# Where a GPU lacks a dtype's MMA, the kernels that run those weights dequantize them: FP4 weights without FP4 tensor
+# cores run as W4A16 on the BF16 MMA (Marlin: vLLM's NVFP4 / MXFP4 path before Blackwell), not on FP8
+FALLBACK_DTYPE = {"fp4": ("fp4", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "fp8", "bf16"),
                   "bf16": ("bf16", "fp16"), "fp16": ("fp16", "bf16")}
+
+
+def mma_dtype(acc, dtype: str) -> str:
+    """The compute dtype an op's weights run at on this GPU. MXFP4 weights (gpt-oss experts): on GPUs with FP4 tensor
+    cores the FP4 fused-MoE kernels and their curve (Blackwell: mxfp8 x mxfp4 in TensorRT-LLM's TRTLLM / CUTLASS
+    backends and vLLM's VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8, which InferenceMAX's B200 recipe sets; the grouped-GEMM
+    fp4 curve is the fused NVFP4 MoE's, about the same absolute speed); on Hopper, which has no FP4 MMA, bf16 x
+    mxfp4 weight-only kernels (TensorRT-LLM's TRITON backend; vLLM's Marlin, VLLM_MXFP4_USE_MARLIN in InferenceMAX's
+    H100/H200 recipes): TensorRT-LLM examples/models/core/gpt_oss/README.md support matrix, SemiAnalysisAI/InferenceX
+    benchmarks/single_node/fixed_seq_len/deprecated/gptoss_fp4_*.sh."""
+    if dtype == "mxfp4":
+        return "fp4" if acc is not None and acc.peak_flops_by_dtype.get("fp4") else "bf16"
+    return dtype
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class Machine:
 
 
 def _peak(acc, dtype: str) -> float:
+    dtype = mma_dtype(acc, dtype)
     for d in FALLBACK_DTYPE.get(dtype, (dtype, "bf16")):
         try:
             return acc.peak_flops(d)
@@ -84,7 +100,7 @@ def depth_factor(depth: float) -> float:
 
 
 def _mamf_cap(acc, dtype: str) -> float:
-    frac = acc.fraction("mamf_fp8" if dtype in ("fp8", "fp4", "int8") else "mamf_bf16")
+    frac = acc.fraction("mamf_fp8" if mma_dtype(acc, dtype) in ("fp8", "fp4", "int8") else "mamf_bf16")
     return frac if frac else 1.0
 
 
@@ -92,7 +108,7 @@ def gpu_compute_seconds(op: Op, m: Machine) -> float:
     """An op's FLOP on the GPU at the table's compute curve for its dtype (GEMMs capped at the measured MAMF and
     scaled by their reduction depth): the compute side of time_op's roofline."""
     peak = _peak(m.acc, op.dtype)
-    eff_c = m.eff.ops[op.kind].compute_for(op.dtype).at(op.m or 1)
+    eff_c = m.eff.ops[op.kind].compute_for(mma_dtype(m.acc, op.dtype)).at(op.m or 1)
     if op.kind in ("gemm", "grouped_gemm"):
         eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype)) * depth_factor(op.depth)
     return op.flops / (peak * eff_c) if op.flops else 0.0

@@ -25,7 +25,7 @@ import numpy as np
 
 from planner.deploy.scenario import Scenario
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
-from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor
+from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor, mma_dtype
 from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_seconds, machine, merge, prefill_ops
 from planner.perf.sweep import _interp, _surface
 
@@ -98,7 +98,7 @@ class Timer:
                 self.mamf[i], self.kfac[i] = _mamf_cap(m.acc, op.dtype), depth_factor(op.depth)
             self.floor[i] = e.floor_s * op.kernels
             self.stream[i] = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
-            compute.setdefault(id(c := e.compute_for(op.dtype)), (c, []))[1].append(i)
+            compute.setdefault(id(c := e.compute_for(mma_dtype(m.acc, op.dtype))), (c, []))[1].append(i)
             memory.setdefault(id(e.memory), (e.memory, []))[1].append(i)
             shape = next((sf for d, sf in e.shape_by_dtype if d == op.dtype), None) if e.shape_by_dtype else None
             if shape is not None and not self.stream[i]:

@@ -32,7 +32,7 @@ from planner.deploy.scenario import Scenario
 from planner.hardware.efficiency import CAL_DIR, SILICON_DIR, calibration_files, efficiency_for, silicon_file
 from planner.perf.op_record import fp8_scaling
 from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
-from planner.perf.roofline import Machine, TimedOp, time_op
+from planner.perf.roofline import Machine, TimedOp, mma_dtype, time_op
 
 # Two-batch overlap hides this fraction of the shorter of compute and communication. 0.5 reproduces the gains
 # LMSYS measured with SGLang on 96x H100 (lm-sys blog 2025-05-05: prefill +27-35% at equal tokens per device,
@@ -127,9 +127,14 @@ def silicon_tables() -> list[str]:
 
 
 def _w4a16_experts(sc: Scenario) -> bool:
-    """Routed experts stored as INT4 with BF16 compute (weight-only: dequantized inside the GEMM)."""
-    return bool(sc.model.spec.n_routed_experts) and sc.weights.family == "safetensors" and \
-        sc.weights.name.startswith("int4") and role_dtype(sc, "ffn_up_exps", "moe") == "bf16"
+    """Routed experts stored as 4-bit weights with BF16 compute (weight-only: dequantized inside the GEMM): INT4
+    (Kimi K2.5), and MXFP4 (gpt-oss) on a GPU without FP4 tensor cores (planner.perf.roofline.mma_dtype)."""
+    if not sc.model.spec.n_routed_experts or sc.weights.family != "safetensors":
+        return False
+    dtype = role_dtype(sc, "ffn_up_exps", "moe")
+    if dtype == "mxfp4":
+        return mma_dtype(sc.accelerator, dtype) == "bf16"
+    return sc.weights.name.startswith("int4") and dtype == "bf16"
 
 
 def kernel_notes(sc: Scenario) -> list[str]:

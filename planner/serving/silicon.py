@@ -19,7 +19,6 @@ num_workers, tp_size, pp_size, attention_dp_size, moe_tp_size, moe_ep_size, batc
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import math
 import multiprocessing
@@ -48,6 +47,7 @@ from planner.serving.silicon_recipes import (
     PROMPTS_PER_SLOT,
     RANGE_RATIO,
     SGLANG_RECIPES,
+    architectures,
     benchmark,
     degree,
     duplicate_runs,
@@ -318,25 +318,10 @@ def _version(text) -> tuple[int, ...] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-@functools.cache
-def architectures() -> dict[str, str]:
-    """model_path -> the first mapped profile with its architecture (every spec field but the name equal): DeepSeek-R1
-    and DeepSeek-V3 runs are one architecture's, so one measurement labelled with each is one run."""
-    first: dict = {}
-    out = {}
-    for path, (profile, _) in MODELS.items():
-        try:
-            spec = replace(load_model(profile).spec, name="")
-        except PlannerError:  # to_case lists the row with the profile's error
-            continue
-        out[path] = first.setdefault(spec, profile)
-    return out
-
-
 def cases(df: pd.DataFrame, file: str = "<silicon>") -> tuple[list[Case], list[dict]]:
     """(cases, skipped rows with their reason), rows in the CSV's order."""
     out, skipped = [], []
-    copies = duplicate_runs(df, architectures())
+    copies = duplicate_runs(df, architectures(MODELS))
     for k, row in enumerate(df.itertuples(index=False)):
         c = f"the same measurement as {copies[k]}" if k in copies else to_case(row, file)
         if isinstance(c, str):

@@ -4,10 +4,14 @@ and a row no mapping covers keeps the engine profile's defaults and InferenceMAX
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from dataclasses import replace
 
+from planner.base.errors import PlannerError
 from planner.base.limits import MAX_PROMPTS
+from planner.model.models import load_model
 
 PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
 # (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
@@ -187,6 +191,26 @@ def inflated_degree(tp: int, dp: int, moe_tp: int, moe_ep: int) -> int:
 # id names its plan (RUN_ID_PLAN), else the first.
 SAME_RUN = ("model_path", "system", "backend", "precision", "mode", "isl", "osl", "silicon_data_source_concurrency",
             "silicon_ttft_ms", "silicon_tpot_ms")
+
+
+@functools.cache
+def _architectures(models: tuple) -> dict[str, str]:
+    first: dict = {}
+    out = {}
+    for path, profile in models:
+        try:
+            spec = replace(load_model(profile).spec, name="")
+        except PlannerError:  # the row is listed with the profile's error where it is mapped
+            continue
+        out[path] = first.setdefault(spec, profile)
+    return out
+
+
+def architectures(models: dict) -> dict[str, str]:
+    """model_path -> the first mapped profile with its architecture (every spec field but the name equal), for
+    `models` {model_path: (profile, why)}: DeepSeek-R1 and DeepSeek-V3 runs are one architecture's, so one
+    measurement labelled with each is one run."""
+    return _architectures(tuple((path, v[0]) for path, v in models.items()))
 
 
 def duplicate_runs(df, architecture: dict[str, str] | None = None) -> dict[int, str]:
