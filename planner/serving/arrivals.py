@@ -78,14 +78,39 @@ def _survival(z: np.ndarray) -> np.ndarray:
 
 
 def _quantile(survival, lo: float, hi: float, target: float) -> float:
-    """x in [lo, hi] with survival(x) = target (survival decreasing); bisection."""
-    if survival(hi) > target:
+    """x in [lo, hi] with survival(x) = target (survival decreasing), to 1e-9 of x: the Illinois form of regula falsi
+    (the secant through the bracket, the retained end's value halved when one end moves twice running), which keeps
+    the bracket as bisection does and needs about a third of its ~30 evaluations on these smooth tails. Returns the
+    upper end of the final bracket (survival <= target there), as bisection did."""
+    f_hi = survival(hi) - target
+    if f_hi > 0:
         return hi
-    for _ in range(60):  # to 1e-9 of the answer: ~30 halvings from the brackets used here
+    f_lo = survival(lo) - target
+    if f_lo <= 0:
+        return lo
+    side, last = 0, None
+    for _ in range(100):
         if hi - lo <= 1e-9 * hi:
             break
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if survival(mid) > target else (lo, mid)
+        x = hi - f_hi * (hi - lo) / (f_hi - f_lo)
+        if not lo < x < hi:
+            x = (lo + hi) / 2
+        if last is not None and abs(x - last) <= 1e-10 * hi:  # converged to well within 1e-9 of the root
+            return x
+        last = x
+        f = survival(x) - target
+        if f > 0:
+            lo, f_lo = x, f
+            if side == 1:
+                f_hi /= 2
+            side = 1
+        else:
+            hi, f_hi = x, f
+            if f == 0:
+                break
+            if side == -1:
+                f_lo /= 2
+            side = -1
     return hi
 
 
