@@ -165,7 +165,7 @@ def test_op_records_follow_the_attention_kind():
     assert short["attn_win.qkv_a_proj"].count == 2 and short["attn_csa.idx_q_b_proj"].weight_bytes > 0
     assert "attn_win.cmp_proj" not in short and short["attn_hca.cmp_proj"].count == 20
     assert short["hc.mix"].count == 43 and short["moe.experts"].count == 43 and short["moe.shared"].count == 43
-    assert short["moe.experts"].dtype == "fp4" and short["attn_csa.q_b_proj"].dtype == "fp8"
+    assert short["moe.experts"].dtype == "mxfp4" and short["attn_csa.q_b_proj"].dtype == "fp8"
 
 
 def test_sweep_matches_scalar_across_the_caps():

@@ -179,3 +179,19 @@ def test_other_config_forms_and_refusals():
     assert params_by_part(spec)["language"] == hf_param_count(small)
     with pytest.raises(PlannerError, match="num_sliding_attention_heads"):
         model_spec_from_config(dict(step, num_sliding_attention_heads=96), name="b", file="b.json")
+
+
+def test_a_pool_allocated_up_front_holds_its_slots_whole_contexts():
+    """llama.cpp allocates the KV for its slots' context up front. For a model whose sliding-window layers cap
+    their KV (MiMo-V2-Flash), that pool divided by the full layers' bytes per token is fewer tokens than the context
+    it was sized for; the simulator then never admitted the one request (found by test_estimate_is_sane: 142 + 1
+    tokens against 141). The pool holds its slots' contexts, so the request is served."""
+    from planner.serving.estimate import estimate
+
+    sc = make_scenario("mimo-v2-flash", weights="gguf-iq1_s", gpu="h100-sxm", gpus_per_node=1, engine="llamacpp",
+                       parallelism={"tp": 1}, workload={"phase": "serve", "input_len": 142, "output_len": 1,
+                                                        "concurrency": 1})
+    mem = memory_report(sc)
+    assert mem.fits and mem.kv_tokens_per_gpu >= sc.workload.context_len
+    assert mem.kv_bytes_per_sequence_per_gpu < sc.workload.context_len * mem.kv_bytes_per_token_per_gpu  # windowed
+    assert estimate(sc)["metrics"]["ttft_ms"] > 0

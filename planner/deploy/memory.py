@@ -133,7 +133,8 @@ def memory_report(sc: Scenario) -> MemoryReport:
         usable = label
     else:  # none: the KV for the configured context and slots is allocated up front
         budget = frac * cap
-        pool = per_seq * max(1, seqs_needed or (1 if wl.phase == "prefill" else eng.max_num_seqs))
+        slots = max(1, seqs_needed or (1 if wl.phase == "prefill" else eng.max_num_seqs))
+        pool = per_seq * slots
         free = budget - w - act - rt - pool
         over = w + act + rt > budget
         usable = f"{gb(budget)} usable" if frac < 1 else label
@@ -157,7 +158,10 @@ def memory_report(sc: Scenario) -> MemoryReport:
         fits=not reason, reason=reason, capacity_bytes=cap, weights_bytes_per_gpu=w, kv_cache_bytes_per_gpu=pool_i,
         activation_bytes_per_gpu=act, runtime_bytes_per_gpu=rt, free_bytes_per_gpu=int(free),
         host_bytes=place.host_bytes, kv_bytes_per_token_per_gpu=per_token, kv_bytes_per_sequence_per_gpu=per_seq,
-        kv_tokens_per_gpu=pool_i // per_token if per_token else 0,
+        # a pool allocated up front (llama.cpp n_ctx) holds its slots' whole contexts, whatever the per-token bytes of
+        # the layers a sliding window caps (a hybrid's pool divided by full-layer bytes per token is fewer tokens)
+        kv_tokens_per_gpu=(slots * max(1, wl.context_len) if eng.fraction_mode == "none" and not over
+                           else pool_i // per_token if per_token else 0),
         max_concurrency=pool_i / per_seq * groups if per_seq else 0.0,
         max_batch_per_gpu=pool_i / per_seq_mean / par.tp,
         weights_by_component=dict(place.per_gpu_by_component), layout=layout, notes=notes,

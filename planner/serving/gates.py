@@ -38,6 +38,8 @@ class Sched:
     def of(cls, sc: Scenario, mem: MemoryReport) -> Sched:
         eng = sc.engine
         kv = float(mem.kv_tokens_per_gpu) if mem.kv_tokens_per_gpu else float("inf")
+        if mem.fits:  # the memory check holds one whole context in bytes; the pool in tokens (full-layer bytes per
+            kv = max(kv, float(sc.workload.context_len))  # token) may count fewer where windows cap layers' KV
         return cls(max(1, eng.max_batched_tokens), max(1, eng.running_cap), kv, eng.mixed_chunk,
                    tokens_per_step(sc), 1 + sc.mtp_tokens, eng.request_ingest_s, eng.first_token_path_s,
                    sc.parallelism.dp_attention, eng.name in LEAST_LOADED, eng.scheduler_recv_interval or 1,
