@@ -155,8 +155,9 @@ def kernel_notes(sc: Scenario) -> list[str]:
                      f"engine_options.kernel_tables: silicon (docs/silicon.md)")
     eff = efficiency_for(sc.gpu, sc.engine.name, silicon)
     if _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype):
-        notes.append("INT4 weight-only routed experts (W4A16) run mixed-input MoE kernels: the table's int4 "
-                     "grouped-GEMM curve (fitted from int4_wo MoE silicon tables) replaces the BF16 one")
+        notes.append("4-bit weight-only routed experts (W4A16: INT4, or MXFP4 on a GPU without FP4 tensor cores) "
+                     "run mixed-input MoE kernels: the table's int4 grouped-GEMM curve (fitted from int4_wo MoE "
+                     "silicon tables) replaces the BF16 one")
     dtype = role_dtype(sc, "ffn_up_exps", "moe")
     if (sc.parallelism.ep > 1 or not sc.model.spec.n_routed_experts or _engine_table(sc)
             or dtype not in dict(sc.engine.tp_moe_compute_by_dtype)):
