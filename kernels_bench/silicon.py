@@ -42,6 +42,7 @@ import yaml
 from kernels_bench import silicon_fit
 from kernels_bench.calibrate import _pct, _rel, _yaml_curve, fit
 from kernels_bench.calibration_guard import HEADER, check_fit, write_calibration
+from kernels_bench.silicon_fit import main_index
 from planner.base.errors import PlannerError
 from planner.deploy.scenario import make_scenario
 from planner.hardware.accelerators import load_accelerator
@@ -261,7 +262,7 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
     by_kind: dict[str, dict[str, list]] = {}
     for r in runs:
         if not r["holdout"]:
-            by_kind.setdefault(r["ops"][_main(r)].kind, {}).setdefault(r["dtype"], []).append(r)
+            by_kind.setdefault(r["ops"][main_index(r)].kind, {}).setdefault(r["dtype"], []).append(r)
     train = {k: {d: _every_run(rs, CURVE_ROWS) for d, rs in g.items()} for k, g in by_kind.items()}
     sources: dict[tuple[str, str], str] = {}
     fitted: dict[str, list[str]] = {}
@@ -290,7 +291,7 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
         for d, rs in groups.items():
             if rs[0]["surface"]:
                 sources.setdefault((kind, rs[0]["surface"]), d)
-    return silicon_fit.fit_surfaces(runs_train(runs), eff, acc, sources, _main), fitted, sources
+    return silicon_fit.fit_surfaces(runs_train(runs), eff, acc, sources), fitted, sources
 
 
 def runs_train(runs: list[dict]) -> list[dict]:
@@ -301,11 +302,8 @@ def _every_run(rows: list, n: int) -> list:
     return rows if len(rows) <= n else [rows[round(i * (len(rows) - 1) / (n - 1))] for i in range(n)]
 
 
-_main = silicon_fit.main_index
-
-
 def _key(run: dict) -> str:
-    return run["ops"][_main(run)].dtype
+    return run["ops"][main_index(run)].dtype
 
 
 def _stats(errs: list[float], prefix: str) -> dict:
@@ -318,7 +316,7 @@ def _summary(runs: list[dict], eff: Efficiency, acc, sources: dict) -> dict:
     out = {}
     default = efficiency_for(None)
     curves = replace(eff, ops={k: replace(e, shape_by_dtype=()) for k, e in eff.ops.items()})
-    cv = silicon_fit.cv_model_shapes(runs, eff, acc, sources, _main)
+    cv = silicon_fit.cv_model_shapes(runs, eff, acc, sources)
     for (table, dtype) in sorted({(r["table"], r["dtype"]) for r in runs}):
         rows = [r for r in runs if r["table"] == table and r["dtype"] == dtype]
         held = [r for r in rows if r["holdout"] and r["fit_shape"]]
@@ -369,7 +367,7 @@ def import_silicon(args) -> dict:
                   for d, sf in e.shape_by_dtype}
         if shapes:
             entry["shape_by_dtype"] = shapes
-        entry["n"] = sum(r["ops"][_main(r)].kind == kind for r in runs)
+        entry["n"] = sum(r["ops"][main_index(r)].kind == kind for r in runs)
         ops_doc[kind] = entry
     versions = {t: p.parent.name for t, p in tables.items()}
     doc = {

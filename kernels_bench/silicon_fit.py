@@ -139,14 +139,13 @@ def fit_surface(xs: list[list[float]], ys: list[float], axes: tuple[str, ...]) -
     return Surface(axes, tuple(tuple(k) for k in knots), tuple(float(f"{f:.4g}") for f in factors))
 
 
-def fit_surfaces(runs: list[dict], eff: Efficiency, acc, sources: dict[tuple[str, str], str],
-                 main) -> Efficiency:
-    """`eff` with a shape surface per (kind, compute dtype) in `sources` (-> the table dtype whose rows fit it), from
-    the runs marked `fit_shape`; `main(run)` is the index of the op a row measures. Targets are computed once per
-    run under the curves of `eff` (kept in the run as `shape_target`)."""
+def fit_surfaces(runs: list[dict], eff: Efficiency, acc, sources: dict[tuple[str, str], str]) -> Efficiency:
+    """`eff` with a shape surface per (kind, surface key) in `sources` (-> the table dtype whose rows fit it), from
+    the runs marked `fit_shape`, each on the op it measures (main_index). Targets are computed once per run under
+    the curves of `eff` (kept in the run as `shape_target`)."""
     by: dict[tuple[str, str], tuple[list, list]] = {}
     for r in runs:
-        i = main(r)
+        i = main_index(r)
         key = surface_of(r)
         if not r.get("fit_shape", True) or sources.get(key) != r["dtype"]:
             continue
@@ -165,7 +164,7 @@ def fit_surfaces(runs: list[dict], eff: Efficiency, acc, sources: dict[tuple[str
     return replace(eff, ops=ops)
 
 
-def cv_model_shapes(runs: list[dict], eff: Efficiency, acc, sources: dict, main) -> dict[str, list[float]]:
+def cv_model_shapes(runs: list[dict], eff: Efficiency, acc, sources: dict) -> dict[str, list[float]]:
     """Per table.dtype, the errors of every row predicted by surfaces fitted without its model shape (model shapes
     dealt into CV_FOLDS folds per table, training rows only; the one-variable curves under them are the full fit's
     `eff`, whose surfaces are dropped: a dtype whose only model shape is left out is predicted by its curves)."""
@@ -180,7 +179,7 @@ def cv_model_shapes(runs: list[dict], eff: Efficiency, acc, sources: dict, main)
         for f in sorted(set(fold.values())):
             train = [r for r in rows if fold[r["model"]] != f and not r["holdout"]]
             test = [r for r in rows if fold[r["model"]] == f and r.get("fit_shape", True)]
-            fitted = fit_surfaces(train, eff, acc, sources, main)
+            fitted = fit_surfaces(train, eff, acc, sources)
             for r, e in zip(test, errors(test, fitted, acc), strict=True):
                 out.setdefault(f"{table}.{r['dtype']}", []).append(e)
     return out

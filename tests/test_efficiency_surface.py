@@ -72,13 +72,12 @@ def test_fit_recovers_a_shape_factor():
         slow = 1 + 0.5 * math.log2(k / 1024) / 4  # 1 .. 1.5
         runs.append({"ops": [op], "measured_s": silicon_fit.predict({"ops": [op]}, eff, acc) * slow,
                      "dtype": "bfloat16", "table": "gemm_perf", "model": (n, k), "holdout": i % 5 == 4})
-    fitted = silicon_fit.fit_surfaces([r for r in runs if not r["holdout"]], eff, acc, {("gemm", "bf16"): "bfloat16"},
-                                      lambda r: 0)
+    fitted = silicon_fit.fit_surfaces([r for r in runs if not r["holdout"]], eff, acc, {("gemm", "bf16"): "bfloat16"})
     assert dict(fitted.ops["gemm"].shape_by_dtype)["bf16"].axes == silicon_fit.SHAPE["gemm"]
     held = [r for r in runs if r["holdout"]]
     assert max(abs(e) for e in silicon_fit.errors(held, fitted, acc)) < 0.05
     assert max(abs(e) for e in silicon_fit.errors(held, eff, acc)) > 0.25
-    cv = silicon_fit.cv_model_shapes(runs, fitted, acc, {("gemm", "bf16"): "bfloat16"}, lambda r: 0)
+    cv = silicon_fit.cv_model_shapes(runs, fitted, acc, {("gemm", "bf16"): "bfloat16"})
     assert sorted(cv) == ["gemm_perf.bfloat16"] and len(cv["gemm_perf.bfloat16"]) == len(runs)
 
 

@@ -29,7 +29,14 @@ from math import ceil
 from planner.base.errors import PlannerError
 from planner.deploy.engines import load_engine
 from planner.deploy.scenario import Scenario
-from planner.hardware.efficiency import CAL_DIR, SILICON_DIR, calibration_files, efficiency_for, silicon_file
+from planner.hardware.efficiency import (
+    CAL_DIR,
+    SILICON_DIR,
+    SURFACE_VARIANTS,
+    calibration_files,
+    efficiency_for,
+    silicon_file,
+)
 from planner.perf.op_record import fp8_scaling
 from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
 from planner.perf.roofline import Machine, TimedOp, mma_dtype, time_op
@@ -101,9 +108,9 @@ def _surface_variants(sc: Scenario, w4a16: bool) -> tuple[tuple[str, str], ...]:
     their int4 compute curve belongs to."""
     pairs = []
     if fp8_scaling(sc.model.spec, sc.weights) == "tensor":
-        pairs.append(("fp8_tensor", "fp8"))
+        pairs.append(("fp8_tensor", SURFACE_VARIANTS["fp8_tensor"]))
     if sc.kv_cache == "fp8":
-        pairs.append(("fp8_kv", "bf16"))
+        pairs.append(("fp8_kv", SURFACE_VARIANTS["fp8_kv"]))
     if w4a16:
         pairs.append(("int4", "bf16"))
     return tuple(pairs)

@@ -144,8 +144,9 @@ CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")  # the client's concurren
 
 def plan_from_id(row):
     """The row with its parallel columns read from its InferenceMAX run id where they multiply the id's GPU count by
-    its expert-parallel degree (RUN_ID_PLAN), or, for an id that does not name its plan, where the columns have one
-    of that export's inflated forms (INFLATED); any other row unchanged."""
+    its expert-parallel degree (RUN_ID_PLAN), or, for a row of the inflating export (INFLATING_EXPORT) whose id does
+    not name its plan, where the columns take one of that export's inflated forms (inflated_degree); any other row
+    unchanged."""
     if row.mode != "agg":
         return row
     m = RUN_ID_PLAN.search(str(row.id))
