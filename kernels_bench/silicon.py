@@ -97,6 +97,14 @@ MODEL_SHAPE = {"gemm_perf": lambda r: (r.n, r.k), "moe_perf": lambda r: (r.hidde
 AUTO_MOE_KERNEL = {("sglang", "sm100"): "sglang_flashinfer_trtllm_moe", ("sglang", "sm90"): "sglang_fused_moe_triton"}
 ARCH = {"h100_sxm": "sm90", "h200_sxm": "sm90", "b200_sxm": "sm100", "b300_sxm": "sm100", "gb200": "sm100",
         "gb300": "sm100"}
+# tables timed without CUDA graphs, one layer call per timing, so each call pays the engine's host-side dispatch
+# (Python layers, activation quantization launches): vLLM's block-FP8 linear (ai-dynamo/aiconfigurator
+# collector/vllm/collect_gemm.py, `benchmark_with_power(..., use_cuda_graph=gemm_type != "fp8_block")` with
+# outside_loop_count 1 for fp8_block, from @4bed48d9, 2026-05-11). Their rows are max(host floor, kernel): on B200
+# 89% of the DeepGEMM rows sit at 0.23 ms +- 13% whatever m, n and k (GPU-bound ones reach 0.01 ms in the graph-timed
+# tables), so only rows well above the floor say anything of the kernel (silicon_fit.host_floors). The planner times
+# steps under CUDA graphs: the floor is reported, never written as a kernel's speed. (engine, table, dtype)
+EAGER_TIMED = {("vllm", "gemm_perf", "fp8_block")}
 MLA_MODELS = {128: "deepseek-v3", 64: "kimi-k2.5"}  # total attention heads -> a profile with that MLA layout
 MOE_BASE = "kimi-k2.5"
 
@@ -204,8 +212,9 @@ def _every(df, n: int):
     return df if len(df) <= n else df.iloc[[round(i * (len(df) - 1) / (n - 1)) for i in range(n)]]
 
 
-def load_rows(tables: dict[str, Path], gpu: str, kernel: str | None = None) -> list[dict]:
-    """Runs in calibrate's shape ({"ops", "measured_s", "weight", "layer", "group"}) plus table, dtype and holdout.
+def load_rows(tables: dict[str, Path], gpu: str, kernel: str | None = None, engine: str | None = None) -> list[dict]:
+    """Runs in calibrate's shape ({"ops", "measured_s", "weight", "layer", "group"}) plus table, dtype, holdout,
+    kernel (the row's kernel_source) and eager (timed without CUDA graphs: EAGER_TIMED for `engine`).
     `kernel`: the MoE kernel_source kept where a dtype's rows hold several (AUTO_MOE_KERNEL)."""
     runs = []
     for name, path in sorted(tables.items()):
@@ -244,8 +253,10 @@ def load_rows(tables: dict[str, Path], gpu: str, kernel: str | None = None) -> l
                                  "surface": SURFACE.get(name, {}).get(str(dtype)),
                                  "holdout": i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1,
                                  "model": tuple(int(v) for v in MODEL_SHAPE[name](r)),
-                                 "fit_shape": getattr(r, "moe_ep_size", 1) <= MAX_SHAPE_EP})
-    return runs
+                                 "fit_shape": getattr(r, "moe_ep_size", 1) <= MAX_SHAPE_EP,
+                                 "kernel": str(getattr(r, "kernel_source", "") or ""),
+                                 "eager": (engine, name, str(dtype)) in EAGER_TIMED})
+    return silicon_fit.host_floors(runs)
 
 
 # ---------------------------------------------------------------- fit, report, write
@@ -263,12 +274,16 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
     for r in runs:
         if not r["holdout"]:
             by_kind.setdefault(r["ops"][main_index(r)].kind, {}).setdefault(r["dtype"], []).append(r)
-    train = {k: {d: _every_run(rs, CURVE_ROWS) for d, rs in g.items()} for k, g in by_kind.items()}
+    train = {k: {d: _every_run([r for r in rs if silicon_fit.device_bound(r)], CURVE_ROWS) for d, rs in g.items()}
+             for k, g in by_kind.items()}
     sources: dict[tuple[str, str], str] = {}
     fitted: dict[str, list[str]] = {}
     for kind, groups in sorted(by_kind.items()):
-        order = [d for d in REFERENCE.get(kind, ()) if d in groups] + sorted(  # fp8_block first: the `fp8` curve
-            (d for d in groups if d not in REFERENCE.get(kind, ())), key=lambda d: (d != "fp8_block", d))
+        # fp8_block first for the `fp8` curve, unless its rows are mostly at an eager host floor and another FP8
+        # table has more rows that time the kernel (vLLM's block-FP8 GEMM beside its graph-timed per-tensor one)
+        order = [d for d in REFERENCE.get(kind, ()) if d in groups] + sorted(
+            (d for d in groups if d not in REFERENCE.get(kind, ())),
+            key=lambda d: (-len(train[kind][d]), d != "fp8_block", d))
         ref = order[0]
         eff = fit(train[kind][ref], eff, acc, only=(kind,))
         sources[(kind, _key(groups[ref][0]))] = ref
@@ -282,9 +297,11 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
         done = [key]
         for d in order[1:]:
             key = _key(groups[d][0])
-            if key not in done:  # fp8_block before per-tensor fp8 (REFERENCE order)
+            if key not in done and train[kind][d]:
                 eff = fit(train[kind][d], eff, acc, only=(kind,), dtype=key)
-                sources[(kind, key)] = d
+                # the key's own surface comes from the dtype's reference rows (not a variant's, SURFACE)
+                sources[(kind, key)] = next((x for x in order if _key(groups[x][0]) == key
+                                             and not groups[x][0]["surface"]), d)
                 done.append(key)
         fitted[kind] = sorted(done)
     for kind, groups in by_kind.items():  # variant surfaces (SURFACE): from their own table dtype's rows
@@ -328,6 +345,11 @@ def _summary(runs: list[dict], eff: Efficiency, acc, sources: dict) -> dict:
             entry |= {"n_cv_model_shapes": len({r["model"] for r in rows})} | _stats(cv[f"{table}.{dtype}"], "cv_")
         if wide:
             entry |= {"n_holdout_wide_ep": len(wide)} | _stats(_errors(wide, eff, acc), "wide_ep_")
+        if any(r.get("host_floor_s") for r in rows):  # eager-timed: the floors, and the rows above them apart
+            bound = [r for r in held if silicon_fit.device_bound(r)]
+            entry |= {"host_floor_s": {k: float(f"{f:.3g}") for k, f in sorted(
+                {r["kernel"]: r["host_floor_s"] for r in rows}.items())}, "n_holdout_device_bound": len(bound)}
+            entry |= _stats(_errors(bound, eff, acc), "device_bound_")
         out[f"{table}.{dtype}"] = entry
     return out
 
@@ -342,7 +364,7 @@ def import_silicon(args) -> dict:
     acc = load_accelerator(gpu)
     tables = find_tables(root, args.system, args.engine, args.version)
     t0 = time.time()
-    runs = load_rows(tables, gpu, AUTO_MOE_KERNEL.get((args.engine, ARCH.get(args.system, ""))))
+    runs = load_rows(tables, gpu, AUTO_MOE_KERNEL.get((args.engine, ARCH.get(args.system, ""))), args.engine)
     if len([r for r in runs if r["holdout"]]) < 2:
         raise PlannerError(f"{len(runs)} usable rows in {sorted(tables)}: too few to hold any out", field="--system")
     eff, fitted, sources = fit_silicon(runs, acc)

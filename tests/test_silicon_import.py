@@ -105,6 +105,48 @@ def test_import_keeps_the_moe_kernel_sglangs_auto_runs_where_a_table_holds_two(t
     assert first == pytest.approx([t * 4 for t in want])  # without the rule: the slower kernel listed first
 
 
+def test_eager_timed_rows_carry_a_host_floor_that_never_becomes_the_kernels_speed(tmp_path):
+    """vLLM's block-FP8 GEMM table is timed without CUDA graphs (EAGER_TIMED): a row is max(host floor, kernel).
+    Rows at the floor are predicted at it, only rows well above it fit the surface (those at it bound it from one
+    side), and the planner's surface (device time, served under CUDA graphs) carries no floor."""
+    from kernels_bench import silicon_fit
+
+    floor = 0.2  # ms: every call pays it, as vLLM's Python dispatch of one linear does
+    shapes = [(m, n, k) for m in (1, 4, 16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768)
+              for n, k in ((4096, 7168), (7168, 2048), (2048, 7168), (18432, 7168), (7168, 16384))]
+    meta = {"framework": "VLLM", "version": "0.24.0", "device": "NVIDIA H200", "op_name": "gemm"}
+    g = pd.DataFrame([dict(meta, kernel_source="DeepGemm", gemm_dtype=d, m=m, n=n, k=k, latency=0.0)
+                      for d in ("bfloat16", "fp8_block") for m, n, k in shapes])
+    kernel = [_latency_ms(silicon.gemm_ops(r), 1.3) for r in g.itertuples(index=False)]
+    g["latency"] = [max(floor, t) if r.gemm_dtype == "fp8_block" else t
+                    for r, t in zip(g.itertuples(index=False), kernel, strict=True)]
+    _write(g, tmp_path / "h200_sxm/gemm/vllm/0.24.0/gemm_perf.parquet")
+    tables = silicon.find_tables(tmp_path, "h200_sxm", "vllm", None)
+    runs = silicon.load_rows(tables, GPU, engine="vllm")
+    block = [r for r in runs if r["dtype"] == "fp8_block"]
+    assert all(r["eager"] and r["host_floor_s"] == pytest.approx(floor * 1e-3, rel=0.01) for r in block)
+    assert not any(r.get("host_floor_s") for r in runs if r["dtype"] == "bfloat16")  # graph-timed: no floor
+    bound = [r for r in block if silicon_fit.device_bound(r)]
+    assert 4 <= len(bound) < len(block) / 2
+    eff, _, sources = silicon.fit_silicon(runs, load_accelerator(GPU))
+    held = [r for r in block if r["holdout"]]
+    errs = silicon_fit.errors(held, eff, load_accelerator(GPU))
+    assert max(abs(e) for e in errs) < 0.15  # at the floor and above it
+    # the planner's time of a shape near the floor is its kernel's: at most the measured time, small ones far below
+    at_floor = [r for r in block if not silicon_fit.device_bound(r)]
+    m = plan.machine(load_accelerator(GPU), eff)
+    kernel_s = [sum(time_op(op, m).seconds for op in r["ops"]) for r in at_floor]
+    assert all(t <= 1.15 * r["measured_s"] for t, r in zip(kernel_s, at_floor, strict=True))
+    assert min(kernel_s) < 0.2 * floor * 1e-3
+    # without the rule (another engine's table) the floor would be fitted as the kernel's speed
+    plain = silicon.load_rows(tables, GPU, engine="sglang")
+    eff_plain, _, _ = silicon.fit_silicon(plain, load_accelerator(GPU))
+    m_plain = plan.machine(load_accelerator(GPU), eff_plain)
+    small = min(at_floor, key=lambda r: r["ops"][0].flops)
+    assert sum(time_op(op, m_plain).seconds for op in small["ops"]) > 3 * sum(time_op(op, m).seconds
+                                                                            for op in small["ops"])
+
+
 def test_import_silicon_refuses_unknown_system(capsys):
     assert main(["import-silicon", "--system", "nope", "--engine", "sglang", "--json"]) == 2
     assert "unknown system" in capsys.readouterr().err
@@ -165,3 +207,19 @@ def test_validation_names_each_cases_kernel_table_and_reports_the_silicon_errors
     assert len(rows) == 1 and rows[0].count("%") == 6  # held out, default, CV: median / p90 each
     assert {ln.split(" | ")[0][2:] for ln in lines if ln.startswith("| ") and "/" in ln} >= {
         f"{g}-{e}" for g in ("h100-sxm", "h200-sxm", "b200", "gb200") for e in ("sglang", "vllm", "trtllm")}
+
+
+def test_silicon_table_lists_every_committed_calibration():
+    """docs/silicon.md's listing is generated from the calibrations' fit.tables (kernels_bench.silicon_table)."""
+    from kernels_bench import silicon_table
+
+    text = silicon_table.markdown()
+    files = sorted(SILICON_DIR.glob("*.yaml"))
+    assert files and text.count("\n") + 1 == 2 + sum(len(_doc_tables(f)) for f in files)
+    assert "| H200 | vllm | gemm.fp8_block |" in text and "(88)" not in text.split("\n")[0]
+
+
+def _doc_tables(path):
+    import yaml
+
+    return (yaml.safe_load(path.read_text()).get("fit") or {}).get("tables") or {}
