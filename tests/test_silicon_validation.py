@@ -7,6 +7,7 @@ neither needed nor imported."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -258,3 +259,24 @@ def test_one_measurement_labelled_with_two_checkpoints_of_one_architecture_is_ev
     assert same["deepseek-ai/DeepSeek-V3"] == same["deepseek-ai/DeepSeek-R1"] != same["moonshotai/Kimi-K2.5"]
     kimi = named.assign(id="kimi_cfg1", model_path="moonshotai/Kimi-K2.5")
     assert len(silicon.cases(pd.concat([kimi, named], ignore_index=True))[0]) == 2
+
+
+def test_inferencemax_vllm_rows_take_their_recipes_kv_cache_dtype_and_memory_fraction():
+    """InferenceMAX's vLLM recipes pass --kv-cache-dtype fp8 (Llama-3.1-70B on every GPU as of 2025-10-29; MiniMax
+    on B200 from 2026-04-03) and --gpu-memory-utilization (0.95 for MiniMax on B200 before then): each row takes the
+    recipe as it stood on its measured date; earlier rows, other engines and aiperf-harness rows keep the defaults."""
+    df = silicon.read_csv(FIXTURE)
+    row = df[df.id.str.startswith("2026_04_06_llama_3_1_70b_h200_sxm_vllm_fp8_agg_1024x1024_c8_tp4")]
+    sc = lambda r: silicon.cases(r)[0][0].scenario  # noqa: E731
+    assert (sc(row).kv_cache, sc(row).engine.memory_fraction) == ("fp8", 0.9)
+    src = str(row.iloc[0].silicon_data_source)
+    dated = lambda d: row.assign(silicon_data_source=re.sub(r"measured=[0-9-]+", f"measured={d}", src))  # noqa: E731
+    assert sc(dated("2025-09-01")).kv_cache == "bf16"  # before the checked recipe: the defaults
+    assert sc(row.assign(backend="trtllm", backend_version="1.1.0")).kv_cache == "bf16"
+    minimax = row.assign(model_path="MiniMaxAI/MiniMax-M2.5", system="b200_sxm", tp_size=2, moe_tp_size=2,
+                         id="minimax_b200_vllm_fp8_agg_1024x1024_c8_tp2")
+    at = lambda d: minimax.assign(silicon_data_source=re.sub(r"measured=[0-9-]+", f"measured={d}", src))  # noqa: E731
+    march, april = sc(at("2026-03-20")), sc(at("2026-04-10"))
+    assert (march.kv_cache, march.engine.memory_fraction) == ("bf16", 0.95)
+    assert (april.kv_cache, april.engine.memory_fraction) == ("fp8", 0.9)
+    assert "kv-cache-dtype fp8" in silicon.MAPPING["engine_options"] and "fp8" in silicon.MAPPING["kv_cache"]

@@ -42,17 +42,17 @@ from planner.serving.estimate import estimate
 from planner.serving.silicon_recipes import (
     AIC_HARNESS,
     AIC_ROUNDS,
-    BATCH_WAIT,
     CONCURRENCY,
     PROMPTS_PER_SLOT,
     RANGE_RATIO,
-    SGLANG_RECIPES,
     architectures,
     benchmark,
     degree,
     duplicate_runs,
     number,
     plan_from_id,
+    recipe_notes,
+    vllm_recipe,
 )
 from planner.serving.silicon_report import summarize
 
@@ -130,8 +130,9 @@ MAPPING = {
                 f"{PROMPTS_PER_SLOT} x concurrency; rows of aiconfigurator's gap analysis ('{AIC_HARNESS}' in "
                 f"silicon_data_source): its aiperf harness, fixed lengths (stddev 0), {AIC_ROUNDS} x concurrency "
                 f"requests, and Dynamo's frontend in place of the engine's API server (request_ingest_s 0)",
-    "kv_cache": f"{KV_CACHE} (not in the CSV), except the KV dtype the row's checkpoint declares where the engine's "
-                "auto uses it: " + ", ".join(f"{e} >= {'.'.join(map(str, v))}" for e, v in CHECKPOINT_KV_FROM.items()),
+    "kv_cache": f"{KV_CACHE} (not in the CSV), except fp8 where the row's vLLM recipe passes --kv-cache-dtype fp8 "
+                "(engine_options below), else the KV dtype the row's checkpoint declares where the engine's auto "
+                "uses it: " + ", ".join(f"{e} >= {'.'.join(map(str, v))}" for e, v in CHECKPOINT_KV_FROM.items()),
     "disaggregation": "mode disagg: prefill_num_workers workers of (prefill_tp_size, prefill_attention_dp_size, "
                       "prefill_moe_ep_size) and decode_num_workers workers of the decode_* plan, each checked as "
                       "the aggregated plan is (pp 1, moe_tp x moe_ep = tp x dp); hardware = both pools' GPUs; "
@@ -142,14 +143,7 @@ MAPPING = {
                       "prefill_batch_size (1 in every row) and decode_batch_size (the concurrency's share per decode "
                       "rank) are not mapped: the engine profile's batch caps apply",
     "engine_version": "reported per row; the engine profile's defaults are used for every version",
-    "engine_options": "SGLang rows of InferenceMAX recipes: --scheduler-recv-interval (10 below concurrency 16, 30 "
-                      "from 16) and --chunked-prefill-size where the recipe passes them (" + "; ".join(
-                          f"{k[0].split('/')[-1]} {k[1]} {k[2]} from {v[0]}: recv {v[1] or 'default'}, chunk {v[2]} "
-                          f"({v[3]})" for k, v in sorted(SGLANG_RECIPES.items())) + "); "
-                      "TensorRT-LLM rows of InferenceMAX recipes with batch waiting: " + "; ".join(
-                          f"{', '.join(m.split('/')[-1] for m in b[0])} from {b[3]}: {b[5]} ({b[6]})"
-                          for b in BATCH_WAIT) + "; TensorRT-LLM rows with attention DP: attention_dp_config "
-                      "enable_balance (DeepSeek timeout_iters 60, batching_wait_iters 0; gpt-oss the defaults 50 / 10)",
+    "engine_options": recipe_notes(),
 }
 
 
@@ -303,7 +297,11 @@ def weight_format(row, model: Model) -> tuple[str | None, str]:
 
 
 def kv_cache(row, model: Model, fmt: str) -> str:
-    """The row's KV cache dtype: the checkpoint's declared one where the engine version's auto uses it, else bf16."""
+    """The row's KV cache dtype: FP8 where its recipe passes --kv-cache-dtype fp8 (VLLM_RECIPES), else the
+    checkpoint's declared one where the engine version's auto uses it, else bf16."""
+    recipe = vllm_recipe(row)
+    if recipe is not None and recipe[1]:
+        return "fp8"
     declared = model.checkpoint_kv_cache(fmt)
     since = CHECKPOINT_KV_FROM.get(ENGINES.get(row.backend, ""))
     version = _version(row.backend_version)

@@ -63,6 +63,52 @@ SGLANG_RECIPES = {
     ("zhipuai/GLM-5", "b200_sxm", "fp8"): ("2026-03-20", None, 32768, "single_node/glm5_fp8_b200.sh @35d4bb36"),
 }
 MEASURED = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
+# InferenceMAX's vLLM recipes, as each file stood on main on the runs' measured dates (git log --first-parent):
+# --kv-cache-dtype fp8 (twice the KV tokens in the pool, half the KV bytes read per decode token) and
+# --gpu-memory-utilization (the engine profile's memory_fraction). (model_path, system, precision) -> entries (from
+# date, FP8 KV, memory fraction, file @ commit) in date order; a row takes the last entry dated on or before its
+# measured date; rows measured before the first entry, or without a date, keep the engine profile's defaults (and
+# the checkpoint's KV rule, silicon.kv_cache). --max-num-seqs $CONC is not mapped (the concurrency caps the batch).
+# Files are under benchmarks/single_node/ unless a path is given.
+VLLM_RECIPES = {
+    **{("meta-llama/Llama-3.1-70B", system, prec): (("2025-10-29", True, 0.9, f"benchmarks/{files} @9596d23d"),)
+       for system, prec, files in (("b200_sxm", "fp8", "70b_fp8_b200_docker.sh"),
+                                   ("b200_sxm", "fp4", "70b_fp4_b200_docker.sh"),
+                                   ("h100_sxm", "fp8", "70b_fp8_h100_docker.sh, 70b_fp8_h100_slurm.sh"),
+                                   ("h200_sxm", "fp8", "70b_fp8_h200_slurm.sh"))},
+    ("openai/gpt-oss-120b", "b200_sxm", "fp4"): (("2026-02-19", True, 0.9, "gptoss_fp4_b200.sh @8d81e0bf"),),
+    ("MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp8"): (
+        ("2026-03-11", False, 0.95, "minimaxm2.5_fp8_b200.sh @f342df18"),
+        ("2026-04-03", True, 0.9, "minimaxm2.5_fp8_b200.sh @bddbf403")),
+    ("MiniMaxAI/MiniMax-M2.5", "b200_sxm", "fp4"): (("2026-04-08", True, 0.9, "minimaxm2.5_fp4_b200.sh @79bd988e"),),
+    ("MiniMaxAI/MiniMax-M2.5", "b300_sxm", "fp4"): (("2026-04-17", True, 0.9, "minimaxm2.5_fp4_b300.sh @22d0f12f"),),
+    ("MiniMaxAI/MiniMax-M2.5", "b300_sxm", "fp8"): (("2026-04-17", True, 0.9, "minimaxm2.5_fp8_b300.sh @340d7854"),),
+    ("MiniMaxAI/MiniMax-M2.5", "h100_sxm", "fp8"): (("2026-03-02", False, 0.9, "minimaxm2.5_fp8_h100.sh @ac0d2a85"),),
+    ("MiniMaxAI/MiniMax-M2.5", "h200_sxm", "fp8"): (("2026-03-01", False, 0.95, "minimaxm2.5_fp8_h200.sh @a3634633"),),
+    ("moonshotai/Kimi-K2.5", "b200_sxm", "fp4"): (
+        ("2026-03-11", False, 0.9, "kimik2.5_fp4_b200.sh @a58dedd5"),
+        ("2026-04-20", True, 0.9, "kimik2.5_fp4_b200.sh @6c3acebf")),
+    ("moonshotai/Kimi-K2.5", "b300_sxm", "fp4"): (("2026-04-17", False, 0.9, "kimik2.5_fp4_b300.sh @a35e5369"),),
+    ("moonshotai/Kimi-K2.5", "b200_sxm", "int4"): (("2026-02-23", False, 0.95, "kimik2.5_int4_b200.sh @eb02101e"),),
+    ("moonshotai/Kimi-K2.5", "h200_sxm", "int4"): (("2026-03-02", False, 0.95, "kimik2.5_int4_h200.sh @749096c4"),),
+}
+
+
+def measured_on(row) -> str | None:
+    """The date a row was measured (silicon_data_source measured=YYYY-MM-DD), or None."""
+    m = MEASURED.search(str(row.silicon_data_source))
+    return m.group(1) if m else None
+
+
+def vllm_recipe(row) -> tuple[str, bool, float, str] | None:
+    """The VLLM_RECIPES entry of an InferenceMAX vLLM row as of its measured date, or None."""
+    measured = measured_on(row)
+    entries = VLLM_RECIPES.get((str(row.model_path), str(row.system), str(row.precision)))
+    if row.backend != "vllm" or not entries or not measured or AIC_HARNESS in str(row.silicon_data_source):
+        return None
+    return next((e for e in reversed(entries) if e[0] <= measured), None)
+
+
 # InferenceMAX's TensorRT-LLM recipes with batch waiting (planner.serving.sim: context requests held while few
 # tokens are scheduled), (model_paths, systems, precision, earliest date, rule (isl, osl, tp, concurrency) -> bool,
 # (batch_wait_timeout_iters, batch_wait_max_tokens_ratio), file @ commit):
@@ -93,9 +139,10 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
     if not harness:
         workload |= {"random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"}
     options = {"request_ingest_s": 0.0} if harness else {}
-    m = MEASURED.search(str(row.silicon_data_source))
-    measured = m.group(1) if m else None  # recipes are matched by the date a run was measured
+    measured = measured_on(row)  # recipes are matched by the date a run was measured
     options |= sglang_flags(row, concurrency, measured)
+    if (recipe := vllm_recipe(row)) is not None:
+        options["memory_fraction"] = recipe[2]
     if (wait := batch_wait(row, concurrency, measured)) is not None:
         options |= {"batch_wait_timeout_iters": wait[0], "batch_wait_max_tokens_ratio": wait[1]}
     if (row.backend == "trtllm" and measured and measured >= ADP_BALANCE_FROM and degree(row.attention_dp_size) > 1
@@ -243,3 +290,20 @@ def degree(x, default: int = 1) -> int:
     """A parallel degree: 0 or empty means not used (1)."""
     v = number(x)
     return default if v is None or v <= 0 else int(v)
+
+
+def recipe_notes() -> str:
+    """The engine flags each recipe mapping above gives, with its file @ commit (the `engine_options` mapping note)."""
+    short = lambda path: path.split("/")[-1]  # noqa: E731
+    return ("SGLang rows of InferenceMAX recipes: --scheduler-recv-interval (10 below concurrency 16, 30 from 16) and "
+            "--chunked-prefill-size where the recipe passes them (" + "; ".join(
+                f"{short(k[0])} {k[1]} {k[2]} from {v[0]}: recv {v[1] or 'default'}, chunk {v[2]} ({v[3]})"
+                for k, v in sorted(SGLANG_RECIPES.items())) + "); "
+            "vLLM rows of InferenceMAX recipes: --kv-cache-dtype fp8 and --gpu-memory-utilization as the recipe "
+            "stood on the measured date (" + "; ".join(
+                f"{short(k[0])} {k[1]} {k[2]} from {d}: {'fp8 KV, ' if fp8 else ''}memory {frac} ({where})"
+                for k, entries in sorted(VLLM_RECIPES.items()) for d, fp8, frac, where in entries) + "); "
+            "TensorRT-LLM rows of InferenceMAX recipes with batch waiting: " + "; ".join(
+                f"{', '.join(short(m) for m in b[0])} from {b[3]}: {b[5]} ({b[6]})" for b in BATCH_WAIT)
+            + "; TensorRT-LLM rows with attention DP: attention_dp_config enable_balance (DeepSeek timeout_iters 60, "
+            "batching_wait_iters 0; gpt-oss the defaults 50 / 10)")
