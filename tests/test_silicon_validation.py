@@ -272,7 +272,7 @@ def test_inferencemax_vllm_rows_take_their_recipes_kv_cache_dtype_and_memory_fra
     src = str(row.iloc[0].silicon_data_source)
     dated = lambda d: row.assign(silicon_data_source=re.sub(r"measured=[0-9-]+", f"measured={d}", src))  # noqa: E731
     assert sc(dated("2025-09-01")).kv_cache == "bf16"  # before the checked recipe: the defaults
-    assert sc(row.assign(backend="trtllm", backend_version="1.1.0")).kv_cache == "bf16"
+    assert sc(row.assign(backend="sglang", backend_version="0.5.9")).kv_cache == "bf16"  # no such SGLang mapping
     minimax = row.assign(model_path="MiniMaxAI/MiniMax-M2.5", system="b200_sxm", tp_size=2, moe_tp_size=2,
                          id="minimax_b200_vllm_fp8_agg_1024x1024_c8_tp2")
     at = lambda d: minimax.assign(silicon_data_source=re.sub(r"measured=[0-9-]+", f"measured={d}", src))  # noqa: E731
@@ -280,3 +280,24 @@ def test_inferencemax_vllm_rows_take_their_recipes_kv_cache_dtype_and_memory_fra
     assert (march.kv_cache, march.engine.memory_fraction) == ("bf16", 0.95)
     assert (april.kv_cache, april.engine.memory_fraction) == ("fp8", 0.9)
     assert "kv-cache-dtype fp8" in silicon.MAPPING["engine_options"] and "fp8" in silicon.MAPPING["kv_cache"]
+
+
+def test_inferencemax_trtllm_rows_take_their_recipes_kv_memory_and_graph_sizes():
+    """InferenceMAX's TensorRT-LLM recipes set kv_cache_config dtype fp8 and free_gpu_memory_fraction, and
+    cuda_graph_config max_batch_size (Llama-3.1-70B 1,024; DeepSeek-R1 FP8 on B200 256, then the concurrency from
+    2026-01-29, with piecewise prompt graphs at 1k/1k from concurrency 64); rows take the recipe of their date."""
+    df = silicon.read_csv(FIXTURE)
+    sc = lambda r: silicon.cases(r)[0][0].scenario  # noqa: E731
+    llama = df[df.id.str.startswith("2026_04_06_llama_3_1_70b_h200_sxm_vllm_fp8_agg_1024x1024_c8_tp4")]
+    trt = sc(llama.assign(backend="trtllm", backend_version="1.1.0"))
+    assert (trt.kv_cache, trt.engine.cuda_graph_max_batch, trt.engine.memory_fraction) == ("fp8", 1024, 0.9)
+    row = df[df.id.str.startswith("2026_03_25_deepseek_r1_h200_sxm_sglang")].assign(
+        backend="trtllm", backend_version="1.2.0rc6", system="b200_sxm", precision="fp8")
+    src = str(row.iloc[0].silicon_data_source).replace("silicon_concurrency=4", "silicon_concurrency=64")
+    at = lambda d: sc(row.assign(silicon_data_source=re.sub(r"measured=[0-9-]+", f"measured={d}", src)))  # noqa
+    dec, feb = at("2025-12-15"), at("2026-02-05")
+    assert (dec.kv_cache, dec.engine.memory_fraction, dec.engine.cuda_graph_max_batch) == ("fp8", 0.8, 256)
+    assert dec.engine.graph_prefill_tokens == 0  # the profile's: prompts run eagerly
+    assert (feb.engine.cuda_graph_max_batch, feb.engine.graph_prefill_tokens > 1024) == (64, True)
+    assert sc(row.assign(backend="vllm", backend_version="0.15.0")).engine.cuda_graph_max_batch != 64
+    assert "cuda_graph_config max_batch_size" in silicon.MAPPING["engine_options"]

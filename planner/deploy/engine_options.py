@@ -17,7 +17,8 @@ from planner.base.yamlio import get_choice, get_number
 from planner.deploy.engines import Engine
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
-                      "max_running_requests", "cuda_graph_max_batch", "kernel_tables", "request_ingest_s",
+                      "max_running_requests", "cuda_graph_max_batch", "graph_prefill_tokens", "kernel_tables",
+                      "request_ingest_s",
                       "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio",
                       "attention_dp_balance")
 # TensorRT-LLM AttentionDpConfig defaults (tensorrt_llm/llmapi/llm_args.py): timeout_iters 50, batching_wait_iters 10
@@ -63,6 +64,10 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
                          maximum=MAX_TOKENS)  # SGLang --max-running-requests
     graphs = get_number(opts, "cuda_graph_max_batch", file, prefix=pre, default=None, integer=True, minimum=0,
                         maximum=MAX_TOKENS)  # SGLang --cuda-graph-max-bs, vLLM max capture size
+    # prompt steps of up to this many tokens replay CUDA graphs (SGLang piecewise graphs, TensorRT-LLM
+    # cuda_graph_config piecewise capture_num_tokens, vLLM compile sizes); 0: prefill runs eagerly
+    prefill_graphs = get_number(opts, "graph_prefill_tokens", file, prefix=pre, default=None, integer=True, minimum=0,
+                                maximum=MAX_TOKENS)
     tables = get_choice(opts, "kernel_tables", KERNEL_TABLES, file, prefix=pre) if opts.get("kernel_tables") else None
     # the API server's per-request intake (Engine.request_ingest_s): 0 where requests come in through another
     # frontend, e.g. NVIDIA Dynamo's Rust HTTP server and tokenizer in front of the engine's worker
@@ -94,6 +99,8 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
         changes["max_running_requests"] = running
     if graphs is not None:
         changes["cuda_graph_max_batch"] = graphs
+    if prefill_graphs is not None:
+        changes["graph_prefill_tokens"] = prefill_graphs
     if frac is not None:
         changes.update(memory_fraction=frac, memory_fraction_by_tp=())
     if tokens is not None:

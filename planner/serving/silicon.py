@@ -51,8 +51,8 @@ from planner.serving.silicon_recipes import (
     duplicate_runs,
     number,
     plan_from_id,
+    recipe_kv_fp8,
     recipe_notes,
-    vllm_recipe,
 )
 from planner.serving.silicon_report import summarize
 
@@ -130,7 +130,7 @@ MAPPING = {
                 f"{PROMPTS_PER_SLOT} x concurrency; rows of aiconfigurator's gap analysis ('{AIC_HARNESS}' in "
                 f"silicon_data_source): its aiperf harness, fixed lengths (stddev 0), {AIC_ROUNDS} x concurrency "
                 f"requests, and Dynamo's frontend in place of the engine's API server (request_ingest_s 0)",
-    "kv_cache": f"{KV_CACHE} (not in the CSV), except fp8 where the row's vLLM recipe passes --kv-cache-dtype fp8 "
+    "kv_cache": f"{KV_CACHE} (not in the CSV), except fp8 where the row's vLLM or TensorRT-LLM recipe sets it "
                 "(engine_options below), else the KV dtype the row's checkpoint declares where the engine's auto "
                 "uses it: " + ", ".join(f"{e} >= {'.'.join(map(str, v))}" for e, v in CHECKPOINT_KV_FROM.items()),
     "disaggregation": "mode disagg: prefill_num_workers workers of (prefill_tp_size, prefill_attention_dp_size, "
@@ -226,7 +226,7 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
         fmt, why = weight_format(row, load_model(name))
         if fmt is None:
             return why
-        sc = make_scenario(name, weights=fmt, kv_cache=kv_cache(row, load_model(name), fmt), gpu=gpu[0],
+        sc = make_scenario(name, weights=fmt, kv_cache=kv_cache(row, load_model(name), fmt, conc), gpu=gpu[0],
                            gpus_per_node=min(gpu[1], gpus),
                            nodes=math.ceil(gpus / gpu[1]), engine=engine, parallelism=None if split else plans,
                            workload=workload, engine_options=options,
@@ -296,11 +296,10 @@ def weight_format(row, model: Model) -> tuple[str | None, str]:
     return (published[0] if published else fmt), ""
 
 
-def kv_cache(row, model: Model, fmt: str) -> str:
-    """The row's KV cache dtype: FP8 where its recipe passes --kv-cache-dtype fp8 (VLLM_RECIPES), else the
-    checkpoint's declared one where the engine version's auto uses it, else bf16."""
-    recipe = vllm_recipe(row)
-    if recipe is not None and recipe[1]:
+def kv_cache(row, model: Model, fmt: str, concurrency: int = 1) -> str:
+    """The row's KV cache dtype: FP8 where its recipe runs an FP8 KV cache (silicon_recipes.VLLM_RECIPES,
+    TRT_RECIPES), else the checkpoint's declared one where the engine version's auto uses it, else bf16."""
+    if recipe_kv_fp8(row, concurrency):
         return "fp8"
     declared = model.checkpoint_kv_cache(fmt)
     since = CHECKPOINT_KV_FROM.get(ENGINES.get(row.backend, ""))

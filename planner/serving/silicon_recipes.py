@@ -12,6 +12,7 @@ from dataclasses import replace
 from planner.base.errors import PlannerError
 from planner.base.limits import MAX_PROMPTS
 from planner.model.models import load_model
+from planner.serving.silicon_trt_recipes import TRT_RECIPES
 
 PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
 # (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
@@ -121,6 +122,36 @@ BATCH_WAIT = (
      "dsr1_fp8_b200_trt.sh @ec7bafaa: DELAY_BATCHING at 1k/1k from concurrency 64"),
 )
 
+# the TRT_RECIPES flags applied, as engine_options. The recipes' --max_num_tokens (CONC + ISL + 64 for DeepSeek) is
+# recorded but NOT applied: applied, it made these runs' TTFT worse (p90 69% -> 74% over 661 runs, e.g. DeepSeek-R1
+# NVFP4 TP4 1K/1K at c=32: 351 ms measured, 682 ms predicted), so the simulator's reading of it (one prompt per
+# iteration beside the decodes) is not how TensorRT-LLM 1.x scheduled those runs; not understood yet (issue 18 note)
+TRT_OPTIONS = {"memory": "memory_fraction", "graph": "cuda_graph_max_batch", "prefill_graphs": "graph_prefill_tokens"}
+
+
+def trt_recipe(row, concurrency: int) -> dict | None:
+    """The TRT_RECIPES flags of an InferenceMAX TensorRT-LLM row as of its measured date, or None."""
+    measured = measured_on(row)
+    if row.backend != "trtllm" or not measured or AIC_HARNESS in str(row.silicon_data_source):
+        return None
+    for paths, systems, precisions, entries in TRT_RECIPES:
+        if str(row.model_path) in paths and str(row.system) in systems and str(row.precision) in precisions:
+            entry = next((e for e in reversed(entries) if e[0] <= measured), None)
+            if entry is None:
+                return None
+            dp = degree(row.attention_dp_size)
+            return entry[1](int(row.isl), int(row.osl), degree(row.tp_size) * dp, degree(row.moe_ep_size),
+                            concurrency, dp > 1)
+    return None
+
+
+def recipe_kv_fp8(row, concurrency: int) -> bool:
+    """Whether a row's recipe (VLLM_RECIPES, TRT_RECIPES) runs an FP8 KV cache."""
+    vllm = vllm_recipe(row)
+    trt = trt_recipe(row, concurrency)
+    return bool(vllm and vllm[1]) or bool(trt and trt.get("kv_fp8"))
+
+
 # InferenceMAX's TensorRT-LLM recipes with attention DP (rows whose attention_dp_size > 1) set attention_dp_config
 # enable_balance: true, DeepSeek-R1 with timeout_iters 60 and batching_wait_iters 0, gpt-oss with the defaults
 # (dsr1_{fp4,fp8}_b200_trt*.sh and dsr1_fp8_h200_trt*.sh at each measured date from 2025-12-15, e.g. @f6a9d0b6,
@@ -143,6 +174,8 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
     options |= sglang_flags(row, concurrency, measured)
     if (recipe := vllm_recipe(row)) is not None:
         options["memory_fraction"] = recipe[2]
+    if (trt := trt_recipe(row, concurrency)) is not None:
+        options |= {TRT_OPTIONS[k]: v for k, v in trt.items() if k in TRT_OPTIONS}
     if (wait := batch_wait(row, concurrency, measured)) is not None:
         options |= {"batch_wait_timeout_iters": wait[0], "batch_wait_max_tokens_ratio": wait[1]}
     if (row.backend == "trtllm" and measured and measured >= ADP_BALANCE_FROM and degree(row.attention_dp_size) > 1
@@ -303,6 +336,11 @@ def recipe_notes() -> str:
             "stood on the measured date (" + "; ".join(
                 f"{short(k[0])} {k[1]} {k[2]} from {d}: {'fp8 KV, ' if fp8 else ''}memory {frac} ({where})"
                 for k, entries in sorted(VLLM_RECIPES.items()) for d, fp8, frac, where in entries) + "); "
+            "TensorRT-LLM rows of InferenceMAX recipes: kv_cache_config dtype fp8 and free_gpu_memory_fraction, "
+            "cuda_graph_config max_batch_size and piecewise prompt graphs as the recipe stood on the measured date "
+            "(its --max_num_tokens is recorded, not applied: silicon_recipes.TRT_OPTIONS) (" + "; ".join(
+                f"{', '.join(short(m) for m in paths)} {'/'.join(systems)} {'/'.join(precs)} from {d} ({where})"
+                for paths, systems, precs, entries in TRT_RECIPES for d, _, where in entries) + "); "
             "TensorRT-LLM rows of InferenceMAX recipes with batch waiting: " + "; ".join(
                 f"{', '.join(short(m) for m in b[0])} from {b[3]}: {b[5]} ({b[6]})" for b in BATCH_WAIT)
             + "; TensorRT-LLM rows with attention DP: attention_dp_config enable_balance (DeepSeek timeout_iters 60, "

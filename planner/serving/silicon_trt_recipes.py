@@ -1,0 +1,77 @@
+"""InferenceMAX's TensorRT-LLM recipes as data (planner.serving.silicon_recipes.trt_recipe reads them): the engine
+flags each silicon run's recipe file passed, by the date it was measured. No imports: rules are plain functions of
+the run's lengths, GPUs, EP, concurrency and attention DP."""
+
+from __future__ import annotations
+
+# InferenceMAX's TensorRT-LLM recipes (trtllm-serve --extra_llm_api_options), as each file stood on main on the
+# runs' measured dates: kv_cache_config dtype fp8 and free_gpu_memory_fraction, cuda_graph_config max_batch_size
+# (enable_padding: decode batches up to it replay graphs), --max_num_tokens, and piecewise CUDA graphs for prompts
+# (capture_num_tokens up to max_num_tokens). (model_paths, systems, precisions) -> entries (from date, rule, file @
+# commit), a rule (isl, osl, gpus, ep, concurrency, attention DP) -> {kv_fp8, memory, graph, tokens, prefill_graphs};
+# a key it leaves out keeps the engine profile's (silicon_recipes.TRT_OPTIONS says which are applied). Files are
+# under benchmarks/.
+_DSR1_PATHS = ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3")
+
+
+def _tokens(conc: int, isl: int, floor: int = 0) -> int:
+    """MAX_NUM_TOKENS=$(( (CONC+ISL+64+63)/64*64 )), at least `floor` (8192 in the recipes from 2026-01-22)."""
+    return max((conc + isl + 64 + 63) // 64 * 64, floor)
+
+
+def _dsr1_fp8_b200_0129(isl, osl, gpus, ep, conc, dp):
+    """dsr1_fp8_b200_trt.sh @ec7bafaa: graphs up to CONC; piecewise prompt graphs at 1k/1k from 64, 1k/8k from 128
+    (below 256), 8k/1k from 64; at 1k/8k from 256 graphs up to CONC/8 and memory 0.7; 8k/1k on 4 GPUs memory 0.75."""
+    out = {"kv_fp8": True, "memory": 0.8, "graph": conc, "tokens": _tokens(conc, isl, 8192)}
+    piecewise = ((isl, osl) == (1024, 1024) and conc >= 64 or (isl, osl) == (1024, 8192) and 128 <= conc < 256
+                 or (isl, osl) == (8192, 1024) and conc >= 64)
+    if (isl, osl) == (1024, 8192) and conc >= 256:
+        out |= {"graph": conc // 8, "memory": 0.7}
+    if (isl, osl) == (8192, 1024) and gpus == 4:
+        out["memory"] = 0.75
+    return out | ({"prefill_graphs": out["tokens"]} if piecewise else {})
+
+
+def _dsr1_fp4_b200_0203(isl, osl, gpus, ep, conc, dp):
+    """dsr1_fp4_b200_trt.sh @6eecc0e6: graphs up to CONC (attention DP: CONC/4 from 4); piecewise prompt graphs at
+    1k/1k on 8 GPUs with EP 8."""
+    out = {"kv_fp8": True, "memory": 0.8, "graph": (conc if conc < 4 else conc // 4) if dp else conc,
+           "tokens": _tokens(conc, isl, 8192)}
+    return out | ({"prefill_graphs": out["tokens"]} if (isl, osl) == (1024, 1024) and gpus == 8 and ep == 8 else {})
+
+
+TRT_RECIPES = (
+    (("meta-llama/Llama-3.1-70B",), ("b200_sxm", "h200_sxm"), ("fp8", "fp4"), (
+        ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "graph": 1024, "tokens": 16384},
+         "70b_fp8_b200_trt_slurm.sh, 70b_fp4_b200_trt_docker.sh, 70b_fp8_h200_trt_slurm.sh @9596d23d"),)),
+    (("openai/gpt-oss-120b",), ("b200_sxm",), ("fp4",), (
+        ("2025-10-20", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.85, "graph": conc,
+                                                             "tokens": 20000},
+         "gptoss_fp4_b200_trt_slurm.sh @ac1998a5 (gptoss_fp4_b200_trt.sh @b0c4ed21 the same)"),)),
+    (("openai/gpt-oss-120b",), ("h200_sxm",), ("fp4",), (
+        ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"memory": 0.85, "graph": conc, "tokens": 20000},
+         "gptoss_fp4_h200_trt_slurm.sh @9596d23d (gptoss_fp4_h200_trt.sh @b0c4ed21 the same)"),)),
+    (_DSR1_PATHS, ("b200_sxm",), ("fp4",), (
+        ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.8, "graph": 512,
+                                                             "tokens": _tokens(conc, isl)},
+         "dsr1_fp4_b200_trt_slurm.sh @9596d23d"),
+        ("2026-01-22", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.8, "graph": 512,
+                                                             "tokens": _tokens(conc, isl, 8192)},
+         "dsr1_fp4_b200_trt.sh @b0c4ed21"),
+        ("2026-02-03", _dsr1_fp4_b200_0203, "dsr1_fp4_b200_trt.sh @6eecc0e6"))),
+    (_DSR1_PATHS, ("b200_sxm",), ("fp8",), (
+        ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.8, "graph": 256,
+                                                             "tokens": _tokens(conc, isl)},
+         "dsr1_fp8_b200_trt_slurm.sh @9596d23d"),
+        ("2026-01-22", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.8, "graph": 256,
+                                                             "tokens": _tokens(conc, isl, 8192)},
+         "dsr1_fp8_b200_trt.sh @b0c4ed21"),
+        ("2026-01-29", _dsr1_fp8_b200_0129, "dsr1_fp8_b200_trt.sh @ec7bafaa"))),
+    (_DSR1_PATHS, ("h200_sxm",), ("fp8",), (
+        ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.75, "graph": 128,
+                                                             "tokens": _tokens(conc, isl)},
+         "dsr1_fp8_h200_trt_slurm.sh @9596d23d"),
+        ("2026-01-22", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.75, "graph": 128,
+                                                             "tokens": _tokens(conc, isl, 8192)},
+         "dsr1_fp8_h200_trt.sh @b0c4ed21"))),
+)
