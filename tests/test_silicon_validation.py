@@ -301,3 +301,21 @@ def test_inferencemax_trtllm_rows_take_their_recipes_kv_memory_and_graph_sizes()
     assert (feb.engine.cuda_graph_max_batch, feb.engine.graph_prefill_tokens > 1024) == (64, True)
     assert sc(row.assign(backend="vllm", backend_version="0.15.0")).engine.cuda_graph_max_batch != 64
     assert "cuda_graph_config max_batch_size" in silicon.MAPPING["engine_options"]
+
+
+def test_inferencemax_sglang_rows_take_their_recipes_memory_kv_graph_and_running_caps():
+    """InferenceMAX's dsr1 FP8 SGLang recipe on B200 runs --kv-cache-dtype fp8_e4m3 --mem-fraction-static 0.82
+    --cuda-graph-max-bs 128 --max-running-requests 128 on 8 GPUs (32 / 32 / 0.95 on 4); its H200 recipe sets no KV
+    dtype and 512 / 512 / 0.82 at 1k/1k; runs before the checked date keep SGLang's defaults."""
+    df = silicon.read_csv(FIXTURE)
+    row = df[df.id.str.startswith("2026_03_25_deepseek_r1_h200_sxm_sglang")]
+    sc = lambda r: silicon.cases(r)[0][0].scenario  # noqa: E731
+    h200 = sc(row)
+    assert h200.kv_cache == "bf16" and h200.engine.memory_fraction == 0.82
+    b200 = sc(row.assign(system="b200_sxm"))
+    eng = b200.engine
+    assert (b200.kv_cache, eng.memory_fraction, eng.cuda_graph_max_batch, eng.max_running_requests) == (
+        "fp8", 0.82, 128, 128)
+    early = str(row.iloc[0].silicon_data_source).replace("measured=2026-03-25", "measured=2025-10-01")
+    assert sc(row.assign(system="b200_sxm", silicon_data_source=early)).kv_cache == "bf16"
+    assert "max-running-requests" in silicon.MAPPING["engine_options"]

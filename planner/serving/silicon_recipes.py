@@ -12,7 +12,7 @@ from dataclasses import replace
 from planner.base.errors import PlannerError
 from planner.base.limits import MAX_PROMPTS
 from planner.model.models import load_model
-from planner.serving.silicon_trt_recipes import TRT_RECIPES
+from planner.serving.silicon_recipe_flags import SGLANG_MEMORY, TRT_RECIPES
 
 PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
 # (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
@@ -147,9 +147,8 @@ def trt_recipe(row, concurrency: int) -> dict | None:
 
 def recipe_kv_fp8(row, concurrency: int) -> bool:
     """Whether a row's recipe (VLLM_RECIPES, TRT_RECIPES) runs an FP8 KV cache."""
-    vllm = vllm_recipe(row)
-    trt = trt_recipe(row, concurrency)
-    return bool(vllm and vllm[1]) or bool(trt and trt.get("kv_fp8"))
+    vllm, trt, sgl = vllm_recipe(row), trt_recipe(row, concurrency), sglang_memory(row, concurrency)
+    return bool(vllm and vllm[1]) or any(bool(d and d.get("kv_fp8")) for d in (trt, sgl))
 
 
 # InferenceMAX's TensorRT-LLM recipes with attention DP (rows whose attention_dp_size > 1) set attention_dp_config
@@ -185,6 +184,19 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
     return client, workload, options
 
 
+SGLANG_OPTIONS = {"memory": "memory_fraction", "graph": "cuda_graph_max_batch", "running": "max_running_requests"}
+
+
+def sglang_memory(row, concurrency: int) -> dict | None:
+    """The SGLANG_MEMORY flags of an InferenceMAX SGLang row from its SGLANG_RECIPES date on, or None."""
+    found = SGLANG_RECIPES.get((str(row.model_path), str(row.system), str(row.precision)))
+    rule = SGLANG_MEMORY.get((str(row.model_path), str(row.system), str(row.precision)))
+    measured = measured_on(row)
+    if row.backend != "sglang" or not found or not rule or not measured or measured < found[0]:
+        return None
+    return rule(int(row.isl), int(row.osl), degree(row.tp_size) * degree(row.attention_dp_size), concurrency)
+
+
 def sglang_flags(row, concurrency: int, measured: str | None) -> dict:
     """engine_options of an InferenceMAX SGLang row's recipe (SGLANG_RECIPES) as of its `measured` date:
     scheduler_recv_interval and max_batched_tokens where the recipe passes them."""
@@ -194,6 +206,8 @@ def sglang_flags(row, concurrency: int, measured: str | None) -> dict:
     since, recv, chunk, _ = found
     tp4 = str(row.model_path).startswith("deepseek-ai") and str(row.precision) == "fp8" and degree(row.tp_size) == 4
     out = {"max_batched_tokens": 8192 if tp4 else chunk}
+    memory = sglang_memory(row, concurrency) or {}
+    out |= {SGLANG_OPTIONS[k]: v for k, v in memory.items() if k in SGLANG_OPTIONS}
     if recv is not None:
         out["scheduler_recv_interval"] = recv[0] if tp4 else recv[concurrency >= 16]
     return out
@@ -328,8 +342,9 @@ def degree(x, default: int = 1) -> int:
 def recipe_notes() -> str:
     """The engine flags each recipe mapping above gives, with its file @ commit (the `engine_options` mapping note)."""
     short = lambda path: path.split("/")[-1]  # noqa: E731
-    return ("SGLang rows of InferenceMAX recipes: --scheduler-recv-interval (10 below concurrency 16, 30 from 16) and "
-            "--chunked-prefill-size where the recipe passes them (" + "; ".join(
+    return ("SGLang rows of InferenceMAX recipes: --scheduler-recv-interval (10 below concurrency 16, 30 from 16), "
+            "--chunked-prefill-size, and --kv-cache-dtype fp8_e4m3, --mem-fraction-static, --cuda-graph-max-bs and "
+            "--max-running-requests (silicon_recipe_flags.SGLANG_MEMORY) where the recipe passes them (" + "; ".join(
                 f"{short(k[0])} {k[1]} {k[2]} from {v[0]}: recv {v[1] or 'default'}, chunk {v[2]} ({v[3]})"
                 for k, v in sorted(SGLANG_RECIPES.items())) + "); "
             "vLLM rows of InferenceMAX recipes: --kv-cache-dtype fp8 and --gpu-memory-utilization as the recipe "

@@ -1,6 +1,6 @@
-"""InferenceMAX's TensorRT-LLM recipes as data (planner.serving.silicon_recipes.trt_recipe reads them): the engine
-flags each silicon run's recipe file passed, by the date it was measured. No imports: rules are plain functions of
-the run's lengths, GPUs, EP, concurrency and attention DP."""
+"""InferenceMAX's recipe flags as data (planner.serving.silicon_recipes reads them): the TensorRT-LLM recipes' and the
+SGLang recipes' memory, KV and CUDA-graph flags, by the date each silicon run was measured. No imports: rules are
+plain functions of the run's lengths, GPUs, EP, concurrency and attention DP."""
 
 from __future__ import annotations
 
@@ -75,3 +75,42 @@ TRT_RECIPES = (
                                                              "tokens": _tokens(conc, isl, 8192)},
          "dsr1_fp8_h200_trt.sh @b0c4ed21"))),
 )
+
+
+# The same SGLang recipes (planner.serving.silicon_recipes.SGLANG_RECIPES: same keys, dates and files) also pass
+# --kv-cache-dtype fp8_e4m3, --mem-fraction-static, --cuda-graph-max-bs and --max-running-requests (a server with
+# more requests in flight than that queues the rest: their TTFT waits for running ones to finish). (model_path,
+# system, precision) -> rule (isl, osl, gpus, concurrency) -> {kv_fp8, memory, graph, running}.
+def _dsr1_fp8_sglang(isl, osl, gpus, conc):
+    """dsr1_fp8_b200_docker.sh @189ae51c (128 / 128 / 0.82), single_node/dsr1_fp8_b{2,3}00.sh: TP4 32 / 32 / 0.95."""
+    return ({"kv_fp8": True, "memory": 0.95, "graph": 32, "running": 32} if gpus == 4 else
+            {"kv_fp8": True, "memory": 0.82, "graph": 128, "running": 128})
+
+
+def _dsr1_fp4_sglang(isl, osl, gpus, conc):
+    return {"kv_fp8": True, "memory": 0.85, "graph": 256, "running": 256}
+
+
+def _qwen35(memory: float, kv_fp8: bool, running: int | None = 128):
+    """Qwen3.5 recipes: graphs up to CONC, --max-running-requests 128 (b300 fp8: CONC)."""
+    return lambda isl, osl, gpus, conc: {"kv_fp8": kv_fp8, "memory": memory, "graph": conc,
+                                         "running": running or conc}
+
+
+_DSR1_SGLANG = {("b200_sxm", "fp4"): _dsr1_fp4_sglang, ("b200_sxm", "fp8"): _dsr1_fp8_sglang,
+                ("b300_sxm", "fp4"): _dsr1_fp4_sglang, ("b300_sxm", "fp8"): _dsr1_fp8_sglang,
+                ("h200_sxm", "fp8"): lambda isl, osl, gpus, conc: {  # single_node/dsr1_fp8_h200.sh @12ba0ae0
+                    "memory": 0.82, **({"graph": 512, "running": 512} if (isl, osl) == (1024, 1024)
+                                       else {"graph": 256, "running": 256})}}
+SGLANG_MEMORY = {
+    **{(m, *k): v for m in _DSR1_PATHS for k, v in _DSR1_SGLANG.items()},
+    ("Qwen/Qwen3.5-397B-A17B", "b200_sxm", "bf16"): _qwen35(0.82, False),
+    ("Qwen/Qwen3.5-397B-A17B", "b200_sxm", "fp8"): _qwen35(0.82, True),
+    ("Qwen/Qwen3.5-397B-A17B", "b200_sxm", "fp4"): _qwen35(0.85, True),
+    ("Qwen/Qwen3.5-397B-A17B", "b300_sxm", "bf16"): _qwen35(0.82, False),
+    ("Qwen/Qwen3.5-397B-A17B", "b300_sxm", "fp4"): _qwen35(0.8, True),
+    ("Qwen/Qwen3.5-397B-A17B", "b300_sxm", "fp8"): _qwen35(0.8, True, None),
+    ("Qwen/Qwen3.5-397B-A17B", "h200_sxm", "fp8"): _qwen35(0.8, True),
+    ("zhipuai/GLM-5", "b200_sxm", "fp8"): lambda isl, osl, gpus, conc: {"kv_fp8": True, "memory": 0.85, "graph": conc,
+                                                                        "running": conc},
+}
