@@ -303,7 +303,7 @@ def test_inferencemax_trtllm_rows_take_their_recipes_kv_memory_and_graph_sizes()
     assert "cuda_graph_config max_batch_size" in silicon.MAPPING["engine_options"]
 
 
-def test_inferencemax_sglang_rows_take_their_recipes_memory_kv_graph_and_running_caps():
+def test_inferencemax_sglang_rows_take_their_recipes_memory_kv_and_graph_sizes():
     """InferenceMAX's dsr1 FP8 SGLang recipe on B200 runs --kv-cache-dtype fp8_e4m3 --mem-fraction-static 0.82
     --cuda-graph-max-bs 128 --max-running-requests 128 on 8 GPUs (32 / 32 / 0.95 on 4); its H200 recipe sets no KV
     dtype and 512 / 512 / 0.82 at 1k/1k; runs before the checked date keep SGLang's defaults."""
@@ -314,8 +314,8 @@ def test_inferencemax_sglang_rows_take_their_recipes_memory_kv_graph_and_running
     assert h200.kv_cache == "bf16" and h200.engine.memory_fraction == 0.82
     b200 = sc(row.assign(system="b200_sxm"))
     eng = b200.engine
-    assert (b200.kv_cache, eng.memory_fraction, eng.cuda_graph_max_batch, eng.max_running_requests) == (
-        "fp8", 0.82, 128, 128)
+    assert (b200.kv_cache, eng.memory_fraction, eng.cuda_graph_max_batch) == ("fp8", 0.82, 128)
+    assert eng.max_running_requests != 128  # recorded, not applied (silicon_recipes.SGLANG_OPTIONS)
     early = str(row.iloc[0].silicon_data_source).replace("measured=2026-03-25", "measured=2025-10-01")
     assert sc(row.assign(system="b200_sxm", silicon_data_source=early)).kv_cache == "bf16"
-    assert "max-running-requests" in silicon.MAPPING["engine_options"]
+    assert "--max-running-requests is recorded, not applied" in silicon.MAPPING["engine_options"]
