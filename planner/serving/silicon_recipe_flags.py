@@ -19,6 +19,13 @@ def _tokens(conc: int, isl: int, floor: int = 0) -> int:
     return max((conc + isl + 64 + 63) // 64 * 64, floor)
 
 
+def _dsr1(memory: float, graph: int, floor: int = 0):
+    """The DeepSeek recipes before their concurrency-dependent graph sizes: FP8 KV, a fixed memory fraction and
+    graph size, MAX_NUM_TOKENS = CONC + ISL + 64 (at least `floor`)."""
+    return lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": memory, "graph": graph,
+                                                 "tokens": _tokens(conc, isl, floor)}
+
+
 def _dsr1_fp8_b200_0129(isl, osl, gpus, ep, conc, dp):
     """dsr1_fp8_b200_trt.sh @ec7bafaa: graphs up to CONC; piecewise prompt graphs at 1k/1k from 64, 1k/8k from 128
     (below 256), 8k/1k from 64; at 1k/8k from 256 graphs up to CONC/8 and memory 0.7; 8k/1k on 4 GPUs memory 0.75."""
@@ -52,28 +59,16 @@ TRT_RECIPES = (
         ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"memory": 0.85, "graph": conc, "tokens": 20000},
          "gptoss_fp4_h200_trt_slurm.sh @9596d23d (gptoss_fp4_h200_trt.sh @b0c4ed21 the same)"),)),
     (_DSR1_PATHS, ("b200_sxm",), ("fp4",), (
-        ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.8, "graph": 512,
-                                                             "tokens": _tokens(conc, isl)},
-         "dsr1_fp4_b200_trt_slurm.sh @9596d23d"),
-        ("2026-01-22", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.8, "graph": 512,
-                                                             "tokens": _tokens(conc, isl, 8192)},
-         "dsr1_fp4_b200_trt.sh @b0c4ed21"),
+        ("2025-10-29", _dsr1(0.8, 512), "dsr1_fp4_b200_trt_slurm.sh @9596d23d"),
+        ("2026-01-22", _dsr1(0.8, 512, 8192), "dsr1_fp4_b200_trt.sh @b0c4ed21"),
         ("2026-02-03", _dsr1_fp4_b200_0203, "dsr1_fp4_b200_trt.sh @6eecc0e6"))),
     (_DSR1_PATHS, ("b200_sxm",), ("fp8",), (
-        ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.8, "graph": 256,
-                                                             "tokens": _tokens(conc, isl)},
-         "dsr1_fp8_b200_trt_slurm.sh @9596d23d"),
-        ("2026-01-22", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.8, "graph": 256,
-                                                             "tokens": _tokens(conc, isl, 8192)},
-         "dsr1_fp8_b200_trt.sh @b0c4ed21"),
+        ("2025-10-29", _dsr1(0.8, 256), "dsr1_fp8_b200_trt_slurm.sh @9596d23d"),
+        ("2026-01-22", _dsr1(0.8, 256, 8192), "dsr1_fp8_b200_trt.sh @b0c4ed21"),
         ("2026-01-29", _dsr1_fp8_b200_0129, "dsr1_fp8_b200_trt.sh @ec7bafaa"))),
     (_DSR1_PATHS, ("h200_sxm",), ("fp8",), (
-        ("2025-10-29", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.75, "graph": 128,
-                                                             "tokens": _tokens(conc, isl)},
-         "dsr1_fp8_h200_trt_slurm.sh @9596d23d"),
-        ("2026-01-22", lambda isl, osl, gpus, ep, conc, dp: {"kv_fp8": True, "memory": 0.75, "graph": 128,
-                                                             "tokens": _tokens(conc, isl, 8192)},
-         "dsr1_fp8_h200_trt.sh @b0c4ed21"))),
+        ("2025-10-29", _dsr1(0.75, 128), "dsr1_fp8_h200_trt_slurm.sh @9596d23d"),
+        ("2026-01-22", _dsr1(0.75, 128, 8192), "dsr1_fp8_h200_trt.sh @b0c4ed21"))),
 )
 
 
