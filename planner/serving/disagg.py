@@ -143,6 +143,9 @@ class DisaggRun:
         self.itl_n: list[np.ndarray] = []
         self.timeline: list[tuple[float, int, int, float]] = []
         self.prefill_tokens = 0.0
+        # the timeline's totals, kept as they change (sums of whole token counts: exact in any order)
+        self.n_running = self.n_waiting = 0
+        self.kv_reserved = 0.0
 
     def _push(self, t: float, kind: int, data) -> None:
         self.seq += 1
@@ -164,6 +167,7 @@ class DisaggRun:
         p = self.pw[w]
         r = min(range(self.ps.ranks), key=lambda q: p.queued[q])
         p.waiting[r].append(i)
+        self.n_waiting += 1
         p.queued[r] += self.inp[i]
         self.where[i] = (w, r)
         self.intake[i] = t
@@ -205,6 +209,7 @@ class DisaggRun:
                 self.prefill_tokens += x
                 if self.done[i] >= self.inp[i] - 1e-9:
                     p.waiting[r].popleft()
+                    self.n_waiting -= 1
                     self.prefilled[i] = t
                     self.gen[i] = 1.0
                     if self.dis.transfer.first_token == "prefill":
@@ -220,12 +225,13 @@ class DisaggRun:
         while self.pending:
             i = self.pending[0]
             need = float(self.inp[i] + self.out[i])
-            best = None
+            room = s.kv_tokens - need
+            best, fewest = None, s.cap  # the first rank (worker-major) holding the fewest, with a slot and the KV
             for w, d in enumerate(self.dw):
+                held, kv = d.held, d.kv_used
                 for r in range(s.ranks):
-                    if d.held[r] < s.cap and d.kv_used[r] + need <= s.kv_tokens and (
-                            best is None or d.held[r] < self.dw[best[0]].held[best[1]]):
-                        best = (w, r)
+                    if held[r] < fewest and kv[r] <= room:
+                        best, fewest = (w, r), held[r]
             if best is None:
                 return
             self.pending.popleft()
@@ -233,6 +239,7 @@ class DisaggRun:
             d = self.dw[w]
             d.held[r] += 1
             d.kv_used[r] += need
+            self.kv_reserved += need
             self.reserved[i] = t
             self.rank_of[i] = r
             pw, pr = self.where[i]
@@ -262,6 +269,7 @@ class DisaggRun:
             d.ready[r] = []
         if new:
             d.idx = np.concatenate([d.idx, np.array(new, dtype=np.int64)])
+            self.n_running += len(new)
         idx = d.idx
         if not len(idx):
             return
@@ -308,11 +316,11 @@ class DisaggRun:
         self.last_tok[idx] = t
         done = self.gen[idx] >= self.out[idx] - 1e-9
         d.idx = idx[~done]
+        self.n_running -= len(idx) - len(d.idx)
         for i in idx[done].tolist():
             self._finish(w, int(self.rank_of[i]), i, t)
-        self.timeline.append((t, sum(len(v.idx) for v in self.dw),
-                              sum(len(q) for p in self.pw for q in p.waiting) + len(self.pending),
-                              sum(sum(v.kv_used) for v in self.dw) / (s.kv_tokens * s.ranks * len(self.dw))))
+        self.timeline.append((t, self.n_running, self.n_waiting + len(self.pending),
+                              self.kv_reserved / (s.kv_tokens * s.ranks * len(self.dw))))
         self._reserve(t)
         self._decode_step(w, t)
 
@@ -322,6 +330,7 @@ class DisaggRun:
             d.per_rank[r] -= 1
         d.held[r] -= 1
         d.kv_used[r] -= float(self.inp[i] + self.out[i])
+        self.kv_reserved -= float(self.inp[i] + self.out[i])
         self.last[i] = t + self.ds.path_s
         self.finished += 1
         self._send_more(float(self.last[i]))
