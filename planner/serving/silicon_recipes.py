@@ -125,7 +125,8 @@ BATCH_WAIT = (
 # the TRT_RECIPES flags applied, as engine_options. The recipes' --max_num_tokens (CONC + ISL + 64 for DeepSeek) is
 # recorded but NOT applied: applied, it made these runs' TTFT worse (p90 69% -> 74% over 661 runs, e.g. DeepSeek-R1
 # NVFP4 TP4 1K/1K at c=32: 351 ms measured, 682 ms predicted), so the simulator's reading of it (one prompt per
-# iteration beside the decodes) is not how TensorRT-LLM 1.x scheduled those runs; not understood yet (issue 18 note)
+# iteration beside the decodes, as cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp reads without a chunking
+# config) is not how those runs were scheduled; why is not understood yet (issue 18 note)
 TRT_OPTIONS = {"memory": "memory_fraction", "graph": "cuda_graph_max_batch", "prefill_graphs": "graph_prefill_tokens"}
 
 
@@ -146,7 +147,7 @@ def trt_recipe(row, concurrency: int) -> dict | None:
 
 
 def recipe_kv_fp8(row, concurrency: int) -> bool:
-    """Whether a row's recipe (VLLM_RECIPES, TRT_RECIPES) runs an FP8 KV cache."""
+    """Whether a row's recipe (VLLM_RECIPES, TRT_RECIPES, SGLANG_MEMORY) runs an FP8 KV cache."""
     vllm, trt, sgl = vllm_recipe(row), trt_recipe(row, concurrency), sglang_memory(row, concurrency)
     return bool(vllm and vllm[1]) or any(bool(d and d.get("kv_fp8")) for d in (trt, sgl))
 
@@ -186,8 +187,9 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
 
 # the SGLANG_MEMORY flags applied. --max-running-requests is recorded but NOT applied: DeepSeek-R1 FP8 on 8 x B200
 # (dsr1_fp8_b200.sh: 128 on 8 GPUs since 2026-02-19) measures TPOT 28.7 / 42.6 / 68.8 ms at concurrency 128 / 256 /
-# 512 and TTFT 2.1 s at 256: batches above 128 ran, so the simulator's reading of it (a hard cap, the rest queued:
-# 40 s TTFT) is not what those runs did; not understood yet (issue 18 note)
+# 512 and TTFT 2.1 s at 256: batches above 128 ran. SGLang 0.5.9 enforces the flag as a hard cap (scheduler.py
+# get_num_allocatable_reqs: max_running_requests // pp_size - running), as the simulator reads it (40 s TTFT), so
+# those runs most likely did not pass the file's 128 at their measured timestamp; which value they did is not known
 SGLANG_OPTIONS = {"memory": "memory_fraction", "graph": "cuda_graph_max_batch"}
 
 
