@@ -42,7 +42,7 @@ import yaml
 from kernels_bench import silicon_fit
 from kernels_bench.calibrate import _pct, _rel, _yaml_curve, fit
 from kernels_bench.calibration_guard import HEADER, check_fit, write_calibration
-from kernels_bench.silicon_fit import main_index
+from kernels_bench.silicon_fit import measured_op
 from planner.base.errors import PlannerError
 from planner.deploy.scenario import make_scenario
 from planner.hardware.accelerators import load_accelerator
@@ -273,7 +273,7 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
     by_kind: dict[str, dict[str, list]] = {}
     for r in runs:
         if not r["holdout"]:
-            by_kind.setdefault(r["ops"][main_index(r)].kind, {}).setdefault(r["dtype"], []).append(r)
+            by_kind.setdefault(measured_op(r).kind, {}).setdefault(r["dtype"], []).append(r)
     train = {k: {d: _every_run([r for r in rs if silicon_fit.device_bound(r)], CURVE_ROWS) for d, rs in g.items()}
              for k, g in by_kind.items()}
     sources: dict[tuple[str, str], str] = {}
@@ -320,7 +320,7 @@ def _every_run(rows: list, n: int) -> list:
 
 
 def _key(run: dict) -> str:
-    return run["ops"][main_index(run)].dtype
+    return measured_op(run).dtype
 
 
 def _stats(errs: list[float], prefix: str) -> dict:
@@ -389,7 +389,7 @@ def import_silicon(args) -> dict:
                   for d, sf in e.shape_by_dtype}
         if shapes:
             entry["shape_by_dtype"] = shapes
-        entry["n"] = sum(r["ops"][main_index(r)].kind == kind for r in runs)
+        entry["n"] = sum(measured_op(r).kind == kind for r in runs)
         ops_doc[kind] = entry
     versions = {t: p.parent.name for t, p in tables.items()}
     doc = {

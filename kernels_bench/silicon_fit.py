@@ -66,14 +66,14 @@ def predict(run: dict, eff: Efficiency, acc) -> float:
     """The planner's time for a row: its ops' roofline times, each over its kind's shape factor (time_op applies
     the surfaces of `eff`), at least the row's host floor where it was timed eagerly (host_floors)."""
     if run.get("surface"):  # a kernel variant's rows: its own surface in place of its dtype's, as the planner does
-        eff = eff.with_surfaces(((run["surface"], _measured(run).dtype),))
+        eff = eff.with_surfaces(((run["surface"], measured_op(run).dtype),))
     m = plan.machine(acc, eff)
     return max(sum(time_op(op, m).seconds for op in run["ops"]), run.get("host_floor_s", 0.0))
 
 
 def surface_of(run: dict) -> tuple[str, str]:
     """(op kind, surface key) of the op a row measures: its table's variant surface, else its compute dtype."""
-    op = _measured(run)
+    op = measured_op(run)
     return op.kind, run.get("surface") or op.dtype
 
 
@@ -82,7 +82,8 @@ def main_index(run: dict) -> int:
     return next((i for i, op in enumerate(run["ops"]) if op.kind in ("gemm", "grouped_gemm")), 0)
 
 
-def _measured(run: dict):
+def measured_op(run: dict):
+    """The op record a row measures (main_index)."""
     return run["ops"][main_index(run)]
 
 

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from planner.base.yamlio import load_document
-from planner.hardware.efficiency import SILICON_DIR
+from planner.hardware.efficiency import silicon_fit_tables
 
 GPU_ORDER = ("h200-sxm", "b200", "h100-sxm", "gb200")
 ENGINE_ORDER = ("sglang", "vllm", "trtllm")
@@ -23,11 +22,7 @@ def _pair(entry: dict, key: str) -> str:
 
 def rows() -> list[tuple[str, str, str, dict]]:
     """(gpu, engine, table.dtype, fit.tables entry) of every committed calibration, in the page's order."""
-    out = []
-    for path in SILICON_DIR.glob("*.yaml"):
-        gpu, _, engine = path.stem.rpartition("-")
-        for name, entry in ((load_document(path) or {}).get("fit") or {}).get("tables", {}).items():
-            out.append((gpu, engine, name.replace("_perf", ""), entry))
+    out = [(*stem.rpartition("-")[::2], name.replace("_perf", ""), entry) for stem, name, entry in silicon_fit_tables()]
     rank = lambda seq, x: seq.index(x) if x in seq else len(seq)  # noqa: E731
     return sorted(out, key=lambda r: (rank(GPU_ORDER, r[0]), r[0], rank(ENGINE_ORDER, r[1]), r[2]))
 

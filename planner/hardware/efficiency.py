@@ -226,6 +226,13 @@ def silicon_file(gpu: str | None, engine: str | None):
     return path if gpu and engine and path.is_file() else None
 
 
+def silicon_fit_tables() -> list[tuple[str, str, dict]]:
+    """(file stem <gpu>-<engine>, table.dtype, entry) of every committed silicon calibration's fit.tables, the held-out
+    errors `kernels_bench import-silicon` recorded, in file then table order (docs/validation.md, docs/silicon.md)."""
+    return [(path.stem, name, entry) for path in sorted(SILICON_DIR.glob("*.yaml"))
+            for name, entry in sorted((((load_document(path) or {}).get("fit") or {}).get("tables") or {}).items())]
+
+
 def calibration_files(gpu: str | None, engine: str | None = None, silicon: bool = False) -> tuple:
     """The calibrations that overlay the default table, in the order they apply: profiles/calibration/<gpu>.yaml
     (kernels_bench calibrate on this machine, or a committed overlay such as b200.yaml's W4A16 curve) when present,

@@ -101,13 +101,19 @@ def measured_on(row) -> str | None:
     return m.group(1) if m else None
 
 
-def vllm_recipe(row) -> tuple[str, bool, float, str] | None:
-    """The VLLM_RECIPES entry of an InferenceMAX vLLM row as of its measured date, or None."""
+def _as_of(entries, row, backend: str):
+    """The entry of a recipe's dated entries (from date first, in date order) in force when an InferenceMAX row of
+    `backend` was measured: the last dated on or before it; None for another engine, an aiperf-harness row, a row
+    without a measured date or one measured before the first entry."""
     measured = measured_on(row)
-    entries = VLLM_RECIPES.get((str(row.model_path), str(row.system), str(row.precision)))
-    if row.backend != "vllm" or not entries or not measured or AIC_HARNESS in str(row.silicon_data_source):
+    if row.backend != backend or not entries or not measured or AIC_HARNESS in str(row.silicon_data_source):
         return None
     return next((e for e in reversed(entries) if e[0] <= measured), None)
+
+
+def vllm_recipe(row) -> tuple[str, bool, float, str] | None:
+    """The VLLM_RECIPES entry of an InferenceMAX vLLM row as of its measured date, or None."""
+    return _as_of(VLLM_RECIPES.get((str(row.model_path), str(row.system), str(row.precision))), row, "vllm")
 
 
 # InferenceMAX's TensorRT-LLM recipes with batch waiting (planner.serving.sim: context requests held while few
@@ -132,18 +138,13 @@ TRT_OPTIONS = {"memory": "memory_fraction", "graph": "cuda_graph_max_batch", "pr
 
 def trt_recipe(row, concurrency: int) -> dict | None:
     """The TRT_RECIPES flags of an InferenceMAX TensorRT-LLM row as of its measured date, or None."""
-    measured = measured_on(row)
-    if row.backend != "trtllm" or not measured or AIC_HARNESS in str(row.silicon_data_source):
+    entries = next((e for paths, systems, precisions, e in TRT_RECIPES if str(row.model_path) in paths
+                    and str(row.system) in systems and str(row.precision) in precisions), None)
+    entry = _as_of(entries, row, "trtllm")
+    if entry is None:
         return None
-    for paths, systems, precisions, entries in TRT_RECIPES:
-        if str(row.model_path) in paths and str(row.system) in systems and str(row.precision) in precisions:
-            entry = next((e for e in reversed(entries) if e[0] <= measured), None)
-            if entry is None:
-                return None
-            dp = degree(row.attention_dp_size)
-            return entry[1](int(row.isl), int(row.osl), degree(row.tp_size) * dp, degree(row.moe_ep_size),
-                            concurrency, dp > 1)
-    return None
+    dp = degree(row.attention_dp_size)
+    return entry[1](int(row.isl), int(row.osl), degree(row.tp_size) * dp, degree(row.moe_ep_size), concurrency, dp > 1)
 
 
 def recipe_kv_fp8(row, concurrency: int) -> bool:

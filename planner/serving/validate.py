@@ -18,7 +18,7 @@ from planner.base.limits import MAX_VALIDATE_CASES
 from planner.base.yamlio import check_keys, load_document, require_mapping
 from planner.deploy.datasets import named_dataset, suite_dataset
 from planner.deploy.scenario_file import scenario_from_mapping
-from planner.hardware.efficiency import SILICON_DIR, calibration_files
+from planner.hardware.efficiency import calibration_files, silicon_fit_tables
 from planner.serving.estimate import estimate
 
 PER_NODE = {"prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_node"}
@@ -168,12 +168,10 @@ def silicon_kernel_section() -> list[str]:
              "|---|---|---|---|---|---|---|"]
     pair = lambda e, k: "-" if e.get(f"{k}_median_abs_error") is None else (  # noqa: E731
         f"{e[f'{k}_median_abs_error']:.0%} / {e[f'{k}_p90_abs_error']:.0%}")
-    for path in sorted(SILICON_DIR.glob("*.yaml")):
-        tables = ((load_document(path) or {}).get("fit") or {}).get("tables") or {}
-        for name, e in sorted(tables.items()):
-            lines.append(f"| {md_text(path.stem)} | {md_text(name.replace('_perf', ''))} | {e.get('n_fit')} / "
-                         f"{e.get('n_holdout')} | {pair(e, 'holdout')} | {pair(e, 'default')} | {pair(e, 'cv')} | "
-                         f"{pair(e, 'device_bound')} |")
+    for stem, name, e in silicon_fit_tables():
+        lines.append(f"| {md_text(stem)} | {md_text(name.replace('_perf', ''))} | {e.get('n_fit')} / "
+                     f"{e.get('n_holdout')} | {pair(e, 'holdout')} | {pair(e, 'default')} | {pair(e, 'cv')} | "
+                     f"{pair(e, 'device_bound')} |")
     return lines
 
 
