@@ -220,6 +220,27 @@ def test_a_measurement_held_twice_is_evaluated_once_as_the_copy_whose_id_names_i
     assert "duplicate_runs" in silicon.MAPPING["duplicates"]
 
 
+def test_a_copy_rounded_to_hundredths_of_a_ms_is_the_same_measurement_and_the_dated_copy_stands_for_it():
+    """aiconfigurator's gap-analysis file repeats InferenceMAX runs with TTFT and TPOT rounded to 0.01 ms and no
+    measured date (qwen3_5_397b_gap_analysis_..._tp4_ep1_16: 338.34 for 338.3364140507183); the dated copy, whose
+    day's recipe flags apply, is evaluated even when the undated one comes first. A difference above the rounding
+    is another measurement."""
+    import pandas as pd
+
+    df = silicon.read_csv(FIXTURE)
+    named = df[df.id.str.endswith("_c4_tp4_ep4_1037")]
+    assert "measured=" in named.silicon_data_source.iloc[0]
+    gap = named.assign(id="dsr1_gap_analysis_b200_sxm_sglang_fp4_agg_1024x1024_c4_tp4_ep4_16",
+                       silicon_data_source="source_file=dsr1-gap-analysis.csv; silicon_concurrency=4",
+                       silicon_ttft_ms=named.silicon_ttft_ms.round(2), silicon_tpot_ms=named.silicon_tpot_ms.round(2))
+    assert (gap.silicon_ttft_ms != named.silicon_ttft_ms).all()  # the fixture's time has more than two decimals
+    found, skipped = silicon.cases(pd.concat([gap, named], ignore_index=True))
+    assert [c.id for c in found] == [named.id.iloc[0]]
+    assert skipped[0]["reason"] == "the same measurement as " + named.id.iloc[0]
+    other = gap.assign(silicon_ttft_ms=gap.silicon_ttft_ms + 0.02)
+    assert len(silicon.cases(pd.concat([other, named], ignore_index=True))[0]) == 2
+
+
 def test_the_inflating_exports_rows_without_a_plan_in_their_id_are_read_from_their_columns():
     """The dump's ..._cfgN rows come from the export that inflates plans: each of its three forms of a T-GPU, EP-T
     run is read as T GPUs, exactly as the run id would give it for every named row; another source's hybrid

@@ -286,13 +286,17 @@ def inflated_degree(tp: int, dp: int, moe_tp: int, moe_ep: int) -> int:
     return 1
 
 
-# One measurement appears up to three times in silicon_sample.csv (aiconfigurator-core 0.12.0: 3,619 aggregated rows,
-# 3,205 distinct), e.g. 2026_03_25_..._tp4_0_ep4_0_342, 2026_04_06_..._tp4_ep4_1972 and the database dump's
-# qwen3_5_b200_sglang_fp8_..._cfg615: the same model, GPU, engine, precision, lengths and concurrency with the same
-# TTFT and TPOT to the last digit, the latter two with the inflated plan above. Each is evaluated once: the row whose
-# id names its plan (RUN_ID_PLAN), else the first.
+# One measurement appears up to four times in silicon_sample.csv (aiconfigurator-core 0.12.0: 3,619 aggregated rows,
+# 3,082 distinct), e.g. 2026_03_25_..._tp4_0_ep4_0_342, 2026_04_06_..._tp4_ep4_1972, the database dump's
+# qwen3_5_b200_sglang_fp8_..._cfg615 and aiconfigurator's gap-analysis file's qwen3_5_397b_gap_analysis_..._tp4_ep4_N:
+# the same model, GPU, engine, precision, lengths and concurrency with the same TTFT and TPOT, the dump with the
+# inflated plan above and the gap-analysis file rounded to 0.01 ms (338.34 for 338.3364140507183), so the times are
+# compared at that rounding. Each is evaluated once: a row whose id names its plan (RUN_ID_PLAN) and whose source
+# gives its measured date (the recipe flags of that day apply: SGLANG_RECIPES, VLLM_RECIPES, ...), else one that
+# names its plan, else the first.
 SAME_RUN = ("model_path", "system", "backend", "precision", "mode", "isl", "osl", "silicon_data_source_concurrency",
             "silicon_ttft_ms", "silicon_tpot_ms")
+SAME_TIME_DECIMALS = 2  # ms: the gap-analysis file's rounding
 
 
 @functools.cache
@@ -324,13 +328,16 @@ def duplicate_runs(df, architecture: dict[str, str] | None = None) -> dict[int, 
         CONCURRENCY)[0].fillna(df.batch_size.astype(str)))
     if architecture:
         key = key.assign(model_path=key.model_path.map(lambda p: architecture.get(p, p)))
-    key = key[list(SAME_RUN)].astype(str)
+    times = {c: key[c].map(lambda v: round(float(v), SAME_TIME_DECIMALS)) for c in SAME_RUN[-2:]}
+    key = key.assign(**times)[list(SAME_RUN)].astype(str)
     named = df.id.astype(str).map(lambda i: RUN_ID_PLAN.search(i) is not None)
+    dated = df.silicon_data_source.astype(str).map(lambda s: MEASURED.search(s) is not None)
     out: dict[int, str] = {}
     for _, pos in key.groupby(list(SAME_RUN), sort=False).indices.items():
         if len(pos) < 2:
             continue
-        keep = next((p for p in pos if named.iloc[p]), pos[0])
+        keep = next((p for p in pos if named.iloc[p] and dated.iloc[p]), None)
+        keep = next((p for p in pos if named.iloc[p]), pos[0]) if keep is None else keep
         out |= {int(p): str(df.id.iloc[keep]) for p in pos if p != keep}
     return out
 
