@@ -292,3 +292,60 @@ def test_tensorrt_llm_attention_dp_balance_holds_context_until_every_rank_has_on
     with pytest.raises(PlannerError, match="no attention-DP balance") as err:
         apply_engine_options(_sc("vllm").engine, {"attention_dp_balance": True}, "mine.yaml")
     assert err.value.field == "engine_options.attention_dp_balance"
+
+
+def test_overlap_schedule_makes_a_request_that_arrives_mid_step_wait_one_more_step():
+    """TensorRT-LLM's overlap scheduler (and SGLang's overlap schedule) forms step k+1 while step k runs, fetching
+    requests as step k starts: in a closed loop every later request arrives mid-step and joins one step later, so
+    the mean TTFT grows by less than one step beyond the longest; one request alone, sent to an idle engine, waits
+    for nothing. The engines that do it say so in their profiles."""
+    from planner.deploy.engine_options import apply_engine_options
+    from planner.deploy.engines import load_engine
+
+    base = make_scenario("llama-3.1-70b", weights="fp8", gpu="b200", gpus_per_node=2, engine="trtllm",
+                         parallelism={"tp": 2}, workload={"phase": "serve", "concurrency": 8, "input_len": 1024,
+                                                          "output_len": 256})
+    assert base.engine.overlap_schedule and load_engine("sglang").overlap_schedule
+    assert not load_engine("vllm").overlap_schedule
+    mem = memory_report(base)
+    off = replace(base, engine=apply_engine_options(base.engine, {"overlap_schedule": False}, "t.yaml"))
+    client = Client(80, Lengths(1024, "uniform", 0.8), Lengths(256, "uniform", 0.8), concurrency=8)
+    on_run, off_run = simulate(base, mem, client), simulate(off, mem, client)
+    step = float(np.mean(off_run.tpot_s))
+    extra = float(np.mean(on_run.ttft_s) - np.mean(off_run.ttft_s))
+    longest = float(np.max(off_run.ttft_s))
+    assert 0.3 * step < extra < longest, (extra, step)
+    assert on_run.requests == off_run.requests == 80
+    one = Client(1, Lengths(1024), Lengths(64), concurrency=1)
+    assert float(simulate(base, mem, one).ttft_s[0]) == pytest.approx(float(simulate(off, mem, one).ttft_s[0]))
+
+
+def test_without_chunked_prefill_a_prompt_is_scheduled_whole_or_waits():
+    """TensorRT-LLM without enable_chunked_prefill schedules a context request only where the step's token budget
+    holds all of it (microBatchScheduler.cpp's `break`): in a burst of eight 1K prompts under a 1.5K budget the first
+    prompt prefills in a step of its own 1,024 tokens and each later one in a step of its own, while chunking fills
+    every step to 1,536 tokens, so the first token comes later there and the burst's prompt steps are fewer. A prompt
+    longer than the whole budget is still served (chunked). Non-booleans are a one-line error naming the field."""
+    from planner.base.errors import PlannerError
+    from planner.deploy.engine_options import apply_engine_options
+
+    base = make_scenario("llama-3.1-8b", weights="bf16", gpu="h100-sxm", gpus_per_node=1, engine="trtllm",
+                         parallelism={"tp": 1}, workload={"phase": "serve", "concurrency": 8, "input_len": 1024,
+                                                          "output_len": 16})
+    mem = memory_report(base)
+    burst = Client(8, Lengths(1024), Lengths(16), concurrency=8)
+
+    def run(opts, client=burst):
+        eng = apply_engine_options(base.engine, {"max_batched_tokens": 1536, "overlap_schedule": False,
+                                                 "request_ingest_s": 0.0, **opts}, "t.yaml")
+        return simulate(replace(base, engine=eng), mem, client)
+
+    whole, chunked = run({"chunked_prefill": False}), run({})
+    assert float(np.min(whole.ttft_s)) < float(np.min(chunked.ttft_s))
+    firsts = np.sort(whole.ttft_s)
+    assert len(set(np.round(firsts, 9))) == 8  # one prompt per step: every first token in a step of its own
+    long = run({"chunked_prefill": False}, Client(2, Lengths(4096), Lengths(16), concurrency=2))
+    assert long.requests == 2
+    with pytest.raises(PlannerError, match="expected true or false") as err:
+        apply_engine_options(base.engine, {"chunked_prefill": "no"}, "mine.yaml")
+    assert err.value.field == "engine_options.chunked_prefill"

@@ -20,7 +20,7 @@ ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "
                       "max_running_requests", "cuda_graph_max_batch", "graph_prefill_tokens", "kernel_tables",
                       "request_ingest_s",
                       "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio",
-                      "attention_dp_balance")
+                      "attention_dp_balance", "chunked_prefill", "overlap_schedule")
 # TensorRT-LLM AttentionDpConfig defaults (tensorrt_llm/llmapi/llm_args.py): timeout_iters 50, batching_wait_iters 10
 ADP_BALANCE_DEFAULTS = {"timeout_iters": 50, "batching_wait_iters": 10}
 KERNEL_TABLES = ("default", "silicon")
@@ -85,6 +85,14 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
         raise PlannerError(f"{engine.name} has no batch waiting (TensorRT-LLM's {key})", file=file, field=f"{pre}{key}")
     balance = _adp_balance(engine, opts, file, pre)
     changes: dict[str, Any] = {}
+    # TensorRT-LLM enable_chunked_prefill (SGLang --chunked-prefill-size -1: off); overlap_schedule: TensorRT-LLM
+    # disable_overlap_scheduler, SGLang --disable-overlap-schedule (true: off)
+    for key in ("chunked_prefill", "overlap_schedule"):
+        value = opts.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise PlannerError("expected true or false", file=file, field=f"{pre}{key}")
+        if value is not None:
+            changes[key] = value
     if balance is not None:
         changes["adp_balance"] = balance or None
     if any(w is not None for w in wait):

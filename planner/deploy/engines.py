@@ -74,6 +74,14 @@ class Engine:
     # scheduler and back, detokenizer, first SSE chunk), added to every served TTFT
     first_token_path_s: float = 0.0
     mixed_chunk: bool = True  # prompt chunks share decode steps (vLLM, TRT-LLM); False: separate prefill batches
+    # a prompt may be split over steps to fill the token budget (vLLM V1 always, SGLang --chunked-prefill-size,
+    # TensorRT-LLM enable_chunked_prefill); False: a prompt is scheduled whole, in a step whose budget has room for
+    # all of it (planner.serving.sim Replica._pieces)
+    chunked_prefill: bool = True
+    # the scheduler forms step k+1 while step k runs on the GPU (TensorRT-LLM PyTorch backend's overlap scheduler,
+    # SGLang's overlap schedule): it fetches new requests as step k starts, so one that arrives during step k joins
+    # step k+2, not k+1 (planner.serving.sim Replica.run)
+    overlap_schedule: bool = False
     # decode steps between the scheduler's polls for new requests (SGLang --scheduler-recv-interval, default 1);
     # None: the engine has no such knob and takes requests in every step (planner.serving.sim Replica._receives)
     scheduler_recv_interval: int | None = None
@@ -180,7 +188,8 @@ def load_engine(name: str) -> Engine:
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
                      "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s",
                      "eager_prefill_kernel_host_mla_s", "cpu_op_host_s",
-                     "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
+                     "cpu_experts_sequential", "max_running_requests", "mixed_chunk", "chunked_prefill",
+                     "overlap_schedule",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
                      "request_ingest_s", "scheduler_recv_interval", "batch_wait_timeout_iters",
                      "batch_wait_max_tokens_ratio", "attention_dp_balance",
@@ -220,6 +229,8 @@ def load_engine(name: str) -> Engine:
         cpu_experts_sequential=doc.get("cpu_experts_sequential") is True,
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
         mixed_chunk=doc.get("mixed_chunk", True) is not False,
+        chunked_prefill=doc.get("chunked_prefill", True) is not False,
+        overlap_schedule=doc.get("overlap_schedule") is True,
         scheduler_recv_interval=get_number(doc, "scheduler_recv_interval", file, integer=True, default=None, minimum=1,
                                            maximum=100000),
         batch_wait=((get_number(doc, "batch_wait_timeout_iters", file, integer=True, minimum=0, maximum=100000),

@@ -33,6 +33,8 @@ class Sched:
     wait_iters: int = 0  # TensorRT-LLM batch waiting (Engine.batch_wait): iterations context requests may be held ...
     wait_ratio: float = 0.0  # ... while the step's tokens stay below this share of the token budget
     adp: tuple[int, int] = (0, 0)  # TensorRT-LLM attention-DP balance (timeout, batching wait iterations); (0, 0) off
+    chunk: bool = True  # prompts may be split over steps (Engine.chunked_prefill)
+    overlap: bool = False  # requests arriving during a step join the step after the next (Engine.overlap_schedule)
 
     @classmethod
     def of(cls, sc: Scenario, mem: MemoryReport) -> Sched:
@@ -43,7 +45,8 @@ class Sched:
         return cls(max(1, eng.max_batched_tokens), max(1, eng.running_cap), kv, eng.mixed_chunk,
                    tokens_per_step(sc), 1 + sc.mtp_tokens, eng.request_ingest_s, eng.first_token_path_s,
                    sc.parallelism.dp_attention, eng.name in LEAST_LOADED, eng.scheduler_recv_interval or 1,
-                   *(eng.batch_wait or (0, 0.0)), eng.adp_balance or (0, 0))
+                   *(eng.batch_wait or (0, 0.0)), eng.adp_balance or (0, 0), eng.chunked_prefill,
+                   eng.overlap_schedule)
 
 
 class Gates:

@@ -32,6 +32,17 @@ RANGE_RATIO = 0.8
 # in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
 AIC_HARNESS = "aic-auto-gap-analysis"
 AIC_ROUNDS = 20
+# ... and deployed with the engine configuration aiconfigurator's generator writes for an aggregated TensorRT-LLM
+# worker of max_batch_size bs (the row's batch_size, per attention-DP rank): max_num_tokens = bs + ISL + 1500,
+# enable_chunked_prefill false (the template's default), CUDA graphs for batches 1..bs and free_gpu_memory_fraction
+# 0.80 (ai-dynamo/aiconfigurator src/aiconfigurator/generator/backends/trtllm.py "max_num_tokens heuristic" and
+# templates/trtllm/extra_engine_args.1.0.0rc3.yaml.j2 @4361371a, 2025-10-14; the same budget, aligned to the 32-token
+# KV block, in generator/rule_plugin/benchmark/trtllm.rule @HEAD). RECORDED, NOT APPLIED: as engine_options
+# (max_batched_tokens, chunked_prefill false, cuda_graph_max_batch bs, memory_fraction 0.8) it made these 522 runs'
+# TTFT median |error| 39% -> 59% (bias -31% -> -57%; TPOT 13% -> 12%). Unchunked, one 2,048- or 4,096-token prompt
+# goes per step, so the simulated closed loop drifts apart and each prompt prefills nearly alone, while the runs
+# measure about 4-5 steps (Qwen3-32B TP1 c=8: 506 / 1,124 ms at 2K / 4K against 117 / 236 ms simulated), as if the
+# requests stayed in waves; what holds them together is not known (issue 18 note)
 # InferenceMAX's SGLang recipes (SemiAnalysisAI/InferenceX), as each file stood on the runs' measured dates:
 # - --scheduler-recv-interval (planner.serving.sim: the scheduler takes new requests in every N decode steps):
 #   `if [[ $CONC -ge 16 ]]; then SCHEDULER_RECV_INTERVAL=30 else 10`, or one value; None: not passed (SGLang's 1);

@@ -31,6 +31,12 @@ over them; a replica left without requests idles, so concurrency 1 never counts 
     request is preempted (vLLM's default, preemption by recompute; SGLang retract_decode likewise): its KV is freed
     and it waits at the head of the queue to prefill its prompt and generated tokens again. APPROXIMATE: SGLang's
     admission reserves KV for the outputs to come (new_token_ratio 0.7 decaying to 0.1), not modelled;
+  - without chunked prefill (TensorRT-LLM's default, Engine.chunked_prefill false) a prompt goes whole into a step
+    with room for it, or waits;
+  - overlap scheduling (TensorRT-LLM, SGLang; Engine.overlap_schedule): the scheduler forms step k+1 while step k
+    runs, fetching requests as step k starts, so a request that arrives mid-step joins the step after the next (an
+    idle engine takes it at once). APPROXIMATE: the first token is sent when its step ends; the engines send it once
+    the next step is launched, a host delay not modelled;
   - CUDA graphs: the step-time model decides per step size (Engine.graphed); padding a batch to the captured size
     is not modelled;
   - prefix cache: `prefix_cache_hit` of every prompt is cached (its KV held, not computed);
@@ -182,7 +188,11 @@ class Replica(Intake, Gates):
 
     def _pieces(self, r: int, budget: float, free: float) -> list[tuple[int, float]]:
         """Prompt pieces for `budget` tokens and `free` KV tokens: unfinished prompts first, then waiting requests
-        in order while the running cap allows (the last one chunked; one whose chunk finds no KV waits)."""
+        in order while the running cap allows (the last one chunked; one whose chunk finds no KV waits). Without
+        chunked prefill (Sched.chunk) a prompt goes whole or waits, and the first that does not fit ends the scan
+        (TensorRT-LLM cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp without a context chunking config:
+        `break` once the batch's tokens would pass max_num_tokens); one longer than the whole budget, which that
+        engine refuses, is chunked here instead."""
         s, run, wait = self.s, self.running[r], self.waiting[r]
         pieces = []
         for i in self.filling[r]:
@@ -193,8 +203,9 @@ class Replica(Intake, Gates):
             budget, free = budget - take, free - take
         while wait and budget > 0 and len(run) < s.cap:
             i = wait[0]
-            want = min(self.prompt[i] - self.done_pf[i], budget)
-            if want + self.cached[i] > free:
+            left = self.prompt[i] - self.done_pf[i]
+            want = min(left, budget)
+            if want + self.cached[i] > free or not s.chunk and want < left <= s.budget:
                 break
             wait.popleft()
             run.append(i)
@@ -230,23 +241,24 @@ class Replica(Intake, Gates):
         s, n = self.s, self.client.num_prompts
         ranks = range(s.ranks)
         self._finished = 0
-        t = 0.0
+        t = fetched = 0.0  # fetched: when the scheduler last looked for requests (overlap: the last step's start)
         self._send_more(t)
         while self._finished < n:
             if self._receives():
-                self._admit_ready(t)
+                self._admit_ready(fetched if s.overlap else t)
             self.adp_hold = self._adp_holds(self.last_decode or 1)
             plan = [self._schedule(r) for r in ranks]
             prefill = any(p for _, p in plan)
             if not prefill and not any(d for d, _ in plan):
                 if not self.ready:
                     raise RuntimeError("serving simulator stalled: nothing runs and nothing arrives")
-                t = max(t, self.ready[0][0])
+                t = fetched = max(t, self.ready[0][0])  # an idle scheduler takes a request in as it arrives
                 self.last_decode = 0
                 continue
             steps = 1 if prefill else self._span(plan, t)
             dt = max(self._rank_seconds(r, d, p, steps) for r, (d, p) in zip(ranks, plan, strict=True))
             t_end = t + steps * dt
+            fetched = t_end - dt
             if prefill:
                 self.prefill_busy_s += dt
             for r, (n_dec, pieces) in zip(ranks, plan, strict=True):
