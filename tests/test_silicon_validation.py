@@ -303,6 +303,19 @@ def test_inferencemax_vllm_rows_take_their_recipes_kv_cache_dtype_and_memory_fra
     assert "kv-cache-dtype fp8" in silicon.MAPPING["engine_options"] and "fp8" in silicon.MAPPING["kv_cache"]
 
 
+def test_vllm_rows_before_0_14_run_without_async_scheduling():
+    """vLLM schedules asynchronously by default from 0.14 (#27614; the profile's overlap_schedule); a row of an
+    earlier release runs without it, a later or unstated one with the profile's; other engines keep theirs."""
+    df = silicon.read_csv(FIXTURE)
+    row = df[df.id.str.startswith("2026_04_06_llama_3_1_70b_h200_sxm_vllm_fp8_agg_1024x1024_c8_tp4")]
+    sc = lambda r: silicon.cases(r)[0][0].scenario  # noqa: E731
+    assert sc(row.assign(backend_version="0.15.1")).engine.overlap_schedule
+    assert sc(row.assign(backend_version=float("nan"))).engine.overlap_schedule
+    assert not sc(row.assign(backend_version="0.12.0")).engine.overlap_schedule
+    assert sc(row.assign(backend="trtllm", backend_version="1.0.0rc3")).engine.overlap_schedule
+    assert silicon.release("1.2.0rc6.post1") == (1, 2) and silicon.release("nightly-dev") is None
+
+
 def test_inferencemax_trtllm_rows_take_their_recipes_kv_memory_and_graph_sizes():
     """InferenceMAX's TensorRT-LLM recipes set kv_cache_config dtype fp8 and free_gpu_memory_fraction, and
     cuda_graph_config max_batch_size (Llama-3.1-70B 1,024; DeepSeek-R1 FP8 on B200 256, then the concurrency from

@@ -295,18 +295,18 @@ def test_tensorrt_llm_attention_dp_balance_holds_context_until_every_rank_has_on
 
 
 def test_overlap_schedule_makes_a_request_that_arrives_mid_step_wait_one_more_step():
-    """TensorRT-LLM's overlap scheduler (and SGLang's overlap schedule) forms step k+1 while step k runs, fetching
-    requests as step k starts: in a closed loop every later request arrives mid-step and joins one step later, so
-    the mean TTFT grows by less than one step beyond the longest; one request alone, sent to an idle engine, waits
-    for nothing. The engines that do it say so in their profiles."""
+    """TensorRT-LLM's overlap scheduler (SGLang's overlap schedule, vLLM's async scheduling) forms step k+1 while
+    step k runs, fetching requests as step k starts: in a closed loop every later request arrives mid-step and joins
+    one step later, so the mean TTFT grows by less than one step beyond the longest; one request alone, sent to an
+    idle engine, waits for nothing. The engines that do it say so in their profiles."""
     from planner.deploy.engine_options import apply_engine_options
     from planner.deploy.engines import load_engine
 
     base = make_scenario("llama-3.1-70b", weights="fp8", gpu="b200", gpus_per_node=2, engine="trtllm",
                          parallelism={"tp": 2}, workload={"phase": "serve", "concurrency": 8, "input_len": 1024,
                                                           "output_len": 256})
-    assert base.engine.overlap_schedule and load_engine("sglang").overlap_schedule
-    assert not load_engine("vllm").overlap_schedule
+    assert all(load_engine(e).overlap_schedule for e in ("trtllm", "sglang", "vllm"))  # vLLM: async scheduling
+    assert not load_engine("llamacpp").overlap_schedule
     mem = memory_report(base)
     off = replace(base, engine=apply_engine_options(base.engine, {"overlap_schedule": False}, "t.yaml"))
     client = Client(80, Lengths(1024, "uniform", 0.8), Lengths(256, "uniform", 0.8), concurrency=8)

@@ -23,7 +23,6 @@ import importlib.util
 import math
 import multiprocessing
 import os
-import re
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -53,6 +52,7 @@ from planner.serving.silicon_recipes import (
     plan_from_id,
     recipe_kv_fp8,
     recipe_notes,
+    release,
 )
 from planner.serving.silicon_report import summarize
 
@@ -142,7 +142,9 @@ MAPPING = {
                       "defaults; the CSV states none of them); rows without worker counts are skipped; "
                       "prefill_batch_size (1 in every row) and decode_batch_size (the concurrency's share per decode "
                       "rank) are not mapped: the engine profile's batch caps apply",
-    "engine_version": "reported per row; the engine profile's defaults are used for every version",
+    "engine_version": "reported per row; the engine profile's defaults are used for every version, except that "
+                      "vLLM rows of releases before 0.14 run without async scheduling (engine_options "
+                      "overlap_schedule false; silicon_recipes.VLLM_ASYNC_FROM)",
     "engine_options": recipe_notes(),
 }
 
@@ -303,16 +305,10 @@ def kv_cache(row, model: Model, fmt: str, concurrency: int = 1) -> str:
         return "fp8"
     declared = model.checkpoint_kv_cache(fmt)
     since = CHECKPOINT_KV_FROM.get(ENGINES.get(row.backend, ""))
-    version = _version(row.backend_version)
+    version = release(row.backend_version)
     if declared and since and version is not None and version >= since:
         return declared
     return KV_CACHE
-
-
-def _version(text) -> tuple[int, ...] | None:
-    """(major, minor) of a release such as 0.17.0 or 1.2.0rc6.post1; None for nightlies and unstated versions."""
-    m = re.match(r"(\d+)\.(\d+)", text) if isinstance(text, str) else None
-    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def cases(df: pd.DataFrame, file: str = "<silicon>") -> tuple[list[Case], list[dict]]:

@@ -30,6 +30,10 @@ RANGE_RATIO = 0.8
 # C --num-requests C x 20` (BENCH_MULTI_ROUND 20) after `--warmup-request-count 2C`: fixed lengths, so a closed loop
 # stays in waves where the engine keeps them. Dynamo's frontend (Rust HTTP server and tokenizer) takes the requests
 # in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
+# vLLM schedules asynchronously by default (SchedulerConfig.async_scheduling None -> on unless incompatible; the
+# engine profile's overlap_schedule) from release 0.14: vllm-project/vllm #27614 "[Core] Enable async scheduling by
+# default" merged in the week to 2026-01-02, after 0.13.0; rows of earlier releases run without it
+VLLM_ASYNC_FROM = (0, 14)
 AIC_HARNESS = "aic-auto-gap-analysis"
 AIC_ROUNDS = 20
 # ... and deployed with the engine configuration aiconfigurator's generator writes for an aggregated TensorRT-LLM
@@ -112,6 +116,12 @@ def measured_on(row) -> str | None:
     return m.group(1) if m else None
 
 
+def release(text) -> tuple[int, ...] | None:
+    """(major, minor) of a release such as 0.17.0 or 1.2.0rc6.post1; None for nightlies and unstated versions."""
+    m = re.match(r"(\d+)\.(\d+)", text) if isinstance(text, str) else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def _as_of(entries, row, backend: str):
     """The entry of a recipe's dated entries (from date first, in date order) in force when an InferenceMAX row of
     `backend` was measured: the last dated on or before it; None for another engine, an aiperf-harness row, a row
@@ -183,6 +193,8 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
         workload |= {"random_range_ratio": RANGE_RATIO, "range_ratio_form": "below"}
     options = {"request_ingest_s": 0.0} if harness else {}
     measured = measured_on(row)  # recipes are matched by the date a run was measured
+    if row.backend == "vllm" and (version := release(row.backend_version)) and version < VLLM_ASYNC_FROM:
+        options["overlap_schedule"] = False
     options |= sglang_flags(row, concurrency, measured)
     if (recipe := vllm_recipe(row)) is not None:
         options["memory_fraction"] = recipe[2]
