@@ -353,3 +353,26 @@ def test_inferencemax_sglang_rows_take_their_recipes_memory_kv_and_graph_sizes()
     early = str(row.iloc[0].silicon_data_source).replace("measured=2026-03-25", "measured=2025-10-01")
     assert sc(row.assign(system="b200_sxm", silicon_data_source=early)).kv_cache == "bf16"
     assert "--max-running-requests is recorded, not applied" in silicon.MAPPING["engine_options"]
+
+
+def test_a_run_whose_prompts_alone_outrun_the_recorded_gpus_is_skipped_as_more_than_one_replica():
+    """Aggregated rows record one engine instance and no replica count. aiconfigurator-core's
+    nvidia_qwen3_32b_nvfp4_..._agg_15000x500_c416_tp2 (TTFT 719 ms, TPOT 13.7 ms) completes 416 requests of 15,000
+    prompt tokens every 7.6 s, 2.7 x two B200s' dense FP4 peak for its prompts' matmuls alone: skipped with the
+    reason. The same row at a hundredth of the concurrency is evaluated; the bound is the shortest prompt the
+    client draws, so the check never refuses a run it cannot prove impossible."""
+    from planner.serving.silicon_checks import BEYOND_ONE, prompt_compute_ratio
+
+    df = silicon.read_csv(FIXTURE)
+    row = df[df.id.str.startswith("2026_04_06_llama_3_1_70b_h200_sxm_vllm_fp8_agg_1024x1024_c8_tp4")]
+    case = silicon.cases(row)[0][0]
+    src = str(row.iloc[0].silicon_data_source)
+    busy = row.assign(silicon_data_source=src.replace("silicon_concurrency=8", "silicon_concurrency=8000"),
+                      silicon_ttft_ms=100.0, silicon_tpot_ms=1.0)
+    found, skipped = silicon.cases(busy)
+    assert not found and skipped[0]["reason"] == BEYOND_ONE
+    assert silicon.cases(row)[0]  # the recorded run itself is possible
+    sc = case.scenario
+    r = prompt_compute_ratio(sc, 8, 1024 * 0.8, 1024, case.ttft_ms, case.tpot_ms)
+    assert 0 < r < 1
+    assert prompt_compute_ratio(sc, 16, 1024 * 0.8, 1024, case.ttft_ms, case.tpot_ms) == pytest.approx(2 * r)

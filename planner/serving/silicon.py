@@ -38,6 +38,7 @@ from planner.deploy.scenario import Scenario, make_scenario
 from planner.hardware.efficiency import silicon_file
 from planner.model.models import Model, load_model
 from planner.serving.estimate import estimate
+from planner.serving.silicon_checks import beyond_one_replica
 from planner.serving.silicon_recipes import (
     AIC_HARNESS,
     AIC_ROUNDS,
@@ -113,6 +114,9 @@ MAPPING = {
                 "else the checkpoint's native format; a format in the native one's family is the native one, else "
                 "that of a checkpoint the model profile lists as published in that family (Kimi-K2.5 nvfp4: "
                 "nvfp4-bf16-attn, NVIDIA's Kimi-K2.5-NVFP4)"},
+    "replicas": "an aggregated row whose measured rate needs more than the recorded GPUs' achievable matmul peak "
+                "(MAMF) for its prompts' linear layers alone ran on more replicas than it records: skipped "
+                "(silicon_checks.beyond_one_replica, every bound on the safe side)",
     "duplicates": "a measurement the CSV holds more than once (same model architecture, GPU, engine, precision, "
                   "mode, lengths, concurrency, TTFT and TPOT; DeepSeek-R1 and -V3 are one architecture) is evaluated "
                   "once, as the copy whose run id names its plan (else the first); the others are listed as skipped "
@@ -239,6 +243,9 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
                                                           pool(sc, "decode", dw, dplan)))
     except PlannerError as err:  # the planner's own checks (e.g. tp must divide the attention heads)
         return "not a valid scenario: " + ": ".join(x for x in (err.field, err.message) if x)
+    shortest = int(row.isl) * workload.get("random_range_ratio", 1.0)
+    if not split and (why := beyond_one_replica(sc, conc, shortest, int(row.osl), ttft, tpot)):
+        return why
     version = row.backend_version if isinstance(row.backend_version, str) else "unstated"
     label = (f"{sc.disaggregation.prefill.label} | {sc.disaggregation.decode.label}" if split
              else sc.parallelism.label)
