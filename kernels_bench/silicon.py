@@ -21,8 +21,10 @@ compute, memory and floor; each other dtype's rows then fit its own compute curv
 the W4A16 kernels Kimi K2.5's INT4 experts run, as `int4`). Then kernels_bench/silicon_fit.py fits per op kind and
 compute dtype a shape surface (`shape_by_dtype`: the speed factor over the curves on a grid of op-record variables,
 GEMM m x width x depth, MoE rows per expert x touched experts' width x depth, MLA decode heads x bytes x context,
-MLA prefill tokens x heads-context), which planner.hardware.efficiency reads (OpEfficiency.shape_for); the planner's
-roofline does not apply it yet (the calibrations are not enabled). Every HOLDOUT_EVERY-th distinct shape is held out;
+MLA prefill tokens x heads-context), and per MoE kernel configuration the table ran (expert shape, expert TP, EP:
+Op.config) a factor curve over m on top of it (`config_by_dtype`, silicon_fit.fit_configs), both read by
+planner.hardware.efficiency (OpEfficiency.shape_for) and applied by the roofline to scenarios that opt in
+(engine_options.kernel_tables: silicon). Every HOLDOUT_EVERY-th distinct shape is held out;
 the file written is the fit without them, so the held-out median and p90 |predicted/measured - 1| it reports are its
 own, beside the curves' alone, the default table's (profiles/calibration/default.yaml) on the same rows, and
 leave-model-shape-out cross-validation. Refusals as calibrate's (kernels_bench/calibration_guard.py). Writes
@@ -308,7 +310,8 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
         for d, rs in groups.items():
             if rs[0]["surface"]:
                 sources.setdefault((kind, rs[0]["surface"]), d)
-    return silicon_fit.fit_surfaces(runs_train(runs), eff, acc, sources), fitted, sources
+    eff = silicon_fit.fit_surfaces(runs_train(runs), eff, acc, sources)
+    return silicon_fit.fit_configs(runs_train(runs), eff, acc), fitted, sources
 
 
 def runs_train(runs: list[dict]) -> list[dict]:
@@ -332,7 +335,7 @@ def _summary(runs: list[dict], eff: Efficiency, acc, sources: dict) -> dict:
     leave-model-shape-out cross-validation; MoE rows beyond MAX_SHAPE_EP (outside the surfaces' fit) apart."""
     out = {}
     default = efficiency_for(None)
-    curves = replace(eff, ops={k: replace(e, shape_by_dtype=()) for k, e in eff.ops.items()})
+    curves = replace(eff, ops={k: replace(e, shape_by_dtype=(), config_by_dtype=()) for k, e in eff.ops.items()})
     cv = silicon_fit.cv_model_shapes(runs, eff, acc, sources)
     for (table, dtype) in sorted({(r["table"], r["dtype"]) for r in runs}):
         rows = [r for r in runs if r["table"] == table and r["dtype"] == dtype]
@@ -389,6 +392,12 @@ def import_silicon(args) -> dict:
                   for d, sf in e.shape_by_dtype}
         if shapes:
             entry["shape_by_dtype"] = shapes
+        configs: dict[str, list] = {}
+        for d, config, curve in e.config_by_dtype:
+            configs.setdefault(d, []).append({"config": list(config), "factor": [
+                [int(m) if float(m).is_integer() else m, f] for m, f in curve.points]})
+        if configs:
+            entry["config_by_dtype"] = configs
         entry["n"] = sum(measured_op(r).kind == kind for r in runs)
         ops_doc[kind] = entry
     versions = {t: p.parent.name for t, p in tables.items()}

@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from kernels_bench import plan
-from planner.hardware.efficiency import Efficiency, Surface, shape_axis
+from planner.hardware.efficiency import Curve, Efficiency, Surface, shape_axis
 from planner.perf.roofline import time_op
 
 # shape variables per op kind (planner.hardware.efficiency.SHAPE_AXES) and knots per variable
@@ -36,6 +36,8 @@ CV_FOLDS = 5
 DEVICE_BOUND = 2.0
 FLOOR_ONLY_RIDGE = 1.0  # pull toward no correction of the surface cells only floor-bound rows reach
 FLOOR_BAND = 2.0  # the floor: median of the training rows of one kernel within this factor of their 10th percentile
+# per kernel configuration (fit_configs): rows needed, running-median width along m, knots kept
+CONFIG_MIN, CONFIG_SMOOTH, CONFIG_KNOTS = 3, 3, 12
 
 
 def host_floors(runs: list[dict]) -> list[dict]:
@@ -204,11 +206,52 @@ def fit_surfaces(runs: list[dict], eff: Efficiency, acc, sources: dict[tuple[str
     return replace(eff, ops=ops)
 
 
+def fit_configs(runs: list[dict], eff: Efficiency, acc) -> Efficiency:
+    """`eff` with, per (surface key, kernel configuration) of the routed-expert rows (Op.config: the expert shape,
+    expert TP and EP a row ran), the speed factor the table measured over the surfaces, as a curve over m: each
+    training row's log(t_surfaces / t_measured) of the op it measures (others keep their time, as _target), a running
+    median of CONFIG_SMOOTH rows along m, at most CONFIG_KNOTS knots. Only configurations with CONFIG_MIN device-bound
+    training rows get one; elsewhere (another model's experts, another plan) the surface alone stands."""
+    machines: dict = {}
+    by: dict[tuple[str, str, tuple], list[tuple[float, float]]] = {}
+    for r in runs:
+        i = main_index(r)
+        op = r["ops"][i]
+        if not op.config or not r.get("fit_shape", True) or not device_bound(r):
+            continue
+        if (variant := r.get("surface")) not in machines:  # a kernel variant's rows: its surface, as predict() does
+            machines[variant] = plan.machine(acc, eff.with_surfaces(((variant, op.dtype),)) if variant else eff)
+        m = machines[variant]
+        t_main = time_op(op, m).seconds
+        rest = r["measured_s"] - sum(time_op(o, m).seconds for j, o in enumerate(r["ops"]) if j != i)
+        if t_main > 0 and rest > 0.05 * r["measured_s"]:
+            kind, key = surface_of(r)
+            by.setdefault((kind, key, op.config), []).append((float(op.m or 1), math.log(t_main / rest)))
+    ops = dict(eff.ops)
+    for (kind, key, config), points in sorted(by.items()):
+        if len(points) < CONFIG_MIN:
+            continue
+        points.sort()
+        ys = [float(np.median([y for _, y in points[max(0, j - CONFIG_SMOOTH // 2):j + CONFIG_SMOOTH // 2 + 1]]))
+              for j in range(len(points))]
+        knots: dict[float, list[float]] = {}
+        for (x, _), y in zip(points, ys, strict=True):
+            knots.setdefault(x, []).append(y)
+        xs = sorted(knots)
+        keep = sorted({xs[round(j * (len(xs) - 1) / (CONFIG_KNOTS - 1))] for j in range(CONFIG_KNOTS)}) \
+            if len(xs) > CONFIG_KNOTS else xs
+        curve = Curve(tuple((x, float(f"{np.clip(math.exp(np.median(knots[x])), FACTOR_LO, FACTOR_HI):.4g}"))
+                            for x in keep))
+        e = ops[kind]
+        ops[kind] = replace(e, config_by_dtype=tuple(sorted(e.config_by_dtype + ((key, config, curve),))))
+    return replace(eff, ops=ops)
+
+
 def cv_model_shapes(runs: list[dict], eff: Efficiency, acc, sources: dict) -> dict[str, list[float]]:
     """Per table.dtype, the errors of every row predicted by surfaces fitted without its model shape (model shapes
     dealt into CV_FOLDS folds per table, training rows only; the one-variable curves under them are the full fit's
     `eff`, whose surfaces are dropped: a dtype whose only model shape is left out is predicted by its curves)."""
-    eff = replace(eff, ops={k: replace(e, shape_by_dtype=()) for k, e in eff.ops.items()})
+    eff = replace(eff, ops={k: replace(e, shape_by_dtype=(), config_by_dtype=()) for k, e in eff.ops.items()})
     out: dict[str, list[float]] = {}
     for table in sorted({r["table"] for r in runs}):
         rows = [r for r in runs if r["table"] == table]

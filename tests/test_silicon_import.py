@@ -234,3 +234,50 @@ def test_docs_silicon_md_lists_the_committed_calibrations_as_generated():
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "silicon.md").read_text()
     assert silicon_table.markdown() in page
+
+
+def test_a_measured_kernel_configuration_carries_its_own_factor_on_that_configuration_alone(tmp_path):
+    """The engines pick kernels and tuned launch configs per expert shape, so a MoE table's rows of one
+    configuration (expert shape, expert TP, EP: Op.config) get a factor curve over m on top of the surface
+    (silicon_fit.fit_configs). Written per dtype, read back, it applies to an op of that configuration and to no
+    other; the planner's vectorized paths apply it as time_op does (tests/test_sweep.py, test_step_sweep.py on the
+    committed tables). A malformed entry is a one-line error naming its field."""
+    from dataclasses import replace
+
+    fixtures(tmp_path / "data")
+    out = tmp_path / "cal"
+    assert main(["import-silicon", "--system", "h200_sxm", "--engine", "sglang", "--data", str(tmp_path / "data"),
+                 "--out", str(out)]) == 0
+    eff = _read(out / "h200-sxm-sglang.yaml", efficiency_for(None))
+    e = eff.ops["grouped_gemm"]
+    configs = {(d, k) for d, k, _ in e.config_by_dtype}
+    assert ("fp8", (7168, 2048, 8, 384, 1, 8)) in configs and ("int4", (7168, 2048, 8, 384, 8, 1)) in configs
+    row = next(r for r in silicon.load_rows({"moe_perf": tmp_path / "data/h200_sxm/moe/sglang/0.5.14/moe_perf.parquet"},
+                                            GPU, "sglang_fused_moe_triton") if r["dtype"] == "fp8_block")
+    op = next(o for o in row["ops"] if o.kind == "grouped_gemm")
+    curve = e.config_curve(op)
+    assert curve is not None and e.shape_for(op) == pytest.approx(
+        next(s for d, s in e.shape_by_dtype if d == op.dtype).at_op(op) * curve.at(op.m))
+    other = replace(op, config=op.config[:4] + (2, 4))  # a plan the table did not run: the surface alone
+    assert e.config_curve(other) is None
+    text = (out / "h200-sxm-sglang.yaml").read_text()
+    bad = out / "bad.yaml"
+    bad.write_text(text.replace("config_by_dtype:\n      fp8:\n      - config: [", "config_by_dtype:\n      fp8:\n"
+                                "      - config: [0, ", 1))
+    with pytest.raises(PlannerError) as err:
+        _read(bad, efficiency_for(None))
+    assert err.value.field.startswith("ops.grouped_gemm.config_by_dtype.fp8[0]")
+
+
+def test_committed_silicon_tables_carry_configurations_the_sweep_cases_run():
+    """The silicon-table cases of tests/test_sweep.py (Kimi K2.5 INT4 on vLLM H200, DeepSeek-V3 FP8 on SGLang H200,
+    both TP8) run an expert configuration their committed table measured, so the vectorized paths' agreement with
+    time_op there covers the configuration factors."""
+    from tests.scenario_util import scenario
+
+    for over in ({"engine_options": {"kernel_tables": "silicon"}},
+                 {"model": "deepseek-v3", "weights": "fp8-block128", "engine": "sglang", "parallelism": {"tp": 8},
+                  "engine_options": {"kernel_tables": "silicon"}}):
+        sc = scenario(**over)
+        op = next(t.op for t in decode_step(sc, 16, 2000).timed if t.op.name == "moe.experts")
+        assert machine(sc).eff.ops["grouped_gemm"].config_curve(op) is not None, over

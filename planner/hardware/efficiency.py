@@ -107,14 +107,26 @@ class OpEfficiency:
     # silicon calibrations: per compute dtype, the factor its kernels run faster (> 1) or slower than the curves
     # give at a shape; a roofline time is divided by it (kernels_bench/silicon_fit.py fits it)
     shape_by_dtype: tuple[tuple[str, Surface], ...] = ()
+    # ... and per (compute dtype, kernel configuration: Op.config) the table measured, a further speed factor over
+    # GEMM rows m on top of the surface: the engine picks its kernel and tuned launch config per expert shape (SGLang's
+    # Triton fused-MoE configs per (E, N, dtype), vLLM's FlashInfer CUTLASS or TRT-LLM-gen NVFP4 MoE per shape), which
+    # a smooth surface cannot follow (kernels_bench/silicon_fit.py fit_configs)
+    config_by_dtype: tuple[tuple[str, tuple, Curve], ...] = ()
 
     def compute_for(self, dtype: str) -> Curve:
         return next((c for d, c in self.compute_by_dtype if d == dtype), self.compute)
 
+    def config_curve(self, op) -> Curve | None:
+        """The measured factor curve of this op's kernel configuration, or None."""
+        if not op.config:
+            return None
+        return next((c for d, k, c in self.config_by_dtype if d == op.dtype and k == op.config), None)
+
     def shape_for(self, op) -> float:
-        """Speed factor of this op's shape (1 without a surface for its dtype)."""
+        """Speed factor of this op's shape (1 without a surface for its dtype), times its configuration's factor."""
         surface = next((s for d, s in self.shape_by_dtype if d == op.dtype), None)
-        return surface.at_op(op) if surface else 1.0
+        config = self.config_curve(op) if self.config_by_dtype else None
+        return (surface.at_op(op) if surface else 1.0) * (config.at(op.m or 1) if config else 1.0)
 
 
 @dataclass(frozen=True)
@@ -130,10 +142,14 @@ class Efficiency:
         ops = {}
         for kind, e in self.ops.items():
             shapes = dict(e.shape_by_dtype)
+            configs = {(d, k): c for d, k, c in e.config_by_dtype}
             for src, dst in pairs:
                 if src in shapes:
                     shapes[dst] = shapes[src]
-            ops[kind] = replace(e, shape_by_dtype=tuple(sorted(shapes.items())))
+                configs = {key: c for key, c in configs.items() if key[0] != dst} | {
+                    (dst, k): c for (d, k), c in configs.items() if d == src}
+            ops[kind] = replace(e, shape_by_dtype=tuple(sorted(shapes.items())),
+                                config_by_dtype=tuple(sorted((d, k, c) for (d, k), c in configs.items())))
         return replace(self, ops=ops)
 
 
@@ -156,6 +172,32 @@ def read_curves(value: Any, dtypes: tuple[str, ...], file: str, field: str) -> t
     mapping = require_mapping(value, file, field)
     check_keys(mapping, dtypes, file, f"{field}.")
     return tuple(sorted((d, read_curve(v, file, f"{field}.{d}")) for d, v in mapping.items()))
+
+
+def read_configs(value: Any, file: str, field: str) -> dict[tuple[str, tuple], Curve]:
+    """{dtype: [{config: [hidden, inter, top-k, experts, expert TP, EP], factor: [[m, factor], ...]}, ...]}."""
+    mapping = require_mapping(value, file, field)
+    check_keys(mapping, DTYPES + tuple(SURFACE_VARIANTS), file, f"{field}.")
+    out = {}
+    for d, entries in mapping.items():
+        if not isinstance(entries, list):
+            raise PlannerError("expected a list of {config, factor}", file=file, field=f"{field}.{d}")
+        for i, entry in enumerate(entries):
+            where = f"{field}.{d}[{i}]"
+            entry = require_mapping(entry, file, where)
+            check_keys(entry, ("config", "factor"), file, f"{where}.")
+            config = entry.get("config")
+            if not (isinstance(config, list) and len(config) == 6 and all(
+                    isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in config)):
+                raise PlannerError("expected six positive integers", file=file, field=f"{where}.config")
+            points = entry.get("factor")
+            if not (isinstance(points, list) and points and all(
+                    isinstance(p, list) and len(p) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in p)
+                    for p in points)) or [p[0] for p in points] != sorted(p[0] for p in points):
+                raise PlannerError("expected [[m, factor], ...] with m ascending, all positive", file=file,
+                                   field=f"{where}.factor")
+            out[(d, tuple(config))] = Curve(tuple((float(a), float(b)) for a, b in points))
+    return out
 
 
 def read_surface(value: Any, file: str, field: str) -> Surface:
@@ -185,8 +227,8 @@ def _read(path, base: Efficiency | None) -> Efficiency:
         if kind not in OP_KINDS:
             raise PlannerError(f"unknown op kind (known: {', '.join(OP_KINDS)})", file=file, field=f"ops.{kind}")
         entry = require_mapping(entry, file, f"ops.{kind}")
-        check_keys(entry, ("compute", "memory", "floor_s", "compute_by_dtype", "shape_by_dtype", "source", "n",
-                           "holdout_error"), file, f"ops.{kind}.")
+        check_keys(entry, ("compute", "memory", "floor_s", "compute_by_dtype", "shape_by_dtype", "config_by_dtype",
+                           "source", "n", "holdout_error"), file, f"ops.{kind}.")
         old = ops.get(kind)
         if old is None and not ("compute" in entry and "memory" in entry):
             raise PlannerError("a new op kind needs both compute and memory", file=file, field=f"ops.{kind}")
@@ -199,12 +241,16 @@ def _read(path, base: Efficiency | None) -> Efficiency:
             mapping = require_mapping(entry["shape_by_dtype"], file, field)
             check_keys(mapping, DTYPES + tuple(SURFACE_VARIANTS), file, f"{field}.")
             shapes |= {d: read_surface(v, file, f"{field}.{d}") for d, v in mapping.items()}
+        configs = {(d, k): c for d, k, c in old.config_by_dtype} if old else {}
+        if entry.get("config_by_dtype") is not None:
+            configs |= read_configs(entry["config_by_dtype"], file, f"ops.{kind}.config_by_dtype")
         ops[kind] = OpEfficiency(
             read_curve(entry["compute"], file, f"ops.{kind}.compute") if "compute" in entry else old.compute,
             read_curve(entry["memory"], file, f"ops.{kind}.memory") if "memory" in entry else old.memory,
             get_number(entry, "floor_s", file, prefix=f"ops.{kind}.", default=old.floor_s if old else 0.0,
                        minimum=0, maximum=1),
-            tuple(sorted(by_dtype.items())), tuple(sorted(shapes.items())))
+            tuple(sorted(by_dtype.items())), tuple(sorted(shapes.items())),
+            tuple(sorted((d, k, c) for (d, k), c in configs.items())))
     comm = dict(base.comm) if base else {}
     c = require_mapping(doc.get("comm") or {}, file, "comm")
     check_keys(c, COMM_KEYS, file, "comm.")

@@ -32,6 +32,9 @@ class Op:
     where: str = "gpu"  # gpu | cpu | pcie (weights streamed from host RAM to the GPU that computes)
     kernels: int = 1  # kernel launches this op stands for (the per-kernel floor applies to each)
     depth: float = 0.0  # GEMM reduction depth K on this GPU (FLOP-weighted harmonic mean over its GEMMs; 0: n/a)
+    # routed experts: (hidden, expert inter size, top-k, experts, expert TP, EP), the kernel configuration a
+    # silicon calibration may carry a measured factor for (OpEfficiency.config_by_dtype); () elsewhere
+    config: tuple = ()
 
     @property
     def bytes(self) -> float:

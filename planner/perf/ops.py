@@ -213,7 +213,8 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
                       weight_bytes=touched * expert_bytes / expert_tp,
                       act_bytes=pairs * (2 * he + 6 * inter / expert_tp),
                       dtype=role_dtype(sc, "ffn_up_exps", "moe"), m=ceil(pairs * expert_tp / max(touched, 1)),
-                      kernels=3, depth=swiglu_depth(he, inter / expert_tp)))  # align/sort + two grouped GEMMs
+                      kernels=3, depth=swiglu_depth(he, inter / expert_tp),  # align/sort + two grouped GEMMs
+                      config=(he, inter, k, E, round(expert_tp), e)))
     # gather tokens into expert order and scatter the outputs back (read + write, bf16), and SwiGLU over the
     # gate/up outputs (read 2I, write I): bandwidth-bound kernels beside the grouped GEMMs
     ops.append(Op("moe.permute_act", "elementwise", moe_count, 0,

@@ -27,7 +27,7 @@ from planner.deploy.scenario import Scenario
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
 from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor, mma_dtype
 from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_seconds, machine, merge, prefill_ops
-from planner.perf.sweep import _interp, _surface
+from planner.perf.sweep import _interp, shape_factor
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
 FLOPS, WEIGHTS, ACT, KV_READ, KV_WRITE, COMM, RDMA, ROWS = range(len(FIELDS))
@@ -101,8 +101,9 @@ class Timer:
             compute.setdefault(id(c := e.compute_for(mma_dtype(m.acc, op.dtype))), (c, []))[1].append(i)
             memory.setdefault(id(e.memory), (e.memory, []))[1].append(i)
             shape = next((sf for d, sf in e.shape_by_dtype if d == op.dtype), None) if e.shape_by_dtype else None
-            if shape is not None and not self.stream[i]:
-                self.shapes.append((i, shape, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
+            config = e.config_curve(op) if e.config_by_dtype else None
+            if (shape is not None or config is not None) and not self.stream[i]:
+                self.shapes.append((i, shape, config, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
                                     max(op.depth or 1.0, 1.0)))
         self.gemm = np.array([op.kind in ("gemm", "grouped_gemm") for op in ops])
         self.compute_groups = [(c, np.array(idx)) for c, idx in compute.values()]
@@ -128,11 +129,11 @@ class Timer:
         if self.stream.any():  # the engine's fused-MoE streaming: latency + bytes at its HBM fraction, no floor
             s = self.stream
             t[s] = np.maximum(t_c[s], m.moe_stream_latency_s + total[s] / (bw * m.moe_stream_fraction))
-        for i, shape, one, depth in self.shapes:  # a silicon table's shape surface (roofline.time_op)
+        for i, shape, config, one, depth in self.shapes:  # a silicon table's shape surface (roofline.time_op)
             r = rows[i]
             axes = {"m": r, "depth": depth, "bytes": total[i], "width": flops[i] / (2 * r * depth),
                     "context": v[i, KV_READ] / np.maximum(v[i, KV_WRITE], 1e-30)}
-            factor = _surface(shape, [np.maximum(axes[a], 1.0) for a in shape.axes])
+            factor = shape_factor(shape, config, axes)
             t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, self.floor[i] - one)
         t = np.where(self.comm[:, None], 0.0, t)
         work = (t * self.count[:, None]).sum(axis=0)

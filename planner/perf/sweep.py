@@ -50,6 +50,7 @@ class _OpCoef:
     shape: object = None
     floor1: float = 0.0
     depth: float = 1.0
+    config: object = None  # the factor curve of the op's kernel configuration (OpEfficiency.config_curve), else None
 
 
 class DecodeSweep:
@@ -104,7 +105,8 @@ class DecodeSweep:
             self.ops.append(_OpCoef(name, op.kind, op.count, coef, expert, peak, mamf,
                                     e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac,
                                     e.compute_for(mma_dtype(m.acc, op.dtype)) if e else None, stream, shape,
-                                    e.floor_s if e else 0.0, max(op.depth or 1.0, 1.0)))
+                                    e.floor_s if e else 0.0, max(op.depth or 1.0, 1.0),
+                                    e.config_curve(op) if e and e.config_by_dtype else None))
 
     def evaluate(self, batch, context, bw_scale=1.0, flops_scale=1.0):
         """Decode step seconds and tokens/s per GPU for arrays (broadcast together) of variants."""
@@ -139,11 +141,11 @@ class DecodeSweep:
                 work = work + np.maximum(t_c, op.stream[0] + total_bytes / (bw * op.stream[1])) * op.count
                 continue
             t_m = total_bytes / (bw * _interp(e.memory, m))
-            if op.shape is not None:
+            if op.shape is not None or op.config is not None:
                 axes = {"m": m, "depth": op.depth, "bytes": total_bytes,
                         "width": v["flops"] / (2 * m * op.depth),
                         "context": v["kv_read_bytes"] / np.maximum(v["kv_write_bytes"], 1e-30)}
-                factor = _surface(op.shape, [np.maximum(axes[a], 1.0) for a in op.shape.axes])
+                factor = shape_factor(op.shape, op.config, axes)
                 one = op.floor1 if op.kind == "gemm" else op.floor  # as roofline.time_op
                 t_kernel = np.maximum(np.maximum(t_c, t_m), one) / factor
                 work = work + np.maximum(t_kernel, op.floor - one) * op.count
@@ -157,6 +159,13 @@ class DecodeSweep:
             busy = np.where(n * self.sc.parallelism.tp > cap, np.maximum(busy, self.launch), busy)
         step = (busy + self.sc.engine.step_overhead_s) * self.sc.parallelism.pp
         return step, n / step
+
+
+def shape_factor(surface, config, axes: dict) -> np.ndarray:
+    """OpEfficiency.shape_for over arrays: the surface at the axes' values (1 without one) times the configuration's
+    factor curve at m (1 without one)."""
+    factor = _surface(surface, [np.maximum(axes[a], 1.0) for a in surface.axes]) if surface is not None else 1.0
+    return factor * _interp(config, np.maximum(axes["m"], 1.0)) if config is not None else factor
 
 
 def _surface(surface, values: list) -> np.ndarray:
