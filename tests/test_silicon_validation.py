@@ -376,3 +376,23 @@ def test_a_run_whose_prompts_alone_outrun_the_recorded_gpus_is_skipped_as_more_t
     r = prompt_compute_ratio(sc, 8, 1024 * 0.8, 1024, case.ttft_ms, case.tpot_ms)
     assert 0 < r < 1
     assert prompt_compute_ratio(sc, 16, 1024 * 0.8, 1024, case.ttft_ms, case.tpot_ms) == pytest.approx(2 * r)
+
+
+def test_kimi_vllm_rows_ran_plain_tensor_parallel_whatever_ep_their_id_and_columns_carry():
+    """InferenceMAX's Kimi-K2.5 vLLM recipes pass only --tensor-parallel-size (no --enable-expert-parallel, no data
+    parallel): ..._tp4_ep4_1294 (CSV columns tp 4, dp 4, moe_tp 1, moe_ep 16) ran MoE TP over 4 GPUs, as its TPOT
+    (8.36 ms) equal to the plain TP4 run's says; a row measured before the checked recipe keeps its columns."""
+    from planner.serving.silicon_recipe_flags import VLLM_TP_ONLY
+
+    df = silicon.read_csv(FIXTURE)
+    base = df[df.id.str.startswith("2026_04_06_llama_3_1_70b_h200_sxm_vllm_fp8_agg_1024x1024_c8_tp4")]
+    row = base.assign(id="2026_04_06_kimi_k2_5_b200_sxm_vllm_fp4_agg_1024x1024_c4_tp4_ep4_1294",
+                      model_path="moonshotai/Kimi-K2.5", system="b200_sxm", precision="fp4", gemm_quant_mode="nvfp4",
+                      moe_quant_mode="nvfp4", tp_size=4.0, attention_dp_size=4.0, moe_tp_size=1.0, moe_ep_size=16.0,
+                      silicon_data_source="source_file=2026-04-06.csv; model=Kimi-K2.5; silicon_concurrency=4; "
+                                          "measured=2026-03-27T00:00:00.000Z; wip=False")
+    case = silicon.cases(row)[0][0]
+    assert case.labels["plan"] == "TP4" and case.scenario.parallelism.ep == 1 and case.scenario.total_gpus == 4
+    early = row.assign(silicon_data_source=row.silicon_data_source.iloc[0].replace("2026-03-27", "2026-01-05"))
+    assert silicon.cases(early)[0][0].labels["plan"] == "DP4-attn+EP4"
+    assert ("moonshotai/Kimi-K2.5", "b200_sxm") in VLLM_TP_ONLY

@@ -109,3 +109,31 @@ SGLANG_MEMORY = {
     ("zhipuai/GLM-5", "b200_sxm", "fp8"): lambda isl, osl, gpus, conc: {"kv_fp8": True, "memory": 0.85, "graph": conc,
                                                                         "running": conc},
 }
+
+
+# aiconfigurator's aiperf-harness runs (silicon_recipes.AIC_HARNESS) deployed with the engine configuration its
+# generator writes for an aggregated TensorRT-LLM worker of max_batch_size bs (the row's batch_size, per attention-DP
+# rank): max_num_tokens = bs + ISL + 1500, enable_chunked_prefill false (the template's default), CUDA graphs for
+# batches 1..bs and free_gpu_memory_fraction 0.80 (ai-dynamo/aiconfigurator
+# src/aiconfigurator/generator/backends/trtllm.py "max_num_tokens heuristic" and
+# templates/trtllm/extra_engine_args.1.0.0rc3.yaml.j2 @4361371a, 2025-10-14; the same budget, aligned to the 32-token
+# KV block, in generator/rule_plugin/benchmark/trtllm.rule @HEAD). RECORDED, NOT APPLIED: as engine_options
+# (max_batched_tokens, chunked_prefill false, cuda_graph_max_batch bs, memory_fraction 0.8) it made these 522 runs'
+# TTFT median |error| 39% -> 59% (bias -31% -> -57%; TPOT 13% -> 12%). Unchunked, one 2,048- or 4,096-token prompt
+# goes per step, so the simulated closed loop drifts apart and each prompt prefills nearly alone, while the runs
+# measure about 4-5 steps (Qwen3-32B TP1 c=8: 506 / 1,124 ms at 2K / 4K against 117 / 236 ms simulated), as if the
+# requests stayed in waves; what holds them together is not known (issue 18 note)
+AIC_TRT_CONFIG = {"max_num_tokens": "bs + ISL + 1500", "enable_chunked_prefill": False,
+                  "cuda_graph_batch_sizes": "1..bs", "free_gpu_memory_fraction": 0.80}
+
+# InferenceMAX's vLLM recipes for Kimi-K2.5 launch `vllm serve --tensor-parallel-size=$TP` with neither
+# --enable-expert-parallel nor --data-parallel-size on every commit checked (benchmarks/single_node/
+# kimik2.5_fp4_b200.sh @a58dedd5 2026-03-11, @64c20b6b, @79a42e20, @626932a1, @6c3acebf 2026-04-20;
+# kimik2.5_fp4_b300.sh @a35e5369 2026-04-17 .. @ed5867f9 2026-05-12; kimik2.5_int4_b200.sh @eb02101e 2026-02-23,
+# @64c20b6b, @79ea3651; kimik2.5_int4_h200.sh @70072ef5 2026-03-01 .. @749096c4): vLLM then shards every expert over
+# the TP ranks, whatever EP the run id (..._tp4_ep4_n) or the CSV's columns (moe_ep 4, or the inflated 16) carry.
+# Their TPOTs agree: ..._c4_tp4_0_ep4_0_572 (03-11) 8.42 ms, ..._c4_tp4_ep4_1294 (03-27) 8.36 ms, the dump's TP4
+# cfg811 (04-20) 8.16 ms. (model_path, system) -> (earliest measured date, file) of rows read as TP over all GPUs
+VLLM_TP_ONLY = {("moonshotai/Kimi-K2.5", "b200_sxm"): ("2026-02-23", "kimik2.5_fp4_b200.sh, kimik2.5_int4_b200.sh"),
+                ("moonshotai/Kimi-K2.5", "b300_sxm"): ("2026-04-17", "kimik2.5_fp4_b300.sh"),
+                ("moonshotai/Kimi-K2.5", "h200_sxm"): ("2026-03-01", "kimik2.5_int4_h200.sh")}

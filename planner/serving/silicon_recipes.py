@@ -12,7 +12,7 @@ from dataclasses import replace
 from planner.base.errors import PlannerError
 from planner.base.limits import MAX_PROMPTS
 from planner.model.models import load_model
-from planner.serving.silicon_recipe_flags import SGLANG_MEMORY, TRT_RECIPES
+from planner.serving.silicon_recipe_flags import SGLANG_MEMORY, TRT_RECIPES, VLLM_TP_ONLY
 
 PROMPTS_PER_SLOT = 10  # num_prompts = 10 x concurrency: the CSV does not record it; InferenceMAX-style sweeps
 # (`--num-prompts $((CONC * 10))`) run ten requests per slot, so the run is a closed loop in steady state
@@ -30,23 +30,12 @@ RANGE_RATIO = 0.8
 # C --num-requests C x 20` (BENCH_MULTI_ROUND 20) after `--warmup-request-count 2C`: fixed lengths, so a closed loop
 # stays in waves where the engine keeps them. Dynamo's frontend (Rust HTTP server and tokenizer) takes the requests
 # in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
+AIC_HARNESS = "aic-auto-gap-analysis"
+AIC_ROUNDS = 20  # (its generated TensorRT-LLM engine configuration: silicon_recipe_flags.AIC_TRT_CONFIG, not applied)
 # vLLM schedules asynchronously by default (SchedulerConfig.async_scheduling None -> on unless incompatible; the
 # engine profile's overlap_schedule) from release 0.14: vllm-project/vllm #27614 "[Core] Enable async scheduling by
 # default" merged in the week to 2026-01-02, after 0.13.0; rows of earlier releases run without it
 VLLM_ASYNC_FROM = (0, 14)
-AIC_HARNESS = "aic-auto-gap-analysis"
-AIC_ROUNDS = 20
-# ... and deployed with the engine configuration aiconfigurator's generator writes for an aggregated TensorRT-LLM
-# worker of max_batch_size bs (the row's batch_size, per attention-DP rank): max_num_tokens = bs + ISL + 1500,
-# enable_chunked_prefill false (the template's default), CUDA graphs for batches 1..bs and free_gpu_memory_fraction
-# 0.80 (ai-dynamo/aiconfigurator src/aiconfigurator/generator/backends/trtllm.py "max_num_tokens heuristic" and
-# templates/trtllm/extra_engine_args.1.0.0rc3.yaml.j2 @4361371a, 2025-10-14; the same budget, aligned to the 32-token
-# KV block, in generator/rule_plugin/benchmark/trtllm.rule @HEAD). RECORDED, NOT APPLIED: as engine_options
-# (max_batched_tokens, chunked_prefill false, cuda_graph_max_batch bs, memory_fraction 0.8) it made these 522 runs'
-# TTFT median |error| 39% -> 59% (bias -31% -> -57%; TPOT 13% -> 12%). Unchunked, one 2,048- or 4,096-token prompt
-# goes per step, so the simulated closed loop drifts apart and each prompt prefills nearly alone, while the runs
-# measure about 4-5 steps (Qwen3-32B TP1 c=8: 506 / 1,124 ms at 2K / 4K against 117 / 236 ms simulated), as if the
-# requests stayed in waves; what holds them together is not known (issue 18 note)
 # InferenceMAX's SGLang recipes (SemiAnalysisAI/InferenceX), as each file stood on the runs' measured dates:
 # - --scheduler-recv-interval (planner.serving.sim: the scheduler takes new requests in every N decode steps):
 #   `if [[ $CONC -ge 16 ]]; then SCHEDULER_RECV_INTERVAL=30 else 10`, or one value; None: not passed (SGLang's 1);
@@ -269,10 +258,19 @@ CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")  # the client's concurren
 def plan_from_id(row):
     """The row with its parallel columns read from its InferenceMAX run id where they multiply the id's GPU count by
     its expert-parallel degree (RUN_ID_PLAN), or, for a row of the inflating export (INFLATING_EXPORT) whose id does
-    not name its plan, where the columns take one of that export's inflated forms (inflated_degree); any other row
-    unchanged."""
+    not name its plan, where the columns take one of that export's inflated forms (inflated_degree); then, where its
+    recipe ran plain tensor parallelism (VLLM_TP_ONLY), TP over all its GPUs; any other row unchanged."""
     if row.mode != "agg":
         return row
+    row = _plan_columns(row)
+    if (since := VLLM_TP_ONLY.get((str(row.model_path), str(row.system)))) and row.backend == "vllm" and (
+            (measured_on(row) or "") >= since[0]):
+        gpus = float(degree(row.tp_size) * degree(row.attention_dp_size))
+        return row._replace(tp_size=gpus, attention_dp_size=1.0, moe_tp_size=gpus, moe_ep_size=1.0)
+    return row
+
+
+def _plan_columns(row):
     m = RUN_ID_PLAN.search(str(row.id))
     tp, dp = degree(row.tp_size), degree(row.attention_dp_size)
     if m:
@@ -397,4 +395,6 @@ def recipe_notes() -> str:
             "TensorRT-LLM rows of InferenceMAX recipes with batch waiting: " + "; ".join(
                 f"{', '.join(short(m) for m in b[0])} from {b[3]}: {b[5]} ({b[6]})" for b in BATCH_WAIT)
             + "; TensorRT-LLM rows with attention DP: attention_dp_config enable_balance (DeepSeek timeout_iters 60, "
-            "batching_wait_iters 0; gpt-oss the defaults 50 / 10)")
+            "batching_wait_iters 0; gpt-oss the defaults 50 / 10); vLLM rows of plain-TP recipes run TP over all "
+            "their GPUs whatever EP they carry (" + "; ".join(f"{short(k[0])} {k[1]} from {v[0]} ({v[1]})"
+                                                             for k, v in sorted(VLLM_TP_ONLY.items())) + ")")
