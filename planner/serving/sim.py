@@ -291,7 +291,10 @@ class Replica(Intake, Gates):
             k = min(k, self._adp_release())
         if self.ready and k > 1:
             dt = max(self._rank_seconds(r, d, p, k) for r, (d, p) in enumerate(plan))
-            k = max(1, min(k, self._recv_step(max(1, ceil((self.ready[0][0] - t) / dt)))))
+            # the step the next request arrives in (<= 0: before this span); with overlap scheduling the scheduler
+            # fetches it as the following step starts, so the span runs one step more to reach that fetch
+            arrival = ceil((self.ready[0][0] - t) / dt) + self.s.overlap
+            k = max(1, min(k, self._recv_step(max(1, arrival))))
         return k
 
     def _advance(self, r: int, n_dec: int, pieces, steps: int, dt: float, t_end: float) -> None:
