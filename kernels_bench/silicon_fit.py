@@ -97,14 +97,21 @@ def _target(run: dict, i: int, eff: Efficiency, acc) -> tuple[list[float], float
     """(shape variables, log(t_curves / t_measured), bound) of the op a row measures, or None when the row's other
     ops already take (nearly) all of its time. bound: the row sits at its host floor, so its kernel's time is only
     known to be at most the measured one (the log-factor at least the target)."""
-    m = plan.machine(acc, eff)
     op = run["ops"][i]
-    t_main = time_op(op, m).seconds  # the curves' time, which the surface divides (roofline.time_op)
-    t_other = sum(time_op(o, m).seconds for j, o in enumerate(run["ops"]) if j != i)
-    rest = run["measured_s"] - t_other
+    log_ratio = _measured_log_ratio(run, i, plan.machine(acc, eff))  # the curves' time, which the surface divides
+    if log_ratio is None:
+        return None
+    return [shape_axis(op, a) for a in SHAPE[op.kind]], log_ratio, not device_bound(run)
+
+
+def _measured_log_ratio(run: dict, i: int, m) -> float | None:
+    """log(t / t_measured) of the op a row measures (op i, timed by roofline.time_op on machine m), its measured time
+    being the row's minus its other ops' times; None when those others take (nearly) all of the row's time."""
+    t_main = time_op(run["ops"][i], m).seconds
+    rest = run["measured_s"] - sum(time_op(o, m).seconds for j, o in enumerate(run["ops"]) if j != i)
     if t_main <= 0 or rest <= 0.05 * run["measured_s"]:
         return None
-    return [shape_axis(op, a) for a in SHAPE[op.kind]], math.log(t_main / rest), not device_bound(run)
+    return math.log(t_main / rest)
 
 
 def _knots(values: np.ndarray, n: int) -> list[float]:
@@ -221,12 +228,9 @@ def fit_configs(runs: list[dict], eff: Efficiency, acc) -> Efficiency:
             continue
         if (variant := r.get("surface")) not in machines:  # a kernel variant's rows: its surface, as predict() does
             machines[variant] = plan.machine(acc, eff.with_surfaces(((variant, op.dtype),)) if variant else eff)
-        m = machines[variant]
-        t_main = time_op(op, m).seconds
-        rest = r["measured_s"] - sum(time_op(o, m).seconds for j, o in enumerate(r["ops"]) if j != i)
-        if t_main > 0 and rest > 0.05 * r["measured_s"]:
+        if (log_ratio := _measured_log_ratio(r, i, machines[variant])) is not None:
             kind, key = surface_of(r)
-            by.setdefault((kind, key, op.config), []).append((float(op.m or 1), math.log(t_main / rest)))
+            by.setdefault((kind, key, op.config), []).append((float(op.m or 1), log_ratio))
     ops = dict(eff.ops)
     for (kind, key, config), points in sorted(by.items()):
         if len(points) < CONFIG_MIN:

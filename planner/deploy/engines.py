@@ -79,8 +79,8 @@ class Engine:
     # all of it (planner.serving.sim Replica._pieces)
     chunked_prefill: bool = True
     # the scheduler forms step k+1 while step k runs on the GPU (TensorRT-LLM PyTorch backend's overlap scheduler,
-    # SGLang's overlap schedule): it fetches new requests as step k starts, so one that arrives during step k joins
-    # step k+2, not k+1 (planner.serving.sim Replica.run)
+    # SGLang's overlap schedule, vLLM's async scheduling): it fetches new requests as step k starts, so one that
+    # arrives during step k joins step k+2, not k+1 (planner.serving.sim Replica.run)
     overlap_schedule: bool = False
     # decode steps between the scheduler's polls for new requests (SGLang --scheduler-recv-interval, default 1);
     # None: the engine has no such knob and takes requests in every step (planner.serving.sim Replica._receives)

@@ -122,9 +122,13 @@ class OpEfficiency:
             return None
         return next((c for d, k, c in self.config_by_dtype if d == op.dtype and k == op.config), None)
 
+    def surface_for(self, op) -> Surface | None:
+        """The shape surface of this op's dtype, or None."""
+        return next((s for d, s in self.shape_by_dtype if d == op.dtype), None) if self.shape_by_dtype else None
+
     def shape_for(self, op) -> float:
         """Speed factor of this op's shape (1 without a surface for its dtype), times its configuration's factor."""
-        surface = next((s for d, s in self.shape_by_dtype if d == op.dtype), None)
+        surface = self.surface_for(op)
         config = self.config_curve(op) if self.config_by_dtype else None
         return (surface.at_op(op) if surface else 1.0) * (config.at(op.m or 1) if config else 1.0)
 

@@ -100,8 +100,7 @@ class Timer:
             self.stream[i] = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
             compute.setdefault(id(c := e.compute_for(mma_dtype(m.acc, op.dtype))), (c, []))[1].append(i)
             memory.setdefault(id(e.memory), (e.memory, []))[1].append(i)
-            shape = next((sf for d, sf in e.shape_by_dtype if d == op.dtype), None) if e.shape_by_dtype else None
-            config = e.config_curve(op) if e.config_by_dtype else None
+            shape, config = e.surface_for(op), e.config_curve(op) if e.config_by_dtype else None
             if (shape is not None or config is not None) and not self.stream[i]:
                 self.shapes.append((i, shape, config, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
                                     max(op.depth or 1.0, 1.0)))

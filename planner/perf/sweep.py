@@ -101,7 +101,7 @@ class DecodeSweep:
                 comm_a = one - comm_b
             stream = (m.moe_stream_latency_s, m.moe_stream_fraction) if (
                 op.kind == "grouped_gemm" and m.moe_stream_fraction and op.where == "gpu") else None
-            shape = next((sf for d, sf in e.shape_by_dtype if d == op.dtype), None) if e else None
+            shape = e.surface_for(op) if e else None
             self.ops.append(_OpCoef(name, op.kind, op.count, coef, expert, peak, mamf,
                                     e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac,
                                     e.compute_for(mma_dtype(m.acc, op.dtype)) if e else None, stream, shape,

@@ -118,8 +118,9 @@ MAPPING = {
                 "(MAMF) for its prompts' linear layers alone ran on more replicas than it records: skipped "
                 "(silicon_checks.beyond_one_replica, every bound on the safe side)",
     "duplicates": "a measurement the CSV holds more than once (same model architecture, GPU, engine, precision, "
-                  "mode, lengths, concurrency, TTFT and TPOT; DeepSeek-R1 and -V3 are one architecture) is evaluated "
-                  "once, as the copy whose run id names its plan (else the first); the others are listed as skipped "
+                  "mode, lengths, concurrency, TTFT and TPOT at 0.01 ms; DeepSeek-R1 and -V3 are one architecture) "
+                  "is evaluated once, as the copy whose run id names its plan and whose source dates it (else one "
+                  "that names its plan, else the first); the others are listed as skipped "
                   "(silicon_recipes.duplicate_runs)",
     "parallelism": "tp = tp_size, dp_attention = attention_dp_size (0 or empty = 1), ep = moe_ep_size (0 or empty "
                    "= 1); GPUs = tp x dp_attention; moe_tp_size x moe_ep_size must equal it; an aggregated row whose "

@@ -133,7 +133,6 @@ AIC_TRT_CONFIG = {"max_num_tokens": "bs + ISL + 1500", "enable_chunked_prefill":
 # @64c20b6b, @79ea3651; kimik2.5_int4_h200.sh @70072ef5 2026-03-01 .. @749096c4): vLLM then shards every expert over
 # the TP ranks, whatever EP the run id (..._tp4_ep4_n) or the CSV's columns (moe_ep 4, or the inflated 16) carry.
 # Their TPOTs agree: ..._c4_tp4_0_ep4_0_572 (03-11) 8.42 ms, ..._c4_tp4_ep4_1294 (03-27) 8.36 ms, the dump's TP4
-# cfg811 (04-20) 8.16 ms. (model_path, system) -> (earliest measured date, file) of rows read as TP over all GPUs
-VLLM_TP_ONLY = {("moonshotai/Kimi-K2.5", "b200_sxm"): ("2026-02-23", "kimik2.5_fp4_b200.sh, kimik2.5_int4_b200.sh"),
-                ("moonshotai/Kimi-K2.5", "b300_sxm"): ("2026-04-17", "kimik2.5_fp4_b300.sh"),
-                ("moonshotai/Kimi-K2.5", "h200_sxm"): ("2026-03-01", "kimik2.5_int4_h200.sh")}
+# cfg811 (04-20) 8.16 ms. Model paths whose every silicon_recipes.VLLM_RECIPES entry (the dated recipe files above)
+# runs plain TP: their rows in force of such an entry are read as TP over all their GPUs
+VLLM_TP_ONLY = frozenset({"moonshotai/Kimi-K2.5"})

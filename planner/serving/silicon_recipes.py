@@ -263,8 +263,7 @@ def plan_from_id(row):
     if row.mode != "agg":
         return row
     row = _plan_columns(row)
-    if (since := VLLM_TP_ONLY.get((str(row.model_path), str(row.system)))) and row.backend == "vllm" and (
-            (measured_on(row) or "") >= since[0]):
+    if str(row.model_path) in VLLM_TP_ONLY and vllm_recipe(row) is not None:
         gpus = float(degree(row.tp_size) * degree(row.attention_dp_size))
         return row._replace(tp_size=gpus, attention_dp_size=1.0, moe_tp_size=gpus, moe_ep_size=1.0)
     return row
@@ -395,6 +394,6 @@ def recipe_notes() -> str:
             "TensorRT-LLM rows of InferenceMAX recipes with batch waiting: " + "; ".join(
                 f"{', '.join(short(m) for m in b[0])} from {b[3]}: {b[5]} ({b[6]})" for b in BATCH_WAIT)
             + "; TensorRT-LLM rows with attention DP: attention_dp_config enable_balance (DeepSeek timeout_iters 60, "
-            "batching_wait_iters 0; gpt-oss the defaults 50 / 10); vLLM rows of plain-TP recipes run TP over all "
-            "their GPUs whatever EP they carry (" + "; ".join(f"{short(k[0])} {k[1]} from {v[0]} ({v[1]})"
-                                                             for k, v in sorted(VLLM_TP_ONLY.items())) + ")")
+            "batching_wait_iters 0; gpt-oss the defaults 50 / 10); vLLM rows of plain-TP recipes (" + ", ".join(
+                short(m) for m in sorted(VLLM_TP_ONLY)) + ", the VLLM_RECIPES files above) run TP over all their "
+            "GPUs whatever EP they carry")

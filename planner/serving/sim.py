@@ -33,10 +33,10 @@ over them; a replica left without requests idles, so concurrency 1 never counts 
     admission reserves KV for the outputs to come (new_token_ratio 0.7 decaying to 0.1), not modelled;
   - without chunked prefill (TensorRT-LLM's default, Engine.chunked_prefill false) a prompt goes whole into a step
     with room for it, or waits;
-  - overlap scheduling (TensorRT-LLM, SGLang; Engine.overlap_schedule): the scheduler forms step k+1 while step k
-    runs, fetching requests as step k starts, so a request that arrives mid-step joins the step after the next (an
-    idle engine takes it at once). APPROXIMATE: the first token is sent when its step ends; the engines send it once
-    the next step is launched, a host delay not modelled;
+  - overlap scheduling (TensorRT-LLM, SGLang, vLLM's async scheduling; Engine.overlap_schedule): the scheduler
+    forms step k+1 while step k runs, fetching requests as step k starts, so a request that arrives mid-step joins
+    the step after the next (an idle engine takes it at once). APPROXIMATE: the first token is sent when its step
+    ends; the engines send it once the next step is launched, a host delay not modelled;
   - CUDA graphs: the step-time model decides per step size (Engine.graphed); padding a batch to the captured size
     is not modelled;
   - prefix cache: `prefix_cache_hit` of every prompt is cached (its KV held, not computed);
