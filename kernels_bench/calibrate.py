@@ -355,7 +355,7 @@ def _calibrate(args, device: Device, run_suite, store: Store) -> dict:
     comm = _comm_section(store, device.name)
     if comm:
         doc["comm"] = comm
-    header = (f"{HEADER} (kernels_bench/calibrate.py); fractions of the peaks\n"
+    header = (f"{HEADER} calibrate` (kernels_bench/calibrate.py); fractions of the peaks\n"
               "# named under fit.peaks, curves [[m, fraction], ...] over GEMM rows m as in default.yaml.\n")
     written = bool(getattr(args, "write", False) or args.out)  # never silently: every estimate on `name` reads it
     if written:

@@ -25,7 +25,7 @@ from planner.hardware.efficiency import Efficiency, _read, efficiency_for
 # planner's op records disagree (wrong units, a broken timer, a device under other load; timings x1e30 give 100%,
 # x1e-30 give 1.6e29), and such a file would move every estimate of the device by more than it knows.
 MAX_HOLDOUT_MEDIAN_ABS_ERROR = 0.5
-HEADER = "# Written by `python -m kernels_bench calibrate`"  # how calibrate recognises a file it wrote
+HEADER = "# Written by `python -m kernels_bench"  # how calibrate and import-silicon recognise a file they wrote
 
 
 def timing(store, row) -> float:

@@ -55,19 +55,27 @@ from planner.perf.steps import decode_ops, prefill_ops
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "b300_sxm": "b300",
            "gb200": "gb200", "gb300": "gb300", "a100_sxm": "a100-sxm-80gb", "l40s": "l40s",
-           "rtx_pro_6000_server": "rtx-pro-6000"}
+           "rtx_pro_6000_server": "rtx-pro-6000", "b60": "arc-pro-b60"}
 ENGINES = ("sglang", "vllm", "trtllm")
 # table dtype -> (planner storage type or weight format, curve key). fp8_block is preferred to per-tensor fp8 for the
 # `fp8` curve: DeepSeek-V3/Kimi-family FP8 checkpoints are block-scaled (128 x 128).
 GEMM_DTYPES = {"bfloat16": ("bf16", "bf16"), "fp8_block": ("fp8_block128", "fp8"), "fp8": ("fp8_tensor", "fp8"),
                "nvfp4": ("nvfp4", "fp4")}
 # int4_wo: Kimi K2.5 ships group 32 (profiles/quant/int4-g32.yaml); its bytes are counted at group 32
+# MXFP4 experts (gpt-oss) are counted at MXFP4's 4.25 bits per weight: w4a16_mxfp4 (BF16 activations) on the int4
+# W4A16 curve, w4a8_mxfp4_mxfp8 (MXFP8 activations, Blackwell) on the fp4 one, each with a surface of its own (SURFACE)
 MOE_DTYPES = {"bfloat16": ("bf16", "bf16"), "fp8_block": ("fp8-block128", "fp8"), "fp8": ("fp8", "fp8"),
-              "int4_wo": ("int4-g32", "int4"), "nvfp4": ("nvfp4", "fp4")}
+              "int4_wo": ("int4-g32", "int4"), "nvfp4": ("nvfp4", "fp4"), "w4a16_mxfp4": ("mxfp4", "int4"),
+              "w4a8_mxfp4_mxfp8": ("mxfp4", "fp4")}
 # table dtypes whose kernels are a variant within their compute dtype: their rows fit a shape surface of their own
 # (planner.hardware.efficiency.SURFACE_VARIANTS), which the planner uses for scenarios that run that variant:
 # per-tensor FP8 GEMMs (CUTLASS scaled-mm) and MoE (ModelOpt FP8), MLA over an FP8 KV cache
-SURFACE = {"gemm_perf": {"fp8": "fp8_tensor"}, "moe_perf": {"fp8": "fp8_tensor"},
+# MXFP4 rows fit their surface only, never a curve: over the curves the table's plain dtypes fit, or the default
+# table's where it has none (curves fitted from w4a8_mxfp4_mxfp8 rows alone would time DeepSeek's FP8 / NVFP4 experts
+# as gpt-oss's kernel runs)
+CURVELESS = ("w4a16_mxfp4", "w4a8_mxfp4_mxfp8")
+SURFACE = {"gemm_perf": {"fp8": "fp8_tensor"},
+           "moe_perf": {"fp8": "fp8_tensor", "w4a16_mxfp4": "mxfp4_w4a16", "w4a8_mxfp4_mxfp8": "mxfp4"},
            "generation_mla_perf": {"fp8": "fp8_kv"}, "context_mla_perf": {"fp8": "fp8_kv"}}
 # the dtype whose rows fit a kind's compute, memory and floor; attention kinds fit on their BF16-KV rows only (the
 # planner has one attention curve per GPU; FP8-KV rows are held out and reported against it)
@@ -78,6 +86,8 @@ PER_DTYPE = ("gemm", "grouped_gemm")  # kinds whose other dtypes get their own c
 # MoE with hidden size >= 4,096 (DeepSeek-V3/Kimi 7,168, Qwen3-235B 4,096, ...)
 MIN_GEMM_KN = 1024
 MIN_MOE_HIDDEN = 4096
+# ... except the MXFP4 tables, whose one published MoE of that format in this planner is gpt-oss (hidden size 2,880)
+MIN_MXFP4_HIDDEN = 2880
 HOLDOUT_EVERY = 5
 MAX_ROWS = 1200  # per (table, dtype): the shape surfaces' least squares takes them all
 CURVE_ROWS = 240  # of which the curves' pattern search fits at most this many (it re-times every row per trial)
@@ -107,6 +117,14 @@ ARCH = {"h100_sxm": "sm90", "h200_sxm": "sm90", "b200_sxm": "sm100", "b300_sxm":
 # tables), so only rows well above the floor say anything of the kernel (silicon_fit.host_floors). The planner times
 # steps under CUDA graphs: the floor is reported, never written as a kernel's speed. (engine, table, dtype)
 EAGER_TIMED = {("vllm", "gemm_perf", "fp8_block")}
+# TensorRT-LLM's MoE tables time several backends per dtype (kernel_source, ai-dynamo/aiconfigurator
+# collector/trtllm/collect_moe.py): `moe_torch_flow_nongated` is relu^2 experts (Nemotron-H), never the gated SwiGLU
+# experts the planner's MoE records are, so its rows are dropped (TRT-LLM 1.3.0rc23's Hopper MoE tables are nothing
+# else); where a shape has two gated backends, the one the InferenceMAX B200 recipes run for TP experts is kept:
+# TRTLLM-gen (`moe_torch_flow_min_latency`; dsr1_fp4_b200_trt.sh MOE_BACKEND=TRTLLM, CUTLASS with attention DP, whose
+# EP plans the planner times with DeepGEMM-class curves), then CUTLASS
+NOT_GATED = ("moe_torch_flow_nongated",)
+KERNEL_PREFERENCE = ("moe_torch_flow_min_latency", "moe_torch_flow_cutlass")
 MLA_MODELS = {128: "deepseek-v3", 64: "kimi-k2.5"}  # total attention heads -> a profile with that MLA layout
 MOE_BASE = "kimi-k2.5"
 
@@ -136,30 +154,63 @@ def _versions(folder: Path) -> list[str]:
     return sorted((p.name for p in folder.iterdir() if p.is_dir()), key=key) if folder.is_dir() else []
 
 
-def find_tables(root: Path, system: str, engine: str, version: str | None) -> dict[str, Path]:
-    """{table name: parquet path} for gemm, moe and MLA of one system/engine; the newest version holding each table
-    unless `version` is given."""
+def find_tables(root: Path, system: str, engine: str, version: str | None) -> dict[str, tuple[Path, ...]]:
+    """{table name: parquet paths, newest version first} for gemm, moe and MLA of one system/engine: every version
+    holding the table (read_table takes each dtype from the newest that has it), or `version`'s alone."""
     out = {}
     for op, names in (("gemm", ("gemm_perf",)), ("moe", ("moe_perf",)),
                       ("mla", ("generation_mla_perf", "context_mla_perf"))):
         folder = root / system / op / engine
         versions = [version] if version else list(reversed(_versions(folder)))
         for name in names:
-            for v in versions:
-                path = folder / v / f"{name}.parquet"
-                if path.is_file():
-                    out[name] = path
-                    break
+            paths = tuple(p for p in (folder / v / f"{name}.parquet" for v in versions) if p.is_file())
+            if paths:
+                out[name] = paths
     if not out:
         raise PlannerError(f"no gemm/moe/mla tables for {system} {engine}" + (f" {version}" if version else ""),
                            file=str(root), field="--system")
     return out
 
 
-def _read(path: Path):
+DTYPE_COLUMN = {"gemm_perf": "gemm_dtype", "moe_perf": "moe_dtype"}  # MLA tables: kv_cache_dtype
+
+
+def read_table(name: str, paths) -> object:
+    """One table's rows (a DataFrame with the version folder in `table_version`): each dtype's rows from the newest
+    version that holds the dtype. An engine's newest collection can be partial: TRT-LLM 1.3.0rc23's MoE tables hold
+    bf16 / fp8 on Hopper and only w4a8_mxfp4_mxfp8 on Blackwell, where 1.3.0rc20's hold fp8_block, nvfp4 and the rest
+    (aiconfigurator-core 0.12.0); taking the newest file whole would leave those kernels unmeasured."""
     import pandas as pd
 
-    return pd.read_parquet(path)
+    frames, seen = [], set()
+    for path in (paths,) if isinstance(paths, Path) else paths:
+        df = pd.read_parquet(path)
+        if "kernel_source" in df:
+            df = df[~df.kernel_source.isin(NOT_GATED)]
+        col = DTYPE_COLUMN.get(name, "kv_cache_dtype")
+        df = df[~df[col].isin(seen)] if col in df else df
+        if not df.empty:
+            frames.append(df.assign(table_version=path.parent.name))
+            seen |= set(df[col]) if col in df else set()
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _left_out(out: dict | None, table: str, df, dcol: str, known: dict, filters: list) -> None:
+    """Record in `out` why each of a table's dtypes gives no rows: a dtype with no planner format, else the first of
+    `filters` ([mask, why, mask, why, ...], applied in turn) that leaves none of its rows."""
+    if out is None:
+        return
+    for dtype, part in df.groupby(dcol):
+        if dtype not in known:
+            out[f"{table}.{dtype}"] = "a table dtype the planner has no format for"
+            continue
+        keep = part.index
+        for mask, why in zip(filters[::2], filters[1::2], strict=True):
+            keep = keep[mask.loc[keep].to_numpy()]
+            if keep.empty:
+                values = sorted(set(map(str, part["distribution"]))) if why.startswith("no balanced") else []
+                out[f"{table}.{dtype}"] = why + (f": {', '.join(values)} only" if values else "")
+                break
 
 
 # ---------------------------------------------------------------- rows -> the planner's op records
@@ -210,27 +261,40 @@ def mla_ops(row, gpu: str, phase: str) -> list:
     return [replace(op, count=1) for op in ops if op.name == name]
 
 
+def _kernel_rank(kernel: str) -> int:
+    return KERNEL_PREFERENCE.index(kernel) if kernel in KERNEL_PREFERENCE else len(KERNEL_PREFERENCE)
+
+
 def _every(df, n: int):
     return df if len(df) <= n else df.iloc[[round(i * (len(df) - 1) / (n - 1)) for i in range(n)]]
 
 
-def load_rows(tables: dict[str, Path], gpu: str, kernel: str | None = None, engine: str | None = None) -> list[dict]:
+def load_rows(tables: dict, gpu: str, kernel: str | None = None, engine: str | None = None,
+              left_out: dict | None = None) -> list[dict]:
     """Runs in calibrate's shape ({"ops", "measured_s", "weight", "layer", "group"}) plus table, dtype, holdout,
-    kernel (the row's kernel_source) and eager (timed without CUDA graphs: EAGER_TIMED for `engine`).
-    `kernel`: the MoE kernel_source kept where a dtype's rows hold several (AUTO_MOE_KERNEL)."""
+    kernel (the row's kernel_source), eager (timed without CUDA graphs: EAGER_TIMED for `engine`) and version (the
+    engine version whose table the row is from: read_table). `tables`: find_tables' {name: paths} (or one path).
+    `kernel`: the MoE kernel_source kept where a dtype's rows hold several (AUTO_MOE_KERNEL). `left_out`, when
+    given, gets {table.dtype: why} for every table dtype none of whose rows are taken."""
     runs = []
-    for name, path in sorted(tables.items()):
-        df = _read(path)
+    for name, paths in sorted(tables.items()):
+        df = read_table(name, paths)
         if name == "moe_perf" and kernel and "kernel_source" in df:
             several = df.groupby("moe_dtype").kernel_source.transform("nunique") > 1
             df = df[~several | (df.kernel_source == kernel)]
         if name == "gemm_perf":
+            _left_out(left_out, name, df, "gemm_dtype", GEMM_DTYPES, [
+                (df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN), f"no rows with K and N >= {MIN_GEMM_KN:,}"])
             df = df[df.gemm_dtype.isin(list(GEMM_DTYPES)) & (df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN)]
             dcol, build = "gemm_dtype", gemm_ops
             shape = ("m", "n", "k")
         elif name == "moe_perf":
-            df = df[df.moe_dtype.isin(list(MOE_DTYPES)) & (df.distribution == "balanced")
-                    & (df.hidden_size >= MIN_MOE_HIDDEN)]
+            wide = df.hidden_size >= df.moe_dtype.map(
+                lambda d: MIN_MXFP4_HIDDEN if MOE_DTYPES.get(d, ("",))[0] == "mxfp4" else MIN_MOE_HIDDEN)
+            _left_out(left_out, name, df, "moe_dtype", MOE_DTYPES, [
+                df.distribution == "balanced", "no balanced-routing rows (the planner's experts share tokens evenly)",
+                wide, f"no rows of hidden size >= {MIN_MOE_HIDDEN:,} ({MIN_MXFP4_HIDDEN:,} for MXFP4)"])
+            df = df[df.moe_dtype.isin(list(MOE_DTYPES)) & (df.distribution == "balanced") & wide]
             dcol, build = "moe_dtype", lambda r: moe_ops(r, gpu)
             shape = ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size")
 
@@ -239,8 +303,11 @@ def load_rows(tables: dict[str, Path], gpu: str, kernel: str | None = None, engi
             phase = "decode" if name.startswith("generation") else "prefill"
             dcol, build = "kv_cache_dtype", (lambda r, p=phase: mla_ops(r, gpu, p))
             shape = ("num_heads", "batch_size", "isl", "step", "tp_size")
+        if "kernel_source" in df:  # a shape timed by two kernels: the preferred one (KERNEL_PREFERENCE)
+            df = df.assign(kernel_rank=df.kernel_source.map(_kernel_rank))
         for dtype, part in df.groupby(dcol):
-            part = part.sort_values(list(shape)).drop_duplicates(list(shape))
+            order = list(shape) + (["kernel_rank"] if "kernel_rank" in part else [])
+            part = part.sort_values(order, kind="stable").drop_duplicates(list(shape))
             part = _every(part, MAX_ROWS * HOLDOUT_EVERY // (HOLDOUT_EVERY - 1))
             for i, r in enumerate(part.itertuples(index=False)):
                 if not (math.isfinite(r.latency) and r.latency > 0):
@@ -257,7 +324,8 @@ def load_rows(tables: dict[str, Path], gpu: str, kernel: str | None = None, engi
                                  "model": tuple(int(v) for v in MODEL_SHAPE[name](r)),
                                  "fit_shape": getattr(r, "moe_ep_size", 1) <= MAX_SHAPE_EP,
                                  "kernel": str(getattr(r, "kernel_source", "") or ""),
-                                 "eager": (engine, name, str(dtype)) in EAGER_TIMED})
+                                 "eager": (engine, name, str(dtype)) in EAGER_TIMED,
+                                 "version": str(r.table_version)})
     return silicon_fit.host_floors(runs)
 
 
@@ -284,8 +352,11 @@ def fit_silicon(runs: list[dict], acc) -> tuple[Efficiency, dict[str, list[str]]
         # fp8_block first for the `fp8` curve, unless its rows are mostly at an eager host floor and another FP8
         # table has more rows that time the kernel (vLLM's block-FP8 GEMM beside its graph-timed per-tensor one)
         order = [d for d in REFERENCE.get(kind, ()) if d in groups] + sorted(
-            (d for d in groups if d not in REFERENCE.get(kind, ())),
+            (d for d in groups if d not in REFERENCE.get(kind, ()) and d not in CURVELESS),
             key=lambda d: (-len(train[kind][d]), d != "fp8_block", d))
+        if not order:  # variant rows only (CURVELESS): their surfaces over the default curves, below
+            fitted[kind] = []
+            continue
         ref = order[0]
         eff = fit(train[kind][ref], eff, acc, only=(kind,))
         sources[(kind, _key(groups[ref][0]))] = ref
@@ -367,7 +438,9 @@ def import_silicon(args) -> dict:
     acc = load_accelerator(gpu)
     tables = find_tables(root, args.system, args.engine, args.version)
     t0 = time.time()
-    runs = load_rows(tables, gpu, AUTO_MOE_KERNEL.get((args.engine, ARCH.get(args.system, ""))), args.engine)
+    left_out: dict[str, str] = {}
+    runs = load_rows(tables, gpu, AUTO_MOE_KERNEL.get((args.engine, ARCH.get(args.system, ""))), args.engine,
+                     left_out)
     if len([r for r in runs if r["holdout"]]) < 2:
         raise PlannerError(f"{len(runs)} usable rows in {sorted(tables)}: too few to hold any out", field="--system")
     eff, fitted, sources = fit_silicon(runs, acc)
@@ -400,12 +473,17 @@ def import_silicon(args) -> dict:
             entry["config_by_dtype"] = configs
         entry["n"] = sum(measured_op(r).kind == kind for r in runs)
         ops_doc[kind] = entry
-    versions = {t: p.parent.name for t, p in tables.items()}
+    # per table the newest version whose rows were taken, and a table.dtype whose rows came from an older one
+    used = {(r["table"], r["version"]) for r in runs}
+    versions = {t: next((p.parent.name for p in ps if (t, p.parent.name) in used), ps[0].parent.name)
+                for t, ps in tables.items()}
+    versions |= {f"{r['table']}.{r['dtype']}": r["version"] for r in runs if r["version"] != versions[r["table"]]}
     doc = {
         "device": name,
         "source": f"aiconfigurator-core {package_version()} silicon tables ({args.system}, {args.engine} "
                   f"{', '.join(sorted(set(versions.values())))}): "
-                  + "; ".join(f"systems/data/{_under(p, root)}" for p in tables.values()),
+                  + "; ".join(f"systems/data/{_under(p, root)}" for t, ps in sorted(tables.items()) for p in ps
+                              if (t, p.parent.name) in used),
         "ops": ops_doc,
         "fit": {"method": "curves: pattern search on mean |log(predicted/measured)|, planner.perf.roofline.time_op as "
                           "the model (kernels_bench/silicon.py); shape_by_dtype: reweighted least squares of "
@@ -416,7 +494,8 @@ def import_silicon(args) -> dict:
                 "holdout_median_abs_error": round(_pct(errs, 0.5), 4),
                 "holdout_p90_abs_error": round(_pct(errs, 0.9), 4),
                 "default_holdout_median_abs_error": round(_pct(_errors(held, efficiency_for(None), acc), 0.5), 4),
-                "tables": per_table, "seconds": round(time.time() - t0, 1)},
+                "tables": per_table, "left_out": dict(sorted(left_out.items())),
+                "seconds": round(time.time() - t0, 1)},
     }
     header = (f"{HEADER} import-silicon` (kernels_bench/silicon.py): NVIDIA aiconfigurator-core's measured op\n"
               f"# latencies on {args.system} with {args.engine}, fitted as fractions of profiles/hardware/{gpu}.yaml "
@@ -430,7 +509,8 @@ def import_silicon(args) -> dict:
             "holdout_median_abs_error": doc["fit"]["holdout_median_abs_error"],
             "holdout_p90_abs_error": doc["fit"]["holdout_p90_abs_error"],
             "default_holdout_median_abs_error": doc["fit"]["default_holdout_median_abs_error"],
-            "tables": per_table, "package": doc["fit"]["package"], "engine_versions": versions}
+            "tables": per_table, "left_out": doc["fit"]["left_out"], "package": doc["fit"]["package"],
+            "engine_versions": versions}
 
 
 def _under(path: Path, root: Path) -> str:

@@ -95,7 +95,7 @@ def test_import_keeps_the_moe_kernel_sglangs_auto_runs_where_a_table_holds_two(t
     fixtures(tmp_path / "data")
     tables = silicon.find_tables(tmp_path / "data", "h200_sxm", "sglang", None)
     kernel = silicon.AUTO_MOE_KERNEL[("sglang", silicon.ARCH["h200_sxm"])]
-    triton = pd.read_parquet(tables["moe_perf"]).query("kernel_source == @kernel and moe_dtype == 'fp8_block'")
+    triton = pd.read_parquet(tables["moe_perf"][0]).query("kernel_source == @kernel and moe_dtype == 'fp8_block'")
     want = sorted(triton.latency * 1e-3)
     got = sorted(r["measured_s"] for r in silicon.load_rows(tables, GPU, kernel) if r["table"] == "moe_perf"
                  and r["dtype"] == "fp8_block")
@@ -281,3 +281,87 @@ def test_committed_silicon_tables_carry_configurations_the_sweep_cases_run():
         sc = scenario(**over)
         op = next(t.op for t in decode_step(sc, 16, 2000).timed if t.op.name == "moe.experts")
         assert machine(sc).eff.ops["grouped_gemm"].config_curve(op) is not None, over
+
+
+def test_mxfp4_tables_fit_surfaces_of_their_own_and_every_left_out_table_is_named(tmp_path, capsys):
+    """gpt-oss's MXFP4 MoE tables (w4a16_mxfp4: weight-only on Hopper) fit a surface of their own (mxfp4_w4a16) on
+    the int4 W4A16 curve, which stays the INT4 rows' (Kimi K2.5's) though the MXFP4 rows outnumber them; table
+    dtypes that give no rows are listed with the reason: a dtype the planner has no format for, power-law routing
+    only."""
+    meta = {"framework": "VLLM", "version": "0.24.0", "device": "NVIDIA H200", "op_name": "moe"}
+    tokens = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+    kimi = [dict(meta, moe_dtype="int4_wo", hidden_size=7168, inter_size=2048, topk=8, num_experts=384, moe_tp_size=tp,
+                 moe_ep_size=ep, num_tokens=t, distribution="balanced") for t in tokens for tp, ep in ((1, 8), (8, 1))]
+    oss = [dict(meta, moe_dtype="w4a16_mxfp4", hidden_size=2880, inter_size=2880, topk=4, num_experts=n,
+                moe_tp_size=tp, moe_ep_size=ep, num_tokens=t, distribution="balanced")
+           for n in (32, 128) for t in tokens for tp, ep in ((1, 1), (1, 8), (2, 1), (8, 1))]
+    mo = pd.DataFrame(kimi + oss).assign(kernel_source="k", latency=0.0)
+    scale = {"int4_wo": 2.5, "w4a16_mxfp4": 1.6}
+    mo["latency"] = [_latency_ms(silicon.moe_ops(r, GPU), scale[r.moe_dtype]) for r in mo.itertuples(index=False)]
+    skipped = pd.concat([mo.head(8).assign(moe_dtype="w4a4_mxfp4"),
+                         mo.head(8).assign(moe_dtype="bfloat16", distribution="power_law_1.01")])
+    _write(pd.concat([mo, skipped], ignore_index=True), tmp_path / "data/h200_sxm/moe/vllm/0.24.0/moe_perf.parquet")
+    out = tmp_path / "cal"
+    assert main(["import-silicon", "--system", "h200_sxm", "--engine", "vllm", "--data", str(tmp_path / "data"),
+                 "--out", str(out), "--json"]) == 0, capsys.readouterr().err
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["left_out"] == {
+        "moe_perf.bfloat16":
+            "no balanced-routing rows (the planner's experts share tokens evenly): power_law_1.01 only",
+        "moe_perf.w4a4_mxfp4": "a table dtype the planner has no format for"}
+    assert doc["tables"]["moe_perf.w4a16_mxfp4"]["holdout_median_abs_error"] < 0.15
+    assert doc["tables"]["moe_perf.int4_wo"]["holdout_median_abs_error"] < 0.15
+    eff = _read(out / "h200-sxm-vllm.yaml", efficiency_for(None))
+    gg = eff.ops["grouped_gemm"]
+    assert {"int4", "mxfp4_w4a16"} <= set(dict(gg.shape_by_dtype))
+    runs = silicon.load_rows(silicon.find_tables(tmp_path / "data", "h200_sxm", "vllm", None), GPU, engine="vllm")
+    int4_only, _, _ = silicon.fit_silicon([r for r in runs if r["dtype"] == "int4_wo"], load_accelerator(GPU))
+    want = int4_only.ops["grouped_gemm"].compute_for("int4").points
+    flat = [x for p in gg.compute_for("int4").points for x in p]
+    assert flat == pytest.approx([x for p in want for x in p], rel=1e-3)
+
+
+def test_gpt_oss_on_silicon_tables_runs_the_mxfp4_surfaces():
+    """On an engine's silicon tables gpt-oss's MXFP4 experts take the table's MXFP4 surface: weight-only on Hopper
+    (mxfp4_w4a16 in place of the bf16 records' surface, over the int4 curve), MXFP8 x MXFP4 on Blackwell (mxfp4 in
+    place of the NVFP4-fitted fp4 one); Kimi K2.5's INT4 experts keep the int4 surface."""
+    from tests.scenario_util import scenario
+
+    silicon_opts = {"kernel_tables": "silicon"}
+    for gpu, target in (("h200-sxm", "bf16"), ("b200", "fp4")):
+        sc = scenario(model="gpt-oss-120b", weights="mxfp4", engine="vllm", hardware={"gpu": gpu},
+                      parallelism={"tp": 8}, engine_options=silicon_opts)
+        table = efficiency_for(gpu, "vllm", True).ops["grouped_gemm"]
+        variant = "mxfp4_w4a16" if target == "bf16" else "mxfp4"
+        assert dict(machine(sc).eff.ops["grouped_gemm"].shape_by_dtype)[target] == dict(table.shape_by_dtype)[variant]
+    kimi = scenario(engine="vllm", parallelism={"tp": 8}, engine_options=silicon_opts)
+    table = efficiency_for("h200-sxm", "vllm", True).ops["grouped_gemm"]
+    assert dict(machine(kimi).eff.ops["grouped_gemm"].shape_by_dtype)["bf16"] == dict(table.shape_by_dtype)["int4"]
+
+
+def test_each_moe_dtype_comes_from_the_newest_version_that_times_gated_experts(tmp_path):
+    """An engine's newest collection can be partial (TRT-LLM 1.3.0rc23: relu^2 `nongated` MoE rows only on Hopper,
+    w4a8 MXFP4 only on Blackwell): each dtype is read from the newest version holding it, relu^2 rows never, and
+    where a shape is timed by two backends the TRTLLM-gen one (min_latency) is kept over CUTLASS."""
+    meta = {"framework": "TRTLLM", "device": "NVIDIA B200", "op_name": "moe", "hidden_size": 7168, "inter_size": 2048,
+            "topk": 8, "num_experts": 256, "moe_tp_size": 8, "moe_ep_size": 1, "distribution": "balanced"}
+
+    def rows(version, dtype, kernel, latency):
+        return [dict(meta, version=version, moe_dtype=dtype, kernel_source=kernel, num_tokens=t, latency=latency)
+                for t in (1, 4, 16, 64, 256, 1024, 4096, 16384)]
+
+    old = rows("1.3.0rc20", "nvfp4", "moe_torch_flow_cutlass", 0.3) + rows(
+        "1.3.0rc20", "nvfp4", "moe_torch_flow_min_latency", 0.1) + rows("1.3.0rc20", "fp8_block", "deepgemm", 0.2)
+    new = rows("1.3.0rc23", "fp8_block", "moe_torch_flow_nongated", 9.0) + rows(
+        "1.3.0rc23", "w4a8_mxfp4_mxfp8", "moe_torch_flow", 0.15)
+    for version, data in (("1.3.0rc20", old), ("1.3.0rc23", new)):
+        _write(pd.DataFrame(data), tmp_path / f"b200_sxm/moe/trtllm/{version}/moe_perf.parquet")
+    tables = silicon.find_tables(tmp_path, "b200_sxm", "trtllm", None)
+    assert [p.parent.name for p in tables["moe_perf"]] == ["1.3.0rc23", "1.3.0rc20"]
+    runs = silicon.load_rows(tables, "b200")
+    got = {(r["dtype"], r["version"], r["kernel"]) for r in runs}
+    assert got == {("nvfp4", "1.3.0rc20", "moe_torch_flow_min_latency"), ("fp8_block", "1.3.0rc20", "deepgemm"),
+                   ("w4a8_mxfp4_mxfp8", "1.3.0rc23", "moe_torch_flow")}
+    assert {r["measured_s"] for r in runs if r["dtype"] == "nvfp4"} == {0.1e-3}
+    only = silicon.load_rows(silicon.find_tables(tmp_path, "b200_sxm", "trtllm", "1.3.0rc23"), "b200")
+    assert {r["dtype"] for r in only} == {"w4a8_mxfp4_mxfp8"}  # --version: that collection alone

@@ -29,8 +29,11 @@ DTYPES = ("fp4", "fp8", "int8", "int4", "bf16", "fp16")
 # shape surfaces of a kernel variant within a compute dtype, keyed apart from the dtype's own and put in its place for
 # a scenario that runs that variant (planner.perf.steps._efficiency, Efficiency.with_surfaces): FP8 GEMMs and MoE
 # with one weight scale per tensor (CUTLASS scaled-mm / ModelOpt FP8 MoE kernels; the `fp8` surface is fitted on
-# block-scaled DeepGEMM / Triton rows), and attention over an FP8 KV cache (the attention records keep bf16 compute)
-SURFACE_VARIANTS = {"fp8_tensor": "fp8", "fp8_kv": "bf16"}
+# block-scaled DeepGEMM / Triton rows), attention over an FP8 KV cache (the attention records keep bf16 compute), and
+# MXFP4 routed experts (gpt-oss): weight-only on the int4 (W4A16) curve where the GPU has no FP4 MMA (Hopper: vLLM's
+# OAI Triton matmul_ogs / Marlin MXFP4, SGLang's Triton kernels; the records compute in bf16, which takes the int4
+# curve as INT4 W4A16 does), MXFP8 x MXFP4 (W4A8) on the fp4 curve on Blackwell (FlashInfer / TRT-LLM kernels)
+SURFACE_VARIANTS = {"fp8_tensor": "fp8", "fp8_kv": "bf16", "mxfp4_w4a16": "int4", "mxfp4": "fp4"}
 # shape variables a surface may use, each read off a planner.perf.op_record.Op (duck-typed: this floor does not
 # import planner.perf): m = GEMM rows (rows per expert for grouped GEMMs, query rows for attention), depth = reduction
 # depth K (1 when the op has none), width = FLOP / (2 m depth) (a GEMM's output columns on this GPU; the touched

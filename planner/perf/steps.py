@@ -95,24 +95,29 @@ def _efficiency(sc: Scenario):
               and not silicon else ())
     w4a16 = _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype)
     deepgemm = sc.parallelism.ep > 1 and silicon
-    variants = _surface_variants(sc, w4a16) if silicon else ()
+    variants = _surface_variants(sc, w4a16, eff) if silicon else ()
     if not tp_moe and not w4a16 and not deepgemm and not variants:
         return eff
     return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm, silicon, variants)
 
 
-def _surface_variants(sc: Scenario, w4a16: bool) -> tuple[tuple[str, str], ...]:
+def _surface_variants(sc: Scenario, w4a16: bool, eff) -> tuple[tuple[str, str], ...]:
     """The silicon tables' kernel-variant surfaces this scenario runs (planner.hardware.efficiency.SURFACE_VARIANTS),
     as (surface, in place of) pairs: per-tensor FP8 weights take the fp8_tensor surfaces, an FP8 KV cache the
-    attention kinds' fp8_kv ones, and INT4 weight-only experts (BF16 compute records) the int4 MoE surface, which
-    their int4 compute curve belongs to."""
+    attention kinds' fp8_kv ones, and 4-bit weight-only experts (BF16 compute records) the int4 MoE surface, which
+    their int4 compute curve belongs to, or MXFP4 ones (gpt-oss) the table's mxfp4_w4a16 surface where it has one;
+    MXFP4 experts on FP4 tensor cores (W4A8, fp4 records) the mxfp4 surface in place of the NVFP4-fitted fp4 one."""
     pairs = []
     if fp8_scaling(sc.model.spec, sc.weights) == "tensor":
         pairs.append(("fp8_tensor", SURFACE_VARIANTS["fp8_tensor"]))
     if sc.kv_cache == "fp8":
         pairs.append(("fp8_kv", SURFACE_VARIANTS["fp8_kv"]))
+    mxfp4 = bool(sc.model.spec.n_routed_experts) and role_dtype(sc, "ffn_up_exps", "moe") == "mxfp4"
+    measured = dict(eff.ops["grouped_gemm"].shape_by_dtype)
     if w4a16:
-        pairs.append(("int4", "bf16"))
+        pairs.append(("mxfp4_w4a16" if mxfp4 and "mxfp4_w4a16" in measured else "int4", "bf16"))
+    elif mxfp4 and "mxfp4" in measured:
+        pairs.append(("mxfp4", mma_dtype(sc.accelerator, "mxfp4")))
     return tuple(pairs)
 
 
