@@ -365,3 +365,15 @@ def test_each_moe_dtype_comes_from_the_newest_version_that_times_gated_experts(t
     assert {r["measured_s"] for r in runs if r["dtype"] == "nvfp4"} == {0.1e-3}
     only = silicon.load_rows(silicon.find_tables(tmp_path, "b200_sxm", "trtllm", "1.3.0rc23"), "b200")
     assert {r["dtype"] for r in only} == {"w4a8_mxfp4_mxfp8"}  # --version: that collection alone
+
+
+def test_every_system_the_installed_package_has_tables_for_is_known():
+    """With the extra installed, every system/engine folder holding gemm, moe or MLA tables maps to a GPU profile
+    and an engine the importer knows (the import itself: ~5-15 s per pair, run by hand; docs/silicon.md)."""
+    pytest.importorskip("aiconfigurator_core")
+    root = silicon.data_root()
+    pairs = {(p.parts[-5], p.parts[-3]) for op in ("gemm", "moe", "mla") for p in root.glob(f"*/{op}/*/*/*.parquet")}
+    assert pairs and {s for s, _ in pairs} <= set(silicon.SYSTEMS)
+    assert {e for _, e in pairs} <= set(silicon.ENGINES)
+    for system in {s for s, _ in pairs}:
+        assert load_accelerator(silicon.SYSTEMS[system]).memory_bytes > 0
