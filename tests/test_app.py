@@ -245,6 +245,30 @@ def test_this_machine_runs_a_case_and_validation_shows_it(env):
     assert any("No finished cases" in i.value for i in at.info)
 
 
+def test_machine_page_shows_a_silicon_calibration_beside_a_local_run_of_the_same_shape(env):
+    """Issue 19 item 4: the machine page lists an imported calibration's fit errors and times kernels_bench's GPU
+    suite shapes on it beside the default table and the newest local run of the same case on that GPU."""
+    from planner.base.store import Store
+
+    with Store(env / "results.sqlite") as store:
+        run = store.start_run({"name": "h200-sxm", "kind": "cuda", "display_name": "NVIDIA H200"}, "full")
+        case = store.start_case(run, "moe-decode-t1-int4-g32", "moe", "g", {})
+        store.finish_case(case, status="ok", error=None, measured_s=2e-4, predicted_s=1e-4)
+        store.finish_run(run)
+    at = start("machine")
+    clean(at)
+    at.selectbox(key="machine.silicon").set_value("h200-sxm / vllm").run()
+    clean(at)
+    fit, rows = (at.dataframe[-2].value, at.dataframe[-1].value)
+    assert {"moe.int4_wo", "moe.w4a16_mxfp4"} <= set(fit["table.dtype"])
+    local = rows.set_index("case").loc["moe-decode-t1-int4-g32"]
+    assert local["local_ms"] == pytest.approx(0.2) and local["local_over_silicon"] == pytest.approx(
+        0.2 / local["silicon_ms"])
+    assert rows["local_ms"].notna().sum() == 1 and (rows["silicon_ms"] > 0).all()
+    at.selectbox(key="machine.silicon").set_value("b200 / vllm").run()
+    assert at.dataframe[-1].value["local_ms"].isna().all()  # no local run on a B200
+
+
 def test_upload_safetensors_index(env):
     """A model.safetensors.index.json upload gives the checkpoint's exact total bytes beside the model's nearest
     recipe (Kimi-K2.5's int4-g32 for a total near its recipe); a file that is not an index is one error line."""

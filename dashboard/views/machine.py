@@ -1,6 +1,8 @@
 """This machine page: what `kernels_bench discover` sees, and a suite run (the smoke suite by default) with a
 progress bar and its rows shown as each case finishes. The run is a child process writing the results database;
-leaving the page stops it, and the cases it finished stay stored."""
+leaving the page stops it, and the cases it finished stay stored. Below: an imported silicon calibration (GPU x engine)
+with its fit errors, and the GPU suite's shapes timed on it beside the default table and any local run of the same
+case on that GPU (kernels_bench.silicon_compare; torch-free, so it shows without the bench extra too)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import bench, data, ui
+from kernels_bench import silicon_compare, silicon_table
 
 POLL_S = 0.5
 
@@ -17,17 +20,54 @@ POLL_S = 0.5
 def render(ref: str) -> None:
     st.title("This machine")
     why = bench.missing()
+    found = None
     if why:
         st.info(f"Not available yet: {why}")
-        return
-    found = discovered()
-    if found is None:
-        return
-    run_form(found)
+    else:
+        found = discovered()
     store = data.bench_results_path()
     runs = bench.stored_runs(str(store), data.mtime(store))
-    if not runs.empty:
-        ui.table(runs, "kernels-bench-runs-here", f"Runs stored in {store}")
+    if found is not None:
+        run_form(found)
+        if not runs.empty:
+            ui.table(runs, "kernels-bench-runs-here", f"Runs stored in {store}")
+    silicon_tables(found, runs, store)
+
+
+def silicon_tables(found: dict | None, runs: pd.DataFrame, store) -> None:
+    """An imported silicon calibration: its per-table fit errors, and the GPU suite's cases timed on it beside the
+    default table and the newest local run of each case on that GPU."""
+    st.header("Kernel tables measured on silicon")
+    pairs = silicon_compare.calibrations()
+    if not pairs:
+        st.info("No silicon calibration is committed (python -m kernels_bench import-silicon writes them).")
+        return
+    labels = [f"{gpu} / {engine}" for gpu, engine in pairs]
+    here = {g.get("profile") for g in (found or {}).get("gpus") or []}
+    first = next((i for i, (gpu, _) in enumerate(pairs) if gpu in here), labels.index("h200-sxm / vllm")
+                 if "h200-sxm / vllm" in labels else 0)
+    pick = st.selectbox("Imported calibration (GPU / engine)", labels, index=first, key="machine.silicon")
+    gpu, engine = pairs[labels.index(pick)]
+    fit = pd.DataFrame([{"table.dtype": name, "rows fit": e.get("n_fit"), "held out": e.get("n_holdout"),
+                         **{f"{what} median": e.get(f"{key}_median_abs_error") for key, what in FIT_COLUMNS},
+                         **{f"{what} p90": e.get(f"{key}_p90_abs_error") for key, what in FIT_COLUMNS}}
+                        for g, eng, name, e in silicon_table.rows() if (g, eng) == (gpu, engine)])
+    ui.table(fit, "silicon-fit", f"profiles/calibration/silicon/{gpu}-{engine}.yaml: |error| (fraction) of the "
+             "held-out rows (every 5th shape, never fitted) with the calibration and with the default table, and "
+             "leave-model-shape-out cross-validation (docs/silicon.md)")
+    ids = tuple(int(r) for r in runs.loc[runs["device"] == gpu, "run"]) if not runs.empty else ()
+    local = bench.stored_cases(str(store), data.mtime(store), ids) if ids else pd.DataFrame()
+    rows = pd.DataFrame(silicon_compare.side_by_side(gpu, engine, local.to_dict("records")))
+    ui.table(rows, "silicon-vs-local", f"kernels_bench's GPU suite (full-size Kimi K2.5 layers on one {gpu}): one "
+             f"layer's time in ms as `estimate` times {engine} there on the default table and on the imported one; "
+             f"local_* from the newest finished run of the case on a {gpu} in {store} (kernels_bench run --device "
+             "cuda --suite full), empty where none ran")
+    n = int(rows["local_ms"].notna().sum())
+    st.caption(f"{n} of {len(rows)} cases have a local run on a {gpu}." if n else
+               f"No local run on a {gpu} is stored yet: the local columns fill in when kernels_bench runs on one.")
+
+
+FIT_COLUMNS = (("holdout", "held out"), ("default", "default table"), ("cv", "CV"))
 
 
 def discovered() -> dict | None:
