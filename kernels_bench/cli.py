@@ -76,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "silicon op tables (kernels_bench/silicon.py; the `silicon` extra)")
     s.add_argument("--system", required=True, help="aiconfigurator system: h100_sxm, h200_sxm, b200_sxm, gb200, ...")
     s.add_argument("--engine", required=True, help="sglang, vllm or trtllm")
-    s.add_argument("--version", default=None, help="engine version folder (default: the newest holding each table)")
+    s.add_argument("--version", default=None, help="engine version folder: that version's tables alone, written as "
+                   "<gpu>-<engine>@<version>.yaml (engine_options.kernel_tables_version picks it); default: each table "
+                   "dtype from the newest version holding it, <gpu>-<engine>.yaml")
     s.add_argument("--data", default=None, help=argparse.SUPPRESS)  # a systems/data root (tests' fixtures)
-    s.add_argument("--out", default=None, help="folder for the YAML (default profiles/calibration)")
+    s.add_argument("--out", default=None, help="folder for the YAML (default profiles/calibration/silicon)")
     s.add_argument("--json", action="store_true", help="one JSON document on stdout")
     f = sub.add_parser("fit-moe-stream", help="fit an engine's fused_moe_stream (fixed latency + bytes at a share of "
                        "HBM) from aiconfigurator-core's MoE tables, with leave-one-GPU-out errors "

@@ -48,7 +48,7 @@ from kernels_bench.silicon_fit import measured_op
 from planner.base.errors import PlannerError
 from planner.deploy.scenario import make_scenario
 from planner.hardware.accelerators import load_accelerator
-from planner.hardware.efficiency import CAL_DIR, Efficiency, efficiency_for
+from planner.hardware.efficiency import SILICON_DIR, Efficiency, efficiency_for
 from planner.model.quant import storage_types
 from planner.perf.ops import _gemm, step_ops
 from planner.perf.steps import decode_ops, prefill_ops
@@ -449,8 +449,9 @@ def import_silicon(args) -> dict:
     kinds = sorted(fitted)
     check_fit(eff, kinds, _pct(errs, 0.5), f"{args.system} {args.engine}", _Where(root))
     per_table = _summary(runs, eff, acc, sources)
-    name = f"{gpu}-{args.engine}"
-    out_dir = Path(args.out) if getattr(args, "out", None) else CAL_DIR
+    # --version: that collection alone, beside the default import (engine_options.kernel_tables_version picks it)
+    name = f"{gpu}-{args.engine}" + (f"@{args.version}" if args.version else "")
+    out_dir = Path(args.out) if getattr(args, "out", None) else SILICON_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.yaml"
     ops_doc = {}

@@ -26,11 +26,11 @@ def render(ref: str) -> None:
     else:
         found = discovered()
     store = data.bench_results_path()
-    runs = bench.stored_runs(str(store), data.mtime(store))
     if found is not None:
-        run_form(found)
-        if not runs.empty:
-            ui.table(runs, "kernels-bench-runs-here", f"Runs stored in {store}")
+        run_form(found)  # read the store after it: a run just finished is listed
+    runs = bench.stored_runs(str(store), data.mtime(store))
+    if found is not None and not runs.empty:
+        ui.table(runs, "kernels-bench-runs-here", f"Runs stored in {store}")
     silicon_tables(found, runs, store)
 
 

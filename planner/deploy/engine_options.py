@@ -18,7 +18,7 @@ from planner.deploy.engines import Engine
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch", "graph_prefill_tokens", "kernel_tables",
-                      "request_ingest_s",
+                      "kernel_tables_version", "request_ingest_s",
                       "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio",
                       "attention_dp_balance", "chunked_prefill", "overlap_schedule")
 # TensorRT-LLM AttentionDpConfig defaults (tensorrt_llm/llmapi/llm_args.py): timeout_iters 50, batching_wait_iters 10
@@ -69,6 +69,14 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     prefill_graphs = get_number(opts, "graph_prefill_tokens", file, prefix=pre, default=None, integer=True, minimum=0,
                                 maximum=MAX_TOKENS)
     tables = get_choice(opts, "kernel_tables", KERNEL_TABLES, file, prefix=pre) if opts.get("kernel_tables") else None
+    version = opts.get("kernel_tables_version")
+    if version is not None:  # which import exists is checked where the GPU is known (planner.perf.steps)
+        if not isinstance(version, str) or not version.strip() or "/" in version:
+            raise PlannerError("expected an engine version such as 0.19.0", file=file,
+                               field=f"{pre}kernel_tables_version")
+        if (tables or engine.kernel_tables) != "silicon":
+            raise PlannerError("an engine version of the silicon tables needs kernel_tables: silicon", file=file,
+                               field=f"{pre}kernel_tables_version")
     # the API server's per-request intake (Engine.request_ingest_s): 0 where requests come in through another
     # frontend, e.g. NVIDIA Dynamo's Rust HTTP server and tokenizer in front of the engine's worker
     ingest = get_number(opts, "request_ingest_s", file, prefix=pre, default=None, minimum=0, maximum=1)
@@ -103,6 +111,8 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
         changes["request_ingest_s"] = ingest
     if tables is not None:
         changes["kernel_tables"] = tables
+    if version is not None:
+        changes["kernel_tables_version"] = version
     if running is not None:
         changes["max_running_requests"] = running
     if graphs is not None:

@@ -98,6 +98,9 @@ class Engine:
     # (also the engine's kernels measured on this GPU, profiles/calibration/silicon/<gpu>-<engine>.yaml); a scenario
     # picks it with engine_options.kernel_tables (planner.perf.steps.machine)
     kernel_tables: str = "default"
+    # with silicon tables: one engine version's import (<gpu>-<engine>@<version>.yaml, engine_options
+    # .kernel_tables_version); None: the default import, each table dtype from the newest version holding it
+    kernel_tables_version: str | None = None
     # weights streamed from host RAM to the GPU (offload with GPU compute): engines that copy from pageable
     # (mmap'd) memory go through the driver's staging buffer at this rate; None: pinned, at the link rate
     host_stream_pageable_bytes_per_s: float | None = None

@@ -272,11 +272,19 @@ def _read(path, base: Efficiency | None) -> Efficiency:
 SILICON_DIR = CAL_DIR / "silicon"  # kernels_bench import-silicon: <gpu>-<engine>.yaml per engine's measured kernels
 
 
-def silicon_file(gpu: str | None, engine: str | None):
+def silicon_file(gpu: str | None, engine: str | None, version: str | None = None):
     """profiles/calibration/silicon/<gpu>-<engine>.yaml when this engine's kernels were imported for this GPU
-    (kernels_bench import-silicon), else None."""
-    path = SILICON_DIR / f"{gpu}-{engine}.yaml"
+    (kernels_bench import-silicon: each table dtype from the newest engine version holding it), or with `version`
+    <gpu>-<engine>@<version>.yaml (import-silicon --version: that version's tables alone); else None."""
+    path = SILICON_DIR / (f"{gpu}-{engine}.yaml" if version is None else f"{gpu}-{engine}@{version}.yaml")
     return path if gpu and engine and path.is_file() else None
+
+
+def silicon_versions(gpu: str | None, engine: str | None) -> list[str]:
+    """Engine versions imported one by one for this GPU and engine (<gpu>-<engine>@<version>.yaml), sorted."""
+    if not gpu or not engine:
+        return []
+    return sorted(p.stem.split("@", 1)[1] for p in SILICON_DIR.glob(f"{gpu}-{engine}@*.yaml"))
 
 
 def silicon_fit_tables() -> list[tuple[str, str, dict]]:
@@ -286,21 +294,37 @@ def silicon_fit_tables() -> list[tuple[str, str, dict]]:
             for name, entry in sorted((((load_document(path) or {}).get("fit") or {}).get("tables") or {}).items())]
 
 
-def calibration_files(gpu: str | None, engine: str | None = None, silicon: bool = False) -> tuple:
+def calibration_files(gpu: str | None, engine: str | None = None, silicon: bool = False,
+                      version: str | None = None) -> tuple:
     """The calibrations that overlay the default table, in the order they apply: profiles/calibration/<gpu>.yaml
     (kernels_bench calibrate on this machine, or a committed overlay such as b200.yaml's W4A16 curve) when present,
-    then, with `silicon`, the engine's imported silicon tables (silicon_file: curves and shape surfaces)."""
+    then, with `silicon`, the engine's imported silicon tables (silicon_file: curves and shape surfaces), and over
+    them one engine `version`'s import when given: its tables replace those op kinds and dtypes, the ones that version
+    did not measure keep the newest (aiconfigurator-core's older collections are often MoE tables alone)."""
     if not gpu:
         return ()
     local = CAL_DIR / f"{gpu}.yaml"
-    imported = silicon_file(gpu, engine) if silicon else None
-    return tuple(p for p in (local if local.is_file() else None, imported) if p is not None)
+    imported = (silicon_file(gpu, engine), silicon_file(gpu, engine, version) if version else None) if silicon else ()
+    return tuple(p for p in (local if local.is_file() else None, *imported) if p is not None)
 
 
 @lru_cache(maxsize=64)
-def efficiency_for(gpu: str | None, engine: str | None = None, silicon: bool = False) -> Efficiency:
-    """Default table, overlaid by calibration_files(gpu, engine, silicon) in turn."""
+def efficiency_for(gpu: str | None, engine: str | None = None, silicon: bool = False,
+                   version: str | None = None) -> Efficiency:
+    """Default table, overlaid by calibration_files(gpu, engine, silicon) in turn; with an engine `version`, each op
+    kind that version's import measured is that import's whole (curves, surfaces and configuration factors over the
+    default and GPU tables), the other kinds the newest import's: a surface is a factor over the curves it was fitted
+    on, so one version's surfaces never sit on another's curves."""
     eff = _read(CAL_DIR / "default.yaml", None)
     for path in calibration_files(gpu, engine, silicon):
         eff = _read(path, eff)
-    return eff
+    chosen = silicon_file(gpu, engine, version) if silicon and version else None
+    if chosen is None:
+        return eff
+    base = _read(CAL_DIR / "default.yaml", None)
+    for path in calibration_files(gpu):
+        base = _read(path, base)
+    own = _read(chosen, base)
+    kinds = set(require_mapping(load_document(chosen), str(chosen)).get("ops") or {})
+    return replace(eff, ops={k: own.ops[k] if k in kinds else e for k, e in eff.ops.items()},
+                   files=(*eff.files, str(chosen)))

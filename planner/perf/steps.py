@@ -36,6 +36,7 @@ from planner.hardware.efficiency import (
     calibration_files,
     efficiency_for,
     silicon_file,
+    silicon_versions,
 )
 from planner.perf.op_record import fp8_scaling
 from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
@@ -90,7 +91,8 @@ def _efficiency(sc: Scenario):
     - INT4 weight-only experts (W4A16, Kimi K2.5) run mixed-input kernels whose compute the table's `int4` grouped-GEMM
       curve describes (fitted from int4_wo MoE tables); their BF16-activation GEMMs take that curve."""
     silicon = _engine_table(sc)
-    eff = efficiency_for(sc.gpu, sc.engine.name, silicon)
+    version = sc.engine.kernel_tables_version if silicon else None
+    eff = efficiency_for(sc.gpu, sc.engine.name, silicon, version)
     tp_moe = (sc.engine.tp_moe_compute_by_dtype if sc.parallelism.ep == 1 and sc.model.spec.n_routed_experts
               and not silicon else ())
     w4a16 = _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype)
@@ -98,7 +100,7 @@ def _efficiency(sc: Scenario):
     variants = _surface_variants(sc, w4a16, eff) if silicon else ()
     if not tp_moe and not w4a16 and not deepgemm and not variants:
         return eff
-    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm, silicon, variants)
+    return _with_moe_curves(sc.gpu, sc.engine.name, tp_moe, w4a16, deepgemm, silicon, variants, version)
 
 
 def _surface_variants(sc: Scenario, w4a16: bool, eff) -> tuple[tuple[str, str], ...]:
@@ -130,12 +132,18 @@ def _engine_table(sc: Scenario) -> bool:
         raise PlannerError(f"no silicon kernel tables for {sc.engine.name} on {sc.gpu or 'CPU'} (profiles/calibration/"
                            f"silicon/ has {', '.join(silicon_tables()) or 'none'}; `python -m kernels_bench "
                            f"import-silicon` writes them)", file=sc.file, field="engine_options.kernel_tables")
+    version = sc.engine.kernel_tables_version
+    if version is not None and silicon_file(sc.gpu, sc.engine.name, version) is None:
+        have = silicon_versions(sc.gpu, sc.engine.name)
+        raise PlannerError(f"no {sc.engine.name} {version} silicon tables on {sc.gpu} (imported one by one: "
+                           f"{', '.join(have) or 'none'}; `python -m kernels_bench import-silicon --version "
+                           f"{version}` writes them)", file=sc.file, field="engine_options.kernel_tables_version")
     return True
 
 
 def silicon_tables() -> list[str]:
     """The <gpu>-<engine> pairs with imported silicon tables."""
-    return sorted(p.stem for p in SILICON_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in SILICON_DIR.glob("*.yaml") if "@" not in p.stem)
 
 
 def _w4a16_experts(sc: Scenario) -> bool:
@@ -158,14 +166,15 @@ def kernel_notes(sc: Scenario) -> list[str]:
                      f"capture every step ({sc.engine.name}'s default captures decode batches up to "
                      f"{profile.cuda_graph_max_batch}; set engine_options.cuda_graph_max_batch to model the default)")
     silicon = _engine_table(sc)
-    files = calibration_files(sc.gpu, sc.engine.name, silicon)
+    version = sc.engine.kernel_tables_version if silicon else None
+    files = calibration_files(sc.gpu, sc.engine.name, silicon, version)
     if files:  # the default table alone (published kernel tables) goes unsaid, as before
         names = " over ".join(str(p.relative_to(CAL_DIR.parent)) for p in reversed(files))
         notes.append(f"kernel efficiencies: {names} over calibration/default.yaml")
     if not silicon and silicon_file(sc.gpu, sc.engine.name) is not None:
         notes.append(f"kernel tables: default; {sc.engine.name}'s measured on {sc.gpu} apply with "
                      f"engine_options.kernel_tables: silicon (docs/silicon.md)")
-    eff = efficiency_for(sc.gpu, sc.engine.name, silicon)
+    eff = efficiency_for(sc.gpu, sc.engine.name, silicon, version)
     if _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype):
         notes.append("4-bit weight-only routed experts (W4A16: INT4, or MXFP4 on a GPU without FP4 tensor cores) "
                      "run mixed-input MoE kernels: the table's int4 grouped-GEMM curve (fitted from int4_wo MoE "
@@ -180,10 +189,10 @@ def kernel_notes(sc: Scenario) -> list[str]:
 
 @lru_cache(maxsize=64)
 def _with_moe_curves(gpu: str | None, engine: str, tp_moe: tuple, w4a16: bool, deepgemm: bool = False,
-                     silicon: bool = False, variants: tuple = ()):
+                     silicon: bool = False, variants: tuple = (), version: str | None = None):
     """`deepgemm`: expert-parallel deployments run DeepGEMM-class grouped GEMMs (DeepEP), not the fused-MoE kernel
     an engine's silicon moe table measured: the default table's grouped_gemm, with the silicon int4 curve kept."""
-    eff = efficiency_for(gpu, engine, silicon)
+    eff = efficiency_for(gpu, engine, silicon, version)
     gg = eff.ops["grouped_gemm"]
     if deepgemm:
         int4 = dict(gg.compute_by_dtype).get("int4")

@@ -60,7 +60,8 @@ def validate(path: str | Path) -> dict:
 def kernel_table(sc) -> str:
     """The efficiency tables a scenario runs on, as the row names them: default.yaml (published kernel tables), then
     each overlay by file name (a GPU's committed curves; the engine's silicon tables where the scenario asks)."""
-    files = calibration_files(sc.gpu, sc.engine.name, sc.engine.kernel_tables == "silicon")
+    files = calibration_files(sc.gpu, sc.engine.name, sc.engine.kernel_tables == "silicon",
+                              sc.engine.kernel_tables_version)
     return " + ".join(["default", *(f"{p.parent.name}/{p.stem}" if p.parent.name == "silicon" else p.stem
                                     for p in files)])
 
