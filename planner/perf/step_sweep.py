@@ -10,8 +10,8 @@ ceil(pairs x G/ep / touched) rows per expert; and GEMM rows are whole numbers (c
 
 Ops are evaluated together as [ops x points] arrays, each timed as planner.perf.roofline.time_op does, and summed as
 planner.perf.steps.run_ops does (the launch floor outside CUDA graphs, two-batch overlap, step overhead, pipeline
-stages). A mixed step merges decode and prompt records as planner.perf.steps.merge (weights read once); an engine that
-does not mix runs a prompt batch every 1/f decode steps, amortized as planner.perf.steps.mixed_step.
+stages). A mixed step merges decode and prompt records as planner.perf.steps.merge does (weights read once); an engine
+that does not mix runs a prompt batch every 1/f decode steps, amortized as planner.perf.steps.mixed_step.
 tests/test_step_sweep.py holds the two paths equal.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 from planner.deploy.scenario import Scenario
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
 from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor, mma_dtype
-from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_seconds, machine, merge, prefill_ops
+from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_seconds, machine, prefill_ops
 from planner.perf.sweep import _interp, shape_factor
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
@@ -67,6 +67,58 @@ class _Records:
         return v
 
 
+# per-op constants of a Timer by what they read (_static): many plans run the same op kinds, dtypes and shapes on
+# the same GPU and table (a search's plans differ in counts, lengths and node counts far more than in those)
+_STATIC: dict = {}
+STATIC_MAX = 4096
+
+
+def _static(m, ops: list) -> tuple:
+    """What a Timer needs of each op that depends only on the machine and the op's kind, dtype, depth, kernels,
+    collective and kernel configuration (not its FLOP, bytes or count): comm probes, peaks, curves, floors, shape
+    surfaces. Cached by those; the entry keeps the machine's accelerator and table alive, so their ids stay theirs."""
+    key = (id(m.acc), id(m.eff), m.gpus_per_node, bool(m.moe_stream_fraction),
+           tuple((op.kind, op.dtype, op.depth, op.kernels, op.comm, op.group, op.config) for op in ops))
+    hit = _STATIC.get(key)
+    if hit is not None and hit[0] is m.acc and hit[1] is m.eff:
+        return hit[2]
+    comm = np.array([op.kind == "comm" for op in ops])
+    gpu = [i for i, op in enumerate(ops) if op.kind != "comm"]
+    lat, alpha, beta = (np.zeros(len(ops)) for _ in range(3))
+    for i, op in enumerate(ops):
+        if op.kind == "comm":  # comm_time is latency + max(alpha x bytes, beta x RDMA bytes), 0 without bytes
+            probe = lambda b, r: comm_time(SimpleNamespace(comm=op.comm, group=op.group, comm_bytes=b,  # noqa
+                                                           rdma_bytes=r), m)
+            lat[i] = tiny = probe(1e-300, 0.0)
+            alpha[i] = (probe(COMM_PROBE_BYTES, 0.0) - tiny) / COMM_PROBE_BYTES
+            beta[i] = (probe(1e-300, COMM_PROBE_BYTES) - tiny) / COMM_PROBE_BYTES
+    peak, mamf, kfac = np.ones(len(ops)), np.ones(len(ops)), np.ones(len(ops))
+    floor = np.zeros(len(ops))
+    stream = np.zeros(len(ops), dtype=bool)
+    compute, memory, shapes = {}, {}, []
+    for i in gpu:
+        op = ops[i]
+        e = m.eff.ops[op.kind]
+        peak[i] = _peak(m.acc, op.dtype)
+        if op.kind in ("gemm", "grouped_gemm"):
+            mamf[i], kfac[i] = _mamf_cap(m.acc, op.dtype), depth_factor(op.depth)
+        floor[i] = e.floor_s * op.kernels
+        stream[i] = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
+        compute.setdefault(id(c := e.compute_for(mma_dtype(m.acc, op.dtype))), (c, []))[1].append(i)
+        memory.setdefault(id(e.memory), (e.memory, []))[1].append(i)
+        shape, config = e.surface_for(op), e.config_curve(op) if e.config_by_dtype else None
+        if (shape is not None or config is not None) and not stream[i]:
+            shapes.append((i, shape, config, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
+                           max(op.depth or 1.0, 1.0)))
+    gemm = np.array([op.kind in ("gemm", "grouped_gemm") for op in ops])
+    out = (comm, lat, alpha, beta, peak, mamf, kfac, floor, stream, shapes, gemm,
+           [(c, np.array(idx)) for c, idx in compute.values()], [(c, np.array(idx)) for c, idx in memory.values()])
+    if len(_STATIC) >= STATIC_MAX:
+        _STATIC.clear()
+    _STATIC[key] = (m.acc, m.eff, out)
+    return out
+
+
 class Timer:
     """Seconds of a step's op records, given their fields as [ops, FIELDS, points] (roofline.time_op, run_ops)."""
 
@@ -74,39 +126,8 @@ class Timer:
         m = self.machine = machine(sc)
         self.sc = sc
         self.count = np.array([float(op.count) for op in ops])
-        self.comm = np.array([op.kind == "comm" for op in ops])
-        gpu = [i for i, op in enumerate(ops) if op.kind != "comm"]
-        self.lat, self.alpha, self.beta = (np.zeros(len(ops)) for _ in range(3))
-        for i, op in enumerate(ops):
-            if op.kind == "comm":  # comm_time is latency + max(alpha x bytes, beta x RDMA bytes), 0 without bytes
-                probe = lambda b, r: comm_time(SimpleNamespace(comm=op.comm, group=op.group, comm_bytes=b,  # noqa
-                                                               rdma_bytes=r), m)
-                self.lat[i] = tiny = probe(1e-300, 0.0)
-                self.alpha[i] = (probe(COMM_PROBE_BYTES, 0.0) - tiny) / COMM_PROBE_BYTES
-                self.beta[i] = (probe(1e-300, COMM_PROBE_BYTES) - tiny) / COMM_PROBE_BYTES
-        self.peak = np.ones(len(ops))
-        self.mamf = np.ones(len(ops))
-        self.kfac = np.ones(len(ops))
-        self.floor = np.zeros(len(ops))
-        self.stream = np.zeros(len(ops), dtype=bool)
-        compute, memory, self.shapes = {}, {}, []
-        for i in gpu:
-            op = ops[i]
-            e = m.eff.ops[op.kind]
-            self.peak[i] = _peak(m.acc, op.dtype)
-            if op.kind in ("gemm", "grouped_gemm"):
-                self.mamf[i], self.kfac[i] = _mamf_cap(m.acc, op.dtype), depth_factor(op.depth)
-            self.floor[i] = e.floor_s * op.kernels
-            self.stream[i] = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
-            compute.setdefault(id(c := e.compute_for(mma_dtype(m.acc, op.dtype))), (c, []))[1].append(i)
-            memory.setdefault(id(e.memory), (e.memory, []))[1].append(i)
-            shape, config = e.surface_for(op), e.config_curve(op) if e.config_by_dtype else None
-            if (shape is not None or config is not None) and not self.stream[i]:
-                self.shapes.append((i, shape, config, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
-                                    max(op.depth or 1.0, 1.0)))
-        self.gemm = np.array([op.kind in ("gemm", "grouped_gemm") for op in ops])
-        self.compute_groups = [(c, np.array(idx)) for c, idx in compute.values()]
-        self.memory_groups = [(c, np.array(idx)) for c, idx in memory.values()]
+        (self.comm, self.lat, self.alpha, self.beta, self.peak, self.mamf, self.kfac, self.floor, self.stream,
+         self.shapes, self.gemm, self.compute_groups, self.memory_groups) = _static(m, ops)
         self.launch = launch_seconds(sc, ops, prefill)
 
     def busy(self, v: np.ndarray) -> np.ndarray:
@@ -165,11 +186,13 @@ class StepSweep:
             sc, lambda x: prefill_ops(sc, x, prompt_len, cached), {"moe.experts": 1.0}))
         self.dec_timer = Timer(sc, self.dec.ops, prefill=False)
         if sc.engine.mixed_chunk:
-            merged = merge(self.dec.ops, self.pre.ops)
             at = {name: k for k, name in enumerate(self.dec.names)}
             self.only_pre = [i for i, name in enumerate(self.pre.names) if name not in at]
             self.pre_into = np.array([at.get(name, -1) for name in self.pre.names])
-            self.mix_timer = Timer(sc, merged, prefill=True)
+            # the records planner.perf.steps.merge gives, as far as a Timer reads them (kind, dtype, depth, kernels,
+            # collective, configuration, count: the decode op's where both run it, then the prompt-only ops): their
+            # FLOP and bytes come from `mixed`'s arrays
+            self.mix_timer = Timer(sc, self.dec.ops + [self.pre.ops[i] for i in self.only_pre], prefill=True)
 
     @cached_property
     def pre_timer(self) -> Timer:
