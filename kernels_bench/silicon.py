@@ -28,15 +28,16 @@ planner.hardware.efficiency (OpEfficiency.shape_for) and applied by the roofline
 the file written is the fit without them, so the held-out median and p90 |predicted/measured - 1| it reports are its
 own, beside the curves' alone, the default table's (profiles/calibration/default.yaml) on the same rows, and
 leave-model-shape-out cross-validation. Refusals as calibrate's (kernels_bench/calibration_guard.py). Writes
-profiles/calibration/<gpu>-<engine>.yaml (planner.base.outputs).
+profiles/calibration/silicon/<gpu>-<engine>.yaml, or with --version <gpu>-<engine>@<version>.yaml
+(planner.base.outputs).
+The tables' side (which systems, versions, rows and kernels are read, and each row as the planner's op records) is
+kernels_bench/silicon_tables.py.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -45,288 +46,38 @@ from kernels_bench import silicon_fit
 from kernels_bench.calibrate import _pct, _rel, _yaml_curve, fit
 from kernels_bench.calibration_guard import HEADER, check_fit, write_calibration
 from kernels_bench.silicon_fit import measured_op
+from kernels_bench.silicon_tables import (  # noqa: F401  (the table side, re-exported for kernels_bench's callers)
+    ARCH,
+    AUTO_MOE_KERNEL,
+    ENGINES,
+    HOLDOUT_EVERY,
+    MOE_DTYPES,
+    SYSTEMS,
+    _moe_scenario,
+    _versions,
+    data_root,
+    find_tables,
+    gemm_ops,
+    load_rows,
+    mla_ops,
+    moe_ops,
+    package_version,
+    read_table,
+)
 from planner.base.errors import PlannerError
-from planner.deploy.scenario import make_scenario
 from planner.hardware.accelerators import load_accelerator
 from planner.hardware.efficiency import SILICON_DIR, Efficiency, efficiency_for
-from planner.model.quant import storage_types
-from planner.perf.ops import _gemm, step_ops
-from planner.perf.steps import decode_ops, prefill_ops
 
-SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "b300_sxm": "b300",
-           "gb200": "gb200", "gb300": "gb300", "a100_sxm": "a100-sxm-80gb", "l40s": "l40s",
-           "rtx_pro_6000_server": "rtx-pro-6000", "b60": "arc-pro-b60"}
-ENGINES = ("sglang", "vllm", "trtllm")
-# table dtype -> (planner storage type or weight format, curve key). fp8_block is preferred to per-tensor fp8 for the
-# `fp8` curve: DeepSeek-V3/Kimi-family FP8 checkpoints are block-scaled (128 x 128).
-GEMM_DTYPES = {"bfloat16": ("bf16", "bf16"), "fp8_block": ("fp8_block128", "fp8"), "fp8": ("fp8_tensor", "fp8"),
-               "nvfp4": ("nvfp4", "fp4")}
-# int4_wo: Kimi K2.5 ships group 32 (profiles/quant/int4-g32.yaml); its bytes are counted at group 32
-# MXFP4 experts (gpt-oss) are counted at MXFP4's 4.25 bits per weight: w4a16_mxfp4 (BF16 activations) on the int4
-# W4A16 curve, w4a8_mxfp4_mxfp8 (MXFP8 activations, Blackwell) on the fp4 one, each with a surface of its own (SURFACE)
-MOE_DTYPES = {"bfloat16": ("bf16", "bf16"), "fp8_block": ("fp8-block128", "fp8"), "fp8": ("fp8", "fp8"),
-              "int4_wo": ("int4-g32", "int4"), "nvfp4": ("nvfp4", "fp4"), "w4a16_mxfp4": ("mxfp4", "int4"),
-              "w4a8_mxfp4_mxfp8": ("mxfp4", "fp4")}
-# table dtypes whose kernels are a variant within their compute dtype: their rows fit a shape surface of their own
-# (planner.hardware.efficiency.SURFACE_VARIANTS), which the planner uses for scenarios that run that variant:
-# per-tensor FP8 GEMMs (CUTLASS scaled-mm) and MoE (ModelOpt FP8), MLA over an FP8 KV cache
 # MXFP4 rows fit their surface only, never a curve: over the curves the table's plain dtypes fit, or the default
 # table's where it has none (curves fitted from w4a8_mxfp4_mxfp8 rows alone would time DeepSeek's FP8 / NVFP4 experts
 # as gpt-oss's kernel runs)
 CURVELESS = ("w4a16_mxfp4", "w4a8_mxfp4_mxfp8")
-SURFACE = {"gemm_perf": {"fp8": "fp8_tensor"},
-           "moe_perf": {"fp8": "fp8_tensor", "w4a16_mxfp4": "mxfp4_w4a16", "w4a8_mxfp4_mxfp8": "mxfp4"},
-           "generation_mla_perf": {"fp8": "fp8_kv"}, "context_mla_perf": {"fp8": "fp8_kv"}}
 # the dtype whose rows fit a kind's compute, memory and floor; attention kinds fit on their BF16-KV rows only (the
 # planner has one attention curve per GPU; FP8-KV rows are held out and reported against it)
 REFERENCE = {"gemm": ("bfloat16",), "grouped_gemm": ("fp8_block", "fp8", "bfloat16"),
              "attention_decode": ("bfloat16",), "attention_prefill": ("bfloat16",)}
 PER_DTYPE = ("gemm", "grouped_gemm")  # kinds whose other dtypes get their own compute curve
-# shapes of the models this planner is for: GEMMs with K and N of at least 1,024 (the table also sweeps K = 64),
-# MoE with hidden size >= 4,096 (DeepSeek-V3/Kimi 7,168, Qwen3-235B 4,096, ...)
-MIN_GEMM_KN = 1024
-MIN_MOE_HIDDEN = 4096
-# ... except the MXFP4 tables, whose one published MoE of that format in this planner is gpt-oss (hidden size 2,880)
-MIN_MXFP4_HIDDEN = 2880
-HOLDOUT_EVERY = 5
-MAX_ROWS = 1200  # per (table, dtype): the shape surfaces' least squares takes them all
 CURVE_ROWS = 240  # of which the curves' pattern search fits at most this many (it re-times every row per trial)
-# MoE rows with more EP ranks than this are held out of the shape surfaces (and reported beside them): the tables'
-# EP kernels scan every token's routing (num_tokens x topk rows) though only 1/ep of the pairs are local, a
-# variable the planner's op record (the GPU's own pairs, as after a DeepEP dispatch) does not carry
-MAX_SHAPE_EP = 8
-# a row's model shape, for leave-model-shape-out cross-validation (MLA: total heads = which model)
-MODEL_SHAPE = {"gemm_perf": lambda r: (r.n, r.k), "moe_perf": lambda r: (r.hidden_size, r.inter_size, r.topk,
-                                                                        r.num_experts),
-               "generation_mla_perf": lambda r: (r.num_heads * r.tp_size,),
-               "context_mla_perf": lambda r: (r.num_heads * r.tp_size,)}
-# SGLang's MoE tables time two kernels for one dtype (Triton fused MoE and a FlashInfer one, about half the rows each);
-# a row of each shape is kept of the kernel `--moe-runner-backend auto` runs for the MoE models here
-# (sgl-project/sglang python/sglang/srt/server_args.py, model-specific adjustments): on SM100 (Blackwell),
-# DeepseekV3ForCausalLM (DeepSeek-V3/R1, Kimi K2/K2.5 INT4) with fp8 / modelopt_fp8 / modelopt_fp4 and Qwen3-MoE with
-# fp8 / modelopt_fp4 / no quantization run flashinfer_trtllm (PR #13489 for Qwen3); elsewhere (Hopper) `auto` is the
-# Triton fused MoE. Tables with one kernel per dtype (every vLLM and TRT-LLM one, SGLang's int4 on Hopper) are as is
-AUTO_MOE_KERNEL = {("sglang", "sm100"): "sglang_flashinfer_trtllm_moe", ("sglang", "sm90"): "sglang_fused_moe_triton"}
-ARCH = {"h100_sxm": "sm90", "h200_sxm": "sm90", "b200_sxm": "sm100", "b300_sxm": "sm100", "gb200": "sm100",
-        "gb300": "sm100"}
-# tables timed without CUDA graphs, one layer call per timing, so each call pays the engine's host-side dispatch
-# (Python layers, activation quantization launches): vLLM's block-FP8 linear (ai-dynamo/aiconfigurator
-# collector/vllm/collect_gemm.py, `benchmark_with_power(..., use_cuda_graph=gemm_type != "fp8_block")` with
-# outside_loop_count 1 for fp8_block, from @4bed48d9, 2026-05-11). Their rows are max(host floor, kernel): on B200
-# 89% of the DeepGEMM rows sit at 0.23 ms +- 13% whatever m, n and k (GPU-bound ones reach 0.01 ms in the graph-timed
-# tables), so only rows well above the floor say anything of the kernel (silicon_fit.host_floors). The planner times
-# steps under CUDA graphs: the floor is reported, never written as a kernel's speed. (engine, table, dtype)
-EAGER_TIMED = {("vllm", "gemm_perf", "fp8_block")}
-# TensorRT-LLM's MoE tables time several backends per dtype (kernel_source, ai-dynamo/aiconfigurator
-# collector/trtllm/collect_moe.py): `moe_torch_flow_nongated` is relu^2 experts (Nemotron-H), never the gated SwiGLU
-# experts the planner's MoE records are, so its rows are dropped (TRT-LLM 1.3.0rc23's Hopper MoE tables are nothing
-# else); where a shape has two gated backends, the one the InferenceMAX B200 recipes run for TP experts is kept:
-# TRTLLM-gen (`moe_torch_flow_min_latency`; dsr1_fp4_b200_trt.sh MOE_BACKEND=TRTLLM, CUTLASS with attention DP, whose
-# EP plans the planner times with DeepGEMM-class curves), then CUTLASS
-NOT_GATED = ("moe_torch_flow_nongated",)
-KERNEL_PREFERENCE = ("moe_torch_flow_min_latency", "moe_torch_flow_cutlass")
-MLA_MODELS = {128: "deepseek-v3", 64: "kimi-k2.5"}  # total attention heads -> a profile with that MLA layout
-MOE_BASE = "kimi-k2.5"
-
-
-def data_root() -> Path:
-    try:
-        import aiconfigurator_core
-    except ImportError:
-        raise PlannerError("aiconfigurator-core is not installed: pip install -e '.[silicon]'",
-                           field="--system") from None
-    return Path(aiconfigurator_core.__file__).parent / "systems" / "data"
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("aiconfigurator-core")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _versions(folder: Path) -> list[str]:
-    def key(v: str):
-        return [int(p) if p.isdigit() else p for p in v.replace("rc", ".").replace("post", ".").split(".")]
-
-    return sorted((p.name for p in folder.iterdir() if p.is_dir()), key=key) if folder.is_dir() else []
-
-
-def find_tables(root: Path, system: str, engine: str, version: str | None) -> dict[str, tuple[Path, ...]]:
-    """{table name: parquet paths, newest version first} for gemm, moe and MLA of one system/engine: every version
-    holding the table (read_table takes each dtype from the newest that has it), or `version`'s alone."""
-    out = {}
-    for op, names in (("gemm", ("gemm_perf",)), ("moe", ("moe_perf",)),
-                      ("mla", ("generation_mla_perf", "context_mla_perf"))):
-        folder = root / system / op / engine
-        versions = [version] if version else list(reversed(_versions(folder)))
-        for name in names:
-            paths = tuple(p for p in (folder / v / f"{name}.parquet" for v in versions) if p.is_file())
-            if paths:
-                out[name] = paths
-    if not out:
-        raise PlannerError(f"no gemm/moe/mla tables for {system} {engine}" + (f" {version}" if version else ""),
-                           file=str(root), field="--system")
-    return out
-
-
-DTYPE_COLUMN = {"gemm_perf": "gemm_dtype", "moe_perf": "moe_dtype"}  # MLA tables: kv_cache_dtype
-
-
-def read_table(name: str, paths) -> object:
-    """One table's rows (a DataFrame with the version folder in `table_version`): each dtype's rows from the newest
-    version that holds the dtype. An engine's newest collection can be partial: TRT-LLM 1.3.0rc23's MoE tables hold
-    bf16 / fp8 on Hopper and only w4a8_mxfp4_mxfp8 on Blackwell, where 1.3.0rc20's hold fp8_block, nvfp4 and the rest
-    (aiconfigurator-core 0.12.0); taking the newest file whole would leave those kernels unmeasured."""
-    import pandas as pd
-
-    frames, seen = [], set()
-    for path in (paths,) if isinstance(paths, Path) else paths:
-        df = pd.read_parquet(path)
-        if "kernel_source" in df:
-            df = df[~df.kernel_source.isin(NOT_GATED)]
-        col = DTYPE_COLUMN.get(name, "kv_cache_dtype")
-        df = df[~df[col].isin(seen)] if col in df else df
-        if not df.empty:
-            frames.append(df.assign(table_version=path.parent.name))
-            seen |= set(df[col]) if col in df else set()
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def _left_out(out: dict | None, table: str, df, dcol: str, known: dict, filters: list) -> None:
-    """Record in `out` why each of a table's dtypes gives no rows: a dtype with no planner format, else the first of
-    `filters` ([mask, why, mask, why, ...], applied in turn) that leaves none of its rows."""
-    if out is None:
-        return
-    for dtype, part in df.groupby(dcol):
-        if dtype not in known:
-            out[f"{table}.{dtype}"] = "a table dtype the planner has no format for"
-            continue
-        keep = part.index
-        for mask, why in zip(filters[::2], filters[1::2], strict=True):
-            keep = keep[mask.loc[keep].to_numpy()]
-            if keep.empty:
-                values = sorted(set(map(str, part["distribution"]))) if why.startswith("no balanced") else []
-                out[f"{table}.{dtype}"] = why + (f": {', '.join(values)} only" if values else "")
-                break
-
-
-# ---------------------------------------------------------------- rows -> the planner's op records
-
-@lru_cache(maxsize=256)
-def _moe_scenario(gpu: str, fmt: str, hidden: int, inter: int, topk: int, experts: int, tp: int, ep: int):
-    g = tp * ep
-    sc = make_scenario(MOE_BASE, weights=fmt, gpu=gpu, gpus_per_node=min(g, 8), nodes=max(1, g // 8),
-                       parallelism={"tp": 1, "dp_attention": g, "ep": ep}, engine="ideal",
-                       name="silicon-moe", file="kernels_bench import-silicon")
-    spec = replace(sc.model.spec, hidden_size=hidden, moe_intermediate_size=inter, experts_per_token=topk,
-                   n_routed_experts=experts)
-    return replace(sc, model=replace(sc.model, spec=spec))
-
-
-def moe_ops(row, gpu: str) -> list:
-    fmt, key = MOE_DTYPES[row.moe_dtype]
-    g = row.moe_tp_size * row.moe_ep_size
-    sc = _moe_scenario(gpu, fmt, row.hidden_size, row.inter_size, row.topk, row.num_experts, row.moe_tp_size,
-                       row.moe_ep_size)
-    ops = [op for op in step_ops(sc, "prefill", row.num_tokens / g, 1) if op.name in ("moe.experts", "moe.permute_act")]
-    return [replace(op, count=1, dtype=key) if op.kind == "grouped_gemm" else replace(op, count=1) for op in ops]
-
-
-def gemm_ops(row) -> list:
-    st, key = GEMM_DTYPES[row.gemm_dtype]
-    weight = storage_types()[st].tensor_bytes((row.n, row.k))
-    return [replace(_gemm("gemm", 1, row.m, row.k, row.n, weight, storage_types()[st].compute), dtype=key)]
-
-
-@lru_cache(maxsize=64)
-def _mla_scenario(gpu: str, model: str, tp: int, kv: str):
-    return make_scenario(model, weights="bf16", kv_cache=kv, gpu=gpu, gpus_per_node=min(tp, 8),
-                         nodes=max(1, tp // 8), parallelism={"tp": tp}, engine="ideal", name="silicon-mla",
-                         file="kernels_bench import-silicon")
-
-
-def mla_ops(row, gpu: str, phase: str) -> list:
-    model = MLA_MODELS[row.num_heads * row.tp_size]
-    sc = _mla_scenario(gpu, model, row.tp_size, "fp8" if row.kv_cache_dtype == "fp8" else "bf16")
-    per_gpu = row.batch_size / row.tp_size  # the TP group's sequences, counted per GPU as the planner does
-    if phase == "decode":
-        ops = decode_ops(sc, per_gpu, row.step + 1)
-        name = "attn.mla_decode"
-    else:
-        ops = prefill_ops(sc, per_gpu * row.isl, row.isl)
-        name = "attn.mla_prefill"
-    return [replace(op, count=1) for op in ops if op.name == name]
-
-
-def _kernel_rank(kernel: str) -> int:
-    return KERNEL_PREFERENCE.index(kernel) if kernel in KERNEL_PREFERENCE else len(KERNEL_PREFERENCE)
-
-
-def _every(df, n: int):
-    return df if len(df) <= n else df.iloc[[round(i * (len(df) - 1) / (n - 1)) for i in range(n)]]
-
-
-def load_rows(tables: dict, gpu: str, kernel: str | None = None, engine: str | None = None,
-              left_out: dict | None = None) -> list[dict]:
-    """Runs in calibrate's shape ({"ops", "measured_s", "weight", "layer", "group"}) plus table, dtype, holdout,
-    kernel (the row's kernel_source), eager (timed without CUDA graphs: EAGER_TIMED for `engine`) and version (the
-    engine version whose table the row is from: read_table). `tables`: find_tables' {name: paths} (or one path).
-    `kernel`: the MoE kernel_source kept where a dtype's rows hold several (AUTO_MOE_KERNEL). `left_out`, when
-    given, gets {table.dtype: why} for every table dtype none of whose rows are taken."""
-    runs = []
-    for name, paths in sorted(tables.items()):
-        df = read_table(name, paths)
-        if name == "moe_perf" and kernel and "kernel_source" in df:
-            several = df.groupby("moe_dtype").kernel_source.transform("nunique") > 1
-            df = df[~several | (df.kernel_source == kernel)]
-        if name == "gemm_perf":
-            _left_out(left_out, name, df, "gemm_dtype", GEMM_DTYPES, [
-                (df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN), f"no rows with K and N >= {MIN_GEMM_KN:,}"])
-            df = df[df.gemm_dtype.isin(list(GEMM_DTYPES)) & (df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN)]
-            dcol, build = "gemm_dtype", gemm_ops
-            shape = ("m", "n", "k")
-        elif name == "moe_perf":
-            wide = df.hidden_size >= df.moe_dtype.map(
-                lambda d: MIN_MXFP4_HIDDEN if MOE_DTYPES.get(d, ("",))[0] == "mxfp4" else MIN_MOE_HIDDEN)
-            _left_out(left_out, name, df, "moe_dtype", MOE_DTYPES, [
-                df.distribution == "balanced", "no balanced-routing rows (the planner's experts share tokens evenly)",
-                wide, f"no rows of hidden size >= {MIN_MOE_HIDDEN:,} ({MIN_MXFP4_HIDDEN:,} for MXFP4)"])
-            df = df[df.moe_dtype.isin(list(MOE_DTYPES)) & (df.distribution == "balanced") & wide]
-            dcol, build = "moe_dtype", lambda r: moe_ops(r, gpu)
-            shape = ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size")
-
-        else:
-            df = df[(df.num_heads * df.tp_size).isin(list(MLA_MODELS))]
-            phase = "decode" if name.startswith("generation") else "prefill"
-            dcol, build = "kv_cache_dtype", (lambda r, p=phase: mla_ops(r, gpu, p))
-            shape = ("num_heads", "batch_size", "isl", "step", "tp_size")
-        if "kernel_source" in df:  # a shape timed by two kernels: the preferred one (KERNEL_PREFERENCE)
-            df = df.assign(kernel_rank=df.kernel_source.map(_kernel_rank))
-        for dtype, part in df.groupby(dcol):
-            order = list(shape) + (["kernel_rank"] if "kernel_rank" in part else [])
-            part = part.sort_values(order, kind="stable").drop_duplicates(list(shape))
-            part = _every(part, MAX_ROWS * HOLDOUT_EVERY // (HOLDOUT_EVERY - 1))
-            for i, r in enumerate(part.itertuples(index=False)):
-                if not (math.isfinite(r.latency) and r.latency > 0):
-                    continue
-                try:
-                    ops = build(r)
-                except PlannerError:
-                    continue
-                if ops:
-                    runs.append({"ops": ops, "measured_s": r.latency * 1e-3, "weight": 1.0, "layer": True,
-                                 "group": f"{name}-{i}", "table": name, "dtype": str(dtype),
-                                 "surface": SURFACE.get(name, {}).get(str(dtype)),
-                                 "holdout": i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1,
-                                 "model": tuple(int(v) for v in MODEL_SHAPE[name](r)),
-                                 "fit_shape": getattr(r, "moe_ep_size", 1) <= MAX_SHAPE_EP,
-                                 "kernel": str(getattr(r, "kernel_source", "") or ""),
-                                 "eager": (engine, name, str(dtype)) in EAGER_TIMED,
-                                 "version": str(r.table_version)})
-    return silicon_fit.host_floors(runs)
 
 
 # ---------------------------------------------------------------- fit, report, write
