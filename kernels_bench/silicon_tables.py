@@ -127,9 +127,12 @@ def find_tables(root: Path, system: str, engine: str, version: str | None) -> di
             paths = tuple(p for p in (folder / v / f"{name}.parquet" for v in versions) if p.is_file())
             if paths:
                 out[name] = paths
+    if not out and version:
+        have = sorted({v for op in ("gemm", "moe", "mla") for v in _versions(root / system / op / engine)})
+        raise PlannerError(f"no gemm/moe/mla tables for {system} {engine} {version} (versions with tables: "
+                           f"{', '.join(have) or 'none'})", file=str(root), field="--version")
     if not out:
-        raise PlannerError(f"no gemm/moe/mla tables for {system} {engine}" + (f" {version}" if version else ""),
-                           file=str(root), field="--system")
+        raise PlannerError(f"no gemm/moe/mla tables for {system} {engine}", file=str(root), field="--system")
     return out
 
 

@@ -365,6 +365,9 @@ def test_each_moe_dtype_comes_from_the_newest_version_that_times_gated_experts(t
     assert {r["measured_s"] for r in runs if r["dtype"] == "nvfp4"} == {0.1e-3}
     only = silicon.load_rows(silicon.find_tables(tmp_path, "b200_sxm", "trtllm", "1.3.0rc23"), "b200")
     assert {r["dtype"] for r in only} == {"w4a8_mxfp4_mxfp8"}  # --version: that collection alone
+    with pytest.raises(PlannerError) as err:  # a version without tables names --version and the ones there are
+        silicon.find_tables(tmp_path, "b200_sxm", "trtllm", "9.9")
+    assert err.value.field == "--version" and "1.3.0rc20, 1.3.0rc23" in err.value.message
 
 
 def test_every_system_the_installed_package_has_tables_for_is_known():
