@@ -17,6 +17,8 @@ the GPU has, and the larger of its MAMF fractions (1 where none is measured).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from planner.deploy.scenario import Scenario
 from planner.model.inventory import active_params_per_token
 
@@ -30,11 +32,17 @@ def prompt_compute_ratio(sc: Scenario, concurrency: int, shortest_prompt: float,
                          tpot_ms: float) -> float:
     """The prompts' linear-layer FLOP rate the measured run implies, over the recorded GPUs' achievable peak."""
     e2e = (ttft_ms + osl * tpot_ms) / 1e3
-    need = concurrency / e2e * shortest_prompt * 2 * active_params_per_token(sc.model.spec)
+    need = concurrency / e2e * shortest_prompt * 2 * _active_params(sc.model.spec)
     acc = sc.accelerator
     peak = max((v for v in acc.peak_flops_by_dtype.values() if v), default=0.0)
     mamf = max((f for f in (acc.fraction("mamf_bf16"), acc.fraction("mamf_fp8")) if f), default=1.0)
     return need / (peak * min(mamf, 1.0) * sc.total_gpus) if peak else 0.0
+
+
+@lru_cache(maxsize=64)
+def _active_params(spec) -> int:
+    """planner.model.inventory.active_params_per_token, once per model spec (thousands of rows share a few dozen)."""
+    return active_params_per_token(spec)
 
 
 def beyond_one_replica(sc: Scenario, concurrency: int, shortest_prompt: float, osl: int, ttft_ms: float,
