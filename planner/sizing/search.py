@@ -264,18 +264,26 @@ def _unsearched(groups: list) -> list[str]:
     return [f"{where}: {n:,} candidate plan(s)" for where, n in sorted(count.items(), key=lambda kv: -kv[1])]
 
 
+def _exact_of(cand: Candidate, mem: MemoryReport, wl: SizingWorkload, hint: float) -> Capacity | None:
+    return exact_capacity(build(cand, wl), mem, Limits.of(dict(wl.slo)), hint=hint)  # a worker's share of refine
+
+
 def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row] = (),
-           tried: dict | None = None) -> list[Row]:
-    """Re-evaluate the best rows (and `extra`) with the scalar serving model; return the exact rows, ranked."""
+           tried: dict | None = None, pool=None) -> list[Row]:
+    """The best rows (and `extra`) re-evaluated by the scalar serving model (every other one in a `pool` worker)."""
     limits = Limits.of(dict(wl.slo))
     rows.sort(key=lambda r: r.key(wl.objective))
     chosen = rows[:max(EXACT_MIN, EXACT_PER_TOP * wl.top)]
     chosen += [r for r in extra if r not in chosen]
+    need = [r for r in chosen if not r.ensure(wl).cap.exact]  # every chosen row gets its scenario here
+    theirs = need[1::2] if pool is not None else []
+    futures = {id(r): pool.submit(_exact_of, r.cand, r.mem, wl, r.cap.running) for r in theirs}
+    caps = {id(r): exact_capacity(r.sc, r.mem, limits, hint=r.cap.running) for r in need if id(r) not in futures}
+    caps.update({key: f.result() for key, f in futures.items()})
     exact = []
     for row in chosen:
-        row.ensure(wl)
         if not row.cap.exact:
-            cap = exact_capacity(row.sc, row.mem, limits, hint=row.cap.running)
+            cap = caps[id(row)]
             if cap is None:
                 _slo_reject(row.cand, row.cost, row.sc, limits, rej, {} if tried is None else tried)
                 rows.remove(row)
@@ -300,9 +308,9 @@ def size(wl: SizingWorkload, budget_s: float | None = None, progress: Progress |
     deadline = None if budget_s is None else time.monotonic() + budget_s
     rows, rej, stats = evaluate(wl, deadline=deadline, progress=progress)
     tried = stats.pop("hardware_tried")
-    exact = refine(rows, wl, rej, pareto_rows(rows), tried)
     pool = _fork_pool()
     try:
+        exact = refine(rows, wl, rej, pareto_rows(rows), tried, pool)
         stats["simulated"] = simulate_reported(rows, exact, wl, rej, lambda r: resettle(r, wl), pool)
     finally:
         if pool is not None:
