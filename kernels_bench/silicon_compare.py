@@ -20,20 +20,13 @@ from functools import lru_cache
 from kernels_bench import plan, suites
 from planner.base.errors import PlannerError
 from planner.deploy.scenario import make_scenario
-from planner.hardware.efficiency import SILICON_DIR
 from planner.perf.roofline import Machine
-from planner.perf.steps import machine
+from planner.perf.steps import machine, silicon_tables
 
 
 def calibrations() -> list[tuple[str, str]]:
-    """(gpu, engine) of every committed silicon calibration, sorted."""
-    out = []
-    for path in sorted(SILICON_DIR.glob("*.yaml")):
-        if "@" in path.stem:  # one engine version's import (kernel_tables_version); the default one is listed
-            continue
-        gpu, _, engine = path.stem.rpartition("-")
-        out.append((gpu, engine))
-    return out
+    """(gpu, engine) of every committed default silicon import (planner.perf.steps.silicon_tables), sorted."""
+    return [tuple(stem.rpartition("-")[::2]) for stem in silicon_tables()]
 
 
 def side_by_side(gpu: str, engine: str, local: list[dict] = ()) -> list[dict]:

@@ -147,11 +147,11 @@ def read_table(name: str, paths) -> object:
     import pandas as pd
 
     frames, seen = [], set()
+    col = DTYPE_COLUMN.get(name, "kv_cache_dtype")
     for path in (paths,) if isinstance(paths, Path) else paths:
         df = pd.read_parquet(path)
         if "kernel_source" in df:
             df = df[~df.kernel_source.isin(NOT_GATED)]
-        col = DTYPE_COLUMN.get(name, "kv_cache_dtype")
         df = df[~df[col].isin(seen)] if col in df else df
         if not df.empty:
             frames.append(df.assign(table_version=path.parent.name))
@@ -159,22 +159,25 @@ def read_table(name: str, paths) -> object:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _left_out(out: dict | None, table: str, df, dcol: str, known: dict, filters: list) -> None:
-    """Record in `out` why each of a table's dtypes gives no rows: a dtype with no planner format, else the first of
-    `filters` ([mask, why, mask, why, ...], applied in turn) that leaves none of its rows."""
-    if out is None:
-        return
-    for dtype, part in df.groupby(dcol):
+def _filtered(df, table: str, dcol: str, known: dict, filters: list, left_out: dict | None):
+    """The rows of dtypes with a planner format (`known`) that pass every (mask, why, listed column) of `filters`.
+    `left_out` (when given) gets, per dtype none of whose rows pass, why: no planner format, else the first filter
+    that leaves none of them (with the values its rows had in the listed column, where it names one)."""
+    for dtype, part in df.groupby(dcol) if left_out is not None else ():
         if dtype not in known:
-            out[f"{table}.{dtype}"] = "a table dtype the planner has no format for"
+            left_out[f"{table}.{dtype}"] = "a table dtype the planner has no format for"
             continue
         keep = part.index
-        for mask, why in zip(filters[::2], filters[1::2], strict=True):
+        for mask, why, listed in filters:
             keep = keep[mask.loc[keep].to_numpy()]
             if keep.empty:
-                values = sorted(set(map(str, part["distribution"]))) if why.startswith("no balanced") else []
-                out[f"{table}.{dtype}"] = why + (f": {', '.join(values)} only" if values else "")
+                values = sorted(set(map(str, part[listed]))) if listed else []
+                left_out[f"{table}.{dtype}"] = why + (f": {', '.join(values)} only" if values else "")
                 break
+    keep = df[dcol].isin(list(known))
+    for mask, _, _ in filters:
+        keep &= mask
+    return df[keep]
 
 
 # ---------------------------------------------------------------- rows -> the planner's op records
@@ -247,21 +250,20 @@ def load_rows(tables: dict, gpu: str, kernel: str | None = None, engine: str | N
             several = df.groupby("moe_dtype").kernel_source.transform("nunique") > 1
             df = df[~several | (df.kernel_source == kernel)]
         if name == "gemm_perf":
-            _left_out(left_out, name, df, "gemm_dtype", GEMM_DTYPES, [
-                (df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN), f"no rows with K and N >= {MIN_GEMM_KN:,}"])
-            df = df[df.gemm_dtype.isin(list(GEMM_DTYPES)) & (df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN)]
+            filters = [((df.k >= MIN_GEMM_KN) & (df.n >= MIN_GEMM_KN), f"no rows with K and N >= {MIN_GEMM_KN:,}",
+                        None)]
+            df = _filtered(df, name, "gemm_dtype", GEMM_DTYPES, filters, left_out)
             dcol, build = "gemm_dtype", gemm_ops
             shape = ("m", "n", "k")
         elif name == "moe_perf":
             wide = df.hidden_size >= df.moe_dtype.map(
                 lambda d: MIN_MXFP4_HIDDEN if MOE_DTYPES.get(d, ("",))[0] == "mxfp4" else MIN_MOE_HIDDEN)
-            _left_out(left_out, name, df, "moe_dtype", MOE_DTYPES, [
-                df.distribution == "balanced", "no balanced-routing rows (the planner's experts share tokens evenly)",
-                wide, f"no rows of hidden size >= {MIN_MOE_HIDDEN:,} ({MIN_MXFP4_HIDDEN:,} for MXFP4)"])
-            df = df[df.moe_dtype.isin(list(MOE_DTYPES)) & (df.distribution == "balanced") & wide]
+            filters = [(df.distribution == "balanced",
+                        "no balanced-routing rows (the planner's experts share tokens evenly)", "distribution"),
+                       (wide, f"no rows of hidden size >= {MIN_MOE_HIDDEN:,} ({MIN_MXFP4_HIDDEN:,} for MXFP4)", None)]
+            df = _filtered(df, name, "moe_dtype", MOE_DTYPES, filters, left_out)
             dcol, build = "moe_dtype", lambda r: moe_ops(r, gpu)
             shape = ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size")
-
         else:
             df = df[(df.num_heads * df.tp_size).isin(list(MLA_MODELS))]
             phase = "decode" if name.startswith("generation") else "prefill"

@@ -321,10 +321,7 @@ def efficiency_for(gpu: str | None, engine: str | None = None, silicon: bool = F
     chosen = silicon_file(gpu, engine, version) if silicon and version else None
     if chosen is None:
         return eff
-    base = _read(CAL_DIR / "default.yaml", None)
-    for path in calibration_files(gpu):
-        base = _read(path, base)
-    own = _read(chosen, base)
+    own = _read(chosen, efficiency_for(gpu))  # over the default and GPU tables, as the newest import is
     kinds = set(require_mapping(load_document(chosen), str(chosen)).get("ops") or {})
     return replace(eff, ops={k: own.ops[k] if k in kinds else e for k, e in eff.ops.items()},
                    files=(*eff.files, str(chosen)))
