@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("cases", help="YAML with `cases:` (scenarios with `measured:`), "
                                  "e.g. ../shared/validation/public_cases.yaml")
     v.add_argument("--json", action="store_true", help="print one JSON document")
-    v.add_argument("--markdown", metavar="FILE", help="also write the per-case table as Markdown to FILE")
+    v.add_argument("--markdown", metavar="FILE", help="also write the per-case table as Markdown to FILE (with the "
+                   "default tables: and a section of the same cases on the silicon kernel tables)")
+    v.add_argument("--kernel-tables", choices=("default", "silicon"), default="default",
+                   help="silicon: run every aggregated case whose GPU and engine have imported silicon kernel tables "
+                        "on them (engine_options.kernel_tables)")
     r = sub.add_parser("report", help="YAML-driven report: DIR/index.html, DIR/report.md, DIR/*.csv")
     r.add_argument("report", help="report YAML (profiles/reports/), e.g. profiles/reports/kimi-k2.5.yaml")
     r.add_argument("--out", required=True, metavar="DIR",
@@ -166,10 +170,12 @@ def cmd_validate(args: argparse.Namespace) -> dict:
 
     if args.markdown:  # refuse a bad output place before the (long) run
         _check_markdown_place(args)
-    report = validate(args.cases)
+    report = validate(args.cases, args.kernel_tables)
     if args.markdown:
-        write_file(args.markdown, markdown(report, args.cases), field="--markdown", inputs=[args.cases],
-                   ours=is_markdown)
+        # the default run's page also shows the same cases on the silicon tables (issue 19: why they are opt-in)
+        other = validate(args.cases, "silicon") if args.kernel_tables == "default" else None
+        write_file(args.markdown, markdown(report, args.cases, args.kernel_tables, other), field="--markdown",
+                   inputs=[args.cases], ours=is_markdown)
     return report
 
 

@@ -209,6 +209,31 @@ def test_validation_names_each_cases_kernel_table_and_reports_the_silicon_errors
         f"{g}-{e}" for g in ("h100-sxm", "h200-sxm", "b200", "gb200") for e in ("sglang", "vllm", "trtllm")}
 
 
+def test_validate_on_silicon_tables_changes_only_cases_that_have_them(tmp_path):
+    """`validate --kernel-tables silicon` runs an aggregated H200 vLLM case on vLLM's H200 silicon tables and leaves
+    a CPU case on the default table; the Markdown of the default run lists the changed rows with both errors."""
+    import yaml
+
+    from planner.serving.validate import markdown, validate
+
+    root = SILICON_DIR.parents[1]
+    gpu = yaml.safe_load((root / "scenarios" / "kimi-k2.5-int4-8xh200.yaml").read_text())
+    cpu = yaml.safe_load((root / "scenarios" / "kimi-k2.5-ud-tq1_0-4090-256gb.yaml").read_text())
+    measured = [{"metric": "tpot_ms", "value": 30, "source": "test"}]
+    path = tmp_path / "cases.yaml"
+    path.write_text(yaml.safe_dump({"cases": [{**gpu, "name": "gpu", "measured": measured},
+                                              {**cpu, "name": "cpu", "measured": measured}]}, sort_keys=False))
+    default, on = validate(path), validate(path, "silicon")
+    tables = {r["name"]: r["kernel_table"] for r in on["cases"]}
+    assert tables["gpu"] == "default + silicon/h200-sxm-vllm"
+    assert tables["cpu"] == {r["name"]: r["kernel_table"] for r in default["cases"]}["cpu"]
+    assert on["cases"][0]["predicted"] != default["cases"][0]["predicted"]
+    page = markdown(default, str(path), "default", on)
+    section = page.split("## The same cases on the silicon kernel tables")[1].split("\n## ")[0]
+    assert "| gpu | tpot_ms |" in section and "| cpu |" not in section
+    assert "--kernel-tables silicon --markdown" in markdown(on, str(path), "silicon")
+
+
 def test_silicon_table_lists_every_committed_calibration():
     """docs/silicon.md's listing is generated from the calibrations' fit.tables (kernels_bench.silicon_table)."""
     from kernels_bench import silicon_table

@@ -141,6 +141,17 @@ def _engine_table(sc: Scenario) -> bool:
     return True
 
 
+def on_silicon_tables(sc: Scenario) -> Scenario:
+    """The scenario on its engine's silicon kernel tables (engine_options.kernel_tables: silicon) when they were
+    imported for its GPU; an aggregated scenario only (a disaggregated one's pools keep the default table), and a
+    scenario that names its tables already is left as it is. `planner validate --kernel-tables silicon` and
+    `planner silicon --kernel-tables silicon` run their cases through it."""
+    if (sc.engine.kernel_tables == "silicon" or sc.disaggregation is not None
+            or silicon_file(sc.gpu, sc.engine.name) is None):
+        return sc
+    return replace(sc, engine=replace(sc.engine, kernel_tables="silicon"))
+
+
 def silicon_tables() -> list[str]:
     """The <gpu>-<engine> pairs with imported silicon tables."""
     return sorted(p.stem for p in SILICON_DIR.glob("*.yaml") if "@" not in p.stem)

@@ -35,8 +35,8 @@ import pandas as pd
 from planner.base.errors import PlannerError
 from planner.deploy.disaggregation import disaggregated, pool
 from planner.deploy.scenario import Scenario, make_scenario
-from planner.hardware.efficiency import silicon_file
 from planner.model.models import Model, load_model
+from planner.perf import steps
 from planner.serving.estimate import estimate
 from planner.serving.silicon_checks import beyond_one_replica
 from planner.serving.silicon_recipes import (
@@ -377,13 +377,12 @@ def run(path: str | Path, sample: int | None = None, jobs: int | None = None, ke
 
 
 def on_silicon_tables(case: Case) -> Case:
-    """The case on its engine's silicon kernel tables when they were imported for its GPU (aggregated runs; a
-    disaggregated run's pools keep the default table)."""
-    sc = case.scenario
-    if sc.disaggregation is not None or silicon_file(sc.gpu, sc.engine.name) is None:
+    """The case on its engine's silicon kernel tables where they were imported (planner.perf.steps.on_silicon_tables:
+    aggregated runs; a disaggregated run's pools keep the default table)."""
+    sc = steps.on_silicon_tables(case.scenario)
+    if sc is case.scenario:
         return case
-    return replace(case, scenario=replace(sc, engine=replace(sc.engine, kernel_tables="silicon")),
-                   labels={**case.labels, "kernel_tables": "silicon"})
+    return replace(case, scenario=sc, labels={**case.labels, "kernel_tables": "silicon"})
 
 
 def _evaluate_all(found: list[Case]) -> tuple[list[dict], list[dict]]:
