@@ -98,6 +98,9 @@ class _Decode:
 
     def __init__(self, ranks: int):
         self.idx = np.zeros(0, dtype=np.int64)  # running requests, all ranks
+        # their prompt and answer lengths, tokens generated and last token's time, aligned with idx (a span's
+        # arithmetic on these compact arrays, not gathered from the run's per-request ones each time)
+        self.inp = self.out = self.gen = self.last = np.zeros(0)
         self.per_rank = [0] * ranks  # running requests per rank
         self.ready: list[list[int]] = [[] for _ in range(ranks)]
         self.held = [0] * ranks  # requests reserved on the rank (in transfer, ready or running)
@@ -268,13 +271,15 @@ class DisaggRun:
                     d.per_rank[r] += 1
             d.ready[r] = []
         if new:
-            d.idx = np.concatenate([d.idx, np.array(new, dtype=np.int64)])
+            add = np.array(new, dtype=np.int64)
+            d.idx = np.concatenate([d.idx, add])
+            d.inp, d.out = np.concatenate([d.inp, self.inp[add]]), np.concatenate([d.out, self.out[add]])
+            d.gen, d.last = np.concatenate([d.gen, self.gen[add]]), np.concatenate([d.last, self.last_tok[add]])
             self.n_running += len(new)
-        idx = d.idx
-        if not len(idx):
+        if not len(d.idx):
             return
-        steps = max(1, int(np.min(np.ceil((self.out[idx] - self.gen[idx]) / s.tps - 1e-9))))  # to the first finish
-        dt = self._decode_seconds(d, idx, steps)
+        steps = max(1, int(np.min(np.ceil((d.out - d.gen) / s.tps - 1e-9))))  # to the first finish
+        dt = self._decode_seconds(d, steps)
         d.busy, d.span, d.version = True, (t, steps, dt), d.version + 1
         self._push(t + steps * dt, DSTEP, (w, d.version))
 
@@ -293,10 +298,10 @@ class DisaggRun:
             d.span, d.version = (t0, cut, dt), d.version + 1
             self._push(t0 + cut * dt, DSTEP, (w, d.version))
 
-    def _decode_seconds(self, d: _Decode, idx: np.ndarray, steps: int) -> float:
+    def _decode_seconds(self, d: _Decode, steps: int) -> float:
         """One decode step of the worker at the span's middle context: its fullest rank's batch at the worker's mean
         context (APPROXIMATE: the ranks' contexts taken alike; requests go to the least loaded rank)."""
-        kv = float(np.mean(self.inp[idx] + self.gen[idx])) + (steps - 1) / 2 * self.ds.tps
+        kv = float(np.mean(d.inp + d.gen)) + (steps - 1) / 2 * self.ds.tps
         return self.dtab.decode(max(d.per_rank), kv)
 
     def _decode_done(self, w: int, version: int, t: float) -> None:
@@ -306,19 +311,25 @@ class DisaggRun:
         d.busy = False
         _, steps, dt = d.span
         d.steps += steps
-        idx = d.idx
-        d.running_sum += steps * len(idx)
-        gap = t - (steps - 1) * dt - self.last_tok[idx]
+        idx, n = d.idx, len(d.idx)
+        d.running_sum += steps * n
+        gap = t - (steps - 1) * dt - d.last
         alike = np.abs(gap - dt) <= 1e-9 * dt  # requests that had a token at the step before: one gap of dt each
-        self.itl_gap += [gap[~alike], np.array([dt])]  # ITL gaps with their token counts, the alike ones as one
-        self.itl_n += [np.ones(int(np.sum(~alike))), np.array([float(np.sum(alike) + (steps - 1) * len(idx))])]
-        self.gen[idx] += steps * s.tps
-        self.last_tok[idx] = t
-        done = self.gen[idx] >= self.out[idx] - 1e-9
-        d.idx = idx[~done]
-        self.n_running -= len(idx) - len(d.idx)
-        for i in idx[done].tolist():
-            self._finish(w, int(self.rank_of[i]), i, t)
+        other = ~alike
+        n_alike = int(np.count_nonzero(alike))
+        self.itl_gap += [gap[other], np.array([dt])]  # ITL gaps with their token counts, the alike ones as one
+        self.itl_n += [np.ones(n - n_alike), np.array([float(n_alike + (steps - 1) * n)])]
+        d.gen += steps * s.tps
+        d.last.fill(t)
+        done = d.gen >= d.out - 1e-9
+        if done.any():
+            ended = idx[done]
+            self.gen[ended], self.last_tok[ended] = d.gen[done], t
+            keep = ~done
+            d.idx, d.inp, d.out, d.gen, d.last = idx[keep], d.inp[keep], d.out[keep], d.gen[keep], d.last[keep]
+            self.n_running -= n - len(d.idx)
+            for i in ended.tolist():
+                self._finish(w, int(self.rank_of[i]), i, t)
         self.timeline.append((t, self.n_running, self.n_waiting + len(self.pending),
                               self.kv_reserved / (s.kv_tokens * s.ranks * len(self.dw))))
         self._reserve(t)
