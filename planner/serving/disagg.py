@@ -98,9 +98,7 @@ class _Decode:
 
     def __init__(self, ranks: int):
         self.idx = np.zeros(0, dtype=np.int64)  # running requests, all ranks
-        # their prompt and answer lengths, tokens generated and last token's time, aligned with idx (a span's
-        # arithmetic on these compact arrays, not gathered from the run's per-request ones each time)
-        self.inp = self.out = self.gen = self.last = np.zeros(0)
+        self.inp = self.out = self.gen = self.last = np.zeros(0)  # theirs, aligned with idx: lengths, tokens, last
         self.per_rank = [0] * ranks  # running requests per rank
         self.ready: list[list[int]] = [[] for _ in range(ranks)]
         self.held = [0] * ranks  # requests reserved on the rank (in transfer, ready or running)
@@ -315,17 +313,14 @@ class DisaggRun:
         d.running_sum += steps * n
         gap = t - (steps - 1) * dt - d.last
         alike = np.abs(gap - dt) <= 1e-9 * dt  # requests that had a token at the step before: one gap of dt each
-        other = ~alike
         n_alike = int(np.count_nonzero(alike))
-        self.itl_gap += [gap[other], np.array([dt])]  # ITL gaps with their token counts, the alike ones as one
+        self.itl_gap += [gap[~alike], np.array([dt])]  # ITL gaps with their token counts, the alike ones as one
         self.itl_n += [np.ones(n - n_alike), np.array([float(n_alike + (steps - 1) * n)])]
         d.gen += steps * s.tps
         d.last.fill(t)
-        done = d.gen >= d.out - 1e-9
-        if done.any():
-            ended = idx[done]
+        if (done := d.gen >= d.out - 1e-9).any():
+            ended, keep = idx[done], ~done
             self.gen[ended], self.last_tok[ended] = d.gen[done], t
-            keep = ~done
             d.idx, d.inp, d.out, d.gen, d.last = idx[keep], d.inp[keep], d.out[keep], d.gen[keep], d.last[keep]
             self.n_running -= n - len(d.idx)
             for i in ended.tolist():
