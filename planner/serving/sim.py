@@ -52,8 +52,11 @@ together finish together and stay in step (waves); the clients' --random-range-r
 planner.serving.client.Lengths.random) spreads the lengths, so requests drift apart and later prompts mostly
 prefill alone. Which one a published run used matters more for TTFT than anything below (issue 18 notes).
 
-Not yet (issue 18, for a later session): prefill/decode disaggregation (two pools and the KV transfer), SGLang's
-output-token reservation at admission, CUDA-graph padding, a per-token streaming cost after a burst, sizing.
+Disaggregated pools are planner.serving.disagg; sizing re-runs its reported plans here (planner.sizing.simulated).
+Not yet (issue 18): SGLang's output-token reservation at admission (new_token_ratio 0.7 decaying to 0.14 x
+conservativeness over 600 steps; a new batch reserves its whole max_new_tokens, clipped at 4,096); CUDA-graph padding
+(padded rows are identical dummy tokens: they add GEMM rows but at most top_k routed experts, so timing a step at the
+padded batch would overstate MoE weight reads); a per-token streaming cost after a burst.
 """
 
 from __future__ import annotations
