@@ -191,7 +191,7 @@ def kernel_notes(sc: Scenario) -> list[str]:
                      "run mixed-input MoE kernels: the table's int4 grouped-GEMM curve (fitted from int4_wo MoE "
                      "silicon tables) replaces the BF16 one")
     dtype = role_dtype(sc, "ffn_up_exps", "moe")
-    if (sc.parallelism.ep > 1 or not sc.model.spec.n_routed_experts or _engine_table(sc)
+    if (sc.parallelism.ep > 1 or not sc.model.spec.n_routed_experts or silicon
             or dtype not in dict(sc.engine.tp_moe_compute_by_dtype)):
         return notes
     return [*notes, f"routed experts split by TP (ep 1) run {sc.engine.name}'s own fused-MoE kernel: its {dtype} "

@@ -123,8 +123,8 @@ class DisaggRun:
         self.send_at = client.send_times(rng)
         self.sent, self.first, self.last = (np.full(n, np.nan) for _ in range(3))
         self.done = np.zeros(n)  # prompt tokens prefilled
-        self.gen = np.zeros(n)  # tokens generated (the first one by the prefill worker)
-        self.last_tok = np.zeros(n)  # engine time of the latest token (ITL)
+        self.gen = np.zeros(n)  # tokens generated (the first one by the prefill worker), until it decodes (_Decode)
+        self.last_tok = np.zeros(n)  # engine time of the latest token (ITL), until it decodes (_Decode)
         self.intake = np.zeros(n)
         self.prefilled = np.zeros(n)
         self.reserved = np.zeros(n)
@@ -320,7 +320,6 @@ class DisaggRun:
         d.last.fill(t)
         if (done := d.gen >= d.out - 1e-9).any():
             ended, keep = idx[done], ~done
-            self.gen[ended], self.last_tok[ended] = d.gen[done], t
             d.idx, d.inp, d.out, d.gen, d.last = idx[keep], d.inp[keep], d.out[keep], d.gen[keep], d.last[keep]
             self.n_running -= n - len(d.idx)
             for i in ended.tolist():

@@ -167,13 +167,15 @@ def silicon_cases_section(report: dict, silicon: dict) -> list[str]:
     """Markdown lines: the cases whose tables `validate --kernel-tables silicon` changes, each row's error on both,
     and the summaries on those rows and on every row (the evidence for keeping the silicon tables opt-in)."""
     on = {(r["name"], r["metric"]): r for r in silicon["cases"]}
-    pairs = [(r, on[(r["name"], r["metric"])]) for r in report["cases"]
-             if (r["name"], r["metric"]) in on and on[(r["name"], r["metric"])]["kernel_table"] != r["kernel_table"]
-             and r["error"] is not None and on[(r["name"], r["metric"])]["error"] is not None]
+    pairs = []
+    for r in report["cases"]:
+        x = on.get((r["name"], r["metric"]))
+        if x and x["kernel_table"] != r["kernel_table"] and r["error"] is not None and x["error"] is not None:
+            pairs.append((r, x))
     if not pairs:
         return []
-    a, b = _summary([abs(r["error"]) for r, _ in pairs], len(pairs)), _summary([abs(x["error"]) for _, x in pairs],
-                                                                                len(pairs))
+    a = _summary([abs(r["error"]) for r, _ in pairs], len(pairs))
+    b = _summary([abs(x["error"]) for _, x in pairs], len(pairs))
     every = silicon["summary"]
     lines = ["", "## The same cases on the silicon kernel tables (opt-in)", "",
              f"Generated with the table above: {md_code('--kernel-tables silicon')} runs every aggregated case whose "
