@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import ceil
 
 import numpy as np
@@ -47,67 +47,12 @@ from planner.deploy.disaggregation import Disaggregation
 from planner.deploy.memory import MemoryReport
 from planner.deploy.scenario import Scenario
 from planner.serving.client import Client
+from planner.serving.disagg_workers import DecodeWorker, DisaggResult, PrefillWorker
 from planner.serving.gates import Sched
-from planner.serving.simstats import Run, SimResult, combine
+from planner.serving.simstats import Run, combine
 from planner.serving.steptable import step_table
 
 INTAKE, PSTEP, KVFREE, ARRIVE, DSTEP = range(5)  # event kinds, in the order simultaneous events are handled
-
-
-@dataclass(frozen=True)
-class DisaggResult:
-    """A simulated run of a disaggregated deployment: the client's metrics and each stage's mean time."""
-
-    sim: SimResult
-    prefill_wait_s: float  # mean from intake to the prompt's last chunk done (queue + prefill)
-    slot_wait_s: float  # mean wait for a decode slot after the prefill
-    transfer_s: float  # mean KV transfer, link queue included
-    pickup_s: float  # mean wait on the decode worker from the KV's arrival to the step the request joins
-    transfer_bytes: float  # mean bytes per transfer
-    prefill_busy: float  # share of the run the prefill workers stepped (mean over workers)
-    decode_running: float  # mean requests running per decode worker over its busy steps
-
-    def summary(self) -> dict:
-        return {**self.sim.summary(), "prefill_wait_ms": 1e3 * self.prefill_wait_s,
-                "decode_slot_wait_ms": 1e3 * self.slot_wait_s, "kv_transfer_ms": 1e3 * self.transfer_s,
-                "decode_pickup_ms": 1e3 * self.pickup_s,
-                "kv_transfer_bytes": self.transfer_bytes, "prefill_busy_share": self.prefill_busy,
-                "decode_running_per_worker": self.decode_running}
-
-    def summary_line(self) -> str:
-        return (f"{self.sim.summary_line()}; disaggregated: queue + prefill {1e3 * self.prefill_wait_s:,.1f} ms, "
-                f"decode slot wait {1e3 * self.slot_wait_s:,.1f} ms, KV transfer {1e3 * self.transfer_s:,.2f} ms "
-                f"({self.transfer_bytes / 1e6:,.1f} MB), decode pick-up {1e3 * self.pickup_s:,.1f} ms, "
-                f"prefill workers busy {self.prefill_busy:.0%}, {self.decode_running:,.1f} running per decode worker")
-
-
-class _Prefill:
-    """One prefill worker: per-rank queues, KV in use, link free time; its step in progress."""
-
-    def __init__(self, ranks: int):
-        self.waiting = [deque() for _ in range(ranks)]
-        self.queued = [0.0] * ranks  # prompt tokens waiting or in progress
-        self.kv_used = [0.0] * ranks
-        self.link_free = [0.0] * ranks
-        self.busy = False
-        self.busy_s = 0.0
-
-
-class _Decode:
-    """One decode worker: per-rank running and arrived requests, reserved KV; its step in progress."""
-
-    def __init__(self, ranks: int):
-        self.idx = np.zeros(0, dtype=np.int64)  # running requests, all ranks
-        self.inp = self.out = self.gen = self.last = np.zeros(0)  # theirs, aligned with idx: lengths, tokens, last
-        self.per_rank = [0] * ranks  # running requests per rank
-        self.ready: list[list[int]] = [[] for _ in range(ranks)]
-        self.held = [0] * ranks  # requests reserved on the rank (in transfer, ready or running)
-        self.kv_used = [0.0] * ranks  # tokens reserved
-        self.busy = False
-        self.span = (0.0, 0, 0.0)  # the running span: start, steps, seconds per step
-        self.version = 0  # of the span's end event (a cut span's old end is stale)
-        self.steps = 0
-        self.running_sum = 0.0
 
 
 class DisaggRun:
@@ -123,8 +68,9 @@ class DisaggRun:
         self.send_at = client.send_times(rng)
         self.sent, self.first, self.last = (np.full(n, np.nan) for _ in range(3))
         self.done = np.zeros(n)  # prompt tokens prefilled
-        self.gen = np.zeros(n)  # tokens generated (the first one by the prefill worker), until it decodes (_Decode)
-        self.last_tok = np.zeros(n)  # engine time of the latest token (ITL), until it decodes (_Decode)
+        self.gen = np.zeros(n)  # tokens generated (the first one by the prefill worker) when it joins decoding
+        self.last_tok = np.zeros(n)  # engine time of its latest token when it joins decoding (ITL)
+        self.g0, self.c0 = [0.0] * n, [0.0] * n  # decoding: generated G - g0, context G + c0 (DecodeWorker.G)
         self.intake = np.zeros(n)
         self.prefilled = np.zeros(n)
         self.reserved = np.zeros(n)
@@ -133,15 +79,15 @@ class DisaggRun:
         self.nbytes = np.array([dis.kv_bytes(x) for x in self.inp]) if n else np.zeros(0)
         self.where = np.zeros((n, 2), dtype=np.int64)  # prefill worker and rank
         self.rank_of = np.zeros(n, dtype=np.int64)  # decode rank
-        self.pw = [_Prefill(self.ps.ranks) for _ in range(dis.prefill.workers)]
-        self.dw = [_Decode(self.ds.ranks) for _ in range(dis.decode.workers)]
+        self.pw = [PrefillWorker(self.ps.ranks) for _ in range(dis.prefill.workers)]
+        self.dw = [DecodeWorker(self.ds.ranks) for _ in range(dis.decode.workers)]
         self.pending: deque = deque()  # prefilled requests waiting for a decode slot
         self.events: list = []
         self.seq = 0
         self.next_send = self.finished = 0
         self.ingest_free = 0.0
-        self.itl_gap: list[np.ndarray] = []
-        self.itl_n: list[np.ndarray] = []
+        self.itl_gap: list[float] = []  # inter-token gaps (seconds) ...
+        self.itl_n: list[float] = []  # ... and how many tokens had each
         self.timeline: list[tuple[float, int, int, float]] = []
         self.prefill_tokens = 0.0
         # the timeline's totals, kept as they change (sums of whole token counts: exact in any order)
@@ -164,12 +110,13 @@ class DisaggRun:
 
     # -- prefill ----------------------------------------------------------------------------------------------------
     def _route(self, i: int, t: float) -> None:
-        w = min(range(len(self.pw)), key=lambda k: sum(self.pw[k].queued))
+        w = min(range(len(self.pw)), key=lambda k: self.pw[k].total) if len(self.pw) > 1 else 0
         p = self.pw[w]
         r = min(range(self.ps.ranks), key=lambda q: p.queued[q])
         p.waiting[r].append(i)
         self.n_waiting += 1
         p.queued[r] += self.inp[i]
+        p.total += self.inp[i]
         self.where[i] = (w, r)
         self.intake[i] = t
         self._prefill_step(w, t)
@@ -207,6 +154,7 @@ class DisaggRun:
                 self.done[i] += x
                 p.kv_used[r] += x
                 p.queued[r] -= x
+                p.total -= x
                 self.prefill_tokens += x
                 if self.done[i] >= self.inp[i] - 1e-9:
                     p.waiting[r].popleft()
@@ -255,7 +203,6 @@ class DisaggRun:
         d, s = self.dw[w], self.ds
         if d.busy:
             return
-        new = []
         for r in range(s.ranks):
             for i in d.ready[r]:
                 self.joined[i] = t
@@ -264,19 +211,18 @@ class DisaggRun:
                     self.last_tok[i] = t
                 if self.out[i] <= 1:
                     self._finish(w, r, i, t, running=False)
-                else:
-                    new.append(i)
-                    d.per_rank[r] += 1
+                    continue
+                d.per_rank[r] += 1
+                gen = float(self.gen[i])
+                self.g0[i], self.c0[i] = d.G - gen, float(self.inp[i]) + gen - d.G
+                d.sum_c0 += self.c0[i]
+                heapq.heappush(d.heap, (self.g0[i] + float(self.out[i]), i))
+                d.joined.append(i)
+                self.n_running += 1
             d.ready[r] = []
-        if new:
-            add = np.array(new, dtype=np.int64)
-            d.idx = np.concatenate([d.idx, add])
-            d.inp, d.out = np.concatenate([d.inp, self.inp[add]]), np.concatenate([d.out, self.out[add]])
-            d.gen, d.last = np.concatenate([d.gen, self.gen[add]]), np.concatenate([d.last, self.last_tok[add]])
-            self.n_running += len(new)
-        if not len(d.idx):
+        if not d.heap:
             return
-        steps = max(1, int(np.min(np.ceil((d.out - d.gen) / s.tps - 1e-9))))  # to the first finish
+        steps = max(1, ceil((d.heap[0][0] - d.G) / s.tps - 1e-9))  # to the first finish
         dt = self._decode_seconds(d, steps)
         d.busy, d.span, d.version = True, (t, steps, dt), d.version + 1
         self._push(t + steps * dt, DSTEP, (w, d.version))
@@ -296,10 +242,10 @@ class DisaggRun:
             d.span, d.version = (t0, cut, dt), d.version + 1
             self._push(t0 + cut * dt, DSTEP, (w, d.version))
 
-    def _decode_seconds(self, d: _Decode, steps: int) -> float:
+    def _decode_seconds(self, d: DecodeWorker, steps: int) -> float:
         """One decode step of the worker at the span's middle context: its fullest rank's batch at the worker's mean
         context (APPROXIMATE: the ranks' contexts taken alike; requests go to the least loaded rank)."""
-        kv = float(np.mean(d.inp + d.gen)) + (steps - 1) / 2 * self.ds.tps
+        kv = d.G + d.sum_c0 / d.running + (steps - 1) / 2 * self.ds.tps
         return self.dtab.decode(max(d.per_rank), kv)
 
     def _decode_done(self, w: int, version: int, t: float) -> None:
@@ -308,22 +254,39 @@ class DisaggRun:
             return
         d.busy = False
         _, steps, dt = d.span
+        n = d.running
         d.steps += steps
-        idx, n = d.idx, len(d.idx)
         d.running_sum += steps * n
-        gap = t - (steps - 1) * dt - d.last
-        alike = np.abs(gap - dt) <= 1e-9 * dt  # requests that had a token at the step before: one gap of dt each
-        n_alike = int(np.count_nonzero(alike))
-        self.itl_gap += [gap[~alike], np.array([dt])]  # ITL gaps with their token counts, the alike ones as one
-        self.itl_n += [np.ones(n - n_alike), np.array([float(n_alike + (steps - 1) * n)])]
-        d.gen += steps * s.tps
-        d.last.fill(t)
-        if (done := d.gen >= d.out - 1e-9).any():
-            ended, keep = idx[done], ~done
-            d.idx, d.inp, d.out, d.gen, d.last = idx[keep], d.inp[keep], d.out[keep], d.gen[keep], d.last[keep]
-            self.n_running -= n - len(d.idx)
-            for i in ended.tolist():
-                self._finish(w, int(self.rank_of[i]), i, t)
+        # ITL gaps with their token counts: those that decoded in the worker's last step share one gap (the step
+        # time when the spans are back to back: counted with the span's other steps), those that joined since
+        # their own (from the first token)
+        first_end, alike = t - (steps - 1) * dt, (steps - 1) * n
+        shared = n - len(d.joined)
+        if shared:
+            gap = first_end - d.last_end
+            if abs(gap - dt) <= 1e-9 * dt:
+                alike += shared
+            else:
+                self.itl_gap.append(gap)
+                self.itl_n.append(float(shared))
+        for i in d.joined:
+            gap = first_end - self.last_tok[i]
+            if abs(gap - dt) <= 1e-9 * dt:
+                alike += 1
+            else:
+                self.itl_gap.append(float(gap))
+                self.itl_n.append(1.0)
+        d.joined.clear()
+        self.itl_gap.append(dt)
+        self.itl_n.append(float(alike))
+        d.G += steps * s.tps
+        d.last_end = t
+        top = d.G + 1e-9
+        while d.heap and d.heap[0][0] <= top:
+            i = heapq.heappop(d.heap)[1]
+            d.sum_c0 -= self.c0[i]
+            self.n_running -= 1
+            self._finish(w, int(self.rank_of[i]), i, t)
         self.timeline.append((t, self.n_running, self.n_waiting + len(self.pending),
                               self.kv_reserved / (s.kv_tokens * s.ranks * len(self.dw))))
         self._reserve(t)
@@ -331,7 +294,7 @@ class DisaggRun:
 
     def _finish(self, w: int, r: int, i: int, t: float, running: bool = True) -> None:
         d = self.dw[w]
-        if running:  # (already out of the worker's running array)
+        if running:  # (already off the worker's heap)
             d.per_rank[r] -= 1
         d.held[r] -= 1
         d.kv_used[r] -= float(self.inp[i] + self.out[i])
@@ -368,9 +331,8 @@ class DisaggRun:
 
     def _result(self) -> DisaggResult:
         dis, n = self.dis, self.client.num_prompts
-        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
         busy = sum(p.busy_s for p in self.pw)
-        run = Run(self.sent, self.first, self.last, self.inp, self.out, cat(self.itl_gap), cat(self.itl_n),
+        run = Run(self.sent, self.first, self.last, self.inp, self.out, np.array(self.itl_gap), np.array(self.itl_n),
                   np.array(self.timeline).reshape(-1, 4), self.prefill_tokens, busy * dis.prefill.gpus_per_worker,
                   np.zeros(n))
         sim = combine(_whole(dis), [(run, 1)])

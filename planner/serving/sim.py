@@ -258,8 +258,9 @@ class Replica(Intake, Gates):
                 t = fetched = max(t, self.ready[0][0])  # an idle scheduler takes a request in as it arrives
                 self.last_decode = 0
                 continue
-            steps = 1 if prefill else self._span(plan, t)
-            dt = max(self._rank_seconds(r, d, p, steps) for r, (d, p) in zip(ranks, plan, strict=True))
+            steps, dt = (1, None) if prefill else self._span(plan, t)
+            if dt is None:
+                dt = max(self._rank_seconds(r, d, p, steps) for r, (d, p) in zip(ranks, plan, strict=True))
             t_end = t + steps * dt
             fetched = t_end - dt
             if prefill:
@@ -277,9 +278,9 @@ class Replica(Intake, Gates):
                    np.array(self.itl_n), np.array(self.timeline).reshape(-1, 4), self.prefill_tokens,
                    self.prefill_busy_s, self.held)
 
-    def _span(self, plan, t: float) -> int:
+    def _span(self, plan, t: float) -> tuple[int, float | None]:
         """Decode steps that can run as one span from t: up to the first finish, the KV pool filling, the next
-        arrival."""
+        arrival; with the span's step time where it was computed for that many steps (else None)."""
         s, k = self.s, None
         for r, (n_dec, _) in enumerate(plan):
             if not n_dec:
@@ -297,8 +298,9 @@ class Replica(Intake, Gates):
             # the step the next request arrives in (<= 0: before this span); with overlap scheduling the scheduler
             # fetches it as the following step starts, so the span runs one step more to reach that fetch
             arrival = ceil((self.ready[0][0] - t) / dt) + self.s.overlap
-            k = max(1, min(k, self._recv_step(max(1, arrival))))
-        return k
+            cut = max(1, min(k, self._recv_step(max(1, arrival))))
+            return cut, (dt if cut == k else None)
+        return k, None
 
     def _advance(self, r: int, n_dec: int, pieces, steps: int, dt: float, t_end: float) -> None:
         s = self.s
@@ -330,7 +332,7 @@ class Replica(Intake, Gates):
             if self.done_pf[i] < self.prompt[i] - 1e-9:
                 continue
             self.filling[r].remove(i)
-            if np.isnan(self.first[i]):
+            if self.first[i] != self.first[i]:  # NaN: no first token yet (not a recomputed prompt)
                 self.first[i] = self._delivered(t_end)
                 self.held[i] = self.first[i] - (t_end + s.path_s)
                 self.gen[i] = 1.0
@@ -375,7 +377,7 @@ def _bench() -> None:
     sc = load_scenario("profiles/scenarios/kimi-k2.5-int4-8xh200.yaml")
     mem = memory_report(sc)
     client = Client(1000, Lengths(1024), Lengths(1024), concurrency=64)
-    for label in ("first (step table built)", "again (new table)"):
+    for label in ("first (step table built)", "again (step table cached)"):
         t0 = time.perf_counter()
         res = simulate(sc, mem, client)
         print(f"{label}: {1e3 * (time.perf_counter() - t0):.0f} ms; {res.summary_line()}")

@@ -27,7 +27,7 @@ the lm_head of n - 1 more logits rows is left out (one row of T per piece: small
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from planner.deploy.scenario import Scenario
@@ -125,8 +125,12 @@ class StepTable:
 def step_table(sc: Scenario, client) -> StepTable:
     """The step table of a simulated run (planner.serving.sim, planner.serving.disagg; `client` a
     planner.serving.client.Client): context anchors at half the mean prompt and the mean prompt + 1.5 answers.
-    One per scenario and anchors, filled lazily: later runs of the same scenario reuse its evaluations."""
-    return _cached_table(sc, max(1.0, client.input.mean * 0.5), client.input.mean + client.output.mean * 1.5)
+    One per deployment and anchors, filled lazily: later runs reuse its evaluations, also runs of the same deployment
+    under another workload with the same mean lengths (a concurrency sweep). Step times never read the workload
+    (planner.perf builds op records from the model, format, hardware, parallel plan and engine alone), nor the
+    scenario's labels, SLOs or measurements, so those are left out of the key."""
+    key = replace(sc, name="", file="", workload=None, slo=(), measured=())
+    return _cached_table(key, max(1.0, client.input.mean * 0.5), client.input.mean + client.output.mean * 1.5)
 
 
 @lru_cache(maxsize=32)
