@@ -41,10 +41,14 @@ def _run(sc):
     return simulate_disaggregated(dis, mems, client_for(sc))
 
 
-def test_more_prefill_workers_never_raise_mean_ttft():
-    ttft = [float(_run(_deployment(prefill_workers=p, gpus=16)).sim.metrics()["ttft_ms"]) for p in (1, 2, 4)]
-    assert ttft[0] >= ttft[1] >= ttft[2] > 0
-    assert ttft[2] < ttft[0]  # 16 prompts of ~1,850 tokens queue for one prefill worker
+def test_more_prefill_workers_never_raise_the_prefill_wait():
+    runs = [_run(_deployment(prefill_workers=p, gpus=16)) for p in (1, 2, 4)]
+    wait = [r.prefill_wait_s for r in runs]  # intake to the prompt's last chunk: queue + prefill
+    assert wait[0] >= wait[1] * (1 - 1e-12) and wait[1] >= wait[2] * (1 - 1e-12) and wait[2] > 0  # (means: rounding)
+    # 16 prompts of ~1,850 tokens queue for one prefill worker, so mean TTFT falls too; between 2 and 4 workers
+    # nothing queues and TTFT moves only with the decode pool's step boundaries (the pick-up), so it is not ordered
+    ttft = [float(r.sim.metrics()["ttft_ms"]) for r in runs]
+    assert ttft[0] > max(ttft[1], ttft[2]) > 0
 
 
 def test_kv_transfer_grows_with_prompt_and_falls_with_bandwidth():

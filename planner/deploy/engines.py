@@ -3,6 +3,7 @@ how it pages the KV cache, and what it reserves beside weights and KV."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -55,6 +56,10 @@ class Engine:
     # CUDA graphs: a step replayed from a graph costs the GPU time only; a step launched kernel by kernel from
     # Python costs at least eager_kernel_host_s per kernel of the op records (planner.perf.steps.run_ops)
     cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
+    # the decode batch sizes the engine captures (up to its largest, cuda_graph_max_batch where set, which is then
+    # captured too); a decode batch of b sequences replays the graph of the smallest captured size >= b, its extra
+    # rows padding (graph_batch); None: every size is captured (no padding)
+    cuda_graph_sizes: tuple[int, ...] | None = None
     graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
     # the same for models with MLA attention, whose op records stand for more real kernels (latent norms, rope,
@@ -165,6 +170,20 @@ class Engine:
             return group_tokens <= self.graph_prefill_tokens
         return self.cuda_graph_max_batch is None or group_tokens <= self.cuda_graph_max_batch
 
+    def graph_batch(self, batch: float) -> float:
+        """The batch a decode step of `batch` sequences per engine group runs at: the smallest captured CUDA-graph
+        size >= batch (padded rows), or the batch itself when every size is captured or it runs without a graph.
+        cuda_graph_max_batch, where set, is captured whatever the list says; without it, a batch above the list's
+        largest size replays no graph (vLLM) and is not padded."""
+        sizes = self.cuda_graph_sizes
+        if sizes is None or not self.graphed(batch, prefill=False):
+            return batch
+        top = self.cuda_graph_max_batch
+        k = bisect_left(sizes, batch - 1e-9)
+        if k < len(sizes) and (top is None or sizes[k] <= top):
+            return float(sizes[k])
+        return batch if top is None else float(top)
+
     def fraction_for(self, tp_group: int) -> float:
         """Memory fraction; SGLang picks its default from the TP group size (largest entry <= tp_group)."""
         if not self.memory_fraction_by_tp:
@@ -189,6 +208,7 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
+                     "cuda_graph_sizes",
                      "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s",
                      "eager_prefill_kernel_host_mla_s", "cpu_op_host_s",
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk", "chunked_prefill",
@@ -222,6 +242,7 @@ def load_engine(name: str) -> Engine:
                                 if not isinstance(doc.get("cpu_compute_efficiency"), dict) else None),
         cpu_compute_efficiency_by_dtype=_by_dtype(doc, "cpu_compute_efficiency", file),
         cuda_graph_max_batch=get_number(doc, "cuda_graph_max_batch", file, integer=True, default=None, minimum=0),
+        cuda_graph_sizes=_graph_sizes(doc, file),
         graph_prefill_tokens=num("graph_prefill_tokens", default=0),
         eager_kernel_host_s=get_number(doc, "eager_kernel_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         eager_kernel_host_mla_s=get_number(doc, "eager_kernel_host_mla_s", file, default=None, minimum=0,
@@ -269,6 +290,26 @@ def _names(doc: dict, key: str, file: str, allowed: tuple[str, ...] | None) -> t
         if allowed is not None and v not in allowed:
             raise PlannerError(f"unknown {v!r}; known: {', '.join(allowed)}", file=file, field=key)
     return tuple(value)
+
+
+def _graph_sizes(doc: dict, file: str) -> tuple[int, ...] | None:
+    """`cuda_graph_sizes: [1, 2, 4, [8, 256, 8], ...]`: sizes, and [start, stop, step] ranges (stop excluded, as
+    Python's range), expanded and sorted."""
+    value = doc.get("cuda_graph_sizes")
+    if value is None:
+        return None
+    sizes: set[int] = set()
+    for item in value if isinstance(value, list) else [None]:
+        if isinstance(item, int) and not isinstance(item, bool) and item >= 1:
+            sizes.add(item)
+        elif (isinstance(item, list) and len(item) == 3 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                               for x in item) and 1 <= item[0] < item[1] <= 1 << 20
+              and item[2] >= 1):
+            sizes.update(range(*item))
+        else:
+            raise PlannerError(f"expected a list of sizes >= 1 and [start, stop, step] ranges, got {item!r}"[:120],
+                               file=file, field="cuda_graph_sizes")
+    return tuple(sorted(sizes))
 
 
 def _bool(doc: dict, key: str, file: str) -> bool:

@@ -37,8 +37,10 @@ over them; a replica left without requests idles, so concurrency 1 never counts 
     forms step k+1 while step k runs, fetching requests as step k starts, so a request that arrives mid-step joins
     the step after the next (an idle engine takes it at once). APPROXIMATE: the first token is sent when its step
     ends; the engines send it once the next step is launched, a host delay not modelled;
-  - CUDA graphs: the step-time model decides per step size (Engine.graphed); padding a batch to the captured size
-    is not modelled;
+  - CUDA graphs: the step-time model decides per step size (Engine.graphed: eager above the largest captured
+    size); a decode batch replays the graph of the smallest captured size at least as large (Engine.graph_batch,
+    the engine profile's cuda_graph_sizes), its layers timed at that size and its attention at the real batch
+    (planner.serving.steptable); mixed and prefill steps are not padded;
   - prefix cache: `prefix_cache_hit` of every prompt is cached (its KV held, not computed);
   - MTP: each decode step gives 1 + drafts x acceptance tokens per request (planner.perf.steps.tokens_per_step).
 - spans: while no rank has a prompt to prefill, every step is a decode step of the same batch, so the steps up to
@@ -54,9 +56,10 @@ prefill alone. Which one a published run used matters more for TTFT than anythin
 
 Disaggregated pools are planner.serving.disagg; sizing re-runs its reported plans here (planner.sizing.simulated).
 Not yet (issue 18): SGLang's output-token reservation at admission (new_token_ratio 0.7 decaying to 0.14 x
-conservativeness over 600 steps; a new batch reserves its whole max_new_tokens, clipped at 4,096); CUDA-graph padding
-(padded rows are identical dummy tokens: they add GEMM rows but at most top_k routed experts, so timing a step at the
-padded batch would overstate MoE weight reads); a per-token streaming cost after a burst.
+conservativeness over 600 steps; a new batch reserves its whole max_new_tokens, clipped at 4,096); TensorRT-LLM's
+unpadded default graphs (sizes 1-32, 64, 128; other batches eager: profiles/engines/trtllm.yaml says why not) and its
+one dummy request per padded row, which routes to the same experts (vLLM's and SGLang's padded rows carry stale
+tokens and route like real ones, as modelled); a per-token streaming cost after a burst.
 """
 
 from __future__ import annotations

@@ -59,7 +59,9 @@ class StepTable:
     def __post_init__(self):
         eng = self.sc.engine
         self.kv_hi = max(self.kv_hi, self.kv_lo + 1.0)
-        self._dgrid = size_grid(eng.cuda_graph_max_batch)
+        # the captured CUDA-graph sizes are grid points too: a padded step is timed at one (decode_slope)
+        graphs = [b for b in eng.cuda_graph_sizes or () if eng.graphed(b, prefill=False)]
+        self._dgrid = sorted(set(size_grid(eng.cuda_graph_max_batch)) | set(graphs))
         self._pgrid = size_grid(eng.graph_prefill_tokens or None)
 
     def _decode_at(self, b: int) -> tuple[float, float]:
@@ -91,12 +93,20 @@ class StepTable:
         return a[0] + w * (b[0] - a[0]), a[1] + w * (b[1] - a[1])
 
     def decode_slope(self, b: float) -> tuple[float, float]:
-        """(seconds at kv 0, seconds per context token) of a decode step of b sequences."""
+        """(seconds at kv 0, seconds per context token) of a decode step of b sequences. A CUDA graph padded to a
+        captured size p > b (Engine.graph_batch) runs p rows through every layer but attends over b sequences' KV
+        (the padded rows have a context of 0 or 1 token: vLLM seq_lens 0, SGLang seq_len_fill_value 1): the base at
+        p, the context slope at b. APPROXIMATE: the attention ops' small context-free part (the new tokens' KV
+        writes) is counted at p."""
         hit = self._slope.get(b)
         if hit is None:
+            span = self.kv_hi - self.kv_lo
             s0, s1 = self._interp(self._dgrid, self._decode_at, b)
-            slope = (s1 - s0) / (self.kv_hi - self.kv_lo)
-            hit = self._slope[b] = (s0 - slope * self.kv_lo, slope)
+            slope = (s1 - s0) / span
+            p = self.sc.engine.graph_batch(b)
+            if p != b:
+                s0, s1 = self._interp(self._dgrid, self._decode_at, p)
+            hit = self._slope[b] = (s0 - (s1 - s0) / span * self.kv_lo, slope)
         return hit
 
     def decode(self, b: float, kv: float) -> float:
