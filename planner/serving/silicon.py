@@ -361,7 +361,7 @@ def run(path: str | Path, sample: int | None = None, jobs: int | None = None, ke
     found.sort(key=lambda c: (c.labels["model"], c.labels["gpu"], c.labels["engine"], c.labels["plan"],
                               c.labels["format"], c.labels["isl"], c.labels["osl"], c.labels["concurrency"]))
     jobs = max(1, jobs or os.cpu_count() or 1)
-    parts = [found[k * len(found) // (8 * jobs):(k + 1) * len(found) // (8 * jobs)] for k in range(8 * jobs)]
+    parts = [found[k * len(found) // (16 * jobs):(k + 1) * len(found) // (16 * jobs)] for k in range(16 * jobs)]
     results = None
     if jobs > 1 and len(found) >= PARALLEL_MIN and threading.current_thread() is threading.main_thread():
         try:
