@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import yaml
 
 from planner.deploy.memory import memory_report
 from planner.deploy.scenario import make_scenario
@@ -41,6 +42,39 @@ def test_burst_never_finishes_before_its_intake():
     assert sc.engine.request_ingest_s > 0
     assert res.duration_s >= n * sc.engine.request_ingest_s
     assert float(np.min(res.ttft_s)) >= n * sc.engine.request_ingest_s  # nothing streams during the intake
+
+
+def test_api_servers_one_per_dp_rank_take_a_burst_in_side_by_side():
+    """vLLM >= 0.15 starts one API server per attention-DP rank (profiles/engines/vllm.yaml api_server_count): a burst
+    is taken in that many at a time; with --api-server-count 1 (vLLM <= 0.14) one at a time."""
+    sc = _sc("vllm", {"tp": 4, "dp_attention": 2, "ep": 8})
+    one = replace(sc, engine=replace(sc.engine, api_server_count=1))
+    assert sc.engine.api_servers(2) == 2 and one.engine.api_servers(2) == 1 and _sc("sglang").engine.api_servers(4) == 1
+    n, ingest = 200, sc.engine.request_ingest_s
+    burst = Client(n, Lengths(256), Lengths(16))
+    two_servers, one_server = (simulate(s, memory_report(s), burst) for s in (sc, one))
+    assert float(np.min(two_servers.ttft_s)) >= n * ingest / 2  # nothing streams during the intake
+    assert float(np.min(one_server.ttft_s)) >= n * ingest
+    assert float(np.mean(two_servers.ttft_s)) < float(np.mean(one_server.ttft_s))
+
+
+def test_api_server_count_option_is_checked_in_one_line(tmp_path):
+    from planner.base.errors import PlannerError
+    from planner.deploy.scenario_file import load_scenario
+
+    base = {"model": "qwen3-30b-a3b", "hardware": {"gpu": "h100-sxm", "gpus_per_node": 8}, "engine": "vllm",
+            "workload": {"phase": "serve", "concurrency": 8, "input_len": 512, "output_len": 64}}
+    for value, servers in ((1, 1), (3, 3), ("data_parallel_size", 4)):
+        path = tmp_path / "ok.yaml"
+        path.write_text(yaml.safe_dump({**base, "parallelism": {"tp": 2, "dp_attention": 4, "ep": 8},
+                                        "engine_options": {"api_server_count": value}}))
+        assert load_scenario(str(path)).engine.api_servers(4) == servers
+    for bad in (0, "many", True, 2.5):
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump({**base, "engine_options": {"api_server_count": bad}}))
+        with pytest.raises(PlannerError) as err:
+            load_scenario(str(path))
+        assert err.value.field == "engine_options.api_server_count" and "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("client", [Client(300, Lengths(1024), Lengths(128, "exponential"), concurrency=24),

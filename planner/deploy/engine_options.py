@@ -14,11 +14,11 @@ from typing import Any
 from planner.base import limits
 from planner.base.errors import PlannerError
 from planner.base.yamlio import get_choice, get_number
-from planner.deploy.engines import Engine
+from planner.deploy.engines import Engine, read_api_server_count
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
                       "max_running_requests", "cuda_graph_max_batch", "graph_prefill_tokens", "kernel_tables",
-                      "kernel_tables_version", "request_ingest_s",
+                      "kernel_tables_version", "request_ingest_s", "api_server_count",
                       "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio",
                       "attention_dp_balance", "chunked_prefill", "overlap_schedule")
 # TensorRT-LLM AttentionDpConfig defaults (tensorrt_llm/llmapi/llm_args.py): timeout_iters 50, batching_wait_iters 10
@@ -80,6 +80,8 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     # the API server's per-request intake (Engine.request_ingest_s): 0 where requests come in through another
     # frontend, e.g. NVIDIA Dynamo's Rust HTTP server and tokenizer in front of the engine's worker
     ingest = get_number(opts, "request_ingest_s", file, prefix=pre, default=None, minimum=0, maximum=1)
+    servers = (read_api_server_count(opts["api_server_count"], file, f"{pre}api_server_count")
+               if opts.get("api_server_count") is not None else False)  # vLLM --api-server-count
     recv = get_number(opts, "scheduler_recv_interval", file, prefix=pre, default=None, integer=True, minimum=1,
                       maximum=100000)  # SGLang --scheduler-recv-interval
     if recv is not None and engine.scheduler_recv_interval is None:
@@ -109,6 +111,8 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
         changes["scheduler_recv_interval"] = recv
     if ingest is not None:
         changes["request_ingest_s"] = ingest
+    if servers is not False:
+        changes["api_server_count"] = servers
     if tables is not None:
         changes["kernel_tables"] = tables
     if version is not None:

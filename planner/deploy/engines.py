@@ -75,6 +75,9 @@ class Engine:
     # the OpenAI-compatible API server takes in a request (chat template, tokenization, validation) in this many
     # seconds, one at a time, and streams no output while requests wait to be taken in (planner.serving.serve.wave)
     request_ingest_s: float = 0.0
+    # API server processes taking requests in side by side (vLLM --api-server-count); None: one per attention-DP rank
+    # (vLLM >= 0.15's default with its internal DP load balancer); the intake then runs that many times faster
+    api_server_count: int | None = 1
     # latency a request's first token spends outside the forward pass (HTTP, chat template, tokenizer, IPC to the
     # scheduler and back, detokenizer, first SSE chunk), added to every served TTFT
     first_token_path_s: float = 0.0
@@ -184,6 +187,10 @@ class Engine:
             return float(sizes[k])
         return batch if top is None else float(top)
 
+    def api_servers(self, dp_attention: int) -> int:
+        """API server processes of a replica with `dp_attention` attention-DP ranks (api_server_count)."""
+        return self.api_server_count or max(1, dp_attention)
+
     def fraction_for(self, tp_group: int) -> float:
         """Memory fraction; SGLang picks its default from the TP group size (largest entry <= tp_group)."""
         if not self.memory_fraction_by_tp:
@@ -214,7 +221,7 @@ def load_engine(name: str) -> Engine:
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk", "chunked_prefill",
                      "overlap_schedule",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
-                     "request_ingest_s", "scheduler_recv_interval", "batch_wait_timeout_iters",
+                     "request_ingest_s", "api_server_count", "scheduler_recv_interval", "batch_wait_timeout_iters",
                      "batch_wait_max_tokens_ratio", "attention_dp_balance",
                      "first_token_path_s", "weight_formats", "weight_formats_cpu", "kv_cache_dtypes", "attention_dp",
                      "ep_alltoall_needs_dp", "hybrid_kv_pages", "sizing", "ggml_forks"),
@@ -267,6 +274,7 @@ def load_engine(name: str) -> Engine:
         tp_moe_compute_by_dtype=_tp_moe_kernel(doc, file),
         fused_moe_stream=_fused_moe_stream(doc, file),
         request_ingest_s=get_number(doc, "request_ingest_s", file, default=0.0, minimum=0, maximum=1),
+        api_server_count=read_api_server_count(doc.get("api_server_count", 1), file, "api_server_count"),
         first_token_path_s=get_number(doc, "first_token_path_s", file, default=0.0, minimum=0, maximum=1),
         weight_formats=_names(doc, "weight_formats", file, None) or ("safetensors",),
         weight_formats_cpu=_names(doc, "weight_formats_cpu", file, None),
@@ -290,6 +298,15 @@ def _names(doc: dict, key: str, file: str, allowed: tuple[str, ...] | None) -> t
         if allowed is not None and v not in allowed:
             raise PlannerError(f"unknown {v!r}; known: {', '.join(allowed)}", file=file, field=key)
     return tuple(value)
+
+
+def read_api_server_count(value, file: str, field: str) -> int | None:
+    """`api_server_count`: a number of API server processes, or `data_parallel_size` (one per attention-DP rank)."""
+    if value == "data_parallel_size":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+        raise PlannerError(f"expected 1-1024 or data_parallel_size, got {value!r}"[:120], file=file, field=field)
+    return value
 
 
 def _graph_sizes(doc: dict, file: str) -> tuple[int, ...] | None:

@@ -25,7 +25,7 @@ class Sched:
     mixed: bool  # prompt chunks share decode steps
     tps: float  # tokens per request per decode step (MTP included)
     draft: int  # budget tokens a decoding request takes (1 + MTP drafts)
-    ingest_s: float
+    ingest_s: float  # the intake's time per request: request_ingest_s over the replica's API servers
     path_s: float
     ranks: int  # attention-DP ranks per replica
     least_loaded: bool
@@ -43,7 +43,8 @@ class Sched:
         if mem.fits:  # the memory check holds one whole context in bytes; the pool in tokens (full-layer bytes per
             kv = max(kv, float(sc.workload.context_len))  # token) may count fewer where windows cap layers' KV
         return cls(max(1, eng.max_batched_tokens), max(1, eng.running_cap), kv, eng.mixed_chunk,
-                   tokens_per_step(sc), 1 + sc.mtp_tokens, eng.request_ingest_s, eng.first_token_path_s,
+                   tokens_per_step(sc), 1 + sc.mtp_tokens,
+                   eng.request_ingest_s / eng.api_servers(sc.parallelism.dp_attention), eng.first_token_path_s,
                    sc.parallelism.dp_attention, eng.name in LEAST_LOADED, eng.scheduler_recv_interval or 1,
                    *(eng.batch_wait or (0, 0.0)), eng.adp_balance or (0, 0), eng.chunked_prefill,
                    eng.overlap_schedule)

@@ -122,11 +122,13 @@ def wave(sc: Scenario, mem: MemoryReport) -> Wave:
         steps = max(wl.output_len - 1, 0) / tps
         duration = mean_end = prefill_s + steps * step.seconds
         tpot = (duration - ttft) / (wl.output_len - 1) if wl.output_len > 1 else step.seconds / tps
-    # the API server takes the wave's requests in one at a time (all engine groups of a replica share it) and
+    # the API server takes the wave's requests in one at a time (all engine groups of a replica share it, or its
+    # api_server_count processes do, side by side) and
     # streams nothing until it has: every first token waits for that, and the last prompt reaches the engine then,
     # so the wave ends that much later. TPOT stays the engine's schedule: the tokens held meanwhile reach the client
     # through the same single process afterwards, at a per-token cost that is not modelled (approximate)
-    ingest = sc.engine.request_ingest_s * size * sc.parallelism.dp_attention
+    dp = sc.parallelism.dp_attention
+    ingest = sc.engine.request_ingest_s * size * dp / sc.engine.api_servers(dp)  # over the replica's API servers
     late = max(0.0, ingest - prefill_s)
     ttft, prefill_s, duration, mean_end = max(ttft, ingest), prefill_s + late, duration + late, mean_end + late
     ttft += sc.engine.first_token_path_s  # the first token's way out of the server, outside the forward

@@ -5,7 +5,8 @@ Run: `python -m planner.serving.sim --bench` (speed: 1,000 requests of 1,024 in 
 
 What is simulated, per replica (replicas share the client's requests evenly: concurrency, prompts and rate split
 over them; a replica left without requests idles, so concurrency 1 never counts more than one user):
-- the API server (one per replica) takes requests in one at a time, `request_ingest_s` each, and streams nothing
+- the API server (one per replica, or Engine.api_servers side by side: vLLM >= 0.15 starts one per DP rank) takes
+  requests in one at a time, `request_ingest_s` each, and streams nothing
   while requests wait to be taken in: a first token made meanwhile reaches the client when that backlog is done,
   and the request's later tokens as much later (they stream at the engine's pace afterwards; the per-token cost of
   that streaming is not modelled), as planner.serving.serve.wave does in closed form;
