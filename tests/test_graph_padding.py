@@ -68,3 +68,17 @@ def test_engine_profile_graph_sizes_expand_ranges_and_refuse_bad_entries_in_one_
             load_engine(f"padded-bad{k}")
         assert err.value.field == "cuda_graph_sizes" and "padded-bad" in str(err.value)
         assert "\n" not in str(err.value)
+
+
+def test_estimate_says_it_pads_decode_batches_and_how_many_api_servers_take_requests_in():
+    from planner.serving.estimate import estimate
+
+    sc = make_scenario("qwen3-30b-a3b", gpu="h100-sxm", gpus_per_node=8, engine="vllm",
+                       parallelism={"tp": 2, "dp_attention": 2, "ep": 4},
+                       workload={"phase": "serve", "concurrency": 8, "input_len": 512, "output_len": 32})
+    notes = " | ".join(estimate(sc)["assumptions"])
+    assert "padded to the engine's next captured CUDA-graph size" in notes
+    assert "2 server process(es) side by side (one per DP rank" in notes
+    trt = " | ".join(estimate(replace(sc, engine=load_engine("trtllm"),
+                                      parallelism=replace(sc.parallelism, dp_attention=1, ep=1)))["assumptions"])
+    assert "CUDA-graph size" not in trt and "1 server process(es) side by side" in trt  # every size captured

@@ -128,6 +128,16 @@ def _simulate(sc: Scenario, mem, metrics: dict, assumptions: list) -> dict:
         dist = {k: v for k, v in dist.items() if not k.startswith(("tpot_", "itl_"))}
         assumptions.append(f"the API server's intake held first tokens for {res.held_share:.0%} of the requests' "
                            f"life: TPOT from the closed-form waves (the streaming of held tokens is not simulated)")
+    eng = sc.engine
+    if eng.request_ingest_s:
+        servers = eng.api_servers(sc.parallelism.dp_attention)
+        assumptions.append(f"the API server takes requests in at {1e3 * eng.request_ingest_s:.1f} ms each, "
+                           f"{servers} server process(es) side by side"
+                           + (" (one per DP rank, the engine's default; engine_options.api_server_count)"
+                              if eng.api_server_count is None and servers > 1 else ""))
+    if eng.cuda_graph_sizes:
+        assumptions.append("decode batches run padded to the engine's next captured CUDA-graph size (profile "
+                           "cuda_graph_sizes): layers at that size, attention over the real requests")
     metrics.update(sim)
     per_node = sc.gpus_per_node or 1
     metrics["decode_tokens_per_s_per_node"] = metrics["decode_tokens_per_s_per_gpu"] * per_node
