@@ -262,20 +262,14 @@ class DisaggRun:
         # their own (from the first token)
         first_end, alike = t - (steps - 1) * dt, (steps - 1) * n
         shared = n - len(d.joined)
-        if shared:
-            gap = first_end - d.last_end
+        gaps = [(first_end - d.last_end, shared)] if shared else []
+        gaps += [(first_end - float(self.last_tok[i]), 1) for i in d.joined]
+        for gap, count in gaps:
             if abs(gap - dt) <= 1e-9 * dt:
-                alike += shared
+                alike += count
             else:
                 self.itl_gap.append(gap)
-                self.itl_n.append(float(shared))
-        for i in d.joined:
-            gap = first_end - self.last_tok[i]
-            if abs(gap - dt) <= 1e-9 * dt:
-                alike += 1
-            else:
-                self.itl_gap.append(float(gap))
-                self.itl_n.append(1.0)
+                self.itl_n.append(float(count))
         d.joined.clear()
         self.itl_gap.append(dt)
         self.itl_n.append(float(alike))

@@ -20,14 +20,12 @@ class Intake:
         self.run_end: list[float] = []  # end of each busy run of the API server
         self.run_of: list[int] = []  # the busy run each intake belongs to
         self.ready: deque = deque()  # (time taken in, request) in order
-        self.sent_at: list[float] = []  # send time of each request sent so far, in order (nondecreasing)
 
     # -- client and API server ------------------------------------------------------------------------------------
     def _send(self, i: int, t: float) -> None:
         """Request i leaves the client at t (or its send time); the API server takes it in after the ones before."""
         t = max(t, float(self.send_at[i]))
         self.sent[i] = t
-        self.sent_at.append(t)
         busy = bool(self.ingest_end) and t <= self.ingest_end[-1]
         start = self.ingest_end[-1] if busy else t
         end = start + self.s.ingest_s
@@ -73,4 +71,4 @@ class Intake:
         if not self.ready:
             return 0
         i0 = self.ready[0][1]
-        return bisect_right(self.sent_at, t, i0, self.next_send) - i0
+        return bisect_right(self.sent, t, i0, self.next_send) - i0  # sends are in order: nondecreasing times

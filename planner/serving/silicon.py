@@ -149,8 +149,8 @@ MAPPING = {
                       "rank) are not mapped: the engine profile's batch caps apply",
     "engine_version": "reported per row; the engine profile's defaults are used for every version, except that "
                       "vLLM rows of releases before 0.14 run without async scheduling (engine_options "
-                      "overlap_schedule false; silicon_recipes.VLLM_ASYNC_FROM) and those before 0.15 with one API "
-                      "server, not one per DP rank (api_server_count 1; VLLM_API_SERVERS_FROM)",
+                      "overlap_schedule false) and those before 0.15 with one API server, not one per DP rank "
+                      "(api_server_count 1; silicon_recipes.VLLM_DEFAULT_CHANGES)",
     "engine_options": recipe_notes(),
 }
 

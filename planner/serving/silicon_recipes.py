@@ -32,10 +32,11 @@ RANGE_RATIO = 0.8
 # in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
 AIC_HARNESS = "aic-auto-gap-analysis"
 AIC_ROUNDS = 20  # (its generated TensorRT-LLM engine configuration: silicon_recipe_flags.AIC_TRT_CONFIG, not applied)
-# vLLM schedules asynchronously by default (SchedulerConfig.async_scheduling None -> on unless incompatible; the
-# engine profile's overlap_schedule) from release 0.14: vllm-project/vllm #27614 "[Core] Enable async scheduling by
-# default" merged in the week to 2026-01-02, after 0.13.0; rows of earlier releases run without it
-VLLM_ASYNC_FROM, VLLM_API_SERVERS_FROM = (0, 14), (0, 15)  # and one API server per DP rank (vllm.yaml) from 0.15
+# vLLM defaults that changed at a release (the engine profile models the newer), with the value rows of earlier
+# releases run: async scheduling (SchedulerConfig.async_scheduling None -> on unless incompatible; overlap_schedule)
+# from 0.14, vllm-project/vllm #27614 "[Core] Enable async scheduling by default" merged in the week to 2026-01-02,
+# after 0.13.0; one API server per DP rank (api_server_count, profiles/engines/vllm.yaml) from 0.15
+VLLM_DEFAULT_CHANGES = (((0, 14), "overlap_schedule", False), ((0, 15), "api_server_count", 1))
 # InferenceMAX's SGLang recipes (SemiAnalysisAI/InferenceX), as each file stood on the runs' measured dates:
 # - --scheduler-recv-interval (planner.serving.sim: the scheduler takes new requests in every N decode steps):
 #   `if [[ $CONC -ge 16 ]]; then SCHEDULER_RECV_INTERVAL=30 else 10`, or one value; None: not passed (SGLang's 1);
@@ -183,8 +184,7 @@ def benchmark(row, concurrency: int) -> tuple[str, dict, dict]:
     options = {"request_ingest_s": 0.0} if harness else {}
     measured = measured_on(row)  # recipes are matched by the date a run was measured
     if row.backend == "vllm" and (version := release(row.backend_version)):
-        options |= ({"overlap_schedule": False} if version < VLLM_ASYNC_FROM else {}) | (
-            {"api_server_count": 1} if version < VLLM_API_SERVERS_FROM else {})
+        options |= {key: old for since, key, old in VLLM_DEFAULT_CHANGES if version < since}
     options |= sglang_flags(row, concurrency, measured)
     if (recipe := vllm_recipe(row)) is not None:
         options["memory_fraction"] = recipe[2]
