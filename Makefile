@@ -41,7 +41,7 @@ bench: bench-planner
 bench-planner: $(STAMP)
 	$(PY) -m planner.perf.sweep
 	$(PY) -m planner.bench
-	$(PY) -m planner.sizing.search --bench
+	$(PY) -m planner.sizing.bench
 
 # per-case error table against the published measurements beside this checkout
 validation-doc: $(STAMP)

@@ -17,7 +17,8 @@ tests/test_step_sweep.py holds the two paths equal.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cached_property
 from types import SimpleNamespace
 
@@ -26,7 +27,7 @@ import numpy as np
 from planner.deploy.scenario import Scenario
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
 from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor, mma_dtype
-from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_seconds, machine, prefill_ops
+from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_per_kernel, machine, prefill_ops
 from planner.perf.sweep import _interp, shape_factor
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
@@ -44,195 +45,335 @@ class _Records:
             raise ValueError("the step sweep needs one fixed set of GPU op records")
         self.ops = one
         self.names = [op.name for op in one]
+        self.sig, self.counts = _signature(one), np.array([float(op.count) for op in one])
         a = np.array([[float(getattr(op, f)) for f in FIELDS] for op in one])
         b = np.array([[float(getattr(op, f)) for f in FIELDS] for op in two]) - a
         self.icpt, self.slope = a - b, b
         s, par = sc.model.spec, sc.parallelism
         per_rank = -(-(s.n_routed_experts + par.redundant_experts) // max(par.ep, 1))
-        self.experts = [(i, expert_tokens.get(op.name, 1.0), big[op.name].weight_bytes)
-                        for i, op in enumerate(one) if op.name in EXPERTS]
-        self.k, self.n_experts, self.busiest = s.experts_per_token, s.n_routed_experts, ep_load_imbalance(sc)
-        self.stage, self.per_rank, self.expert_tp = par.gpus_per_stage, per_rank, par.gpus_per_stage / par.ep
+        # routed-expert ops: where, and (tokens per x, all experts' bytes, 1 - k/E, k, GPUs per stage, busiest
+        # rank's share, expert TP, experts per rank) as the columns evaluate's _values reads
+        self.ex_at = np.array([i for i, op in enumerate(one) if op.name in EXPERTS], dtype=int)
+        k, stage = s.experts_per_token, par.gpus_per_stage
+        self.ex = np.array([[expert_tokens.get(one[i].name, 1.0), big[one[i].name].weight_bytes,
+                             1 - k / s.n_routed_experts, k, stage, ep_load_imbalance(sc), stage / par.ep, per_rank]
+                            for i in self.ex_at]).reshape(-1, 8)
 
     def values(self, x: np.ndarray) -> np.ndarray:
         """[ops, FIELDS, points] at tokens x (decode: sequences per GPU)."""
-        v = self.icpt[:, :, None] + self.slope[:, :, None] * x[None, None, :]
-        v[:, ROWS] = np.ceil(v[:, ROWS] - 1e-9)
-        for i, tokens_per_x, full in self.experts:  # planner.perf.ops._ffn_ops, in its order of operations
-            stage_tokens = x * tokens_per_x * self.stage
-            frac = np.where(stage_tokens > 0, 1 - (1 - self.k / self.n_experts) ** stage_tokens, 0.0)
-            pairs = stage_tokens * self.k / self.stage * self.busiest
-            v[i, WEIGHTS] = full * frac
-            v[i, ROWS] = np.ceil(pairs * self.expert_tp / np.maximum(self.per_rank * frac, 1))
-        return v
+        return _values([(self, np.asarray(x, dtype=float))])
 
 
-# per-op constants of a Timer by what they read (_static): many plans run the same op kinds, dtypes and shapes on
-# the same GPU and table (a search's plans differ in counts, lengths and node counts far more than in those)
+# per-op constants by what they read (_op_static): many plans run the same op kinds, dtypes and shapes on the same
+# GPU and table (a search's plans differ in counts, lengths and node counts far more than in those); and a Timer's
+# whole [ops, C] array by the records it times and the machine (_static), which a search asks for per plan
+_OP_STATIC: dict = {}
 _STATIC: dict = {}
-STATIC_MAX = 4096
+STATIC_MAX = 16384
+# efficiency curves by number (a Timer's ops name their compute and memory curves by it, so a batch of many plans'
+# ops interpolates each distinct curve once): id(curve) -> number, and the curves, held so their ids stay theirs
+_CURVE_NO: dict[int, int] = {}
+_CURVES: list = []
+CURVES_MAX = 65536
+# a Timer's per-op constants, columns of one [ops, C] array (so a batch concatenates them at once)
+C_COUNT, C_LAT, C_ALPHA, C_BETA, C_PEAK, C_MAMF, C_KFAC, C_FLOOR, C_BW, C_SLAT, C_SFRAC, C_COMM, C_STREAM, C_GEMM, \
+    C_CCURVE, C_MCURVE, C_KERNELS = range(17)
 
 
-def _static(m, ops: list) -> tuple:
-    """What a Timer needs of each op that depends only on the machine and the op's kind, dtype, depth, kernels,
-    collective and kernel configuration (not its FLOP, bytes or count): comm probes, peaks, curves, floors, shape
-    surfaces. Cached by those; the entry keeps the machine's accelerator and table alive, so their ids stay theirs."""
-    key = (id(m.acc), id(m.eff), m.gpus_per_node, bool(m.moe_stream_fraction),
-           tuple((op.kind, op.dtype, op.depth, op.kernels, op.comm, op.group, op.config) for op in ops))
+def _curve_no(curve) -> int:
+    no = _CURVE_NO.get(id(curve))
+    if no is None or _CURVES[no] is not curve:
+        no = _CURVE_NO[id(curve)] = len(_CURVES)
+        _CURVES.append(curve)
+    return no
+
+
+def _static(m, sig: tuple, ops: list) -> tuple:
+    """([ops, C] constants without counts, shape surfaces) of `ops` on machine `m`; `sig`: the numbers of the op
+    signatures (_signature) the ops come from, which name everything these constants read of them."""
+    key = (id(m.acc), id(m.eff), m.gpus_per_node, m.moe_stream_fraction, m.moe_stream_latency_s, sig)
     hit = _STATIC.get(key)
     if hit is not None and hit[0] is m.acc and hit[1] is m.eff:
         return hit[2]
-    comm = np.array([op.kind == "comm" for op in ops])
-    gpu = [i for i, op in enumerate(ops) if op.kind != "comm"]
-    lat, alpha, beta = (np.zeros(len(ops)) for _ in range(3))
-    for i, op in enumerate(ops):
-        if op.kind == "comm":  # comm_time is latency + max(alpha x bytes, beta x RDMA bytes), 0 without bytes
-            probe = lambda b, r: comm_time(SimpleNamespace(comm=op.comm, group=op.group, comm_bytes=b,  # noqa
-                                                           rdma_bytes=r), m)
-            lat[i] = tiny = probe(1e-300, 0.0)
-            alpha[i] = (probe(COMM_PROBE_BYTES, 0.0) - tiny) / COMM_PROBE_BYTES
-            beta[i] = (probe(1e-300, COMM_PROBE_BYTES) - tiny) / COMM_PROBE_BYTES
-    peak, mamf, kfac = np.ones(len(ops)), np.ones(len(ops)), np.ones(len(ops))
-    floor = np.zeros(len(ops))
-    stream = np.zeros(len(ops), dtype=bool)
-    compute, memory, shapes = {}, {}, []
-    for i in gpu:
-        op = ops[i]
-        e = m.eff.ops[op.kind]
-        peak[i] = _peak(m.acc, op.dtype)
-        if op.kind in ("gemm", "grouped_gemm"):
-            mamf[i], kfac[i] = _mamf_cap(m.acc, op.dtype), depth_factor(op.depth)
-        floor[i] = e.floor_s * op.kernels
-        stream[i] = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
-        compute.setdefault(id(c := e.compute_for(mma_dtype(m.acc, op.dtype))), (c, []))[1].append(i)
-        memory.setdefault(id(e.memory), (e.memory, []))[1].append(i)
-        shape, config = e.surface_for(op), e.config_curve(op) if e.config_by_dtype else None
-        if (shape is not None or config is not None) and not stream[i]:
-            shapes.append((i, shape, config, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
-                           max(op.depth or 1.0, 1.0)))
-    gemm = np.array([op.kind in ("gemm", "grouped_gemm") for op in ops])
-    out = (comm, lat, alpha, beta, peak, mamf, kfac, floor, stream, shapes, gemm,
-           [(c, np.array(idx)) for c, idx in compute.values()], [(c, np.array(idx)) for c, idx in memory.values()])
-    if len(_STATIC) >= STATIC_MAX:
-        _STATIC.clear()
+    if len(_STATIC) >= STATIC_MAX or len(_OP_STATIC) >= STATIC_MAX or len(_CURVES) >= CURVES_MAX:
+        _STATIC.clear()  # before the curve numbers their entries hold are dropped
+        _OP_STATIC.clear()
+        if len(_CURVES) >= CURVES_MAX:
+            _CURVE_NO.clear()
+            _CURVES.clear()
+    rows = [_op_static(m, op) for op in ops]
+    out = (np.array([row for row, _ in rows]),
+           tuple((i,) + shape for i, (_, shape) in enumerate(rows) if shape is not None))
     _STATIC[key] = (m.acc, m.eff, out)
     return out
 
 
+_SIGNATURES: dict[tuple, int] = {}
+_NEXT_SIGNATURE = [0]  # numbers are never reused (a _STATIC key holding an old number stays that op list's)
+
+
+def _signature(ops: list) -> int:
+    """A number for what _static reads of a list of ops (names too: a mixed step's op list follows them)."""
+    sig = tuple((op.name, op.kind, op.dtype, op.depth, op.kernels, op.comm, op.group, op.config) for op in ops)
+    no = _SIGNATURES.get(sig)
+    if no is None:
+        if len(_SIGNATURES) >= STATIC_MAX:
+            _SIGNATURES.clear()
+        no = _SIGNATURES[sig] = _NEXT_SIGNATURE[0]
+        _NEXT_SIGNATURE[0] += 1
+    return no
+
+
+def _op_static(m, op) -> tuple:
+    """(constants row, shape surface or None) of one op on machine `m`: comm probes, peak, curves, floor, surface."""
+    key = (id(m.acc), id(m.eff), m.gpus_per_node, m.moe_stream_fraction, m.moe_stream_latency_s,
+           op.kind, op.dtype, op.depth, op.kernels, op.comm, op.group, op.config)
+    hit = _OP_STATIC.get(key)
+    if hit is not None and hit[0] is m.acc and hit[1] is m.eff:
+        return hit[2]
+    c = np.zeros(C_KERNELS + 1)
+    c[C_KERNELS] = op.kernels
+    c[[C_PEAK, C_MAMF, C_KFAC]] = 1.0
+    c[[C_CCURVE, C_MCURVE]] = -1  # comm ops read no curve
+    c[C_BW] = m.acc.memory_bandwidth_bytes_per_s
+    c[C_SLAT], c[C_SFRAC] = m.moe_stream_latency_s or 0.0, m.moe_stream_fraction or 0.0
+    shape_row = None
+    if op.kind == "comm":  # comm_time is latency + max(alpha x bytes, beta x RDMA bytes), 0 without bytes
+        probe = lambda b, r: comm_time(SimpleNamespace(comm=op.comm, group=op.group, comm_bytes=b,  # noqa: E731
+                                                       rdma_bytes=r), m)
+        c[C_LAT] = tiny = probe(1e-300, 0.0)
+        c[C_ALPHA] = (probe(COMM_PROBE_BYTES, 0.0) - tiny) / COMM_PROBE_BYTES
+        c[C_BETA] = (probe(1e-300, COMM_PROBE_BYTES) - tiny) / COMM_PROBE_BYTES
+        c[C_COMM] = 1.0
+    else:
+        e = m.eff.ops[op.kind]
+        c[C_PEAK] = _peak(m.acc, op.dtype)
+        if op.kind in ("gemm", "grouped_gemm"):
+            c[C_MAMF], c[C_KFAC], c[C_GEMM] = _mamf_cap(m.acc, op.dtype), depth_factor(op.depth), 1.0
+        c[C_FLOOR] = e.floor_s * op.kernels
+        stream = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
+        c[C_STREAM] = stream
+        c[C_CCURVE] = _curve_no(e.compute_for(mma_dtype(m.acc, op.dtype)))
+        c[C_MCURVE] = _curve_no(e.memory)
+        shape, config = e.surface_for(op), e.config_curve(op) if e.config_by_dtype else None
+        if (shape is not None or config is not None) and not stream:
+            shape_row = (shape, config, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
+                         max(op.depth or 1.0, 1.0))
+    _OP_STATIC[key] = (m.acc, m.eff, (c, shape_row))
+    return c, shape_row
+
+
 class Timer:
-    """Seconds of a step's op records, given their fields as [ops, FIELDS, points] (roofline.time_op, run_ops)."""
+    """What timing a step's op records needs besides their FLOP and bytes (roofline.time_op, run_ops): per-op
+    constants, shape surfaces, the launch floor outside a CUDA graph (launch_seconds), overhead, stages, two-batch
+    overlap. `records`: the _Records the ops come from (the decode ops, then the prompt-only ops of a mixed step)."""
 
-    def __init__(self, sc: Scenario, ops: list, prefill: bool):
-        m = self.machine = machine(sc)
-        self.sc = sc
-        self.count = np.array([float(op.count) for op in ops])
-        (self.comm, self.lat, self.alpha, self.beta, self.peak, self.mamf, self.kfac, self.floor, self.stream,
-         self.shapes, self.gemm, self.compute_groups, self.memory_groups) = _static(m, ops)
-        self.launch = launch_seconds(sc, ops, prefill)
+    def __init__(self, sc: Scenario, sig: tuple, ops: list, counts: np.ndarray, prefill: bool, m=None):
+        base, self.shapes = _static(m or machine(sc), sig, ops)
+        self.const = base.copy()
+        self.const[:, C_COUNT] = counts
+        self.launch = launch_per_kernel(sc, prefill) * float(counts @ base[:, C_KERNELS])  # steps.launch_seconds
+        self.tbo = sc.engine.overlap_comm == "tbo_ep" and sc.parallelism.ep > 1
+        self.pp, self.overhead = sc.parallelism.pp, sc.engine.step_overhead_s
 
-    def busy(self, v: np.ndarray) -> np.ndarray:
-        """work + communication of each point (seconds), as run_ops adds them before the launch floor."""
-        m = self.machine
-        rows = np.maximum(v[:, ROWS], 1.0)  # `op.m or 1`
-        eff_c, eff_m = np.ones_like(rows), np.ones_like(rows)
-        for curve, idx in self.compute_groups:
-            eff_c[idx] = _interp(curve, rows[idx])
-        for curve, idx in self.memory_groups:
-            eff_m[idx] = _interp(curve, rows[idx])
-        eff_c = np.where(self.gemm[:, None], np.minimum(eff_c, self.mamf[:, None]) * self.kfac[:, None], eff_c)
-        flops = v[:, FLOPS]
-        t_c = np.where(flops > 0, flops / (self.peak[:, None] * eff_c), 0.0)
-        total = v[:, WEIGHTS] + v[:, ACT] + v[:, KV_READ] + v[:, KV_WRITE]
-        bw = m.acc.memory_bandwidth_bytes_per_s
-        t_m = np.where(total > 0, total / (bw * eff_m), 0.0)
-        t = np.maximum(np.maximum(t_c, t_m), self.floor[:, None])
-        if self.stream.any():  # the engine's fused-MoE streaming: latency + bytes at its HBM fraction, no floor
-            s = self.stream
-            t[s] = np.maximum(t_c[s], m.moe_stream_latency_s + total[s] / (bw * m.moe_stream_fraction))
-        for i, shape, config, one, depth in self.shapes:  # a silicon table's shape surface (roofline.time_op)
+
+@dataclass(frozen=True)
+class Job:
+    """One step-time evaluation over an array of points: the timer, the op values as one family's records at x
+    (`parts` ((records, x),)), or a decode and a prompt family merged as planner.perf.steps.merge does (`parts`
+    ((decode records, b), (prompt records, p)), `merge` (prompt op -> decode op or -1, prompt-only ops)), and
+    whether each point replays a CUDA graph."""
+
+    timer: Timer
+    parts: tuple
+    graphed: np.ndarray
+    merge: tuple | None = None
+
+
+def evaluate(jobs: list[Job]) -> list[np.ndarray]:
+    """Step seconds of each job, as [its points]: every job's ops timed together in one set of array operations
+    (planner.perf.roofline.time_op per op, planner.perf.steps.run_ops per step), the points padded to the longest."""
+    if not jobs:
+        return []
+    n = [len(job.parts[0][1]) for job in jobs]
+    width = max(n)
+    pad = (lambda x: x if len(x) == width else np.concatenate([x, np.full(width - len(x), x[-1])]))
+    parts = [(rec, pad(x)) for job in jobs for rec, x in job.parts]
+    flat = _values(parts)
+    blocks, at = [], 0
+    for job in jobs:
+        if job.merge is None:
+            size = len(job.parts[0][0].ops)
+            blocks.append(flat[at:at + size])
+        else:
+            (dec, _), (pre, _) = job.parts
+            d, p = flat[at:at + len(dec.ops)], flat[at + len(dec.ops):at + len(dec.ops) + len(pre.ops)]
+            blocks.append(_merged(d, p, *job.merge))
+            size = len(dec.ops) + len(pre.ops)
+        at += size
+    busy = _busy([job.timer for job in jobs], np.concatenate(blocks, axis=0), [len(b) for b in blocks])
+    out = []
+    for j, job in enumerate(jobs):
+        t = job.timer
+        b = busy[j, :n[j]]
+        b = np.where(job.graphed, b, np.maximum(b, t.launch))
+        out.append(t.pp * (b + t.overhead))
+    return out
+
+
+def _values(parts: list) -> np.ndarray:
+    """Records.values of every (records, x) part, stacked along the ops axis (all x of one length)."""
+    recs = [rec for rec, _ in parts]
+    sizes = [len(rec.ops) for rec in recs]
+    x = np.repeat(np.array([x for _, x in parts]), sizes, axis=0)  # [ops, points]
+    v = np.concatenate([rec.icpt for rec in recs])[:, :, None] + \
+        np.concatenate([rec.slope for rec in recs])[:, :, None] * x[:, None, :]
+    v[:, ROWS] = np.ceil(v[:, ROWS] - 1e-9)
+    starts = np.cumsum([0] + sizes[:-1])
+    ex = [(start + rec.ex_at, rec.ex) for start, rec in zip(starts, recs, strict=True) if len(rec.ex_at)]
+    if ex:  # routed experts, as planner.perf.ops._ffn_ops in its order of operations (Records.ex columns)
+        at = np.concatenate([i for i, _ in ex])
+        tpx, full, share, k, stage, busiest, expert_tp, per_rank = np.concatenate([e for _, e in ex]).T[:, :, None]
+        stage_tokens = x[at] * tpx * stage
+        frac = np.where(stage_tokens > 0, 1 - share ** stage_tokens, 0.0)
+        pairs = stage_tokens * k / stage * busiest
+        v[at, WEIGHTS] = full * frac
+        v[at, ROWS] = np.ceil(pairs * expert_tp / np.maximum(per_rank * frac, 1))
+    return v
+
+
+def _merged(dec: np.ndarray, pre: np.ndarray, pre_into: np.ndarray, only_pre: list) -> np.ndarray:
+    """A mixed step's op values (planner.perf.steps.merge): each decode op plus the same prompt op (weights read
+    once), then the prompt-only ops."""
+    common = pre_into >= 0
+    both = dec.copy()
+    rows = pre_into[common]
+    both[rows] += pre[common]
+    both[rows, WEIGHTS] = np.maximum(dec[rows, WEIGHTS], pre[common, WEIGHTS])
+    return np.concatenate([both, pre[only_pre]], axis=0)
+
+
+def _busy(timers: list[Timer], v: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """[jobs, points] work + communication of each job's ops, as run_ops adds them before the launch floor."""
+    c = np.concatenate([t.const for t in timers])
+    rows = np.maximum(v[:, ROWS], 1.0)  # `op.m or 1`
+    eff_c, eff_m = np.ones_like(rows), np.ones_like(rows)
+    for col, eff in ((C_CCURVE, eff_c), (C_MCURVE, eff_m)):
+        no = c[:, col].astype(int)
+        order = np.argsort(no, kind="stable")
+        cut = np.flatnonzero(np.diff(no[order])) + 1
+        for idx in np.split(order, cut):
+            if no[idx[0]] >= 0:
+                eff[idx] = _interp(_CURVES[no[idx[0]]], rows[idx])
+    gemm, comm, stream = c[:, C_GEMM] > 0, c[:, C_COMM] > 0, c[:, C_STREAM] > 0
+    eff_c = np.where(gemm[:, None], np.minimum(eff_c, c[:, C_MAMF, None]) * c[:, C_KFAC, None], eff_c)
+    flops = v[:, FLOPS]
+    t_c = np.where(flops > 0, flops / (c[:, C_PEAK, None] * eff_c), 0.0)
+    total = v[:, WEIGHTS] + v[:, ACT] + v[:, KV_READ] + v[:, KV_WRITE]
+    bw = c[:, C_BW, None]
+    t_m = np.where(total > 0, total / (bw * eff_m), 0.0)
+    t = np.maximum(np.maximum(t_c, t_m), c[:, C_FLOOR, None])
+    if stream.any():  # the engine's fused-MoE streaming: latency + bytes at its HBM fraction, no floor
+        s = stream
+        t[s] = np.maximum(t_c[s], c[s, C_SLAT, None] + total[s] / (bw[s] * c[s, C_SFRAC, None]))
+    starts = np.cumsum([0] + sizes[:-1])
+    for start, timer in zip(starts, timers, strict=True):
+        for i, shape, config, one, depth in timer.shapes:  # a silicon table's shape surface (roofline.time_op)
+            i = start + i
             r = rows[i]
             axes = {"m": r, "depth": depth, "bytes": total[i], "width": flops[i] / (2 * r * depth),
                     "context": v[i, KV_READ] / np.maximum(v[i, KV_WRITE], 1e-30)}
             factor = shape_factor(shape, config, axes)
-            t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, self.floor[i] - one)
-        t = np.where(self.comm[:, None], 0.0, t)
-        work = (t * self.count[:, None]).sum(axis=0)
-        comm_t = np.where(v[:, COMM] > 0, self.lat[:, None] + np.maximum(self.alpha[:, None] * v[:, COMM],
-                                                                        self.beta[:, None] * v[:, RDMA]), 0.0)
-        comm = (np.where(self.comm[:, None], comm_t, 0.0) * self.count[:, None]).sum(axis=0)
-        if self.sc.engine.overlap_comm == "tbo_ep" and self.sc.parallelism.ep > 1:
-            comm = comm - TBO_HIDDEN * np.minimum(comm, work)
-        return work + comm
-
-    def step(self, v: np.ndarray, graphed: np.ndarray) -> np.ndarray:
-        """Step seconds: stages x (max(busy, launch outside a CUDA graph) + overhead)."""
-        busy = self.busy(v)
-        busy = np.where(graphed, busy, np.maximum(busy, self.launch))
-        return self.sc.parallelism.pp * (busy + self.sc.engine.step_overhead_s)
+            t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, c[i, C_FLOOR] - one)
+    count = c[:, C_COUNT, None]
+    work = np.add.reduceat(np.where(comm[:, None], 0.0, t) * count, starts, axis=0)
+    comm_t = np.where(v[:, COMM] > 0, c[:, C_LAT, None] + np.maximum(c[:, C_ALPHA, None] * v[:, COMM],
+                                                                     c[:, C_BETA, None] * v[:, RDMA]), 0.0)
+    comm_s = np.add.reduceat(np.where(comm[:, None], comm_t, 0.0) * count, starts, axis=0)
+    tbo = np.array([t.tbo for t in timers])[:, None]
+    comm_s = np.where(tbo, comm_s - TBO_HIDDEN * np.minimum(comm_s, work), comm_s)
+    return work + comm_s
 
 
 class StepSweep:
-    """decode_step(sc, b, kv_len) and mixed_step(sc, b, kv_len, p, prompt_len, cached) over arrays of b and p."""
+    """decode_step(sc, b, kv_len) and mixed_step(sc, b, kv_len, p, prompt_len, cached) over arrays of b and p;
+    each also as Jobs, so that many plans' steps are timed in one `evaluate` (the sizing screen)."""
 
     def __init__(self, sc: Scenario, kv_len: float, prompt_len: float, cached: float = 0.0):
         if sc.gpu is None or sc.expert_layers_on_cpu:
             raise ValueError("the step sweep models GPU deployments without host-resident experts")
         self.sc, self.prompt_len, self.cached = sc, prompt_len, cached
+        self.machine = machine(sc)
         sq = 1 + sc.mtp_tokens
         key = _ops_key(sc)
         self.dec = _records(("decode", key, kv_len), lambda: _Records(
             sc, lambda x: decode_ops(sc, x, kv_len), {"moe.experts": sq, "mtp.moe.experts": 1.0}))
         self.pre = _records(("prefill", key, prompt_len, cached), lambda: _Records(
             sc, lambda x: prefill_ops(sc, x, prompt_len, cached), {"moe.experts": 1.0}))
-        self.dec_timer = Timer(sc, self.dec.ops, prefill=False)
+        self.dec_timer = Timer(sc, (self.dec.sig,), self.dec.ops, self.dec.counts, prefill=False, m=self.machine)
         if sc.engine.mixed_chunk:
             at = {name: k for k, name in enumerate(self.dec.names)}
-            self.only_pre = [i for i, name in enumerate(self.pre.names) if name not in at]
-            self.pre_into = np.array([at.get(name, -1) for name in self.pre.names])
+            only_pre = [i for i, name in enumerate(self.pre.names) if name not in at]
+            self.merge = (np.array([at.get(name, -1) for name in self.pre.names]), only_pre)
             # the records planner.perf.steps.merge gives, as far as a Timer reads them (kind, dtype, depth, kernels,
             # collective, configuration, count: the decode op's where both run it, then the prompt-only ops): their
             # FLOP and bytes come from `mixed`'s arrays
-            self.mix_timer = Timer(sc, self.dec.ops + [self.pre.ops[i] for i in self.only_pre], prefill=True)
+            self.mix_timer = Timer(sc, (self.dec.sig, self.pre.sig), self.dec.ops + [self.pre.ops[i] for i in only_pre],
+                                   np.concatenate([self.dec.counts, self.pre.counts[only_pre]]), prefill=True,
+                                   m=self.machine)
 
     @cached_property
     def pre_timer(self) -> Timer:
         """The prompt-only step's timer: an engine that runs prompt batches apart, and the prompt chunk alone."""
-        return Timer(self.sc, self.pre.ops, prefill=True)
+        return Timer(self.sc, (self.pre.sig,), self.pre.ops, self.pre.counts, prefill=True, m=self.machine)
 
-    def prefill(self, tokens) -> np.ndarray:
+    def prefill_job(self, tokens) -> Job:
         """planner.perf.steps.prefill_step(sc, tokens, prompt_len, cached) over an array of prompt tokens per GPU."""
         x = np.atleast_1d(np.asarray(tokens, dtype=float))
-        return self.pre_timer.step(self.pre.values(x), self.sc.engine.graphed(x * self.sc.parallelism.tp, True))
+        return Job(self.pre_timer, ((self.pre, x),), self.sc.engine.graphed(x * self.sc.parallelism.tp, True))
 
-    def decode(self, batch) -> np.ndarray:
+    def decode_job(self, batch) -> Job:
         b = np.atleast_1d(np.asarray(batch, dtype=float))
-        return self.dec_timer.step(self.dec.values(b), self.sc.engine.graphed(b * self.sc.parallelism.tp, False))
+        return Job(self.dec_timer, ((self.dec, b),), self.sc.engine.graphed(b * self.sc.parallelism.tp, False))
 
-    def mixed(self, batch, prompt_tokens) -> np.ndarray:
-        """Seconds of a step with `batch` sequences decoding and `prompt_tokens` prompt tokens per GPU on average."""
+    def mixed_jobs(self, batch, prompt_tokens) -> tuple[list[Job], Callable[[list], np.ndarray]]:
+        """Jobs of a step with `batch` sequences decoding and `prompt_tokens` prompt tokens per GPU on average, and
+        the function that makes the step seconds from their `evaluate` results."""
         b, p = np.broadcast_arrays(np.atleast_1d(np.asarray(batch, dtype=float)),
                                    np.atleast_1d(np.asarray(prompt_tokens, dtype=float)))
-        out = self.decode(b)
+        jobs = [self.decode_job(b)]
         has = p > 0
         if not has.any():
-            return out
+            return jobs, lambda out: out[0]
         b, p = b[has], p[has]
         eng, t = self.sc.engine, self.sc.parallelism.tp
         if not eng.mixed_chunk:  # one prompt batch of p / f tokens every 1/f decode steps (mixed_step)
             f = np.minimum(1.0, p * t / max(self.prompt_len - self.cached, 1.0))
-            tokens = p / f
-            pre = self.pre_timer.step(self.pre.values(tokens), eng.graphed(tokens * t, True))
-            out[has] = out[has] + f * pre
-            return out
-        dec, pre = self.dec.values(b), self.pre.values(p)
-        common = self.pre_into >= 0
-        both = dec.copy()
-        rows = self.pre_into[common]
-        both[rows] += pre[common]
-        both[rows, WEIGHTS] = np.maximum(dec[rows, WEIGHTS], pre[common, WEIGHTS])  # weights read once
-        v = np.concatenate([both, pre[self.only_pre]], axis=0)
-        out[has] = self.mix_timer.step(v, eng.graphed((b + p) * t, True))
-        return out
+            jobs.append(self.prefill_job(p / f))
+
+            def amortized(out: list) -> np.ndarray:
+                step = out[0].copy()
+                step[has] += f * out[1]
+                return step
+            return jobs, amortized
+        jobs.append(Job(self.mix_timer, ((self.dec, b), (self.pre, p)), eng.graphed((b + p) * t, True), self.merge))
+
+        def mixed(out: list) -> np.ndarray:
+            step = out[0].copy()
+            step[has] = out[1]
+            return step
+        return jobs, mixed
+
+    def prefill(self, tokens) -> np.ndarray:
+        return evaluate([self.prefill_job(tokens)])[0]
+
+    def decode(self, batch) -> np.ndarray:
+        return evaluate([self.decode_job(batch)])[0]
+
+    def mixed(self, batch, prompt_tokens) -> np.ndarray:
+        """Seconds of a step with `batch` sequences decoding and `prompt_tokens` prompt tokens per GPU on average."""
+        jobs, combine = self.mixed_jobs(batch, prompt_tokens)
+        return combine(evaluate(jobs))
 
 
 # op-record coefficients by what the records depend on (_ops_key), shared by every GPU a search tries a plan on

@@ -16,9 +16,10 @@ from math import ceil
 
 import numpy as np
 
+from planner.base.errors import PlannerError
 from planner.deploy.memory import MemoryReport
 from planner.deploy.scenario import Scenario
-from planner.perf.step_sweep import StepSweep
+from planner.perf.step_sweep import StepSweep, evaluate
 from planner.perf.steps import tokens_per_step
 from planner.serving.point import (
     REL_TOL,
@@ -32,6 +33,7 @@ from planner.serving.point import (
 from planner.serving.serve import max_running, serve_point
 
 GRID = 32  # batch sizes per candidate in the vectorized screen
+SCREEN_BATCH = 64  # plans whose steps one numpy pass times (memory: ~64 x 3 steps x 40 ops x 8 fields x 33 points)
 
 
 @dataclass(frozen=True)
@@ -55,30 +57,95 @@ def screen(sc: Scenario, mem: MemoryReport, limits: Limits) -> tuple[Capacity | 
     tokens per step of planner.serving.serve's steady state), evaluated over the whole grid at once by
     planner.perf.step_sweep.StepSweep; TTFT is the prompt alone (in engine-sized chunks) or its chunks, one per mixed
     step, whichever is longer."""
-    wl, t = sc.workload, sc.parallelism.tp
-    cap = max_running(sc, mem)
-    running = np.unique(np.append(np.geomspace(1.0, cap, GRID), cap))  # [R] per engine group
-    batch = running / t  # [R] per GPU
-    new = wl.new_prompt_len
-    sweep = StepSweep(sc, wl.mean_kv_len, wl.input_len, wl.input_len - new)
-    chunk = chunk_tokens(sc)  # planner.serving.point.prompt_chunk, timed from the sweep's records
-    ttft_alone = float(sweep.prefill(chunk / t)[0]) * new / chunk
-    mixed = steady_prompt_tokens(sc, running)  # [R] prompt tokens per step per GPU (planner.serving.point)
-    step = sweep.mixed(batch, mixed)
-    budget = np.maximum(1.0, sc.engine.max_batched_tokens - running)
-    ttft = np.maximum(ttft_alone, np.where(mixed > 0, np.ceil(new / budget) * step, 0.0))
-    tpot = step / tokens_per_step(sc)
-    good = limits.ok(tpot, ttft)
-    if not good.any():
-        return None, running, tpot
-    k = int(np.flatnonzero(good).max())
-    r, s, tp, tf = running[k], step[k], tpot[k], ttft[k]
-    if k + 1 < len(running):  # the SLO boundary lies between grid points k and k + 1: interpolate linearly
-        over = limits.excess(tpot[k:k + 2], ttft[k:k + 2])  # <= 0 within the SLO
-        f = float(np.clip(-over[0] / (over[1] - over[0]), 0.0, 1.0)) if over[1] > over[0] else 0.0
-        r, s = r + f * (running[k + 1] - r), s + f * (step[k + 1] - s)
-        tp, tf = tp + f * (tpot[k + 1] - tp), tf + f * (ttft[k + 1] - tf)
-    return Capacity(float(r), float(out_per_s(sc, r, s)), float(tp), float(tf), False), running, tpot
+    got = screen_many([(sc, mem)], limits)[0]
+    if isinstance(got, PlannerError):
+        raise got
+    return got
+
+
+def screen_many(plans: list[tuple[Scenario, MemoryReport]], limits: Limits) -> list:
+    """`screen` of many plans, their steps timed together (planner.perf.step_sweep.evaluate) SCREEN_BATCH plans at
+    a time: one numpy pass per batch instead of a dozen per plan. A plan whose hardware lacks a figure the speed
+    model needs gets its PlannerError in place of the result."""
+    out: list = []
+    for start in range(0, len(plans), SCREEN_BATCH):
+        staged = []
+        for sc, mem in plans[start:start + SCREEN_BATCH]:
+            try:
+                staged.append(_Staged(sc, mem))
+            except PlannerError as err:
+                staged.append(err)
+        steps = evaluate([job for s in staged if not isinstance(s, PlannerError) for job in s.jobs])
+        at = 0
+        for s in staged:
+            if isinstance(s, PlannerError):
+                out.append(s)
+                continue
+            out.append(s.capacity(steps[at:at + len(s.jobs)], limits))
+            at += len(s.jobs)
+    return out
+
+
+def capacities(plans: list[tuple[Scenario, MemoryReport]], limits: Limits) -> list:
+    """Each plan's (capacity or None, curve): GPU plans without host-resident experts by the vectorized screen, with
+    its curve (running grid, TPOT s, output tokens/s of one replica); the others by the scalar model, curve ().
+    A plan whose hardware lacks a figure the speed model needs gets its PlannerError instead."""
+    screened = iter(screen_many([(sc, mem) for sc, mem in plans if _screened(sc)], limits))
+    out: list = []
+    for sc, mem in plans:
+        if not _screened(sc):
+            try:
+                out.append((exact_capacity(sc, mem, limits), ()))
+            except PlannerError as err:
+                out.append(err)
+            continue
+        got = next(screened)
+        if isinstance(got, PlannerError) or got[0] is None:
+            out.append(got if isinstance(got, PlannerError) else (None, ()))
+            continue
+        cap, running, tpot = got  # out_per_s takes the step: TPOT x tokens each step gives
+        out.append((cap, (running, tpot, out_per_s(sc, running, tpot * tokens_per_step(sc)))))
+    return out
+
+
+def _screened(sc: Scenario) -> bool:
+    return sc.gpu is not None and sc.expert_layers_on_cpu == 0
+
+
+class _Staged:
+    """One plan's screen: the running grid, and the step jobs that time it (the prompt chunk alone, the mixed step
+    at every grid point)."""
+
+    def __init__(self, sc: Scenario, mem: MemoryReport):
+        wl, t = sc.workload, sc.parallelism.tp
+        self.sc = sc
+        cap = max_running(sc, mem)
+        self.running = np.unique(np.append(np.geomspace(1.0, cap, GRID), cap))  # [R] per engine group
+        sweep = StepSweep(sc, wl.mean_kv_len, wl.input_len, wl.input_len - wl.new_prompt_len)
+        self.chunk = chunk_tokens(sc)  # planner.serving.point.prompt_chunk, timed from the sweep's records
+        self.mixed = steady_prompt_tokens(sc, self.running)  # [R] prompt tokens per step per GPU
+        jobs, self.combine = sweep.mixed_jobs(self.running / t, self.mixed)
+        self.jobs = [sweep.prefill_job(self.chunk / t)] + jobs
+
+    def capacity(self, steps: list, limits: Limits) -> tuple[Capacity | None, np.ndarray, np.ndarray]:
+        sc, running, mixed = self.sc, self.running, self.mixed
+        new = sc.workload.new_prompt_len
+        ttft_alone = float(steps[0][0]) * new / self.chunk
+        step = self.combine(steps[1:])
+        budget = np.maximum(1.0, sc.engine.max_batched_tokens - running)
+        ttft = np.maximum(ttft_alone, np.where(mixed > 0, np.ceil(new / budget) * step, 0.0))
+        tpot = step / tokens_per_step(sc)
+        good = limits.ok(tpot, ttft)
+        if not good.any():
+            return None, running, tpot
+        k = int(np.flatnonzero(good).max())
+        r, s, tp, tf = running[k], step[k], tpot[k], ttft[k]
+        if k + 1 < len(running):  # the SLO boundary lies between grid points k and k + 1: interpolate linearly
+            over = limits.excess(tpot[k:k + 2], ttft[k:k + 2])  # <= 0 within the SLO
+            f = float(np.clip(-over[0] / (over[1] - over[0]), 0.0, 1.0)) if over[1] > over[0] else 0.0
+            r, s = r + f * (running[k + 1] - r), s + f * (step[k + 1] - s)
+            tp, tf = tp + f * (tpot[k + 1] - tp), tf + f * (ttft[k + 1] - tf)
+        return Capacity(float(r), float(out_per_s(sc, r, s)), float(tp), float(tf), False), running, tpot
 
 
 def exact_capacity(sc: Scenario, mem: MemoryReport, limits: Limits, hint: float | None = None) -> Capacity | None:

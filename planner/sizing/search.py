@@ -9,14 +9,12 @@
    host-bound plans and for every plan that is reported (the best by the screen and the Pareto points);
 4. replicas for the traffic, cost, ranking by the objective, Pareto fronts (planner/sizing/answer.py).
 
-    python -m planner.sizing.search --bench [WORKLOAD.yaml]   # search time and plans per second
+    python -m planner.sizing.bench [WORKLOAD.yaml]   # search time and plans per second (make bench-planner)
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -31,20 +29,27 @@ from planner.base.errors import PlannerError
 from planner.deploy.memory import MemoryReport, memory_report
 from planner.deploy.scenario import Scenario
 from planner.model.models import load_model
-from planner.perf.steps import tokens_per_step
 from planner.serving.point import Limits, replica_groups
 from planner.serving.serve import serve_point
 from planner.sizing.answer import document, pareto_rows
 from planner.sizing.by_type import closer, hw_type, missed_types
 from planner.sizing.candidates import Candidate, acceptable_formats, enumerate_candidates
-from planner.sizing.capacity import Capacity, exact_capacity, out_per_s, replicas_needed, running_for, screen
+from planner.sizing.capacity import (
+    SCREEN_BATCH,
+    Capacity,
+    capacities,
+    exact_capacity,
+    out_per_s,
+    replicas_needed,
+    running_for,
+)
 from planner.sizing.cost import UnitCost
 from planner.sizing.fits import answer as fits_answer
 from planner.sizing.fits import plan_fits
 from planner.sizing.fitting import build, fit_group, memory_groups
 from planner.sizing.rejections import Rejections
 from planner.sizing.simulated import simulate_reported
-from planner.sizing.workload import SizingWorkload, load_workload
+from planner.sizing.workload import SizingWorkload
 
 EXACT_MIN = 12  # plans the scalar model re-evaluates at least (the best by the screen)
 EXACT_PER_TOP = 3  # ... and at least this many per reported plan
@@ -167,21 +172,15 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
     unsearched when the `deadline` (time.monotonic) passed, and the hardware types tried (by_type.closer)."""
     rej, tried = Rejections(), {}
     limits = Limits.of(dict(wl.slo))
-    rows, n_fit = [], 0
-    for k, (kind, items) in enumerate(tasks):
-        if deadline is not None and time.monotonic() > deadline:
-            return rows, rej, n_fit, tasks[k:], tried
-        if progress is not None:
-            progress(k, len(tasks))
-        for cand, _ in items:
-            closer(tried, hw_type(cand), None, (cand.hw.label(),))
-        for cand, cost, sc, mem in fit_group(kind, items, wl, rej):
-            n_fit += 1
-            try:
-                cap, curve = _capacity(sc, mem, limits)
-            except PlannerError as err:  # a profile lacks a figure the speed model needs (e.g. a null bf16 peak)
-                rej.add(f"{err.message}: the speed model cannot time this hardware", "hardware data")
+    rows, n_fit, pending = [], 0, []
+
+    def flush():  # the pending plans' capacities: the vectorized screen takes its plans SCREEN_BATCH at a time
+        got = capacities([(sc, mem) for _, _, sc, mem in pending], limits)
+        for (cand, cost, sc, mem), one in zip(pending, got, strict=True):
+            if isinstance(one, PlannerError):  # a profile lacks a figure the speed model needs (e.g. a null peak)
+                rej.add(f"{one.message}: the speed model cannot time this hardware", "hardware data")
                 continue
+            cap, curve = one
             if cap is None:
                 _slo_reject(cand, cost, sc, limits, rej, tried)
                 continue
@@ -194,15 +193,23 @@ def _work(tasks: list, wl: SizingWorkload, keep: bool, deadline: float | None = 
             if not keep:
                 row.sc = row.mem = None
             rows.append(row)
+        pending.clear()
+
+    for k, (kind, items) in enumerate(tasks):
+        if deadline is not None and time.monotonic() > deadline:
+            flush()
+            return rows, rej, n_fit, tasks[k:], tried
+        if progress is not None:
+            progress(k, len(tasks))
+        for cand, _ in items:
+            closer(tried, hw_type(cand), None, (cand.hw.label(),))
+        for fitted in fit_group(kind, items, wl, rej):
+            n_fit += 1
+            pending.append(fitted)
+        if len(pending) >= SCREEN_BATCH:
+            flush()
+    flush()
     return rows, rej, n_fit, [], tried
-
-
-def _capacity(sc, mem, limits: Limits) -> tuple:
-    """(capacity or None, the screened throughput curve or ()) of one plan that fits memory."""
-    if sc.gpu is None or sc.expert_layers_on_cpu != 0:
-        return exact_capacity(sc, mem, limits), ()
-    cap, running, tpot = screen(sc, mem, limits)  # out_per_s takes the step: TPOT x tokens each step gives
-    return cap, (() if cap is None else (running, tpot, out_per_s(sc, running, tpot * tokens_per_step(sc))))
 
 
 def _fork_pool():
@@ -361,40 +368,3 @@ def what_fits(wl: SizingWorkload, deadline: float | None = None) -> dict:
             first = next(iter(there["rejected"]), "")
             out["plan_note"] = f"at {top:,} tokens no plan meets the SLO either" + (f" ({first})" if first else "")
     return out
-
-
-def bench(path: str) -> int:
-    """Search time (wall and CPU, first call and warm) and plans per second for one workload, bought and rented."""
-    wl = load_workload(path)
-    for purchase in ("buy", "rent"):
-        w = replace(wl, purchase=purchase)
-        t0 = time.perf_counter()
-        size(w)  # first call: profiles read, caches filled
-        first = time.perf_counter() - t0
-        walls, cpus = [], []
-        for _ in range(3):
-            t0, c0 = time.perf_counter(), time.process_time()
-            doc = size(w)
-            walls.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
-        dt = min(walls)
-        s = doc["summary"]
-        best = doc["plans"][0]["hardware"]["label"] if doc["plans"] else "-"
-        print(f"{wl.name} ({purchase}, {', '.join(w.classes)}): {s['candidates']:,} candidates "
-              f"({s['passed_static_checks']:,} past static checks, {s['fit_memory']:,} fit memory, "
-              f"{s['feasible']:,} meet the SLO, {s['exact_evaluated']} exact); best {best}")
-        print(f"  {dt:.2f} s wall (best of 3; first call {first:.2f} s), this process {min(cpus):.2f} s CPU "
-              f"+ one forked worker; {s['candidates'] / dt:,.0f} plans/s; load average {os.getloadavg()[0]:.1f}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] != "--bench":
-        print("usage: python -m planner.sizing.search --bench [WORKLOAD.yaml]", file=sys.stderr)
-        return 2
-    return bench(args[1] if len(args) > 1 else "profiles/workloads/kimi-k2.5-chat.yaml")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
