@@ -79,8 +79,10 @@ from planner.deploy.scenario_file import load_scenario
 from planner.serving.client import Client, Lengths
 from planner.serving.gates import Gates, Sched
 from planner.serving.intake import Intake
-from planner.serving.simstats import Run, SimResult, combine
+from planner.serving.simstats import Run, SimResult, combine, ttft_floor
 from planner.serving.steptable import StepTable, step_table
+
+GIVE_UP_EVERY = 16  # loop iterations between give_up checks (one costs about as much as 10 iterations)
 
 
 class Replica(Intake, Gates):
@@ -93,7 +95,7 @@ class Replica(Intake, Gates):
     does. Inter-token gaps are recorded as (gap, tokens) pairs: every request that decoded in a rank's last decode
     step shares one gap; those that joined since (a first token, a recomputed prompt) carry their own."""
 
-    def __init__(self, sched: Sched, table: StepTable, client: Client, cached: float):
+    def __init__(self, sched: Sched, table: StepTable, client: Client, cached: float, give_up=None):
         super().__init__()
         self.s, self.table, self.client = sched, table, client
         rng = np.random.default_rng(client.seed)
@@ -141,6 +143,7 @@ class Replica(Intake, Gates):
         self.adp_wait = self.adp_batch = 0  # TensorRT-LLM attention-DP balance counters
         self.adp_hold = False  # this iteration holds every rank's context requests
         self.timeline: list[tuple[float, int, int, float]] = []  # (t, running, queued, KV used fraction)
+        self.give_up, self.stopped_s = give_up, None  # simulate's give_up (True stops the run), and when it did
 
     # -- decoding set -------------------------------------------------------------------------------------------
     def _join(self, r: int, i: int, last_token: float) -> None:
@@ -278,9 +281,12 @@ class Replica(Intake, Gates):
             self._send_more(t)
             self.timeline.append((t, sum(map(len, self.running)), sum(map(len, self.waiting)) + self._intake(t),
                                   sum(self.kv_used) / (s.kv_tokens * s.ranks)))
+            if self.give_up and not len(self.timeline) % GIVE_UP_EVERY and self.give_up(ttft_floor(self, t)):
+                self.stopped_s = t
+                break
         return Run(self.sent, self.first, self.last, self.inp, self.out, np.array(self.itl_gap),
                    np.array(self.itl_n), np.array(self.timeline).reshape(-1, 4), self.prefill_tokens,
-                   self.prefill_busy_s, self.held)
+                   self.prefill_busy_s, self.held, self.stopped_s)
 
     def _span(self, plan, t: float) -> tuple[int, float | None]:
         """Decode steps that can run as one span from t: up to the first finish, the KV pool filling, the next
@@ -355,8 +361,9 @@ class Replica(Intake, Gates):
             self._finished += 1
 
 
-def simulate(sc: Scenario, mem: MemoryReport, client: Client) -> SimResult:
-    """Run `client` against the deployment; replicas share its requests evenly (identical shares simulated once)."""
+def simulate(sc: Scenario, mem: MemoryReport, client: Client, give_up=None) -> SimResult:
+    """Run `client` against the deployment; replicas share its requests evenly (identical shares simulated once).
+    `give_up(TTFT so far: simstats.ttft_floor)` may stop a run whose verdict is settled (SimResult.stopped_s)."""
     sched = Sched.of(sc, mem)
     wl = sc.workload
     table = step_table(sc, client)
@@ -372,9 +379,8 @@ def simulate(sc: Scenario, mem: MemoryReport, client: Client) -> SimResult:
         c, m = share
         sub = Client(m, client.input, client.output, c, client.rate / reps if client.rate else None,
                      client.arrival, client.seed)
-        runs.append((Replica(sched, table, sub, wl.prefix_cache_hit).run(), shares.count(share)))
+        runs.append((Replica(sched, table, sub, wl.prefix_cache_hit, give_up).run(), shares.count(share)))
     return combine(sc, runs)
-  # filled lazily: later runs of the same scenario reuse its evaluations
 
 
 def _bench() -> None:

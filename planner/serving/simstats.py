@@ -46,6 +46,13 @@ class Run:
     prefill_tokens: float
     prefill_busy_s: float  # time of the steps that prefilled
     held: np.ndarray  # per request: first token held by the API server's intake, seconds
+    stopped_s: float | None = None  # the run was given up at this time (sim.simulate's give_up)
+
+
+def ttft_floor(rep, t: float) -> np.ndarray:
+    """Each request's TTFT, or for a request sent and still without its first token at time t the time it has
+    waited (a floor); NaN for requests not sent yet. `rep`: a sim.Replica (sent and first arrays)."""
+    return np.where(np.isnan(rep.first), t - rep.sent, rep.first - rep.sent)
 
 
 def _hold(t: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -84,11 +91,14 @@ class SimResult:
     kv_used: np.ndarray  # fraction of the KV pools in use
     in_flight: np.ndarray  # requests sent and not finished
     held_s: np.ndarray  # per request: how long the API server's intake held its first token
+    stopped_s: float | None = None  # a run was given up then (sim.simulate's give_up): the latencies are of the
+    # requests finished by then, TTFT of every request sent by then (a floor for those still waiting)
 
     @property
     def held_share(self) -> float:
         """Share of the requests' life their tokens spent held by the API server's intake (0: none held)."""
-        return float(np.sum(self.held_s) / np.sum(self.e2e_s))
+        life = float(np.sum(self.e2e_s))
+        return float(np.sum(self.held_s)) / life if life > 0 else 0.0
 
     @property
     def requests(self) -> int:
@@ -115,8 +125,9 @@ class SimResult:
             "decode_tokens_per_s_per_gpu": out_gpu, "output_tokens_per_s_per_user": 1 / tpot if tpot else None,
             "system_output_tokens_per_s": self.output_tokens_per_s,
             "system_total_tokens_per_s": (self.output_tokens + self.input_tokens) / self.duration_s,
-            "e2e_latency_ms": 1e3 * float(np.mean(self.e2e_s)),
         }
+        if len(self.e2e_s):  # a run given up may have finished none
+            m["e2e_latency_ms"] = 1e3 * float(np.mean(self.e2e_s))
         if self.prefill_tokens_per_s_per_gpu:
             m["prefill_tokens_per_s_per_gpu"] = self.prefill_tokens_per_s_per_gpu
         for name, x in (("ttft", self.ttft_s), ("tpot", self.tpot_s), ("e2e_latency", self.e2e_s)):
@@ -151,9 +162,10 @@ class SimResult:
 
     def summary_line(self) -> str:
         s = self.summary()
-        return (f"simulated {s['requests']:,} requests in {s['duration_s']:,.1f} s: running {s['mean_running']:,.1f} "
-                f"mean (peak {s['peak_running']:,.0f}), queued {s['mean_queued']:,.1f} mean (peak "
-                f"{s['peak_queued']:,.0f}), KV pool peak {s['peak_kv_used']:.0%}")
+        stop = "" if self.stopped_s is None else f"stopped at {self.stopped_s:,.1f} s, the SLO already missed; "
+        return (stop + f"simulated {s['requests']:,} requests in {s['duration_s']:,.1f} s: running "
+                f"{s['mean_running']:,.1f} mean (peak {s['peak_running']:,.0f}), queued {s['mean_queued']:,.1f} "
+                f"mean (peak {s['peak_queued']:,.0f}), KV pool peak {s['peak_kv_used']:.0%}")
 
 
 def combine(sc: Scenario, runs: list[tuple[Run, int]]) -> SimResult:
@@ -161,9 +173,16 @@ def combine(sc: Scenario, runs: list[tuple[Run, int]]) -> SimResult:
     cat = lambda f: np.concatenate([np.tile(f(r), c) for r, c in runs])  # noqa: E731
     sent, first, last, out = cat(lambda r: r.sent), cat(lambda r: r.first), cat(lambda r: r.last), cat(lambda r: r.out)
     ttft, e2e = first - sent, last - sent
+    stops = [r.stopped_s for r, _ in runs if r.stopped_s is not None]
+    if stops:  # given up: TTFT (or time waited) of the requests sent, the rest of those finished (SimResult)
+        floor = cat(lambda r: ttft_floor(r, r.stopped_s if r.stopped_s is not None else np.inf))[~np.isnan(sent)]
+        done = ~np.isnan(last)
+        sent, first, last, out, ttft, e2e = (x[done] for x in (sent, first, last, out, ttft, e2e))
     multi = out > 1
     tpot = (e2e[multi] - ttft[multi]) / (out[multi] - 1)
-    duration = float(np.max(last) - np.min(sent))
+    if stops:
+        ttft = floor
+    duration = float(max(np.max(last, initial=0.0), max(stops, default=0.0)) - np.min(sent, initial=0.0))
     grid = np.linspace(0.0, duration, TIMELINE_POINTS)
     running, queued, kv, flight = (np.zeros(TIMELINE_POINTS) for _ in range(4))
     for r, c in runs:
@@ -176,7 +195,9 @@ def combine(sc: Scenario, runs: list[tuple[Run, int]]) -> SimResult:
     reps = sum(c for _, c in runs)
     busy = sum(c * r.prefill_busy_s for r, c in runs)
     prefill = float(sum(c * r.prefill_tokens for r, c in runs) / busy / replica_gpus(sc)) if busy else None
+    inp, held = cat(lambda r: r.inp), cat(lambda r: r.held)
+    if stops:
+        inp, held = inp[done], held[done]
     return SimResult(ttft, tpot, e2e, cat(lambda r: r.itl_gap), cat(lambda r: r.itl_n), duration, float(np.sum(out)),
-                     float(np.sum(cat(lambda r: r.inp))), deployment_gpus(sc), prefill,
-                     in_flight_mean(sent, last, duration), grid, running, queued, kv / max(reps, 1), flight,
-                     cat(lambda r: r.held))
+                     float(np.sum(inp)), deployment_gpus(sc), prefill, in_flight_mean(sent, last, duration), grid,
+                     running, queued, kv / max(reps, 1), flight, held, max(stops) if stops else None)
