@@ -14,7 +14,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -219,9 +222,21 @@ def _fork_pool():
     if threading.current_thread() is not threading.main_thread():
         return None
     try:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
     except (ImportError, ValueError, OSError):
         return None
+
+
+def _die_with_parent(parent: int) -> None:
+    """The forked worker ends when the process that forked it does (killed by `timeout`, a closed terminal), not
+    after its current task: Linux's prctl(PR_SET_PDEATHSIG = 1, SIGTERM); elsewhere it finishes the task first."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(0)
 
 
 def evaluate(wl: SizingWorkload, workers: int = 2, deadline: float | None = None,
