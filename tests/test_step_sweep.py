@@ -99,3 +99,34 @@ def test_screen_tpot_is_the_mixed_step():
     for k in (0, len(running) // 2, len(running) - 1):
         want = mixed_step(sc, running[k] / t, w.mean_kv_len, mixed[k], w.input_len, w.input_len - w.new_prompt_len)
         assert tpot[k] == pytest.approx(want.seconds / tokens_per_step(sc), rel=1e-4)
+
+
+def test_plans_screened_together_equal_plans_screened_alone():
+    """The sizing screen times a batch of plans' steps in one set of arrays (planner.perf.step_sweep.evaluate):
+    each plan's capacity and curve are its own screen's, whatever else is in the batch (GPUs, engines, formats,
+    plans with and without expert parallelism, both prefill styles)."""
+    from planner.sizing.capacity import screen_many
+
+    doc = {"name": "t", "model": "kimi-k2.5", "context_len": 32768, "kv_cache": ["bf16", "fp8"],
+           "traffic": {"requests_per_s": 2.0, "input_len": 4000, "output_len": 1000},
+           "slo": {"ttft_ms": 3000, "tpot_ms": 50}, "purchase": "rent", "search": {"max_nodes": 2}}
+    wl = workload_from_mapping(doc, "t.yaml")
+    pool = [c for c, _ in enumerate_candidates(wl, defaultdict(int)) if c.hw.gpu]
+    plans = []
+    for cand in random.Random(3).sample(pool, 40):
+        sc = build(cand, wl)
+        plans.append((sc, memory_report(sc)))
+    limits = Limits.of(dict(wl.slo))
+    together = screen_many(plans, limits)
+    assert len({sc.engine.name for sc, _ in plans}) >= 2 and len({sc.gpu for sc, _ in plans}) >= 4
+    for (sc, mem), got in zip(plans, together, strict=True):
+        try:
+            alone = screen(sc, mem, limits)
+        except PlannerError as err:  # a GPU without the peak the speed model needs: the batch says the same
+            assert isinstance(got, PlannerError) and got.message == err.message
+            continue
+        assert (got[0] is None) == (alone[0] is None)
+        if alone[0] is not None:
+            assert got[0].running == pytest.approx(alone[0].running, rel=1e-12)
+            assert got[0].out_per_s == pytest.approx(alone[0].out_per_s, rel=1e-12)
+        assert got[2] == pytest.approx(alone[2], rel=1e-12)

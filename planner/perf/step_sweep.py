@@ -8,11 +8,11 @@ so this cannot drift from the scalar model. Two parts are not affine and are com
 routed-expert op reads E_rank (1 - (1 - k/E)^(T G)) experts' weights for T tokens per GPU, with
 ceil(pairs x G/ep / touched) rows per expert; and GEMM rows are whole numbers (ceil of the affine rows).
 
-Ops are evaluated together as [ops x points] arrays, each timed as planner.perf.roofline.time_op does, and summed as
-planner.perf.steps.run_ops does (the launch floor outside CUDA graphs, two-batch overlap, step overhead, pipeline
-stages). A mixed step merges decode and prompt records as planner.perf.steps.merge does (weights read once); an engine
-that does not mix runs a prompt batch every 1/f decode steps, amortized as planner.perf.steps.mixed_step.
-tests/test_step_sweep.py holds the two paths equal.
+Ops are evaluated together as [ops x points] arrays (`evaluate`: the ops of many steps, even of many plans, stacked),
+each timed as planner.perf.roofline.time_op does, summed per step as planner.perf.steps.run_ops does (launch floor
+outside CUDA graphs, two-batch overlap, step overhead, pipeline stages). A mixed step merges decode and prompt records
+as planner.perf.steps.merge does (weights read once); an engine that does not mix runs a prompt batch every 1/f decode
+steps, amortized as planner.perf.steps.mixed_step. tests/test_step_sweep.py holds the two paths equal.
 """
 
 from __future__ import annotations
