@@ -7,7 +7,11 @@ random arrivals, sizing capacity and the plan answer share, each rule written on
 - Steady state (requests come and go at random times): with R sequences decoding per engine group, each step of
   `tps` tokens per sequence finishes R x tps / output_len of them on average, and as many new prompts replace them,
   so a step carries R x tps x new_prompt_len / output_len prompt tokens (per group; divide by tp per GPU). A lone
-  sequence has no one to mix with: the factor (R - 1) / R takes that share away at R = 1.
+  sequence has no one to mix with: the factor (R - 1) / R takes that share away at R = 1. APPROXIMATE: the share
+  taken away (one request's prompt per step at R >= 1) is prefilled alone, and its time is counted nowhere, so the
+  output rate R x tps / step overstates a replica when prompts are long beside answers (200K in / 2K out: by half a
+  step). Counting it made sizing over-provision, since simulated verification only adds replicas (issue 18 note,
+  session 19).
 - The SLO limit: the largest running batch (<= the memory / scheduler cap) whose TPOT and TTFT keep the SLO, by
   bisection in log(R) (the step time grows with R, and so do TPOT and TTFT).
 """
