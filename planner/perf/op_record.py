@@ -77,7 +77,14 @@ def _w(sc: Scenario, role: str, kind: str) -> float:
 
 def role_dtype(sc: Scenario, role: str, kind: str) -> str:
     """Storage dtype of a weight role in this scenario's format (what its GEMMs compute in)."""
-    return _role_bytes(sc).get((role, kind), (0.0, 0.0, "bf16"))[2]
+    return _role_dtypes(sc.model.spec, sc.weights).get((role, kind), "bf16")
+
+
+@lru_cache(maxsize=256)
+def _role_dtypes(spec, fmt) -> dict[tuple[str, str], str]:
+    """(role, layer kind) -> compute dtype: the model and format's alone (the sizing search asks per plan, and the
+    plans of one model and format are many)."""
+    return {key: compute for key, _, _, compute in _role_tensors(spec, fmt)}
 
 
 @lru_cache(maxsize=64)
