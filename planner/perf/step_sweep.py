@@ -66,7 +66,7 @@ class _Records:
 
 # per-op constants by what they read (_op_static): many plans run the same op kinds, dtypes and shapes on the same
 # GPU and table (a search's plans differ in counts, lengths and node counts far more than in those); and a Timer's
-# whole [ops, C] array by the records it times and the machine (_static), which a search asks for per plan
+# whole [ops, C] array by the op signatures it times and the machine (_static), which a search asks for per plan
 _OP_STATIC: dict = {}
 _STATIC: dict = {}
 STATIC_MAX = 16384
@@ -166,7 +166,8 @@ def _op_static(m, op) -> tuple:
 class Timer:
     """What timing a step's op records needs besides their FLOP and bytes (roofline.time_op, run_ops): per-op
     constants, shape surfaces, the launch floor outside a CUDA graph (launch_seconds), overhead, stages, two-batch
-    overlap. `records`: the _Records the ops come from (the decode ops, then the prompt-only ops of a mixed step)."""
+    overlap. `sig`: the signatures (_Records.sig) of the records `ops` come from (the decode ops, then the
+    prompt-only ops of a mixed step); `counts`: each op's count."""
 
     def __init__(self, sc: Scenario, sig: tuple, ops: list, counts: np.ndarray, prefill: bool, m=None):
         base, self.shapes = _static(m or machine(sc), sig, ops)
@@ -202,15 +203,11 @@ def evaluate(jobs: list[Job]) -> list[np.ndarray]:
     flat = _values(parts)
     blocks, at = [], 0
     for job in jobs:
-        if job.merge is None:
-            size = len(job.parts[0][0].ops)
-            blocks.append(flat[at:at + size])
-        else:
-            (dec, _), (pre, _) = job.parts
-            d, p = flat[at:at + len(dec.ops)], flat[at + len(dec.ops):at + len(dec.ops) + len(pre.ops)]
-            blocks.append(_merged(d, p, *job.merge))
-            size = len(dec.ops) + len(pre.ops)
-        at += size
+        pieces = []
+        for rec, _ in job.parts:
+            pieces.append(flat[at:at + len(rec.ops)])
+            at += len(rec.ops)
+        blocks.append(pieces[0] if job.merge is None else _merged(*pieces, *job.merge))
     busy = _busy([job.timer for job in jobs], np.concatenate(blocks, axis=0), [len(b) for b in blocks])
     out = []
     for j, job in enumerate(jobs):
@@ -290,7 +287,7 @@ def _busy(timers: list[Timer], v: np.ndarray, sizes: list[int]) -> np.ndarray:
     comm_t = np.where(v[:, COMM] > 0, c[:, C_LAT, None] + np.maximum(c[:, C_ALPHA, None] * v[:, COMM],
                                                                      c[:, C_BETA, None] * v[:, RDMA]), 0.0)
     comm_s = np.add.reduceat(np.where(comm[:, None], comm_t, 0.0) * count, starts, axis=0)
-    tbo = np.array([t.tbo for t in timers])[:, None]
+    tbo = np.array([timer.tbo for timer in timers])[:, None]
     comm_s = np.where(tbo, comm_s - TBO_HIDDEN * np.minimum(comm_s, work), comm_s)
     return work + comm_s
 

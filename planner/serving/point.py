@@ -151,21 +151,13 @@ def largest_within(ok: Callable[[float], bool], cap: float, hint: float | None =
                    rel_tol: float = REL_TOL) -> float | None:
     """Largest running batch r in [1, cap] with ok(r), by bisection in log(r) to `rel_tol`; None when not even
     r = 1 is ok. `hint` (an estimate) splits the bracket first."""
-    if hint and 1.0 < hint < cap:  # ok is monotone: a hint that fails rules out cap, one that holds settles 1
-        if ok(hint):
-            if ok(cap):
-                return cap
-            lo, hi = hint, cap
-        elif not ok(1.0):
-            return None
-        else:
-            lo, hi = 1.0, hint
-    elif ok(cap):
+    lo, hi = 1.0, cap
+    if hint and 1.0 < hint < cap:  # ok is monotone: a hint that holds settles 1, one that fails rules out cap
+        lo, hi = (hint, cap) if ok(hint) else (1.0, hint)
+    if hi == cap and ok(cap):
         return cap
-    elif not ok(1.0):
+    if lo == 1.0 and not ok(1.0):
         return None
-    else:
-        lo, hi = 1.0, cap
     while hi / lo > 1 + rel_tol:
         mid = sqrt(lo * hi)
         lo, hi = (mid, hi) if ok(mid) else (lo, mid)

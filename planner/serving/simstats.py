@@ -51,7 +51,7 @@ class Run:
 
 def ttft_floor(rep, t: float) -> np.ndarray:
     """Each request's TTFT, or for a request sent and still without its first token at time t the time it has
-    waited (a floor); NaN for requests not sent yet. `rep`: a sim.Replica (sent and first arrays)."""
+    waited (a floor); NaN for requests not sent yet. `rep`: a sim.Replica or its Run (sent and first arrays)."""
     return np.where(np.isnan(rep.first), t - rep.sent, rep.first - rep.sent)
 
 
@@ -172,12 +172,14 @@ def combine(sc: Scenario, runs: list[tuple[Run, int]]) -> SimResult:
     """One result from the replicas' runs (`count` replicas ran each)."""
     cat = lambda f: np.concatenate([np.tile(f(r), c) for r, c in runs])  # noqa: E731
     sent, first, last, out = cat(lambda r: r.sent), cat(lambda r: r.first), cat(lambda r: r.last), cat(lambda r: r.out)
+    inp, held = cat(lambda r: r.inp), cat(lambda r: r.held)
     ttft, e2e = first - sent, last - sent
     stops = [r.stopped_s for r, _ in runs if r.stopped_s is not None]
     if stops:  # given up: TTFT (or time waited) of the requests sent, the rest of those finished (SimResult)
         floor = cat(lambda r: ttft_floor(r, r.stopped_s if r.stopped_s is not None else np.inf))[~np.isnan(sent)]
         done = ~np.isnan(last)
-        sent, first, last, out, ttft, e2e = (x[done] for x in (sent, first, last, out, ttft, e2e))
+        sent, first, last, out, inp, held, ttft, e2e = (x[done] for x in (sent, first, last, out, inp, held, ttft,
+                                                                           e2e))
     multi = out > 1
     tpot = (e2e[multi] - ttft[multi]) / (out[multi] - 1)
     if stops:
@@ -195,9 +197,6 @@ def combine(sc: Scenario, runs: list[tuple[Run, int]]) -> SimResult:
     reps = sum(c for _, c in runs)
     busy = sum(c * r.prefill_busy_s for r, c in runs)
     prefill = float(sum(c * r.prefill_tokens for r, c in runs) / busy / replica_gpus(sc)) if busy else None
-    inp, held = cat(lambda r: r.inp), cat(lambda r: r.held)
-    if stops:
-        inp, held = inp[done], held[done]
     return SimResult(ttft, tpot, e2e, cat(lambda r: r.itl_gap), cat(lambda r: r.itl_n), duration, float(np.sum(out)),
                      float(np.sum(inp)), deployment_gpus(sc), prefill, in_flight_mean(sent, last, duration), grid,
                      running, queued, kv / max(reps, 1), flight, held, max(stops) if stops else None)
