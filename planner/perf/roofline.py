@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.base.errors import PlannerError
-from planner.hardware.efficiency import Curve, Efficiency
+from planner.hardware.efficiency import Curve, Efficiency, OpEfficiency, padded
 from planner.perf.ops import Op
 
 # CPU<->GPU link per direction when the accelerator profile states none: PCIe 4.0 x16, 31 GB/s (16 GT/s x 16 lanes,
@@ -104,11 +104,18 @@ def _mamf_cap(acc, dtype: str) -> float:
     return frac if frac else 1.0
 
 
+def compute_curve(e: OpEfficiency, kind: str, dtype: str) -> Curve:
+    """The compute curve an op of `kind` runs at for its MMA dtype; a GEMM's as a padding kernel runs it
+    (planner.hardware.efficiency.padded: fewer rows never take longer than more)."""
+    curve = e.compute_for(dtype)
+    return padded(curve) if kind in ("gemm", "grouped_gemm") else curve
+
+
 def gpu_compute_seconds(op: Op, m: Machine) -> float:
     """An op's FLOP on the GPU at the table's compute curve for its dtype (GEMMs capped at the measured MAMF and
     scaled by their reduction depth): the compute side of time_op's roofline."""
     peak = _peak(m.acc, op.dtype)
-    eff_c = m.eff.ops[op.kind].compute_for(mma_dtype(m.acc, op.dtype)).at(op.m or 1)
+    eff_c = compute_curve(m.eff.ops[op.kind], op.kind, mma_dtype(m.acc, op.dtype)).at(op.m or 1)
     if op.kind in ("gemm", "grouped_gemm"):
         eff_c = min(eff_c, _mamf_cap(m.acc, op.dtype)) * depth_factor(op.depth)
     return op.flops / (peak * eff_c) if op.flops else 0.0

@@ -26,7 +26,7 @@ import numpy as np
 
 from planner.deploy.scenario import Scenario
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
-from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor, mma_dtype
+from planner.perf.roofline import _mamf_cap, _peak, comm_time, compute_curve, depth_factor, mma_dtype
 from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_per_kernel, machine, prefill_ops
 from planner.perf.sweep import _interp, shape_factor
 
@@ -153,7 +153,7 @@ def _op_static(m, op) -> tuple:
         c[C_FLOOR] = e.floor_s * op.kernels
         stream = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
         c[C_STREAM] = stream
-        c[C_CCURVE] = _curve_no(e.compute_for(mma_dtype(m.acc, op.dtype)))
+        c[C_CCURVE] = _curve_no(compute_curve(e, op.kind, mma_dtype(m.acc, op.dtype)))
         c[C_MCURVE] = _curve_no(e.memory)
         shape, config = e.surface_for(op), e.config_curve(op) if e.config_by_dtype else None
         if (shape is not None or config is not None) and not stream:

@@ -21,7 +21,7 @@ from planner.deploy.scenario_file import load_scenario
 from planner.perf.ops import ep_load_imbalance, step_ops
 from planner.perf.ops_dsv4 import deepseek_v4_caps
 from planner.perf.ops_kinds import gqa_groups
-from planner.perf.roofline import _mamf_cap, _peak, comm_time, depth_factor, mma_dtype
+from planner.perf.roofline import _mamf_cap, _peak, comm_time, compute_curve, depth_factor, mma_dtype
 from planner.perf.steps import TBO_HIDDEN, launch_seconds, machine
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
@@ -104,7 +104,7 @@ class DecodeSweep:
             shape = e.surface_for(op) if e else None
             self.ops.append(_OpCoef(name, op.kind, op.count, coef, expert, peak, mamf,
                                     e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac,
-                                    e.compute_for(mma_dtype(m.acc, op.dtype)) if e else None, stream, shape,
+                                    compute_curve(e, op.kind, mma_dtype(m.acc, op.dtype)) if e else None, stream, shape,
                                     e.floor_s if e else 0.0, max(op.depth or 1.0, 1.0),
                                     e.config_curve(op) if e and e.config_by_dtype else None))
 

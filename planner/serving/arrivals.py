@@ -19,8 +19,9 @@ output tokens. Its steps carry the prompt tokens of whoever arrives meanwhile: a
 added time over its life has variance c^2 lambda k s E[L^2] (c: seconds per mixed prompt token, s: mean step)
 and the per-token mean a standard deviation c sqrt(lambda s E[L^2] / k). The running batch itself is Poisson
 (M/G/infinity) with mean r; its mean over a window of w request lifetimes T has variance r (1 - w/3) for w <= 1
-and r (1/w)(1 - 1/(3w)) above (M/D/infinity), times the decode step's slope in r. Each request's TPOT is taken
-as normal with that spread; the percentile is over requests, whose output lengths come from the request set.
+and r (1/w)(1 - 1/(3w)) above (M/D/infinity), times the decode step's slope in r (a secant over r +- sqrt(r)).
+Each request's TPOT is taken as normal with that spread; the percentile is over requests, whose output lengths come
+from the request set.
 Short answers see few arrivals and vary most, so they set the tail.
 
 Lengths: a dataset profile's `quantiles` (planner.deploy.datasets) interpolated piecewise-linearly and scaled to the
@@ -40,7 +41,6 @@ from planner.deploy.scenario import Scenario
 from planner.perf.steps import decode_step, mixed_step, prefill_step, tokens_per_step
 
 NODES = 64  # quantile nodes of each length distribution
-SLOPE_STEP = 0.1  # relative change of the running batch for the decode step's slope
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,13 @@ def tails(sc: Scenario, running: float, step_s: float, prompt_tokens_per_step: f
     # TPOT: prompt-arrival and running-batch fluctuation over each request's life
     decode = decode_step(sc, running / t, wl.mean_kv_len).seconds
     per_prompt_token = max(0.0, step_s - decode) / prompt_tokens_per_step if prompt_tokens_per_step > 0 else 0.0
-    wider = running * (1 + SLOPE_STEP)
-    slope = max(0.0, (decode_step(sc, wider / t, wl.mean_kv_len).seconds - decode) / (wider - running))
+    # the decode step's slope in r as a secant across the batch's own spread, r -/+ sqrt(r) (its Poisson standard
+    # deviation): a local difference reads a kink of the efficiency tables (a curve knot, a surface cell) as the
+    # slope over the whole fluctuation
+    spread = sqrt(running)
+    lo, hi = max(running - spread, min(running, 1.0)), running + spread
+    slope = max(0.0, (decode_step(sc, hi / t, wl.mean_kv_len).seconds
+                      - (decode if lo == running else decode_step(sc, lo / t, wl.mean_kv_len).seconds)) / (hi - lo))
     steps = np.maximum(1.0, (answers - 1) / tps)
     w = steps / float(np.mean(steps))
     batch_var = running * np.where(w <= 1, 1 - w / 3, (1 / w) * (1 - 1 / (3 * w)))
