@@ -55,7 +55,7 @@ class Curve:
             return pts[0][1]
         if m >= pts[-1][0]:
             return pts[-1][1]
-        i = bisect_left(self.points, (m,)) if len(pts) > 8 else next(j for j, p in enumerate(pts) if p[0] >= m)
+        i = bisect_left(pts, (m,))  # the first point at or past m: (m,) sorts before (m, f)
         (m0, f0), (m1, f1) = pts[i - 1], pts[i]
         return f0 + (math.log(m) - math.log(m0)) / (math.log(m1) - math.log(m0)) * (f1 - f0)
 
