@@ -56,6 +56,7 @@ from kernels_bench.silicon_tables import (  # noqa: F401  (the table side, re-ex
     _moe_scenario,
     _versions,
     data_root,
+    find_compute_scale,
     find_tables,
     gemm_ops,
     load_rows,
@@ -190,8 +191,9 @@ def import_silicon(args) -> dict:
     tables = find_tables(root, args.system, args.engine, args.version)
     t0 = time.time()
     left_out: dict[str, str] = {}
+    scale_table = find_compute_scale(root, args.system, args.engine)
     runs = load_rows(tables, gpu, AUTO_MOE_KERNEL.get((args.engine, ARCH.get(args.system, ""))), args.engine,
-                     left_out)
+                     left_out, scale_table)
     if len([r for r in runs if r["holdout"]]) < 2:
         raise PlannerError(f"{len(runs)} usable rows in {sorted(tables)}: too few to hold any out", field="--system")
     eff, fitted, sources = fit_silicon(runs, acc)
@@ -225,6 +227,7 @@ def import_silicon(args) -> dict:
             entry["config_by_dtype"] = configs
         entry["n"] = sum(measured_op(r).kind == kind for r in runs)
         ops_doc[kind] = entry
+    static = [r for r in runs if r["static_s"] > 0]  # per-tensor FP8 rows served with a static scale (STATIC_SCALED)
     # per table the newest version whose rows were taken, and a table.dtype whose rows came from an older one
     used = {(r["table"], r["version"]) for r in runs}
     versions = {t: next((p.parent.name for p in ps if (t, p.parent.name) in used), ps[0].parent.name)
@@ -235,7 +238,8 @@ def import_silicon(args) -> dict:
         "source": f"aiconfigurator-core {package_version()} silicon tables ({args.system}, {args.engine} "
                   f"{', '.join(sorted(set(versions.values())))}): "
                   + "; ".join(f"systems/data/{_under(p, root)}" for t, ps in sorted(tables.items()) for p in ps
-                              if (t, p.parent.name) in used),
+                              if (t, p.parent.name) in used)
+                + (f"; systems/data/{_under(scale_table, root)}" if static else ""),
         "ops": ops_doc,
         "fit": {"method": "curves: pattern search on mean |log(predicted/measured)|, planner.perf.roofline.time_op as "
                           "the model (kernels_bench/silicon.py); shape_by_dtype: reweighted least squares of "
@@ -247,6 +251,7 @@ def import_silicon(args) -> dict:
                 "holdout_p90_abs_error": round(_pct(errs, 0.9), 4),
                 "default_holdout_median_abs_error": round(_pct(_errors(held, efficiency_for(None), acc), 0.5), 4),
                 "tables": per_table, "left_out": dict(sorted(left_out.items())),
+                **({"static_fp8": _static_note(static, scale_table, root)} if static else {}),
                 "seconds": round(time.time() - t0, 1)},
     }
     header = (f"{HEADER} import-silicon` (kernels_bench/silicon.py): NVIDIA aiconfigurator-core's measured op\n"
@@ -263,6 +268,15 @@ def import_silicon(args) -> dict:
             "default_holdout_median_abs_error": doc["fit"]["default_holdout_median_abs_error"],
             "tables": per_table, "left_out": doc["fit"]["left_out"], "package": doc["fit"]["package"],
             "engine_versions": versions}
+
+
+def _static_note(static: list[dict], table: Path, root: Path) -> dict:
+    """What the calibration file says of the per-tensor FP8 rows it took the dynamic-scaling cost off."""
+    off = sorted(r["static_s"] for r in static)
+    return {"rows": len(static), "table": f"systems/data/{_under(table, root)}",
+            "median_taken_off_us": round(off[len(off) // 2] * 1e6, 2), "max_taken_off_us": round(off[-1] * 1e6, 2),
+            "why": "rows timed with dynamic activation scaling, served with ModelOpt's static input_scale "
+                   "(kernels_bench/silicon_tables.py STATIC_SCALED)"}
 
 
 def _under(path: Path, root: Path) -> str:

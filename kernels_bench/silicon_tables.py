@@ -19,6 +19,7 @@ from pathlib import Path
 from kernels_bench import silicon_fit
 from planner.base.errors import PlannerError
 from planner.deploy.scenario import make_scenario
+from planner.hardware.accelerators import load_accelerator
 from planner.model.quant import storage_types
 from planner.perf.ops import _gemm, step_ops
 from planner.perf.steps import decode_ops, prefill_ops
@@ -78,6 +79,17 @@ ARCH = {"h100_sxm": "sm90", "h200_sxm": "sm90", "b200_sxm": "sm100", "b300_sxm":
 # tables), so only rows well above the floor say anything of the kernel (silicon_fit.host_floors). The planner times
 # steps under CUDA graphs: the floor is reported, never written as a kernel's speed. (engine, table, dtype)
 EAGER_TIMED = {("vllm", "gemm_perf", "fp8_block")}
+# Per-tensor FP8 GEMM rows are timed with dynamic activation scaling, each call computing its input's scale first:
+# TensorRT-LLM's collector loads no input_scale, "so TRT-LLM's FP8QDQ method runs its dynamic-quantization path and
+# the collected fp8 GEMM includes the compute-scale overhead" (ai-dynamo/aiconfigurator collector/trtllm/
+# collect_gemm.py @095f58a5); vLLM's runs Fp8Config(activation_scheme="dynamic"), SGLang's sgl_per_token_quant_fp8.
+# The planner's per-tensor format is ModelOpt's, with a static input_scale per linear (profiles/quant/fp8.yaml), so the
+# served kernel quantizes with a known scale. Each engine's quantize/<engine>/<version>/computescale_perf.parquet
+# times the difference, dynamic minus static quantization of the same (m, k) activations
+# (collector/<engine>/collect_computescale.py); it is taken off each such row, not below the GEMM's roofline at peak
+# (aiconfigurator's own fp8_static: aic-core operators/gemm.rs). At m <= 64 it is 8.2-10 us on B200 TRT-LLM (a
+# 1,024 x 8,192 row: 18.4 us measured, 10.2 us static, BF16 9.1 us), 0.6-1.2 us on vLLM, 0 on SGLang.
+STATIC_SCALED = {"gemm_perf": ("fp8",)}
 # TensorRT-LLM's MoE tables time several backends per dtype (kernel_source, ai-dynamo/aiconfigurator
 # collector/trtllm/collect_moe.py): `moe_torch_flow_nongated` is relu^2 experts (Nemotron-H), never the gated SwiGLU
 # experts the planner's MoE records are, so its rows are dropped (TRT-LLM 1.3.0rc23's Hopper MoE tables are nothing
@@ -134,6 +146,47 @@ def find_tables(root: Path, system: str, engine: str, version: str | None) -> di
     if not out:
         raise PlannerError(f"no gemm/moe/mla tables for {system} {engine}", file=str(root), field="--system")
     return out
+
+
+def find_compute_scale(root: Path, system: str, engine: str) -> Path | None:
+    """The engine's newest computescale_perf.parquet on `system` (STATIC_SCALED), or None."""
+    folder = root / system / "quantize" / engine
+    return next((p for v in reversed(_versions(folder)) if (p := folder / v / "computescale_perf.parquet").is_file()),
+                None)
+
+
+class ComputeScale:
+    """Seconds an engine's dynamic per-tensor FP8 activation quantization takes beyond the static one for an (m, k)
+    input (STATIC_SCALED): the table's grid read linearly in (log m, log k), held at its edges."""
+
+    def __init__(self, path: Path):
+        import numpy as np
+        import pandas as pd
+
+        df = pd.read_parquet(path)
+        grid = df[df.quant_dtype == "fp8"].pivot_table(index="m", columns="k", values="latency", aggfunc="median")
+        self.path = path
+        self.log_m = np.log(grid.index.to_numpy(float))
+        self.log_k = np.log(grid.columns.to_numpy(float))
+        self.ms = np.clip(grid.interpolate(limit_direction="both").to_numpy(float), 0.0, None)
+
+    def seconds(self, m: float, k: float) -> float:
+        import numpy as np
+
+        by_k = [np.interp(np.log(m), self.log_m, col) for col in self.ms.T]
+        return float(np.interp(np.log(k), self.log_k, by_k)) * 1e-3
+
+
+def static_scaled(row, ops: list, cs: ComputeScale | None, acc) -> float:
+    """Seconds of a per-tensor FP8 GEMM row served with a static input scale: its measured time less the engine's
+    compute-scale cost (STATIC_SCALED), not below the op's roofline at peak (nor above the measured time); the measured
+    time where there is no cost table."""
+    measured = row.latency * 1e-3
+    if cs is None:
+        return measured
+    op = ops[0]
+    roof = max(op.flops / acc.peak_flops(op.dtype), op.bytes / acc.memory_bandwidth_bytes_per_s)
+    return max(measured - cs.seconds(row.m, row.k), min(roof, measured))
 
 
 DTYPE_COLUMN = {"gemm_perf": "gemm_dtype", "moe_perf": "moe_dtype"}  # MLA tables: kv_cache_dtype
@@ -237,12 +290,16 @@ def _every(df, n: int):
 
 
 def load_rows(tables: dict, gpu: str, kernel: str | None = None, engine: str | None = None,
-              left_out: dict | None = None) -> list[dict]:
+              left_out: dict | None = None, compute_scale: Path | None = None) -> list[dict]:
     """Runs in calibrate's shape ({"ops", "measured_s", "weight", "layer", "group"}) plus table, dtype, holdout,
     kernel (the row's kernel_source), eager (timed without CUDA graphs: EAGER_TIMED for `engine`) and version (the
     engine version whose table the row is from: read_table). `tables`: find_tables' {name: paths} (or one path).
     `kernel`: the MoE kernel_source kept where a dtype's rows hold several (AUTO_MOE_KERNEL). `left_out`, when
-    given, gets {table.dtype: why} for every table dtype none of whose rows are taken."""
+    given, gets {table.dtype: why} for every table dtype none of whose rows are taken. `compute_scale`: the engine's
+    computescale table (find_compute_scale), taken off the rows timed with dynamic FP8 scaling (STATIC_SCALED; each
+    such row keeps what was taken off in `static_s`)."""
+    cs = ComputeScale(compute_scale) if compute_scale else None
+    acc = load_accelerator(gpu)
     runs = []
     for name, paths in sorted(tables.items()):
         df = read_table(name, paths)
@@ -283,7 +340,10 @@ def load_rows(tables: dict, gpu: str, kernel: str | None = None, engine: str | N
                 except PlannerError:
                     continue
                 if ops:
-                    runs.append({"ops": ops, "measured_s": r.latency * 1e-3, "weight": 1.0, "layer": True,
+                    static = str(dtype) in STATIC_SCALED.get(name, ())
+                    measured = static_scaled(r, ops, cs, acc) if static else r.latency * 1e-3
+                    runs.append({"ops": ops, "measured_s": measured, "weight": 1.0, "layer": True,
+                                 "static_s": r.latency * 1e-3 - measured,
                                  "group": f"{name}-{i}", "table": name, "dtype": str(dtype),
                                  "surface": SURFACE.get(name, {}).get(str(dtype)),
                                  "holdout": i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1,

@@ -438,3 +438,41 @@ def test_one_engine_versions_import_is_a_choice_and_keeps_the_kinds_it_did_not_m
         with pytest.raises(PlannerError) as err:
             decode_step(scenario(engine_options=opts), 8, 2000)
         assert err.value.field == "engine_options.kernel_tables_version" and why in err.value.message
+
+
+def test_per_tensor_fp8_rows_timed_with_dynamic_scaling_are_served_with_a_static_scale(tmp_path, capsys):
+    """The engine's compute-scale cost (dynamic minus static activation quantization, read off its quantize table in
+    (log m, log k)) comes off each per-tensor FP8 GEMM row, never below the GEMM's roofline; block-FP8 and BF16 rows
+    keep their times; the calibration file names the table and what it took off."""
+    from kernels_bench.silicon_tables import STATIC_SCALED, ComputeScale
+
+    fixtures(tmp_path / "data")
+    tables = silicon.find_tables(tmp_path / "data", "h200_sxm", "sglang", None)
+    plain = {(r["dtype"], r["group"]): r["measured_s"] for r in silicon.load_rows(tables, GPU)}
+    meta = {"framework": "SGLang", "version": "0.5.14", "device": "NVIDIA H200", "op_name": "compute_scale",
+            "kernel_source": "t", "quant_dtype": "fp8"}
+    cost_ms = {(m, k): 0.008 * (1 + m * k / 2 ** 30) for m in (1, 64, 4096) for k in (1024, 8192)}
+    path = tmp_path / "data/h200_sxm/quantize/sglang/0.5.14/computescale_perf.parquet"
+    _write(pd.DataFrame([dict(meta, m=m, k=k, latency=v) for (m, k), v in cost_ms.items()]), path)
+    assert silicon.find_compute_scale(tmp_path / "data", "h200_sxm", "sglang") == path
+    cs = ComputeScale(path)
+    assert cs.seconds(64, 1024) == pytest.approx(cost_ms[64, 1024] * 1e-3)
+    assert cs.seconds(8, 2048) == pytest.approx(0.008e-3, rel=0.01)  # between grid points, small inputs: ~8 us
+    assert cs.seconds(10 ** 6, 10 ** 5) == pytest.approx(cost_ms[4096, 8192] * 1e-3)  # held at the grid's edge
+    runs = silicon.load_rows(tables, GPU, compute_scale=path)
+    acc = load_accelerator(GPU)
+    for r in runs:
+        before = plain[r["dtype"], r["group"]]
+        if r["dtype"] not in STATIC_SCALED["gemm_perf"] or r["table"] != "gemm_perf":
+            assert r["measured_s"] == before and r["static_s"] == 0
+            continue
+        op = r["ops"][0]
+        roof = max(op.flops / acc.peak_flops(op.dtype), op.bytes / acc.memory_bandwidth_bytes_per_s)
+        assert r["measured_s"] == pytest.approx(max(before - r["static_s"], min(roof, before)))
+        assert min(roof, before) * (1 - 1e-12) <= r["measured_s"] <= before
+    assert sum(r["static_s"] > 0 for r in runs) >= 2  # fixture fp8 rows: 0.6 x the default table, most at the roof
+    rc = main(["import-silicon", "--system", "h200_sxm", "--engine", "sglang", "--data", str(tmp_path / "data"),
+               "--out", str(tmp_path / "cal"), "--json"])
+    assert rc == 0, capsys.readouterr().err
+    text = (tmp_path / "cal/h200-sxm-sglang.yaml").read_text()
+    assert "quantize/sglang/0.5.14/computescale_perf.parquet" in text and "static_fp8:" in text
