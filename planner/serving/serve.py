@@ -64,8 +64,9 @@ class ServePoint:
         return self.tails.ttft_s if self.tails else self.ttft_s
 
 
-def serve_point(sc: Scenario, running: float) -> ServePoint:
-    """Steady state with `running` sequences decoding per engine group (closed loop)."""
+def serve_point(sc: Scenario, running: float, tails_too: bool = True) -> ServePoint:
+    """Steady state with `running` sequences decoding per engine group (closed loop); `tails_too` False: the means
+    alone, without the percentile SLO's tails (their cost is most of a call)."""
     wl, t = sc.workload, sc.parallelism.tp
     op = OperatingPoint(sc, running)
     p = op.prompt_tokens_per_gpu
@@ -77,7 +78,7 @@ def serve_point(sc: Scenario, running: float) -> ServePoint:
         ttft = max(ttft, ceil(wl.new_prompt_len / budget) * step.seconds)
     ttft += sc.engine.first_token_path_s
     pct = sc.slo_value("percentile")
-    if pct is None:
+    if pct is None or not tails_too:
         return ServePoint(running, step, step.seconds / tps, ttft, pre)
     tl = tails(sc, running, step.seconds, p * t, ttft, pct)
     return ServePoint(running, step, step.seconds / tps, tl.ttft_mean_s, pre, tl)
