@@ -157,22 +157,35 @@ def find_compute_scale(root: Path, system: str, engine: str) -> Path | None:
 
 class ComputeScale:
     """Seconds an engine's dynamic per-tensor FP8 activation quantization takes beyond the static one for an (m, k)
-    input (STATIC_SCALED): the table's grid read linearly in (log m, log k), held at its edges."""
+    input (STATIC_SCALED): the table's grid read linearly in (log m, log k), held at its edges; a cell the table
+    lacks is filled along m, and a table without fp8 rows takes nothing off."""
+
+    COLUMNS = ("quant_dtype", "m", "k", "latency")
 
     def __init__(self, path: Path):
         import numpy as np
         import pandas as pd
 
-        df = pd.read_parquet(path)
-        grid = df[df.quant_dtype == "fp8"].pivot_table(index="m", columns="k", values="latency", aggfunc="median")
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as err:
+            raise PlannerError(f"cannot read the compute-scale table: {err}".splitlines()[0], file=str(path)) from None
+        missing = [c for c in self.COLUMNS if c not in df.columns]
+        if missing:
+            raise PlannerError("not aiconfigurator's computescale_perf schema", file=str(path), field=missing[0])
+        fp8 = df[(df.quant_dtype == "fp8") & (df.m > 0) & (df.k > 0)]
+        grid = fp8.pivot_table(index="m", columns="k", values="latency", aggfunc="median")
         self.path = path
         self.log_m = np.log(grid.index.to_numpy(float))
         self.log_k = np.log(grid.columns.to_numpy(float))
-        self.ms = np.clip(grid.interpolate(limit_direction="both").to_numpy(float), 0.0, None)
+        filled = grid.interpolate(limit_direction="both").to_numpy(float) if not grid.empty else np.zeros((0, 0))
+        self.ms = np.clip(np.nan_to_num(filled, nan=0.0), 0.0, None)
 
     def seconds(self, m: float, k: float) -> float:
         import numpy as np
 
+        if not self.ms.size:
+            return 0.0
         by_k = [np.interp(np.log(m), self.log_m, col) for col in self.ms.T]
         return float(np.interp(np.log(k), self.log_k, by_k)) * 1e-3
 

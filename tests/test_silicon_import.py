@@ -476,3 +476,18 @@ def test_per_tensor_fp8_rows_timed_with_dynamic_scaling_are_served_with_a_static
     assert rc == 0, capsys.readouterr().err
     text = (tmp_path / "cal/h200-sxm-sglang.yaml").read_text()
     assert "quantize/sglang/0.5.14/computescale_perf.parquet" in text and "static_fp8:" in text
+
+
+def test_a_malformed_compute_scale_table_is_a_one_line_error_and_an_empty_one_takes_nothing_off(tmp_path, capsys):
+    from kernels_bench.silicon_tables import ComputeScale
+
+    fixtures(tmp_path / "data")
+    path = tmp_path / "data/h200_sxm/quantize/sglang/0.5.14/computescale_perf.parquet"
+    _write(pd.DataFrame([{"m": 1, "k": 1024, "latency": 0.008}]), path)  # no quant_dtype column
+    rc = main(["import-silicon", "--system", "h200_sxm", "--engine", "sglang", "--data", str(tmp_path / "data"),
+               "--out", str(tmp_path / "cal")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "computescale_perf.parquet" in err and "quant_dtype" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+    _write(pd.DataFrame([{"quant_dtype": "int8", "m": 1, "k": 1024, "latency": 0.008}]), path)
+    assert ComputeScale(path).seconds(4, 1024) == 0.0
