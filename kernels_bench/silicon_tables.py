@@ -16,12 +16,15 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from kernels_bench import silicon_fit
 from planner.base.errors import PlannerError
 from planner.deploy.scenario import make_scenario
 from planner.hardware.accelerators import load_accelerator
 from planner.model.quant import storage_types
 from planner.perf.ops import _gemm, step_ops
+from planner.perf.roofline import _peak
 from planner.perf.steps import decode_ops, prefill_ops
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "b300_sxm": "b300",
@@ -163,7 +166,6 @@ class ComputeScale:
     COLUMNS = ("quant_dtype", "m", "k", "latency")
 
     def __init__(self, path: Path):
-        import numpy as np
         import pandas as pd
 
         try:
@@ -182,8 +184,6 @@ class ComputeScale:
         self.ms = np.clip(np.nan_to_num(filled, nan=0.0), 0.0, None)
 
     def seconds(self, m: float, k: float) -> float:
-        import numpy as np
-
         if not self.ms.size:
             return 0.0
         by_k = [np.interp(np.log(m), self.log_m, col) for col in self.ms.T]
@@ -198,7 +198,7 @@ def static_scaled(row, ops: list, cs: ComputeScale | None, acc) -> float:
     if cs is None:
         return measured
     op = ops[0]
-    roof = max(op.flops / acc.peak_flops(op.dtype), op.bytes / acc.memory_bandwidth_bytes_per_s)
+    roof = max(op.flops / _peak(acc, op.dtype), op.bytes / acc.memory_bandwidth_bytes_per_s)
     return max(measured - cs.seconds(row.m, row.k), min(roof, measured))
 
 
