@@ -10,9 +10,9 @@ for the same shapes (STYLE.md habit 8: FLOP and bytes come from planner.perf.ops
 - moe_perf (num_tokens, hidden_size, inter_size, topk, num_experts, moe_tp_size, moe_ep_size, moe_dtype), rows with
   `balanced` routing: planner.perf.ops.step_ops of a scenario whose routed experts have that shape (Kimi K2.5's spec
   with the row's widths swapped in), num_tokens the MoE group's tokens (aiconfigurator queries num_tokens x
-  attention-DP size), moe_tp x moe_ep GPUs, ops moe.experts + moe.permute_act. APPROXIMATE: with ep > 1 the planner
-  times the busiest EP rank (planner.perf.ops.ep_load_imbalance, 1.06 at EP8 for 384 experts) while the table's
-  routing is balanced; the fitted curve absorbs that factor;
+  attention-DP size), moe_tp x moe_ep GPUs, ops moe.experts + moe.permute_act, routed as the table routed them
+  (step_ops(balanced=True): round-robin, min(E, k T) experts touched and every EP rank as busy, where the planner's
+  served steps route uniformly at random and time the busiest rank);
 - generation_mla / context_mla (num_heads per GPU, batch_size, isl, step = tokens already cached, tp_size): the
   attn.mla_decode / attn.mla_prefill record of planner.perf.steps.decode_ops / prefill_ops for DeepSeek-V3 (128
   heads) or Kimi K2.5 (64 heads) at that TP.
@@ -30,6 +30,8 @@ own, beside the curves' alone, the default table's (profiles/calibration/default
 leave-model-shape-out cross-validation. Refusals as calibrate's (kernels_bench/calibration_guard.py). Writes
 profiles/calibration/silicon/<gpu>-<engine>.yaml, or with --version <gpu>-<engine>@<version>.yaml
 (planner.base.outputs).
+The engine's all-reduce table (comm/<engine>/<version>/custom_allreduce_perf.parquet), when there is one, is
+written as measured under `comm.allreduce_by_gpus` (kernels_bench/silicon_comm.py), with its leave-one-size-out error.
 The tables' side (which systems, versions, rows and kernels are read, and each row as the planner's op records) is
 kernels_bench/silicon_tables.py.
 """
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import yaml
 
-from kernels_bench import silicon_fit
+from kernels_bench import silicon_comm, silicon_fit
 from kernels_bench.calibrate import _pct, _rel, _yaml_curve, fit
 from kernels_bench.calibration_guard import HEADER, check_fit, write_calibration
 from kernels_bench.silicon_fit import measured_op
@@ -227,23 +229,33 @@ def import_silicon(args) -> dict:
             entry["config_by_dtype"] = configs
         entry["n"] = sum(measured_op(r).kind == kind for r in runs)
         ops_doc[kind] = entry
+    allreduce_path = silicon_comm.find_allreduce(root, args.system, args.engine, args.version)
+    allreduce = silicon_comm.load_allreduce(allreduce_path) if allreduce_path else {}
+    if allreduce:
+        per_table[f"{silicon_comm.TABLE}.bfloat16"] = silicon_comm.summary(allreduce, gpu)
     static = [r for r in runs if r["static_s"] > 0]  # per-tensor FP8 rows served with a static scale (STATIC_SCALED)
     # per table the newest version whose rows were taken, and a table.dtype whose rows came from an older one
     used = {(r["table"], r["version"]) for r in runs}
     versions = {t: next((p.parent.name for p in ps if (t, p.parent.name) in used), ps[0].parent.name)
                 for t, ps in tables.items()}
     versions |= {f"{r['table']}.{r['dtype']}": r["version"] for r in runs if r["version"] != versions[r["table"]]}
+    if allreduce:
+        versions[silicon_comm.TABLE] = allreduce_path.parent.name
     doc = {
         "device": name,
         "source": f"aiconfigurator-core {package_version()} silicon tables ({args.system}, {args.engine} "
                   f"{', '.join(sorted(set(versions.values())))}): "
                   + "; ".join(f"systems/data/{_under(p, root)}" for t, ps in sorted(tables.items()) for p in ps
                               if (t, p.parent.name) in used)
-                + (f"; systems/data/{_under(scale_table, root)}" if static else ""),
+                + (f"; systems/data/{_under(scale_table, root)}" if static else "")
+                + (f"; systems/data/{_under(allreduce_path, root)}" if allreduce else ""),
         "ops": ops_doc,
+        **({"comm": silicon_comm.comm_doc(allreduce)} if allreduce else {}),
         "fit": {"method": "curves: pattern search on mean |log(predicted/measured)|, planner.perf.roofline.time_op as "
                           "the model (kernels_bench/silicon.py); shape_by_dtype: reweighted least squares of "
-                          "log(t_curves/t_measured) on a grid of op-record variables (kernels_bench/silicon_fit.py)",
+                          "log(t_curves/t_measured) on a grid of op-record variables (kernels_bench/silicon_fit.py); "
+                          "comm.allreduce_by_gpus: the engine's graph-replayed all-reduce table as measured "
+                          "(kernels_bench/silicon_comm.py)",
                 "package": f"aiconfigurator-core {package_version()}", "system": args.system, "engine": args.engine,
                 "engine_versions": versions, "holdout": f"every {HOLDOUT_EVERY}th distinct shape per table and dtype",
                 "n_fit": len(runs_train(runs)), "n_holdout": len(held),

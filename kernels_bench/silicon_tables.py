@@ -101,6 +101,19 @@ STATIC_SCALED = {"gemm_perf": ("fp8",)}
 # EP plans the planner times with DeepGEMM-class curves), then CUTLASS
 NOT_GATED = ("moe_torch_flow_nongated",)
 KERNEL_PREFERENCE = ("moe_torch_flow_min_latency", "moe_torch_flow_cutlass")
+# MoE rows whose collector routes them through a group-limited top-k, as (groups, top groups) (planner.perf.ops
+# distinct_experts). vLLM's and SGLang's collectors route each model shape (hidden, experts, top-k) with its own
+# config (ai-dynamo/aiconfigurator collector/vllm/collect_moe.py use_grouped_topk; SGLang's sglang_moe_num_expert_group
+# / topk_group): DeepSeek-V3/R1/V3.2 keep 4 of 8 groups (n_group, topk_group: ../shared/reference/hf-configs/
+# deepseek-ai__DeepSeek-V3.json), Kimi K2.5's one group is no grouping. Evidence in the tables: at 256 tokens, top-8
+# of 256, the TP8 block-FP8 rows take 292 us on H200 vLLM 0.24.0 (297 on SGLang 0.5.14), 4.8 TB/s if all 256
+# experts' 1.41 GB were read (the GPU's peak), 2.5 TB/s for the 132 the grouped routing touches. TensorRT-LLM's
+# collector routes its min-latency (TRTLLM-gen) kernel's rows with DeepseekV3Gate(n_group 8, topk_group 4) whatever the
+# model ("FIXME: all use deepseek setting for now"; that kernel takes at most 256 experts) and every other kernel's with
+# a plain top-k (RenormalizeMoeRoutingMethod; collector/trtllm/collect_moe.py)
+DEEPSEEK_GROUPS = (8, 4)
+ROUTING_GROUPS = {(7168, 256, 8): DEEPSEEK_GROUPS}
+TRTLLM_GROUPED = ("moe_torch_flow_min_latency", 256)
 MLA_MODELS = {128: "deepseek-v3", 64: "kimi-k2.5"}  # total attention heads -> a profile with that MLA layout
 MOE_BASE = "kimi-k2.5"
 
@@ -259,13 +272,32 @@ def _moe_scenario(gpu: str, fmt: str, hidden: int, inter: int, topk: int, expert
     return replace(sc, model=replace(sc.model, spec=spec))
 
 
+def routing_groups(row) -> tuple[int, int] | None:
+    """(groups, top groups) of the group-limited top-k a MoE row's collector routed it with, or None (ROUTING_GROUPS,
+    TRTLLM_GROUPED)."""
+    if getattr(row, "framework", "") == "TRTLLM":
+        kernel, limit = TRTLLM_GROUPED
+        return DEEPSEEK_GROUPS if getattr(row, "kernel_source", "") == kernel and row.num_experts <= limit else None
+    return ROUTING_GROUPS.get((row.hidden_size, row.num_experts, row.topk))
+
+
 def moe_ops(row, gpu: str) -> list:
     fmt, key = MOE_DTYPES[row.moe_dtype]
     g = row.moe_tp_size * row.moe_ep_size
     sc = _moe_scenario(gpu, fmt, row.hidden_size, row.inter_size, row.topk, row.num_experts, row.moe_tp_size,
                        row.moe_ep_size)
-    ops = [op for op in step_ops(sc, "prefill", row.num_tokens / g, 1) if op.name in ("moe.experts", "moe.permute_act")]
-    return [replace(op, count=1, dtype=key) if op.kind == "grouped_gemm" else replace(op, count=1) for op in ops]
+    names = ("moe.experts", "moe.permute_act")
+    groups = routing_groups(row)
+    # round-robin routing (planner.perf.ops.distinct_experts), through a group-limited top-k where the collector ran
+    # one; with EP the tied top groups sit on some ranks only, which the record cannot say: uniform routing there
+    routing = True if groups is None else groups if row.moe_ep_size == 1 else False
+    ops = [op for op in step_ops(sc, "prefill", row.num_tokens / g, 1, balanced=routing) if op.name in names]
+    # rows per expert as the planner's served (uniformly routed) record of as many tokens carries them, the variable
+    # the surfaces are read at: its ceil(pairs / touched) is 2 wherever two pairs may share an expert, where the
+    # round-robin rows' is 1 up to E / k tokens
+    served = {op.name: op.m for op in step_ops(sc, "prefill", row.num_tokens / g, 1) if op.name in names}
+    return [replace(op, count=1, dtype=key, m=served[op.name]) if op.kind == "grouped_gemm" else replace(op, count=1)
+            for op in ops]
 
 
 def gemm_ops(row) -> list:

@@ -53,3 +53,21 @@ def fixtures(root):
     ml["latency"] = [_latency_ms(silicon.mla_ops(r, GPU, "decode"), 2.6 if r.kv_cache_dtype == "fp8" else 1.3)
                      for r in ml.itertuples(index=False)]
     _write(ml, base / "mla/sglang/0.5.14/generation_mla_perf.parquet")
+
+
+def allreduce_fixture(root, engine: str = "sglang", version: str = "0.5.14"):
+    """comm/<engine>/<version>/custom_allreduce_perf.parquet for h200_sxm: graph-replayed rows at 4 + 2 x MB us
+    (8 GPUs) and 3 + 1 x MB us (2 GPUs) of BF16 messages, and eager rows 5x slower, which the import leaves out.
+    Returns the graph rows' {GPUs: [(bytes, seconds), ...]}."""
+    sizes = [2 ** i for i in range(7, 27, 2)]  # elements, as the package's tables (128 .. 32 Mi)
+    rows, want = [], {}
+    for g, (a_us, b_us) in ((2, (3.0, 1.0)), (8, (4.0, 2.0))):
+        for n in sizes:
+            us = a_us + b_us * n * 2 / 1e6
+            want.setdefault(g, []).append((n * 2.0, us * 1e-6))
+            for backend, f in ((f"{engine}_graph", 1.0), (f"{engine}_eager", 5.0)):
+                rows.append(dict(framework=engine, version=version, device="NVIDIA H200", op_name="all_reduce",
+                                 kernel_source=backend, allreduce_dtype="bfloat16", num_gpus=g, message_size=n,
+                                 latency=us * f * 1e-3, backend=backend))
+    _write(pd.DataFrame(rows), root / "h200_sxm" / "comm" / engine / version / "custom_allreduce_perf.parquet")
+    return want

@@ -399,7 +399,7 @@ def test_vllm_fused_moe_streams_expert_bytes_after_a_fixed_latency():
     sc = scenario(weights="nvfp4-bf16-attn", hardware={"gpu": "b200", "gpus_per_node": 4},
                   parallelism={"tp": 4, "ep": 4})
     latency, fraction = load_engine("vllm").fused_moe_stream
-    assert (latency, fraction) == (1.10e-5, 0.775)
+    assert (latency, fraction) == (1.12e-5, 0.818)  # kernels_bench fit-moe-stream --engine vllm --version 0.24.0
     m = machine(sc)
     hbm = m.acc.memory_bandwidth_bytes_per_s
     for nbytes in (1e6, 1e8, 2e9):  # a tiny call pays the latency, not the 3 x 8 us floor; a large one streams

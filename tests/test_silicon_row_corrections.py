@@ -1,5 +1,6 @@
 """import-silicon's corrections of rows whose timing holds what a served step does not: the host floor of tables
-timed without CUDA graphs, and per-tensor FP8 GEMMs timed with dynamic activation scaling."""
+timed without CUDA graphs, per-tensor FP8 GEMMs timed with dynamic activation scaling, and MoE rows routed
+round-robin (`balanced`) rather than as served."""
 
 from __future__ import annotations
 
@@ -109,3 +110,60 @@ def test_a_malformed_compute_scale_table_is_a_one_line_error_and_an_empty_one_ta
     assert len(err.splitlines()) == 1
     _write(pd.DataFrame([{"quant_dtype": "int8", "m": 1, "k": 1024, "latency": 0.008}]), path)
     assert ComputeScale(path).seconds(4, 1024) == 0.0
+
+
+def test_balanced_moe_rows_touch_the_experts_their_round_robin_routing_touches():
+    """aiconfigurator's `balanced` routing puts token i on experts i + j ceil(E / k) mod E: T tokens touch min(E, k T)
+    experts, all 384 of Kimi K2.5's at 64 tokens, where uniform routing touches 284 (planner.perf.ops
+    distinct_experts). The row's op record reads what the table's kernel read, and an EP rank is not the busiest."""
+    from types import SimpleNamespace
+
+    from planner.perf.ops import distinct_experts
+
+    assert distinct_experts(384, 384, 8, 64, balanced=True) == 384
+    assert distinct_experts(384, 384, 8, 4, balanced=True) == 32
+    assert distinct_experts(384, 384, 8, 64) == pytest.approx(384 * (1 - (1 - 8 / 384) ** 64))  # ~284
+    row = lambda t, tp, ep: SimpleNamespace(moe_dtype="int4_wo", num_tokens=t, hidden_size=7168,  # noqa: E731
+                                            inter_size=2048, topk=8, num_experts=384, moe_tp_size=tp, moe_ep_size=ep)
+    one = next(o for o in silicon.moe_ops(row(1, 8, 1), GPU) if o.name == "moe.experts")
+    for t, touched in ((8, 64), (64, 384), (512, 384)):
+        ex = next(o for o in silicon.moe_ops(row(t, 8, 1), GPU) if o.name == "moe.experts")
+        assert ex.weight_bytes == pytest.approx(one.weight_bytes * touched / 8)
+    # EP 8: each rank holds 48 experts and, routed round-robin, receives exactly its share of the pairs
+    ep = next(o for o in silicon.moe_ops(row(64, 1, 8), GPU) if o.name == "moe.experts")
+    assert ep.weight_bytes == pytest.approx(one.weight_bytes * 48)  # 48 whole experts, not 8 experts' 1/8 slices
+    assert ep.m == 2  # 64 x 8 pairs / 8 ranks = 64 over its 48 experts, none more than another rank's
+
+
+def test_deepseek_shaped_balanced_rows_keep_the_groups_their_grouped_top_k_keeps():
+    """DeepSeek-V3's router keeps the top 4 of 8 expert groups; round-robin logits give every token one pick per
+    group, so every group ties and every token keeps the same four: 4 of its picks there plus 4 tie picks shared by
+    all tokens, at most the 128 experts of those groups (the tables' 256-token TP8 rows read 1.41 GB at the GPU's
+    peak otherwise). With EP the tied groups sit on some ranks only: those rows keep uniform routing."""
+    from types import SimpleNamespace
+
+    from planner.perf.ops import distinct_experts
+
+    assert [distinct_experts(256, 256, 8, t, balanced=(8, 4)) for t in (1, 4, 31, 32, 256)] == [8, 20, 128, 128, 128]
+    row = lambda t, tp, ep: SimpleNamespace(moe_dtype="fp8_block", num_tokens=t, hidden_size=7168,  # noqa: E731
+                                            inter_size=2048, topk=8, num_experts=256, moe_tp_size=tp, moe_ep_size=ep)
+    ex = lambda r: next(o for o in silicon.moe_ops(r, GPU) if o.name == "moe.experts")  # noqa: E731
+    assert ex(row(256, 8, 1)).weight_bytes == pytest.approx(ex(row(1, 8, 1)).weight_bytes * 128 / 8)
+    assert ex(row(256, 1, 8)).weight_bytes == pytest.approx(ex(row(1, 8, 1)).weight_bytes * 8 * distinct_experts(
+        32, 256, 8, 256) / 8)  # EP 8: a rank's 32 experts as uniform routing touches them
+
+
+def test_trtllm_rows_are_grouped_only_for_the_kernel_its_collector_routes_with_deepseeks_gate():
+    """TensorRT-LLM's collector routes its min-latency kernel's rows with DeepseekV3Gate (4 of 8 groups) whatever the
+    model, and every other kernel's with a plain top-k (kernels_bench/silicon_tables.py TRTLLM_GROUPED)."""
+    from types import SimpleNamespace
+
+    from kernels_bench.silicon_tables import routing_groups
+
+    row = lambda kernel, experts: SimpleNamespace(framework="TRTLLM", kernel_source=kernel,  # noqa: E731
+                                                  hidden_size=7168, num_experts=experts, topk=8)
+    assert routing_groups(row("moe_torch_flow_min_latency", 128)) == (8, 4)
+    assert routing_groups(row("moe_torch_flow_cutlass", 256)) is None
+    assert routing_groups(row("moe_torch_flow_min_latency", 384)) is None  # the kernel takes 256 experts at most
+    assert routing_groups(SimpleNamespace(framework="VLLM", hidden_size=7168, num_experts=256, topk=8)) == (8, 4)
+    assert routing_groups(SimpleNamespace(framework="VLLM", hidden_size=7168, num_experts=384, topk=8)) is None

@@ -21,6 +21,7 @@ from typing import Any
 
 from planner.base.errors import PlannerError
 from planner.base.yamlio import PROFILES, check_keys, get_number, load_document, require_mapping
+from planner.hardware.allreduce import AllReduceTable, read_allreduce
 
 CAL_DIR = PROFILES / "calibration"
 OP_KINDS = ("gemm", "grouped_gemm", "attention_decode", "attention_prefill", "elementwise", "cpu_experts")
@@ -43,6 +44,9 @@ SURFACE_VARIANTS = {"fp8_tensor": "fp8", "fp8_kv": "bf16", "mxfp4_w4a16": "int4"
 SHAPE_AXES = ("m", "depth", "width", "bytes", "context")
 COMM_KEYS = ("allreduce_latency_s", "allreduce_latency_cross_node_s", "allreduce_busbw_fraction",
              "alltoall_latency_s", "alltoall_nvlink_fraction", "rdma_bytes_per_s_per_gpu", "pcie_fraction")
+# a calibration's measured all-reduce inside one node, {GPUs: [[message bytes, seconds], ...]}
+# (planner.hardware.allreduce.AllReduceTable)
+COMM_TABLES = ("allreduce_by_gpus",)
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,10 @@ class Efficiency:
     ops: dict  # kind -> OpEfficiency
     comm: dict  # COMM_KEYS -> value
     files: tuple[str, ...]  # tables this came from
+    allreduce: tuple[AllReduceTable, ...] = ()  # measured intra-node all-reduce per GPU count (comm_time takes it)
+
+    def allreduce_table(self, gpus: int) -> AllReduceTable | None:
+        return next((t for t in self.allreduce if t.gpus == gpus), None)
 
     def with_surfaces(self, pairs: tuple[tuple[str, str], ...]) -> Efficiency:
         """This table with, per (source, target) pair, every op kind's `source` surface standing in for its `target`
@@ -297,13 +305,19 @@ def _read(path, base: Efficiency | None) -> Efficiency:
             tuple(sorted((d, k, c) for (d, k), c in configs.items())))
     comm = dict(base.comm) if base else {}
     c = require_mapping(doc.get("comm") or {}, file, "comm")
-    check_keys(c, COMM_KEYS, file, "comm.")
+    check_keys(c, COMM_KEYS + COMM_TABLES, file, "comm.")
     for key in c:
-        comm[key] = get_number(c, key, file, prefix="comm.", minimum=0)
+        if key not in COMM_TABLES:
+            comm[key] = get_number(c, key, file, prefix="comm.", minimum=0)
+    allreduce = {t.gpus: t for t in base.allreduce} if base else {}
+    if c.get("allreduce_by_gpus") is not None:
+        allreduce |= read_allreduce(c["allreduce_by_gpus"], file, "comm.allreduce_by_gpus")
     missing = [k for k in OP_KINDS if k not in ops] + [k for k in COMM_KEYS if k not in comm]
     if missing:
         raise PlannerError(f"missing {', '.join(missing)}", file=file)
-    return Efficiency(str(doc.get("device") or path.stem), ops, comm, (base.files if base else ()) + (file,))
+    return Efficiency(str(doc.get("device") or path.stem), ops, comm, (base.files if base else ()) + (file,),
+                      tuple(t for _, t in sorted(allreduce.items())))
+
 
 
 SILICON_DIR = CAL_DIR / "silicon"  # kernels_bench import-silicon: <gpu>-<engine>.yaml per engine's measured kernels

@@ -32,13 +32,28 @@ from planner.perf.ops_kinds import dsa_indexer_ops as _dsa_indexer_ops
 from planner.perf.ops_kinds import latent_moe_ops, linear_attention_ops, mla_output_gate_ops, split_gqa_ops
 
 
-def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens: float, skew: float = 0.0) -> float:
+def distinct_experts(experts_on_rank: float, n_experts: int, top_k: int, tokens: float, skew: float = 0.0,
+                     balanced: bool | tuple[int, int] = False) -> float:
     """Expected experts of one EP rank touched by `tokens` tokens choosing top_k of n_experts each.
 
     Uniform: each expert is picked by a token with probability k/E, so E_rank x (1 - (1 - k/E)^T).
-    skew > 0: popularity p_i ~ i^-skew (normalized to k picks per token) averaged over the rank's share."""
+    skew > 0: popularity p_i ~ i^-skew (normalized to k picks per token) averaged over the rank's share.
+    balanced: round-robin routing, each (token, expert) pair on an expert no pair has taken until every one has, so
+    E_rank x min(1, k T / E): how aiconfigurator-core's `balanced` kernel tables route (ai-dynamo/aiconfigurator
+    collector/helper.py balanced_logits: token i picks experts i + j ceil(E / k) mod E), which at 64 tokens, top-8
+    of 384, touch all 384 experts where uniform routing touches 284 (kernels_bench import-silicon). balanced as
+    (groups, top groups): the same logits through a group-limited top-k with k = groups (DeepSeek-V3/R1: 4 of 8
+    groups; its HF config's n_group / topk_group), where a token's round-robin picks hold one expert per group, every
+    group scores alike and every token keeps the same top groups (a tie): tg of its picks there, and k - tg tie picks
+    that are the same experts for every token, so min(E tg / groups, tg T + k - tg)."""
     if tokens <= 0 or n_experts <= 0:
         return 0.0
+    if balanced:
+        groups, top = balanced if isinstance(balanced, tuple) else (1, 1)
+        # the formula needs one pick per group (k = groups); with k <= top groups every pick's group is kept
+        picks = min(n_experts, top_k * tokens) if top_k != groups or groups <= top else min(
+            n_experts * top / groups, top * tokens + top_k - top)
+        return experts_on_rank * picks / n_experts
     if skew <= 0:
         return experts_on_rank * (1 - (1 - top_k / n_experts) ** tokens)
     weights = [(i + 1) ** -skew for i in range(n_experts)]
@@ -174,7 +189,8 @@ def ep_load_imbalance(sc: Scenario) -> float:
     return 1 + EXPERT_LOAD_CV / sqrt(m) * sqrt(2 * log(e))
 
 
-def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: int, skew: float) -> list[Op]:
+def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: int, skew: float,
+             balanced: bool | tuple[int, int] = False) -> list[Op]:
     s, par = sc.model.spec, sc.parallelism
     h, G, e = s.hidden_size, par.gpus_per_stage, par.ep
     gd = dense_group(sc)
@@ -198,11 +214,11 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
                      kernels=2))  # + top-k
     stage_tokens = n * G
     per_rank = ceil((E + par.redundant_experts) / e)
-    touched = distinct_experts(per_rank, E, k, stage_tokens, skew)
+    touched = distinct_experts(per_rank, E, k, stage_tokens, skew, balanced)
     expert_bytes = sum(_role_bytes(sc).get((r, "moe"), (0, 0, "bf16"))[1]
                        for r in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"))  # one expert, all three
     expert_tp = G / e
-    busiest = ep_load_imbalance(sc)  # the busiest EP rank's routed tokens over the mean
+    busiest = 1.0 if balanced else ep_load_imbalance(sc)  # the busiest EP rank's routed tokens over the mean
     # (token, expert) pairs this GPU computes (its 1/expert_tp share of its rank's), on the busiest EP rank
     pairs = stage_tokens * k / G * busiest
     on_cpu = sc.expert_layers_on_cpu
@@ -257,11 +273,13 @@ def _ffn_ops(sc: Scenario, phase: str, n: float, moe_count: int, dense_count: in
 
 
 def step_ops(sc: Scenario, phase: str, tokens_per_gpu: float, context: float, *, sq: int = 1,
-             logits_tokens: float | None = None, skew: float = 0.0) -> list[Op]:
+             logits_tokens: float | None = None, skew: float = 0.0,
+             balanced: bool | tuple[int, int] = False) -> list[Op]:
     """Ops of one step on the fullest GPU of a stage.
 
     tokens_per_gpu: new tokens per GPU (decode: sequences per GPU x sq); context: mean tokens attended;
-    sq: tokens per sequence per step (1 + MTP drafts); logits_tokens: tokens needing lm_head per GPU."""
+    sq: tokens per sequence per step (1 + MTP drafts); logits_tokens: tokens needing lm_head per GPU;
+    skew, balanced: the routing (distinct_experts; balanced also puts as many pairs on every EP rank)."""
     s, par = sc.model.spec, sc.parallelism
     layers = ceil(s.num_layers / par.pp)
     moe_layers = ceil(s.num_moe_layers / par.pp)
@@ -277,7 +295,7 @@ def step_ops(sc: Scenario, phase: str, tokens_per_gpu: float, context: float, *,
         ops += mla_output_gate_ops(sc, n, softmax)
     if linear:
         ops += linear_attention_ops(sc, phase, n, linear, sq)
-    ops += _ffn_ops(sc, phase, n, moe_layers, dense_layers, skew)
+    ops += _ffn_ops(sc, phase, n, moe_layers, dense_layers, skew, balanced)
     lm = n if logits_tokens is None else logits_tokens
     gv = dense_group(sc)
     ops.append(_gemm("head.lm_head", 1, lm * gv, s.hidden_size, s.vocab_size / gv, _w(sc, "output", "head"),

@@ -178,11 +178,23 @@ def _cpu_time(op: Op, m: Machine) -> TimedOp:
     return TimedOp(op, t, "host")
 
 
+def allreduce_table(op: Op, m: Machine):
+    """The calibration's measured all-reduce (planner.hardware.allreduce.AllReduceTable) for an all-reduce inside
+    one node among a GPU count it measured, else None."""
+    g = max(op.group, 1)
+    if op.comm != "allreduce" or g > max(m.gpus_per_node, 1) or not m.eff.allreduce:
+        return None
+    return m.eff.allreduce_table(g)
+
+
 def comm_time(op: Op, m: Machine) -> float:
     c = m.eff.comm
     g = max(op.group, 1)
     if g <= 1 or not op.comm_bytes:
         return 0.0
+    table = allreduce_table(op, m)
+    if table is not None:
+        return table.seconds(op.comm_bytes)
     acc = m.acc
     nvlink = (acc.scale_up_bytes_per_s if acc and acc.scale_up_bytes_per_s else None)
     pcie = (acc.host_link_bytes_per_s if acc and acc.host_link_bytes_per_s else PCIE_FALLBACK_BYTES_PER_S)

@@ -26,7 +26,7 @@ import numpy as np
 
 from planner.deploy.scenario import Scenario
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
-from planner.perf.roofline import _mamf_cap, _peak, comm_time, compute_curve, depth_factor, mma_dtype
+from planner.perf.roofline import _mamf_cap, _peak, allreduce_table, comm_time, compute_curve, depth_factor, mma_dtype
 from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_per_kernel, machine, prefill_ops
 from planner.perf.sweep import _interp, shape_factor
 
@@ -144,7 +144,8 @@ def _op_static(m, op) -> tuple:
         c[C_LAT] = tiny = probe(1e-300, 0.0)
         c[C_ALPHA] = (probe(COMM_PROBE_BYTES, 0.0) - tiny) / COMM_PROBE_BYTES
         c[C_BETA] = (probe(1e-300, COMM_PROBE_BYTES) - tiny) / COMM_PROBE_BYTES
-        c[C_COMM] = 1.0
+        table = allreduce_table(op, m)  # a measured all-reduce: C_COMM is 2 + its number among _CURVES
+        c[C_COMM] = 1.0 if table is None else 2.0 + _curve_no(table)
     else:
         e = m.eff.ops[op.kind]
         c[C_PEAK] = _peak(m.acc, op.dtype)
@@ -211,10 +212,8 @@ def evaluate(jobs: list[Job]) -> list[np.ndarray]:
     busy = _busy([job.timer for job in jobs], np.concatenate(blocks, axis=0), [len(b) for b in blocks])
     out = []
     for j, job in enumerate(jobs):
-        t = job.timer
-        b = busy[j, :n[j]]
-        b = np.where(job.graphed, b, np.maximum(b, t.launch))
-        out.append(t.pp * (b + t.overhead))
+        t, b = job.timer, busy[j, :n[j]]
+        out.append(t.pp * (np.where(job.graphed, b, np.maximum(b, t.launch)) + t.overhead))
     return out
 
 
@@ -286,6 +285,10 @@ def _busy(timers: list[Timer], v: np.ndarray, sizes: list[int]) -> np.ndarray:
     work = np.add.reduceat(np.where(comm[:, None], 0.0, t) * count, starts, axis=0)
     comm_t = np.where(v[:, COMM] > 0, c[:, C_LAT, None] + np.maximum(c[:, C_ALPHA, None] * v[:, COMM],
                                                                      c[:, C_BETA, None] * v[:, RDMA]), 0.0)
+    for no in np.unique(c[comm, C_COMM]).astype(int) - 2:  # measured all-reduce tables (roofline.allreduce_table)
+        if no >= 0:
+            i = c[:, C_COMM] == no + 2
+            comm_t[i] = np.where(v[i, COMM] > 0, _CURVES[no].seconds(v[i, COMM]), 0.0)
     comm_s = np.add.reduceat(np.where(comm[:, None], comm_t, 0.0) * count, starts, axis=0)
     tbo = np.array([timer.tbo for timer in timers])[:, None]
     comm_s = np.where(tbo, comm_s - TBO_HIDDEN * np.minimum(comm_s, work), comm_s)

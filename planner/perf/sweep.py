@@ -21,7 +21,7 @@ from planner.deploy.scenario_file import load_scenario
 from planner.perf.ops import ep_load_imbalance, step_ops
 from planner.perf.ops_dsv4 import deepseek_v4_caps
 from planner.perf.ops_kinds import gqa_groups
-from planner.perf.roofline import _mamf_cap, _peak, comm_time, compute_curve, depth_factor, mma_dtype
+from planner.perf.roofline import _mamf_cap, _peak, allreduce_table, comm_time, compute_curve, depth_factor, mma_dtype
 from planner.perf.steps import TBO_HIDDEN, launch_seconds, machine
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
@@ -51,6 +51,7 @@ class _OpCoef:
     floor1: float = 0.0
     depth: float = 1.0
     config: object = None  # the factor curve of the op's kernel configuration (OpEfficiency.config_curve), else None
+    table: object = None  # a measured all-reduce (roofline.allreduce_table) in place of comm_a + comm_b x n
 
 
 class DecodeSweep:
@@ -106,7 +107,8 @@ class DecodeSweep:
                                     e.floor_s * op.kernels if e else 0.0, comm_a, comm_b, op.where, kfac,
                                     compute_curve(e, op.kind, mma_dtype(m.acc, op.dtype)) if e else None, stream, shape,
                                     e.floor_s if e else 0.0, max(op.depth or 1.0, 1.0),
-                                    e.config_curve(op) if e and e.config_by_dtype else None))
+                                    e.config_curve(op) if e and e.config_by_dtype else None,
+                                    allreduce_table(op, m) if op.kind == "comm" else None))
 
     def evaluate(self, batch, context, bw_scale=1.0, flops_scale=1.0):
         """Decode step seconds and tokens/s per GPU for arrays (broadcast together) of variants."""
@@ -123,7 +125,8 @@ class DecodeSweep:
             cw = np.minimum(c, cap) if cap else c
             v = {f: a + b * n + d * n * cw for f, (a, b, d) in op.coef.items()}
             if op.kind == "comm":
-                comm = comm + np.where(n > 0, op.comm_a + op.comm_b * n, 0.0) * op.count
+                t = op.table.seconds(v["comm_bytes"]) if op.table else op.comm_a + op.comm_b * n
+                comm = comm + np.where(n > 0, t, 0.0) * op.count
                 continue
             weights = v["weight_bytes"]
             m = np.maximum(v["m"], 1.0)
