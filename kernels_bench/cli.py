@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--version", default=None, help="engine version folder (default: the newest per system)")
     f.add_argument("--data", default=None, help=argparse.SUPPRESS)  # a systems/data root (tests' fixtures)
     f.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    v = sub.add_parser("silicon-gpu-cv", help="leave one GPU out: each GPU's held-out silicon-table rows timed with "
+                       "every other GPU's calibration of the same engine (kernels_bench/silicon_gpu_cv.py; the "
+                       "`silicon` extra)")
+    v.add_argument("--engine", default=None, help="sglang, vllm or trtllm (default: all three)")
+    v.add_argument("--calibrations", default=None, help="folder of <gpu>-<engine>.yaml (default "
+                   "profiles/calibration/silicon)")
+    v.add_argument("--data", default=None, help=argparse.SUPPRESS)  # a systems/data root (tests' fixtures)
+    v.add_argument("--json", action="store_true", help="one JSON document on stdout (default: the Markdown table "
+                   "docs/silicon.md embeds)")
     m = sub.add_parser("comm", help="torch.distributed all_reduce and uneven all_to_all_single under torchrun")
     _common(m)
     m.add_argument("--nproc", type=int, default=2, help="processes torchrun starts")
@@ -224,6 +233,12 @@ def cmd_import_silicon(args) -> dict:
     return import_silicon(args)
 
 
+def cmd_silicon_gpu_cv(args) -> dict:
+    from kernels_bench.silicon_gpu_cv import gpu_cv
+
+    return gpu_cv(args)
+
+
 def cmd_comm(args) -> dict:
     from kernels_bench.comm import comm_command
 
@@ -257,6 +272,10 @@ def _text(cmd: str, doc: dict) -> str:
         from kernels_bench.moe_stream import text
 
         return text(doc)
+    if cmd == "silicon-gpu-cv":
+        from kernels_bench.silicon_gpu_cv import markdown
+
+        return markdown(doc)
     return json.dumps(doc, indent=2)
 
 
@@ -317,7 +336,7 @@ def _main(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
         doc = {"discover": cmd_discover, "ceilings": cmd_ceilings, "run": run_suite, "calibrate": cmd_calibrate,
                "comm": cmd_comm, "import-silicon": cmd_import_silicon,
-               "fit-moe-stream": cmd_fit_moe_stream}[args.command](args)
+               "fit-moe-stream": cmd_fit_moe_stream, "silicon-gpu-cv": cmd_silicon_gpu_cv}[args.command](args)
     except PlannerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

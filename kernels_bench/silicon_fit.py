@@ -8,8 +8,8 @@ recomputed here): a row's target is log(t_curves / t_measured) for the op it mea
 as a MoE row's permute/SwiGLU kernels, keep the curves' time), and the grid's log-factors solve a least-squares problem
 with a second-difference penalty along each axis (cells without rows follow their neighbours) and iteratively
 reweighted toward mean |error| (a few wild rows do not bend the surface). Cross-validation: every model shape's rows
-are predicted by surfaces fitted without that shape (grouped folds), and leave-one-GPU-out by surfaces fitted on the
-other GPUs' rows of the same engine (`logo`).
+are predicted by surfaces fitted without that shape (grouped folds); leave one GPU out (each GPU's held-out rows
+timed with every other GPU's calibration of the same engine) is kernels_bench/silicon_gpu_cv.py.
 """
 
 from __future__ import annotations
