@@ -80,3 +80,17 @@ def test_committed_silicon_tables_time_tp_decode_collectives_as_measured():
                   for s in (sc, plain))
     assert ar.seconds == pytest.approx(table.seconds(ar.op.comm_bytes))
     assert ar.seconds < 0.8 * linked.seconds  # vLLM's one-shot kernel: ~6 us for 57 KB, where the model says 12
+
+
+def test_a_malformed_allreduce_table_is_one_line_naming_the_file_and_column(tmp_path, capsys):
+    import pandas as pd
+
+    fixtures(tmp_path / "data")
+    path = tmp_path / "data" / "h200_sxm" / "comm" / "sglang" / "0.5.14" / "custom_allreduce_perf.parquet"
+    path.parent.mkdir(parents=True)
+    pd.DataFrame([{"num_gpus": 8, "message_size": 1024, "allreduce_dtype": "bfloat16"}]).to_parquet(path)
+    rc = main(["import-silicon", "--system", "h200_sxm", "--engine", "sglang", "--data", str(tmp_path / "data"),
+               "--out", str(tmp_path / "cal")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and str(path) in err and "latency" in err
+    assert not (tmp_path / "cal" / "h200-sxm-sglang.yaml").exists()
