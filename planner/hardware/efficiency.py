@@ -319,7 +319,6 @@ def _read(path, base: Efficiency | None) -> Efficiency:
                       tuple(t for _, t in sorted(allreduce.items())))
 
 
-
 SILICON_DIR = CAL_DIR / "silicon"  # kernels_bench import-silicon: <gpu>-<engine>.yaml per engine's measured kernels
 
 
