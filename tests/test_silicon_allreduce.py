@@ -14,7 +14,7 @@ from planner.base.errors import PlannerError
 from planner.hardware.allreduce import AllReduceTable, read_allreduce
 from planner.hardware.efficiency import _read, efficiency_for
 from planner.perf.roofline import comm_time
-from planner.perf.steps import decode_step, machine, on_silicon_tables
+from planner.perf.steps import decode_step, kernel_notes, machine, on_silicon_tables
 from tests.scenario_util import scenario
 
 pytest.importorskip("pandas")
@@ -80,6 +80,8 @@ def test_committed_silicon_tables_time_tp_decode_collectives_as_measured():
                   for s in (sc, plain))
     assert ar.seconds == pytest.approx(table.seconds(ar.op.comm_bytes))
     assert ar.seconds < 0.8 * linked.seconds  # vLLM's one-shot kernel: ~6 us for 57 KB, where the model says 12
+    assert any("all-reduces among 8 GPUs" in n for n in kernel_notes(sc))  # estimate's assumptions say so
+    assert not any("all-reduces" in n for n in kernel_notes(plain))
 
 
 def test_a_malformed_allreduce_table_is_one_line_naming_the_file_and_column(tmp_path, capsys):

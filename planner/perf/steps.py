@@ -186,6 +186,10 @@ def kernel_notes(sc: Scenario) -> list[str]:
         notes.append(f"kernel tables: default; {sc.engine.name}'s measured on {sc.gpu} apply with "
                      f"engine_options.kernel_tables: silicon (docs/silicon.md)")
     eff = efficiency_for(sc.gpu, sc.engine.name, silicon, version)
+    tp = sc.parallelism.tp
+    if eff.allreduce_table(tp) is not None and tp <= max(machine(sc).gpus_per_node, 1):  # as roofline.comm_time
+        notes.append(f"tensor-parallel all-reduces among {tp} GPUs: {sc.engine.name}'s own, as measured per message "
+                     f"size (comm.allreduce_by_gpus of the silicon tables), not latency + bytes / bus bandwidth")
     if _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype):
         notes.append("4-bit weight-only routed experts (W4A16: INT4, or MXFP4 on a GPU without FP4 tensor cores) "
                      "run mixed-input MoE kernels: the table's int4 grouped-GEMM curve (fitted from int4_wo MoE "
