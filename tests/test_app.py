@@ -265,6 +265,9 @@ def test_machine_page_shows_a_silicon_calibration_beside_a_local_run_of_the_same
     assert local["local_ms"] == pytest.approx(0.2) and local["local_over_silicon"] == pytest.approx(
         0.2 / local["silicon_ms"])
     assert rows["local_ms"].notna().sum() == 1 and (rows["silicon_ms"] > 0).all()
+    ar = {t["name"]: t for t in chart(at, "All-reduce on h200-sxm")["data"]}  # the engine's measured all-reduce
+    measured, linked = ar["8 GPUs, vllm measured"], ar["8 GPUs, link model"]
+    assert measured["x"] == linked["x"] and measured["y"][0] < linked["y"][0]  # one-shot at 256 B: ~5 us, not 12
     at.selectbox(key="machine.silicon").set_value("b200 / vllm").run()
     assert at.dataframe[-1].value["local_ms"].isna().all()  # no local run on a B200
 

@@ -2,17 +2,24 @@
 progress bar and its rows shown as each case finishes. The run is a child process writing the results database;
 leaving the page stops it, and the cases it finished stay stored. Below: an imported silicon calibration (GPU x engine)
 with its fit errors, and the GPU suite's shapes timed on it beside the default table and any local run of the same
-case on that GPU (kernels_bench.silicon_compare; torch-free, so it shows without the bench extra too)."""
+case on that GPU (kernels_bench.silicon_compare; torch-free, so it shows without the bench extra too), and its engine's
+measured all-reduce beside the default table's link model."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import bench, data, ui
-from kernels_bench import silicon_compare, silicon_table
+from kernels_bench import plan, silicon_compare, silicon_table
+from planner.hardware.accelerators import load_accelerator
+from planner.hardware.efficiency import efficiency_for
+from planner.perf.roofline import comm_time
 
 POLL_S = 0.5
 
@@ -65,6 +72,33 @@ def silicon_tables(found: dict | None, runs: pd.DataFrame, store) -> None:
     n = int(rows["local_ms"].notna().sum())
     st.caption(f"{n} of {len(rows)} cases have a local run on a {gpu}." if n else
                f"No local run on a {gpu} is stored yet: the local columns fill in when kernels_bench runs on one.")
+    allreduce_chart(gpu, engine)
+
+
+def allreduce_chart(gpu: str, engine: str) -> None:
+    """The calibration's measured all-reduce per GPU count (comm.allreduce_by_gpus) beside the default table's link
+    model (planner.perf.roofline.comm_time) at the same message sizes."""
+    eff = efficiency_for(gpu, engine, True)
+    if not eff.allreduce:
+        return
+    linked = replace(plan.machine(load_accelerator(gpu), efficiency_for(gpu)),
+                     gpus_per_node=max(t.gpus for t in eff.allreduce))
+    fig = go.Figure()
+    for t in eff.allreduce:
+        sizes = [b for b, _ in t.points]
+        model = [comm_time(SimpleNamespace(comm="allreduce", group=t.gpus, comm_bytes=b, rdma_bytes=0.0), linked)
+                 for b in sizes]
+        fig.add_scatter(x=sizes, y=[s * 1e6 for _, s in t.points], name=f"{t.gpus} GPUs, {engine} measured",
+                        mode="lines+markers")
+        fig.add_scatter(x=sizes, y=[s * 1e6 for s in model], name=f"{t.gpus} GPUs, link model", line={"dash": "dot"})
+    fig.update_layout(title=f"All-reduce on {gpu}: {engine}'s own (silicon table) against the default link model",
+                      template="plotly_white", xaxis={"type": "log", "title": "message (bytes)"},
+                      yaxis={"type": "log", "title": "time (us)"})
+    ui.chart(fig, key="machine.allreduce")
+    st.caption("Measured: the engine's CUDA-graph-replayed all-reduce (aiconfigurator-core "
+               "comm/<engine>/<version>/custom_allreduce_perf), which scenarios on the silicon tables take for an "
+               "all-reduce inside one node; link model: the default table's latency + 2 (g - 1) / g x bytes over "
+               "the bus bandwidth (kernels_bench/silicon_comm.py, docs/silicon.md).")
 
 
 FIT_COLUMNS = (("holdout", "held out"), ("default", "default table"), ("cv", "CV"))
