@@ -25,7 +25,7 @@ from planner.model.kv import kv_layout
 from planner.model.models import raw_config
 from planner.model.spec import ModelSpec
 from planner.perf.ops import Op, step_ops
-from planner.perf.roofline import Machine, TimedOp, time_op
+from planner.perf.roofline import Machine, TimedOp, comm_time, time_op
 from planner.perf.steps import decode_ops, prefill_ops
 
 # A scenario places weights on an accelerator; the op records (FLOP, bytes per op) do not depend on which, and times
@@ -194,6 +194,15 @@ def router_config(case: Case) -> dict:
 def machine(acc, eff: Efficiency) -> Machine:
     """The bench device as the roofline sees it: one device, no host offload, no collectives."""
     return Machine(acc, None, eff, 1, False, "bf16")
+
+
+def link_allreduce_seconds(acc, eff: Efficiency, gpus: int, sizes: list[float]) -> list[float]:
+    """Seconds of an all-reduce among `gpus` GPUs of one node for each message size in bytes, by `eff`'s link model
+    (planner.perf.roofline.comm_time: latency + 2 (g - 1) / g x bytes over the bus bandwidth, where `eff` holds no
+    measured table for the count): what a silicon calibration's measured all-reduce is set beside."""
+    m = replace(machine(acc, eff), gpus_per_node=gpus)
+    return [comm_time(Op("comm.allreduce", "comm", 1, 0, comm_bytes=b, comm="allreduce", group=gpus), m)
+            for b in sizes]
 
 
 def predict(ops: list[Op], m: Machine) -> tuple[float, list[TimedOp]]:

@@ -47,7 +47,7 @@ import yaml
 from kernels_bench import silicon_comm, silicon_fit
 from kernels_bench.calibrate import _pct, _rel, _yaml_curve, fit
 from kernels_bench.calibration_guard import HEADER, check_fit, write_calibration
-from kernels_bench.silicon_fit import measured_op
+from kernels_bench.silicon_fit import error_stats, measured_op
 from kernels_bench.silicon_tables import (  # noqa: F401  (the table side, re-exported for kernels_bench's callers)
     ARCH,
     AUTO_MOE_KERNEL,
@@ -151,10 +151,6 @@ def _key(run: dict) -> str:
     return measured_op(run).dtype
 
 
-def _stats(errs: list[float], prefix: str) -> dict:
-    return {f"{prefix}median_abs_error": round(_pct(errs, 0.5), 4), f"{prefix}p90_abs_error": round(_pct(errs, 0.9), 4)}
-
-
 def _summary(runs: list[dict], eff: Efficiency, acc, sources: dict) -> dict:
     """Per table.dtype: held-out |error| with the surfaces, with the curves alone, with the default table, and of
     leave-model-shape-out cross-validation; MoE rows beyond MAX_SHAPE_EP (outside the surfaces' fit) apart."""
@@ -167,17 +163,17 @@ def _summary(runs: list[dict], eff: Efficiency, acc, sources: dict) -> dict:
         held = [r for r in rows if r["holdout"] and r["fit_shape"]]
         wide = [r for r in rows if r["holdout"] and not r["fit_shape"]]
         entry = {"n_fit": sum(not r["holdout"] for r in rows), "n_holdout": len(held)}
-        entry |= _stats(_errors(held, eff, acc), "holdout_") | _stats(_errors(held, curves, acc), "curves_")
-        entry |= _stats(_errors(held, default, acc), "default_")
+        entry |= error_stats(_errors(held, eff, acc), "holdout_") | error_stats(_errors(held, curves, acc), "curves_")
+        entry |= error_stats(_errors(held, default, acc), "default_")
         if cv.get(f"{table}.{dtype}"):
-            entry |= {"n_cv_model_shapes": len({r["model"] for r in rows})} | _stats(cv[f"{table}.{dtype}"], "cv_")
+            entry |= {"n_cv_model_shapes": len({r["model"] for r in rows})} | error_stats(cv[f"{table}.{dtype}"], "cv_")
         if wide:
-            entry |= {"n_holdout_wide_ep": len(wide)} | _stats(_errors(wide, eff, acc), "wide_ep_")
+            entry |= {"n_holdout_wide_ep": len(wide)} | error_stats(_errors(wide, eff, acc), "wide_ep_")
         if any(r.get("host_floor_s") for r in rows):  # eager-timed: the floors, and the rows above them apart
             bound = [r for r in held if silicon_fit.device_bound(r)]
             entry |= {"host_floor_s": {k: float(f"{f:.3g}") for k, f in sorted(
                 {r["kernel"]: r["host_floor_s"] for r in rows}.items())}, "n_holdout_device_bound": len(bound)}
-            entry |= _stats(_errors(bound, eff, acc), "device_bound_")
+            entry |= error_stats(_errors(bound, eff, acc), "device_bound_")
         out[f"{table}.{dtype}"] = entry
     return out
 
@@ -229,8 +225,7 @@ def import_silicon(args) -> dict:
             entry["config_by_dtype"] = configs
         entry["n"] = sum(measured_op(r).kind == kind for r in runs)
         ops_doc[kind] = entry
-    allreduce_path = silicon_comm.find_allreduce(root, args.system, args.engine, args.version)
-    allreduce = silicon_comm.load_allreduce(allreduce_path) if allreduce_path else {}
+    allreduce_path, allreduce = silicon_comm.find_allreduce(root, args.system, args.engine, args.version) or (None, {})
     if allreduce:
         per_table[f"{silicon_comm.TABLE}.bfloat16"] = silicon_comm.summary(allreduce, gpu)
     static = [r for r in runs if r["static_s"] > 0]  # per-tensor FP8 rows served with a static scale (STATIC_SCALED)

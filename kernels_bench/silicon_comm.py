@@ -19,18 +19,15 @@ beside the default model's on the same rows.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 from kernels_bench import plan
-from kernels_bench.calibrate import _pct
+from kernels_bench.silicon_fit import error_stats
 from kernels_bench.silicon_tables import _versions
 from planner.base.errors import PlannerError
 from planner.hardware.accelerators import load_accelerator
 from planner.hardware.allreduce import AllReduceTable
 from planner.hardware.efficiency import efficiency_for
-from planner.perf.roofline import comm_time
 
 TABLE = "custom_allreduce_perf"
 COLUMNS = ("num_gpus", "message_size", "latency", "allreduce_dtype")
@@ -39,13 +36,15 @@ GRAPH_BACKENDS = ("vllm_graph", "sglang_graph")
 TRTLLM_KERNEL = "TRTLLM"
 
 
-def find_allreduce(root: Path, system: str, engine: str, version: str | None = None) -> Path | None:
-    """The engine's newest custom_allreduce_perf.parquet on `system` (or `version`'s) with CUDA-graph rows, or None."""
+def find_allreduce(root: Path, system: str, engine: str,
+                   version: str | None = None) -> tuple[Path, dict[int, AllReduceTable]] | None:
+    """The engine's newest custom_allreduce_perf.parquet on `system` (or `version`'s) with CUDA-graph rows, and its
+    tables per GPU count (the median where a size repeats); None without one."""
     folder = root / system / "comm" / engine
     for v in [version] if version else reversed(_versions(folder)):
         path = folder / v / f"{TABLE}.parquet"
-        if path.is_file() and not _rows(path).empty:
-            return path
+        if path.is_file() and (tables := _tables(_rows(path))):
+            return path, tables
     return None
 
 
@@ -66,9 +65,8 @@ def _rows(path: Path):
     return df[df.allreduce_dtype.isin(ELEMENT_BYTES) & (df.message_size > 0) & (df.latency > 0) & (df.num_gpus >= 2)]
 
 
-def load_allreduce(path: Path) -> dict[int, AllReduceTable]:
-    """Per GPU count, (message bytes, seconds) of the graph-replayed rows (the median where a size repeats)."""
-    df = _rows(path)
+def _tables(df) -> dict[int, AllReduceTable]:
+    """Per GPU count with two sizes or more, (message bytes, seconds) of the rows (the median where a size repeats)."""
     df = df.assign(nbytes=df.message_size * df.allreduce_dtype.map(ELEMENT_BYTES), seconds=df.latency * 1e-3)
     out = {}
     for g, rows in df.groupby("num_gpus"):
@@ -81,18 +79,16 @@ def load_allreduce(path: Path) -> dict[int, AllReduceTable]:
 def summary(tables: dict[int, AllReduceTable], gpu: str) -> dict:
     """fit.tables' entry: leave-one-size-out |error| of the table's own reading, beside the default table's comm
     model on the same rows (each inner size of each GPU count)."""
-    m = replace(plan.machine(load_accelerator(gpu), efficiency_for(None)), gpus_per_node=max(tables, default=1))
+    acc = load_accelerator(gpu)
     own, default = [], []
     for g, t in tables.items():
-        for i in range(1, len(t.points) - 1):
-            b, s = t.points[i]
-            own.append(abs(AllReduceTable(g, t.points[:i] + t.points[i + 1:]).seconds(b) / s - 1))
-            op = SimpleNamespace(comm="allreduce", group=g, comm_bytes=b, rdma_bytes=0.0)
-            default.append(abs(comm_time(op, m) / s - 1))
-    stats = lambda errs, p: {f"{p}median_abs_error": round(_pct(errs, 0.5), 4),  # noqa: E731
-                             f"{p}p90_abs_error": round(_pct(errs, 0.9), 4)}
+        inner = t.points[1:-1]
+        linked = plan.link_allreduce_seconds(acc, efficiency_for(None), g, [b for b, _ in inner])
+        for i, ((b, s), model) in enumerate(zip(inner, linked, strict=True), start=1):
+            own.append(AllReduceTable(g, t.points[:i] + t.points[i + 1:]).seconds(b) / s - 1)
+            default.append(model / s - 1)
     return {"n_fit": sum(len(t.points) for t in tables.values()), "n_holdout": len(own),
-            "holdout": "leave one message size out", **stats(own, "holdout_"), **stats(default, "default_")}
+            "holdout": "leave one message size out", **error_stats(own, "holdout_"), **error_stats(default, "default_")}
 
 
 def comm_doc(tables: dict[int, AllReduceTable]) -> dict:

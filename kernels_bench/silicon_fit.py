@@ -20,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from kernels_bench import plan
+from kernels_bench.calibrate import _pct
 from planner.hardware.efficiency import Curve, Efficiency, Surface, shape_axis
 from planner.perf.roofline import time_op
 
@@ -91,6 +92,11 @@ def measured_op(run: dict):
 
 def errors(runs: list[dict], eff: Efficiency, acc) -> list[float]:
     return [predict(r, eff, acc) / r["measured_s"] - 1 for r in runs]
+
+
+def error_stats(errs: list[float], prefix: str = "") -> dict:
+    """{prefix}median_abs_error and {prefix}p90_abs_error of `errs` (kernels_bench.calibrate._pct: of |error|)."""
+    return {f"{prefix}median_abs_error": round(_pct(errs, 0.5), 4), f"{prefix}p90_abs_error": round(_pct(errs, 0.9), 4)}
 
 
 def _target(run: dict, i: int, eff: Efficiency, acc) -> tuple[list[float], float, bool] | None:

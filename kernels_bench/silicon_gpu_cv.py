@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernels_bench.calibrate import _pct
-from kernels_bench.silicon_fit import errors
+from kernels_bench.silicon_fit import error_stats, errors
 from kernels_bench.silicon_tables import (
     ARCH,
     AUTO_MOE_KERNEL,
@@ -46,8 +45,7 @@ def _held_out(root: Path, system: str, engine: str) -> list[dict]:
 
 
 def _stats(errs: list[float]) -> dict:
-    e = [abs(x) for x in errs]
-    return {"n": len(e), "median_abs_error": round(_pct(e, 0.5), 4), "p90_abs_error": round(_pct(e, 0.9), 4)}
+    return {"n": len(errs)} | error_stats(errs)
 
 
 def gpu_cv(args) -> dict:

@@ -8,8 +8,6 @@ measured all-reduce beside the default table's link model."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from types import SimpleNamespace
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -19,7 +17,6 @@ from dashboard import bench, data, ui
 from kernels_bench import plan, silicon_compare, silicon_table
 from planner.hardware.accelerators import load_accelerator
 from planner.hardware.efficiency import efficiency_for
-from planner.perf.roofline import comm_time
 
 POLL_S = 0.5
 
@@ -81,13 +78,11 @@ def allreduce_chart(gpu: str, engine: str) -> None:
     eff = efficiency_for(gpu, engine, True)
     if not eff.allreduce:
         return
-    linked = replace(plan.machine(load_accelerator(gpu), efficiency_for(gpu)),
-                     gpus_per_node=max(t.gpus for t in eff.allreduce))
+    acc, linked = load_accelerator(gpu), efficiency_for(gpu)
     fig = go.Figure()
     for t in eff.allreduce:
         sizes = [b for b, _ in t.points]
-        model = [comm_time(SimpleNamespace(comm="allreduce", group=t.gpus, comm_bytes=b, rdma_bytes=0.0), linked)
-                 for b in sizes]
+        model = plan.link_allreduce_seconds(acc, linked, t.gpus, sizes)
         fig.add_scatter(x=sizes, y=[s * 1e6 for _, s in t.points], name=f"{t.gpus} GPUs, {engine} measured",
                         mode="lines+markers")
         fig.add_scatter(x=sizes, y=[s * 1e6 for s in model], name=f"{t.gpus} GPUs, link model", line={"dash": "dot"})

@@ -40,7 +40,7 @@ from planner.hardware.efficiency import (
 )
 from planner.perf.op_record import fp8_scaling
 from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
-from planner.perf.roofline import Machine, TimedOp, mma_dtype, time_op
+from planner.perf.roofline import Machine, TimedOp, allreduce_table, mma_dtype, time_op
 
 # Two-batch overlap hides this fraction of the shorter of compute and communication. 0.5 reproduces the gains
 # LMSYS measured with SGLang on 96x H100 (lm-sys blog 2025-05-05: prefill +27-35% at equal tokens per device,
@@ -187,7 +187,7 @@ def kernel_notes(sc: Scenario) -> list[str]:
                      f"engine_options.kernel_tables: silicon (docs/silicon.md)")
     eff = efficiency_for(sc.gpu, sc.engine.name, silicon, version)
     tp = sc.parallelism.tp
-    if eff.allreduce_table(tp) is not None and tp <= max(machine(sc).gpus_per_node, 1):  # as roofline.comm_time
+    if allreduce_table(Op("comm.attn_allreduce", "comm", 1, 0, comm="allreduce", group=tp), machine(sc)):
         notes.append(f"tensor-parallel all-reduces among {tp} GPUs: {sc.engine.name}'s own, as measured per message "
                      f"size (comm.allreduce_by_gpus of the silicon tables), not latency + bytes / bus bandwidth")
     if _w4a16_experts(sc) and "int4" in dict(eff.ops["grouped_gemm"].compute_by_dtype):
