@@ -1,5 +1,6 @@
 """Steps outside CUDA graphs: eager steps wait for the host to launch their kernels (engine eager_kernel_host_s,
-eager_kernel_host_mla_s, eager_prefill_kernel_host_mla_s), decode inside the captured sizes replays a graph."""
+eager_kernel_host_mla_s, eager_prefill_kernel_host_mla_s, eager_prefill_kernel_host_moe_s), decode inside the captured
+sizes replays a graph."""
 
 from __future__ import annotations
 
@@ -59,6 +60,31 @@ def test_an_mla_prefill_pays_its_own_host_cost_and_decode_keeps_the_decode_one()
         eng.eager_kernel_host_mla_s * kernels(decode_ops(sc, above, 2000)))
     unset = replace(sc, engine=replace(eng, eager_prefill_kernel_host_mla_s=None))
     assert launch_seconds(unset, ops, prefill=True) == launch_seconds(sc, ops)
+
+
+def test_a_moe_prefill_pays_its_own_host_cost_and_dense_models_and_decode_keep_the_generic_one():
+    """engine eager_prefill_kernel_host_moe_s: SGLang's eager prefill of a MoE model without MLA (Triton fused-MoE
+    launchers, the extend path) costs the MLA prefill's host time per op-record kernel; a dense model's prefill and
+    the MoE model's eager decode keep eager_kernel_host_s; an engine without the figure keeps the generic one."""
+    from dataclasses import replace
+
+    from planner.perf.steps import decode_ops, kernels, launch_seconds, prefill_ops
+
+    moe = scenario(model="qwen3-235b-a22b", weights="fp8-block128", engine="sglang", parallelism={"tp": 8},
+                   workload={"concurrency": 64})  # launched with its defaults (sglang_dsv3)
+    eng = moe.engine
+    assert eng.eager_prefill_kernel_host_moe_s > eng.eager_kernel_host_s > 0
+    ops = prefill_ops(moe, 16 / 8, 16)
+    assert prefill_step(moe, 16 / 8, 16).launch_s == pytest.approx(eng.eager_prefill_kernel_host_moe_s * kernels(ops))
+    above = eng.cuda_graph_max_batch / 8 + 1
+    assert decode_step(moe, above, 2000).launch_s == pytest.approx(
+        eng.eager_kernel_host_s * kernels(decode_ops(moe, above, 2000)))
+    dense = scenario(model="llama-3.1-70b", weights="fp8", engine="sglang", workload={"concurrency": 64})
+    dense_ops = prefill_ops(dense, 16 / 8, 16)
+    assert launch_seconds(dense, dense_ops, prefill=True) == pytest.approx(eng.eager_kernel_host_s * kernels(dense_ops))
+    unset = replace(moe, engine=replace(eng, eager_prefill_kernel_host_moe_s=None))
+    assert launch_seconds(unset, ops, prefill=True) == pytest.approx(eng.eager_kernel_host_s * kernels(ops))
+    assert prefill_step(moe, 16 / 8, 16).seconds > prefill_step(unset, 16 / 8, 16).seconds
 
 
 def test_sglang_dsr1_first_token_is_host_bound_until_the_prompt_outgrows_it():

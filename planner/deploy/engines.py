@@ -68,6 +68,9 @@ class Engine:
     # the same in an eager prefill of an MLA model, where the engine takes another path than in decode (SGLang: the
     # MHA prefill with its up-projections); None: eager_kernel_host_mla_s
     eager_prefill_kernel_host_mla_s: float | None = None
+    # the same in an eager prefill of another MoE model (SGLang: the Triton fused-MoE launchers and the attention
+    # backend's extend path); None: eager_kernel_host_s
+    eager_prefill_kernel_host_moe_s: float | None = None
     # ops on the CPU (all of them without a GPU) run synchronously, so their dispatch (PyTorch: Python/ATen and
     # OpenMP fork/join; ggml: the thread barrier per node) adds to the work: seconds per op-record kernel (0: none)
     cpu_op_host_s: float = 0.0
@@ -217,7 +220,7 @@ def load_engine(name: str) -> Engine:
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
                      "cuda_graph_sizes",
                      "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s",
-                     "eager_prefill_kernel_host_mla_s", "cpu_op_host_s",
+                     "eager_prefill_kernel_host_mla_s", "eager_prefill_kernel_host_moe_s", "cpu_op_host_s",
                      "cpu_experts_sequential", "max_running_requests", "mixed_chunk", "chunked_prefill",
                      "overlap_schedule",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
@@ -255,6 +258,8 @@ def load_engine(name: str) -> Engine:
         eager_kernel_host_mla_s=get_number(doc, "eager_kernel_host_mla_s", file, default=None, minimum=0,
                                            maximum=1e-2),
         eager_prefill_kernel_host_mla_s=get_number(doc, "eager_prefill_kernel_host_mla_s", file, default=None,
+                                                   minimum=0, maximum=1e-2),
+        eager_prefill_kernel_host_moe_s=get_number(doc, "eager_prefill_kernel_host_moe_s", file, default=None,
                                                    minimum=0, maximum=1e-2),
         cpu_op_host_s=get_number(doc, "cpu_op_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         cpu_experts_sequential=doc.get("cpu_experts_sequential") is True,

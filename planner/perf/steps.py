@@ -228,7 +228,8 @@ def kernels(ops: list[Op]) -> int:
 
 def launch_seconds(sc: Scenario, ops: list[Op], prefill: bool = False) -> float:
     """Host time to launch every kernel of a step one by one (outside a CUDA graph); `prefill`: the step runs
-    prompt tokens (an MLA model's prefill takes its own, longer path: engine eager_prefill_kernel_host_mla_s)."""
+    prompt tokens (an MLA model's prefill takes its own, longer path: engine eager_prefill_kernel_host_mla_s; another
+    MoE model's eager_prefill_kernel_host_moe_s)."""
     return launch_per_kernel(sc, prefill) * kernels(ops)
 
 
@@ -236,6 +237,8 @@ def launch_per_kernel(sc: Scenario, prefill: bool = False) -> float:
     """Host seconds to launch one kernel outside a CUDA graph (launch_seconds)."""
     eng = sc.engine
     per_kernel = eng.eager_kernel_host_s
+    if prefill and sc.model.spec.attention != "mla" and sc.model.spec.is_moe:
+        return eng.eager_prefill_kernel_host_moe_s if eng.eager_prefill_kernel_host_moe_s is not None else per_kernel
     if sc.model.spec.attention == "mla":
         mla = eng.eager_prefill_kernel_host_mla_s if prefill else None
         per_kernel = next((x for x in (mla, eng.eager_kernel_host_mla_s) if x is not None), per_kernel)
