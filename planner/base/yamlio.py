@@ -127,9 +127,21 @@ def is_file(path: str | Path) -> bool:
         return False
 
 
+_NAMES: dict[Path, tuple[int, tuple[str, ...]]] = {}
+
+
 def profile_names(directory: Path) -> list[str]:
-    """Names of the profiles in `directory` (its YAML files' stems), sorted."""
-    return sorted(p.stem for p in directory.glob("*.yaml"))
+    """Names of the profiles in `directory` (its YAML files' stems), sorted. Listed again only when the folder's
+    modification time changes (a file added, removed or renamed there): the sizing search asks per hardware, model
+    and engine, and listing a folder of profiles costs more than a stat."""
+    try:
+        stamp = directory.stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    hit = _NAMES.get(directory)
+    if hit is None or hit[0] != stamp or stamp == -1:
+        hit = _NAMES[directory] = (stamp, tuple(sorted(p.stem for p in directory.glob("*.yaml"))))
+    return list(hit[1])
 
 
 def profile_path(directory: Path, name: Any, kind: str, field: str) -> Path:

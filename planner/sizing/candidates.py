@@ -167,25 +167,35 @@ def plans(hw: Hardware, engine: str, model: str) -> Iterator[dict]:
         yield {"tp": hw.gpus_per_node, "pp": hw.nodes}
 
 
-def static_reason(cand: Candidate, wl: SizingWorkload, cost: UnitCost | str) -> str:
-    """Why a candidate fails before any memory or speed model runs ('' when it passes). Physics first (total
-    weights against total memory), then price, then what the engine or the hardware cannot do, then budget."""
-    hw, spec = cand.hw, load_model(cand.model).spec
-    total = weights_bytes(cand.model, cand.weights)
+def weights_reason(hw: Hardware, model: str, fmt: str, engine: str) -> str:
+    """Why no plan of `model` in `fmt` on `hw` with `engine` can hold its weights ('' when the total fits): total
+    weights against total memory (the engine's memory fraction of the GPUs; GPUs plus host RAM where experts can
+    live on the host). The same for every KV dtype and parallel layout, so the search asks once for all of them."""
+    total = weights_bytes(model, fmt)
     a = acc(hw.gpu) if hw.gpu else None
     if a is not None and hw.system.cls in ("gpu_server", "apple"):
-        frac = load_engine(cand.engine).fraction_for(hw.gpus)
+        frac = load_engine(engine).fraction_for(hw.gpus)
         usable = frac * a.memory_bytes * hw.gpus
         if total > usable:
             where = a.display_name if a.unified_memory else f"{hw.gpus}x{a.memory_capacity_gb:g} GB"
             return (f"weights {total / 1e9:,.0f} GB exceed {where}"
-                    + (f" ({usable / 1e9:,.0f} GB usable at {cand.engine} memory fraction {frac:g})" if frac < 1
-                       else ""))
+                    + (f" ({usable / 1e9:,.0f} GB usable at {engine} memory fraction {frac:g})" if frac < 1 else ""))
     elif hw.host is not None:
         gpu_mem = a.memory_bytes * hw.gpus if a else 0
         if total > gpu_mem + hw.host.memory_bytes:
             gpu_part = f"{hw.gpus}x{a.memory_capacity_gb:g} GB + " if a else ""
             return f"weights {total / 1e9:,.0f} GB exceed {gpu_part}{hw.host.memory_bytes / 1e9:,.0f} GB host RAM"
+    return ""
+
+
+def static_reason(cand: Candidate, wl: SizingWorkload, cost: UnitCost | str, weights_checked: bool = False) -> str:
+    """Why a candidate fails before any memory or speed model runs ('' when it passes). Physics first (total
+    weights against total memory: weights_reason, skipped when the caller has `weights_checked`), then price, then
+    what the engine or the hardware cannot do, then budget."""
+    hw, spec = cand.hw, load_model(cand.model).spec
+    a = acc(hw.gpu) if hw.gpu else None
+    if not weights_checked and (physics := weights_reason(hw, cand.model, cand.weights, cand.engine)):
+        return physics
     if isinstance(cost, str):
         return cost
     if cand.kv_cache == "fp8_ds_mla" and spec.attention != "mla":
@@ -236,10 +246,14 @@ def enumerate_candidates(wl: SizingWorkload, rejected: Counter) -> list[tuple[Ca
                         continue
                     layouts = list(plans(hw, engine, model))
                     for fmt in formats_for(wl, eng, system.cls):
+                        physics = weights_reason(hw, model, fmt, engine)
+                        if physics:  # every KV dtype and layout fails the same way: counted at once
+                            rejected[physics] += len(wl.kv_cache) * len(layouts)
+                            continue
                         for kv in wl.kv_cache:
                             for layout in layouts:
                                 cand = Candidate(model, hw, fmt, kv, engine, **layout)
-                                reason = static_reason(cand, wl, cost)
+                                reason = static_reason(cand, wl, cost, weights_checked=True)
                                 if reason:
                                     rejected[reason] += 1
                                 else:
