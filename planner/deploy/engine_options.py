@@ -17,7 +17,8 @@ from planner.base.yamlio import get_choice, get_number
 from planner.deploy.engines import Engine, read_api_server_count
 
 ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "kv_block_tokens",
-                      "max_running_requests", "cuda_graph_max_batch", "graph_prefill_tokens", "kernel_tables",
+                      "max_running_requests", "cuda_graph_max_batch", "graph_prefill_tokens", "enforce_eager",
+                      "kernel_tables",
                       "kernel_tables_version", "request_ingest_s", "api_server_count",
                       "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio",
                       "attention_dp_balance", "chunked_prefill", "overlap_schedule")
@@ -43,7 +44,8 @@ def tuned_for_chosen_batch(engine: Engine, wl: Any) -> Engine:
     runtime, no Python launches) or capture their batch sizes; NVIDIA's trtllm-serve recipes set
     cuda_graph_config.max_batch_size to the max batch; SGLang takes --cuda-graph-max-bs and piecewise prefill graphs.
     A scenario that states engine_options.cuda_graph_max_batch keeps it."""
-    if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None and not engine.eager_kernel_host_s):
+    if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None
+                                 and (engine.compiled_steps or not engine.eager_kernel_host_s)):
         return engine
     return replace(engine, cuda_graph_max_batch=None, graph_prefill_tokens=MAX_TOKENS)
 
@@ -96,12 +98,16 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     balance = _adp_balance(engine, opts, file, pre)
     changes: dict[str, Any] = {}
     # TensorRT-LLM enable_chunked_prefill (SGLang --chunked-prefill-size -1: off); overlap_schedule: TensorRT-LLM
-    # disable_overlap_scheduler, SGLang --disable-overlap-schedule (true: off)
-    for key in ("chunked_prefill", "overlap_schedule"):
+    # disable_overlap_scheduler, SGLang --disable-overlap-schedule (true: off); enforce_eager: no CUDA graph and no
+    # compiled step, each op launched from Python at the engine's eager_* host cost per op-record kernel
+    for key in ("chunked_prefill", "overlap_schedule", "enforce_eager"):
         value = opts.get(key)
         if value is not None and not isinstance(value, bool):
             raise PlannerError("expected true or false", file=file, field=f"{pre}{key}")
-        if value is not None:
+        if key == "enforce_eager":  # vLLM --enforce-eager, SGLang --disable-cuda-graph: every step op by op
+            if value:
+                changes.update(cuda_graph_max_batch=0, graph_prefill_tokens=0, compiled_steps=False)
+        elif value is not None:
             changes[key] = value
     if balance is not None:
         changes["adp_balance"] = balance or None

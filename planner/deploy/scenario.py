@@ -251,7 +251,7 @@ def make_scenario(
     get_percentile(slo, file, prefix="slo.")
     if not isinstance(workload, Workload):
         workload = _workload(sub_mapping(workload, "workload", WORKLOAD_KEYS, file), file, model)
-    if "cuda_graph_max_batch" not in options:
+    if "cuda_graph_max_batch" not in options and not options.get("enforce_eager"):
         engine = tuned_for_chosen_batch(engine, workload)
     return Scenario(
         name=str(name or Path(file).stem), file=file, model=model, weights=weights, kv_cache=kv_cache, gpu=label,

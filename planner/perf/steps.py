@@ -176,6 +176,11 @@ def kernel_notes(sc: Scenario) -> list[str]:
         notes.append(f"the planner chose the batch, so the deployment is assumed configured for it: CUDA graphs "
                      f"capture every step ({sc.engine.name}'s default captures decode batches up to "
                      f"{profile.cuda_graph_max_batch}; set engine_options.cuda_graph_max_batch to model the default)")
+    if profile.compiled_steps and not sc.engine.compiled_steps:  # engine_options.enforce_eager
+        decode_us, prefill_us = 1e6 * launch_per_kernel(sc), 1e6 * launch_per_kernel(sc, True)
+        notes.append(f"enforce_eager: no CUDA graph and no compiled step, each kernel launched from Python "
+                     f"({decode_us:.0f} us per op-record kernel, {prefill_us:.0f} us in a prefill; the GPU waits "
+                     f"whenever launching is slower than running)")
     silicon = _engine_table(sc)
     version = sc.engine.kernel_tables_version if silicon else None
     files = calibration_files(sc.gpu, sc.engine.name, silicon, version)
@@ -236,6 +241,8 @@ def launch_seconds(sc: Scenario, ops: list[Op], prefill: bool = False) -> float:
 def launch_per_kernel(sc: Scenario, prefill: bool = False) -> float:
     """Host seconds to launch one kernel outside a CUDA graph (launch_seconds)."""
     eng = sc.engine
+    if eng.compiled_steps:  # compiled code outside the graphs: its host cost is not modelled (engine profile)
+        return 0.0
     per_kernel = eng.eager_kernel_host_s
     if prefill and sc.model.spec.attention != "mla" and sc.model.spec.is_moe:
         return eng.eager_prefill_kernel_host_moe_s if eng.eager_prefill_kernel_host_moe_s is not None else per_kernel

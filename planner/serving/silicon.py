@@ -39,6 +39,7 @@ from planner.model.models import Model, load_model
 from planner.perf import steps
 from planner.serving.estimate import estimate
 from planner.serving.silicon_checks import beyond_one_replica
+from planner.serving.silicon_recipe_flags import VLLM_DISAGG_NOTE, disagg_pool_options
 from planner.serving.silicon_recipes import (
     AIC_HARNESS,
     AIC_ROUNDS,
@@ -151,7 +152,7 @@ MAPPING = {
                       "vLLM rows of releases before 0.14 run without async scheduling (engine_options "
                       "overlap_schedule false) and those before 0.15 with one API server, not one per DP rank "
                       "(api_server_count 1; silicon_recipes.VLLM_DEFAULT_CHANGES)",
-    "engine_options": recipe_notes(),
+    "engine_options": recipe_notes() + "; " + VLLM_DISAGG_NOTE,
 }
 
 
@@ -241,8 +242,9 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
                            name=str(row.id), file=file)
         if split:  # two pools (planner.deploy.disaggregation), the KV path and first token at their defaults
             (pw, pplan), (dw, dplan) = plans
-            sc = replace(sc, disaggregation=disaggregated(sc, pool(sc, "prefill", pw, pplan),
-                                                          pool(sc, "decode", dw, dplan)))
+            popt, dopt = disagg_pool_options(row)
+            sc = replace(sc, disaggregation=disaggregated(sc, pool(sc, "prefill", pw, pplan, popt),
+                                                          pool(sc, "decode", dw, dplan, dopt)))
     except PlannerError as err:  # the planner's own checks (e.g. tp must divide the attention heads)
         return "not a valid scenario: " + ": ".join(x for x in (err.field, err.message) if x)
     shortest = int(row.isl) * workload.get("random_range_ratio", 1.0)
@@ -341,10 +343,8 @@ def evaluate(case: Case) -> dict:
     row = {"id": case.id, **case.labels, "fits": r["fits"], "reason": r["reason"],
            "ttft_ms": case.ttft_ms, "tpot_ms": case.tpot_ms,
            "predicted_ttft_ms": m.get("ttft_ms"), "predicted_tpot_ms": m.get("tpot_ms")}
-    for k in ("ttft", "tpot"):
-        p = row[f"predicted_{k}_ms"]
-        row[f"{k}_error"] = p / row[f"{k}_ms"] - 1 if p is not None else None
-    return row
+    return row | {f"{k}_error": None if row[f"predicted_{k}_ms"] is None
+                  else row[f"predicted_{k}_ms"] / row[f"{k}_ms"] - 1 for k in ("ttft", "tpot")}
 
 
 def run(path: str | Path, sample: int | None = None, jobs: int | None = None, kernel_tables: str = "default") -> dict:

@@ -136,3 +136,25 @@ AIC_TRT_CONFIG = {"max_num_tokens": "bs + ISL + 1500", "enable_chunked_prefill":
 # cfg811 (04-20) 8.16 ms. Model paths whose every silicon_recipes.VLLM_RECIPES entry (the dated recipe files above)
 # runs plain TP: their rows in force of such an entry are read as TP over all their GPUs
 VLLM_TP_ONLY = frozenset({"moonshotai/Kimi-K2.5"})
+
+# Disaggregated Kimi-K2.5 NVFP4 on GB200 with vLLM 0.18.0 behind NVIDIA Dynamo 1.0.1 (InferenceMAX PR #1008, 2026-04-07:
+# "Recipes sourced from NVIDIA/srt-slurm branch sa-submission-q2-2026"; recipes/vllm/kimi-k2.5/{1k1k,8k1k}/
+# disagg-gb200-*.yaml @8294e64e, 2026-04-06). Every one of the six recipes runs its prefill workers with
+# --enforce-eager and --max-num-batched-tokens 16384, its decode workers with --max-num-batched-tokens 10240 (decode
+# CUDA graphs FULL_DECODE_ONLY, capture size 16-1,024 by recipe: left at the profile's, the CSV does not say which
+# recipe a row ran). (model_path, system, backend) -> (measured from, prefill pool options, decode pool options)
+VLLM_DISAGG = {("moonshotai/Kimi-K2.5", "gb200", "vllm"): (
+    "2026-04-06", {"enforce_eager": True, "max_batched_tokens": 16384}, {"max_batched_tokens": 10240})}
+VLLM_DISAGG_NOTE = ("disaggregated vLLM rows of NVIDIA/srt-slurm's Dynamo recipes (Kimi-K2.5 gb200 from 2026-04-06, "
+                    "sa-submission-q2-2026 @8294e64e): prefill pool engine_options enforce_eager true, "
+                    "max_batched_tokens 16384; decode pool max_batched_tokens 10240 (silicon_recipe_flags.VLLM_DISAGG)")
+
+
+def disagg_pool_options(row) -> tuple[dict, dict]:
+    """(prefill pool, decode pool) engine_options of a disaggregated CSV row whose recipe VLLM_DISAGG records (from
+    the date its silicon_data_source says it was measured), else two empty mappings."""
+    since, prefill, decode = VLLM_DISAGG.get((str(row.model_path), str(row.system), str(row.backend)), (None, {}, {}))
+    source = str(row.silicon_data_source)
+    at = source.find("measured=")
+    measured = source[at + 9:at + 19] if at >= 0 else ""
+    return (prefill, decode) if since and measured >= since else ({}, {})
