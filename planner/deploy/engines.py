@@ -74,6 +74,8 @@ class Engine:
     # steps outside CUDA graphs run compiled code (vLLM's torch.compile / inductor) whose host cost per kernel is not
     # modelled: no launch floor; the eager_* figures then apply only with engine_options.enforce_eager
     compiled_steps: bool = False
+    # MLA's q_a_proj and kv_a_proj_with_mqa merged into one GEMM at load time (planner.perf.ops)
+    fused_qkv_a: bool = False
     # ops on the CPU (all of them without a GPU) run synchronously, so their dispatch (PyTorch: Python/ATen and
     # OpenMP fork/join; ggml: the thread barrier per node) adds to the work: seconds per op-record kernel (0: none)
     cpu_op_host_s: float = 0.0
@@ -221,10 +223,9 @@ def load_engine(name: str) -> Engine:
                      "mla_kv_block_tokens", "max_batched_tokens", "max_num_seqs", "cuda_context_bytes", "nccl_bytes",
                      "cuda_graph_bytes", "dense_split", "notes", "overlap_comm", "cpu_numa_aware", "step_overhead_s",
                      "host_prefill", "cpu_memory_efficiency", "cpu_compute_efficiency", "cuda_graph_max_batch",
-                     "cuda_graph_sizes",
-                     "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s",
+                     "cuda_graph_sizes", "graph_prefill_tokens", "eager_kernel_host_s", "eager_kernel_host_mla_s",
                      "eager_prefill_kernel_host_mla_s", "eager_prefill_kernel_host_moe_s", "compiled_steps",
-                     "cpu_op_host_s", "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
+                     "fused_qkv_a", "cpu_op_host_s", "cpu_experts_sequential", "max_running_requests", "mixed_chunk",
                      "chunked_prefill", "overlap_schedule",
                      "host_stream_pageable_bytes_per_s", "host_stream_overlap", "tp_moe_kernel", "fused_moe_stream",
                      "request_ingest_s", "api_server_count", "scheduler_recv_interval", "batch_wait_timeout_iters",
@@ -266,6 +267,7 @@ def load_engine(name: str) -> Engine:
                                                    minimum=0, maximum=1e-2),
         cpu_op_host_s=get_number(doc, "cpu_op_host_s", file, default=0.0, minimum=0, maximum=1e-2),
         compiled_steps=doc.get("compiled_steps") is True,
+        fused_qkv_a=doc.get("fused_qkv_a") is True,
         cpu_experts_sequential=doc.get("cpu_experts_sequential") is True,
         max_running_requests=get_number(doc, "max_running_requests", file, integer=True, default=None, minimum=1),
         mixed_chunk=doc.get("mixed_chunk", True) is not False,

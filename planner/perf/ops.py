@@ -81,16 +81,23 @@ def _attention_ops(sc: Scenario, phase: str, n: float, ctx: float, count: int, s
     # every TP rank holds (and normalizes) all of its group's tokens
     ops: list[Op] = [Op("attn.norm", "elementwise", count, 4 * group_tokens * h, act_bytes=4 * group_tokens * h)]
     if s.attention == "mla":
-        if s.q_lora_rank:
+        # q_a/kv_a are replicated on every TP rank: each rank projects all n x t tokens of its group. Engines that
+        # merge the two at load time (engine fused_qkv_a) run one GEMM [h -> q_lora + c + r] where the formats agree
+        fused = s.q_lora_rank and sc.engine.fused_qkv_a and d("attn_q_a") == d("attn_kv_a_mqa")
+        if fused:
+            ops.append(_gemm("attn.qkv_a_proj", count, n * t, h, s.q_lora_rank + s.kv_latent_elems_per_layer,
+                             w("attn_q_a") + w("attn_kv_a_mqa"), d("attn_q_a"), kernels=4))  # + both norms, rope
+        elif s.q_lora_rank:
             ops.append(_gemm("attn.q_a_proj", count, n * t, h, s.q_lora_rank, w("attn_q_a"), d("attn_q_a"), kernels=2))
+        if s.q_lora_rank:
             ops.append(_gemm("attn.q_b_proj", count, n, s.q_lora_rank, s.num_heads * s.qk_head_dim, w("attn_q_b"),
                              d("attn_q_b"), rows=group_tokens))
         else:
             ops.append(_gemm("attn.q_proj", count, n, h, s.num_heads * s.qk_head_dim, w("attn_q"), d("attn_q"),
                              rows=group_tokens))
-        # q_a/kv_a are replicated on every TP rank: each rank projects all n x t tokens of its group
-        ops.append(_gemm("attn.kv_a_proj", count, n * t, h, s.kv_latent_elems_per_layer, w("attn_kv_a_mqa"),
-                         d("attn_kv_a_mqa"), kernels=3))  # + kv_a_layernorm, rope and cache write
+        if not fused:
+            ops.append(_gemm("attn.kv_a_proj", count, n * t, h, s.kv_latent_elems_per_layer, w("attn_kv_a_mqa"),
+                             d("attn_kv_a_mqa"), kernels=3))  # + kv_a_layernorm, rope and cache write
         kvb = w("attn_kv_b")
         if s.index_topk:
             ops += _dsa_indexer_ops(sc, phase, n, ctx, count, seqs, lk)
