@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 
 from planner.base.errors import PlannerError
 from planner.base.escape import terminal, terminal_lines
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("estimate", help="memory fit, capacity and performance of one scenario")
     e.add_argument("scenario", help="scenario YAML (CONTRACT.md §2)")
     e.add_argument("--json", action="store_true", help="print one JSON document")
+    e.add_argument("--kernel-tables", choices=("default", "silicon"), default=None,
+                   help="silicon: the engine's kernel tables measured on this GPU where they were imported "
+                        "(engine_options.kernel_tables; docs/silicon.md)")
     v = sub.add_parser("validate", help="estimate every case of a file and compare with the measured values")
     v.add_argument("cases", help="YAML with `cases:` (scenarios with `measured:`), "
                                  "e.g. ../shared/validation/public_cases.yaml")
@@ -53,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     z = sub.add_parser("size", help="pre-purchase sizing: cheapest plans that meet a workload, with cost and flags")
     z.add_argument("workload", help="workload YAML (CONTRACT.md §7), e.g. profiles/workloads/kimi-k2.5-chat.yaml")
     z.add_argument("--json", action="store_true", help="print one JSON document")
+    z.add_argument("--kernel-tables", choices=("default", "silicon"), default=None,
+                   help="silicon: every plan on a GPU and engine with imported silicon kernel tables runs on them "
+                        "(overrides the workload's kernel_tables)")
     z.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop searching after S seconds and answer with what was found, saying what was left out "
                         "(default 15; 0 = no limit)")
@@ -159,6 +166,10 @@ def cmd_estimate(args: argparse.Namespace) -> dict:
     from planner.serving.estimate import estimate
 
     sc = load_scenario(args.scenario)
+    if args.kernel_tables == "silicon":
+        from planner.perf.steps import on_silicon_tables
+
+        sc = on_silicon_tables(sc)
     return with_launch(sc, estimate(sc))
 
 
@@ -231,6 +242,8 @@ def cmd_size(args: argparse.Namespace) -> dict:
     if budget < 0 or budget != budget or budget == float("inf"):
         raise PlannerError(f"expected a number of seconds >= 0, got {args.time_budget}", field="--time-budget")
     wl = load_workload(args.workload)
+    if args.kernel_tables:
+        wl = replace(wl, kernel_tables=args.kernel_tables)
     return size(wl, budget_s=budget or None, progress=_progress_line if sys.stderr.isatty() else None)
 
 

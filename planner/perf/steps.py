@@ -189,7 +189,7 @@ def kernel_notes(sc: Scenario) -> list[str]:
         notes.append(f"kernel efficiencies: {names} over calibration/default.yaml")
     if not silicon and silicon_file(sc.gpu, sc.engine.name) is not None:
         notes.append(f"kernel tables: default; {sc.engine.name}'s measured on {sc.gpu} apply with "
-                     f"engine_options.kernel_tables: silicon (docs/silicon.md)")
+                     f"engine_options.kernel_tables: silicon or --kernel-tables silicon (docs/silicon.md)")
     eff = efficiency_for(sc.gpu, sc.engine.name, silicon, version)
     tp = sc.parallelism.tp
     if allreduce_table(Op("comm.attn_allreduce", "comm", 1, 0, comm="allreduce", group=tp), machine(sc)):

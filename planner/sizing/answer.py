@@ -258,7 +258,7 @@ def document(wl, rows, exact, rej, stats, seconds: float, missed: dict | None = 
                                  "input_len": t.input_len, "output_len": t.output_len,
                                  "output_tokens_per_s": t.output_tokens_per_s},
                      "slo": dict(wl.slo), "purchase": wl.purchase, "objective": wl.objective,
-                     "data_local": wl.data_local},
+                     "data_local": wl.data_local, "kernel_tables": wl.kernel_tables},
         "plans": plans,
         "by_hardware": by_hardware(rows, wl, missed),
         "by_tier": by_tier(rows, wl),
@@ -285,7 +285,8 @@ def table(doc: dict) -> str:
         f"{t['requests_per_s']:,.3g} requests/s"
     slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items()) or "no SLO"
     lines = [f"{w['name']}: {', '.join(w['models'])}, {load} x ({t['input_len']:,} in + {t['output_len']:,} out "
-             f"tokens), context {w['context_len']:,}; {slo}; {w['purchase']}; objective {w['objective']}"]
+             f"tokens), context {w['context_len']:,}; {slo}; {w['purchase']}; objective {w['objective']}"
+             + ("; silicon kernel tables where imported" if w.get("kernel_tables") == "silicon" else "")]
     up = doc.get("unpriced") or {}
     if up.get("candidates"):
         lines.append(f"  unpriced: {up['candidates']:,} candidate plans had no {w['purchase']} price and were left out"

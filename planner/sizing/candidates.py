@@ -19,6 +19,7 @@ from planner.deploy.engine_model import engine_refusal
 from planner.deploy.engines import Engine, engines_for_class, load_engine
 from planner.deploy.scenario import Scenario, make_scenario, plan_label
 from planner.hardware.accelerators import load_accelerator
+from planner.hardware.efficiency import silicon_file
 from planner.hardware.hosts import Host
 from planner.hardware.systems import System, list_systems, load_system
 from planner.model.inventory import tensor_inventory
@@ -95,11 +96,18 @@ class Candidate:
             gpus_per_node=hw.gpus_per_node if hw.gpu else 0, nodes=hw.nodes * replicas, host=hw.host,
             parallelism={"tp": self.tp, "ep": self.ep, "pp": self.pp, "dp_attention": self.dp, "replicas": replicas},
             expert_layers_on_cpu=self.offload_layers, engine=self.engine,
+            engine_options={"kernel_tables": "silicon"} if silicon_tables_for(wl, hw.gpu, self.engine) else None,
             workload={"phase": "serve", "input_len": t.input_len, "output_len": t.output_len,
                       "context_len": wl.context_len, "prefix_cache_hit": t.prefix_cache_hit,
                       "concurrency": concurrency},
             slo=dict(wl.slo) or None, name=self.name, file=wl.file,
         )
+
+
+def silicon_tables_for(wl: SizingWorkload, gpu: str | None, engine: str) -> bool:
+    """Whether a plan runs on the engine's silicon kernel tables: the workload asks (kernel_tables: silicon) and they
+    were imported for this GPU (profiles/calibration/silicon/); other plans keep the default table."""
+    return wl.kernel_tables == "silicon" and gpu is not None and silicon_file(gpu, engine) is not None
 
 
 @cache

@@ -72,7 +72,7 @@ SECONDS_PER_DAY = 86_400
 
 TOP_KEYS = ("name", "description", "model", "models", "weights", "kv_cache", "context_len", "traffic", "slo",
             "purchase", "prices", "electricity_usd_per_kwh", "pue", "amortization_years", "budget", "api", "data_local",
-            "objective", "top", "search", "source", "notes")
+            "objective", "top", "search", "source", "notes", "kernel_tables")
 TRAFFIC_KEYS = ("requests_per_s", "tokens_per_day", "concurrency", "input_len", "output_len", "prefix_cache_hit",
                 "dataset")
 SLO_KEYS = ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_user", "percentile")
@@ -138,6 +138,9 @@ class SizingWorkload:
     engines: tuple[str, ...] | None  # restrict engines; None = all that fit each class
     max_nodes: int  # largest multi-node replica of GPU servers
     prices: tuple[tuple[str, float | None, float | None], ...] = ()  # (gpu, purchase USD, USD per GPU-hour) overrides
+    # default | silicon: every plan on a GPU and engine with imported silicon kernel tables runs on them
+    # (engine_options.kernel_tables; `size --kernel-tables` overrides)
+    kernel_tables: str = "default"
 
     def price_override(self, gpu: str) -> tuple[float | None, float | None]:
         """The workload's own (purchase USD, USD per GPU-hour) for `gpu`; (None, None) when it gives none."""
@@ -227,6 +230,7 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
         max_nodes=get_number(search, "max_nodes", file, prefix="search.", default=2, integer=True, minimum=1,
                              maximum=64),
         prices=_prices(doc.get("prices"), file),
+        kernel_tables=get_choice(doc, "kernel_tables", ("default", "silicon"), file, default="default"),
     )
 
 
