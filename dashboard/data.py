@@ -20,6 +20,7 @@ import streamlit as st
 
 from planner.base.errors import PlannerError
 from planner.deploy.engine_model import kv_dtypes_for
+from planner.hardware.efficiency import silicon_file
 from planner.model.models import list_models, load_model
 from planner.model.quant import list_formats, load_format
 from planner.report import tables as T
@@ -190,10 +191,12 @@ def kv_kinds_table(ref: str, dtype: str) -> pd.DataFrame:
 def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", engine: str = "vllm",
                per_node: int = GPUS_PER_NODE, input_len: int = DEFAULT_INPUT_LEN,
                output_len: int = DEFAULT_OUTPUT_LEN, context: int | None = None,
-               concurrency: float | None = None, output_len_dist: str = "fixed") -> dict:
+               concurrency: float | None = None, output_len_dist: str = "fixed",
+               kernel_tables: str = "default") -> dict:
     """The scenario mapping of `gpus` GPUs of one type. Up to one node the parallel plan is left unstated and the
     planner picks TP/EP (planner.serving.unstated.resolve_unstated_plan);
-    beyond, whole nodes run TP per node x PP over nodes.
+    beyond, whole nodes run TP per node x PP over nodes. `kernel_tables` "silicon": the engine's silicon kernel
+    tables where they were imported for this GPU (engine_options.kernel_tables), else the default table.
     A count that is not whole nodes is left for the planner to reject (hardware.nodes)."""
     name = f"{weights} {gpus}x {gpu_label(gpu)}"  # engine and KV dtype are the same for every plan a page shows
     if gpus <= per_node:
@@ -207,8 +210,11 @@ def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", en
     if concurrency:
         wl["concurrency"] = concurrency
         wl["output_len_dist"] = output_len_dist
-    return {"name": name, "model": ref, "weights": weights, "kv_cache": kv, "hardware": hw, "parallelism": par,
-            "engine": engine, "workload": wl}
+    doc = {"name": name, "model": ref, "weights": weights, "kv_cache": kv, "hardware": hw, "parallelism": par,
+           "engine": engine, "workload": wl}
+    if kernel_tables == "silicon" and silicon_file(gpu, engine) is not None:
+        doc["engine_options"] = {"kernel_tables": "silicon"}
+    return doc
 
 
 def gpu_label(gpu: str) -> str:
@@ -224,7 +230,8 @@ def _scenario(doc: dict):
     hw = doc["hardware"]
     sc = make_scenario(doc["model"], weights=doc["weights"], kv_cache=doc["kv_cache"], gpu=hw["gpu"],
                        gpus_per_node=hw["gpus_per_node"], nodes=hw["nodes"], parallelism=doc["parallelism"],
-                       engine=doc["engine"], workload=doc["workload"], name=doc["name"], file=SOURCE)
+                       engine=doc["engine"], engine_options=doc.get("engine_options"), workload=doc["workload"],
+                       name=doc["name"], file=SOURCE)
     return resolve_unstated_plan(sc)
 
 

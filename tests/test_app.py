@@ -142,6 +142,18 @@ def test_performance(env):
     assert {m.label: m.value for m in at.metric} not in (fixed, varied)
 
 
+def test_performance_on_the_silicon_kernel_tables(env):
+    """The checkbox runs the page's deployment on the engine's silicon tables (vLLM on H200: imported) and the
+    assumptions say which table ran."""
+    at = start("performance")
+    clean(at)
+    default = {m.label: m.value for m in at.metric}
+    at.checkbox(key="perf.silicon").check().run()
+    clean(at)
+    assert {m.label: m.value for m in at.metric} != default
+    assert any("calibration/silicon/h200-sxm-vllm.yaml" in m.value for m in [*at.markdown, *at.caption])
+
+
 def test_performance_simulated_run(env):
     at = start("performance")
     assert "Simulated run" not in " ".join(charts(at))  # no concurrency: the closed forms only
@@ -172,6 +184,10 @@ def test_sizing(env):
     next(b for b in at.button if b.label == "Size it").click().run()
     clean(at)
     assert "(rent)" in at.success[0].value
+    at.checkbox(key="sizing.kimi-k2.5-chat.silicon").check()
+    next(b for b in at.button if b.label == "Size it").click().run()
+    clean(at)
+    assert "(rent)" in at.success[0].value and any("silicon kernel tables" in c.value for c in at.caption)
 
 
 def test_validation_published_cases(env):
