@@ -20,7 +20,6 @@ import streamlit as st
 
 from planner.base.errors import PlannerError
 from planner.deploy.engine_model import kv_dtypes_for
-from planner.hardware.efficiency import silicon_file
 from planner.model.models import list_models, load_model
 from planner.model.quant import list_formats, load_format
 from planner.report import tables as T
@@ -210,11 +209,8 @@ def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", en
     if concurrency:
         wl["concurrency"] = concurrency
         wl["output_len_dist"] = output_len_dist
-    doc = {"name": name, "model": ref, "weights": weights, "kv_cache": kv, "hardware": hw, "parallelism": par,
-           "engine": engine, "workload": wl}
-    if kernel_tables == "silicon" and silicon_file(gpu, engine) is not None:
-        doc["engine_options"] = {"kernel_tables": "silicon"}
-    return doc
+    return {"name": name, "model": ref, "weights": weights, "kv_cache": kv, "hardware": hw, "parallelism": par,
+            "engine": engine, "workload": wl, "kernel_tables": kernel_tables}
 
 
 def gpu_label(gpu: str) -> str:
@@ -225,14 +221,14 @@ def _scenario(doc: dict):
     """(scenario with the parallel plan resolved, assumptions); raises PlannerError. `doc` is a deployment()
     description (a plain mapping, so Streamlit's caches can key on it), built straight into a checked scenario."""
     from planner.deploy.scenario import make_scenario
+    from planner.perf.steps import on_silicon_tables
     from planner.serving.unstated import resolve_unstated_plan
 
     hw = doc["hardware"]
     sc = make_scenario(doc["model"], weights=doc["weights"], kv_cache=doc["kv_cache"], gpu=hw["gpu"],
                        gpus_per_node=hw["gpus_per_node"], nodes=hw["nodes"], parallelism=doc["parallelism"],
-                       engine=doc["engine"], engine_options=doc.get("engine_options"), workload=doc["workload"],
-                       name=doc["name"], file=SOURCE)
-    return resolve_unstated_plan(sc)
+                       engine=doc["engine"], workload=doc["workload"], name=doc["name"], file=SOURCE)
+    return resolve_unstated_plan(on_silicon_tables(sc) if doc.get("kernel_tables") == "silicon" else sc)
 
 
 def plan_label(par) -> str:

@@ -15,6 +15,7 @@ from planner.perf.steps import decode_ops, decode_step, kernels, prefill_ops, pr
 from planner.serving import silicon
 from planner.serving.estimate import estimate
 from planner.serving.silicon_recipe_flags import disagg_pool_options
+from planner.serving.silicon_recipes import measured_on
 from tests.scenario_util import scenario
 
 
@@ -55,12 +56,17 @@ def _row(measured: str) -> SimpleNamespace:
                                                f"measured={measured}T00:00:00.000Z; workflow_run_id=721")
 
 
+def _args(measured: str) -> tuple:
+    row = _row(measured)
+    return row, measured_on(row)  # the row's date as the silicon mapping reads it
+
+
 def test_recipe_pool_options_apply_from_the_recipes_date_only():
-    prefill, decode = disagg_pool_options(_row("2026-04-07"))
+    prefill, decode = disagg_pool_options(*_args("2026-04-07"))
     assert prefill == {"enforce_eager": True, "max_batched_tokens": 16384} and decode == {"max_batched_tokens": 10240}
-    assert disagg_pool_options(_row("2026-03-01")) == ({}, {})
+    assert disagg_pool_options(*_args("2026-03-01")) == ({}, {})
     other = SimpleNamespace(**{**vars(_row("2026-04-07")), "backend": "sglang"})
-    assert disagg_pool_options(other) == ({}, {})
+    assert disagg_pool_options(other, measured_on(other)) == ({}, {})
 
 
 def test_a_dynamo_vllm_disaggregated_row_runs_its_prefill_pool_eagerly():

@@ -50,6 +50,7 @@ from planner.serving.silicon_recipes import (
     benchmark,
     degree,
     duplicate_runs,
+    measured_on,
     number,
     plan_from_id,
     recipe_kv_fp8,
@@ -242,7 +243,7 @@ def to_case(row, file: str = "<silicon>") -> Case | str:
                            name=str(row.id), file=file)
         if split:  # two pools (planner.deploy.disaggregation), the KV path and first token at their defaults
             (pw, pplan), (dw, dplan) = plans
-            popt, dopt = disagg_pool_options(row)
+            popt, dopt = disagg_pool_options(row, measured_on(row))
             sc = replace(sc, disaggregation=disaggregated(sc, pool(sc, "prefill", pw, pplan, popt),
                                                           pool(sc, "decode", dw, dplan, dopt)))
     except PlannerError as err:  # the planner's own checks (e.g. tp must divide the attention heads)

@@ -150,11 +150,8 @@ VLLM_DISAGG_NOTE = ("disaggregated vLLM rows of NVIDIA/srt-slurm's Dynamo recipe
                     "max_batched_tokens 16384; decode pool max_batched_tokens 10240 (silicon_recipe_flags.VLLM_DISAGG)")
 
 
-def disagg_pool_options(row) -> tuple[dict, dict]:
-    """(prefill pool, decode pool) engine_options of a disaggregated CSV row whose recipe VLLM_DISAGG records (from
-    the date its silicon_data_source says it was measured), else two empty mappings."""
+def disagg_pool_options(row, measured: str | None) -> tuple[dict, dict]:
+    """(prefill pool, decode pool) engine_options of a disaggregated CSV row whose recipe VLLM_DISAGG records, when it
+    was `measured` (silicon_recipes.measured_on) from the recipe's date; else two empty mappings."""
     since, prefill, decode = VLLM_DISAGG.get((str(row.model_path), str(row.system), str(row.backend)), (None, {}, {}))
-    source = str(row.silicon_data_source)
-    at = source.find("measured=")
-    measured = source[at + 9:at + 19] if at >= 0 else ""
-    return (prefill, decode) if since and measured >= since else ({}, {})
+    return (prefill, decode) if since and measured and measured >= since else ({}, {})

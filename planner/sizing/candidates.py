@@ -19,12 +19,12 @@ from planner.deploy.engine_model import engine_refusal
 from planner.deploy.engines import Engine, engines_for_class, load_engine
 from planner.deploy.scenario import Scenario, make_scenario, plan_label
 from planner.hardware.accelerators import load_accelerator
-from planner.hardware.efficiency import silicon_file
 from planner.hardware.hosts import Host
 from planner.hardware.systems import System, list_systems, load_system
 from planner.model.inventory import tensor_inventory
 from planner.model.models import load_model
 from planner.model.quant import list_formats, load_format
+from planner.perf.steps import on_silicon_tables
 from planner.sizing.cost import UnitCost, unit_cost
 from planner.sizing.workload import SizingWorkload
 
@@ -89,25 +89,20 @@ class Candidate:
 
     def scenario(self, wl: SizingWorkload, replicas: int = 1, concurrency: float | None = None) -> Scenario:
         """The candidate as a checked scenario (planner.deploy.scenario.make_scenario) serving the workload's
-        traffic; with a percentile SLO the serving model checks the SLO there (planner.serving.arrivals)."""
+        traffic; with a percentile SLO the serving model checks the SLO there (planner.serving.arrivals). A workload
+        with kernel_tables: silicon runs it on the engine's silicon tables where they were imported for its GPU."""
         t, hw = wl.traffic, self.hw
-        return make_scenario(
+        sc = make_scenario(
             self.model, weights=self.weights, kv_cache=self.kv_cache, gpu=hw.gpu,
             gpus_per_node=hw.gpus_per_node if hw.gpu else 0, nodes=hw.nodes * replicas, host=hw.host,
             parallelism={"tp": self.tp, "ep": self.ep, "pp": self.pp, "dp_attention": self.dp, "replicas": replicas},
             expert_layers_on_cpu=self.offload_layers, engine=self.engine,
-            engine_options={"kernel_tables": "silicon"} if silicon_tables_for(wl, hw.gpu, self.engine) else None,
             workload={"phase": "serve", "input_len": t.input_len, "output_len": t.output_len,
                       "context_len": wl.context_len, "prefix_cache_hit": t.prefix_cache_hit,
                       "concurrency": concurrency},
             slo=dict(wl.slo) or None, name=self.name, file=wl.file,
         )
-
-
-def silicon_tables_for(wl: SizingWorkload, gpu: str | None, engine: str) -> bool:
-    """Whether a plan runs on the engine's silicon kernel tables: the workload asks (kernel_tables: silicon) and they
-    were imported for this GPU (profiles/calibration/silicon/); other plans keep the default table."""
-    return wl.kernel_tables == "silicon" and gpu is not None and silicon_file(gpu, engine) is not None
+        return on_silicon_tables(sc) if wl.kernel_tables == "silicon" else sc
 
 
 @cache
