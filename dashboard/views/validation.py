@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import bench, data, ui
+from dashboard import bench, data, results, ui
 from dashboard import figures as D
 from planner.report import figures as F
 
@@ -48,7 +48,7 @@ def published() -> None:
 def yours() -> None:
     st.header("Your benchmark runs")
     store = data.bench_results_path()
-    rows = data.compared_runs(str(store), data.mtime(store))
+    rows = results.compared_runs(str(store), data.mtime(store))
     if rows.empty:
         st.info(f"No compared runs kept in {store.name} yet: `python -m planner compare RESULT --gpu G --gpus N` keeps "
                 "each result file's measured and predicted metrics there (or upload a result file below).")
@@ -65,7 +65,7 @@ def upload() -> None:
                            type=["json", "jsonl", "csv", "yaml", "yml"])
     if got is None:
         return
-    path, why = data.upload_result(got.name, got.getvalue())
+    path, why = results.upload_result(got.name, got.getvalue())
     if path is None:
         ui.error(why)
         return
@@ -79,7 +79,7 @@ def upload() -> None:
     weights = d.selectbox("Weights", ["from the file", *formats], key="val.up.weights")
     model = e.selectbox("Model", ["from the file", *models], key="val.up.model")
     pick = {x: None if x == "from the file" else x for x in (engine, weights, model)}
-    res = data.compare_result(path, gpu, int(n), pick[engine], pick[weights], pick[model])
+    res = results.compare_result(path, gpu, int(n), pick[engine], pick[weights], pick[model])
     if "error" in res:
         ui.error(res["error"])
         return
