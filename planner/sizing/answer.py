@@ -1,5 +1,5 @@
 """The `size` answer: ranked plans at the workload's operating point (metrics, SLO margins, capacity, cost, engine
-flags), Pareto fronts (cost vs throughput, cost vs latency) as pandas tables, rejections, API break-even, and
+flags), Pareto fronts (cost vs throughput, cost vs latency), rejections, API break-even, and
 the readable table the CLI prints without --json.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pandas as pd
 
 from planner.base.units import duration
@@ -130,43 +131,51 @@ def plan_dict(row, rank: int, wl) -> dict:
     }
 
 
-def frame(rows) -> pd.DataFrame:
-    """Every feasible plan as one table row (estimates unless `exact`)."""
-    return pd.DataFrame([{
-        "model": r.cand.model, "hardware": r.cand.hw.label(), "weights": r.cand.weights, "kv_cache": r.cand.kv_cache,
-        "engine": r.cand.engine, "plan": r.cand.plan, "replicas": r.replicas,
-        "usd_per_hour_per_replica": r.cost.usd_per_hour, "output_tokens_per_s_per_replica": r.cap.out_per_s,
-        "usd_per_hour": r.usd_per_hour, "usd_per_m_output_tokens": r.usd_per_m_output,
-        "tpot_ms": r.tpot_op_s * 1e3, "exact": r.cap.exact, "row": i} for i, r in enumerate(rows)],
-        columns=["model", "hardware", "weights", "kv_cache", "engine", "plan", "replicas", "usd_per_hour_per_replica",
-                 "output_tokens_per_s_per_replica", "usd_per_hour", "usd_per_m_output_tokens", "tpot_ms", "exact",
-                 "row"])
+# the Pareto fronts: (cost, value, maximize value) as columns of `columns`
+FRONTS = {"cost_vs_throughput": ("usd_per_hour_per_replica", "output_tokens_per_s_per_replica", True),
+          "cost_vs_latency": ("usd_per_m_output_tokens", "tpot_ms", False)}
 
 
-def front(df: pd.DataFrame, cost: str, value: str, maximize: bool) -> pd.DataFrame:
-    """Pareto front: plans no other plan beats on both `cost` (lower) and `value` (higher if `maximize`)."""
-    if df.empty:
-        return df
-    d = df.sort_values([cost, value], ascending=[True, not maximize])
+def columns(r) -> dict:
+    """One feasible plan as a table row (an estimate unless `exact`)."""
+    return {"model": r.cand.model, "hardware": r.cand.hw.label(), "weights": r.cand.weights,
+            "kv_cache": r.cand.kv_cache, "engine": r.cand.engine, "plan": r.cand.plan, "replicas": r.replicas,
+            "usd_per_hour_per_replica": r.cost.usd_per_hour, "output_tokens_per_s_per_replica": r.cap.out_per_s,
+            "usd_per_hour": r.usd_per_hour, "usd_per_m_output_tokens": r.usd_per_m_output,
+            "tpot_ms": r.tpot_op_s * 1e3, "exact": r.cap.exact}
+
+
+_VALUE = {"usd_per_hour_per_replica": lambda r: r.cost.usd_per_hour,
+          "output_tokens_per_s_per_replica": lambda r: r.cap.out_per_s,
+          "usd_per_m_output_tokens": lambda r: r.usd_per_m_output, "tpot_ms": lambda r: r.tpot_op_s * 1e3}
+
+
+def front(rows, cost: str, value: str, maximize: bool) -> list[int]:
+    """Pareto front: indices of the rows no other row beats on both `cost` (lower) and `value` (higher if
+    `maximize`), by cost, then value best first. A search has thousands of rows and asks for its fronts once per
+    simulation round: arrays, not a table."""
+    if not rows:
+        return []
+    c = np.array([_VALUE[cost](r) for r in rows], dtype=float)
+    v = np.array([_VALUE[value](r) for r in rows], dtype=float)
     keep, best = [], -math.inf if maximize else math.inf
-    for idx, v in zip(d.index, d[value], strict=True):
-        if (v > best) if maximize else (v < best):
-            keep.append(idx)
-            best = v
-    return d.loc[keep]
+    for i in np.lexsort((-v if maximize else v, c)).tolist():  # NaN last, never kept (a comparison with it fails)
+        if (v[i] > best) if maximize else (v[i] < best):
+            keep.append(i)
+            best = v[i]
+    return keep
 
 
-def fronts(rows) -> dict[str, pd.DataFrame]:
-    df = frame(rows)
-    return {"cost_vs_throughput": front(df, "usd_per_hour_per_replica", "output_tokens_per_s_per_replica", True),
-            "cost_vs_latency": front(df, "usd_per_m_output_tokens", "tpot_ms", False)}
+def fronts(rows) -> dict[str, list[int]]:
+    """Each front's row indices (FRONTS)."""
+    return {name: front(rows, *spec) for name, spec in FRONTS.items()}
 
 
 def pareto_rows(rows) -> list:
     """Rows on either front (by the screen), so that the reported fronts are re-evaluated exactly."""
     picked = set()
     for f in fronts(rows).values():
-        picked.update(int(i) for i in f["row"])
+        picked.update(f)
     return [rows[i] for i in sorted(picked)]
 
 
@@ -266,8 +275,8 @@ def document(wl, rows, exact, rej, stats, seconds: float, missed: dict | None = 
         "rejected": rej.rendered(),
         "rejected_by_kind": rej.by_kind(),
         "rejected_grouped": rej.grouped(),
-        "pareto": {name: [{k: _finite(v) for k, v in rec.items()} for rec in f.drop(columns="row")
-                          .to_dict("records")] for name, f in fronts(rows).items()},
+        "pareto": {name: [{k: _finite(v) for k, v in columns(rows[i]).items()} for i in f]
+                   for name, f in fronts(rows).items()},
         "api_break_even": break_even(plans, wl),
         "summary": {**stats, "rejected": sum(rej.by_kind().values()), "seconds": seconds},
         "notes": list(NOTES),
