@@ -276,13 +276,13 @@ def _slo_limited(sc: Scenario, cap: float, serving: bool) -> float:
     if not limits.any:
         return cap
 
-    def ok(r: float) -> bool:
+    def excess(r: float) -> float:
         if serving:
             pt = serve_point(sc, r)
-            return bool(limits.ok(pt.slo_tpot_s, pt.slo_ttft_s))
-        return bool(limits.ok(OperatingPoint(sc, r).decode_step().seconds / tokens_per_step(sc), 0.0))
+            return float(limits.excess(pt.slo_tpot_s, pt.slo_ttft_s))
+        return float(limits.excess(OperatingPoint(sc, r).decode_step().seconds / tokens_per_step(sc), 0.0))
 
-    best = largest_within(ok, cap, rel_tol=ESTIMATE_REL_TOL)
+    best = largest_within(excess, cap, rel_tol=ESTIMATE_REL_TOL)
     return 1.0 if best is None else best
 
 

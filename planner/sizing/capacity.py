@@ -27,6 +27,7 @@ from planner.serving.point import (
     OperatingPoint,
     chunk_tokens,
     largest_within,
+    narrow,
     replica_groups,
     steady_prompt_tokens,
 )
@@ -151,11 +152,11 @@ class _Staged:
 def exact_capacity(sc: Scenario, mem: MemoryReport, limits: Limits, hint: float | None = None) -> Capacity | None:
     """Largest running batch per group (<= memory and engine limit) within the SLO, by the scalar model."""
 
-    def ok(r: float) -> bool:
+    def excess(r: float) -> float:
         pt = serve_point(sc, r)
-        return bool(limits.ok(pt.slo_tpot_s, pt.slo_ttft_s))
+        return float(limits.excess(pt.slo_tpot_s, pt.slo_ttft_s))
 
-    best = largest_within(ok, max_running(sc, mem), hint)
+    best = largest_within(excess, max_running(sc, mem), hint)
     if best is None:
         return None
     pt = serve_point(sc, best)
@@ -167,20 +168,22 @@ def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:
     if out_needed >= capacity.out_per_s:
         return capacity.running
 
-    def out(r: float) -> float:  # serve_point's mixed step, without its TTFT
+    def surplus(r: float) -> float:  # serve_point's mixed step, without its TTFT: output rate over the need, - 1
         op = OperatingPoint(sc, r)
-        return op.output_tokens_per_s(op.mixed_step().seconds)
+        return op.output_tokens_per_s(op.mixed_step().seconds) / out_needed - 1
 
-    lo, hi = 0.0, capacity.running
-    guess = capacity.running * out_needed / capacity.out_per_s  # throughput grows slower than the batch: a floor
-    if out(guess) >= out_needed:
-        hi = guess
+    # throughput grows with the batch, so the surplus does: its root by planner.serving.point.narrow, from a floor
+    # (throughput grows slower than the batch) and the capacity (surplus > 0 there)
+    lo, hi, s_lo, s_hi = 0.0, capacity.running, -1.0, capacity.out_per_s / out_needed - 1
+    guess = capacity.running * out_needed / capacity.out_per_s
+    s = surplus(guess)
+    if s > 0:
+        hi, s_hi = guess, s
     else:
-        lo = guess
-    while hi - lo > max(1e-3, REL_TOL * hi):  # throughput grows with the running batch
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if out(mid) >= out_needed else (mid, hi)
-    return hi
+        lo, s_lo = guess, s
+    if hi - lo <= max(1e-3, REL_TOL * hi):
+        return hi
+    return narrow(surplus, lo, s_lo, hi, s_hi)[1]
 
 
 def replicas_needed(out_needed: float | None, users: float | None, capacity: Capacity, sc: Scenario) -> int:
