@@ -37,6 +37,11 @@ EXTRA = [
     dict(model="deepseek-v3", weights="fp8-block128", speculative={"mtp_tokens": 2, "acceptance": 0.7}),  # drafts
     dict(model="qwen3.5-397b-a17b", weights="fp8", parallelism={"tp": 8}),  # Gated DeltaNet + attention layers
     dict(model="deepseek-v4-flash", weights="fp8", kv_cache="fp8", parallelism={"tp": 8}),  # windows, CSA top-k
+    # attention-DP ranks in lockstep (steps.lockstep): a mixing engine's whole chunk in a share of steps, a
+    # non-mixing engine's prompt batch amortized over the steps some rank runs one
+    dict(model="deepseek-v3", weights="fp8-block128", parallelism={"tp": 1, "dp_attention": 8, "ep": 8}),
+    dict(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+         parallelism={"tp": 2, "dp_attention": 4, "ep": 8}),
 ]
 
 

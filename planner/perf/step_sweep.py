@@ -10,10 +10,9 @@ ceil(pairs x G/ep / touched) rows per expert; and GEMM rows are whole numbers (c
 
 Ops are evaluated together as [ops x points] arrays (`evaluate`: the ops of many steps, even of many plans, stacked),
 each timed as planner.perf.roofline.time_op does, summed per step as planner.perf.steps.run_ops does (launch floor
-outside CUDA graphs, two-batch overlap, step overhead, pipeline stages). A mixed step merges decode and prompt records
-as planner.perf.steps.merge does (weights read once); an engine that does not mix runs a prompt batch every 1/f decode
-steps, amortized as planner.perf.steps.mixed_step. tests/test_step_sweep.py holds the two paths equal.
-"""
+outside CUDA graphs, two-batch overlap, step overhead, pipeline stages). Mixed steps combine decode and prompt records
+as planner.perf.steps.mixed_step does (merged, amortized, attention-DP ranks in lockstep: planner.perf.step_mix).
+tests/test_step_sweep.py holds the two paths equal."""
 
 from __future__ import annotations
 
@@ -27,7 +26,8 @@ import numpy as np
 from planner.deploy.scenario import Scenario
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
 from planner.perf.roofline import _mamf_cap, _peak, allreduce_table, comm_time, compute_curve, depth_factor, mma_dtype
-from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_per_kernel, machine, prefill_ops
+from planner.perf.step_mix import lockstep
+from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_per_kernel, machine, prefill_ops, tokens_per_step
 from planner.perf.sweep import _interp, shape_factor
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
@@ -337,8 +337,7 @@ class StepSweep:
         return Job(self.dec_timer, ((self.dec, b),), self.sc.engine.graphed(b * self.sc.parallelism.tp, False))
 
     def mixed_jobs(self, batch, prompt_tokens) -> tuple[list[Job], Callable[[list], np.ndarray]]:
-        """Jobs of a step with `batch` sequences decoding and `prompt_tokens` prompt tokens per GPU on average, and
-        the function that makes the step seconds from their `evaluate` results."""
+        """Jobs of a step with `batch` sequences and `prompt_tokens` prompt tokens per GPU, and their combiner."""
         b, p = np.broadcast_arrays(np.atleast_1d(np.asarray(batch, dtype=float)),
                                    np.atleast_1d(np.asarray(prompt_tokens, dtype=float)))
         jobs = [self.decode_job(b)]
@@ -347,22 +346,24 @@ class StepSweep:
             return jobs, lambda out: out[0]
         b, p = b[has], p[has]
         eng, t = self.sc.engine, self.sc.parallelism.tp
+        d, new = self.sc.parallelism.dp_attention, max(self.prompt_len - self.cached, 1.0)
         if not eng.mixed_chunk:  # one prompt batch of p / f tokens every 1/f decode steps (mixed_step)
-            f = np.minimum(1.0, p * t / max(self.prompt_len - self.cached, 1.0))
+            f = np.minimum(1.0, p * t / new)
             jobs.append(self.prefill_job(p / f))
+            share, add = lockstep(f, d), True
+        else:  # attention-DP ranks in lockstep: a whole chunk in a share of steps where the prompt tokens are fewer
+            chunk = np.minimum(new, np.maximum(1.0, eng.max_batched_tokens - b * t * tokens_per_step(self.sc))) / t
+            lumpy = (p < chunk) if d > 1 else np.zeros_like(p, dtype=bool)
+            q = np.where(lumpy, chunk, p)
+            share, add = np.where(lumpy, lockstep(p / chunk, d), 1.0), False
+            jobs.append(Job(self.mix_timer, ((self.dec, b), (self.pre, q)), eng.graphed((b + q) * t, True),
+                            self.merge))
 
-            def amortized(out: list) -> np.ndarray:
-                step = out[0].copy()
-                step[has] += f * out[1]
-                return step
-            return jobs, amortized
-        jobs.append(Job(self.mix_timer, ((self.dec, b), (self.pre, p)), eng.graphed((b + p) * t, True), self.merge))
-
-        def mixed(out: list) -> np.ndarray:
+        def combine(out: list) -> np.ndarray:  # decode + share x prompt batch, or a blend of decode and mixed
             step = out[0].copy()
-            step[has] = out[1]
+            step[has] = step[has] + share * out[1] if add else (1 - share) * step[has] + share * out[1]
             return step
-        return jobs, mixed
+        return jobs, combine
 
     def prefill(self, tokens) -> np.ndarray:
         return evaluate([self.prefill_job(tokens)])[0]

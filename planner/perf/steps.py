@@ -41,6 +41,7 @@ from planner.hardware.efficiency import (
 from planner.perf.op_record import fp8_scaling
 from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
 from planner.perf.roofline import Machine, TimedOp, allreduce_table, mma_dtype, time_op
+from planner.perf.step_mix import amortized, blend, lockstep, merge
 
 # Two-batch overlap hides this fraction of the shorter of compute and communication. 0.5 reproduces the gains
 # LMSYS measured with SGLang on 96x H100 (lm-sys blog 2025-05-05: prefill +27-35% at equal tokens per device,
@@ -281,24 +282,6 @@ def run_ops(sc: Scenario, ops: list[Op], graphed: bool = True, prefill: bool = F
     return Step(stages * (max(work + comm, launch) + overhead), timed, comp, mem, comm, host, overhead, launch)
 
 
-def merge(a: list[Op], b: list[Op]) -> list[Op]:
-    """One chunked-prefill step: the same ops over decode and prefill tokens; weights are read once."""
-    by_name = {op.name: op for op in b}
-    out = []
-    for op in a:
-        other = by_name.pop(op.name, None)
-        if other is None:
-            out.append(op)
-            continue
-        out.append(replace(op, flops=op.flops + other.flops, weight_bytes=max(op.weight_bytes, other.weight_bytes),
-                           act_bytes=op.act_bytes + other.act_bytes,
-                           kv_read_bytes=op.kv_read_bytes + other.kv_read_bytes,
-                           kv_write_bytes=op.kv_write_bytes + other.kv_write_bytes,
-                           comm_bytes=op.comm_bytes + other.comm_bytes,
-                           rdma_bytes=op.rdma_bytes + other.rdma_bytes, m=op.m + other.m))
-    return out + list(by_name.values())
-
-
 def tokens_per_step(sc: Scenario) -> float:
     """Tokens each sequence gains per decode step: 1 + drafts x acceptance."""
     if not sc.mtp_tokens:
@@ -346,22 +329,34 @@ def mixed_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens
     Engines that mix (vLLM, TRT-LLM chunked prefill) run both in one forward: weights read once. Engines that
     do not (SGLang without --enable-mixed-chunk) run a separate prefill batch whenever prompts wait: with f
     prompts arriving per decode step, one batch of f prompts per step (f >= 1) or one prompt every 1/f steps,
-    so each decode step carries f x one-prompt-batch (amortized; its launch floor included)."""
+    so each decode step carries f x one-prompt-batch (amortized; its launch floor included).
+
+    Attention-DP ranks step in lockstep (their MoE layers exchange every rank's tokens; a rank with nothing to run
+    joins with an idle batch), so a step lasts as long as its slowest rank: a prompt on one rank holds every rank's
+    decode. With d ranks each busy with prompt work in a share f of steps, some rank is in 1 - (1 - f)^d of them
+    (independent arrivals; `lockstep`): the non-mixing engine's prompt batch is amortized over that share, and a
+    mixing engine's chunk (a prompt's tokens up to the step's token budget) adds its time to that share of steps
+    instead of spreading a fraction of a chunk over every step. planner.serving.sim steps the ranks together."""
     t = sc.parallelism.tp
     if prefill_tokens_per_gpu <= 0:
         return decode_step(sc, batch_per_gpu, kv_len)
+    d = sc.parallelism.dp_attention
+    new = max(prompt_len - cached, 1.0)
     if not sc.engine.mixed_chunk:
-        f = min(1.0, prefill_tokens_per_gpu * t / max(prompt_len - cached, 1.0))
+        f = min(1.0, prefill_tokens_per_gpu * t / new)
         return amortized(decode_step(sc, batch_per_gpu, kv_len),
-                         prefill_step(sc, prefill_tokens_per_gpu / f, prompt_len, cached), f)
+                         prefill_step(sc, prefill_tokens_per_gpu / f, prompt_len, cached), lockstep(f, d))
+    chunk = min(new, max(1.0, sc.engine.max_batched_tokens - batch_per_gpu * t * tokens_per_step(sc))) / t
+    if d > 1 and prefill_tokens_per_gpu < chunk:
+        alone = decode_step(sc, batch_per_gpu, kv_len)
+        both = _merged_step(sc, batch_per_gpu, kv_len, chunk, prompt_len, cached)
+        return blend(alone, both, lockstep(prefill_tokens_per_gpu / chunk, d))
+    return _merged_step(sc, batch_per_gpu, kv_len, prefill_tokens_per_gpu, prompt_len, cached)
+
+
+def _merged_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens_per_gpu: float,
+                 prompt_len: float, cached: float) -> Step:
+    """Decode and prompt tokens in one forward (merge), weights read once."""
     ops = merge(decode_ops(sc, batch_per_gpu, kv_len), prefill_ops(sc, prefill_tokens_per_gpu, prompt_len, cached))
-    return run_ops(sc, ops, sc.engine.graphed((batch_per_gpu + prefill_tokens_per_gpu) * t, prefill=True),
-                   prefill=True)
-
-
-def amortized(a: Step, b: Step, f: float) -> Step:
-    """Step a followed, on average, by f of step b."""
-    timed = a.timed + tuple(replace(x, seconds=x.seconds * f) for x in b.timed)
-    return Step(a.seconds + f * b.seconds, timed, a.compute_s + f * b.compute_s, a.memory_s + f * b.memory_s,
-                a.comm_s + f * b.comm_s, a.host_s + f * b.host_s, a.overhead_s + f * b.overhead_s,
-                a.launch_s + f * b.launch_s)
+    return run_ops(sc, ops, sc.engine.graphed((batch_per_gpu + prefill_tokens_per_gpu) * sc.parallelism.tp,
+                                              prefill=True), prefill=True)

@@ -34,7 +34,7 @@ from planner.deploy.scenario import Scenario
 from planner.model.models import load_model
 from planner.serving.point import Limits, replica_groups
 from planner.serving.serve import serve_point
-from planner.sizing.answer import document, pareto_rows
+from planner.sizing.answer import document
 from planner.sizing.by_type import closer, hw_type, missed_types
 from planner.sizing.candidates import Candidate, acceptable_formats, enumerate_candidates
 from planner.sizing.capacity import (
@@ -50,6 +50,7 @@ from planner.sizing.cost import UnitCost
 from planner.sizing.fits import answer as fits_answer
 from planner.sizing.fits import plan_fits
 from planner.sizing.fitting import build, fit_group, memory_groups
+from planner.sizing.pareto import pareto_rows
 from planner.sizing.rejections import Rejections
 from planner.sizing.simulated import simulate_reported
 from planner.sizing.workload import SizingWorkload

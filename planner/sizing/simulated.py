@@ -24,8 +24,8 @@ import numpy as np
 
 from planner.serving.client import Client, Lengths
 from planner.serving.sim import simulate
-from planner.sizing.answer import distinct, pareto_rows
 from planner.sizing.fitting import build
+from planner.sizing.pareto import distinct, pareto_rows
 from planner.sizing.rejections import Rejections
 from planner.sizing.workload import SizingWorkload
 
