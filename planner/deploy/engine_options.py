@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from planner.base import limits
@@ -47,6 +48,13 @@ def tuned_for_chosen_batch(engine: Engine, wl: Any) -> Engine:
     if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None
                                  and (engine.compiled_steps or not engine.eager_kernel_host_s)):
         return engine
+    return _every_step_graphed(engine)
+
+
+@lru_cache(maxsize=256)
+def _every_step_graphed(engine: Engine) -> Engine:
+    """One tuned copy per engine (tuned_for_chosen_batch): the caches keyed by a scenario's engine then see the same
+    object, its hash computed once."""
     return replace(engine, cuda_graph_max_batch=None, graph_prefill_tokens=MAX_TOKENS)
 
 

@@ -10,7 +10,9 @@ null means "not published / not supported", never zero.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -235,7 +237,18 @@ _GRACE_KEYS = ("capacity_gb_per_gpu", "type", "c2c_uni_gb_per_s", "bandwidth_gb_
 
 
 def load_accelerator(name_or_path: str | Path) -> Accelerator:
-    """Accelerator by profile name (profiles/hardware/<name>.yaml) or by path to a profile file."""
+    """Accelerator by profile name (profiles/hardware/<name>.yaml) or by path to a profile file. A profile name that
+    names a file is looked up with one stat (a sizing search asks thousands of times); the file's modification time
+    keys the cache, so an edited profile is read again."""
+    text = str(name_or_path)
+    if _NAME.fullmatch(text):
+        path_text = f"{HARDWARE_DIR}{os.sep}{text}.yaml"
+        try:
+            st = os.stat(path_text)
+        except (OSError, ValueError):
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            return _load_accelerator(path_text, st.st_mtime_ns)
     path = _profile_path("", name_or_path, "accelerator")
     return _load_accelerator(str(path), path.stat().st_mtime_ns if is_file(path) else 0)
 

@@ -121,7 +121,11 @@ class _Staged:
         wl, t = sc.workload, sc.parallelism.tp
         self.sc = sc
         cap = max_running(sc, mem)
-        self.running = np.unique(np.append(np.geomspace(1.0, cap, GRID), cap))  # [R] per engine group
+        # [R] per engine group: GRID points evenly spaced in log from 1 to the cap (np.geomspace's, without its
+        # argument handling: a search builds thousands)
+        grid = np.exp(np.linspace(0.0, np.log(cap), GRID))
+        grid[0], grid[-1] = 1.0, cap
+        self.running = np.unique(grid)
         sweep = StepSweep(sc, wl.mean_kv_len, wl.input_len, wl.input_len - wl.new_prompt_len)
         self.chunk = chunk_tokens(sc)  # planner.serving.point.prompt_chunk, timed from the sweep's records
         self.mixed = steady_prompt_tokens(sc, self.running)  # [R] prompt tokens per step per GPU
