@@ -19,13 +19,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
-from types import SimpleNamespace
 
 import numpy as np
 
 from planner.deploy.scenario import Scenario
+from planner.perf.op_static import (
+    C_ALPHA,
+    C_BETA,
+    C_BW,
+    C_CCURVE,
+    C_COMM,
+    C_COUNT,
+    C_FLOOR,
+    C_GEMM,
+    C_KERNELS,
+    C_KFAC,
+    C_LAT,
+    C_MAMF,
+    C_MCURVE,
+    C_PEAK,
+    C_SFRAC,
+    C_SLAT,
+    C_STREAM,
+    CURVES,
+    constants,
+    signature,
+)
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
-from planner.perf.roofline import _mamf_cap, _peak, allreduce_table, comm_time, compute_curve, depth_factor, mma_dtype
 from planner.perf.step_mix import lockstep
 from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_per_kernel, machine, prefill_ops, tokens_per_step
 from planner.perf.sweep import _interp, shape_factor
@@ -33,7 +53,6 @@ from planner.perf.sweep import _interp, shape_factor
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
 FLOPS, WEIGHTS, ACT, KV_READ, KV_WRITE, COMM, RDMA, ROWS = range(len(FIELDS))
 EXPERTS = ("moe.experts", "mtp.moe.experts")  # routed experts on the GPU: the main pass and MTP draft passes
-COMM_PROBE_BYTES = 1e9  # bytes at which comm_time's slope is read (large: no cancellation against the latency)
 
 
 class _Records:
@@ -45,7 +64,7 @@ class _Records:
             raise ValueError("the step sweep needs one fixed set of GPU op records")
         self.ops = one
         self.names = [op.name for op in one]
-        self.sig, self.counts = _signature(one), np.array([float(op.count) for op in one])
+        self.sig, self.counts = signature(one), np.array([float(op.count) for op in one])
         a = np.array([[float(getattr(op, f)) for f in FIELDS] for op in one])
         b = np.array([[float(getattr(op, f)) for f in FIELDS] for op in two]) - a
         self.icpt, self.slope = a - b, b
@@ -64,106 +83,6 @@ class _Records:
         return _values([(self, np.asarray(x, dtype=float))])
 
 
-# per-op constants by what they read (_op_static): many plans run the same op kinds, dtypes and shapes on the same
-# GPU and table (a search's plans differ in counts, lengths and node counts far more than in those); and a Timer's
-# whole [ops, C] array by the op signatures it times and the machine (_static), which a search asks for per plan
-_OP_STATIC: dict = {}
-_STATIC: dict = {}
-STATIC_MAX = 16384
-# efficiency curves by number (a Timer's ops name their compute and memory curves by it, so a batch of many plans'
-# ops interpolates each distinct curve once): id(curve) -> number, and the curves, held so their ids stay theirs
-_CURVE_NO: dict[int, int] = {}
-_CURVES: list = []
-CURVES_MAX = 65536
-# a Timer's per-op constants, columns of one [ops, C] array (so a batch concatenates them at once)
-C_COUNT, C_LAT, C_ALPHA, C_BETA, C_PEAK, C_MAMF, C_KFAC, C_FLOOR, C_BW, C_SLAT, C_SFRAC, C_COMM, C_STREAM, C_GEMM, \
-    C_CCURVE, C_MCURVE, C_KERNELS = range(17)
-
-
-def _curve_no(curve) -> int:
-    no = _CURVE_NO.get(id(curve))
-    if no is None or _CURVES[no] is not curve:
-        no = _CURVE_NO[id(curve)] = len(_CURVES)
-        _CURVES.append(curve)
-    return no
-
-
-def _static(m, sig: tuple, ops: list) -> tuple:
-    """([ops, C] constants without counts, shape surfaces) of `ops` on machine `m`; `sig`: the numbers of the op
-    signatures (_signature) the ops come from, which name everything these constants read of them."""
-    key = (id(m.acc), id(m.eff), m.gpus_per_node, m.moe_stream_fraction, m.moe_stream_latency_s, sig)
-    hit = _STATIC.get(key)
-    if hit is not None and hit[0] is m.acc and hit[1] is m.eff:
-        return hit[2]
-    if len(_STATIC) >= STATIC_MAX or len(_OP_STATIC) >= STATIC_MAX or len(_CURVES) >= CURVES_MAX:
-        _STATIC.clear()  # before the curve numbers their entries hold are dropped
-        _OP_STATIC.clear()
-        if len(_CURVES) >= CURVES_MAX:
-            _CURVE_NO.clear()
-            _CURVES.clear()
-    rows = [_op_static(m, op) for op in ops]
-    out = (np.array([row for row, _ in rows]),
-           tuple((i,) + shape for i, (_, shape) in enumerate(rows) if shape is not None))
-    _STATIC[key] = (m.acc, m.eff, out)
-    return out
-
-
-_SIGNATURES: dict[tuple, int] = {}
-_NEXT_SIGNATURE = [0]  # numbers are never reused (a _STATIC key holding an old number stays that op list's)
-
-
-def _signature(ops: list) -> int:
-    """A number for what _static reads of a list of ops (names too: a mixed step's op list follows them)."""
-    sig = tuple((op.name, op.kind, op.dtype, op.depth, op.kernels, op.comm, op.group, op.config) for op in ops)
-    no = _SIGNATURES.get(sig)
-    if no is None:
-        if len(_SIGNATURES) >= STATIC_MAX:
-            _SIGNATURES.clear()
-        no = _SIGNATURES[sig] = _NEXT_SIGNATURE[0]
-        _NEXT_SIGNATURE[0] += 1
-    return no
-
-
-def _op_static(m, op) -> tuple:
-    """(constants row, shape surface or None) of one op on machine `m`: comm probes, peak, curves, floor, surface."""
-    key = (id(m.acc), id(m.eff), m.gpus_per_node, m.moe_stream_fraction, m.moe_stream_latency_s,
-           op.kind, op.dtype, op.depth, op.kernels, op.comm, op.group, op.config)
-    hit = _OP_STATIC.get(key)
-    if hit is not None and hit[0] is m.acc and hit[1] is m.eff:
-        return hit[2]
-    c = np.zeros(C_KERNELS + 1)
-    c[C_KERNELS] = op.kernels
-    c[[C_PEAK, C_MAMF, C_KFAC]] = 1.0
-    c[[C_CCURVE, C_MCURVE]] = -1  # comm ops read no curve
-    c[C_BW] = m.acc.memory_bandwidth_bytes_per_s
-    c[C_SLAT], c[C_SFRAC] = m.moe_stream_latency_s or 0.0, m.moe_stream_fraction or 0.0
-    shape_row = None
-    if op.kind == "comm":  # comm_time is latency + max(alpha x bytes, beta x RDMA bytes), 0 without bytes
-        probe = lambda b, r: comm_time(SimpleNamespace(comm=op.comm, group=op.group, comm_bytes=b,  # noqa: E731
-                                                       rdma_bytes=r), m)
-        c[C_LAT] = tiny = probe(1e-300, 0.0)
-        c[C_ALPHA] = (probe(COMM_PROBE_BYTES, 0.0) - tiny) / COMM_PROBE_BYTES
-        c[C_BETA] = (probe(1e-300, COMM_PROBE_BYTES) - tiny) / COMM_PROBE_BYTES
-        table = allreduce_table(op, m)  # a measured all-reduce: C_COMM is 2 + its number among _CURVES
-        c[C_COMM] = 1.0 if table is None else 2.0 + _curve_no(table)
-    else:
-        e = m.eff.ops[op.kind]
-        c[C_PEAK] = _peak(m.acc, op.dtype)
-        if op.kind in ("gemm", "grouped_gemm"):
-            c[C_MAMF], c[C_KFAC], c[C_GEMM] = _mamf_cap(m.acc, op.dtype), depth_factor(op.depth), 1.0
-        c[C_FLOOR] = e.floor_s * op.kernels
-        stream = op.kind == "grouped_gemm" and bool(m.moe_stream_fraction)
-        c[C_STREAM] = stream
-        c[C_CCURVE] = _curve_no(compute_curve(e, op.kind, mma_dtype(m.acc, op.dtype)))
-        c[C_MCURVE] = _curve_no(e.memory)
-        shape, config = e.surface_for(op), e.config_curve(op) if e.config_by_dtype else None
-        if (shape is not None or config is not None) and not stream:
-            shape_row = (shape, config, e.floor_s * (1 if op.kind == "gemm" else op.kernels),
-                         max(op.depth or 1.0, 1.0))
-    _OP_STATIC[key] = (m.acc, m.eff, (c, shape_row))
-    return c, shape_row
-
-
 class Timer:
     """What timing a step's op records needs besides their FLOP and bytes (roofline.time_op, run_ops): per-op
     constants, shape surfaces, the launch floor outside a CUDA graph (launch_seconds), overhead, stages, two-batch
@@ -171,7 +90,7 @@ class Timer:
     prompt-only ops of a mixed step); `counts`: each op's count."""
 
     def __init__(self, sc: Scenario, sig: tuple, ops: list, counts: np.ndarray, prefill: bool, m=None):
-        base, self.shapes = _static(m or machine(sc), sig, ops)
+        base, self.shapes = constants(m or machine(sc), sig, ops)
         self.const = base.copy()
         self.const[:, C_COUNT] = counts
         self.launch = launch_per_kernel(sc, prefill) * float(counts @ base[:, C_KERNELS])  # steps.launch_seconds
@@ -193,8 +112,21 @@ class Job:
 
 
 def evaluate(jobs: list[Job]) -> list[np.ndarray]:
-    """Step seconds of each job, as [its points]: every job's ops timed together in one set of array operations
-    (planner.perf.roofline.time_op per op, planner.perf.steps.run_ops per step), the points padded to the longest."""
+    """Step seconds of each job, as [its points]: the jobs of one point (a prompt chunk alone) timed together, the
+    others together, each set in one set of array operations (planner.perf.roofline.time_op per op,
+    planner.perf.steps.run_ops per step), its points padded to its longest."""
+    single = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) == 1]
+    if not single or len(single) == len(jobs):
+        return _evaluate(jobs)
+    many = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) != 1]
+    out: list = [None] * len(jobs)
+    for ks in (single, many):
+        for k, got in zip(ks, _evaluate([jobs[k] for k in ks]), strict=True):
+            out[k] = got
+    return out
+
+
+def _evaluate(jobs: list[Job]) -> list[np.ndarray]:
     if not jobs:
         return []
     n = [len(job.parts[0][1]) for job in jobs]
@@ -260,7 +192,7 @@ def _busy(timers: list[Timer], v: np.ndarray, sizes: list[int]) -> np.ndarray:
         cut = np.flatnonzero(np.diff(no[order])) + 1
         for idx in np.split(order, cut):
             if no[idx[0]] >= 0:
-                eff[idx] = _interp(_CURVES[no[idx[0]]], rows[idx])
+                eff[idx] = _interp(CURVES[no[idx[0]]], rows[idx])
     gemm, comm, stream = c[:, C_GEMM] > 0, c[:, C_COMM] > 0, c[:, C_STREAM] > 0
     eff_c = np.where(gemm[:, None], np.minimum(eff_c, c[:, C_MAMF, None]) * c[:, C_KFAC, None], eff_c)
     flops = v[:, FLOPS]
@@ -288,7 +220,7 @@ def _busy(timers: list[Timer], v: np.ndarray, sizes: list[int]) -> np.ndarray:
     for no in np.unique(c[comm, C_COMM]).astype(int) - 2:  # measured all-reduce tables (roofline.allreduce_table)
         if no >= 0:
             i = c[:, C_COMM] == no + 2
-            comm_t[i] = np.where(v[i, COMM] > 0, _CURVES[no].seconds(v[i, COMM]), 0.0)
+            comm_t[i] = np.where(v[i, COMM] > 0, CURVES[no].seconds(v[i, COMM]), 0.0)
     comm_s = np.add.reduceat(np.where(comm[:, None], comm_t, 0.0) * count, starts, axis=0)
     tbo = np.array([timer.tbo for timer in timers])[:, None]
     comm_s = np.where(tbo, comm_s - TBO_HIDDEN * np.minimum(comm_s, work), comm_s)
