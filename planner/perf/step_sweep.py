@@ -53,6 +53,7 @@ from planner.perf.sweep import _interp, shape_factor
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
 FLOPS, WEIGHTS, ACT, KV_READ, KV_WRITE, COMM, RDMA, ROWS = range(len(FIELDS))
 EXPERTS = ("moe.experts", "mtp.moe.experts")  # routed experts on the GPU: the main pass and MTP draft passes
+NARROW = 4  # jobs of at most this many points are timed apart from the wider ones (evaluate)
 
 
 class _Records:
@@ -112,13 +113,13 @@ class Job:
 
 
 def evaluate(jobs: list[Job]) -> list[np.ndarray]:
-    """Step seconds of each job, as [its points]: the jobs of one point (a prompt chunk alone) timed together, the
-    others together, each set in one set of array operations (planner.perf.roofline.time_op per op,
+    """Step seconds of each job, as [its points]: the jobs of a few points (a prompt chunk alone, a decode step
+    at a batch without prompt tokens) timed together, the others together, each set in one set of array operations (planner.perf.roofline.time_op per op,
     planner.perf.steps.run_ops per step), its points padded to its longest."""
-    single = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) == 1]
+    single = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) <= NARROW]
     if not single or len(single) == len(jobs):
         return _evaluate(jobs)
-    many = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) != 1]
+    many = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) > NARROW]
     out: list = [None] * len(jobs)
     for ks in (single, many):
         for k, got in zip(ks, _evaluate([jobs[k] for k in ks]), strict=True):
@@ -269,31 +270,41 @@ class StepSweep:
         return Job(self.dec_timer, ((self.dec, b),), self.sc.engine.graphed(b * self.sc.parallelism.tp, False))
 
     def mixed_jobs(self, batch, prompt_tokens) -> tuple[list[Job], Callable[[list], np.ndarray]]:
-        """Jobs of a step with `batch` sequences and `prompt_tokens` prompt tokens per GPU, and their combiner."""
-        b, p = np.broadcast_arrays(np.atleast_1d(np.asarray(batch, dtype=float)),
-                                   np.atleast_1d(np.asarray(prompt_tokens, dtype=float)))
-        jobs = [self.decode_job(b)]
-        has = p > 0
+        """Jobs of a step with `batch` sequences and `prompt_tokens` prompt tokens per GPU, and their combiner. The
+        decode step alone is timed only where it is needed: every point of an engine that runs prompt batches apart;
+        for one that mixes, the points without prompt tokens and those a lockstep share blends in."""
+        b_all, p_all = np.broadcast_arrays(np.atleast_1d(np.asarray(batch, dtype=float)),
+                                           np.atleast_1d(np.asarray(prompt_tokens, dtype=float)))
+        has = p_all > 0
         if not has.any():
-            return jobs, lambda out: out[0]
-        b, p = b[has], p[has]
+            return [self.decode_job(b_all)], lambda out: out[0]
+        b, p = b_all[has], p_all[has]
         eng, t = self.sc.engine, self.sc.parallelism.tp
         d, new = self.sc.parallelism.dp_attention, max(self.prompt_len - self.cached, 1.0)
         if not eng.mixed_chunk:  # one prompt batch of p / f tokens every 1/f decode steps (mixed_step)
             f = np.minimum(1.0, p * t / new)
-            jobs.append(self.prefill_job(p / f))
-            share, add = lockstep(f, d), True
+            jobs, share, lumpy = [self.prefill_job(p / f)], lockstep(f, d), None
+            dec_at = np.ones_like(has)
         else:  # attention-DP ranks in lockstep: a whole chunk in a share of steps where the prompt tokens are fewer
             chunk = np.minimum(new, np.maximum(1.0, eng.max_batched_tokens - b * t * tokens_per_step(self.sc))) / t
             lumpy = (p < chunk) if d > 1 else np.zeros_like(p, dtype=bool)
             q = np.where(lumpy, chunk, p)
-            share, add = np.where(lumpy, lockstep(p / chunk, d), 1.0), False
-            jobs.append(Job(self.mix_timer, ((self.dec, b), (self.pre, q)), eng.graphed((b + q) * t, True),
-                            self.merge))
+            share = np.where(lumpy, lockstep(p / chunk, d), 1.0)
+            jobs = [Job(self.mix_timer, ((self.dec, b), (self.pre, q)), eng.graphed((b + q) * t, True), self.merge)]
+            dec_at = ~has
+            dec_at[has] = lumpy
+        if dec_at.any():
+            jobs.append(self.decode_job(b_all[dec_at]))
 
         def combine(out: list) -> np.ndarray:  # decode + share x prompt batch, or a blend of decode and mixed
-            step = out[0].copy()
-            step[has] = step[has] + share * out[1] if add else (1 - share) * step[has] + share * out[1]
+            dec = np.zeros(len(b_all))
+            if dec_at.any():
+                dec[dec_at] = out[1]
+            step = dec.copy()
+            if lumpy is None:
+                step[has] += share * out[0]
+            else:
+                step[has] = np.where(lumpy, (1 - share) * dec[has] + share * out[0], out[0])
             return step
         return jobs, combine
 
