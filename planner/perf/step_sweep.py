@@ -114,8 +114,8 @@ class Job:
 
 def evaluate(jobs: list[Job]) -> list[np.ndarray]:
     """Step seconds of each job, as [its points]: the jobs of a few points (a prompt chunk alone, a decode step
-    at a batch without prompt tokens) timed together, the others together, each set in one set of array operations (planner.perf.roofline.time_op per op,
-    planner.perf.steps.run_ops per step), its points padded to its longest."""
+    at a batch without prompt tokens) timed together, the others together, each set in one set of array operations
+    (planner.perf.roofline.time_op per op, planner.perf.steps.run_ops per step), its points padded to its longest."""
     single = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) <= NARROW]
     if not single or len(single) == len(jobs):
         return _evaluate(jobs)
