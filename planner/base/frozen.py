@@ -13,14 +13,22 @@ A hash is only valid in the process that computed it (string hashes are seeded p
 from __future__ import annotations
 
 from dataclasses import fields
+from operator import attrgetter
 
 _KEY = "_hash_once"
+_GETTERS: dict[type, attrgetter] = {}  # per class: its fields' values as a tuple (dataclasses.fields is slow)
 
 
 def hash_once(self) -> int:
     h = self.__dict__.get(_KEY)
     if h is None:
-        h = hash(tuple(getattr(self, f.name) for f in fields(self)))
+        cls = type(self)
+        get = _GETTERS.get(cls)
+        if get is None:
+            names = [f.name for f in fields(self)]
+            get = _GETTERS[cls] = attrgetter(*names) if len(names) > 1 else \
+                (lambda obj: tuple(getattr(obj, n) for n in names))  # attrgetter of one name gives no tuple
+        h = hash(get(self))
         object.__setattr__(self, _KEY, h)
     return h
 
