@@ -37,6 +37,7 @@ from math import erfc, inf, sqrt
 
 import numpy as np
 
+from planner.base.roots import narrow
 from planner.deploy.scenario import Scenario
 from planner.perf.steps import decode_step, mixed_step, prefill_step, tokens_per_step
 
@@ -81,40 +82,15 @@ def _survival(z: np.ndarray) -> np.ndarray:
 
 
 def _quantile(survival, lo: float, hi: float, target: float) -> float:
-    """x in [lo, hi] with survival(x) = target (survival decreasing), to 1e-9 of x: the Illinois form of regula falsi
-    (the secant through the bracket, the retained end's value halved when one end moves twice running), which keeps
-    the bracket as bisection does and needs about a third of its ~30 evaluations on these smooth tails. Returns the
-    upper end of the final bracket (survival <= target there), as bisection did."""
+    """x in [lo, hi] with survival(x) = target (survival decreasing), to 1e-9 of x (planner.base.roots.narrow on
+    target - survival). Returns the upper end of the final bracket (survival <= target there)."""
     f_hi = survival(hi) - target
-    if f_hi > 0:
+    if f_hi >= 0:
         return hi
     f_lo = survival(lo) - target
     if f_lo <= 0:
         return lo
-    side, last = 0, None
-    for _ in range(100):
-        if hi - lo <= 1e-9 * hi:
-            break
-        x = hi - f_hi * (hi - lo) / (f_hi - f_lo)
-        if not lo < x < hi:
-            x = (lo + hi) / 2
-        if last is not None and abs(x - last) <= 1e-10 * hi:  # converged to well within 1e-9 of the root
-            return x
-        last = x
-        f = survival(x) - target
-        if f > 0:
-            lo, f_lo = x, f
-            if side == 1:
-                f_hi /= 2
-            side = 1
-        else:
-            hi, f_hi = x, f
-            if f == 0:
-                break
-            if side == -1:
-                f_lo /= 2
-            side = -1
-    return hi
+    return narrow(lambda x: target - survival(x), lo, -f_lo, hi, -f_hi, 1e-9)[1]
 
 
 def prefill_rate(sc: Scenario, running: float) -> float:

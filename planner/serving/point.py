@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import isfinite, sqrt
 
 import numpy as np
 
+from planner.base.roots import narrow
 from planner.deploy.scenario import Scenario
 from planner.perf.steps import Step, decode_step, mixed_step, prefill_step, tokens_per_step
 
@@ -177,27 +177,3 @@ def largest_within(excess: Callable[[float], float], cap: float, hint: float | N
         if f_lo > 0:
             return None
     return narrow(excess, lo, f_lo, hi, f_hi, rel_tol)[0]
-
-
-def narrow(f: Callable[[float], float], lo: float, f_lo: float, hi: float, f_hi: float,
-           rel_tol: float = REL_TOL) -> tuple[float, float]:
-    """The bracket [lo, hi] of a root of increasing `f` (f(lo) = f_lo <= 0 < f(hi) = f_hi) narrowed until
-    hi <= lo (1 + rel_tol), by the Illinois form of regula falsi (largest_within)."""
-    side, nudge = 0, sqrt(1 + rel_tol)
-    while hi > lo * (1 + rel_tol):
-        if isfinite(f_lo) and isfinite(f_hi) and f_hi > f_lo:
-            r = min(max(hi - f_hi * (hi - lo) / (f_hi - f_lo), lo * nudge), hi / nudge)
-        else:
-            r = sqrt(lo * hi)
-        f_r = f(r)
-        if f_r <= 0:
-            lo, f_lo = r, f_r
-            if side == 1:
-                f_hi /= 2
-            side = 1
-        else:
-            hi, f_hi = r, f_r
-            if side == -1:
-                f_lo /= 2
-            side = -1
-    return lo, hi

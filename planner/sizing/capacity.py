@@ -17,6 +17,7 @@ from math import ceil
 import numpy as np
 
 from planner.base.errors import PlannerError
+from planner.base.roots import narrow
 from planner.deploy.memory import MemoryReport
 from planner.deploy.scenario import Scenario
 from planner.perf.step_sweep import StepSweep, evaluate
@@ -27,7 +28,6 @@ from planner.serving.point import (
     OperatingPoint,
     chunk_tokens,
     largest_within,
-    narrow,
     replica_groups,
     steady_prompt_tokens,
 )
@@ -176,7 +176,7 @@ def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:
         op = OperatingPoint(sc, r)
         return op.output_tokens_per_s(op.mixed_step().seconds) / out_needed - 1
 
-    # throughput grows with the batch, so the surplus does: its root by planner.serving.point.narrow, from a floor
+    # throughput grows with the batch, so the surplus does: its root by planner.base.roots.narrow, from a floor
     # (throughput grows slower than the batch) and the capacity (surplus > 0 there)
     lo, hi, s_lo, s_hi = 0.0, capacity.running, -1.0, capacity.out_per_s / out_needed - 1
     guess = capacity.running * out_needed / capacity.out_per_s
@@ -187,7 +187,7 @@ def running_for(sc: Scenario, capacity: Capacity, out_needed: float) -> float:
         lo, s_lo = guess, s
     if hi - lo <= max(1e-3, REL_TOL * hi):
         return hi
-    return narrow(surplus, lo, s_lo, hi, s_hi)[1]
+    return narrow(surplus, lo, s_lo, hi, s_hi, REL_TOL)[1]
 
 
 def replicas_needed(out_needed: float | None, users: float | None, capacity: Capacity, sc: Scenario) -> int:
