@@ -58,6 +58,7 @@ from planner.sizing.workload import SizingWorkload
 EXACT_MIN = 12  # plans the scalar model re-evaluates at least (the best by the screen)
 EXACT_PER_TOP = 3  # ... and at least this many per reported plan
 PARALLEL_MIN_GROUPS = 64  # memory groups below which a second process is not worth its start
+_SETTLED = ("replicas", "out_served", "tpot_op_s", "usd_per_hour", "capex", "extra")  # what `settle` sets on a Row
 # `python -m planner size` answers within this many seconds by default: a one-model workload takes 2-5 s on a 2-core
 # machine, the whole catalog at max_nodes 64 minutes; past it the answer is partial and says what it left out
 DEFAULT_BUDGET_S = 15.0
@@ -287,8 +288,20 @@ def _unsearched(groups: list) -> list[str]:
     return [f"{where}: {n:,} candidate plan(s)" for where, n in sorted(count.items(), key=lambda kv: -kv[1])]
 
 
-def _exact_of(cand: Candidate, mem: MemoryReport, wl: SizingWorkload, hint: float) -> Capacity | None:
-    return exact_capacity(build(cand, wl), mem, Limits.of(dict(wl.slo)), hint=hint)  # a worker's share of refine
+def _exact_settled(row: Row, wl: SizingWorkload, limits: Limits) -> tuple[Capacity | None, tuple]:
+    """Refine's work on one row: its exact capacity and, when it has one, its _SETTLED fields there."""
+    cap = exact_capacity(row.sc, row.mem, limits, hint=row.cap.running)
+    if cap is None:
+        return None, ()
+    done = Row(row.cand, row.cost, row.sc, row.mem, cap)
+    settle(done, wl)
+    return cap, tuple(getattr(done, name) for name in _SETTLED)
+
+
+def _exact_of(cand: Candidate, cost: UnitCost, mem: MemoryReport, wl: SizingWorkload, hint: float):
+    """_exact_settled in a pool worker (the scenario built there; `hint` the screen's capacity)."""
+    return _exact_settled(Row(cand, cost, build(cand, wl), mem, Capacity(hint, 0.0, 0.0, 0.0, False)), wl,
+                          Limits.of(dict(wl.slo)))
 
 
 def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row] = (),
@@ -300,19 +313,20 @@ def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row
     chosen += [r for r in extra if r not in chosen]
     need = [r for r in chosen if not r.ensure(wl).cap.exact]  # every chosen row gets its scenario here
     theirs = need[1::2] if pool is not None else []
-    futures = {id(r): pool.submit(_exact_of, r.cand, r.mem, wl, r.cap.running) for r in theirs}
-    caps = {id(r): exact_capacity(r.sc, r.mem, limits, hint=r.cap.running) for r in need if id(r) not in futures}
-    caps.update({key: f.result() for key, f in futures.items()})
+    futures = {id(r): pool.submit(_exact_of, r.cand, r.cost, r.mem, wl, r.cap.running) for r in theirs}
+    done = {id(r): _exact_settled(r, wl, limits) for r in need if id(r) not in futures}
+    done.update({key: f.result() for key, f in futures.items()})
     exact = []
     for row in chosen:
         if not row.cap.exact:
-            cap = caps[id(row)]
+            cap, settled = done[id(row)]
             if cap is None:
                 _slo_reject(row.cand, row.cost, row.sc, limits, rej, {} if tried is None else tried)
                 rows.remove(row)
                 continue
             row.cap = cap
-            settle(row, wl)
+            for name, value in zip(_SETTLED, settled, strict=True):
+                setattr(row, name, value)
             reason = _budget_reason(row, wl)
             if reason:
                 rej.add(reason, "budget")
