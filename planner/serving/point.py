@@ -13,7 +13,7 @@ random arrivals, sizing capacity and the plan answer share, each rule written on
   step). Counting it made sizing over-provision, since simulated verification only adds replicas (issue 18 note,
   session 19).
 - The SLO limit: the largest running batch (<= the memory / scheduler cap) whose TPOT and TTFT keep the SLO, by
-  bisection in log(R) (the step time grows with R, and so do TPOT and TTFT).
+  regula falsi on the SLO excess (the step time grows with R, and so do TPOT and TTFT; largest_within).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from planner.base.roots import narrow
 from planner.deploy.scenario import Scenario
 from planner.perf.steps import Step, decode_step, mixed_step, prefill_step, tokens_per_step
 
-REL_TOL = 0.01  # the sizing search's bisection stops when the bracket is within 1%
+REL_TOL = 0.01  # the sizing search's capacity searches stop when the bracket is within 1%
 
 
 def replica_groups(sc: Scenario) -> int:

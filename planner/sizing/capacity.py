@@ -6,7 +6,7 @@ Two paths over the same models:
   batch on a grid (planner.perf.step_sweep.StepSweep, numpy: the scalar model's steps to float precision), with
   the SLO boundary interpolated between grid points. An estimate, used to rank every candidate that fits.
 - `exact_capacity`: the scalar serving model (planner.serving.serve.serve_point: one mixed step from op records),
-  bisected on the running batch. Used for the plans that are reported.
+  searched on the running batch (planner.serving.point.largest_within). Used for the plans that are reported.
 """
 
 from __future__ import annotations
