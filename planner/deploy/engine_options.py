@@ -45,8 +45,7 @@ def tuned_for_chosen_batch(engine: Engine, wl: Any) -> Engine:
     runtime, no Python launches) or capture their batch sizes; NVIDIA's trtllm-serve recipes set
     cuda_graph_config.max_batch_size to the max batch; SGLang takes --cuda-graph-max-bs and piecewise prefill graphs.
     A scenario that states engine_options.cuda_graph_max_batch keeps it."""
-    if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None
-                                 and (engine.compiled_steps or not engine.eager_kernel_host_s)):
+    if not chooses_batch(wl) or (engine.cuda_graph_max_batch is None and not engine.pays_launch_floor):
         return engine
     return _every_step_graphed(engine)
 
@@ -108,15 +107,13 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     # TensorRT-LLM enable_chunked_prefill (SGLang --chunked-prefill-size -1: off); overlap_schedule: TensorRT-LLM
     # disable_overlap_scheduler, SGLang --disable-overlap-schedule (true: off); enforce_eager: no CUDA graph and no
     # compiled step, each op launched from Python at the engine's eager_* host cost per op-record kernel
-    for key in ("chunked_prefill", "overlap_schedule", "enforce_eager"):
-        value = opts.get(key)
+    flags = {key: opts.get(key) for key in ("chunked_prefill", "overlap_schedule", "enforce_eager")}
+    for key, value in flags.items():
         if value is not None and not isinstance(value, bool):
             raise PlannerError("expected true or false", file=file, field=f"{pre}{key}")
-        if key == "enforce_eager":  # vLLM --enforce-eager, SGLang --disable-cuda-graph: every step op by op
-            if value:
-                changes.update(cuda_graph_max_batch=0, graph_prefill_tokens=0, compiled_steps=False)
-        elif value is not None:
-            changes[key] = value
+    changes.update({key: flags[key] for key in ("chunked_prefill", "overlap_schedule") if flags[key] is not None})
+    if flags["enforce_eager"]:  # vLLM --enforce-eager, SGLang --disable-cuda-graph: every step op by op
+        changes.update(cuda_graph_max_batch=0, graph_prefill_tokens=0, compiled_steps=False)
     if balance is not None:
         changes["adp_balance"] = balance or None
     if any(w is not None for w in wait):

@@ -53,8 +53,7 @@ class Engine:
     # the same per CPU compute dtype (fp32: AVX-512 kernels for GGUF weights; int8 / bf16: AMX kernels), when an
     # engine's kernel families differ, each a fraction or a curve over GEMM rows; falls back to cpu_compute_efficiency
     cpu_compute_efficiency_by_dtype: tuple[tuple[str, Curve], ...] = ()
-    # CUDA graphs: a step replayed from a graph costs the GPU time only; a step launched kernel by kernel from
-    # Python costs at least eager_kernel_host_s per kernel of the op records (planner.perf.steps.run_ops)
+    # CUDA graphs: a replayed step costs GPU time only; one launched from Python at least its kernels' launches
     cuda_graph_max_batch: int | None = None  # decode batches (sequences per engine group) captured; None: all
     # the decode batch sizes the engine captures (up to its largest, cuda_graph_max_batch where set, which is then
     # captured too); a decode batch of b sequences replays the graph of the smallest captured size >= b, its extra
@@ -62,8 +61,8 @@ class Engine:
     cuda_graph_sizes: tuple[int, ...] | None = None
     graph_prefill_tokens: int = 0  # prefill / mixed steps up to this many tokens per group run as graphs
     eager_kernel_host_s: float = 0.0  # host time per op-record kernel outside a graph (0: not modelled)
-    # the same for models with MLA attention, whose op records stand for more real kernels (latent norms, rope,
-    # absorbed projections, FP8 activation quantization); None: eager_kernel_host_s
+    # the same for MLA models, whose op records stand for more real kernels (latent norms, rope, absorbed
+    # projections, FP8 activation quantization); None: eager_kernel_host_s
     eager_kernel_host_mla_s: float | None = None
     # the same in an eager prefill of an MLA model, where the engine takes another path than in decode (SGLang: the
     # MHA prefill with its up-projections); None: eager_kernel_host_mla_s
@@ -71,11 +70,10 @@ class Engine:
     # the same in an eager prefill of another MoE model (SGLang: the Triton fused-MoE launchers and the attention
     # backend's extend path); None: eager_kernel_host_s
     eager_prefill_kernel_host_moe_s: float | None = None
-    # steps outside CUDA graphs run compiled code (vLLM's torch.compile / inductor) whose host cost per kernel is not
-    # modelled: no launch floor; the eager_* figures then apply only with engine_options.enforce_eager
+    # steps outside CUDA graphs run compiled code (vLLM's torch.compile / inductor): no launch floor modelled; the
+    # eager_* figures then apply only with engine_options.enforce_eager (pays_launch_floor)
     compiled_steps: bool = False
-    # MLA's q_a_proj and kv_a_proj_with_mqa merged into one GEMM at load time (planner.perf.ops)
-    fused_qkv_a: bool = False
+    fused_qkv_a: bool = False  # MLA's q_a_proj and kv_a_proj_with_mqa as one GEMM, merged at load (planner.perf.ops)
     # ops on the CPU (all of them without a GPU) run synchronously, so their dispatch (PyTorch: Python/ATen and
     # OpenMP fork/join; ggml: the thread barrier per node) adds to the work: seconds per op-record kernel (0: none)
     cpu_op_host_s: float = 0.0
@@ -83,8 +81,8 @@ class Engine:
     # the OpenAI-compatible API server takes in a request (chat template, tokenization, validation) in this many
     # seconds, one at a time, and streams no output while requests wait to be taken in (planner.serving.serve.wave)
     request_ingest_s: float = 0.0
-    # API server processes taking requests in side by side (vLLM --api-server-count); None: one per attention-DP rank
-    # (vLLM >= 0.15's default with its internal DP load balancer); the intake then runs that many times faster
+    # API server processes taking requests in side by side (vLLM --api-server-count; None: one per attention-DP rank,
+    # vLLM >= 0.15's default with its internal DP load balancer): the intake runs that many times faster
     api_server_count: int | None = 1
     # latency a request's first token spends outside the forward pass (HTTP, chat template, tokenizer, IPC to the
     # scheduler and back, detokenizer, first SSE chunk), added to every served TTFT
@@ -110,9 +108,8 @@ class Engine:
     # every rank decodes, then batching_wait_iters more (planner.serving.gates); None: off or no such knob
     adp_balance: tuple[int, int] | None = None
     adp_balance_option: bool = False  # the engine offers it (engine_options.attention_dp_balance)
-    # kernel efficiency tables: "default" (profiles/calibration/default.yaml, with a <gpu>.yaml overlay) or "silicon"
-    # (also the engine's kernels measured on this GPU, profiles/calibration/silicon/<gpu>-<engine>.yaml); a scenario
-    # picks it with engine_options.kernel_tables (planner.perf.steps.machine)
+    # kernel efficiency tables (engine_options.kernel_tables, planner.perf.steps.machine): "default" (calibration/
+    # default.yaml with a <gpu>.yaml overlay) or "silicon" (also calibration/silicon/<gpu>-<engine>.yaml)
     kernel_tables: str = "default"
     # with silicon tables: one engine version's import (<gpu>-<engine>@<version>.yaml, engine_options
     # .kernel_tables_version); None: the default import, each table dtype from the newest version holding it
@@ -123,9 +120,8 @@ class Engine:
     host_stream_overlap: bool = True  # False: a layer's copy and its GEMMs run one after the other
     max_running_requests: int | None = None  # scheduler cap on running sequences per group (None: max_num_seqs)
     # routed experts split by tensor parallelism (ep 1) run the engine's own fused-MoE kernel (vLLM/SGLang: Triton
-    # fused_moe) rather than the grouped GEMM of the default table (DeepGEMM, used with expert parallelism): its
-    # compute efficiency per dtype over rows per expert, replacing the table's grouped_gemm curve
-    # (planner.perf.steps.machine)
+    # fused_moe), not the default table's grouped GEMM (DeepGEMM, with expert parallelism): its compute efficiency
+    # per dtype over rows per expert replaces the table's grouped_gemm curve (planner.perf.steps.machine)
     tp_moe_compute_by_dtype: tuple[tuple[str, Curve], ...] = ()
     # (latency_s, memory_fraction): the engine's fused-MoE kernels stream the experts' bytes at memory_fraction of
     # HBM after a fixed latency_s per call, t = max(compute, latency_s + bytes / (HBM x memory_fraction)), in place
@@ -170,6 +166,11 @@ class Engine:
             return None
         return (f"{self.name} does not load {fmt.name}: it holds {', '.join(missing)}'s own GGUF quant types "
                 f"(IQ*_K / IQ*_KS / IQ*_KT), which only an engine of that fork reads (e.g. engine {missing[0]})")
+
+    @property
+    def pays_launch_floor(self) -> bool:
+        """A step outside a CUDA graph costs at least its kernels' Python launches (not compiled, an eager figure)."""
+        return not self.compiled_steps and self.eager_kernel_host_s > 0
 
     @property
     def running_cap(self) -> int:

@@ -242,7 +242,7 @@ def launch_seconds(sc: Scenario, ops: list[Op], prefill: bool = False) -> float:
 def launch_per_kernel(sc: Scenario, prefill: bool = False) -> float:
     """Host seconds to launch one kernel outside a CUDA graph (launch_seconds)."""
     eng = sc.engine
-    if eng.compiled_steps:  # compiled code outside the graphs: its host cost is not modelled (engine profile)
+    if not eng.pays_launch_floor:  # compiled code outside the graphs, or no eager figure (Engine.pays_launch_floor)
         return 0.0
     per_kernel = eng.eager_kernel_host_s
     if prefill and sc.model.spec.attention != "mla" and sc.model.spec.is_moe:
