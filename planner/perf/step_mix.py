@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 
 def merge(a: list, b: list) -> list:
     """One chunked-prefill step: the same ops over decode and prefill tokens; weights are read once."""
@@ -30,20 +32,27 @@ def lockstep(f: float, ranks: int) -> float:
     return 1.0 - (1.0 - f) ** ranks if ranks > 1 else f  # f a number or a numpy array
 
 
+def chunk_per_gpu(budget: float, decode_tokens, new: float, tp: int):
+    """Prompt tokens per GPU one rank's step takes of a waiting prompt of `new` tokens: what the step's token budget
+    leaves beside its `decode_tokens` (per engine group), at most the prompt (numbers or numpy arrays)."""
+    return np.minimum(new, np.maximum(1.0, budget - decode_tokens)) / tp
+
+
 def amortized(a, b, f: float):
     """Step a followed, on average, by f of step b (planner.perf.steps.Step)."""
-    timed = a.timed + tuple(replace(x, seconds=x.seconds * f) for x in b.timed)
-    return replace(a, seconds=a.seconds + f * b.seconds, timed=timed, compute_s=a.compute_s + f * b.compute_s,
-                   memory_s=a.memory_s + f * b.memory_s, comm_s=a.comm_s + f * b.comm_s,
-                   host_s=a.host_s + f * b.host_s, overhead_s=a.overhead_s + f * b.overhead_s,
-                   launch_s=a.launch_s + f * b.launch_s)
+    return _weighted(a, 1.0, b, f)
 
 
 def blend(a, b, w: float):
     """Step a in a share 1 - w of steps and step b in the rest, on average (planner.perf.steps.Step)."""
-    timed = tuple(replace(x, seconds=x.seconds * (1 - w)) for x in a.timed) + \
-        tuple(replace(x, seconds=x.seconds * w) for x in b.timed)
-    mix = lambda x, y: (1 - w) * x + w * y  # noqa: E731
+    return _weighted(a, 1 - w, b, w)
+
+
+def _weighted(a, wa: float, b, wb: float):
+    """wa x step a + wb x step b: every time and every timed op scaled by its weight."""
+    timed = tuple(replace(x, seconds=x.seconds * wa) for x in a.timed) + \
+        tuple(replace(x, seconds=x.seconds * wb) for x in b.timed)
+    mix = lambda x, y: wa * x + wb * y  # noqa: E731
     return replace(a, seconds=mix(a.seconds, b.seconds), timed=timed, compute_s=mix(a.compute_s, b.compute_s),
                    memory_s=mix(a.memory_s, b.memory_s), comm_s=mix(a.comm_s, b.comm_s),
                    host_s=mix(a.host_s, b.host_s), overhead_s=mix(a.overhead_s, b.overhead_s),

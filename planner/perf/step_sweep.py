@@ -46,7 +46,7 @@ from planner.perf.op_static import (
     signature,
 )
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
-from planner.perf.step_mix import lockstep
+from planner.perf.step_mix import chunk_per_gpu, lockstep
 from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_per_kernel, machine, prefill_ops, tokens_per_step
 from planner.perf.sweep import _interp, shape_factor
 
@@ -286,7 +286,7 @@ class StepSweep:
             jobs, share, lumpy = [self.prefill_job(p / f)], lockstep(f, d), None
             dec_at = np.ones_like(has)
         else:  # attention-DP ranks in lockstep: a whole chunk in a share of steps where the prompt tokens are fewer
-            chunk = np.minimum(new, np.maximum(1.0, eng.max_batched_tokens - b * t * tokens_per_step(self.sc))) / t
+            chunk = chunk_per_gpu(eng.max_batched_tokens, b * t * tokens_per_step(self.sc), new, t)
             lumpy = (p < chunk) if d > 1 else np.zeros_like(p, dtype=bool)
             q = np.where(lumpy, chunk, p)
             share = np.where(lumpy, lockstep(p / chunk, d), 1.0)

@@ -41,7 +41,7 @@ from planner.hardware.efficiency import (
 from planner.perf.op_record import fp8_scaling
 from planner.perf.ops import Op, role_dtype, scale_up_gpus, step_ops
 from planner.perf.roofline import Machine, TimedOp, allreduce_table, mma_dtype, time_op
-from planner.perf.step_mix import amortized, blend, lockstep, merge
+from planner.perf.step_mix import amortized, blend, chunk_per_gpu, lockstep, merge
 
 # Two-batch overlap hides this fraction of the shorter of compute and communication. 0.5 reproduces the gains
 # LMSYS measured with SGLang on 96x H100 (lm-sys blog 2025-05-05: prefill +27-35% at equal tokens per device,
@@ -346,7 +346,7 @@ def mixed_step(sc: Scenario, batch_per_gpu: float, kv_len: float, prefill_tokens
         f = min(1.0, prefill_tokens_per_gpu * t / new)
         return amortized(decode_step(sc, batch_per_gpu, kv_len),
                          prefill_step(sc, prefill_tokens_per_gpu / f, prompt_len, cached), lockstep(f, d))
-    chunk = min(new, max(1.0, sc.engine.max_batched_tokens - batch_per_gpu * t * tokens_per_step(sc))) / t
+    chunk = float(chunk_per_gpu(sc.engine.max_batched_tokens, batch_per_gpu * t * tokens_per_step(sc), new, t))
     if d > 1 and prefill_tokens_per_gpu < chunk:
         alone = decode_step(sc, batch_per_gpu, kv_len)
         both = _merged_step(sc, batch_per_gpu, kv_len, chunk, prompt_len, cached)
