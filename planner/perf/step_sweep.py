@@ -116,12 +116,12 @@ def evaluate(jobs: list[Job]) -> list[np.ndarray]:
     """Step seconds of each job, as [its points]: the jobs of a few points (a prompt chunk alone, a decode step
     at a batch without prompt tokens) timed together, the others together, each set in one set of array operations
     (planner.perf.roofline.time_op per op, planner.perf.steps.run_ops per step), its points padded to its longest."""
-    single = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) <= NARROW]
-    if not single or len(single) == len(jobs):
+    narrow = [len(job.parts[0][1]) <= NARROW for job in jobs]
+    if all(narrow) or not any(narrow):
         return _evaluate(jobs)
-    many = [k for k, job in enumerate(jobs) if len(job.parts[0][1]) > NARROW]
     out: list = [None] * len(jobs)
-    for ks in (single, many):
+    for side in (True, False):
+        ks = [k for k, n in enumerate(narrow) if n is side]
         for k, got in zip(ks, _evaluate([jobs[k] for k in ks]), strict=True):
             out[k] = got
     return out
@@ -297,14 +297,13 @@ class StepSweep:
             jobs.append(self.decode_job(b_all[dec_at]))
 
         def combine(out: list) -> np.ndarray:  # decode + share x prompt batch, or a blend of decode and mixed
-            dec = np.zeros(len(b_all))
+            step = np.zeros(len(b_all))  # the decode step alone where it was timed
             if dec_at.any():
-                dec[dec_at] = out[1]
-            step = dec.copy()
+                step[dec_at] = out[1]
             if lumpy is None:
                 step[has] += share * out[0]
             else:
-                step[has] = np.where(lumpy, (1 - share) * dec[has] + share * out[0], out[0])
+                step[has] = np.where(lumpy, (1 - share) * step[has] + share * out[0], out[0])
             return step
         return jobs, combine
 

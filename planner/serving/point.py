@@ -152,12 +152,9 @@ def largest_within(excess: Callable[[float], float], cap: float, hint: float | N
     """Largest running batch r in [1, cap] whose SLO `excess(r)` (Limits.excess: <= 0 where the SLO holds, growing
     with r) is <= 0, to `rel_tol` of r; None when not even r = 1 holds it. `hint` (an estimate) is tried first.
 
-    The bracket [lo, hi] (excess(lo) <= 0 < excess(hi)) shrinks by the Illinois form of regula falsi: the secant
-    through the bracket's ends, the retained end's excess halved when the same end moves twice running. A secant
-    point closer to an end than a factor sqrt(1 + rel_tol) moves to that distance, so a root near an end closes the
-    bracket in one more step; where an end's excess is not finite (TTFT unbounded past the prefill's capacity) the
-    geometric midpoint is taken. TPOT grows about linearly with the batch: a handful of evaluations where bisection
-    in log r took ten to twelve.
+    The bracket [lo, hi] (excess(lo) <= 0 < excess(hi)) is narrowed by regula falsi (planner.base.roots.narrow;
+    an end whose excess is not finite, a TTFT unbounded past the prefill's capacity, takes bisection steps). TPOT
+    grows about linearly with the batch: a handful of evaluations where bisection in log r took ten to twelve.
 
     Where the excess is not monotone (a p99 TPOT can fall as the batch grows: prompt arrivals disturb a small batch
     more, planner.serving.arrivals.tails), the boundary returned is one inside the bracket, found from the hint."""

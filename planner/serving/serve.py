@@ -268,6 +268,13 @@ def _serve_running(sc: Scenario, mem: MemoryReport) -> float:
     return _slo_limited(sc, cap, serving=True)
 
 
+def slo_excess(sc: Scenario, limits: Limits, running: float) -> float:
+    """Limits.excess of the serving point with `running` sequences per engine group (<= 0 where the SLO holds, at
+    its percentile where it has one): what the SLO-limit searches (planner.serving.point.largest_within) narrow."""
+    pt = serve_point(sc, running)
+    return float(limits.excess(pt.slo_tpot_s, pt.slo_ttft_s))
+
+
 def _slo_limited(sc: Scenario, cap: float, serving: bool) -> float:
     """Largest running batch per engine group (<= cap) whose TPOT and TTFT keep the SLO (planner.serving.point
     .largest_within; 1 when not even one sequence keeps it). `serving`: steady-state mixed steps with their TTFT;
@@ -278,8 +285,7 @@ def _slo_limited(sc: Scenario, cap: float, serving: bool) -> float:
 
     def excess(r: float) -> float:
         if serving:
-            pt = serve_point(sc, r)
-            return float(limits.excess(pt.slo_tpot_s, pt.slo_ttft_s))
+            return slo_excess(sc, limits, r)
         return float(limits.excess(OperatingPoint(sc, r).decode_step().seconds / tokens_per_step(sc), 0.0))
 
     best = largest_within(excess, cap, rel_tol=ESTIMATE_REL_TOL)

@@ -31,7 +31,7 @@ from planner.serving.point import (
     replica_groups,
     steady_prompt_tokens,
 )
-from planner.serving.serve import max_running, serve_point
+from planner.serving.serve import max_running, serve_point, slo_excess
 
 GRID = 32  # batch sizes per candidate in the vectorized screen
 SCREEN_BATCH = 64  # plans whose steps one numpy pass times (memory: ~64 x 3 steps x 40 ops x 8 fields x 33 points)
@@ -156,11 +156,7 @@ class _Staged:
 def exact_capacity(sc: Scenario, mem: MemoryReport, limits: Limits, hint: float | None = None) -> Capacity | None:
     """Largest running batch per group (<= memory and engine limit) within the SLO, by the scalar model."""
 
-    def excess(r: float) -> float:
-        pt = serve_point(sc, r)
-        return float(limits.excess(pt.slo_tpot_s, pt.slo_ttft_s))
-
-    best = largest_within(excess, max_running(sc, mem), hint)
+    best = largest_within(lambda r: slo_excess(sc, limits, r), max_running(sc, mem), hint)
     if best is None:
         return None
     pt = serve_point(sc, best)
