@@ -127,6 +127,22 @@ def _opt(section: Mapping, key: str, file: str, prefix: str, scale: float | None
     return value if value is None or scale is None else value * scale
 
 
+def _profile_file(subdir: str, name_or_path: str | Path, kind: str) -> tuple[str, int]:
+    """(path, modification time in ns; 0 for no regular file) of a profile (_profile_path), with one stat for a
+    name that names a file: a sizing search asks thousands of times."""
+    text = str(name_or_path)
+    if _NAME.fullmatch(text):
+        path_text = f"{HARDWARE_DIR / subdir if subdir else HARDWARE_DIR}{os.sep}{text}.yaml"
+        try:
+            st = os.stat(path_text)
+        except (OSError, ValueError):
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            return path_text, st.st_mtime_ns
+    path = _profile_path(subdir, name_or_path, kind)
+    return str(path), path.stat().st_mtime_ns if is_file(path) else 0
+
+
 def _profile_path(subdir: str, name_or_path: str | Path, kind: str) -> Path:
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text:
@@ -237,20 +253,9 @@ _GRACE_KEYS = ("capacity_gb_per_gpu", "type", "c2c_uni_gb_per_s", "bandwidth_gb_
 
 
 def load_accelerator(name_or_path: str | Path) -> Accelerator:
-    """Accelerator by profile name (profiles/hardware/<name>.yaml) or by path to a profile file. A profile name that
-    names a file is looked up with one stat (a sizing search asks thousands of times); the file's modification time
-    keys the cache, so an edited profile is read again."""
-    text = str(name_or_path)
-    if _NAME.fullmatch(text):
-        path_text = f"{HARDWARE_DIR}{os.sep}{text}.yaml"
-        try:
-            st = os.stat(path_text)
-        except (OSError, ValueError):
-            st = None
-        if st is not None and stat.S_ISREG(st.st_mode):
-            return _load_accelerator(path_text, st.st_mtime_ns)
-    path = _profile_path("", name_or_path, "accelerator")
-    return _load_accelerator(str(path), path.stat().st_mtime_ns if is_file(path) else 0)
+    """Accelerator by profile name (profiles/hardware/<name>.yaml) or by path to a profile file; the file's
+    modification time keys the cache, so an edited profile is read again."""
+    return _load_accelerator(*_profile_file("", name_or_path, "accelerator"))
 
 
 @lru_cache(maxsize=256)

@@ -12,18 +12,20 @@ FRONTS = {"cost_vs_throughput": ("usd_per_hour_per_replica", "output_tokens_per_
           "cost_vs_latency": ("usd_per_m_output_tokens", "tpot_ms", False)}
 
 
+# the figures the fronts compare, as `columns` names them (read per row; a front never needs the hardware label)
+_VALUE = {"usd_per_hour_per_replica": lambda r: r.cost.usd_per_hour,
+          "output_tokens_per_s_per_replica": lambda r: r.cap.out_per_s,
+          "usd_per_m_output_tokens": lambda r: r.usd_per_m_output, "tpot_ms": lambda r: r.tpot_op_s * 1e3}
+
+
 def columns(r) -> dict:
     """One feasible plan as a table row (an estimate unless `exact`)."""
     return {"model": r.cand.model, "hardware": r.cand.hw.label(), "weights": r.cand.weights,
             "kv_cache": r.cand.kv_cache, "engine": r.cand.engine, "plan": r.cand.plan, "replicas": r.replicas,
-            "usd_per_hour_per_replica": r.cost.usd_per_hour, "output_tokens_per_s_per_replica": r.cap.out_per_s,
-            "usd_per_hour": r.usd_per_hour, "usd_per_m_output_tokens": r.usd_per_m_output,
-            "tpot_ms": r.tpot_op_s * 1e3, "exact": r.cap.exact}
-
-
-_VALUE = {"usd_per_hour_per_replica": lambda r: r.cost.usd_per_hour,
-          "output_tokens_per_s_per_replica": lambda r: r.cap.out_per_s,
-          "usd_per_m_output_tokens": lambda r: r.usd_per_m_output, "tpot_ms": lambda r: r.tpot_op_s * 1e3}
+            "usd_per_hour_per_replica": _VALUE["usd_per_hour_per_replica"](r),
+            "output_tokens_per_s_per_replica": _VALUE["output_tokens_per_s_per_replica"](r),
+            "usd_per_hour": r.usd_per_hour, "usd_per_m_output_tokens": _VALUE["usd_per_m_output_tokens"](r),
+            "tpot_ms": _VALUE["tpot_ms"](r), "exact": r.cap.exact}
 
 
 def front(rows, cost: str, value: str, maximize: bool) -> list[int]:

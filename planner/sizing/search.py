@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -58,7 +58,6 @@ from planner.sizing.workload import SizingWorkload
 EXACT_MIN = 12  # plans the scalar model re-evaluates at least (the best by the screen)
 EXACT_PER_TOP = 3  # ... and at least this many per reported plan
 PARALLEL_MIN_GROUPS = 64  # memory groups below which a second process is not worth its start
-_SETTLED = ("replicas", "out_served", "tpot_op_s", "usd_per_hour", "capex", "extra")  # what `settle` sets on a Row
 # `python -m planner size` answers within this many seconds by default: a one-model workload takes 2-5 s on a 2-core
 # machine, the whole catalog at max_nodes 64 minutes; past it the answer is partial and says what it left out
 DEFAULT_BUDGET_S = 15.0
@@ -100,6 +99,10 @@ class Row:
                  "capex": self.capex, "latency": self.tpot_op_s}[objective]
         return (not self.cand.published, first, self.usd_per_hour, self.tpot_op_s, self.cand.hw.gpus * self.replicas,
                 self.cand.hw.label(), self.cand.weights, self.cand.kv_cache, self.cand.engine, self.cand.plan)
+
+
+# what `settle` sets on a Row (refine copies them from a worker): every field but the plan, its scenario and capacity
+_SETTLED = tuple(f.name for f in fields(Row) if f.name not in ("cand", "cost", "sc", "mem", "cap", "curve"))
 
 
 def _slo_reject(cand: Candidate, cost: UnitCost, sc: Scenario, limits: Limits, rej: Rejections,
@@ -288,20 +291,17 @@ def _unsearched(groups: list) -> list[str]:
     return [f"{where}: {n:,} candidate plan(s)" for where, n in sorted(count.items(), key=lambda kv: -kv[1])]
 
 
-def _exact_settled(row: Row, wl: SizingWorkload, limits: Limits) -> tuple[Capacity | None, tuple]:
-    """Refine's work on one row: its exact capacity and, when it has one, its _SETTLED fields there."""
-    cap = exact_capacity(row.sc, row.mem, limits, hint=row.cap.running)
+def _exact_settled(cand: Candidate, cost: UnitCost, sc: Scenario | None, mem: MemoryReport, wl: SizingWorkload,
+                   hint: float) -> tuple[Capacity | None, tuple]:
+    """Refine's work on one plan (`sc` None: built here, in a pool worker): its exact capacity from the screen's
+    `hint` and, when it has one, the _SETTLED fields of the plan settled there."""
+    sc = build(cand, wl) if sc is None else sc
+    cap = exact_capacity(sc, mem, Limits.of(dict(wl.slo)), hint=hint)
     if cap is None:
         return None, ()
-    done = Row(row.cand, row.cost, row.sc, row.mem, cap)
+    done = Row(cand, cost, sc, mem, cap)
     settle(done, wl)
     return cap, tuple(getattr(done, name) for name in _SETTLED)
-
-
-def _exact_of(cand: Candidate, cost: UnitCost, mem: MemoryReport, wl: SizingWorkload, hint: float):
-    """_exact_settled in a pool worker (the scenario built there; `hint` the screen's capacity)."""
-    return _exact_settled(Row(cand, cost, build(cand, wl), mem, Capacity(hint, 0.0, 0.0, 0.0, False)), wl,
-                          Limits.of(dict(wl.slo)))
 
 
 def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row] = (),
@@ -313,8 +313,8 @@ def refine(rows: list[Row], wl: SizingWorkload, rej: Rejections, extra: list[Row
     chosen += [r for r in extra if r not in chosen]
     need = [r for r in chosen if not r.ensure(wl).cap.exact]  # every chosen row gets its scenario here
     theirs = need[1::2] if pool is not None else []
-    futures = {id(r): pool.submit(_exact_of, r.cand, r.cost, r.mem, wl, r.cap.running) for r in theirs}
-    done = {id(r): _exact_settled(r, wl, limits) for r in need if id(r) not in futures}
+    futures = {id(r): pool.submit(_exact_settled, r.cand, r.cost, None, r.mem, wl, r.cap.running) for r in theirs}
+    done = {id(r): _exact_settled(r.cand, r.cost, r.sc, r.mem, wl, r.cap.running) for r in need if id(r) not in futures}
     done.update({key: f.result() for key, f in futures.items()})
     exact = []
     for row in chosen:
