@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from kernels_bench import silicon_fit
+from kernels_bench.silicon_mla import MLA_MODELS, mla_ops
 from planner.base.errors import PlannerError
 from planner.deploy.scenario import make_scenario
 from planner.hardware.accelerators import load_accelerator
 from planner.model.quant import storage_types
 from planner.perf.ops import _gemm, step_ops
 from planner.perf.roofline import _peak
-from planner.perf.steps import decode_ops, prefill_ops
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200", "b300_sxm": "b300",
            "gb200": "gb200", "gb300": "gb300", "a100_sxm": "a100-sxm-80gb", "l40s": "l40s",
@@ -114,7 +114,6 @@ KERNEL_PREFERENCE = ("moe_torch_flow_min_latency", "moe_torch_flow_cutlass")
 DEEPSEEK_GROUPS = (8, 4)
 ROUTING_GROUPS = {(7168, 256, 8): DEEPSEEK_GROUPS}
 TRTLLM_GROUPED = ("moe_torch_flow_min_latency", 256)
-MLA_MODELS = {128: "deepseek-v3", 64: "kimi-k2.5"}  # total attention heads -> a profile with that MLA layout
 MOE_BASE = "kimi-k2.5"
 
 
@@ -304,26 +303,6 @@ def gemm_ops(row) -> list:
     st, key = GEMM_DTYPES[row.gemm_dtype]
     weight = storage_types()[st].tensor_bytes((row.n, row.k))
     return [replace(_gemm("gemm", 1, row.m, row.k, row.n, weight, storage_types()[st].compute), dtype=key)]
-
-
-@lru_cache(maxsize=64)
-def _mla_scenario(gpu: str, model: str, tp: int, kv: str):
-    return make_scenario(model, weights="bf16", kv_cache=kv, gpu=gpu, gpus_per_node=min(tp, 8),
-                         nodes=max(1, tp // 8), parallelism={"tp": tp}, engine="ideal", name="silicon-mla",
-                         file="kernels_bench import-silicon")
-
-
-def mla_ops(row, gpu: str, phase: str) -> list:
-    model = MLA_MODELS[row.num_heads * row.tp_size]
-    sc = _mla_scenario(gpu, model, row.tp_size, "fp8" if row.kv_cache_dtype == "fp8" else "bf16")
-    per_gpu = row.batch_size / row.tp_size  # the TP group's sequences, counted per GPU as the planner does
-    if phase == "decode":
-        ops = decode_ops(sc, per_gpu, row.step + 1)
-        name = "attn.mla_decode"
-    else:
-        ops = prefill_ops(sc, per_gpu * row.isl, row.isl)
-        name = "attn.mla_prefill"
-    return [replace(op, count=1) for op in ops if op.name == name]
 
 
 def _kernel_rank(kernel: str) -> int:
