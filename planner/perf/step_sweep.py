@@ -182,6 +182,27 @@ def _merged(dec: np.ndarray, pre: np.ndarray, pre_into: np.ndarray, only_pre: li
     return np.concatenate([both, pre[only_pre]], axis=0)
 
 
+def _shaped(timers: list[Timer], starts, t, t_c, t_m, rows, total, flops, v, floor) -> None:
+    """The ops with a silicon table's shape surface (roofline.time_op), timed in place in `t`: the ops of every
+    job that read one surface at once (the screen's plans on one GPU and engine share their surfaces)."""
+    by_surface: dict[int, list] = {}
+    for start, timer in zip(starts, timers, strict=True):
+        for i, shape, config, one, depth in timer.shapes:
+            by_surface.setdefault(id(shape), []).append((start + i, shape, config, one, depth))
+    for ops in by_surface.values():
+        i = np.array([op[0] for op in ops])
+        one = np.array([op[3] for op in ops])[:, None]
+        depth = np.array([op[4] for op in ops], dtype=float)[:, None]
+        r = rows[i]
+        axes = {"m": r, "depth": depth, "bytes": total[i], "width": flops[i] / (2 * r * depth),
+                "context": v[i, KV_READ] / np.maximum(v[i, KV_WRITE], 1e-30)}
+        factor = shape_factor(ops[0][1], None, axes) * np.ones_like(r)
+        for config in {id(op[2]): op[2] for op in ops if op[2] is not None}.values():
+            at = np.array([op[2] is config for op in ops])
+            factor[at] = factor[at] * _interp(config, np.maximum(r[at], 1.0))
+        t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, floor[i, None] - one)
+
+
 def _busy(timers: list[Timer], v: np.ndarray, sizes: list[int]) -> np.ndarray:
     """[jobs, points] work + communication of each job's ops, as run_ops adds them before the launch floor."""
     c = np.concatenate([t.const for t in timers])
@@ -206,14 +227,7 @@ def _busy(timers: list[Timer], v: np.ndarray, sizes: list[int]) -> np.ndarray:
         s = stream
         t[s] = np.maximum(t_c[s], c[s, C_SLAT, None] + total[s] / (bw[s] * c[s, C_SFRAC, None]))
     starts = np.cumsum([0] + sizes[:-1])
-    for start, timer in zip(starts, timers, strict=True):
-        for i, shape, config, one, depth in timer.shapes:  # a silicon table's shape surface (roofline.time_op)
-            i = start + i
-            r = rows[i]
-            axes = {"m": r, "depth": depth, "bytes": total[i], "width": flops[i] / (2 * r * depth),
-                    "context": v[i, KV_READ] / np.maximum(v[i, KV_WRITE], 1e-30)}
-            factor = shape_factor(shape, config, axes)
-            t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, c[i, C_FLOOR] - one)
+    _shaped(timers, starts, t, t_c, t_m, rows, total, flops, v, c[:, C_FLOOR])
     count = c[:, C_COUNT, None]
     work = np.add.reduceat(np.where(comm[:, None], 0.0, t) * count, starts, axis=0)
     comm_t = np.where(v[:, COMM] > 0, c[:, C_LAT, None] + np.maximum(c[:, C_ALPHA, None] * v[:, COMM],

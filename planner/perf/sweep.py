@@ -173,20 +173,37 @@ def shape_factor(surface, config, axes: dict) -> np.ndarray:
 
 def _surface(surface, values: list) -> np.ndarray:
     """planner.hardware.efficiency.Surface.at over arrays: multilinear in log(value) between knots, geometric in the
-    factor, flat beyond the outer knots."""
-    logf = np.log(np.asarray(surface.factors)).reshape([len(k) for k in surface.knots])
-    values = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in values])
-    corners = [((), 1.0)]
-    for knots, v in zip(surface.knots, values, strict=True):
-        if len(knots) == 1:
-            corners = [(idx + (np.zeros(v.shape, dtype=int),), w) for idx, w in corners]
+    factor, flat beyond the outer knots. The corners are indices into the flat (row-major) factors, taken in the
+    order Surface.at sums them."""
+    logf, logk, strides = _surface_arrays(surface)
+    corners = [(0, 1.0)]
+    for lk, stride, v in zip(logk, strides, values, strict=True):
+        if len(lk) == 1:
             continue
-        lk = np.log(knots)
-        x = np.clip(np.log(v), lk[0], lk[-1])
-        i = np.clip(np.searchsorted(lk, x, side="right") - 1, 0, len(knots) - 2)
-        f = (x - lk[i]) / (lk[i + 1] - lk[i])
-        corners = [c for idx, w in corners for c in ((idx + (i,), w * (1 - f)), (idx + (i + 1,), w * f))]
+        x = np.minimum(np.maximum(np.log(v), lk[0]), lk[-1])
+        i = np.minimum(np.maximum(np.searchsorted(lk, x, side="right") - 1, 0), len(lk) - 2)
+        lo = lk[i]
+        f = (x - lo) / (lk[i + 1] - lo)
+        at = i * stride
+        corners = [c for idx, w in corners for c in ((idx + at, w * (1 - f)), (idx + at + stride, w * f))]
     return np.exp(sum(w * logf[idx] for idx, w in corners))
+
+
+_SURFACES: dict[int, tuple] = {}  # id(surface) -> (surface, log factors, log knots per axis, strides)
+
+
+def _surface_arrays(surface) -> tuple:
+    """A Surface's log factors (flat, row-major), log knots per axis and each axis' stride, computed once per
+    surface (the screen asks tens of thousands of times)."""
+    hit = _SURFACES.get(id(surface))
+    if hit is None or hit[0] is not surface:
+        if len(_SURFACES) >= KNOTS_MAX:
+            _SURFACES.clear()
+        sizes = [len(k) for k in surface.knots]
+        strides = [int(np.prod(sizes[a + 1:])) for a in range(len(sizes))]
+        hit = _SURFACES[id(surface)] = (surface, np.log(np.asarray(surface.factors, dtype=float)),
+                                        [np.log(np.asarray(k, dtype=float)) for k in surface.knots], strides)
+    return hit[1:]
 
 
 _KNOTS: dict[int, tuple] = {}  # id(curve) -> (curve, log m, fractions): the curve held so its id stays its own
