@@ -23,7 +23,9 @@ from planner.sizing.workload import workload_from_mapping
 from tests.scenario_util import scenario
 from tests.test_sweep import CASES
 
-# rel 1e-4: a GEMM with fractional rows per token (lm_head on a prompt's last tokens) may round to one row off
+# rel 1e-4: a GEMM with fractional rows per token (lm_head on a prompt's last tokens) may round to one row off (a
+# silicon table's shape surface, read at that row count, moves it a little further: PREFILL_REL)
+PREFILL_REL = 2e-4
 BATCH = np.array([0.125, 0.5, 1, 3, 7.5, 32, 100, 300])  # sequences per GPU
 PROMPT = np.array([0, 1.7, 20, 100, 500, 2048, 4000, 9000])  # prompt tokens per GPU per step
 
@@ -57,7 +59,7 @@ def test_mixed_step_matches_scalar(over, cached):
     assert sweep.mixed(BATCH, PROMPT) == pytest.approx(_scalar(sc, kv, length, cached), rel=1e-4)
     chunks = np.array([1.0, 64, 512, 2048, 8192])
     assert sweep.prefill(chunks) == pytest.approx([prefill_step(sc, x, length, cached).seconds for x in chunks],
-                                                  rel=1e-4)
+                                                  rel=PREFILL_REL)
 
 
 def test_catalog_plans_across_gpus_share_records_and_match():

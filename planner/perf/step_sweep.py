@@ -48,7 +48,7 @@ from planner.perf.op_static import (
 from planner.perf.ops import ep_load_imbalance, scale_up_gpus
 from planner.perf.step_mix import chunk_per_gpu, lockstep
 from planner.perf.steps import TBO_HIDDEN, decode_ops, launch_per_kernel, machine, prefill_ops, tokens_per_step
-from planner.perf.sweep import _interp, shape_factor
+from planner.perf.sweep import _context, _interp, shape_factor
 
 FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_read_bytes", "kv_write_bytes", "comm_bytes", "rdma_bytes", "m")
 FLOPS, WEIGHTS, ACT, KV_READ, KV_WRITE, COMM, RDMA, ROWS = range(len(FIELDS))
@@ -195,7 +195,7 @@ def _shaped(timers: list[Timer], starts, t, t_c, t_m, rows, total, flops, v, flo
         depth = np.array([op[4] for op in ops], dtype=float)[:, None]
         r = rows[i]
         axes = {"m": r, "depth": depth, "bytes": total[i], "width": flops[i] / (2 * r * depth),
-                "context": v[i, KV_READ] / np.maximum(v[i, KV_WRITE], 1e-30)}
+                "context": _context(v[i, KV_READ], v[i, KV_WRITE])}
         factor = shape_factor(ops[0][1], None, axes) * np.ones_like(r)
         for config in {id(op[2]): op[2] for op in ops if op[2] is not None}.values():
             at = np.array([op[2] is config for op in ops])

@@ -147,7 +147,7 @@ class DecodeSweep:
             if op.shape is not None or op.config is not None:
                 axes = {"m": m, "depth": op.depth, "bytes": total_bytes,
                         "width": v["flops"] / (2 * m * op.depth),
-                        "context": v["kv_read_bytes"] / np.maximum(v["kv_write_bytes"], 1e-30)}
+                        "context": _context(v["kv_read_bytes"], v["kv_write_bytes"])}
                 factor = shape_factor(op.shape, op.config, axes)
                 one = op.floor1 if op.kind == "gemm" else op.floor  # as roofline.time_op
                 t_kernel = np.maximum(np.maximum(t_c, t_m), one) / factor
@@ -162,6 +162,12 @@ class DecodeSweep:
             busy = np.where(n * self.sc.parallelism.tp > cap, np.maximum(busy, self.launch), busy)
         step = (busy + self.sc.engine.step_overhead_s) * self.sc.parallelism.pp
         return step, n / step
+
+
+def _context(kv_read, kv_write) -> np.ndarray:
+    """The `context` shape axis over arrays (planner.hardware.efficiency.shape_axis): KV read over KV written, 1
+    where nothing is written."""
+    return np.where(kv_write > 0, kv_read / np.maximum(kv_write, 1e-30), 1.0)
 
 
 def shape_factor(surface, config, axes: dict) -> np.ndarray:
