@@ -191,11 +191,12 @@ def deployment(ref: str, weights: str, gpu: str, gpus: int, kv: str = "bf16", en
                per_node: int = GPUS_PER_NODE, input_len: int = DEFAULT_INPUT_LEN,
                output_len: int = DEFAULT_OUTPUT_LEN, context: int | None = None,
                concurrency: float | None = None, output_len_dist: str = "fixed",
-               kernel_tables: str = "default") -> dict:
+               kernel_tables: str = "auto") -> dict:
     """The scenario mapping of `gpus` GPUs of one type. Up to one node the parallel plan is left unstated and the
     planner picks TP/EP (planner.serving.unstated.resolve_unstated_plan);
-    beyond, whole nodes run TP per node x PP over nodes. `kernel_tables` "silicon": the engine's silicon kernel
-    tables where they were imported for this GPU (engine_options.kernel_tables), else the default table.
+    beyond, whole nodes run TP per node x PP over nodes. `kernel_tables` "auto" (or "silicon"): the engine's silicon
+    kernel tables where they were imported for this GPU (engine_options.kernel_tables), else the default table;
+    "default": the default table alone.
     A count that is not whole nodes is left for the planner to reject (hardware.nodes)."""
     name = f"{weights} {gpus}x {gpu_label(gpu)}"  # engine and KV dtype are the same for every plan a page shows
     if gpus <= per_node:
@@ -221,14 +222,15 @@ def _scenario(doc: dict):
     """(scenario with the parallel plan resolved, assumptions); raises PlannerError. `doc` is a deployment()
     description (a plain mapping, so Streamlit's caches can key on it), built straight into a checked scenario."""
     from planner.deploy.scenario import make_scenario
-    from planner.perf.steps import on_silicon_tables
+    from planner.perf.steps import with_kernel_tables
     from planner.serving.unstated import resolve_unstated_plan
 
     hw = doc["hardware"]
     sc = make_scenario(doc["model"], weights=doc["weights"], kv_cache=doc["kv_cache"], gpu=hw["gpu"],
                        gpus_per_node=hw["gpus_per_node"], nodes=hw["nodes"], parallelism=doc["parallelism"],
                        engine=doc["engine"], workload=doc["workload"], name=doc["name"], file=SOURCE)
-    return resolve_unstated_plan(on_silicon_tables(sc) if doc.get("kernel_tables") == "silicon" else sc)
+    tables = doc.get("kernel_tables")
+    return resolve_unstated_plan(with_kernel_tables(sc, None if tables in (None, "auto") else tables))
 
 
 def plan_label(par) -> str:

@@ -37,17 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("scenario", help="scenario YAML (CONTRACT.md §2)")
     e.add_argument("--json", action="store_true", help="print one JSON document")
     e.add_argument("--kernel-tables", choices=("default", "silicon"), default=None,
-                   help="silicon: the engine's kernel tables measured on this GPU where they were imported "
-                        "(engine_options.kernel_tables; docs/silicon.md)")
+                   help="default: the default kernel table alone; silicon: the engine's kernel tables measured on "
+                        "this GPU (the default wherever they were imported; engine_options.kernel_tables, "
+                        "docs/silicon.md)")
     v = sub.add_parser("validate", help="estimate every case of a file and compare with the measured values")
     v.add_argument("cases", help="YAML with `cases:` (scenarios with `measured:`), "
                                  "e.g. ../shared/validation/public_cases.yaml")
     v.add_argument("--json", action="store_true", help="print one JSON document")
-    v.add_argument("--markdown", metavar="FILE", help="also write the per-case table as Markdown to FILE (with the "
-                   "default tables: and a section of the same cases on the silicon kernel tables)")
-    v.add_argument("--kernel-tables", choices=("default", "silicon"), default="default",
-                   help="silicon: run every aggregated case whose GPU and engine have imported silicon kernel tables "
-                        "on them (engine_options.kernel_tables)")
+    v.add_argument("--markdown", metavar="FILE", help="also write the per-case table as Markdown to FILE (without "
+                   "--kernel-tables: and a section of the cases the silicon kernel tables change, on the default "
+                   "table alone)")
+    v.add_argument("--kernel-tables", choices=("default", "silicon"), default=None,
+                   help="default: every case on the default kernel table alone; silicon: every aggregated case whose "
+                        "GPU and engine have imported silicon kernel tables on them, which is also the default "
+                        "(engine_options.kernel_tables)")
     r = sub.add_parser("report", help="YAML-driven report: DIR/index.html, DIR/report.md, DIR/*.csv")
     r.add_argument("report", help="report YAML (profiles/reports/), e.g. profiles/reports/kimi-k2.5.yaml")
     r.add_argument("--out", required=True, metavar="DIR",
@@ -58,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("workload", help="workload YAML (CONTRACT.md §7), e.g. profiles/workloads/kimi-k2.5-chat.yaml")
     z.add_argument("--json", action="store_true", help="print one JSON document")
     z.add_argument("--kernel-tables", choices=("default", "silicon"), default=None,
-                   help="silicon: every plan on a GPU and engine with imported silicon kernel tables runs on them "
-                        "(overrides the workload's kernel_tables)")
+                   help="default: every plan on the default kernel table alone; silicon: every plan on a GPU and "
+                        "engine with imported silicon kernel tables on them, which is also the default (overrides "
+                        "the workload's kernel_tables)")
     z.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop searching after S seconds and answer with what was found, saying what was left out "
                         "(default 15; 0 = no limit)")
@@ -88,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("csv", nargs="?", help="the CSV (default: the installed aiconfigurator-core's)")
     s.add_argument("--sample", type=int, help="evaluate every Nth mapped row")
     s.add_argument("--jobs", type=int, help="processes to estimate in (default: every CPU)")
-    s.add_argument("--kernel-tables", choices=("default", "silicon"), default="default",
-                   help="silicon: run every aggregated row whose GPU and engine have imported silicon kernel tables on "
-                        "them (engine_options.kernel_tables)")
+    s.add_argument("--kernel-tables", choices=("default", "silicon"), default=None,
+                   help="default: every row on the default kernel table alone; silicon: every aggregated row whose GPU "
+                        "and engine have imported silicon kernel tables on them, which is also the default "
+                        "(engine_options.kernel_tables)")
     s.add_argument("--markdown", metavar="FILE", help="also write the per-group tables as Markdown to FILE")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     return p
@@ -163,13 +168,10 @@ def _safetensors_files(path: str) -> str:
 def cmd_estimate(args: argparse.Namespace) -> dict:
     from planner.deploy.scenario_file import load_scenario
     from planner.estimate_text import with_launch
+    from planner.perf.steps import with_kernel_tables
     from planner.serving.estimate import estimate
 
-    sc = load_scenario(args.scenario)
-    if args.kernel_tables == "silicon":
-        from planner.perf.steps import on_silicon_tables
-
-        sc = on_silicon_tables(sc)
+    sc = with_kernel_tables(load_scenario(args.scenario), args.kernel_tables)
     return with_launch(sc, estimate(sc))
 
 
@@ -183,8 +185,8 @@ def cmd_validate(args: argparse.Namespace) -> dict:
         _check_markdown_place(args)
     report = validate(args.cases, args.kernel_tables)
     if args.markdown:
-        # the default run's page also shows the same cases on the silicon tables (issue 19: why they are opt-in)
-        other = validate(args.cases, "silicon") if args.kernel_tables == "default" else None
+        # the default run's page also shows the cases the silicon tables change on the default table alone
+        other = validate(args.cases, "default") if args.kernel_tables is None else None
         write_file(args.markdown, markdown(report, args.cases, args.kernel_tables, other), field="--markdown",
                    inputs=[args.cases], ours=is_markdown)
     return report
@@ -210,7 +212,7 @@ def cmd_silicon(args: argparse.Namespace) -> dict:
         raise PlannerError(why, file=args.markdown, field="--markdown")
     doc = run(path, sample=args.sample, jobs=args.jobs, kernel_tables=args.kernel_tables)
     if args.markdown:
-        tables = "" if args.kernel_tables == "default" else f" --kernel-tables {args.kernel_tables}"
+        tables = "" if args.kernel_tables is None else f" --kernel-tables {args.kernel_tables}"
         cmd = f"python -m planner silicon{'' if args.csv is None else ' ' + path}{tables} --markdown {args.markdown}"
         write_file(args.markdown, markdown(doc, cmd), field="--markdown", inputs=[path], ours=is_markdown)
     return doc

@@ -17,7 +17,8 @@ from planner.serving.steptable import StepTable
 def _sc(engine="sglang", tp=8):
     return make_scenario("deepseek-r1", weights="fp8-block128", gpu="h200-sxm", gpus_per_node=8, engine=engine,
                          parallelism={"tp": tp}, workload={"phase": "serve", "concurrency": 64, "input_len": 1024,
-                                                           "output_len": 256})
+                                                           "output_len": 256},
+                         engine_options={"kernel_tables": "default"})  # the roofline's records, not a surface's
 
 
 @pytest.mark.parametrize("engine, batch, padded", [

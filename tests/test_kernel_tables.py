@@ -12,6 +12,12 @@ from planner.serving.estimate import estimate
 from tests.scenario_util import scenario
 
 
+def _scenario(**over):
+    """A test scenario on the published kernel tables these tests check (profiles/calibration/default.yaml), not
+    the engines' silicon ones."""
+    return scenario(engine_options={"kernel_tables": "default"}, **over)
+
+
 def _fused_moe_rows():
     import yaml
 
@@ -25,7 +31,7 @@ def _model_fused_moe_us(t: dict, batch: int) -> float:
     """The planner's time for one layer's routed experts and their gather/SwiGLU/scatter at `batch` tokens."""
     from planner.perf.ops import step_ops
 
-    sc = scenario(model=t["model"], weights=t["weights"], parallelism={"tp": t["tp"]}, engine=t["engine"],
+    sc = _scenario(model=t["model"], weights=t["weights"], parallelism={"tp": t["tp"]}, engine=t["engine"],
                   hardware={"gpu": t["gpu"], "gpus_per_node": 8, "nodes": 1})
     m = machine(sc)
     ops = [op for op in step_ops(sc, "decode", batch / t["tp"], 128) if op.name in ("moe.experts", "moe.permute_act")]
@@ -60,14 +66,14 @@ def test_experts_split_by_tp_run_the_engines_fused_moe_kernel_and_expert_paralle
     from planner.hardware.efficiency import efficiency_for
     from planner.perf.ops import step_ops
 
-    tp = scenario(model="deepseek-v3", weights="fp8-block128", engine="vllm", parallelism={"tp": 8})
-    ep = scenario(model="deepseek-v3", weights="fp8-block128", engine="vllm", parallelism={"tp": 8, "ep": 8})
+    tp = _scenario(model="deepseek-v3", weights="fp8-block128", engine="vllm", parallelism={"tp": 8})
+    ep = _scenario(model="deepseek-v3", weights="fp8-block128", engine="vllm", parallelism={"tp": 8, "ep": 8})
     table = efficiency_for("h200-sxm").ops["grouped_gemm"]
     assert machine(ep).eff.ops["grouped_gemm"] == table
     triton = machine(tp).eff.ops["grouped_gemm"]
     assert triton.compute_for("fp8").at(256) < table.compute_for("fp8").at(256) / 2
     assert triton.compute_for("bf16") == table.compute_for("bf16")
-    assert machine(scenario(model="deepseek-v3", weights="fp8-block128", engine="trtllm",
+    assert machine(_scenario(model="deepseek-v3", weights="fp8-block128", engine="trtllm",
                             parallelism={"tp": 8})).eff.ops["grouped_gemm"] == table  # TRT-LLM: its own MoE kernels
     # a prefill chunk of the TP plan is slower than the same chunk of the EP plan's grouped GEMMs
     t_tp = sum(time_op(o, machine(tp)).total_s for o in step_ops(tp, "prefill", 1024, 2048) if o.name == "moe.experts")
@@ -87,7 +93,7 @@ def test_fp4_gemms_reach_a_lower_fraction_of_their_peak_than_fp8():
     no faster than FP8 (vllm PR 20646 / 18778: 1.1 vs 1.46 PFLOPS on the same shape)."""
     from dataclasses import replace
 
-    sc = scenario(model="llama-2-70b", weights="nvfp4", engine="trtllm", parallelism={"tp": 1},
+    sc = _scenario(model="llama-2-70b", weights="nvfp4", engine="trtllm", parallelism={"tp": 1},
                   workload={"phase": "decode", "batch_per_gpu": 8, "input_len": 1024, "output_len": 128},
                   hardware={"gpu": "b200", "gpus_per_node": 8, "nodes": 1})
     m = machine(sc)

@@ -1,6 +1,7 @@
-"""`estimate --kernel-tables silicon` and a sizing workload's `kernel_tables: silicon` (or `size --kernel-tables
-silicon`): scenarios on a GPU and engine with imported silicon kernel tables run on them, the others keep the default
-table (issue 19 item 2 as an explicit choice; the default stays default.yaml, docs/silicon.md says why)."""
+"""Issue 19 item 2: a scenario on a GPU and engine with imported silicon kernel tables runs on them, the others on
+the default table (engine_options.kernel_tables "auto", the default), and says which in its assumptions.
+`--kernel-tables default` (estimate, size, validate, silicon) or a sizing workload's `kernel_tables: default` runs
+on the default table alone; `--kernel-tables silicon` names the silicon tables."""
 
 from __future__ import annotations
 
@@ -23,12 +24,29 @@ def _estimate(capsys, *extra):
     return json.loads(capsys.readouterr().out)
 
 
-def test_estimate_takes_the_silicon_tables_on_request_and_says_so(capsys):
-    default, silicon = _estimate(capsys), _estimate(capsys, "--kernel-tables", "silicon")
-    assert any("silicon/h200-sxm-vllm.yaml" in a for a in silicon["assumptions"])
+def test_estimate_takes_the_silicon_tables_where_imported_and_the_default_on_request(capsys):
+    auto, silicon = _estimate(capsys), _estimate(capsys, "--kernel-tables", "silicon")
+    default = _estimate(capsys, "--kernel-tables", "default")
+    for doc in (auto, silicon):
+        assert any("silicon/h200-sxm-vllm.yaml" in a for a in doc["assumptions"])
+    assert auto["metrics"] == silicon["metrics"]
     assert not any("silicon/h200-sxm-vllm.yaml" in a for a in default["assumptions"])
-    assert any("--kernel-tables silicon" in a for a in default["assumptions"])
-    assert silicon["metrics"]["tpot_ms"] != default["metrics"]["tpot_ms"]
+    assert any("kernel tables: default (engine_options.kernel_tables: default" in a for a in default["assumptions"])
+    assert default["metrics"]["tpot_ms"] != auto["metrics"]["tpot_ms"]
+
+
+def test_a_gpu_without_imported_tables_runs_on_the_default_table_unless_silicon_is_named():
+    from planner.deploy.scenario import make_scenario
+    from planner.perf.steps import uses_silicon_tables
+
+    sc = make_scenario("kimi-k2.5", weights="int4-g32", gpu="mi300x", gpus_per_node=8, engine="vllm",
+                       parallelism={"tp": 8})
+    assert sc.engine.kernel_tables == "auto" and not uses_silicon_tables(sc)
+    named = replace(sc, engine=replace(sc.engine, kernel_tables="silicon"))
+    with pytest.raises(PlannerError) as err:
+        uses_silicon_tables(named)
+    assert err.value.field == "engine_options.kernel_tables"
+    assert "no silicon kernel tables for vllm" in err.value.message
 
 
 def _candidate(gpu: str, engine: str) -> Candidate:
@@ -36,12 +54,15 @@ def _candidate(gpu: str, engine: str) -> Candidate:
     return Candidate("kimi-k2.5", hw, "int4-g32", "bf16", engine, tp=8)
 
 
-def test_a_sizing_workload_asks_for_the_silicon_tables_plan_by_plan():
-    wl = replace(load_workload("profiles/workloads/kimi-k2.5-chat.yaml"), kernel_tables="silicon")
-    assert _candidate("h200-sxm", "vllm").scenario(wl).engine.kernel_tables == "silicon"
-    assert _candidate("mi300x", "vllm").scenario(wl).engine.kernel_tables == "default"  # none imported: default
-    default = load_workload("profiles/workloads/kimi-k2.5-chat.yaml")
-    assert default.kernel_tables == "default"
+def test_a_sizing_workload_takes_the_silicon_tables_plan_by_plan_unless_it_asks_for_the_default():
+    from planner.perf.steps import uses_silicon_tables
+
+    auto = load_workload("profiles/workloads/kimi-k2.5-chat.yaml")
+    assert auto.kernel_tables == "auto"
+    for wl in (auto, replace(auto, kernel_tables="silicon")):
+        assert uses_silicon_tables(_candidate("h200-sxm", "vllm").scenario(wl))
+        assert not uses_silicon_tables(_candidate("mi300x", "vllm").scenario(wl))  # none imported: default
+    default = replace(auto, kernel_tables="default")
     assert _candidate("h200-sxm", "vllm").scenario(default).engine.kernel_tables == "default"
 
 

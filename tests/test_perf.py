@@ -397,7 +397,7 @@ def test_vllm_fused_moe_streams_expert_bytes_after_a_fixed_latency():
     """profiles/engines/vllm.yaml fused_moe_stream: t = max(compute, latency + bytes / (HBM x fraction)), no floor;
     W4A16 (Marlin) experts keep the calibration table, other engines too."""
     sc = scenario(weights="nvfp4-bf16-attn", hardware={"gpu": "b200", "gpus_per_node": 4},
-                  parallelism={"tp": 4, "ep": 4})
+                  parallelism={"tp": 4, "ep": 4}, engine_options={"kernel_tables": "default"})  # silicon: measured
     latency, fraction = load_engine("vllm").fused_moe_stream
     assert (latency, fraction) == (1.12e-5, 0.818)  # kernels_bench fit-moe-stream --engine vllm --version 0.24.0
     m = machine(sc)

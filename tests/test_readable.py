@@ -44,7 +44,7 @@ def test_estimate_text_warns_explains_and_prints_the_launch_command(capsys):
     launch = next(line for line in out.splitlines() if "launch (llamacpp" in line).split("): ", 1)[1]
     assert shlex.split(launch)[:3] == ["llama-server", "-m", "Kimi-K2.5-UD-TQ1_0.gguf"]
     out = _text(H200, capsys)
-    assert "tpot_ms                          20.9 ms" in out and "H200 SXM: 150.8 GB = 140.4 GiB" in out
+    assert "tpot_ms                          22.8 ms" in out and "H200 SXM: 150.8 GB = 140.4 GiB" in out
     assert "launch (vllm, one engine group): vllm serve moonshotai/Kimi-K2.5 --tensor-parallel-size 8" in out
 
 

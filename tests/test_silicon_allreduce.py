@@ -72,7 +72,8 @@ def test_a_malformed_table_names_its_field(value, field):
 
 
 def test_committed_silicon_tables_time_tp_decode_collectives_as_measured():
-    plain = scenario(hardware={"gpu": "h200-sxm"}, engine="vllm", parallelism={"tp": 8})
+    plain = scenario(hardware={"gpu": "h200-sxm"}, engine="vllm", parallelism={"tp": 8},
+                     engine_options={"kernel_tables": "default"})
     sc = on_silicon_tables(plain)
     table = machine(sc).eff.allreduce_table(8)
     assert table is not None, "re-import the committed calibrations (kernels_bench import-silicon)"

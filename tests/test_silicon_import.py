@@ -69,39 +69,42 @@ def test_import_silicon_refuses_unknown_system(capsys):
 
 
 def test_engine_aware_lookup_and_w4a16_curve():
-    # the engine's silicon tables apply only when a scenario asks for them (engine_options.kernel_tables: silicon)
+    # the engine's silicon tables are one overlay more (planner.perf.steps.uses_silicon_tables says when)
     assert calibration_files("h200-sxm", "sglang") == ()
     assert calibration_files("h200-sxm", "sglang", silicon=True) == (SILICON_DIR / "h200-sxm-sglang.yaml",)
     sc = make_scenario("kimi-k2.5", weights="int4-g32", gpu=GPU, gpus_per_node=8, parallelism={"tp": 8, "ep": 8},
-                       engine="sglang")
+                       engine="sglang", engine_options={"kernel_tables": "default"})
     gg = machine(sc).eff.ops["grouped_gemm"]
     assert gg.compute_for("bf16") == dict(efficiency_for(None).ops["grouped_gemm"].compute_by_dtype)["int4"]
     notes = " ".join(kernel_notes(sc))
-    assert "W4A16" in notes and "kernel efficiencies" not in notes  # the default table alone goes unsaid
+    assert "W4A16" in notes and "kernel efficiencies" not in notes  # the default table's files go unsaid
 
 
-def test_kernel_tables_silicon_is_opt_in_and_named():
-    """engine_options.kernel_tables: silicon runs the scenario on the engine's imported tables (shape surfaces
-    included) and estimate says which table; default keeps default.yaml and names the unused silicon file; an engine
-    without imported tables is a one-line error naming the field."""
+def test_kernel_tables_silicon_where_imported_by_default_and_named():
+    """A scenario runs on the engine's imported tables (shape surfaces included) by default (engine_options
+    .kernel_tables auto, as silicon names them) and estimate says which table; default keeps default.yaml and names
+    the unused silicon file; an engine without imported tables named silicon is a one-line error naming the field."""
     from planner.deploy.scenario_file import scenario_from_mapping
     from tests.scenario_util import BASE, merge, scenario
 
-    default = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang")
+    auto = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang")
+    default = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+                       engine_options={"kernel_tables": "default"})
     silicon = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
                        engine_options={"kernel_tables": "silicon"})
     assert machine(silicon).eff.files[-1].endswith("silicon/h200-sxm-sglang.yaml")
+    assert machine(auto).eff == machine(silicon).eff
     assert machine(default).eff.files[-1].endswith("default.yaml")
     t_default, t_silicon = (decode_step(s, 8, 2048).seconds for s in (default, silicon))
     assert t_default != t_silicon
     assert any("calibration/silicon/h200-sxm-sglang.yaml over" in n for n in kernel_notes(silicon))
-    assert any("apply with engine_options.kernel_tables: silicon" in n for n in kernel_notes(default))
+    assert any("kernel tables: default (engine_options.kernel_tables: default" in n for n in kernel_notes(default))
     missing = scenario_from_mapping(merge(BASE, {"engine": "llamacpp", "engine_options": {"kernel_tables": "silicon"}}),
                                     "mine.yaml")
     with pytest.raises(PlannerError) as err:
         machine(missing)
     assert err.value.field == "engine_options.kernel_tables" and "mine.yaml" in str(err.value)
-    with pytest.raises(PlannerError, match="expected one of default, silicon"):
+    with pytest.raises(PlannerError, match="expected one of auto, default, silicon"):
         scenario(engine_options={"kernel_tables": "measured"})
 
 
@@ -111,10 +114,13 @@ def test_validation_names_each_cases_kernel_table_and_reports_the_silicon_errors
     from planner.serving.validate import kernel_table, silicon_kernel_section
     from tests.scenario_util import scenario
 
-    assert kernel_table(scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang")) == "default"
+    default = {"kernel_tables": "default"}
     assert kernel_table(scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
-                                 hardware={"gpu": "b200"})) == \
-        "default + b200"
+                                 engine_options=default)) == "default"
+    assert kernel_table(scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+                                 hardware={"gpu": "b200"}, engine_options=default)) == "default + b200"
+    assert kernel_table(scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
+                                 hardware={"gpu": "b200"})) == "default + b200 + silicon/b200-sglang"
     on = scenario(model="deepseek-v3", weights="fp8-block128", engine="sglang",
                   engine_options={"kernel_tables": "silicon"})
     assert kernel_table(on) == "default + silicon/h200-sxm-sglang"
@@ -126,8 +132,9 @@ def test_validation_names_each_cases_kernel_table_and_reports_the_silicon_errors
 
 
 def test_validate_on_silicon_tables_changes_only_cases_that_have_them(tmp_path):
-    """`validate --kernel-tables silicon` runs an aggregated H200 vLLM case on vLLM's H200 silicon tables and leaves
-    a CPU case on the default table; the Markdown of the default run lists the changed rows with both errors."""
+    """`validate` runs an aggregated H200 vLLM case on vLLM's H200 silicon tables and leaves a CPU case on the
+    default table (`--kernel-tables silicon` the same); the Markdown of that run lists the changed rows with their
+    error on the default table alone (`--kernel-tables default`) beside it."""
     import yaml
 
     from planner.serving.validate import markdown, validate
@@ -139,13 +146,15 @@ def test_validate_on_silicon_tables_changes_only_cases_that_have_them(tmp_path):
     path = tmp_path / "cases.yaml"
     path.write_text(yaml.safe_dump({"cases": [{**gpu, "name": "gpu", "measured": measured},
                                               {**cpu, "name": "cpu", "measured": measured}]}, sort_keys=False))
-    default, on = validate(path), validate(path, "silicon")
+    default, on = validate(path, "default"), validate(path)
+    assert validate(path, "silicon") == on
     tables = {r["name"]: r["kernel_table"] for r in on["cases"]}
     assert tables["gpu"] == "default + silicon/h200-sxm-vllm"
     assert tables["cpu"] == {r["name"]: r["kernel_table"] for r in default["cases"]}["cpu"]
     assert on["cases"][0]["predicted"] != default["cases"][0]["predicted"]
-    page = markdown(default, str(path), "default", on)
-    section = page.split("## The same cases on the silicon kernel tables")[1].split("\n## ")[0]
+    page = markdown(on, str(path), None, default)
+    title = "## The cases the silicon kernel tables change, on the default table alone"
+    section = page.split(title)[1].split("\n## ")[0]
     assert "| gpu | tpot_ms |" in section and "| cpu |" not in section
     assert "--kernel-tables silicon --markdown" in markdown(on, str(path), "silicon")
 
@@ -349,8 +358,10 @@ def test_one_engine_versions_import_is_a_choice_and_keeps_the_kinds_it_did_not_m
     moe = {s: next(t for t in decode_step(s, 8, 2000).timed if t.op.name == "moe.experts").seconds
            for s in (newest, old)}
     assert moe[old] > 1.3 * moe[newest]  # 0.19.0's Marlin INT4 MoE: ~2x slower at few tokens per expert
+    assert kernel_table(scenario(engine_options={"kernel_tables_version": "0.19.0"})) == kernel_table(old)  # auto
     for opts, why in (({"kernel_tables": "silicon", "kernel_tables_version": "0.9.9"}, "imported one by one: 0.19.0"),
-                      ({"kernel_tables_version": "0.19.0"}, "needs kernel_tables: silicon")):
+                      ({"kernel_tables": "default", "kernel_tables_version": "0.19.0"},
+                       "needs kernel_tables silicon or auto")):
         with pytest.raises(PlannerError) as err:
             decode_step(scenario(engine_options=opts), 8, 2000)
         assert err.value.field == "engine_options.kernel_tables_version" and why in err.value.message

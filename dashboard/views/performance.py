@@ -60,14 +60,14 @@ def render(ref: str) -> None:
                         help="fixed: every answer has the stated length (benchmark 'random' datasets); exponential: "
                              "chat traffic such as ShareGPT, the stated length is the mean", key=f"perf.dist.{lengths}")
     silicon = st.checkbox("The engine's kernel tables measured on silicon, where imported for the GPU "
-                          "(docs/silicon.md; otherwise the default table)", key="perf.silicon")
+                          "(docs/silicon.md; otherwise the default table)", value=True, key="perf.silicon")
     others = [g for g in gpus if g != gpu]
     compare = st.multiselect("Compare with (fewest GPUs of each type that fit, same weights)", others,
                              default=[r["gpu"] for r in first if r["gpu"] != gpu][:2], format_func=data.gpu_label,
                              key="perf.compare")
     opts = {"kv": kv, "engine": engine, "input_len": int(input_len), "output_len": int(output_len),
             "concurrency": concurrency or None, "output_len_dist": dist,
-            "kernel_tables": "silicon" if silicon else "default"}
+            "kernel_tables": "auto" if silicon else "default"}
     main = data.deployment(ref, weights, gpu, n, **opts)
     cmp_fits = _fitting(data.smallest_fits(ref, weights, tuple(compare), None, kv, engine)) if compare else []
     docs = (main, *(data.deployment(ref, weights, r["gpu"], r["gpus"], **opts) for r in cmp_fits))

@@ -91,7 +91,7 @@ def form(base: dict, preset: str, s: dict) -> dict:
         local = c.checkbox("Data must stay on own hardware (rules the API out)", bool(base.get("data_local")),
                            key=k + "local")
         silicon = c.checkbox("Engines' kernel tables measured on silicon, where imported (docs/silicon.md)",
-                             base.get("kernel_tables") == "silicon", key=k + "silicon")
+                             base.get("kernel_tables") != "default", key=k + "silicon")
         st.form_submit_button("Size it", type="primary")
     out = {**base, "context_len": int(context), "purchase": purchase, "objective": objective, "top": int(top),
            "data_local": local,
@@ -101,7 +101,7 @@ def form(base: dict, preset: str, s: dict) -> dict:
                    **({"percentile": slo["percentile"]} if "percentile" in slo else {})} or None,
            "kv_cache": kv or None, "weights": weights or None,
            "search": {**(base.get("search") or {}), "classes": classes or list(CLASSES)}}
-    out["kernel_tables"] = "silicon" if silicon else "default"
+    out["kernel_tables"] = "auto" if silicon else "default"
     out.pop("api", None)
     if api == CUSTOM_API:
         out["api"] = {"input_per_m_usd": price_in, "output_per_m_usd": price_out}
@@ -112,8 +112,9 @@ def form(base: dict, preset: str, s: dict) -> dict:
 
 def results(doc: dict) -> None:
     sm = doc.get("summary") or {}
-    tables = ("; plans on the engines' silicon kernel tables where imported"
-              if (doc.get("workload") or {}).get("kernel_tables") == "silicon" else "")
+    tables = ("; plans on the default kernel table alone"
+              if (doc.get("workload") or {}).get("kernel_tables") == "default"
+              else "; plans on the engines' silicon kernel tables where imported")
     st.caption(f"{sm.get('candidates', 0):,} candidate plans, {sm.get('fit_memory', 0):,} fit memory, "
                f"{sm.get('feasible', 0):,} meet the SLO; searched in {sm.get('seconds', 0):.2f} s{tables}.")
     if sm.get("partial"):

@@ -42,7 +42,7 @@ under load, of which the RDMA transfer of a 12,000-token prompt ~6 ms): `decode`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 
 from planner.base.errors import PlannerError
@@ -156,11 +156,15 @@ def pool(base: Scenario, role: str, workers: int, parallelism: Mapping, engine_o
         size *= get_number(plan, key, file, prefix=prefix + "parallelism.", default=1, integer=True, minimum=1,
                            maximum=MAX_GPUS)
     per_node = max(1, base.gpus_per_node)
+    # a pool runs on the default kernel table unless its or the deployment's engine_options name the silicon ones:
+    # the disaggregated silicon runs were validated on it (docs/silicon.md), where the silicon tables take TPOT p90
+    # from 50% to 71%
+    engine = replace(base.engine, kernel_tables="default") if base.engine.kernel_tables == "auto" else base.engine
     try:
         sc = make_scenario(
             base.model, weights=base.weights, kv_cache=base.kv_cache, gpu=base.gpu, gpus_per_node=min(per_node, size),
             nodes=ceil(size / per_node), host=base.host, parallelism={**plan, "replicas": 1, "disaggregated": True},
-            expert_layers_on_cpu=base.expert_layers_on_cpu, cpu_compute=base.cpu_compute, engine=base.engine,
+            expert_layers_on_cpu=base.expert_layers_on_cpu, cpu_compute=base.cpu_compute, engine=engine,
             engine_options=engine_options, mtp_tokens=base.mtp_tokens, acceptance=base.acceptance,
             workload=base.workload, slo=dict(base.slo), name=f"{base.name} ({role})", file=file)
     except PlannerError as err:

@@ -25,7 +25,7 @@ ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "
                       "attention_dp_balance", "chunked_prefill", "overlap_schedule")
 # TensorRT-LLM AttentionDpConfig defaults (tensorrt_llm/llmapi/llm_args.py): timeout_iters 50, batching_wait_iters 10
 ADP_BALANCE_DEFAULTS = {"timeout_iters": 50, "batching_wait_iters": 10}
-KERNEL_TABLES = ("default", "silicon")
+KERNEL_TABLES = ("auto", "default", "silicon")  # Engine.kernel_tables
 MAX_TOKENS = limits.MAX_TOKENS
 
 
@@ -83,9 +83,9 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
         if not isinstance(version, str) or not version.strip() or "/" in version:
             raise PlannerError("expected an engine version such as 0.19.0", file=file,
                                field=f"{pre}kernel_tables_version")
-        if (tables or engine.kernel_tables) != "silicon":
-            raise PlannerError("an engine version of the silicon tables needs kernel_tables: silicon", file=file,
-                               field=f"{pre}kernel_tables_version")
+        if (tables or engine.kernel_tables) == "default":
+            raise PlannerError("an engine version of the silicon tables needs kernel_tables silicon or auto, not "
+                               "default", file=file, field=f"{pre}kernel_tables_version")
     # the API server's per-request intake (Engine.request_ingest_s): 0 where requests come in through another
     # frontend, e.g. NVIDIA Dynamo's Rust HTTP server and tokenizer in front of the engine's worker
     ingest = get_number(opts, "request_ingest_s", file, prefix=pre, default=None, minimum=0, maximum=1)

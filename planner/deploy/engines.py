@@ -108,9 +108,9 @@ class Engine:
     # every rank decodes, then batching_wait_iters more (planner.serving.gates); None: off or no such knob
     adp_balance: tuple[int, int] | None = None
     adp_balance_option: bool = False  # the engine offers it (engine_options.attention_dp_balance)
-    # kernel efficiency tables (engine_options.kernel_tables, planner.perf.steps.machine): "default" (calibration/
-    # default.yaml with a <gpu>.yaml overlay) or "silicon" (also calibration/silicon/<gpu>-<engine>.yaml)
-    kernel_tables: str = "default"
+    # kernel tables (engine_options.kernel_tables, planner.perf.steps.uses_silicon_tables): "auto", "silicon" (also
+    # calibration/silicon/<gpu>-<engine>.yaml: where imported / an error elsewhere) or "default" (default.yaml alone)
+    kernel_tables: str = "auto"
     # with silicon tables: one engine version's import (<gpu>-<engine>@<version>.yaml, engine_options
     # .kernel_tables_version); None: the default import, each table dtype from the newest version holding it
     kernel_tables_version: str | None = None

@@ -77,7 +77,7 @@ def machine(sc: Scenario) -> Machine:
     cpu_dtype = "fp32" if gguf else ("int8" if sc.weights.name == "int8" else "bf16")
     # the engine's fused-MoE weight streaming; W4A16 experts run Marlin, whose int4 compute curve describes them
     # the engine's silicon table measured its fused-MoE kernel itself, so its surfaces replace the stream model
-    stream = sc.engine.fused_moe_stream if not (_w4a16_experts(sc) or _engine_table(sc)) else None
+    stream = sc.engine.fused_moe_stream if not (_w4a16_experts(sc) or uses_silicon_tables(sc)) else None
     return Machine(acc, sc.host, _efficiency(sc), scale_up_gpus(sc), sc.engine.cpu_numa_aware, cpu_dtype,
                    sc.engine.cpu_memory_efficiency, sc.engine.cpu_compute_for(cpu_dtype),
                    sc.engine.host_stream_pageable_bytes_per_s, sc.engine.host_stream_overlap, *(stream or (None, None)))
@@ -91,7 +91,7 @@ def _efficiency(sc: Scenario):
       (it measured the engine's MoE kernel itself);
     - INT4 weight-only experts (W4A16, Kimi K2.5) run mixed-input kernels whose compute the table's `int4` grouped-GEMM
       curve describes (fitted from int4_wo MoE tables); their BF16-activation GEMMs take that curve."""
-    silicon = _engine_table(sc)
+    silicon = uses_silicon_tables(sc)
     version = sc.engine.kernel_tables_version if silicon else None
     eff = efficiency_for(sc.gpu, sc.engine.name, silicon, version)
     tp_moe = (sc.engine.tp_moe_compute_by_dtype if sc.parallelism.ep == 1 and sc.model.spec.n_routed_experts
@@ -124,16 +124,20 @@ def _surface_variants(sc: Scenario, w4a16: bool, eff) -> tuple[tuple[str, str], 
     return tuple(pairs)
 
 
-def _engine_table(sc: Scenario) -> bool:
-    """Whether the scenario runs on the engine's silicon tables (engine_options.kernel_tables: silicon); one line
-    naming the field when none were imported for this GPU and engine."""
-    if sc.engine.kernel_tables != "silicon":
+def uses_silicon_tables(sc: Scenario) -> bool:
+    """Whether the scenario runs on the engine's silicon tables (engine_options.kernel_tables): "auto", the default,
+    where they were imported for its GPU and engine (a disaggregated deployment's pools are built on "default":
+    planner.deploy.disaggregation.pool), unless an engine version of them is named; "silicon" always, one line naming
+    the field when none were imported for this GPU and engine (or that version); "default" never."""
+    tables, version = sc.engine.kernel_tables, sc.engine.kernel_tables_version
+    if tables == "default":
         return False
+    if tables == "auto" and version is None:
+        return silicon_file(sc.gpu, sc.engine.name) is not None
     if silicon_file(sc.gpu, sc.engine.name) is None:
         raise PlannerError(f"no silicon kernel tables for {sc.engine.name} on {sc.gpu or 'CPU'} (profiles/calibration/"
                            f"silicon/ has {', '.join(silicon_tables()) or 'none'}; `python -m kernels_bench "
                            f"import-silicon` writes them)", file=sc.file, field="engine_options.kernel_tables")
-    version = sc.engine.kernel_tables_version
     if version is not None and silicon_file(sc.gpu, sc.engine.name, version) is None:
         have = silicon_versions(sc.gpu, sc.engine.name)
         raise PlannerError(f"no {sc.engine.name} {version} silicon tables on {sc.gpu} (imported one by one: "
@@ -145,12 +149,27 @@ def _engine_table(sc: Scenario) -> bool:
 def on_silicon_tables(sc: Scenario) -> Scenario:
     """The scenario on its engine's silicon kernel tables (engine_options.kernel_tables: silicon) when they were
     imported for its GPU; an aggregated scenario only (a disaggregated one's pools keep the default table), and a
-    scenario that names its tables already is left as it is. `planner validate --kernel-tables silicon` and
-    `planner silicon --kernel-tables silicon` run their cases through it."""
+    scenario that names silicon tables already is left as it is. `--kernel-tables silicon` runs scenarios through
+    it (the same tables as "auto", the default, takes, named)."""
     if (sc.engine.kernel_tables == "silicon" or sc.disaggregation is not None
             or silicon_file(sc.gpu, sc.engine.name) is None):
         return sc
     return replace(sc, engine=replace(sc.engine, kernel_tables="silicon"))
+
+
+def on_default_table(sc: Scenario) -> Scenario:
+    """The scenario on the default kernel table alone (engine_options.kernel_tables: default), whatever silicon
+    tables exist: `--kernel-tables default`. A disaggregated scenario's pools are on it already."""
+    if sc.engine.kernel_tables == "default":
+        return sc
+    return replace(sc, engine=replace(sc.engine, kernel_tables="default", kernel_tables_version=None))
+
+
+def with_kernel_tables(sc: Scenario, tables: str | None) -> Scenario:
+    """The scenario on the tables a command's --kernel-tables names (None: as the scenario states them)."""
+    if tables == "silicon":
+        return on_silicon_tables(sc)
+    return on_default_table(sc) if tables == "default" else sc
 
 
 def silicon_tables() -> list[str]:
@@ -182,15 +201,16 @@ def kernel_notes(sc: Scenario) -> list[str]:
         notes.append(f"enforce_eager: no CUDA graph and no compiled step, each kernel launched from Python "
                      f"({decode_us:.0f} us per op-record kernel, {prefill_us:.0f} us in a prefill; the GPU waits "
                      f"whenever launching is slower than running)")
-    silicon = _engine_table(sc)
+    silicon = uses_silicon_tables(sc)
     version = sc.engine.kernel_tables_version if silicon else None
     files = calibration_files(sc.gpu, sc.engine.name, silicon, version)
     if files:  # the default table alone (published kernel tables) goes unsaid, as before
         names = " over ".join(str(p.relative_to(CAL_DIR.parent)) for p in reversed(files))
         notes.append(f"kernel efficiencies: {names} over calibration/default.yaml")
     if not silicon and silicon_file(sc.gpu, sc.engine.name) is not None:
-        notes.append(f"kernel tables: default; {sc.engine.name}'s measured on {sc.gpu} apply with "
-                     f"engine_options.kernel_tables: silicon or --kernel-tables silicon (docs/silicon.md)")
+        notes.append(f"kernel tables: default (engine_options.kernel_tables: default, or a pool of a disaggregated "
+                     f"deployment); {sc.engine.name}'s measured on {sc.gpu} are in profiles/calibration/silicon/ "
+                     f"(docs/silicon.md)")
     eff = efficiency_for(sc.gpu, sc.engine.name, silicon, version)
     tp = sc.parallelism.tp
     if allreduce_table(Op("comm.attn_allreduce", "comm", 1, 0, comm="allreduce", group=tp), machine(sc)):

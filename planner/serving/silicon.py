@@ -348,15 +348,15 @@ def evaluate(case: Case) -> dict:
                   else row[f"predicted_{k}_ms"] / row[f"{k}_ms"] - 1 for k in ("ttft", "tpot")}
 
 
-def run(path: str | Path, sample: int | None = None, jobs: int | None = None, kernel_tables: str = "default") -> dict:
+def run(path: str | Path, sample: int | None = None, jobs: int | None = None, kernel_tables: str | None = None) -> dict:
     """Map, estimate and group the CSV at `path` (every `sample`-th evaluable row when given), over `jobs` processes
-    (default: every CPU; forked, so each starts with this process's loaded profiles). `kernel_tables` "silicon": every
-    aggregated run whose GPU and engine have imported silicon tables runs on them (engine_options.kernel_tables)."""
+    (default: every CPU; forked, so each starts with this process's loaded profiles), on the kernel tables
+    `kernel_tables` names (with_tables; None: each run's engine's silicon tables where imported, else the default)."""
     t0 = time.perf_counter()
     df = read_csv(path)
     found, skipped = cases(df, str(path))
-    if kernel_tables == "silicon":
-        found = [on_silicon_tables(c) for c in found]
+    if kernel_tables is not None:
+        found = [with_tables(c, kernel_tables) for c in found]
     if sample and sample > 1:
         found = found[::sample]
     # deployments together: profiles, memory and step tables are looked up while still cached
@@ -378,13 +378,13 @@ def run(path: str | Path, sample: int | None = None, jobs: int | None = None, ke
     return summarize(str(path), len(df), rows, skipped, MAPPING, time.perf_counter() - t0, sample)
 
 
-def on_silicon_tables(case: Case) -> Case:
-    """The case on its engine's silicon kernel tables where they were imported (planner.perf.steps.on_silicon_tables:
-    aggregated runs; a disaggregated run's pools keep the default table)."""
-    sc = steps.on_silicon_tables(case.scenario)
+def with_tables(case: Case, tables: str) -> Case:
+    """The case on the kernel tables --kernel-tables names (planner.perf.steps.with_kernel_tables: silicon for
+    aggregated runs where imported, a disaggregated run's pools keeping the default table; or the default alone)."""
+    sc = steps.with_kernel_tables(case.scenario, tables)
     if sc is case.scenario:
         return case
-    return replace(case, scenario=sc, labels={**case.labels, "kernel_tables": "silicon"})
+    return replace(case, scenario=sc, labels={**case.labels, "kernel_tables": tables})
 
 
 def _evaluate_all(found: list[Case]) -> tuple[list[dict], list[dict]]:

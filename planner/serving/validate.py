@@ -19,15 +19,16 @@ from planner.base.yamlio import check_keys, load_document, require_mapping
 from planner.deploy.datasets import named_dataset, suite_dataset
 from planner.deploy.scenario_file import scenario_from_mapping
 from planner.hardware.efficiency import calibration_files, silicon_fit_tables
-from planner.perf.steps import on_silicon_tables
+from planner.perf.steps import uses_silicon_tables, with_kernel_tables
 from planner.serving.estimate import estimate
 
 PER_NODE = {"prefill_tokens_per_s_per_node", "decode_tokens_per_s_per_node"}
 
 
-def validate(path: str | Path, kernel_tables: str = "default") -> dict:
-    """Every case estimated and compared. `kernel_tables` "silicon": each aggregated case whose GPU and engine have
-    imported silicon kernel tables runs on them (planner.perf.steps.on_silicon_tables), the others as they are."""
+def validate(path: str | Path, kernel_tables: str | None = None) -> dict:
+    """Every case estimated and compared. `kernel_tables` (planner.perf.steps.with_kernel_tables): None, each case on
+    the tables it states (by default its engine's silicon tables where imported for its GPU, else the default
+    table); "silicon" names them; "default": every case on the default table alone."""
     file = str(path)
     doc = require_mapping(load_document(path), file)
     check_keys(doc, ("schema_version", "cases"), file)
@@ -43,8 +44,7 @@ def validate(path: str | Path, kernel_tables: str = "default") -> dict:
         try:
             case = _with_dataset(case)
             sc = scenario_from_mapping(case, f"{file}: cases[{k}]")
-            if kernel_tables == "silicon":
-                sc = on_silicon_tables(sc)
+            sc = with_kernel_tables(sc, kernel_tables)
             result = estimate(sc)
         except PlannerError as err:
             skipped.append({"name": name, "reason": str(err)})
@@ -64,9 +64,10 @@ def validate(path: str | Path, kernel_tables: str = "default") -> dict:
 
 def kernel_table(sc) -> str:
     """The efficiency tables a scenario runs on, as the row names them: default.yaml (published kernel tables), then
-    each overlay by file name (a GPU's committed curves; the engine's silicon tables where the scenario asks)."""
-    files = calibration_files(sc.gpu, sc.engine.name, sc.engine.kernel_tables == "silicon",
-                              sc.engine.kernel_tables_version)
+    each overlay by file name (a GPU's committed curves; the engine's silicon tables where the scenario runs on
+    them)."""
+    silicon = uses_silicon_tables(sc)
+    files = calibration_files(sc.gpu, sc.engine.name, silicon, sc.engine.kernel_tables_version if silicon else None)
     return " + ".join(["default", *(f"{p.parent.name}/{p.stem}" if p.parent.name == "silicon" else p.stem
                                     for p in files)])
 
@@ -122,12 +123,12 @@ def _summary(errors: list[float], n_rows: int) -> dict:
 MARKDOWN_TITLE = "# Validation against published measurements"
 
 
-def markdown(report: dict, source: str, kernel_tables: str = "default", silicon: dict | None = None) -> str:
-    """The per-case table as Markdown (docs/validation.md), then (given `silicon`, the same cases' report on the
-    silicon kernel tables) the rows those tables change. Case names, sources and reasons come from the cases file,
-    so every one goes through planner.base.escape.md_text: it reads as text and never breaks its row."""
+def markdown(report: dict, source: str, kernel_tables: str | None = None, default: dict | None = None) -> str:
+    """The per-case table as Markdown (docs/validation.md), then (given `default`, the same cases' report on the
+    default kernel table alone) the rows the silicon tables change. Case names, sources and reasons come from the
+    cases file, so every one goes through planner.base.escape.md_text: it reads as text and never breaks its row."""
     s = report["summary"]
-    flag = "" if kernel_tables == "default" else f" --kernel-tables {kernel_tables}"
+    flag = "" if kernel_tables is None else f" --kernel-tables {kernel_tables}"
     lines = [
         MARKDOWN_TITLE,
         "",
@@ -143,8 +144,9 @@ def markdown(report: dict, source: str, kernel_tables: str = "default", silicon:
         "request set for its model (`profiles/datasets/`, column 'lengths from').",
         "",
         "Column 'kernel table': the efficiency tables the case ran on (profiles/calibration/: default.yaml from "
-        "published kernel results, then a GPU's committed overlay). AMD, Apple and CPU cases run on the published "
-        "curves: aiconfigurator-core has no silicon tables for them.",
+        "published kernel results, then a GPU's committed overlay, then the engine's silicon tables where "
+        "aiconfigurator-core's op tables were imported for its GPU: aggregated cases on NVIDIA GPUs). AMD, Apple "
+        "and CPU cases run on the published curves: aiconfigurator-core has no silicon tables for them.",
         "",
         "| case | metric | measured | predicted | error | bottleneck (prefill / decode) | lengths from "
         "| kernel table |",
@@ -159,37 +161,37 @@ def markdown(report: dict, source: str, kernel_tables: str = "default", silicon:
                      f"| {md_text(r.get('kernel_table') or '-')} |")
     for r in report["skipped"]:
         lines.append(f"| {md_text(r['name'])} | - | - | error: {md_text(r['reason'])} | - | - | - | - |")
-    extra = silicon_cases_section(report, silicon) if silicon is not None else []
+    extra = default_table_section(report, default) if default is not None else []
     return "\n".join(lines + extra + silicon_kernel_section()) + "\n"
 
 
-def silicon_cases_section(report: dict, silicon: dict) -> list[str]:
-    """Markdown lines: the cases whose tables `validate --kernel-tables silicon` changes, each row's error on both,
-    and the summaries on those rows and on every row (the evidence for keeping the silicon tables opt-in)."""
-    on = {(r["name"], r["metric"]): r for r in silicon["cases"]}
+def default_table_section(report: dict, default: dict) -> list[str]:
+    """Markdown lines: the cases the silicon tables change (`validate --kernel-tables default` runs them on the
+    default table alone), each row's error on both, and the summaries on those rows and on every row."""
+    on = {(r["name"], r["metric"]): r for r in default["cases"]}
     pairs = []
     for r in report["cases"]:
         x = on.get((r["name"], r["metric"]))
         if x and x["kernel_table"] != r["kernel_table"] and r["error"] is not None and x["error"] is not None:
-            pairs.append((r, x))
+            pairs.append((x, r))
     if not pairs:
         return []
-    a = _summary([abs(r["error"]) for r, _ in pairs], len(pairs))
-    b = _summary([abs(x["error"]) for _, x in pairs], len(pairs))
-    every = silicon["summary"]
-    lines = ["", "## The same cases on the silicon kernel tables (opt-in)", "",
-             f"Generated with the table above: {md_code('--kernel-tables silicon')} runs every aggregated case whose "
-             "GPU and engine have imported silicon tables (profiles/calibration/silicon/) on them "
-             f"({md_code('engine_options.kernel_tables: silicon')}). On the {len(pairs)} comparisons they change: "
-             f"median |error| {_pct(a['median_abs_error'])} -> {_pct(b['median_abs_error'])}, p90 "
-             f"{_pct(a['p90_abs_error'])} -> {_pct(b['p90_abs_error'])}; on all {every['n']} comparisons with them: "
-             f"median {_pct(every['median_abs_error'])}, p90 {_pct(every['p90_abs_error'])}. This is why a scenario "
-             "runs on the default table unless it asks (docs/silicon.md).", "",
+    a = _summary([abs(x["error"]) for x, _ in pairs], len(pairs))
+    b = _summary([abs(r["error"]) for _, r in pairs], len(pairs))
+    every = default["summary"]
+    lines = ["", "## The cases the silicon kernel tables change, on the default table alone", "",
+             f"Generated with the table above: {md_code('--kernel-tables default')} runs every case on the default "
+             f"table ({md_code('engine_options.kernel_tables: default')}), where the table above runs the aggregated "
+             "cases whose GPU and engine have imported silicon tables (profiles/calibration/silicon/) on them. On "
+             f"the {len(pairs)} comparisons they change: median |error| {_pct(a['median_abs_error'])} on the "
+             f"default table -> {_pct(b['median_abs_error'])} on the silicon tables, p90 {_pct(a['p90_abs_error'])} "
+             f"-> {_pct(b['p90_abs_error'])}; on all {every['n']} comparisons on the default table alone: median "
+             f"{_pct(every['median_abs_error'])}, p90 {_pct(every['p90_abs_error'])} (docs/silicon.md).", "",
              "| case | metric | error, default table | error, silicon tables | silicon tables |",
              "|---|---|---:|---:|---|"]
-    for r, x in pairs:
-        lines.append(f"| {md_text(r['name'])} | {md_text(r['metric'])} | {_pct(r['error'], True)} "
-                     f"| {_pct(x['error'], True)} | {md_text(x['kernel_table'])} |")
+    for x, r in pairs:
+        lines.append(f"| {md_text(r['name'])} | {md_text(r['metric'])} | {_pct(x['error'], True)} "
+                     f"| {_pct(r['error'], True)} | {md_text(r['kernel_table'])} |")
     return lines
 
 
@@ -200,7 +202,7 @@ def silicon_kernel_section() -> list[str]:
     lines = ["", "## Kernels measured on silicon (aiconfigurator-core's op tables, issue 19)", "",
              "Held-out |error| (every 5th distinct shape per table and dtype, never fitted) of the imported silicon "
              "calibrations, median / p90, beside the default table's on the same rows and leave-model-shape-out "
-             "cross-validation (docs/silicon.md says how they are fitted and why the cases above do not use them; "
+             "cross-validation (docs/silicon.md says how they are fitted; "
              "the 3,000 serving runs of the same package are in docs/silicon_serving.md, nothing fitted on them).", "",
              "| calibration | table.dtype | rows fit / held out | held out | default table "
              "| CV leave-model-shape-out | held out above the host floor (eager-timed tables) |",

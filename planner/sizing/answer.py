@@ -236,7 +236,8 @@ def table(doc: dict) -> str:
     slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items()) or "no SLO"
     lines = [f"{w['name']}: {', '.join(w['models'])}, {load} x ({t['input_len']:,} in + {t['output_len']:,} out "
              f"tokens), context {w['context_len']:,}; {slo}; {w['purchase']}; objective {w['objective']}"
-             + ("; silicon kernel tables where imported" if w.get("kernel_tables") == "silicon" else "")]
+             + ("; default kernel table only" if w.get("kernel_tables") == "default"
+                else "; silicon kernel tables where imported")]
     up = doc.get("unpriced") or {}
     if up.get("candidates"):
         lines.append(f"  unpriced: {up['candidates']:,} candidate plans had no {w['purchase']} price and were left out"

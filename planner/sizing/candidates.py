@@ -24,7 +24,7 @@ from planner.hardware.systems import System, list_systems, load_system
 from planner.model.inventory import tensor_inventory
 from planner.model.models import load_model
 from planner.model.quant import list_formats, load_format
-from planner.perf.steps import on_silicon_tables
+from planner.perf.steps import with_kernel_tables
 from planner.sizing.cost import UnitCost, unit_cost
 from planner.sizing.workload import SizingWorkload
 
@@ -89,8 +89,9 @@ class Candidate:
 
     def scenario(self, wl: SizingWorkload, replicas: int = 1, concurrency: float | None = None) -> Scenario:
         """The candidate as a checked scenario (planner.deploy.scenario.make_scenario) serving the workload's
-        traffic; with a percentile SLO the serving model checks the SLO there (planner.serving.arrivals). A workload
-        with kernel_tables: silicon runs it on the engine's silicon tables where they were imported for its GPU."""
+        traffic; with a percentile SLO the serving model checks the SLO there (planner.serving.arrivals). It runs
+        on the engine's silicon tables where they were imported for its GPU, unless the workload says
+        kernel_tables: default."""
         t, hw = wl.traffic, self.hw
         sc = make_scenario(
             self.model, weights=self.weights, kv_cache=self.kv_cache, gpu=hw.gpu,
@@ -102,7 +103,7 @@ class Candidate:
                       "concurrency": concurrency},
             slo=dict(wl.slo) or None, name=self.name, file=wl.file,
         )
-        return on_silicon_tables(sc) if wl.kernel_tables == "silicon" else sc
+        return with_kernel_tables(sc, None if wl.kernel_tables == "auto" else wl.kernel_tables)
 
 
 @cache

@@ -49,6 +49,7 @@ from planner.base.yamlio import (
     sub_mapping,
 )
 from planner.deploy.datasets import load_dataset
+from planner.deploy.engine_options import KERNEL_TABLES
 from planner.deploy.engines import load_engine
 from planner.hardware.accelerators import load_accelerator
 from planner.hardware.systems import CLASSES, load_system
@@ -138,9 +139,9 @@ class SizingWorkload:
     engines: tuple[str, ...] | None  # restrict engines; None = all that fit each class
     max_nodes: int  # largest multi-node replica of GPU servers
     prices: tuple[tuple[str, float | None, float | None], ...] = ()  # (gpu, purchase USD, USD per GPU-hour) overrides
-    # default | silicon: every plan on a GPU and engine with imported silicon kernel tables runs on them
-    # (engine_options.kernel_tables; `size --kernel-tables` overrides)
-    kernel_tables: str = "default"
+    # auto (the default) | silicon: every plan on a GPU and engine with imported silicon kernel tables runs on them;
+    # default: every plan on the default table alone (engine_options.kernel_tables; `size --kernel-tables` overrides)
+    kernel_tables: str = "auto"
 
     def price_override(self, gpu: str) -> tuple[float | None, float | None]:
         """The workload's own (purchase USD, USD per GPU-hour) for `gpu`; (None, None) when it gives none."""
@@ -230,7 +231,7 @@ def workload_from_mapping(doc: Any, file: str) -> SizingWorkload:
         max_nodes=get_number(search, "max_nodes", file, prefix="search.", default=2, integer=True, minimum=1,
                              maximum=64),
         prices=_prices(doc.get("prices"), file),
-        kernel_tables=get_choice(doc, "kernel_tables", ("default", "silicon"), file, default="default"),
+        kernel_tables=get_choice(doc, "kernel_tables", KERNEL_TABLES, file, default="auto"),
     )
 
 
