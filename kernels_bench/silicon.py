@@ -23,8 +23,8 @@ compute dtype a shape surface (`shape_by_dtype`: the speed factor over the curve
 GEMM m x width x depth, MoE rows per expert x touched experts' width x depth, MLA decode heads x bytes x context,
 MLA prefill tokens x heads-context), and per MoE kernel configuration the table ran (expert shape, expert TP, EP:
 Op.config) a factor curve over m on top of it (`config_by_dtype`, silicon_fit.fit_configs), both read by
-planner.hardware.efficiency (OpEfficiency.shape_for) and applied by the roofline to scenarios that opt in
-(engine_options.kernel_tables: silicon). Every HOLDOUT_EVERY-th distinct shape is held out;
+planner.hardware.efficiency (OpEfficiency.shape_for) and applied by the roofline to every scenario on that GPU and
+engine (engine_options.kernel_tables auto, the default). Every HOLDOUT_EVERY-th distinct shape is held out;
 the file written is the fit without them, so the held-out median and p90 |predicted/measured - 1| it reports are its
 own, beside the curves' alone, the default table's (profiles/calibration/default.yaml) on the same rows, and
 leave-model-shape-out cross-validation. Refusals as calibrate's (kernels_bench/calibration_guard.py). Writes

@@ -2,7 +2,8 @@
 
 `efficiency_for(gpu, engine, silicon)` returns the default table (published kernel measurements) overlaid with
 `profiles/calibration/<gpu>.yaml` when there is one (kernels_bench calibrate, or a committed overlay), then, when a
-scenario asks for them (engine_options.kernel_tables: silicon), with `profiles/calibration/silicon/<gpu>-<engine>.yaml`
+scenario runs on them (engine_options.kernel_tables auto, the default, where imported; planner.perf.steps
+.uses_silicon_tables), with `profiles/calibration/silicon/<gpu>-<engine>.yaml`
 (that engine's kernels measured on silicon, `kernels_bench import-silicon`) (`calibration_files`). "Theoretical"
 and "calibrated" estimates are the same code with a different table (STYLE.md habit 6).
 
