@@ -229,8 +229,7 @@ def _scenario(doc: dict):
     sc = make_scenario(doc["model"], weights=doc["weights"], kv_cache=doc["kv_cache"], gpu=hw["gpu"],
                        gpus_per_node=hw["gpus_per_node"], nodes=hw["nodes"], parallelism=doc["parallelism"],
                        engine=doc["engine"], workload=doc["workload"], name=doc["name"], file=SOURCE)
-    tables = doc.get("kernel_tables")
-    return resolve_unstated_plan(with_kernel_tables(sc, None if tables in (None, "auto") else tables))
+    return resolve_unstated_plan(with_kernel_tables(sc, doc.get("kernel_tables")))
 
 
 def plan_label(par) -> str:

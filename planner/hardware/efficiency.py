@@ -173,8 +173,16 @@ class OpEfficiency:
 
     def shape_for(self, op) -> float:
         """Speed factor of this op's shape (1 without a surface for its dtype), times its configuration's factor."""
+        factor = self.shaped(op)
+        return 1.0 if factor is None else factor
+
+    def shaped(self, op) -> float | None:
+        """shape_for's factor, or None where the op has neither a surface nor a configuration curve (the roofline
+        then times it without the surfaces' rule)."""
         surface = self.surface_for(op)
         config = self.config_curve(op) if self.config_by_dtype else None
+        if surface is None and config is None:
+            return None
         return (surface.at_op(op) if surface else 1.0) * (config.at(op.m or 1) if config else 1.0)
 
 

@@ -144,8 +144,8 @@ def time_op(op: Op, m: Machine) -> TimedOp:
     floor = e.floor_s * op.kernels
     # a silicon calibration's shape surface or kernel-configuration curve for this op (planner.perf.op_static and
     # sweep time the same ops the same way): its rule holds wherever the op has one, a factor of exactly 1 included
-    if (e.shape_by_dtype or e.config_by_dtype) and (e.surface_for(op) is not None or e.config_curve(op) is not None):
-        shape = e.shape_for(op)
+    shape = e.shaped(op) if e.shape_by_dtype or e.config_by_dtype else None
+    if shape is not None:
         # a silicon calibration's shape surface: how much faster (> 1) or slower the engine's measured kernel ran at
         # this shape than the curves give. kernels_bench/silicon_fit.py fits it on the roofline of the table's op
         # records: a GEMM table times one kernel, so a GEMM's other kernels (activation quantization, a norm) keep

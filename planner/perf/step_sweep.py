@@ -183,23 +183,21 @@ def _merged(dec: np.ndarray, pre: np.ndarray, pre_into: np.ndarray, only_pre: li
 
 
 def _shaped(timers: list[Timer], starts, t, t_c, t_m, rows, total, flops, v, floor) -> None:
-    """The ops with a silicon table's shape surface (roofline.time_op), timed in place in `t`: the ops of every
-    job that read one surface at once (the screen's plans on one GPU and engine share their surfaces)."""
-    by_surface: dict[int, list] = {}
+    """The ops with a silicon table's shape surface or configuration curve (roofline.time_op), timed in place in
+    `t`: the ops of every job that read one (surface, curve) pair at once (the screen's plans on one GPU and engine
+    share them)."""
+    groups: dict[tuple, list] = {}
     for start, timer in zip(starts, timers, strict=True):
         for i, shape, config, one, depth in timer.shapes:
-            by_surface.setdefault(id(shape), []).append((start + i, shape, config, one, depth))
-    for ops in by_surface.values():
+            groups.setdefault((id(shape), id(config)), []).append((start + i, shape, config, one, depth))
+    for ops in groups.values():
         i = np.array([op[0] for op in ops])
         one = np.array([op[3] for op in ops])[:, None]
         depth = np.array([op[4] for op in ops], dtype=float)[:, None]
         r = rows[i]
         axes = {"m": r, "depth": depth, "bytes": total[i], "width": flops[i] / (2 * r * depth),
                 "context": _context(v[i, KV_READ], v[i, KV_WRITE])}
-        factor = shape_factor(ops[0][1], None, axes) * np.ones_like(r)
-        for config in {id(op[2]): op[2] for op in ops if op[2] is not None}.values():
-            at = np.array([op[2] is config for op in ops])
-            factor[at] = factor[at] * _interp(config, np.maximum(r[at], 1.0))
+        factor = shape_factor(ops[0][1], ops[0][2], axes)
         t[i] = np.maximum(np.maximum(np.maximum(t_c[i], t_m[i]), one) / factor, floor[i, None] - one)
 
 

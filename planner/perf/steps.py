@@ -166,7 +166,8 @@ def on_default_table(sc: Scenario) -> Scenario:
 
 
 def with_kernel_tables(sc: Scenario, tables: str | None) -> Scenario:
-    """The scenario on the tables a command's --kernel-tables names (None: as the scenario states them)."""
+    """The scenario on the tables a command's --kernel-tables (or a workload's kernel_tables) names: silicon or
+    default; None or auto: as the scenario states them."""
     if tables == "silicon":
         return on_silicon_tables(sc)
     return on_default_table(sc) if tables == "default" else sc

@@ -103,7 +103,7 @@ class Candidate:
                       "concurrency": concurrency},
             slo=dict(wl.slo) or None, name=self.name, file=wl.file,
         )
-        return with_kernel_tables(sc, None if wl.kernel_tables == "auto" else wl.kernel_tables)
+        return with_kernel_tables(sc, wl.kernel_tables)
 
 
 @cache
