@@ -38,7 +38,7 @@ from kernels_bench.calibration_guard import HEADER, check_fit, timing, write_cal
 from kernels_bench.devices import Device, accelerator_for
 from planner.base.errors import PlannerError
 from planner.base.store import ROOT, Store, store_path
-from planner.hardware.efficiency import CAL_DIR, Curve, Efficiency, OpEfficiency, efficiency_for
+from planner.hardware.efficiency import CAL_DIR, Curve, Efficiency, OpEfficiency, efficiency_for, forget_tables
 from planner.perf.roofline import time_op
 
 LAYER_OPS = ("mla_decode", "mla_prefill", "moe")
@@ -365,7 +365,7 @@ def _calibrate(args, device: Device, run_suite, store: Store) -> dict:
             raise PlannerError(f"cannot create the folder: {err.strerror}", file=str(path.parent),
                                field="--out") from None
         write_calibration(path, header + yaml.safe_dump(doc, sort_keys=False, width=120))
-        efficiency_for.cache_clear()
+        forget_tables()
     return summary | {"written": written,
                       "by_kind_holdout_median_abs_error": {k: round(_pct(v, 0.5), 4) for k, v in by_kind.items()},
                       "train_median_abs_error": doc["fit"]["train_median_abs_error"],

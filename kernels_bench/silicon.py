@@ -69,7 +69,7 @@ from kernels_bench.silicon_tables import (  # noqa: F401  (the table side, re-ex
 )
 from planner.base.errors import PlannerError
 from planner.hardware.accelerators import load_accelerator
-from planner.hardware.efficiency import SILICON_DIR, Efficiency, efficiency_for
+from planner.hardware.efficiency import SILICON_DIR, Efficiency, efficiency_for, forget_tables
 
 # MXFP4 rows fit their surface only, never a curve: over the curves the table's plain dtypes fit, or the default
 # table's where it has none (curves fitted from w4a8_mxfp4_mxfp8 rows alone would time DeepSeek's FP8 / NVFP4 experts
@@ -268,7 +268,7 @@ def import_silicon(args) -> dict:
               "\n# speed factors on a grid of op-record variables (planner.hardware.efficiency.Surface), the roofline"
               "\n# time divided by them.\n")
     write_calibration(path, header + yaml.safe_dump(doc, sort_keys=False, width=120, default_flow_style=None))
-    efficiency_for.cache_clear()
+    forget_tables()
     return {"device": name, "file": _rel(path), "n_fit": doc["fit"]["n_fit"], "n_holdout": len(held),
             "holdout_median_abs_error": doc["fit"]["holdout_median_abs_error"],
             "holdout_p90_abs_error": doc["fit"]["holdout_p90_abs_error"],

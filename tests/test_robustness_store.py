@@ -33,7 +33,7 @@ from kernels_bench import plan
 from kernels_bench.devices import accelerator_for, select_device
 from kernels_bench.suites import cases_for
 from planner.base.store import Store
-from planner.hardware.efficiency import efficiency_for
+from planner.hardware.efficiency import efficiency_for, forget_tables
 from tests.test_robustness_bench import CEILINGS, ENV, MOE_BF16, TINY, _ok_cases, earlier_run, one_error_line, rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,7 +227,7 @@ def test_refused_calibration_leaves_the_kimi_estimate_unchanged(tmp_path, capsys
     monkeypatch.setattr(cal, "CAL_DIR", cal_dir)
 
     def estimate() -> str:
-        efficiency_for.cache_clear()
+        forget_tables()
         assert planner_main(["estimate", str(KIMI), "--json"]) == 0
         return capsys.readouterr().out
 

@@ -18,6 +18,7 @@ import math
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from planner.base.errors import PlannerError
@@ -336,7 +337,19 @@ def silicon_file(gpu: str | None, engine: str | None, version: str | None = None
     (kernels_bench import-silicon: each table dtype from the newest engine version holding it), or with `version`
     <gpu>-<engine>@<version>.yaml (import-silicon --version: that version's tables alone); else None."""
     path = SILICON_DIR / (f"{gpu}-{engine}.yaml" if version is None else f"{gpu}-{engine}@{version}.yaml")
-    return path if gpu and engine and path.is_file() else None
+    return path if gpu and engine and _is_file(path) else None
+
+
+@lru_cache(maxsize=1024)
+def _is_file(path: Path) -> bool:
+    """Path.is_file, remembered: a sizing search asks once or twice per plan (forget_tables when a file is written)."""
+    return path.is_file()
+
+
+def forget_tables() -> None:
+    """Drop what this process read of the calibration files (after a command writes one)."""
+    efficiency_for.cache_clear()
+    _is_file.cache_clear()
 
 
 def silicon_versions(gpu: str | None, engine: str | None) -> list[str]:
