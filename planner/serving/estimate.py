@@ -36,7 +36,9 @@ METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_g
            "e2e_latency_ms")
 
 
-def estimate(sc: Scenario) -> dict:
+def estimate(sc: Scenario, curve: bool = True) -> dict:
+    """The `estimate --json` document of a scenario (CONTRACT.md); `curve` False leaves `throughput_curve` empty
+    (serve_metrics: callers that read the metrics alone)."""
     if sc.disaggregation is not None:  # prefill and decode pools (planner.serving.disagg_estimate)
         return estimate_disaggregated(sc)
     sc, assumptions = resolve_unstated_plan(sc)
@@ -55,7 +57,7 @@ def estimate(sc: Scenario) -> dict:
     simulation = None
     if mem.fits:
         try:
-            computed, bottleneck, curve = serve_metrics(sc, mem, info=serving)
+            computed, bottleneck, curve = serve_metrics(sc, mem, info=serving, curve=curve)
             metrics.update(computed)
             if simulated(sc):
                 assumptions = list(assumptions)

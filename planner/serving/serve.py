@@ -172,9 +172,11 @@ def max_running(sc: Scenario, mem: MemoryReport) -> float:
 
 
 def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
-                  info: dict | None = None) -> tuple[dict, dict, list]:
+                  info: dict | None = None, curve: bool = True) -> tuple[dict, dict, list]:
     """Metrics, bottlenecks and throughput curve; `steady` serves `concurrency` as steady state, not waves.
-    `info`, when given, receives how the load was served (mode, sequences per engine group, waves, queueing)."""
+    `info`, when given, receives how the load was served (mode, sequences per engine group, waves, queueing).
+    `curve` False leaves the throughput curve out (an empty list: a caller that reads the metrics alone, such as
+    the silicon validation and sizing's plan lines, skips its dozen decode steps)."""
     info = {} if info is None else info
     wl, par = sc.workload, sc.parallelism
     tps = tokens_per_step(sc)
@@ -193,7 +195,7 @@ def serve_metrics(sc: Scenario, mem: MemoryReport, steady: bool = False,
                        ttft_ms=1e3 * max(ttft, step.seconds))
         bottleneck["prefill"] = step.bottleneck
         return metrics, bottleneck, []
-    curve = throughput_curve(sc, mem)
+    curve = throughput_curve(sc, mem) if curve else []
     new_prompt = wl.new_prompt_len
     e2e = None  # mean request latency where the serving picture gives it directly
     if wl.phase == "decode":

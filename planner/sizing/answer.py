@@ -58,7 +58,7 @@ def plan_dict(row, rank: int, wl) -> dict:
     r_op = row.extra.get("running_op") or running_for(sc, row.cap, t.output_tokens_per_s / row.replicas)
     dep = build(cand, wl, replicas=row.replicas, concurrency=r_op * g * row.replicas)
     # production traffic arrives at random times: steady state (per-GPU memory is that of one replica)
-    metrics, bottleneck, _ = serve_metrics(dep, row.mem, steady=True)
+    metrics, bottleneck, _ = serve_metrics(dep, row.mem, steady=True, curve=False)
     out_served = metrics["system_output_tokens_per_s"] if users is not None else t.output_tokens_per_s
     req = out_served / t.output_len
     in_served = req * t.input_len
