@@ -21,7 +21,8 @@ import numpy as np
 
 from kernels_bench import plan
 from kernels_bench.calibrate import _pct
-from planner.hardware.efficiency import Curve, Efficiency, Surface, shape_axis
+from planner.hardware.efficiency import Curve, Efficiency
+from planner.hardware.surface import Surface, shape_axis
 from planner.perf.roofline import time_op
 
 # shape variables per op kind (planner.hardware.efficiency.SHAPE_AXES) and knots per variable

@@ -12,7 +12,8 @@ import yaml
 from kernels_bench import silicon_fit
 from planner.base.errors import PlannerError
 from planner.hardware.accelerators import load_accelerator
-from planner.hardware.efficiency import CAL_DIR, Surface, _read, efficiency_for, read_surface, shape_axis
+from planner.hardware.efficiency import CAL_DIR, _read, efficiency_for, read_surface
+from planner.hardware.surface import Surface, shape_axis
 from planner.perf.op_record import _gemm
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from planner.base.errors import PlannerError
 from planner.base.yamlio import PROFILES, check_keys, get_number, load_document, require_mapping
 from planner.hardware.allreduce import AllReduceTable, read_allreduce
+from planner.hardware.surface import SHAPE_AXES, Surface
 
 CAL_DIR = PROFILES / "calibration"
 OP_KINDS = ("gemm", "grouped_gemm", "attention_decode", "attention_prefill", "elementwise", "cpu_experts")
@@ -38,12 +39,6 @@ DTYPES = ("fp4", "fp8", "int8", "int4", "bf16", "fp16")
 # OAI Triton matmul_ogs / Marlin MXFP4, SGLang's Triton kernels; the records compute in bf16, which takes the int4
 # curve as INT4 W4A16 does), MXFP8 x MXFP4 (W4A8) on the fp4 curve on Blackwell (FlashInfer / TRT-LLM kernels)
 SURFACE_VARIANTS = {"fp8_tensor": "fp8", "fp8_kv": "bf16", "mxfp4_w4a16": "int4", "mxfp4": "fp4"}
-# shape variables a surface may use, each read off a planner.perf.op_record.Op (duck-typed: this floor does not
-# import planner.perf): m = GEMM rows (rows per expert for grouped GEMMs, query rows for attention), depth = reduction
-# depth K (1 when the op has none), width = FLOP / (2 m depth) (a GEMM's output columns on this GPU; the touched
-# experts' columns together for a grouped GEMM; heads x context for attention), bytes = bytes moved, context = KV
-# bytes read / written (tokens of context per new token: a decode step's context length)
-SHAPE_AXES = ("m", "depth", "width", "bytes", "context")
 COMM_KEYS = ("allreduce_latency_s", "allreduce_latency_cross_node_s", "allreduce_busbw_fraction",
              "alltoall_latency_s", "alltoall_nvlink_fraction", "rdma_bytes_per_s_per_gpu", "pcie_fraction")
 # a calibration's measured all-reduce inside one node, {GPUs: [[message bytes, seconds], ...]}
@@ -102,44 +97,6 @@ def padded(curve: Curve) -> Curve:
             keep.append(a)
     keep.append(env[-1])
     return Curve(tuple((float(f"{m:.6g}"), f) for m, f in keep))
-
-
-def shape_axis(op, axis: str) -> float:
-    """The value of one SHAPE_AXES variable for an op record, at least 1."""
-    m, depth = max(op.m or 1, 1), max(op.depth or 1.0, 1.0)
-    value = {"m": m, "depth": depth, "width": op.flops / (2 * m * depth) if op.flops else 1.0, "bytes": op.bytes,
-             "context": op.kv_read_bytes / op.kv_write_bytes if op.kv_write_bytes else 1.0}[axis]
-    return max(float(value), 1.0)
-
-
-@dataclass(frozen=True)
-class Surface:
-    """A factor over a grid of shape variables: multilinear in log(variable) between knots, geometric in the factor
-    (linear in its log), held flat beyond the outer knots."""
-
-    axes: tuple[str, ...]  # SHAPE_AXES names
-    knots: tuple[tuple[float, ...], ...]  # per axis, ascending
-    factors: tuple[float, ...]  # row-major over the knots (last axis fastest)
-
-    def at(self, values: tuple[float, ...]) -> float:
-        corners = [(0, 1.0)]
-        stride = 1
-        for knots, v in zip(reversed(self.knots), reversed(values), strict=True):
-            if len(knots) == 1 or v <= knots[0]:
-                i, f = 0, 0.0
-            elif v >= knots[-1]:
-                i, f = len(knots) - 2, 1.0
-            else:
-                i = next(j for j in range(len(knots) - 1) if knots[j] <= v <= knots[j + 1])
-                f = (math.log(v) - math.log(knots[i])) / (math.log(knots[i + 1]) - math.log(knots[i]))
-            nxt = [(c + i * stride, w * (1 - f)) for c, w in corners]
-            if len(knots) > 1:
-                nxt += [(c + (i + 1) * stride, w * f) for c, w in corners if f > 0]
-            corners, stride = nxt, stride * len(knots)
-        return math.exp(sum(w * math.log(self.factors[c]) for c, w in corners))
-
-    def at_op(self, op) -> float:
-        return self.at(tuple(shape_axis(op, a) for a in self.axes))
 
 
 @dataclass(frozen=True)
