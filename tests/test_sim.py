@@ -383,3 +383,29 @@ def test_without_chunked_prefill_a_prompt_is_scheduled_whole_or_waits():
     with pytest.raises(PlannerError, match="expected true or false") as err:
         apply_engine_options(base.engine, {"chunked_prefill": "no"}, "mine.yaml")
     assert err.value.field == "engine_options.chunked_prefill"
+
+
+def test_sglang_mixed_chunk_option_puts_prompt_chunks_into_decode_steps():
+    """engine_options.mixed_chunk true (SGLang --enable-mixed-chunk, python/sglang/srt/managers/scheduler.py: the
+    running decode requests join the prefill batch, their tokens counted against the chunk budget) runs a prompt's
+    tokens inside a decode step instead of a prefill step of its own: the longest gap between two tokens of a
+    decoding request is one mixed step, shorter than a prefill step plus a decode step. Non-booleans are a one-line
+    error naming the field."""
+    from planner.base.errors import PlannerError
+    from planner.deploy.engine_options import apply_engine_options
+
+    base = _sc("sglang", concurrency=4, inp=2048, out=64)
+    mem = memory_report(base)
+    client = Client(12, Lengths(2048, "uniform", range_ratio=0.5), Lengths(64, "uniform", range_ratio=0.5),
+                    concurrency=4)
+
+    def run(mixed: bool):
+        eng = apply_engine_options(base.engine, {"mixed_chunk": mixed, "request_ingest_s": 0.0}, "t.yaml")
+        assert eng.mixed_chunk is mixed
+        return simulate(replace(base, engine=eng), mem, client)
+
+    apart, mixed = run(False), run(True)
+    assert float(np.max(mixed.itl_gap_s)) < float(np.max(apart.itl_gap_s))
+    with pytest.raises(PlannerError, match="expected true or false") as err:
+        apply_engine_options(base.engine, {"mixed_chunk": "yes"}, "mine.yaml")
+    assert err.value.field == "engine_options.mixed_chunk"

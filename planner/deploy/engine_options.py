@@ -22,7 +22,7 @@ ENGINE_OPTION_KEYS = ("memory_fraction", "max_batched_tokens", "max_num_seqs", "
                       "kernel_tables",
                       "kernel_tables_version", "request_ingest_s", "api_server_count",
                       "scheduler_recv_interval", "batch_wait_timeout_iters", "batch_wait_max_tokens_ratio",
-                      "attention_dp_balance", "chunked_prefill", "overlap_schedule")
+                      "attention_dp_balance", "chunked_prefill", "overlap_schedule", "mixed_chunk")
 # TensorRT-LLM AttentionDpConfig defaults (tensorrt_llm/llmapi/llm_args.py): timeout_iters 50, batching_wait_iters 10
 ADP_BALANCE_DEFAULTS = {"timeout_iters": 50, "batching_wait_iters": 10}
 KERNEL_TABLES = ("auto", "default", "silicon")  # Engine.kernel_tables
@@ -107,11 +107,12 @@ def apply_engine_options(engine: Engine, opts: Mapping, file: str) -> Engine:
     # TensorRT-LLM enable_chunked_prefill (SGLang --chunked-prefill-size -1: off); overlap_schedule: TensorRT-LLM
     # disable_overlap_scheduler, SGLang --disable-overlap-schedule (true: off); enforce_eager: no CUDA graph and no
     # compiled step, each op launched from Python at the engine's eager_* host cost per op-record kernel
-    flags = {key: opts.get(key) for key in ("chunked_prefill", "overlap_schedule", "enforce_eager")}
+    flags = {key: opts.get(key) for key in ("chunked_prefill", "overlap_schedule", "enforce_eager", "mixed_chunk")}
     for key, value in flags.items():
         if value is not None and not isinstance(value, bool):
             raise PlannerError("expected true or false", file=file, field=f"{pre}{key}")
-    changes.update({key: flags[key] for key in ("chunked_prefill", "overlap_schedule") if flags[key] is not None})
+    changes.update({key: flags[key] for key in ("chunked_prefill", "overlap_schedule", "mixed_chunk")
+                    if flags[key] is not None})
     if flags["enforce_eager"]:  # vLLM --enforce-eager, SGLang --disable-cuda-graph: every step op by op
         changes.update(cuda_graph_max_batch=0, graph_prefill_tokens=0, compiled_steps=False)
     if balance is not None:
