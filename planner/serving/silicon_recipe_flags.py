@@ -125,6 +125,21 @@ SGLANG_MEMORY = {
 # requests stayed in waves; what holds them together is not known (issue 18 note)
 AIC_TRT_CONFIG = {"max_num_tokens": "bs + ISL + 1500", "enable_chunked_prefill": False,
                   "cuda_graph_batch_sizes": "1..bs", "free_gpu_memory_fraction": 0.80}
+# The same generator's SGLang and vLLM workers (generator/rule_plugin/benchmark/{sglang,vllm}.rule, mapped by
+# generator/config/backend_config_mapping.yaml @095f58a5): SGLang --max-prefill-tokens ISL + 1500 (since 95ddf241,
+# 2025-12-04), --enable-mixed-chunk for aggregated workers (fa895ffb / 07a37792, 2026-01-19; engine_options
+# mixed_chunk), --max-running-requests bs, --cuda-graph-bs 1..bs; vLLM --max-num-batched-tokens bs + ISL + 1500,
+# --max-num-seqs bs, --cudagraph-capture-sizes 1..bs. RECORDED, NOT APPLIED (session 26, silicon tables): on the 154
+# aggregated SGLang rows of the harness TTFT bias goes from -0.25..+0.04 to -0.74..-0.89 per concurrency band (all
+# runs over 60%: 376 -> 457); on the 145 vLLM rows -0.16..-0.42 -> -0.49..-0.53 (376 -> 375). Like TensorRT-LLM's,
+# the smaller budgets let the simulated closed loop drift apart, each prompt prefilling nearly alone, while these
+# runs measure TTFT as if a round's requests arrived together: Qwen3-32B TRT-LLM TP1 H100 at concurrency 8 measures
+# 506 / 1,124 ms at 2K / 4K prompts, (8 + 1) / 2 one-prompt steps of that budget (526 / 1,062 ms at the simulated
+# 117 / 236 ms per step). Whether aiperf or Dynamo's frontend brings a round's requests in together is not known
+AIC_GENERATED = {"sglang": {"max_prefill_tokens": "ISL + 1500", "enable_mixed_chunk": True,
+                            "max_running_requests": "bs", "cuda_graph_bs": "1..bs"},
+                 "vllm": {"max_num_batched_tokens": "bs + ISL + 1500", "max_num_seqs": "bs",
+                          "cudagraph_capture_sizes": "1..bs"}}
 
 # InferenceMAX's vLLM recipes for Kimi-K2.5 launch `vllm serve --tensor-parallel-size=$TP` with neither
 # --enable-expert-parallel nor --data-parallel-size on every commit checked (benchmarks/single_node/

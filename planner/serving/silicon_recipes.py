@@ -31,7 +31,7 @@ RANGE_RATIO = 0.8
 # stays in waves where the engine keeps them. Dynamo's frontend (Rust HTTP server and tokenizer) takes the requests
 # in, not the engine's Python API server: request_ingest_s 0 (its own per-request cost is not modelled)
 AIC_HARNESS = "aic-auto-gap-analysis"
-AIC_ROUNDS = 20  # (its generated TensorRT-LLM engine configuration: silicon_recipe_flags.AIC_TRT_CONFIG, not applied)
+AIC_ROUNDS = 20  # (its generated engine configurations, not applied: silicon_recipe_flags.AIC_*)
 # vLLM defaults that changed at a release (the engine profile models the newer), with the value rows of earlier
 # releases run: async scheduling (SchedulerConfig.async_scheduling None -> on unless incompatible; overlap_schedule)
 # from 0.14, vllm-project/vllm #27614 "[Core] Enable async scheduling by default" merged in the week to 2026-01-02,
