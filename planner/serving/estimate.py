@@ -36,9 +36,11 @@ METRICS = ("prefill_tokens_per_s_per_gpu", "ttft_ms", "decode_tokens_per_s_per_g
            "e2e_latency_ms")
 
 
-def estimate(sc: Scenario, curve: bool = True) -> dict:
-    """The `estimate --json` document of a scenario (CONTRACT.md); `curve` False leaves `throughput_curve` empty
-    (serve_metrics: callers that read the metrics alone)."""
+def estimate(sc: Scenario, metrics_only: bool = False) -> dict:
+    """The `estimate --json` document of a scenario (CONTRACT.md). `metrics_only`, for a caller that reads the metrics
+    alone (the silicon validation's thousands of runs): no throughput curve, and where the simulator runs, the closed
+    forms (`serving`, `bottleneck` and the metrics the simulation does not give) only where it hands TPOT back to
+    them (HELD_SHARE_CLOSED_FORM); its TTFT and TPOT are those of the full document."""
     if sc.disaggregation is not None:  # prefill and decode pools (planner.serving.disagg_estimate)
         return estimate_disaggregated(sc)
     sc, assumptions = resolve_unstated_plan(sc)
@@ -57,11 +59,16 @@ def estimate(sc: Scenario, curve: bool = True) -> dict:
     simulation = None
     if mem.fits:
         try:
-            computed, bottleneck, curve = serve_metrics(sc, mem, info=serving, curve=curve)
-            metrics.update(computed)
-            if simulated(sc):
+            if metrics_only and simulated(sc):
                 assumptions = list(assumptions)
-                simulation = _simulate(sc, mem, metrics, assumptions)
+                simulation = _simulate(sc, mem, metrics, assumptions,
+                                       closed=lambda: serve_metrics(sc, mem, info=serving, curve=False)[0])
+            else:
+                computed, bottleneck, curve = serve_metrics(sc, mem, info=serving, curve=not metrics_only)
+                metrics.update(computed)
+                if simulated(sc):
+                    assumptions = list(assumptions)
+                    simulation = _simulate(sc, mem, metrics, assumptions)
             assumptions = [*assumptions, *kernel_notes(sc)]
         except PlannerError as err:  # e.g. a GPU profile that publishes no tensor-core peaks: memory still answers
             assumptions = [*assumptions, f"speed not estimated: {err}"]
@@ -120,12 +127,16 @@ def simulated(sc: Scenario) -> bool:
     return wl.phase == "serve" and (bool(wl.concurrency) or wl.request_rate is not None) and not wl.batch_per_gpu
 
 
-def _simulate(sc: Scenario, mem, metrics: dict, assumptions: list) -> dict:
-    """Simulate the scenario's benchmark client; update `metrics` with the run's; the `simulation` block."""
+def _simulate(sc: Scenario, mem, metrics: dict, assumptions: list, closed=None) -> dict:
+    """Simulate the scenario's benchmark client; update `metrics` with the run's; the `simulation` block. `closed`:
+    the closed-form metrics when `metrics` does not hold them yet (estimate's metrics_only), asked for only where
+    the run hands TPOT back to them."""
     client = client_for(sc)
     res = simulate(sc, mem, client)
     sim, dist = res.metrics(), res.distributions()
     if res.held_share > HELD_SHARE_CLOSED_FORM:
+        if closed is not None:
+            metrics.update(closed())
         sim = {k: v for k, v in sim.items() if not k.startswith(("tpot_", "itl_", "output_tokens_per_s_per_user"))}
         dist = {k: v for k, v in dist.items() if not k.startswith(("tpot_", "itl_"))}
         assumptions.append(f"the API server's intake held first tokens for {res.held_share:.0%} of the requests' "

@@ -339,7 +339,7 @@ def cases(df: pd.DataFrame, file: str = "<silicon>") -> tuple[list[Case], list[d
 
 def evaluate(case: Case) -> dict:
     """Estimate one case: predicted and measured TTFT and TPOT with their errors."""
-    r = estimate(case.scenario, curve=False)  # the metrics alone: no throughput curve
+    r = estimate(case.scenario, metrics_only=True)
     m = r["metrics"]
     row = {"id": case.id, **case.labels, "fits": r["fits"], "reason": r["reason"],
            "ttft_ms": case.ttft_ms, "tpot_ms": case.tpot_ms,
