@@ -92,9 +92,29 @@ def test_errors_are_computed_and_grouped(doc):
     assert "aiconfigurator_core" not in sys.modules
 
 
+def test_ttft_misses_count_every_aggregated_run_beyond_the_p90_bound(doc):
+    """`ttft_misses` counts each aggregated run whose TTFT error passes +-60% once, under or over, in its
+    deployment's row (model, GPU, engine version, client), most first; disaggregated runs are left out. A made-up
+    set of rows pins the counting and the order."""
+    from planner.serving.silicon_report import misses
+
+    agg = [r for r in doc["cases"] if r["fits"] and r["ttft_error"] is not None and r["mode"] == "agg"]
+    found = doc["ttft_misses"]
+    assert sum(m["under"] + m["over"] for m in found) == sum(abs(r["ttft_error"]) > 0.6 for r in agg)
+    assert all(m["under"] + m["over"] <= m["n"] for m in found)
+    base = {"model": "m", "gpu": "g", "version": "v", "client": "c", "mode": "agg"}
+    rows = ([{**base, "ttft_error": e} for e in (-0.9, -0.7, 0.1, 2.0)]
+            + [{**base, "model": "k", "ttft_error": e} for e in (0.7, 0.5)]
+            + [{**base, "model": "z", "mode": "disagg", "ttft_error": 5.0}, {**base, "model": "q", "ttft_error": 0.6}])
+    got = misses(rows)
+    assert [(m["model"], m["n"], m["under"], m["over"]) for m in got] == [("m", 4, 2, 1), ("k", 2, 0, 1)]
+    assert got[0]["ttft_median_error"] == pytest.approx(-0.3)
+
+
 def test_markdown_and_cli(doc, tmp_path, capsys):
     text = markdown(doc, "python -m planner silicon x.csv --markdown out.md")
     assert is_markdown(text.encode()) and "## By model" in text and "## Rows not evaluated" in text
+    assert "## Where TTFT misses by more than 60%" in text
     out = tmp_path / "silicon.md"
     assert main(["silicon", str(FIXTURE), "--json", "--markdown", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
