@@ -409,3 +409,20 @@ def test_sglang_mixed_chunk_option_puts_prompt_chunks_into_decode_steps():
     with pytest.raises(PlannerError, match="expected true or false") as err:
         apply_engine_options(base.engine, {"mixed_chunk": "yes"}, "mine.yaml")
     assert err.value.field == "engine_options.mixed_chunk"
+
+
+@pytest.mark.parametrize("workload", [{"concurrency": 8, "input_len": 1024, "output_len": 64},
+                                      {"request_rate": float("inf"), "num_prompts": 400, "input_len": 128,
+                                       "output_len": 4}])
+def test_metrics_only_estimate_gives_the_full_estimates_latencies(workload):
+    """estimate(metrics_only=True), the silicon validation's call, runs the closed forms only where the simulation
+    hands TPOT back to them (a burst the API server holds: the second workload) and leaves the throughput curve out;
+    its TTFT and TPOT, means and percentiles, are the full document's."""
+    sc = make_scenario("deepseek-r1", weights="fp8-block128", gpu="h200-sxm", gpus_per_node=8, engine="vllm",
+                       parallelism={"tp": 8}, workload={"phase": "serve", **workload})
+    full, lean = estimate(sc), estimate(sc, metrics_only=True)
+    assert full["throughput_curve"] and not lean["throughput_curve"]
+    keys = [k for k in full["metrics"] if k.startswith(("ttft", "tpot"))]
+    assert len(keys) > 4 and all(lean["metrics"][k] == full["metrics"][k] for k in keys)
+    held = any("intake held first tokens" in a for a in full["assumptions"])
+    assert held == ("request_rate" in workload)

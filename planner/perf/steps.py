@@ -229,7 +229,7 @@ def kernel_notes(sc: Scenario) -> list[str]:
             f"efficiency (profiles/engines/{sc.engine.name}.yaml tp_moe_kernel) replaces the grouped-GEMM table"]
 
 
-@lru_cache(maxsize=1024)  # a whole-catalog search asks for ~200 (GPU x engine x kernel choices): a
+@lru_cache(maxsize=1024)  # a whole-catalog search asks for ~200 (GPU x engine x kernel choices); 64 evicted them
 def _with_moe_curves(gpu: str | None, engine: str, tp_moe: tuple, w4a16: bool, deepgemm: bool = False,
                      silicon: bool = False, variants: tuple = (), version: str | None = None):
     """`deepgemm`: expert-parallel deployments run DeepGEMM-class grouped GEMMs (DeepEP), not the fused-MoE kernel
