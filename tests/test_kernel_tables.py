@@ -104,3 +104,20 @@ def test_fp4_gemms_reach_a_lower_fraction_of_their_peak_than_fp8():
         speedup = time_op(fp8, m).seconds / time_op(fp4, m).seconds
         assert (1.0 if rows >= 1024 else 0.5) < speedup < (2.0 if rows >= 1024 else 1.2), (rows, speedup)
     assert m.eff.ops["gemm"].compute_for("fp4").at(256) < m.eff.ops["gemm"].compute_for("fp4").at(4096)
+
+
+def test_silicon_file_checks_are_remembered_until_forget_tables(tmp_path, monkeypatch):
+    """silicon_file remembers whether a table exists (a sizing search asks once or twice per plan); a table written
+    later is seen once forget_tables drops what the process read, as import-silicon and calibrate do after writing."""
+    import planner.hardware.efficiency as eff
+
+    monkeypatch.setattr(eff, "SILICON_DIR", tmp_path)
+    eff.forget_tables()
+    try:
+        assert eff.silicon_file("h200-sxm", "vllm") is None
+        (tmp_path / "h200-sxm-vllm.yaml").write_text("device: h200-sxm\n")
+        assert eff.silicon_file("h200-sxm", "vllm") is None  # remembered
+        eff.forget_tables()
+        assert eff.silicon_file("h200-sxm", "vllm") == tmp_path / "h200-sxm-vllm.yaml"
+    finally:
+        eff.forget_tables()
