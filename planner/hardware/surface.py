@@ -8,6 +8,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
+
 # shape variables a surface may use, each read off a planner.perf.op_record.Op (duck-typed: this floor does not
 # import planner.perf): m = GEMM rows (rows per expert for grouped GEMMs, query rows for attention), depth = reduction
 # depth K (1 when the op has none), width = FLOP / (2 m depth) (a GEMM's output columns on this GPU; the touched
@@ -50,6 +52,14 @@ class Surface:
         """log of every knot (per axis, last axis first, as `at` walks them) and of every factor, taken once."""
         return (tuple(tuple(math.log(k) for k in knots) for knots in reversed(self.knots)),
                 tuple(math.log(x) for x in self.factors))
+
+    @cached_property
+    def log_arrays(self) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+        """The same over arrays (planner.perf.sweep._surface): log factors (flat, row-major), log knots per axis in
+        axis order, and each axis' stride in the flat factors."""
+        sizes = [len(k) for k in self.knots]
+        return (np.log(np.asarray(self.factors, dtype=float)), [np.log(np.asarray(k, dtype=float)) for k in self.knots],
+                [int(np.prod(sizes[a + 1:])) for a in range(len(sizes))])
 
     def at(self, values: tuple[float, ...]) -> float:
         log_knots, log_factors = self._logs

@@ -181,7 +181,7 @@ def _surface(surface, values: list) -> np.ndarray:
     """planner.hardware.efficiency.Surface.at over arrays: multilinear in log(value) between knots, geometric in the
     factor, flat beyond the outer knots. The corners are indices into the flat (row-major) factors, taken in the
     order Surface.at sums them."""
-    logf, logk, strides = _surface_arrays(surface)
+    logf, logk, strides = surface.log_arrays
     corners = [(0, 1.0)]
     for lk, stride, v in zip(logk, strides, values, strict=True):
         if len(lk) == 1:
@@ -193,23 +193,6 @@ def _surface(surface, values: list) -> np.ndarray:
         at = i * stride
         corners = [c for idx, w in corners for c in ((idx + at, w * (1 - f)), (idx + at + stride, w * f))]
     return np.exp(sum(w * logf[idx] for idx, w in corners))
-
-
-_SURFACES: dict[int, tuple] = {}  # id(surface) -> (surface, log factors, log knots per axis, strides)
-
-
-def _surface_arrays(surface) -> tuple:
-    """A Surface's log factors (flat, row-major), log knots per axis and each axis' stride, computed once per
-    surface (the screen asks tens of thousands of times)."""
-    hit = _SURFACES.get(id(surface))
-    if hit is None or hit[0] is not surface:
-        if len(_SURFACES) >= KNOTS_MAX:
-            _SURFACES.clear()
-        sizes = [len(k) for k in surface.knots]
-        strides = [int(np.prod(sizes[a + 1:])) for a in range(len(sizes))]
-        hit = _SURFACES[id(surface)] = (surface, np.log(np.asarray(surface.factors, dtype=float)),
-                                        [np.log(np.asarray(k, dtype=float)) for k in surface.knots], strides)
-    return hit[1:]
 
 
 _KNOTS: dict[int, tuple] = {}  # id(curve) -> (curve, log m, fractions): the curve held so its id stays its own
