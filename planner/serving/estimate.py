@@ -59,16 +59,14 @@ def estimate(sc: Scenario, metrics_only: bool = False) -> dict:
     simulation = None
     if mem.fits:
         try:
-            if metrics_only and simulated(sc):
-                assumptions = list(assumptions)
-                simulation = _simulate(sc, mem, metrics, assumptions,
-                                       closed=lambda: serve_metrics(sc, mem, info=serving, curve=False)[0])
-            else:
+            lean = metrics_only and simulated(sc)  # the closed forms only if the simulation hands TPOT back
+            if not lean:
                 computed, bottleneck, curve = serve_metrics(sc, mem, info=serving, curve=not metrics_only)
                 metrics.update(computed)
-                if simulated(sc):
-                    assumptions = list(assumptions)
-                    simulation = _simulate(sc, mem, metrics, assumptions)
+            if simulated(sc):
+                assumptions = list(assumptions)
+                simulation = _simulate(sc, mem, metrics, assumptions, closed=(
+                    lambda: serve_metrics(sc, mem, info=serving, curve=False)[0]) if lean else None)
             assumptions = [*assumptions, *kernel_notes(sc)]
         except PlannerError as err:  # e.g. a GPU profile that publishes no tensor-core peaks: memory still answers
             assumptions = [*assumptions, f"speed not estimated: {err}"]
